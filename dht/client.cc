@@ -1,0 +1,200 @@
+#include "dht/client.h"
+
+namespace ringstore {
+
+Client::Client(ClientOptions options, Clock& clock, Transport& transport, Random& random)
+    : options_(std::move(options)), clock_(clock), transport_(transport), random_(random), hlc_(clock) {
+  transport_.SetHandler(this);
+}
+
+Client::~Client() {
+  if (sweep_armed_) clock_.Cancel(sweep_timer_);
+  transport_.SetHandler(nullptr);
+  if (have_conn_) transport_.Close(conn_);
+}
+
+void Client::Connect(const std::string& address, std::function<void(Status)> done) {
+  address_ = address;
+  conn_ = transport_.Connect(address);
+  have_conn_ = true;
+  Hello hello;
+  hello.cluster_id = options_.cluster_id;
+  hello.features = {"txn", "pipelining"};
+  const uint64_t rid = next_rid_++;
+  Call(EncodeHello(Kind::kHello, rid, hello), rid, options_.connect_timeout,
+       [this, done = std::move(done)](Result<Frame> r) {
+         if (!r.ok()) return done(r.status());
+         if (r->header.kind == static_cast<uint16_t>(Kind::kError)) {
+           auto e = DecodeError(r->body);
+           return done(e.ok() ? e->ToStatus() : e.status());
+         }
+         if (r->header.kind != static_cast<uint16_t>(Kind::kHelloReply)) {
+           return done(Status::ProtocolError("expected HELLO_REPLY"));
+         }
+         auto hello = DecodeHello(r->body);
+         if (!hello.ok()) return done(hello.status());
+         if (hello->cluster_id != options_.cluster_id) {
+           return done(Status::Refused("node " + address_ + " belongs to cluster '" +
+                                       hello->cluster_id + "', not '" + options_.cluster_id + "'"));
+         }
+         server_node_id_ = hello->node_id;
+         ready_ = true;
+         done(Status::Ok());
+       });
+}
+
+void Client::Call(std::string frame, uint64_t rid, Clock::Duration timeout, ReplyHandler handler) {
+  pending_.emplace(rid, Pending{clock_.Now() + timeout, std::move(handler)});
+  transport_.Send(conn_, std::move(frame));
+  if (!sweep_armed_) {
+    sweep_armed_ = true;
+    sweep_timer_ = clock_.Schedule(options_.sweep_interval, [this] {
+      sweep_armed_ = false;
+      Sweep();
+    });
+  }
+}
+
+void Client::Sweep() {
+  const auto now = clock_.Now();
+  std::vector<ReplyHandler> expired;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.deadline <= now) {
+      expired.push_back(std::move(it->second.handler));
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& h : expired) h(Status::Timeout("no reply from " + address_ + " in time"));
+  if (!pending_.empty() && !sweep_armed_) {
+    sweep_armed_ = true;
+    sweep_timer_ = clock_.Schedule(options_.sweep_interval, [this] {
+      sweep_armed_ = false;
+      Sweep();
+    });
+  }
+}
+
+bool Client::Reserve(const std::function<void(Status)>& fail) {
+  if (!have_conn_) {
+    fail(Status::Unavailable("not connected"));
+    return false;
+  }
+  if (pending_.size() >= options_.max_in_flight) {
+    fail(Status::Busy("too many requests in flight"));
+    return false;
+  }
+  return true;
+}
+
+void Client::SendWrite(std::string frame, uint64_t rid, Callback<Ack> done) {
+  Call(std::move(frame), rid, options_.request_timeout, [this, done = std::move(done)](Result<Frame> r) {
+    if (!r.ok()) return done(r.status());
+    if (r->header.kind == static_cast<uint16_t>(Kind::kError)) {
+      auto e = DecodeError(r->body);
+      return done(e.ok() ? e->ToStatus() : e.status());
+    }
+    if (r->header.kind != static_cast<uint16_t>(Kind::kAck)) return done(Status::ProtocolError("expected ACK"));
+    auto ack = DecodeAck(r->body);
+    if (ack.ok()) hlc_.Observe(ack->ts);
+    done(std::move(ack));
+  });
+}
+
+void Client::Put(const ObjectId& id, std::string value, Callback<Ack> done) {
+  if (!Reserve([&](Status s) { done(s); })) return;
+  if (value.size() > kMaxValueBytes) return done(Status::TooLarge("value larger than 64 MiB"));
+  const uint64_t rid = next_rid_++;
+  SendWrite(EncodePut(rid, id, value, hlc_.Now(), random_.Next()), rid, std::move(done));
+}
+
+void Client::Del(const ObjectId& id, Callback<Ack> done) {
+  if (!Reserve([&](Status s) { done(s); })) return;
+  const uint64_t rid = next_rid_++;
+  SendWrite(EncodeDel(rid, id, hlc_.Now(), random_.Next()), rid, std::move(done));
+}
+
+void Client::Commit(Txn txn, Callback<Ack> done) {
+  if (!Reserve([&](Status s) { done(s); })) return;
+  if (txn.ops.empty() || txn.ops.size() > kMaxTxnOps) {
+    return done(Status::InvalidArgument("a transaction needs 1 to 1024 ops"));
+  }
+  if (txn.txn_id == 0) txn.txn_id = random_.Next();
+  if (txn.ts == 0) txn.ts = hlc_.Now();
+  const uint64_t rid = next_rid_++;
+  SendWrite(EncodeTxn(rid, txn), rid, std::move(done));
+}
+
+void Client::Get(const ObjectId& id, Callback<Record> done) {
+  if (!Reserve([&](Status s) { done(s); })) return;
+  const uint64_t rid = next_rid_++;
+  Call(EncodeKeyRequest(Kind::kGet, rid, id), rid, options_.request_timeout,
+       [this, done = std::move(done)](Result<Frame> r) {
+         if (!r.ok()) return done(r.status());
+         if (r->header.kind == static_cast<uint16_t>(Kind::kError)) {
+           auto e = DecodeError(r->body);
+           return done(e.ok() ? e->ToStatus() : e.status());
+         }
+         if (r->header.kind != static_cast<uint16_t>(Kind::kGetReply)) {
+           return done(Status::ProtocolError("expected GET_REPLY"));
+         }
+         auto rec = DecodeRecordReply(Kind::kGetReply, r->body);
+         if (rec.ok()) hlc_.Observe(rec->meta.ts);
+         done(std::move(rec));
+       });
+}
+
+void Client::Stat(const ObjectId& id, Callback<RecordMeta> done) {
+  if (!Reserve([&](Status s) { done(s); })) return;
+  const uint64_t rid = next_rid_++;
+  Call(EncodeKeyRequest(Kind::kStat, rid, id), rid, options_.request_timeout,
+       [done = std::move(done)](Result<Frame> r) {
+         if (!r.ok()) return done(r.status());
+         if (r->header.kind == static_cast<uint16_t>(Kind::kError)) {
+           auto e = DecodeError(r->body);
+           return done(e.ok() ? e->ToStatus() : e.status());
+         }
+         if (r->header.kind != static_cast<uint16_t>(Kind::kStatReply)) {
+           return done(Status::ProtocolError("expected STAT_REPLY"));
+         }
+         auto rec = DecodeRecordReply(Kind::kStatReply, r->body);
+         if (!rec.ok()) return done(rec.status());
+         done(rec->meta);
+       });
+}
+
+void Client::OnFrame(ConnId conn, Frame frame) {
+  if (conn != conn_) return;
+  auto it = pending_.find(frame.header.request_id);
+  if (it == pending_.end()) {
+    // A connection-level error (request id 0) ends every request on this connection.
+    if (frame.header.kind == static_cast<uint16_t>(Kind::kError) && frame.header.request_id == 0) {
+      auto e = DecodeError(frame.body);
+      FailAll(e.ok() ? e->ToStatus() : e.status());
+    }
+    return;  // a late reply to a request that timed out
+  }
+  ReplyHandler h = std::move(it->second.handler);
+  pending_.erase(it);
+  h(std::move(frame));
+}
+
+void Client::OnStreamError(ConnId conn, const Status& status) {
+  if (conn == conn_) FailAll(status);
+}
+
+void Client::OnClosed(ConnId conn, const Status& why) {
+  if (conn != conn_) return;
+  have_conn_ = false;
+  ready_ = false;
+  FailAll(why.ok() ? Status::Unavailable("connection to " + address_ + " closed") : why);
+}
+
+void Client::FailAll(const Status& why) {
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& [rid, p] : pending) p.handler(why);
+}
+
+}  // namespace ringstore

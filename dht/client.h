@@ -1,0 +1,95 @@
+// Client: the library programs use to talk to ringstore. It holds one connection to a node,
+// performs the handshake, pipelines requests (matched by request id), times them out and
+// bounds how many are in flight. It stamps each write with its own hybrid-logical-clock
+// timestamp and a transaction id, so a resend is idempotent. (The cluster issue turns it
+// into a routing client that fans out to replicas.)
+// It is the Transport's handler; Clock, Transport and Random must outlive it.
+// Thread-safety: strand-confined; callbacks run on the owner's strand.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "dht/clock.h"
+#include "dht/hlc.h"
+#include "dht/messages.h"
+#include "dht/random.h"
+#include "dht/transport.h"
+
+namespace ringstore {
+
+struct ClientOptions {
+  std::string cluster_id = "ringstore";
+  Clock::Duration request_timeout = std::chrono::seconds(30);
+  Clock::Duration connect_timeout = std::chrono::seconds(5);
+  // Requests outstanding at once; one more fails at once with Busy.
+  size_t max_in_flight = 4096;
+  // How often deadlines are checked.
+  Clock::Duration sweep_interval = std::chrono::milliseconds(50);
+};
+
+class Client final : public TransportHandler {
+ public:
+  template <typename T>
+  using Callback = std::function<void(Result<T>)>;
+
+  Client(ClientOptions options, Clock& clock, Transport& transport, Random& random);
+  ~Client() override;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Connects and handshakes. Unavailable if the node cannot be reached, Refused if it
+  // rejects us (another cluster), Timeout after connect_timeout.
+  void Connect(const std::string& address, std::function<void(Status)> done);
+  bool connected() const { return ready_; }
+  const std::string& server_node_id() const { return server_node_id_; }
+
+  void Put(const ObjectId& id, std::string value, Callback<Ack> done);
+  void Del(const ObjectId& id, Callback<Ack> done);
+  void Commit(Txn txn, Callback<Ack> done);
+  // The newest record. A tombstone comes back as a record with the tombstone flag; the value
+  // has been checked against its checksum.
+  void Get(const ObjectId& id, Callback<Record> done);
+  void Stat(const ObjectId& id, Callback<RecordMeta> done);
+
+  size_t in_flight() const { return pending_.size(); }
+
+  void OnAccepted(ConnId, const std::string&) override {}
+  void OnConnected(ConnId conn) override {}
+  void OnFrame(ConnId conn, Frame frame) override;
+  void OnStreamError(ConnId conn, const Status& status) override;
+  void OnClosed(ConnId conn, const Status& why) override;
+
+ private:
+  using ReplyHandler = std::function<void(Result<Frame>)>;
+  struct Pending {
+    Clock::Duration deadline;
+    ReplyHandler handler;
+  };
+
+  // Sends a frame built for request id rid and waits for its reply.
+  void Call(std::string frame, uint64_t rid, Clock::Duration timeout, ReplyHandler handler);
+  bool Reserve(const std::function<void(Status)>& fail);
+  void SendWrite(std::string frame, uint64_t rid, Callback<Ack> done);
+  void FailAll(const Status& why);
+  void Sweep();
+
+  const ClientOptions options_;
+  Clock& clock_;
+  Transport& transport_;
+  Random& random_;
+  HlcClock hlc_;
+  ConnId conn_ = 0;
+  bool have_conn_ = false;
+  bool ready_ = false;
+  std::string address_;
+  std::string server_node_id_;
+  uint64_t next_rid_ = 1;
+  std::unordered_map<uint64_t, Pending> pending_;
+  Clock::TimerId sweep_timer_ = 0;
+  bool sweep_armed_ = false;
+};
+
+}  // namespace ringstore

@@ -1,0 +1,112 @@
+#include "dht/frame.h"
+
+#include <cstring>
+
+#include "dht/checksum.h"
+
+namespace ringstore {
+namespace {
+
+void Put16(char* p, uint16_t v) {
+  for (int i = 0; i < 2; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
+void Put32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
+void Put64(char* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
+uint64_t GetLE(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = v << 8 | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+}  // namespace
+
+uint32_t FrameChecksum(const char header_prefix[20], std::string_view body) {
+  const uint64_t seed = Checksum64(header_prefix, 20);
+  return static_cast<uint32_t>(Checksum64(body, seed));
+}
+
+void EncodeFrameHeader(uint16_t kind, uint64_t request_id, std::string_view body, uint8_t flags,
+                       char out[kFrameHeaderBytes]) {
+  Put32(out, kFrameMagic);
+  out[4] = static_cast<char>(kProtocolVersion);
+  out[5] = static_cast<char>(flags);
+  Put16(out + 6, kind);
+  Put64(out + 8, request_id);
+  Put32(out + 16, static_cast<uint32_t>(body.size()));
+  Put32(out + 20, FrameChecksum(out, body));
+}
+
+std::string EncodeFrame(uint16_t kind, uint64_t request_id, std::string_view body, uint8_t flags) {
+  std::string out(kFrameHeaderBytes + body.size(), '\0');
+  EncodeFrameHeader(kind, request_id, body, flags, out.data());
+  if (!body.empty()) std::memcpy(out.data() + kFrameHeaderBytes, body.data(), body.size());
+  return out;
+}
+
+Status FrameDecoder::ParseHeader() {
+  const char* p = header_raw_;
+  header_.magic = static_cast<uint32_t>(GetLE(p, 4));
+  header_.version = static_cast<uint8_t>(p[4]);
+  header_.flags = static_cast<uint8_t>(p[5]);
+  header_.kind = static_cast<uint16_t>(GetLE(p + 6, 2));
+  header_.request_id = GetLE(p + 8, 8);
+  header_.body_len = static_cast<uint32_t>(GetLE(p + 16, 4));
+  header_.checksum = static_cast<uint32_t>(GetLE(p + 20, 4));
+  if (header_.magic != kFrameMagic) return Status::ProtocolError("bad frame magic");
+  if (header_.version != kProtocolVersion) {
+    return Status::ProtocolError("unsupported protocol version " + std::to_string(header_.version));
+  }
+  if (header_.body_len > max_body_bytes_) {
+    return Status::TooLarge("frame body of " + std::to_string(header_.body_len) +
+                            " bytes exceeds the limit of " + std::to_string(max_body_bytes_));
+  }
+  return Status::Ok();
+}
+
+Status FrameDecoder::Feed(const char* data, size_t len) {
+  if (!broken_.ok()) return broken_;
+  while (len > 0) {
+    if (!have_header_) {
+      const size_t need = kFrameHeaderBytes - buffer_.size();
+      const size_t take = std::min(need, len);
+      buffer_.append(data, take);
+      data += take;
+      len -= take;
+      if (buffer_.size() < kFrameHeaderBytes) break;
+      std::memcpy(header_raw_, buffer_.data(), kFrameHeaderBytes);
+      buffer_.clear();
+      if (Status s = ParseHeader(); !s.ok()) {
+        broken_ = s;
+        return s;
+      }
+      have_header_ = true;
+      buffer_.reserve(header_.body_len);
+    }
+    const size_t need = header_.body_len - buffer_.size();
+    const size_t take = std::min(need, len);
+    buffer_.append(data, take);
+    data += take;
+    len -= take;
+    if (buffer_.size() < header_.body_len) break;
+    if (FrameChecksum(header_raw_, buffer_) != header_.checksum) {
+      broken_ = Status::Corruption("frame checksum mismatch");
+      return broken_;
+    }
+    ready_.push_back(Frame{header_, std::move(buffer_)});
+    buffer_ = std::string();
+    have_header_ = false;
+  }
+  return Status::Ok();
+}
+
+Frame FrameDecoder::Next() {
+  Frame f = std::move(ready_.front());
+  ready_.pop_front();
+  return f;
+}
+
+}  // namespace ringstore

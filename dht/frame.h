@@ -1,0 +1,73 @@
+// The wire frame: a fixed 24-byte little-endian header followed by a msgpack body.
+// See docs/wire-protocol.md for the normative layout. FrameDecoder turns a byte stream into
+// frames and bounds every length before it allocates.
+// Thread-safety: FrameDecoder is owned by one connection and used from one strand.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+
+#include "dht/status.h"
+
+namespace ringstore {
+
+constexpr uint32_t kFrameMagic = 0x52535452;  // "RSTR" read as little-endian bytes "RTSR"
+constexpr uint8_t kProtocolVersion = 1;
+constexpr size_t kFrameHeaderBytes = 24;
+// Largest object value, and the largest frame body (a value plus its message envelope).
+constexpr size_t kMaxValueBytes = 64u << 20;
+constexpr size_t kMaxFrameBodyBytes = kMaxValueBytes + (64u << 10);
+
+struct FrameHeader {
+  uint32_t magic = kFrameMagic;
+  uint8_t version = kProtocolVersion;
+  uint8_t flags = 0;
+  uint16_t kind = 0;
+  uint64_t request_id = 0;
+  uint32_t body_len = 0;
+  uint32_t checksum = 0;  // low 32 bits of XXH3-64(header bytes 0..19 ++ body)
+};
+
+struct Frame {
+  FrameHeader header;
+  std::string body;
+};
+
+// Fills in magic, version, body_len and checksum, and returns header + body as one buffer.
+std::string EncodeFrame(uint16_t kind, uint64_t request_id, std::string_view body,
+                        uint8_t flags = 0);
+// Writes only the 24 header bytes for body (for scatter-gather sends of large bodies).
+void EncodeFrameHeader(uint16_t kind, uint64_t request_id, std::string_view body, uint8_t flags,
+                       char out[kFrameHeaderBytes]);
+uint32_t FrameChecksum(const char header_prefix[20], std::string_view body);
+
+class FrameDecoder {
+ public:
+  explicit FrameDecoder(size_t max_body_bytes = kMaxFrameBodyBytes)
+      : max_body_bytes_(max_body_bytes) {}
+
+  // Appends bytes from the stream. Complete frames become available through Next().
+  // Returns a non-OK Status once the stream is broken (bad magic, unsupported version,
+  // oversized length, checksum mismatch); the stream cannot be resynchronised after that.
+  Status Feed(const char* data, size_t len);
+  bool HasFrame() const { return !ready_.empty(); }
+  Frame Next();
+  // True when a partial frame is buffered: EOF now means a truncated frame.
+  bool MidFrame() const { return !buffer_.empty() || have_header_; }
+  // Bytes buffered for the frame being assembled.
+  size_t buffered_bytes() const { return buffer_.size(); }
+
+ private:
+  Status ParseHeader();
+  const size_t max_body_bytes_;
+  std::string buffer_;
+  bool have_header_ = false;
+  FrameHeader header_;
+  char header_raw_[kFrameHeaderBytes];
+  std::deque<Frame> ready_;
+  Status broken_;
+};
+
+}  // namespace ringstore

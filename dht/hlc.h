@@ -1,0 +1,43 @@
+// Hybrid logical clock (Kulkarni et al.): timestamps that follow wall time but never go
+// backwards, even when the wall clock steps back, and that order causally related events.
+// A Timestamp packs 48 bits of wall milliseconds and a 16-bit logical counter into a uint64,
+// so plain integer comparison is timestamp order. 0 means "no timestamp".
+// Thread-safety: HlcClock is used from its owner's strand only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "dht/clock.h"
+
+namespace ringstore {
+
+using Timestamp = uint64_t;
+
+constexpr Timestamp MakeTimestamp(uint64_t wall_ms, uint64_t logical) {
+  return (wall_ms << 16) | (logical & 0xffff);
+}
+constexpr uint64_t TimestampWallMs(Timestamp t) { return t >> 16; }
+constexpr uint64_t TimestampLogical(Timestamp t) { return t & 0xffff; }
+// "1732230000123.7" (wall ms . logical).
+std::string TimestampToString(Timestamp t);
+
+class HlcClock {
+ public:
+  explicit HlcClock(const Clock& clock) : clock_(clock) {}
+  HlcClock(const HlcClock&) = delete;
+  HlcClock& operator=(const HlcClock&) = delete;
+
+  // A timestamp for a local event, strictly greater than every one issued or observed before.
+  Timestamp Now();
+  // Merges a timestamp received from a peer; later Now() values exceed it.
+  void Observe(Timestamp remote);
+  Timestamp last() const { return last_; }
+
+ private:
+  uint64_t WallMs() const;
+  const Clock& clock_;
+  Timestamp last_ = 0;
+};
+
+}  // namespace ringstore

@@ -1,0 +1,353 @@
+#include "dht/messages.h"
+
+#include <utility>
+#include <msgpack.hpp>
+
+namespace ringstore {
+namespace {
+
+// Appends msgpack output straight after a reserved frame header, so a frame is built in one
+// buffer with one copy of the value.
+struct FrameWriter {
+  std::string buf;
+  explicit FrameWriter(size_t body_hint) {
+    buf.reserve(kFrameHeaderBytes + body_hint);
+    buf.resize(kFrameHeaderBytes);
+  }
+  void write(const char* data, size_t len) { buf.append(data, len); }
+  std::string Finish(Kind kind, uint64_t request_id) {
+    std::string_view body(buf.data() + kFrameHeaderBytes, buf.size() - kFrameHeaderBytes);
+    EncodeFrameHeader(static_cast<uint16_t>(kind), request_id, body, 0, buf.data());
+    return std::move(buf);
+  }
+};
+using Packer = msgpack::packer<FrameWriter>;
+
+void PackBin(Packer& pk, std::string_view b) {
+  pk.pack_bin(static_cast<uint32_t>(b.size()));
+  pk.pack_bin_body(b.data(), static_cast<uint32_t>(b.size()));
+}
+void PackStr(Packer& pk, std::string_view s) {
+  if (s.size() > kMaxShortString) s = s.substr(0, kMaxShortString);
+  pk.pack_str(static_cast<uint32_t>(s.size()));
+  pk.pack_str_body(s.data(), static_cast<uint32_t>(s.size()));
+}
+void PackId(Packer& pk, const ObjectId& id) { PackBin(pk, id.AsStringView()); }
+
+// ---- decoding -------------------------------------------------------------------------
+
+bool ReferenceAll(msgpack::type::object_type, std::size_t, void*) { return true; }
+
+// A decoded top-level array. Holds the msgpack zone; strings and bins point into the body.
+class Fields {
+ public:
+  Status Parse(std::string_view body, uint32_t min_fields) {
+    try {
+      std::size_t off = 0;
+      const msgpack::unpack_limit limit(/*array=*/kMaxTxnOps + 8, /*map=*/0,
+                                        /*str=*/kMaxShortString, /*bin=*/kMaxValueBytes,
+                                        /*ext=*/0, /*depth=*/4);
+      handle_ = msgpack::unpack(body.data(), body.size(), off, ReferenceAll, nullptr, limit);
+      if (off != body.size()) return Status::ProtocolError("trailing bytes after message body");
+    } catch (const std::exception& e) {
+      return Status::ProtocolError(std::string("malformed msgpack body: ") + e.what());
+    } catch (...) {
+      return Status::ProtocolError("malformed msgpack body");
+    }
+    return Wrap(handle_.get(), min_fields, "message body");
+  }
+  // Views a nested array (a txn op) without owning the zone.
+  Status Wrap(const msgpack::object& o, uint32_t min_fields, const char* what) {
+    if (o.type != msgpack::type::ARRAY) return Status::ProtocolError(std::string(what) + " is not an array");
+    if (o.via.array.size < min_fields) {
+      return Status::ProtocolError(std::string(what) + " has " + std::to_string(o.via.array.size) +
+                                   " fields, needs " + std::to_string(min_fields));
+    }
+    arr_ = o.via.array.ptr;
+    size_ = o.via.array.size;
+    return Status::Ok();
+  }
+  uint32_t size() const { return size_; }
+  const msgpack::object& at(uint32_t i) const { return arr_[i]; }
+
+  Status U64(uint32_t i, const char* name, uint64_t* v) const {
+    if (at(i).type != msgpack::type::POSITIVE_INTEGER) return TypeError(i, name, "unsigned integer");
+    *v = at(i).via.u64;
+    return Status::Ok();
+  }
+  Status Bin(uint32_t i, const char* name, std::string_view* v) const {
+    if (at(i).type != msgpack::type::BIN) return TypeError(i, name, "bin");
+    *v = std::string_view(at(i).via.bin.ptr, at(i).via.bin.size);
+    return Status::Ok();
+  }
+  Status Str(uint32_t i, const char* name, std::string* v) const {
+    if (at(i).type != msgpack::type::STR) return TypeError(i, name, "string");
+    v->assign(at(i).via.str.ptr, at(i).via.str.size);
+    return Status::Ok();
+  }
+  Status Id(uint32_t i, const char* name, ObjectId* id) const {
+    std::string_view raw;
+    if (Status s = Bin(i, name, &raw); !s.ok()) return s;
+    auto r = ObjectId::FromBytes(raw);
+    if (!r.ok()) return Status::ProtocolError(std::string("field ") + name + ": " + r.status().message());
+    *id = *r;
+    return Status::Ok();
+  }
+
+ private:
+  static Status TypeError(uint32_t i, const char* name, const char* want) {
+    return Status::ProtocolError("field " + std::to_string(i) + " (" + name + ") must be " + want);
+  }
+  msgpack::object_handle handle_;
+  const msgpack::object* arr_ = nullptr;
+  uint32_t size_ = 0;
+};
+
+#define RS_TRY(expr)                  \
+  do {                                \
+    if (Status _s = (expr); !_s.ok()) \
+      return _s;                      \
+  } while (0)
+
+}  // namespace
+
+const char* KindName(uint16_t kind) {
+  switch (static_cast<Kind>(kind)) {
+    case Kind::kHello: return "HELLO";
+    case Kind::kHelloReply: return "HELLO_REPLY";
+    case Kind::kError: return "ERROR";
+    case Kind::kAck: return "ACK";
+    case Kind::kPut: return "PUT";
+    case Kind::kGet: return "GET";
+    case Kind::kDel: return "DEL";
+    case Kind::kStat: return "STAT";
+    case Kind::kTxn: return "TXN";
+    case Kind::kGetReply: return "GET_REPLY";
+    case Kind::kStatReply: return "STAT_REPLY";
+  }
+  return "UNKNOWN";
+}
+
+std::string EncodeHello(Kind kind, uint64_t request_id, const Hello& m) {
+  FrameWriter w(128);
+  Packer pk(w);
+  pk.pack_array(4);
+  PackStr(pk, m.cluster_id);
+  pk.pack_uint32(m.version);
+  pk.pack_array(static_cast<uint32_t>(std::min(m.features.size(), kMaxFeatures)));
+  for (size_t i = 0; i < m.features.size() && i < kMaxFeatures; ++i) PackStr(pk, m.features[i]);
+  PackStr(pk, m.node_id);
+  return w.Finish(kind, request_id);
+}
+
+std::string EncodePut(uint64_t request_id, const ObjectId& id, std::string_view value,
+                      Timestamp ts, uint64_t txn_id) {
+  FrameWriter w(value.size() + 64);
+  Packer pk(w);
+  pk.pack_array(4);
+  PackId(pk, id);
+  PackBin(pk, value);
+  pk.pack_uint64(ts);
+  pk.pack_uint64(txn_id);
+  return w.Finish(Kind::kPut, request_id);
+}
+
+std::string EncodeDel(uint64_t request_id, const ObjectId& id, Timestamp ts, uint64_t txn_id) {
+  FrameWriter w(64);
+  Packer pk(w);
+  pk.pack_array(3);
+  PackId(pk, id);
+  pk.pack_uint64(ts);
+  pk.pack_uint64(txn_id);
+  return w.Finish(Kind::kDel, request_id);
+}
+
+std::string EncodeTxn(uint64_t request_id, const Txn& txn) {
+  size_t hint = 32;
+  for (const auto& op : txn.ops) hint += op.value.size() + 48;
+  FrameWriter w(hint);
+  Packer pk(w);
+  pk.pack_array(3);
+  pk.pack_uint64(txn.txn_id);
+  pk.pack_uint64(txn.ts);
+  pk.pack_array(static_cast<uint32_t>(txn.ops.size()));
+  for (const auto& op : txn.ops) {
+    pk.pack_array(3);
+    pk.pack_uint8(static_cast<uint8_t>(op.type));
+    PackId(pk, op.id);
+    PackBin(pk, op.value);
+  }
+  return w.Finish(Kind::kTxn, request_id);
+}
+
+std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectId& id) {
+  FrameWriter w(40);
+  Packer pk(w);
+  pk.pack_array(1);
+  PackId(pk, id);
+  return w.Finish(kind, request_id);
+}
+
+std::string EncodeAck(uint64_t request_id, const Ack& m) {
+  FrameWriter w(16);
+  Packer pk(w);
+  pk.pack_array(1);
+  pk.pack_uint64(m.ts);
+  return w.Finish(Kind::kAck, request_id);
+}
+
+std::string EncodeError(uint64_t request_id, const Status& status) {
+  FrameWriter w(64 + status.message().size());
+  Packer pk(w);
+  pk.pack_array(2);
+  pk.pack_uint32(static_cast<uint32_t>(status.code()));
+  PackStr(pk, status.message());
+  return w.Finish(Kind::kError, request_id);
+}
+
+std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record) {
+  const bool with_value = kind == Kind::kGetReply;
+  FrameWriter w((with_value ? record.value.size() : 0) + 64);
+  Packer pk(w);
+  pk.pack_array(5);
+  pk.pack_uint64(record.meta.ts);
+  pk.pack_uint32(record.meta.flags);
+  pk.pack_uint64(record.meta.size);
+  pk.pack_uint64(record.meta.checksum);
+  PackBin(pk, with_value ? std::string_view(record.value) : std::string_view());
+  return w.Finish(kind, request_id);
+}
+
+Result<Hello> DecodeHello(std::string_view body) {
+  Fields f;
+  RS_TRY(f.Parse(body, 4));
+  Hello m;
+  uint64_t version = 0;
+  RS_TRY(f.Str(0, "cluster_id", &m.cluster_id));
+  RS_TRY(f.U64(1, "version", &version));
+  if (version > UINT32_MAX) return Status::ProtocolError("version out of range");
+  m.version = static_cast<uint32_t>(version);
+  const msgpack::object& feats = f.at(2);
+  if (feats.type != msgpack::type::ARRAY || feats.via.array.size > kMaxFeatures) {
+    return Status::ProtocolError("field 2 (features) must be an array of at most 64 strings");
+  }
+  for (uint32_t i = 0; i < feats.via.array.size; ++i) {
+    const msgpack::object& s = feats.via.array.ptr[i];
+    if (s.type != msgpack::type::STR) return Status::ProtocolError("feature names must be strings");
+    m.features.emplace_back(s.via.str.ptr, s.via.str.size);
+  }
+  RS_TRY(f.Str(3, "node_id", &m.node_id));
+  return m;
+}
+
+static Status CheckValueSize(size_t size) {
+  if (size > kMaxValueBytes) return Status::TooLarge("value larger than 64 MiB");
+  return Status::Ok();
+}
+
+Result<Txn> DecodeWrite(Kind kind, std::string_view body) {
+  Fields f;
+  Txn txn;
+  std::string_view value;
+  switch (kind) {
+    case Kind::kPut: {
+      TxnOp op;
+      RS_TRY(f.Parse(body, 4));
+      RS_TRY(f.Id(0, "id", &op.id));
+      RS_TRY(f.Bin(1, "value", &value));
+      RS_TRY(CheckValueSize(value.size()));
+      RS_TRY(f.U64(2, "ts", &txn.ts));
+      RS_TRY(f.U64(3, "txn_id", &txn.txn_id));
+      op.value.assign(value);
+      txn.ops.push_back(std::move(op));
+      return txn;
+    }
+    case Kind::kDel: {
+      TxnOp op;
+      op.type = TxnOpType::kDel;
+      RS_TRY(f.Parse(body, 3));
+      RS_TRY(f.Id(0, "id", &op.id));
+      RS_TRY(f.U64(1, "ts", &txn.ts));
+      RS_TRY(f.U64(2, "txn_id", &txn.txn_id));
+      txn.ops.push_back(std::move(op));
+      return txn;
+    }
+    case Kind::kTxn: break;
+    default: return Status::ProtocolError("not a write message");
+  }
+  RS_TRY(f.Parse(body, 3));
+  RS_TRY(f.U64(0, "txn_id", &txn.txn_id));
+  RS_TRY(f.U64(1, "ts", &txn.ts));
+  const msgpack::object& ops = f.at(2);
+  if (ops.type != msgpack::type::ARRAY) return Status::ProtocolError("field 2 (ops) must be an array");
+  if (ops.via.array.size == 0) return Status::InvalidArgument("a transaction needs at least one op");
+  if (ops.via.array.size > kMaxTxnOps) return Status::TooLarge("too many ops in one transaction");
+  size_t total = 0;
+  for (uint32_t i = 0; i < ops.via.array.size; ++i) {
+    Fields opf;
+    TxnOp op;
+    uint64_t type = 0;
+    RS_TRY(opf.Wrap(ops.via.array.ptr[i], 3, "txn op"));
+    RS_TRY(opf.U64(0, "op type", &type));
+    if (type != 1 && type != 2) return Status::ProtocolError("unknown txn op type " + std::to_string(type));
+    op.type = static_cast<TxnOpType>(type);
+    RS_TRY(opf.Id(1, "op id", &op.id));
+    RS_TRY(opf.Bin(2, "op value", &value));
+    total += value.size();
+    RS_TRY(CheckValueSize(total));
+    op.value.assign(value);
+    txn.ops.push_back(std::move(op));
+  }
+  return txn;
+}
+
+Result<ObjectId> DecodeKeyRequest(std::string_view body) {
+  Fields f;
+  RS_TRY(f.Parse(body, 1));
+  ObjectId id;
+  RS_TRY(f.Id(0, "id", &id));
+  return id;
+}
+
+Result<Ack> DecodeAck(std::string_view body) {
+  Fields f;
+  RS_TRY(f.Parse(body, 1));
+  Ack a;
+  RS_TRY(f.U64(0, "ts", &a.ts));
+  return a;
+}
+
+Result<ErrorReply> DecodeError(std::string_view body) {
+  Fields f;
+  RS_TRY(f.Parse(body, 2));
+  ErrorReply e;
+  uint64_t code = 0;
+  RS_TRY(f.U64(0, "code", &code));
+  if (code == 0 || code > UINT32_MAX) return Status::ProtocolError("error reply with code " + std::to_string(code));
+  e.code = static_cast<Code>(code);
+  RS_TRY(f.Str(1, "message", &e.message));
+  return e;
+}
+
+Result<Record> DecodeRecordReply(Kind kind, std::string_view body) {
+  Fields f;
+  RS_TRY(f.Parse(body, 5));
+  Record r;
+  uint64_t flags = 0;
+  std::string_view value;
+  RS_TRY(f.U64(0, "ts", &r.meta.ts));
+  RS_TRY(f.U64(1, "flags", &flags));
+  RS_TRY(f.U64(2, "size", &r.meta.size));
+  RS_TRY(f.U64(3, "checksum", &r.meta.checksum));
+  RS_TRY(f.Bin(4, "value", &value));
+  if (flags > UINT32_MAX) return Status::ProtocolError("flags out of range");
+  r.meta.flags = static_cast<uint32_t>(flags);
+  if (kind == Kind::kGetReply) {
+    r.value.assign(value);
+    // End-to-end check: the bytes must match the checksum the node stored with them.
+    if (!r.Intact()) return Status::Corruption("value does not match its checksum");
+  }
+  return r;
+}
+
+}  // namespace ringstore

@@ -1,0 +1,95 @@
+// The wire messages and their msgpack codec. Each body is a msgpack array of positional
+// fields; fields are only ever appended, and a decoder ignores trailing fields it does not
+// know. Kinds are numbered once and never reused (docs/wire-protocol.md).
+// Decoders bound every length and never throw: malformed input becomes a Status.
+// Thread-safety: pure functions over values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dht/frame.h"
+#include "dht/hlc.h"
+#include "dht/object_id.h"
+#include "dht/record.h"
+#include "dht/status.h"
+
+namespace ringstore {
+
+enum class Kind : uint16_t {
+  kHello = 1,
+  kHelloReply = 2,
+  kError = 3,
+  kAck = 4,
+  kPut = 10,
+  kGet = 11,
+  kDel = 12,
+  kStat = 13,
+  kTxn = 14,
+  kGetReply = 20,
+  kStatReply = 21,
+};
+const char* KindName(uint16_t kind);
+
+constexpr size_t kMaxTxnOps = 1024;
+constexpr size_t kMaxFeatures = 64;
+constexpr size_t kMaxShortString = 1024;  // cluster id, node id, feature names, messages
+
+// Sent by both sides first; the reply carries the server's view.
+struct Hello {
+  std::string cluster_id;
+  uint32_t version = kProtocolVersion;
+  std::vector<std::string> features;
+  std::string node_id;  // empty for clients
+};
+
+enum class TxnOpType : uint8_t { kPut = 1, kDel = 2 };
+
+struct TxnOp {
+  TxnOpType type = TxnOpType::kPut;
+  ObjectId id;
+  std::string value;  // empty for kDel
+};
+
+// PUT, DEL and TXN all decode into a Txn: a set of ops applied atomically with one timestamp.
+// ts == 0 asks the node to assign one. txn_id makes a resend recognisable.
+struct Txn {
+  uint64_t txn_id = 0;
+  Timestamp ts = 0;
+  std::vector<TxnOp> ops;
+};
+
+struct Ack {
+  Timestamp ts = 0;  // the timestamp the write was applied with
+};
+
+struct ErrorReply {
+  Code code = Code::kProtocolError;
+  std::string message;
+  Status ToStatus() const { return Status::FromCode(code, message); }
+};
+
+// Encoders return a whole frame (header + body), ready for Transport::Send.
+std::string EncodeHello(Kind kind, uint64_t request_id, const Hello& m);
+std::string EncodePut(uint64_t request_id, const ObjectId& id, std::string_view value,
+                      Timestamp ts, uint64_t txn_id);
+std::string EncodeDel(uint64_t request_id, const ObjectId& id, Timestamp ts, uint64_t txn_id);
+std::string EncodeTxn(uint64_t request_id, const Txn& txn);
+// kGet or kStat: a request that carries only an object id.
+std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectId& id);
+std::string EncodeAck(uint64_t request_id, const Ack& m);
+std::string EncodeError(uint64_t request_id, const Status& status);
+// kGetReply carries the value; kStatReply the metadata only.
+std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record);
+
+Result<Hello> DecodeHello(std::string_view body);
+// Accepts kPut, kDel and kTxn bodies.
+Result<Txn> DecodeWrite(Kind kind, std::string_view body);
+Result<ObjectId> DecodeKeyRequest(std::string_view body);
+Result<Ack> DecodeAck(std::string_view body);
+Result<ErrorReply> DecodeError(std::string_view body);
+Result<Record> DecodeRecordReply(Kind kind, std::string_view body);
+
+}  // namespace ringstore

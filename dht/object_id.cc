@@ -1,0 +1,74 @@
+#include "dht/object_id.h"
+
+#include <openssl/evp.h>
+
+#include <cassert>
+
+namespace ringstore {
+
+ObjectId ObjectId::Of(std::string_view ns, std::string_view key) {
+  Bytes out{};
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  assert(ctx != nullptr);
+  const char sep = '\0';
+  unsigned int len = 0;
+  int ok = EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) &&
+           EVP_DigestUpdate(ctx, ns.data(), ns.size()) && EVP_DigestUpdate(ctx, &sep, 1) &&
+           EVP_DigestUpdate(ctx, key.data(), key.size()) &&
+           EVP_DigestFinal_ex(ctx, out.data(), &len);
+  EVP_MD_CTX_free(ctx);
+  assert(ok && len == kSize);
+  (void)ok;
+  return ObjectId(out);
+}
+
+Result<ObjectId> ObjectId::FromBytes(std::string_view raw) {
+  if (raw.size() != kSize) {
+    return Status::InvalidArgument("object id must be 32 bytes, got " + std::to_string(raw.size()));
+  }
+  Bytes b;
+  for (size_t i = 0; i < kSize; ++i) b[i] = static_cast<uint8_t>(raw[i]);
+  return ObjectId(b);
+}
+
+static int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+Result<ObjectId> ObjectId::FromHex(std::string_view hex) {
+  if (hex.size() != 2 * kSize) return Status::InvalidArgument("object id hex must be 64 digits");
+  Bytes b;
+  for (size_t i = 0; i < kSize; ++i) {
+    int hi = HexValue(hex[2 * i]), lo = HexValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return Status::InvalidArgument("object id hex has a non-hex digit");
+    b[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return ObjectId(b);
+}
+
+ObjectId ObjectId::Max() {
+  Bytes b;
+  b.fill(0xff);
+  return ObjectId(b);
+}
+
+std::string ObjectId::Hex() const {
+  static const char* kDigits = "0123456789abcdef";
+  std::string s(2 * kSize, '0');
+  for (size_t i = 0; i < kSize; ++i) {
+    s[2 * i] = kDigits[bytes_[i] >> 4];
+    s[2 * i + 1] = kDigits[bytes_[i] & 0xf];
+  }
+  return s;
+}
+
+uint64_t ObjectId::Prefix64() const {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = v << 8 | bytes_[i];
+  return v;
+}
+
+}  // namespace ringstore

@@ -1,0 +1,218 @@
+#include "node/node_core.h"
+
+#include <spdlog/spdlog.h>
+
+namespace ringstore {
+
+NodeCore::NodeCore(NodeOptions options, Clock& clock, Transport& transport, Store& store,
+                   std::shared_ptr<spdlog::logger> log)
+    : options_(std::move(options)),
+      clock_(clock),
+      transport_(transport),
+      store_(store),
+      log_(std::move(log)),
+      hlc_(clock) {}
+
+void NodeCore::Start() { transport_.SetHandler(this); }
+
+void NodeCore::OnAccepted(ConnId conn, const std::string& peer_address) {
+  conns_[conn] = Conn{peer_address};
+  stats_.connections = conns_.size();
+  log_->debug("connection {} from {}", conn, peer_address);
+}
+
+void NodeCore::OnClosed(ConnId conn, const Status& why) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return;
+  if (!why.ok()) log_->debug("connection {} from {} closed: {}", conn, it->second.peer, why.ToString());
+  // Requests still in flight finish; their replies are dropped (Finish looks the conn up).
+  conns_.erase(it);
+  stats_.connections = conns_.size();
+}
+
+void NodeCore::OnStreamError(ConnId conn, const Status& status) {
+  ++stats_.stream_errors;
+  auto it = conns_.find(conn);
+  log_->warn("closing connection {} from {}: {}", conn,
+             it == conns_.end() ? std::string("?") : it->second.peer, status.ToString());
+  SendError(conn, 0, status);
+  transport_.Close(conn);
+}
+
+void NodeCore::SendError(ConnId conn, uint64_t request_id, const Status& status) {
+  ++stats_.errors_sent;
+  transport_.Send(conn, EncodeError(request_id, status));
+}
+
+void NodeCore::OnFrame(ConnId conn, Frame frame) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return;
+  Conn& c = it->second;
+  ++stats_.requests;
+  const uint64_t rid = frame.header.request_id;
+  const auto kind = static_cast<Kind>(frame.header.kind);
+  if (!c.hello_done) {
+    if (kind != Kind::kHello) {
+      ++stats_.handshakes_refused;
+      SendError(conn, rid, Status::Refused("handshake required: the first frame must be HELLO"));
+      transport_.Close(conn);
+      return;
+    }
+    HandleHello(conn, c, frame);
+    return;
+  }
+  if (shutting_down_) {
+    SendError(conn, rid, Status::ShuttingDown("node is shutting down"));
+    return;
+  }
+  switch (kind) {
+    case Kind::kPut:
+    case Kind::kDel:
+    case Kind::kTxn:
+      return HandleWrite(conn, frame);
+    case Kind::kGet:
+      return HandleGet(conn, frame);
+    case Kind::kStat:
+      return HandleStat(conn, frame);
+    case Kind::kHello:
+      return SendError(conn, rid, Status::ProtocolError("HELLO sent twice"));
+    default:
+      return SendError(conn, rid,
+                       Status::ProtocolError("unexpected message kind " +
+                                             std::to_string(frame.header.kind) + " (" +
+                                             KindName(frame.header.kind) + ")"));
+  }
+}
+
+void NodeCore::HandleHello(ConnId conn, Conn& c, const Frame& frame) {
+  auto hello = DecodeHello(frame.body);
+  Status refuse;
+  if (!hello.ok()) {
+    refuse = Status::Refused("bad HELLO: " + hello.status().message());
+  } else if (hello->cluster_id != options_.cluster_id) {
+    refuse = Status::Refused("cluster id mismatch: this node belongs to cluster '" +
+                             options_.cluster_id + "', the peer to '" + hello->cluster_id + "'");
+  } else if (hello->version != kProtocolVersion) {
+    refuse = Status::Refused("protocol version " + std::to_string(hello->version) +
+                             " not supported (this node speaks " +
+                             std::to_string(kProtocolVersion) + ")");
+  }
+  if (!refuse.ok()) {
+    ++stats_.handshakes_refused;
+    log_->warn("refused connection {} from {}: {}", conn, c.peer, refuse.message());
+    SendError(conn, frame.header.request_id, refuse);
+    transport_.Close(conn);
+    return;
+  }
+  c.hello_done = true;
+  Hello reply;
+  reply.cluster_id = options_.cluster_id;
+  reply.node_id = options_.node_id;
+  reply.features = {"txn", "pipelining"};
+  transport_.Send(conn, EncodeHello(Kind::kHelloReply, frame.header.request_id, reply));
+}
+
+bool NodeCore::Admit(ConnId conn, uint64_t request_id) {
+  Conn& c = conns_.at(conn);
+  if (c.in_flight >= options_.max_in_flight_per_conn ||
+      stats_.in_flight >= options_.max_in_flight_total) {
+    SendError(conn, request_id, Status::Busy("too many requests in flight"));
+    return false;
+  }
+  ++c.in_flight;
+  ++stats_.in_flight;
+  return true;
+}
+
+void NodeCore::Finish(ConnId conn, std::string reply) {
+  --stats_.in_flight;
+  if (auto it = conns_.find(conn); it != conns_.end()) {
+    --it->second.in_flight;
+    transport_.Send(conn, std::move(reply));
+  }
+  MaybeFinishShutdown();
+}
+
+void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
+  const uint64_t rid = frame.header.request_id;
+  auto txn = DecodeWrite(static_cast<Kind>(frame.header.kind), frame.body);
+  if (!txn.ok()) return SendError(conn, rid, txn.status());
+  if (!Admit(conn, rid)) return;
+  // The writer's timestamp is kept so that replicas agree and a resend is idempotent;
+  // a request without one gets the node's.
+  Timestamp ts = txn->ts;
+  if (ts == 0) {
+    ts = hlc_.Now();
+  } else {
+    hlc_.Observe(ts);
+  }
+  std::vector<WriteOp> ops;
+  ops.reserve(txn->ops.size());
+  for (auto& op : txn->ops) {
+    ops.push_back(WriteOp{op.id, op.type == TxnOpType::kDel ? Record::Tombstone(ts)
+                                                            : Record::Value(ts, std::move(op.value))});
+  }
+  store_.Apply(std::move(ops), [this, conn, rid, ts](Status s) {
+    if (!s.ok()) {
+      log_->error("write failed: {}", s.ToString());
+      ++stats_.errors_sent;
+      return Finish(conn, EncodeError(rid, s));
+    }
+    Finish(conn, EncodeAck(rid, Ack{ts}));
+  });
+}
+
+void NodeCore::HandleGet(ConnId conn, const Frame& frame) {
+  const uint64_t rid = frame.header.request_id;
+  auto id = DecodeKeyRequest(frame.body);
+  if (!id.ok()) return SendError(conn, rid, id.status());
+  if (!Admit(conn, rid)) return;
+  store_.Get(*id, [this, conn, rid, id = *id](Result<Record> r) {
+    // Verified again here, so that no layer below can hand out bytes that fail their checksum.
+    if (r.ok() && !r->Intact()) r = Status::Corruption("object " + id.Hex() + ": value checksum mismatch");
+    if (!r.ok()) {
+      if (r.status().IsCorruption()) {
+        ++stats_.corruptions;
+        log_->error("corrupt record: {}", r.status().message());
+      }
+      ++stats_.errors_sent;
+      return Finish(conn, EncodeError(rid, r.status()));
+    }
+    Finish(conn, EncodeRecordReply(Kind::kGetReply, rid, *r));
+  });
+}
+
+void NodeCore::HandleStat(ConnId conn, const Frame& frame) {
+  const uint64_t rid = frame.header.request_id;
+  auto id = DecodeKeyRequest(frame.body);
+  if (!id.ok()) return SendError(conn, rid, id.status());
+  if (!Admit(conn, rid)) return;
+  store_.Stat(*id, [this, conn, rid](Result<RecordMeta> r) {
+    if (!r.ok()) {
+      ++stats_.errors_sent;
+      return Finish(conn, EncodeError(rid, r.status()));
+    }
+    Finish(conn, EncodeRecordReply(Kind::kStatReply, rid, Record{*r, {}}));
+  });
+}
+
+void NodeCore::Shutdown(std::function<void(Status)> done) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  shutdown_done_ = std::move(done);
+  transport_.StopAccepting();
+  log_->info("shutting down: {} request(s) in flight", stats_.in_flight);
+  MaybeFinishShutdown();
+}
+
+void NodeCore::MaybeFinishShutdown() {
+  if (!shutting_down_ || stats_.in_flight > 0 || !shutdown_done_) return;
+  auto done = std::move(shutdown_done_);
+  shutdown_done_ = nullptr;
+  store_.Close([this, done = std::move(done)](Status s) {
+    log_->info("store closed: {}", s.ToString());
+    done(s);
+  });
+}
+
+}  // namespace ringstore

@@ -1,0 +1,94 @@
+// NodeCore: one storage node's logic, driven by frames from the Transport and completions
+// from the Store. It speaks the handshake, then PUT/GET/DEL/STAT/TXN, and answers every
+// request with exactly one reply. It has no I/O of its own: Clock, Transport and Store come
+// in through the constructor and must outlive it.
+// Thread-safety: strand-confined. Every method and callback runs on the owner's strand.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "dht/clock.h"
+#include "dht/hlc.h"
+#include "dht/messages.h"
+#include "dht/transport.h"
+#include "storage/store.h"
+
+namespace ringstore {
+
+struct NodeOptions {
+  std::string cluster_id = "ringstore";
+  std::string node_id;  // hex, persisted by the runtime
+  // Requests being served at once; one more gets a Busy error.
+  size_t max_in_flight_per_conn = 4096;
+  size_t max_in_flight_total = 65536;
+};
+
+struct NodeStats {
+  uint64_t requests = 0;
+  uint64_t errors_sent = 0;
+  uint64_t stream_errors = 0;
+  uint64_t handshakes_refused = 0;
+  uint64_t corruptions = 0;
+  size_t connections = 0;
+  size_t in_flight = 0;
+};
+
+class NodeCore final : public TransportHandler {
+ public:
+  NodeCore(NodeOptions options, Clock& clock, Transport& transport, Store& store,
+           std::shared_ptr<spdlog::logger> log);
+  NodeCore(const NodeCore&) = delete;
+  NodeCore& operator=(const NodeCore&) = delete;
+
+  // Installs itself as the transport's handler.
+  void Start();
+  // Graceful stop: refuses new requests, finishes the ones in flight, closes the store,
+  // then calls done once.
+  void Shutdown(std::function<void(Status)> done);
+
+  const NodeStats& stats() const { return stats_; }
+  const NodeOptions& options() const { return options_; }
+
+  void OnAccepted(ConnId conn, const std::string& peer_address) override;
+  void OnConnected(ConnId conn) override {}
+  void OnFrame(ConnId conn, Frame frame) override;
+  void OnStreamError(ConnId conn, const Status& status) override;
+  void OnClosed(ConnId conn, const Status& why) override;
+
+ private:
+  struct Conn {
+    std::string peer;
+    bool hello_done = false;
+    size_t in_flight = 0;
+  };
+
+  void HandleHello(ConnId conn, Conn& c, const Frame& frame);
+  void HandleWrite(ConnId conn, const Frame& frame);
+  void HandleGet(ConnId conn, const Frame& frame);
+  void HandleStat(ConnId conn, const Frame& frame);
+  void SendError(ConnId conn, uint64_t request_id, const Status& status);
+  // Counts a request in flight on conn; false (and a Busy reply) when a bound is hit.
+  bool Admit(ConnId conn, uint64_t request_id);
+  // Ends a request: sends its reply if the connection is still there.
+  void Finish(ConnId conn, std::string reply);
+  void MaybeFinishShutdown();
+
+  const NodeOptions options_;
+  Clock& clock_;
+  Transport& transport_;
+  Store& store_;
+  std::shared_ptr<spdlog::logger> log_;
+  HlcClock hlc_;
+  std::unordered_map<ConnId, Conn> conns_;
+  NodeStats stats_;
+  bool shutting_down_ = false;
+  std::function<void(Status)> shutdown_done_;
+};
+
+}  // namespace ringstore

@@ -1,0 +1,69 @@
+#include "storage/memory_store.h"
+
+namespace ringstore {
+
+void MemoryStore::Get(const ObjectId& id, std::function<void(Result<Record>)> done) {
+  Result<Record> r = Status::NotFound();
+  if (closed_) {
+    r = Status::ShuttingDown("store closed");
+  } else if (auto it = records_.find(id); it != records_.end()) {
+    if (it->second.Intact()) {
+      r = it->second;
+    } else {
+      r = Status::Corruption("record value checksum mismatch");
+    }
+  }
+  executor_([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+}
+
+void MemoryStore::Stat(const ObjectId& id, std::function<void(Result<RecordMeta>)> done) {
+  Result<RecordMeta> r = Status::NotFound();
+  if (closed_) {
+    r = Status::ShuttingDown("store closed");
+  } else if (auto it = records_.find(id); it != records_.end()) {
+    r = it->second.meta;
+  }
+  executor_([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+}
+
+void MemoryStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) {
+  Status s;
+  if (closed_) {
+    s = Status::ShuttingDown("store closed");
+  } else {
+    for (auto& op : ops) {
+      auto it = records_.find(op.id);
+      // A corrupt stored record loses to any write, which repairs it.
+      if (it == records_.end() || !it->second.Intact() ||
+          Supersedes(op.record.meta, it->second.meta)) {
+        records_[op.id] = std::move(op.record);
+      }
+    }
+  }
+  executor_([done = std::move(done), s = std::move(s)]() mutable { done(std::move(s)); });
+}
+
+void MemoryStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
+                       std::function<void(Result<std::vector<ScanEntry>>)> done) {
+  std::vector<ScanEntry> out;
+  for (auto it = records_.lower_bound(begin); it != records_.end() && it->first < end; ++it) {
+    if (out.size() >= limit) break;
+    ScanEntry e{it->first, Record{it->second.meta, with_values ? it->second.value : std::string()}};
+    out.push_back(std::move(e));
+  }
+  Result<std::vector<ScanEntry>> r = closed_ ? Result<std::vector<ScanEntry>>(Status::ShuttingDown("store closed"))
+                                             : Result<std::vector<ScanEntry>>(std::move(out));
+  executor_([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+}
+
+void MemoryStore::Close(std::function<void(Status)> done) {
+  closed_ = true;
+  executor_([done = std::move(done)] { done(Status::Ok()); });
+}
+
+Record* MemoryStore::MutableRecordForTest(const ObjectId& id) {
+  auto it = records_.find(id);
+  return it == records_.end() ? nullptr : &it->second;
+}
+
+}  // namespace ringstore

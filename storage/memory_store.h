@@ -1,0 +1,34 @@
+// MemoryStore: a Store kept in a std::map, for unit tests and the simulator.
+// Same semantics as RocksDbStore (last writer wins, atomic Apply, ordered Scan); completions
+// are posted to the executor, never run inline.
+// Thread-safety: strand-confined, like every Store.
+#pragma once
+
+#include <map>
+
+#include "storage/store.h"
+
+namespace ringstore {
+
+class MemoryStore final : public Store {
+ public:
+  explicit MemoryStore(Executor executor) : executor_(std::move(executor)) {}
+
+  void Get(const ObjectId& id, std::function<void(Result<Record>)> done) override;
+  void Stat(const ObjectId& id, std::function<void(Result<RecordMeta>)> done) override;
+  void Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) override;
+  void Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
+            std::function<void(Result<std::vector<ScanEntry>>)> done) override;
+  void Close(std::function<void(Status)> done) override;
+
+  size_t size() const { return records_.size(); }
+  // Test hook: the stored record, to corrupt it in place.
+  Record* MutableRecordForTest(const ObjectId& id);
+
+ private:
+  Executor executor_;
+  std::map<ObjectId, Record> records_;
+  bool closed_ = false;
+};
+
+}  // namespace ringstore

@@ -1,0 +1,78 @@
+#include "storage/record_format.h"
+
+#include <cstring>
+
+#include "dht/checksum.h"
+
+namespace ringstore {
+namespace {
+
+void Put32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
+void Put64(char* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
+uint64_t Get(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = v << 8 | static_cast<uint8_t>(p[i]);
+  return v;
+}
+// Checksum of the header with its own checksum field (bytes 4..7) left out.
+uint32_t HeaderChecksum(const char* h) {
+  char tmp[kRecordHeaderBytes];
+  std::memcpy(tmp, h, kRecordHeaderBytes);
+  std::memset(tmp + 4, 0, 4);
+  return static_cast<uint32_t>(Checksum64(tmp, kRecordHeaderBytes, /*seed=*/0x5245434f5244));
+}
+
+}  // namespace
+
+std::string EncodeRecordHeader(const RecordMeta& meta) {
+  std::string h(kRecordHeaderBytes, '\0');
+  h[0] = static_cast<char>(kRecordFormatVersion);
+  h[1] = static_cast<char>(meta.flags & 0xff);
+  Put64(h.data() + 8, meta.ts);
+  Put64(h.data() + 16, meta.size);
+  Put64(h.data() + 24, meta.checksum);
+  Put32(h.data() + 4, HeaderChecksum(h.data()));
+  return h;
+}
+
+std::string EncodeStoredRecord(const Record& record) {
+  std::string out;
+  out.reserve(kRecordHeaderBytes + record.value.size());
+  out = EncodeRecordHeader(record.meta);
+  out.append(record.value);
+  return out;
+}
+
+Result<RecordMeta> DecodeRecordHeader(std::string_view bytes) {
+  if (bytes.size() < kRecordHeaderBytes) return Status::Corruption("record shorter than its header");
+  const char* h = bytes.data();
+  if (static_cast<uint32_t>(Get(h + 4, 4)) != HeaderChecksum(h)) {
+    return Status::Corruption("record header checksum mismatch");
+  }
+  if (static_cast<uint8_t>(h[0]) != kRecordFormatVersion) {
+    return Status::Corruption("unknown record format version " + std::to_string(uint8_t(h[0])));
+  }
+  RecordMeta m;
+  m.flags = static_cast<uint8_t>(h[1]);
+  m.ts = Get(h + 8, 8);
+  m.size = Get(h + 16, 8);
+  m.checksum = Get(h + 24, 8);
+  return m;
+}
+
+Result<Record> DecodeStoredRecord(std::string_view bytes) {
+  auto meta = DecodeRecordHeader(bytes);
+  if (!meta.ok()) return meta.status();
+  Record r;
+  r.meta = *meta;
+  r.value.assign(bytes.substr(kRecordHeaderBytes));
+  if (r.value.size() != r.meta.size) return Status::Corruption("record value has the wrong size");
+  if (Checksum64(r.value) != r.meta.checksum) return Status::Corruption("record value checksum mismatch");
+  return r;
+}
+
+}  // namespace ringstore

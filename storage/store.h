@@ -1,0 +1,56 @@
+// Store: the asynchronous storage interface the node core writes and reads records through.
+// Implementations: RocksDbStore (worker threads, real disk), MemoryStore (tests, sim),
+// FaultInjectingStore (a wrapper that injects errors and corruption).
+// Every callback runs on the Executor given to the store, which is the owner's strand;
+// a callback never runs inside the call that queued it.
+// Thread-safety: the methods are called from the owner's strand only.
+#pragma once
+
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "dht/object_id.h"
+#include "dht/record.h"
+#include "dht/status.h"
+
+namespace ringstore {
+
+// Posts a task to the owner's strand.
+using Executor = std::function<void(std::function<void()>)>;
+
+enum class Durability {
+  kSync,   // acknowledged after the write-ahead log is fsynced (default)
+  kAsync,  // acknowledged after the write reaches the OS; a machine crash may lose it
+};
+
+struct WriteOp {
+  ObjectId id;
+  Record record;  // a value or a tombstone, with its timestamp and checksum filled in
+};
+
+struct ScanEntry {
+  ObjectId id;
+  Record record;  // value left empty unless the scan asked for values
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // The stored record, tombstones included. NotFound if absent; Corruption if it fails its
+  // checksums (corrupt bytes are never returned).
+  virtual void Get(const ObjectId& id, std::function<void(Result<Record>)> done) = 0;
+  // Metadata only.
+  virtual void Stat(const ObjectId& id, std::function<void(Result<RecordMeta>)> done) = 0;
+  // Applies ops atomically. Each op takes effect only if its record supersedes the stored one
+  // (last writer wins, see Supersedes), so re-applying the same ops is a no-op.
+  virtual void Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) = 0;
+  // Up to limit records with begin <= id < end, in id order.
+  virtual void Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
+                    std::function<void(Result<std::vector<ScanEntry>>)> done) = 0;
+  // Finishes the queued work, then calls done. Later calls fail with ShuttingDown.
+  virtual void Close(std::function<void(Status)> done) = 0;
+};
+
+}  // namespace ringstore

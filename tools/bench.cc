@@ -1,0 +1,134 @@
+#include "tools/bench.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <vector>
+
+#include "tools/session.h"
+
+namespace ringstore {
+
+void AddBenchOptions(CLI::App& cmd, BenchOptions& o) {
+  cmd.add_option("--op", o.op, "put or get")->check(CLI::IsMember({"put", "get"}))->capture_default_str();
+  cmd.add_option("--size", o.value_bytes, "Value size in bytes")
+      ->check(CLI::Range(size_t{0}, kMaxValueBytes))
+      ->capture_default_str();
+  cmd.add_option("--keys", o.keys, "Distinct keys")->check(CLI::Range(size_t{1}, size_t{100000000}))->capture_default_str();
+  cmd.add_option("--duration", o.duration_s, "Seconds to run")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+  cmd.add_option("--in-flight", o.in_flight, "Requests outstanding in total")
+      ->check(CLI::Range(size_t{1}, size_t{65536}))
+      ->capture_default_str();
+  cmd.add_option("--connections", o.connections, "TCP connections sharing the load")
+      ->check(CLI::Range(size_t{1}, size_t{256}))
+      ->capture_default_str();
+  cmd.add_option("--bench-namespace", o.ns, "Namespace of the benchmark keys")->capture_default_str();
+  cmd.add_flag("!--no-prefill", o.prefill, "For get: do not write the keys first");
+}
+
+namespace {
+
+class Driver {
+ public:
+  Driver(Session& s, const BenchOptions& o, bool is_put, Clock::Duration run_for)
+      : s_(s), o_(o), is_put_(is_put), value_(o.value_bytes, 'x') {
+    for (size_t i = 0; i < value_.size(); ++i) value_[i] = static_cast<char>('a' + (i * 7) % 26);
+    end_ = s.clock().Now() + run_for;
+  }
+
+  // Runs until the time is up (or, with a key limit, until every key was issued once).
+  void Run(size_t only_keys = 0) {
+    only_keys_ = only_keys;
+    const size_t per_conn = std::max<size_t>(1, o_.in_flight / s_.clients());
+    start_ = s_.clock().Now();
+    for (size_t c = 0; c < s_.clients(); ++c) {
+      for (size_t i = 0; i < per_conn; ++i) Issue(c);
+    }
+    while (outstanding_ > 0) s_.io().run_one();
+    elapsed_ = s_.clock().Now() - start_;
+  }
+
+  void Report(const char* label) const {
+    std::vector<int64_t> lat = latencies_ns_;
+    std::sort(lat.begin(), lat.end());
+    auto pct = [&](double p) {
+      return lat.empty() ? 0.0 : lat[std::min(lat.size() - 1, static_cast<size_t>(p * lat.size()))] / 1000.0;
+    };
+    const double secs = std::chrono::duration<double>(elapsed_).count();
+    const double ops = static_cast<double>(done_);
+    std::printf("RESULT op=%s size=%zu in_flight=%zu connections=%zu ops=%llu secs=%.3f ops_per_s=%.0f "
+                "mb_per_s=%.1f p50_us=%.1f p99_us=%.1f errors=%llu\n",
+                label, o_.value_bytes, o_.in_flight, s_.clients(), static_cast<unsigned long long>(done_), secs,
+                ops / secs, ops * o_.value_bytes / secs / 1e6, pct(0.50), pct(0.99),
+                static_cast<unsigned long long>(errors_));
+    if (errors_ > 0) std::fprintf(stderr, "ringstore bench: %llu errors, first: %s\n",
+                                  static_cast<unsigned long long>(errors_), first_error_.ToString().c_str());
+  }
+  uint64_t errors() const { return errors_; }
+
+ private:
+  void Issue(size_t conn) {
+    if (only_keys_ > 0 ? next_key_ >= only_keys_ : s_.clock().Now() >= end_) return;
+    const size_t k = only_keys_ > 0 ? next_key_++ : static_cast<size_t>(rng_.Uniform(o_.keys));
+    const ObjectId id = ObjectId::Of(o_.ns, "key-" + std::to_string(k));
+    const auto t0 = s_.clock().Now();
+    ++outstanding_;
+    auto finish = [this, conn, t0](const Status& st) {
+      --outstanding_;
+      if (st.ok()) {
+        ++done_;
+        latencies_ns_.push_back((s_.clock().Now() - t0).count());
+      } else if (errors_++ == 0) {
+        first_error_ = st;
+      }
+      Issue(conn);
+    };
+    if (is_put_) {
+      s_.client(conn).Put(id, value_, [finish](Result<Ack> r) { finish(r.ok() ? Status::Ok() : r.status()); });
+    } else {
+      s_.client(conn).Get(id, [finish](Result<Record> r) { finish(r.ok() ? Status::Ok() : r.status()); });
+    }
+  }
+
+  Session& s_;
+  const BenchOptions& o_;
+  const bool is_put_;
+  std::string value_;
+  Clock::Duration start_{}, end_{}, elapsed_{};
+  SeededRandom rng_{42};
+  size_t only_keys_ = 0, next_key_ = 0, outstanding_ = 0;
+  uint64_t done_ = 0, errors_ = 0;
+  Status first_error_;
+  std::vector<int64_t> latencies_ns_;
+};
+
+}  // namespace
+
+int RunBench(const std::string& cluster, const ClientOptions& client_options, const BenchOptions& o) {
+  Session session(client_options);
+  for (size_t i = 0; i < o.connections; ++i) {
+    if (Status s = session.AddClient(cluster); !s.ok()) {
+      std::cerr << "ringstore bench: cluster unreachable at " << cluster << ": " << s.ToString() << "\n";
+      return 3;
+    }
+  }
+  const bool is_put = o.op == "put";
+  if (!is_put && o.prefill) {
+    std::fprintf(stderr, "ringstore bench: writing %zu keys of %zu bytes first\n", o.keys, o.value_bytes);
+    Driver fill(session, o, /*is_put=*/true, std::chrono::hours(24));
+    fill.Run(o.keys);
+    if (fill.errors() > 0) {
+      fill.Report("prefill");
+      return 4;
+    }
+  }
+  std::fprintf(stderr, "ringstore bench: %s for %.1f s, %zu in flight over %zu connection(s)\n", o.op.c_str(),
+               o.duration_s, o.in_flight, o.connections);
+  Driver d(session, o, is_put,
+           std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(o.duration_s)));
+  d.Run();
+  d.Report(o.op.c_str());
+  return d.errors() > 0 ? 4 : 0;
+}
+
+}  // namespace ringstore

@@ -1,0 +1,30 @@
+// `ringstore bench`: a closed-loop load generator over the client library. It keeps a fixed
+// number of requests in flight over several connections and reports throughput and latency
+// percentiles. bench/node_bench.sh prints its figures beside redis-benchmark and fio.
+// Thread-safety: single-threaded.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "dht/client.h"
+
+namespace ringstore {
+
+struct BenchOptions {
+  std::string op = "get";  // put or get
+  size_t value_bytes = 1024;
+  size_t keys = 10000;
+  double duration_s = 5;
+  size_t in_flight = 64;
+  size_t connections = 4;
+  std::string ns = "bench";
+  bool prefill = true;
+};
+
+void AddBenchOptions(CLI::App& cmd, BenchOptions& o);
+// Returns a process exit status (0, 3 unreachable, 4 errors during the run).
+int RunBench(const std::string& cluster, const ClientOptions& client_options, const BenchOptions& o);
+
+}  // namespace ringstore

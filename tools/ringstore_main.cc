@@ -1,0 +1,188 @@
+// ringstore: the command-line client. Stores, reads, removes and describes objects, and
+// measures a node with `bench`. Exit status: 0 success, 1 not found, 2 usage error,
+// 3 cluster unreachable, 4 any other error (corruption, I/O, timeout mid-request).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <unistd.h>
+
+#include "tools/bench.h"
+#include "node/runtime/address.h"
+#include "tools/session.h"
+
+using namespace ringstore;
+
+namespace {
+
+constexpr int kExitOk = 0, kExitNotFound = 1, kExitUsage = 2, kExitUnreachable = 3, kExitError = 4;
+
+int Fail(const std::string& what, const Status& s) {
+  std::cerr << "ringstore: " << what << ": " << s.ToString() << "\n";
+  switch (s.code()) {
+    case Code::kNotFound: return kExitNotFound;
+    case Code::kInvalidArgument:
+    case Code::kTooLarge: return kExitUsage;
+    default: return kExitError;
+  }
+}
+
+// Reads FILE, or stdin for "-", refusing more than the largest object.
+Result<std::string> ReadInput(const std::string& path) {
+  std::FILE* f = path == "-" ? stdin : std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return Status::InvalidArgument("cannot open " + path + ": " + std::strerror(errno));
+  std::string data;
+  char buf[1 << 16];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) {
+    data.append(buf, n);
+    if (data.size() > kMaxValueBytes) {
+      if (f != stdin) std::fclose(f);
+      return Status::TooLarge(path + " is larger than the 64 MiB object limit");
+    }
+  }
+  const bool err = std::ferror(f);
+  if (f != stdin) std::fclose(f);
+  if (err) return Status::IOError("cannot read " + path);
+  return data;
+}
+
+// Writes to FILE atomically (temp file + rename), or to stdout for "-".
+Status WriteOutput(const std::string& path, const std::string& data) {
+  if (path == "-") {
+    if (std::fwrite(data.data(), 1, data.size(), stdout) != data.size() || std::fflush(stdout) != 0) {
+      return Status::IOError("cannot write to stdout");
+    }
+    return Status::Ok();
+  }
+  const std::string tmp = path + ".ringstore-tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(data.data(), static_cast<std::streamsize>(data.size()));
+    out.flush();
+    if (!out) return Status::IOError("cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::IOError("cannot rename " + tmp + " to " + path + ": " + ec.message());
+  return Status::Ok();
+}
+
+std::string Describe(const std::string& key, const ObjectId& id, const RecordMeta& m) {
+  char line[512];
+  std::snprintf(line, sizeof line,
+                "key:       %s\nid:        %s\nsize:      %llu\nchecksum:  %016llx (xxh3-64)\n"
+                "timestamp: %s\nstate:     %s\n",
+                key.c_str(), id.Hex().c_str(), static_cast<unsigned long long>(m.size),
+                static_cast<unsigned long long>(m.checksum), TimestampToString(m.ts).c_str(),
+                m.tombstone() ? "deleted" : "live");
+  return line;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ringstore: command-line client for a ringstore cluster."};
+  app.footer(
+      "Exit status: 0 success, 1 not found, 2 usage error, 3 cluster unreachable,\n"
+      "4 other error (corruption, I/O error, timeout).\n"
+      "Objects are addressed by SHA-256(namespace \\0 key) and may be up to 64 MiB.");
+  app.require_subcommand(1);
+  std::string cluster, ns = "default", cluster_id = "ringstore";
+  double timeout_s = 30;
+  app.add_option("--cluster", cluster, "Any node of the cluster, HOST:PORT")->envname("RINGSTORE_CLUSTER");
+  app.add_option("--namespace", ns, "Namespace the keys live in")->capture_default_str();
+  app.add_option("--cluster-id", cluster_id, "Cluster id to expect")
+      ->envname("RINGSTORE_CLUSTER_ID")
+      ->capture_default_str();
+  app.add_option("--timeout", timeout_s, "Seconds to wait for each request")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+
+  std::string key, file;
+  auto* put = app.add_subcommand("put", "Store FILE (or stdin) as the value of KEY");
+  put->add_option("KEY", key, "Object key")->required();
+  put->add_option("FILE", file, "Input file, - for stdin")->default_val("-");
+  auto* get = app.add_subcommand("get", "Write the value of KEY to FILE (or stdout)");
+  get->add_option("KEY", key, "Object key")->required();
+  get->add_option("FILE", file, "Output file, - for stdout; written atomically")->default_val("-");
+  auto* rm = app.add_subcommand("rm", "Delete KEY (exit 1 if it does not exist)");
+  rm->add_option("KEY", key, "Object key")->required();
+  auto* stat = app.add_subcommand("stat", "Show KEY's id, size, checksum, timestamp and state");
+  stat->add_option("KEY", key, "Object key")->required();
+  BenchOptions bench_opts;
+  auto* bench = app.add_subcommand("bench", "Measure throughput and latency against a node");
+  AddBenchOptions(*bench, bench_opts);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (cluster.empty()) {
+    std::cerr << "ringstore: no cluster given: use --cluster HOST:PORT or set RINGSTORE_CLUSTER\n";
+    return kExitUsage;
+  }
+  if (auto hp = ParseHostPort(cluster); !hp.ok()) {
+    std::cerr << "ringstore: " << hp.status().message() << "\n";
+    return kExitUsage;
+  }
+
+  ClientOptions co;
+  co.cluster_id = cluster_id;
+  co.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  co.connect_timeout = std::min<Clock::Duration>(co.request_timeout, std::chrono::seconds(5));
+
+  if (bench->parsed()) return RunBench(cluster, co, bench_opts);
+
+  // Read the input before connecting, so that a bad file is a usage error.
+  std::string value;
+  if (put->parsed()) {
+    auto in = ReadInput(file);
+    if (!in.ok()) return Fail("put " + key, in.status());
+    value = std::move(*in);
+  }
+
+  Session session(co);
+  if (Status s = session.AddClient(cluster); !s.ok()) {
+    std::cerr << "ringstore: cluster unreachable at " << cluster << ": " << s.ToString() << "\n";
+    return kExitUnreachable;
+  }
+  Client& client = session.client();
+  const ObjectId id = ObjectId::Of(ns, key);
+
+  if (put->parsed()) {
+    const size_t size = value.size();
+    auto r = session.Wait<Ack>([&](auto cb) { client.Put(id, std::move(value), std::move(cb)); });
+    if (!r.ok()) return Fail("put " + key, r.status());
+    std::cout << "stored " << key << " (" << size << " bytes, id " << id.Hex().substr(0, 16) << ")\n";
+    return kExitOk;
+  }
+  if (get->parsed()) {
+    auto r = session.Wait<Record>([&](auto cb) { client.Get(id, std::move(cb)); });
+    if (!r.ok()) return Fail("get " + key, r.status());
+    if (r->meta.tombstone()) return Fail("get " + key, Status::NotFound("deleted"));
+    if (Status s = WriteOutput(file, r->value); !s.ok()) return Fail("get " + key, s);
+    return kExitOk;
+  }
+  if (rm->parsed()) {
+    auto st = session.Wait<RecordMeta>([&](auto cb) { client.Stat(id, std::move(cb)); });
+    if (!st.ok()) return Fail("rm " + key, st.status());
+    if (st->tombstone()) return Fail("rm " + key, Status::NotFound("already deleted"));
+    auto r = session.Wait<Ack>([&](auto cb) { client.Del(id, std::move(cb)); });
+    if (!r.ok()) return Fail("rm " + key, r.status());
+    std::cout << "removed " << key << "\n";
+    return kExitOk;
+  }
+  if (stat->parsed()) {
+    auto r = session.Wait<RecordMeta>([&](auto cb) { client.Stat(id, std::move(cb)); });
+    if (!r.ok()) return Fail("stat " + key, r.status());
+    std::cout << Describe(key, id, *r);
+    return r->tombstone() ? kExitNotFound : kExitOk;
+  }
+  return kExitUsage;
+}
