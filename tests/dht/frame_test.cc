@@ -1,0 +1,89 @@
+#include "dht/frame.h"
+
+#include <gtest/gtest.h>
+
+namespace ringstore {
+namespace {
+
+TEST(FrameTest, RoundTripsWholeAndByteByByte) {
+  const std::string a = EncodeFrame(10, 42, "hello", 3);
+  const std::string b = EncodeFrame(11, 43, std::string(100000, 'z'));
+  const std::string c = EncodeFrame(12, 44, "");
+  const std::string stream = a + b + c;
+
+  FrameDecoder whole;
+  ASSERT_TRUE(whole.Feed(stream.data(), stream.size()).ok());
+  FrameDecoder bytewise;
+  for (char ch : stream) ASSERT_TRUE(bytewise.Feed(&ch, 1).ok());
+
+  for (FrameDecoder* d : {&whole, &bytewise}) {
+    ASSERT_TRUE(d->HasFrame());
+    Frame f = d->Next();
+    EXPECT_EQ(f.header.kind, 10);
+    EXPECT_EQ(f.header.request_id, 42u);
+    EXPECT_EQ(f.header.flags, 3);
+    EXPECT_EQ(f.body, "hello");
+    f = d->Next();
+    EXPECT_EQ(f.header.kind, 11);
+    EXPECT_EQ(f.body.size(), 100000u);
+    f = d->Next();
+    EXPECT_EQ(f.header.kind, 12);
+    EXPECT_TRUE(f.body.empty());
+    EXPECT_FALSE(d->HasFrame());
+    EXPECT_FALSE(d->MidFrame());
+  }
+}
+
+TEST(FrameTest, TruncatedFrameIsPendingNotDelivered) {
+  const std::string a = EncodeFrame(10, 1, "payload");
+  FrameDecoder d;
+  ASSERT_TRUE(d.Feed(a.data(), a.size() - 1).ok());
+  EXPECT_FALSE(d.HasFrame());
+  EXPECT_TRUE(d.MidFrame());  // EOF here means a truncated frame
+}
+
+TEST(FrameTest, BadMagicBreaksTheStream) {
+  std::string a = EncodeFrame(10, 1, "x");
+  a[0] ^= 0xff;
+  FrameDecoder d;
+  Status s = d.Feed(a.data(), a.size());
+  EXPECT_EQ(s.code(), Code::kProtocolError);
+  EXPECT_NE(s.message().find("magic"), std::string::npos);
+  // A broken stream stays broken: good bytes after it are not trusted.
+  const std::string good = EncodeFrame(10, 2, "y");
+  EXPECT_FALSE(d.Feed(good.data(), good.size()).ok());
+  EXPECT_FALSE(d.HasFrame());
+}
+
+TEST(FrameTest, UnsupportedVersionIsRefused) {
+  std::string a = EncodeFrame(10, 1, "x");
+  a[4] = 9;
+  FrameDecoder d;
+  EXPECT_EQ(d.Feed(a.data(), a.size()).code(), Code::kProtocolError);
+}
+
+TEST(FrameTest, OversizedLengthIsRefusedBeforeAllocating) {
+  std::string a = EncodeFrame(10, 1, "x");
+  a[16] = '\xff';
+  a[17] = '\xff';
+  a[18] = '\xff';
+  a[19] = '\x7f';  // ~2 GiB
+  FrameDecoder d;
+  EXPECT_EQ(d.Feed(a.data(), kFrameHeaderBytes).code(), Code::kTooLarge);
+  FrameDecoder small(16);
+  const std::string b = EncodeFrame(10, 1, std::string(17, 'a'));
+  EXPECT_EQ(small.Feed(b.data(), b.size()).code(), Code::kTooLarge);
+}
+
+TEST(FrameTest, ChecksumCoversHeaderAndBody) {
+  for (size_t pos : {size_t{5}, size_t{6}, size_t{8}, size_t{20}, kFrameHeaderBytes + 2}) {
+    std::string a = EncodeFrame(10, 1, "some body");
+    a[pos] ^= 0x01;
+    FrameDecoder d;
+    EXPECT_EQ(d.Feed(a.data(), a.size()).code(), Code::kCorruption) << "flipped byte " << pos;
+    EXPECT_FALSE(d.HasFrame());
+  }
+}
+
+}  // namespace
+}  // namespace ringstore

@@ -1,0 +1,194 @@
+#include "dht/messages.h"
+
+#include <gtest/gtest.h>
+
+#include <msgpack.hpp>
+
+#include "dht/random.h"
+
+namespace ringstore {
+namespace {
+
+// Decodes a whole encoded frame and returns its body.
+Frame Parse(const std::string& encoded) {
+  FrameDecoder d;
+  EXPECT_TRUE(d.Feed(encoded.data(), encoded.size()).ok());
+  EXPECT_TRUE(d.HasFrame());
+  return d.Next();
+}
+
+// Packs an arbitrary msgpack array body (for building malformed messages).
+template <typename... Ts>
+std::string Body(const Ts&... fields) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(sizeof...(Ts));
+  (pk.pack(fields), ...);
+  return std::string(buf.data(), buf.size());
+}
+
+std::string Bin(const std::string& s) { return s; }
+msgpack::type::raw_ref BinRef(const std::string& s) { return {s.data(), static_cast<uint32_t>(s.size())}; }
+
+const ObjectId kId = ObjectId::Of("ns", "key");
+
+TEST(MessagesTest, HelloRoundTrips) {
+  Hello h{"cluster-a", kProtocolVersion, {"txn", "pipelining"}, "abcd"};
+  Frame f = Parse(EncodeHello(Kind::kHello, 7, h));
+  EXPECT_EQ(f.header.kind, static_cast<uint16_t>(Kind::kHello));
+  EXPECT_EQ(f.header.request_id, 7u);
+  auto back = DecodeHello(f.body);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->cluster_id, "cluster-a");
+  EXPECT_EQ(back->features, h.features);
+  EXPECT_EQ(back->node_id, "abcd");
+}
+
+TEST(MessagesTest, WritesRoundTripAsTxns) {
+  auto put = DecodeWrite(Kind::kPut, Parse(EncodePut(1, kId, "value", 99, 5)).body);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->ts, 99u);
+  EXPECT_EQ(put->txn_id, 5u);
+  ASSERT_EQ(put->ops.size(), 1u);
+  EXPECT_EQ(put->ops[0].type, TxnOpType::kPut);
+  EXPECT_EQ(put->ops[0].id, kId);
+  EXPECT_EQ(put->ops[0].value, "value");
+
+  auto del = DecodeWrite(Kind::kDel, Parse(EncodeDel(2, kId, 100, 6)).body);
+  ASSERT_TRUE(del.ok());
+  EXPECT_EQ(del->ops[0].type, TxnOpType::kDel);
+  EXPECT_EQ(del->ts, 100u);
+
+  Txn txn{77, 101, {{TxnOpType::kPut, kId, "a"}, {TxnOpType::kDel, ObjectId::Of("ns", "k2"), ""}}};
+  auto back = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(3, txn)).body);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->txn_id, 77u);
+  ASSERT_EQ(back->ops.size(), 2u);
+  EXPECT_EQ(back->ops[1].type, TxnOpType::kDel);
+  EXPECT_EQ(back->ops[1].id, ObjectId::Of("ns", "k2"));
+}
+
+TEST(MessagesTest, RepliesRoundTrip) {
+  EXPECT_EQ(DecodeAck(Parse(EncodeAck(1, Ack{1234})).body)->ts, 1234u);
+  auto err = DecodeError(Parse(EncodeError(1, Status::NotFound("gone"))).body);
+  ASSERT_TRUE(err.ok());
+  EXPECT_EQ(err->ToStatus(), Status::NotFound("gone"));
+
+  Record r = Record::Value(555, "bytes");
+  auto get = DecodeRecordReply(Kind::kGetReply, Parse(EncodeRecordReply(Kind::kGetReply, 1, r)).body);
+  ASSERT_TRUE(get.ok());
+  EXPECT_EQ(get->value, "bytes");
+  EXPECT_EQ(get->meta.ts, 555u);
+  EXPECT_EQ(get->meta.checksum, r.meta.checksum);
+  auto stat = DecodeRecordReply(Kind::kStatReply, Parse(EncodeRecordReply(Kind::kStatReply, 1, r)).body);
+  ASSERT_TRUE(stat.ok());
+  EXPECT_TRUE(stat->value.empty());
+  EXPECT_EQ(stat->meta.size, 5u);
+  auto tomb = DecodeRecordReply(Kind::kGetReply, Parse(EncodeRecordReply(Kind::kGetReply, 1, Record::Tombstone(9))).body);
+  ASSERT_TRUE(tomb.ok());
+  EXPECT_TRUE(tomb->meta.tombstone());
+}
+
+TEST(MessagesTest, GetReplyWhoseBytesFailTheChecksumIsCorruption) {
+  Record r = Record::Value(1, "bytes");
+  r.value = "bytez";  // damaged after the checksum was taken
+  auto get = DecodeRecordReply(Kind::kGetReply, Parse(EncodeRecordReply(Kind::kGetReply, 1, r)).body);
+  EXPECT_EQ(get.status().code(), Code::kCorruption);
+}
+
+TEST(MessagesTest, MalformedBodiesAreProtocolErrors) {
+  const std::string id = std::string(kId.AsStringView());
+  struct Case {
+    const char* name;
+    Kind kind;
+    std::string body;
+  };
+  const std::vector<Case> cases = {
+      {"not msgpack", Kind::kPut, "\xc1\xc1\xc1"},
+      {"empty body", Kind::kGet, ""},
+      {"not an array", Kind::kGet, Body().substr(0, 0) + "\x05"},
+      {"too few fields", Kind::kPut, Body(BinRef(id))},
+      {"id is a string", Kind::kGet, Body(std::string("not-bin"))},
+      {"id too short", Kind::kGet, Body(BinRef(std::string(31, 'x')))},
+      {"value is an int", Kind::kPut, Body(BinRef(id), 5, 1, 1)},
+      {"ts is negative", Kind::kPut, Body(BinRef(id), BinRef("v"), -1, 1)},
+      {"ts is a string", Kind::kDel, Body(BinRef(id), std::string("x"), 1)},
+      {"trailing bytes", Kind::kGet, Body(BinRef(id)) + "\x01"},
+      {"truncated msgpack", Kind::kPut, Body(BinRef(id), BinRef(std::string(100, 'v')), 1, 1).substr(0, 60)},
+      {"txn ops not array", Kind::kTxn, Body(1, 1, 5)},
+      {"txn with no ops", Kind::kTxn, Body(1, 1, std::vector<int>{})},
+      {"txn op bad type", Kind::kTxn, Body(1, 1, std::vector<std::tuple<int, msgpack::type::raw_ref, msgpack::type::raw_ref>>{{9, BinRef(id), BinRef("")}})},
+      {"map instead of array", Kind::kGet, std::string("\x81\x01\x02", 3)},
+      {"nesting too deep", Kind::kGet, std::string(40, '\x91')},
+  };
+  for (const auto& c : cases) {
+    Status s;
+    if (c.kind == Kind::kGet) {
+      s = DecodeKeyRequest(c.body).status();
+    } else {
+      s = DecodeWrite(c.kind, c.body).status();
+    }
+    EXPECT_FALSE(s.ok()) << c.name;
+    EXPECT_TRUE(s.code() == Code::kProtocolError || s.code() == Code::kInvalidArgument) << c.name << ": " << s.ToString();
+  }
+}
+
+TEST(MessagesTest, LengthsAreBounded) {
+  // An array header claiming 2^32-1 elements must not allocate them.
+  EXPECT_FALSE(DecodeKeyRequest(std::string("\xdd\xff\xff\xff\xff", 5)).ok());
+  // A bin header claiming 4 GiB with a few bytes behind it.
+  EXPECT_FALSE(DecodeKeyRequest(std::string("\x91\xc6\xff\xff\xff\xff", 6)).ok());
+  // Too many txn ops.
+  std::vector<std::tuple<int, msgpack::type::raw_ref, msgpack::type::raw_ref>> ops(
+      kMaxTxnOps + 1, {1, BinRef(std::string(kId.AsStringView())), BinRef("")});
+  EXPECT_FALSE(DecodeWrite(Kind::kTxn, Body(1, 1, ops)).ok());
+  // A long string where a short one belongs.
+  EXPECT_FALSE(DecodeHello(Body(std::string(kMaxShortString + 1, 'c'), 1, std::vector<int>{}, std::string())).ok());
+}
+
+TEST(MessagesTest, TrailingUnknownFieldsAreIgnored) {
+  // Forward compatibility: a newer peer may append fields.
+  auto r = DecodeKeyRequest(Body(BinRef(std::string(kId.AsStringView())), 42, std::string("future")));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, kId);
+}
+
+TEST(MessagesTest, RandomMutationsNeverCrash) {
+  // Seeded so a failure replays: flip, truncate and extend valid bodies of every kind.
+  SeededRandom rnd(20261121);
+  Txn txn{1, 2, {{TxnOpType::kPut, kId, "abc"}, {TxnOpType::kDel, kId, ""}}};
+  const std::vector<std::pair<Kind, std::string>> seeds = {
+      {Kind::kHello, Parse(EncodeHello(Kind::kHello, 1, Hello{"c", 1, {"f"}, "n"})).body},
+      {Kind::kPut, Parse(EncodePut(1, kId, "value", 3, 4)).body},
+      {Kind::kDel, Parse(EncodeDel(1, kId, 3, 4)).body},
+      {Kind::kTxn, Parse(EncodeTxn(1, txn)).body},
+      {Kind::kGet, Parse(EncodeKeyRequest(Kind::kGet, 1, kId)).body},
+      {Kind::kAck, Parse(EncodeAck(1, Ack{5})).body},
+      {Kind::kError, Parse(EncodeError(1, Status::Busy("x"))).body},
+      {Kind::kGetReply, Parse(EncodeRecordReply(Kind::kGetReply, 1, Record::Value(1, "v"))).body},
+  };
+  for (int i = 0; i < 50000; ++i) {
+    auto [kind, body] = seeds[rnd.Uniform(seeds.size())];
+    const int edits = 1 + static_cast<int>(rnd.Uniform(4));
+    for (int e = 0; e < edits && !body.empty(); ++e) {
+      switch (rnd.Uniform(3)) {
+        case 0: body[rnd.Uniform(body.size())] = static_cast<char>(rnd.Next()); break;
+        case 1: body.resize(rnd.Uniform(body.size())); break;
+        default: body.push_back(static_cast<char>(rnd.Next())); break;
+      }
+    }
+    switch (kind) {
+      case Kind::kHello: (void)DecodeHello(body); break;
+      case Kind::kPut:
+      case Kind::kDel:
+      case Kind::kTxn: (void)DecodeWrite(kind, body); break;
+      case Kind::kGet: (void)DecodeKeyRequest(body); break;
+      case Kind::kAck: (void)DecodeAck(body); break;
+      case Kind::kError: (void)DecodeError(body); break;
+      default: (void)DecodeRecordReply(kind, body); break;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ringstore

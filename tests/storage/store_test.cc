@@ -1,0 +1,205 @@
+// One suite, run against every Store: the in-memory store, the RocksDB store, and the
+// in-memory store behind the fault-injecting wrapper with no faults armed.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "storage/fault_injecting_store.h"
+#include "storage/memory_store.h"
+#include "storage/record_format.h"
+#include "storage/rocksdb_store.h"
+#include "tests/support/blocking_executor.h"
+
+namespace ringstore {
+namespace {
+
+namespace fs = std::filesystem;
+
+class StoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    for (auto& c : name) {
+      if (c == '/') c = '_';
+    }
+    dir_ = fs::temp_directory_path() / ("ringstore-store-test-" + std::to_string(::getpid()) + "-" + name);
+    fs::remove_all(dir_);
+    Open();
+  }
+  void TearDown() override {
+    Close();
+    fs::remove_all(dir_);
+  }
+  void Open() {
+    if (GetParam() == "rocksdb") {
+      RocksDbOptions o;
+      o.path = dir_.string();
+      auto r = RocksDbStore::Open(o, exec_.executor());
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      rocks_ = r->get();
+      owned_ = std::move(*r);
+      store_ = owned_.get();
+    } else {
+      if (!mem_) mem_ = std::make_unique<MemoryStore>(exec_.executor());
+      store_ = mem_.get();
+      if (GetParam() == "faulty-memory") {
+        faulty_ = std::make_unique<FaultInjectingStore>(*mem_);
+        store_ = faulty_.get();
+      }
+    }
+  }
+  void Close() {
+    if (owned_) {
+      (void)exec_.Await<Status>([&](auto cb) { owned_->Close(cb); });
+      owned_.reset();
+      rocks_ = nullptr;
+    }
+  }
+  // Closes and reopens; the in-memory store keeps its map.
+  void Reopen() {
+    Close();
+    Open();
+  }
+
+  Status Apply(std::vector<WriteOp> ops) {
+    return exec_.Await<Status>([&](auto cb) { store_->Apply(std::move(ops), cb); });
+  }
+  Status Put(const ObjectId& id, Timestamp ts, std::string v) {
+    return Apply({WriteOp{id, Record::Value(ts, std::move(v))}});
+  }
+  Result<Record> Get(const ObjectId& id) {
+    return exec_.Await<Result<Record>>([&](auto cb) { store_->Get(id, cb); });
+  }
+  Result<RecordMeta> Stat(const ObjectId& id) {
+    return exec_.Await<Result<RecordMeta>>([&](auto cb) { store_->Stat(id, cb); });
+  }
+  Result<std::vector<ScanEntry>> Scan(const ObjectId& b, const ObjectId& e, size_t limit, bool values) {
+    return exec_.Await<Result<std::vector<ScanEntry>>>([&](auto cb) { store_->Scan(b, e, limit, values, cb); });
+  }
+
+  fs::path dir_;
+  testing::BlockingExecutor exec_;
+  std::unique_ptr<MemoryStore> mem_;
+  std::unique_ptr<FaultInjectingStore> faulty_;
+  std::unique_ptr<RocksDbStore> owned_;
+  RocksDbStore* rocks_ = nullptr;
+  Store* store_ = nullptr;
+};
+
+const ObjectId kA = ObjectId::Of("t", "a");
+const ObjectId kB = ObjectId::Of("t", "b");
+
+TEST_P(StoreTest, MissingKeyIsNotFound) {
+  EXPECT_TRUE(Get(kA).status().IsNotFound());
+  EXPECT_TRUE(Stat(kA).status().IsNotFound());
+}
+
+TEST_P(StoreTest, PutThenGetAndStat) {
+  ASSERT_TRUE(Put(kA, 10, "alpha").ok());
+  auto r = Get(kA);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->value, "alpha");
+  EXPECT_EQ(r->meta.ts, 10u);
+  auto m = Stat(kA);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->size, 5u);
+  EXPECT_EQ(m->checksum, Record::Value(10, "alpha").meta.checksum);
+}
+
+TEST_P(StoreTest, LastWriterWinsAndResendIsIdempotent) {
+  ASSERT_TRUE(Put(kA, 20, "new").ok());
+  ASSERT_TRUE(Put(kA, 10, "old").ok());  // arrives late: ignored
+  EXPECT_EQ(Get(kA)->value, "new");
+  ASSERT_TRUE(Put(kA, 20, "new").ok());  // a resend: no change
+  EXPECT_EQ(Get(kA)->value, "new");
+  ASSERT_TRUE(Put(kA, 30, "newer").ok());
+  EXPECT_EQ(Get(kA)->value, "newer");
+}
+
+TEST_P(StoreTest, TombstonesAreRecordsAndOlderWritesCannotResurrect) {
+  ASSERT_TRUE(Put(kA, 10, "v").ok());
+  ASSERT_TRUE(Apply({WriteOp{kA, Record::Tombstone(20)}}).ok());
+  auto r = Get(kA);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->meta.tombstone());
+  ASSERT_TRUE(Put(kA, 15, "zombie").ok());
+  EXPECT_TRUE(Get(kA)->meta.tombstone());
+}
+
+TEST_P(StoreTest, ApplyIsAtomicAcrossKeysAndKeepsTheNewestWithinABatch) {
+  ASSERT_TRUE(Apply({WriteOp{kA, Record::Value(5, "a1")}, WriteOp{kB, Record::Value(5, "b1")},
+                     WriteOp{kA, Record::Value(6, "a2")}, WriteOp{kA, Record::Value(4, "a0")}})
+                  .ok());
+  EXPECT_EQ(Get(kA)->value, "a2");
+  EXPECT_EQ(Get(kB)->value, "b1");
+}
+
+TEST_P(StoreTest, ScanReturnsARangeInIdOrder) {
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 50; ++i) {
+    ids.push_back(ObjectId::Of("scan", std::to_string(i)));
+    ASSERT_TRUE(Put(ids.back(), 1, "v" + std::to_string(i)).ok());
+  }
+  std::sort(ids.begin(), ids.end());
+  auto all = Scan(ObjectId::Min(), ObjectId::Max(), 1000, true);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 50u);
+  for (size_t i = 0; i < 50; ++i) EXPECT_EQ((*all)[i].id, ids[i]);
+  EXPECT_FALSE((*all)[0].record.value.empty());
+  // Half-open [ids[10], ids[20]), metadata only, and a limit.
+  auto part = Scan(ids[10], ids[20], 1000, false);
+  ASSERT_TRUE(part.ok());
+  ASSERT_EQ(part->size(), 10u);
+  EXPECT_EQ(part->front().id, ids[10]);
+  EXPECT_TRUE(part->front().record.value.empty());
+  EXPECT_GT(part->front().record.meta.size, 0u);
+  EXPECT_EQ(Scan(ids[0], ids[49], 7, false)->size(), 7u);
+}
+
+TEST_P(StoreTest, DataSurvivesReopen) {
+  ASSERT_TRUE(Put(kA, 10, std::string(1 << 20, 'q')).ok());  // goes to a blob file in RocksDB
+  ASSERT_TRUE(Put(kB, 10, "small").ok());
+  Reopen();
+  EXPECT_EQ(Get(kA)->value, std::string(1 << 20, 'q'));
+  EXPECT_EQ(Get(kB)->value, "small");
+}
+
+TEST_P(StoreTest, CallsAfterCloseFail) {
+  if (GetParam() == "rocksdb") {
+    (void)exec_.Await<Status>([&](auto cb) { owned_->Close(cb); });
+  } else {
+    (void)exec_.Await<Status>([&](auto cb) { store_->Close(cb); });
+  }
+  EXPECT_FALSE(Put(kA, 1, "x").ok());
+  EXPECT_FALSE(Get(kA).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStores, StoreTest, ::testing::Values("memory", "rocksdb", "faulty-memory"));
+
+// RocksDB-only: bytes damaged on disk are reported as corruption, never served.
+class RocksDbCorruptionTest : public StoreTest {};
+
+TEST_P(RocksDbCorruptionTest, DamagedValueOrHeaderIsCorruption) {
+  ASSERT_TRUE(Put(kA, 10, "precious bytes").ok());
+  std::string raw = EncodeStoredRecord(Record::Value(10, "precious bytes"));
+  raw[raw.size() - 1] ^= 0x01;  // value bit flip
+  ASSERT_TRUE(rocks_->RawPutForTest(kA, raw).ok());
+  auto r = Get(kA);
+  EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
+  EXPECT_NE(r.status().message().find(kA.Hex()), std::string::npos);
+
+  raw = EncodeStoredRecord(Record::Value(10, "precious bytes"));
+  raw[9] ^= 0x40;  // timestamp bit flip in the header
+  ASSERT_TRUE(rocks_->RawPutForTest(kA, raw).ok());
+  EXPECT_TRUE(Get(kA).status().IsCorruption());
+
+  // A newer write repairs the record.
+  ASSERT_TRUE(Put(kA, 11, "fresh").ok());
+  EXPECT_EQ(Get(kA)->value, "fresh");
+}
+
+INSTANTIATE_TEST_SUITE_P(RocksDb, RocksDbCorruptionTest, ::testing::Values("rocksdb"));
+
+}  // namespace
+}  // namespace ringstore
