@@ -23,19 +23,28 @@ void Client::Connect(const std::string& address, std::function<void(Status)> don
   const uint64_t rid = next_rid_++;
   Call(EncodeHello(Kind::kHello, rid, hello), rid, options_.connect_timeout,
        [this, done = std::move(done)](Result<Frame> r) {
-         if (!r.ok()) return done(r.status());
+         // A failed handshake closes the connection, so nothing else is sent on it.
+         auto fail = [&](Status s) {
+           if (have_conn_) transport_.Close(conn_);
+           done(std::move(s));
+         };
+         if (!r.ok()) return fail(r.status());
          if (r->header.kind == static_cast<uint16_t>(Kind::kError)) {
            auto e = DecodeError(r->body);
-           return done(e.ok() ? e->ToStatus() : e.status());
+           return fail(e.ok() ? e->ToStatus() : e.status());
          }
          if (r->header.kind != static_cast<uint16_t>(Kind::kHelloReply)) {
-           return done(Status::ProtocolError("expected HELLO_REPLY"));
+           return fail(Status::ProtocolError("expected HELLO_REPLY"));
          }
          auto hello = DecodeHello(r->body);
-         if (!hello.ok()) return done(hello.status());
+         if (!hello.ok()) return fail(hello.status());
          if (hello->cluster_id != options_.cluster_id) {
-           return done(Status::Refused("node " + address_ + " belongs to cluster '" +
+           return fail(Status::Refused("node " + address_ + " belongs to cluster '" +
                                        hello->cluster_id + "', not '" + options_.cluster_id + "'"));
+         }
+         if (hello->version != kProtocolVersion) {
+           return fail(Status::Refused("node " + address_ + " speaks protocol version " +
+                                       std::to_string(hello->version)));
          }
          server_node_id_ = hello->node_id;
          ready_ = true;

@@ -84,7 +84,9 @@ Status FrameDecoder::Feed(const char* data, size_t len) {
         return s;
       }
       have_header_ = true;
-      buffer_.reserve(header_.body_len);
+      // Memory follows the bytes that actually arrive: a header alone claiming 64 MiB
+      // reserves at most 1 MiB.
+      buffer_.reserve(std::min<size_t>(header_.body_len, kInitialBodyReserveBytes));
     }
     const size_t need = header_.body_len - buffer_.size();
     const size_t take = std::min(need, len);

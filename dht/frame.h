@@ -13,12 +13,17 @@
 
 namespace ringstore {
 
-constexpr uint32_t kFrameMagic = 0x52535452;  // "RSTR" read as little-endian bytes "RTSR"
+constexpr uint32_t kFrameMagic = 0x52535452;  // on the wire (little-endian): bytes 52 54 53 52, "RTSR"
 constexpr uint8_t kProtocolVersion = 1;
 constexpr size_t kFrameHeaderBytes = 24;
 // Largest object value, and the largest frame body (a value plus its message envelope).
 constexpr size_t kMaxValueBytes = 64u << 20;
 constexpr size_t kMaxFrameBodyBytes = kMaxValueBytes + (64u << 10);
+// Until its HELLO is accepted a peer may send frames of at most this size, so that a stranger
+// cannot make the node buffer 64 MiB per connection. Wait for HELLO_REPLY before sending more.
+constexpr size_t kMaxHandshakeBodyBytes = 64u << 10;
+// What the decoder reserves when a header arrives; the rest grows with the bytes received.
+constexpr size_t kInitialBodyReserveBytes = 64u << 10;
 
 struct FrameHeader {
   uint32_t magic = kFrameMagic;
@@ -27,7 +32,7 @@ struct FrameHeader {
   uint16_t kind = 0;
   uint64_t request_id = 0;
   uint32_t body_len = 0;
-  uint32_t checksum = 0;  // low 32 bits of XXH3-64(header bytes 0..19 ++ body)
+  uint32_t checksum = 0;  // low 32 bits of XXH3-64(body, seed = XXH3-64(header bytes 0..19))
 };
 
 struct Frame {
@@ -58,10 +63,12 @@ class FrameDecoder {
   bool MidFrame() const { return !buffer_.empty() || have_header_; }
   // Bytes buffered for the frame being assembled.
   size_t buffered_bytes() const { return buffer_.size(); }
+  // Applies to headers parsed from now on.
+  void set_max_body_bytes(size_t n) { max_body_bytes_ = n; }
 
  private:
   Status ParseHeader();
-  const size_t max_body_bytes_;
+  size_t max_body_bytes_;
   std::string buffer_;
   bool have_header_ = false;
   FrameHeader header_;

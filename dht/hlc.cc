@@ -1,6 +1,7 @@
 #include "dht/hlc.h"
 
 #include <algorithm>
+#include <cassert>
 
 namespace ringstore {
 
@@ -17,6 +18,7 @@ Timestamp HlcClock::Now() {
   const Timestamp wall = MakeTimestamp(WallMs(), 0);
   // When the wall clock is ahead, jump to it; otherwise tick the logical part. A logical
   // overflow carries into the millisecond field, which keeps the order strict.
+  assert(last_ != UINT64_MAX);  // writes stamped far in the future are refused upstream
   last_ = std::max(wall, last_ + 1);
   return last_;
 }

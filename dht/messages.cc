@@ -38,23 +38,30 @@ void PackId(Packer& pk, const ObjectId& id) { PackBin(pk, id.AsStringView()); }
 
 bool ReferenceAll(msgpack::type::object_type, std::size_t, void*) { return true; }
 
-// A decoded top-level array. Holds the msgpack zone; strings and bins point into the body.
+// A decoded top-level array. Strings and bins point into the body; the objects live in a
+// per-thread zone that the next Parse on this thread reuses.
 class Fields {
  public:
   Status Parse(std::string_view body, uint32_t min_fields) {
     try {
       std::size_t off = 0;
-      const msgpack::unpack_limit limit(/*array=*/kMaxTxnOps + 8, /*map=*/0,
-                                        /*str=*/kMaxShortString, /*bin=*/kMaxValueBytes,
+      // Loose structural bounds; the decoders apply the exact ones with clearer errors.
+      const msgpack::unpack_limit limit(/*array=*/4 * kMaxTxnOps, /*map=*/0,
+                                        /*str=*/kMaxShortString, /*bin=*/kMaxFrameBodyBytes,
                                         /*ext=*/0, /*depth=*/4);
-      handle_ = msgpack::unpack(body.data(), body.size(), off, ReferenceAll, nullptr, limit);
+      // One zone per thread, cleared per message: decoding allocates nothing in the common
+      // case. Decoders copy what they keep before returning, so the reuse is safe.
+      static thread_local msgpack::zone zone;
+      zone.clear();
+      bool referenced = false;
+      root_ = msgpack::unpack(zone, body.data(), body.size(), off, referenced, ReferenceAll, nullptr, limit);
       if (off != body.size()) return Status::ProtocolError("trailing bytes after message body");
     } catch (const std::exception& e) {
       return Status::ProtocolError(std::string("malformed msgpack body: ") + e.what());
     } catch (...) {
       return Status::ProtocolError("malformed msgpack body");
     }
-    return Wrap(handle_.get(), min_fields, "message body");
+    return Wrap(root_, min_fields, "message body");
   }
   // Views a nested array (a txn op) without owning the zone.
   Status Wrap(const msgpack::object& o, uint32_t min_fields, const char* what) {
@@ -98,7 +105,7 @@ class Fields {
   static Status TypeError(uint32_t i, const char* name, const char* want) {
     return Status::ProtocolError("field " + std::to_string(i) + " (" + name + ") must be " + want);
   }
-  msgpack::object_handle handle_;
+  msgpack::object root_;
   const msgpack::object* arr_ = nullptr;
   uint32_t size_ = 0;
 };

@@ -37,7 +37,7 @@ constexpr size_t kMaxTxnOps = 1024;
 constexpr size_t kMaxFeatures = 64;
 constexpr size_t kMaxShortString = 1024;  // cluster id, node id, feature names, messages
 
-// Sent by both sides first; the reply carries the server's view.
+// The client's first frame (kHello); the node answers with its own (kHelloReply).
 struct Hello {
   std::string cluster_id;
   uint32_t version = kProtocolVersion;
@@ -54,7 +54,8 @@ struct TxnOp {
 };
 
 // PUT, DEL and TXN all decode into a Txn: a set of ops applied atomically with one timestamp.
-// ts == 0 asks the node to assign one. txn_id makes a resend recognisable.
+// ts == 0 asks the node to assign one. txn_id names the transaction in logs; a resend is
+// idempotent because it carries the same timestamp (last writer wins).
 struct Txn {
   uint64_t txn_id = 0;
   Timestamp ts = 0;

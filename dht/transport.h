@@ -44,6 +44,8 @@ class Transport {
   virtual void Close(ConnId conn) = 0;
   // Stops accepting new connections; established ones continue.
   virtual void StopAccepting() = 0;
+  // Largest frame body accepted on conn from the next header on (default kMaxFrameBodyBytes).
+  virtual void SetFrameLimit(ConnId conn, size_t max_body_bytes) = 0;
 };
 
 }  // namespace ringstore

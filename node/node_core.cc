@@ -18,6 +18,7 @@ void NodeCore::Start() { transport_.SetHandler(this); }
 void NodeCore::OnAccepted(ConnId conn, const std::string& peer_address) {
   conns_[conn] = Conn{peer_address};
   stats_.connections = conns_.size();
+  transport_.SetFrameLimit(conn, kMaxHandshakeBodyBytes);
   log_->debug("connection {} from {}", conn, peer_address);
 }
 
@@ -105,6 +106,7 @@ void NodeCore::HandleHello(ConnId conn, Conn& c, const Frame& frame) {
     return;
   }
   c.hello_done = true;
+  transport_.SetFrameLimit(conn, kMaxFrameBodyBytes);
   Hello reply;
   reply.cluster_id = options_.cluster_id;
   reply.node_id = options_.node_id;
@@ -144,6 +146,14 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
   if (ts == 0) {
     ts = hlc_.Now();
   } else {
+    const int64_t ahead_ms = static_cast<int64_t>(TimestampWallMs(ts)) - clock_.WallMicros() / 1000;
+    if (ahead_ms > options_.max_future_skew_ms) {
+      Finish(conn, EncodeError(rid, Status::InvalidArgument(
+                                        "write timestamp is " + std::to_string(ahead_ms) +
+                                        " ms ahead of this node's clock (limit " +
+                                        std::to_string(options_.max_future_skew_ms) + " ms)")));
+      return;
+    }
     hlc_.Observe(ts);
   }
   std::vector<WriteOp> ops;
@@ -187,8 +197,12 @@ void NodeCore::HandleStat(ConnId conn, const Frame& frame) {
   auto id = DecodeKeyRequest(frame.body);
   if (!id.ok()) return SendError(conn, rid, id.status());
   if (!Admit(conn, rid)) return;
-  store_.Stat(*id, [this, conn, rid](Result<RecordMeta> r) {
+  store_.Stat(*id, [this, conn, rid, id = *id](Result<RecordMeta> r) {
     if (!r.ok()) {
+      if (r.status().IsCorruption()) {
+        ++stats_.corruptions;
+        log_->error("corrupt record header: object {}: {}", id.Hex(), r.status().message());
+      }
       ++stats_.errors_sent;
       return Finish(conn, EncodeError(rid, r.status()));
     }

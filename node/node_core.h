@@ -27,6 +27,9 @@ struct NodeOptions {
   // Requests being served at once; one more gets a Busy error.
   size_t max_in_flight_per_conn = 4096;
   size_t max_in_flight_total = 65536;
+  // A write stamped further than this ahead of the node's clock is refused: one record from a
+  // runaway clock would otherwise win every later write.
+  int64_t max_future_skew_ms = 60'000;
 };
 
 struct NodeStats {

@@ -13,6 +13,11 @@
 #include <fstream>
 #include <iostream>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+
 #include "dht/random.h"
 #include "node/node_core.h"
 #include "node/runtime/asio_clock.h"
@@ -34,20 +39,26 @@ Result<std::string> LoadOrCreateNodeId(const fs::path& dir) {
     if (id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos) return id;
     return Status::Corruption(file.string() + " does not hold a node id (32 hex digits)");
   }
-  SeededRandom rnd(OsRandomSeed());
   char buf[33];
-  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(rnd.Next()),
-                static_cast<unsigned long long>(rnd.Next()));
+  std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(OsRandomSeed()),
+                static_cast<unsigned long long>(OsRandomSeed()));
+  // Written to a temp file, fsynced, renamed, and the directory fsynced: a crash leaves
+  // either no NODE_ID or a whole one.
   const fs::path tmp = dir / "NODE_ID.tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << buf << "\n";
-    out.flush();
-    if (!out) return Status::IOError("cannot write " + tmp.string());
-  }
+  const std::string line = std::string(buf) + "\n";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const bool written = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                       ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!written) return Status::IOError("cannot write " + tmp.string() + ": " + std::strerror(errno));
   std::error_code ec;
   fs::rename(tmp, file, ec);
   if (ec) return Status::IOError("cannot create " + file.string() + ": " + ec.message());
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
   return std::string(buf);
 }
 

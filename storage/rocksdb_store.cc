@@ -29,14 +29,17 @@ Status FromRocks(const rocksdb::Status& s) {
   return Status::IOError("rocksdb: " + s.ToString());
 }
 
-rocksdb::ColumnFamilyOptions CfOptions(const RocksDbOptions& o, bool blobs) {
+rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache, bool blobs) {
   rocksdb::ColumnFamilyOptions cf;
   cf.OptimizeLevelStyleCompaction();
   rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(o.block_cache_bytes);
+  table.block_cache = cache;  // one budget shared by both column families
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.whole_key_filtering = true;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  // A bloom filter over the memtable: a read of a key that is not there skips the skiplist.
+  cf.memtable_whole_key_filtering = true;
+  cf.memtable_prefix_bloom_size_ratio = 0.05;
   if (blobs) {
     cf.enable_blob_files = true;
     cf.min_blob_size = kMinBlobBytes;
@@ -68,9 +71,10 @@ Status RocksDbStore::OpenDb() {
   db.IncreaseParallelism(2);
   db.max_background_jobs = 2;
   db.paranoid_checks = true;
+  auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, CfOptions(options_, /*blobs=*/true)},
-      {kMetaCf, CfOptions(options_, /*blobs=*/false)},
+      {rocksdb::kDefaultColumnFamilyName, CfOptions(cache, /*blobs=*/true)},
+      {kMetaCf, CfOptions(cache, /*blobs=*/false)},
   };
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::Status s = rocksdb::DB::Open(db, options_.path, cfs, &handles, &db_);
@@ -150,29 +154,47 @@ void RocksDbStore::WriterLoop() {
   }
 }
 
+Result<std::optional<RecordMeta>> RocksDbStore::StoredMeta(const ObjectId& id) {
+  if (auto it = meta_cache_.find(id); it != meta_cache_.end()) return std::optional<RecordMeta>(it->second);
+  std::string raw;
+  rocksdb::Status gs = db_->Get(rocksdb::ReadOptions(), meta_cf_, Key(id), &raw);
+  if (gs.IsNotFound()) return std::optional<RecordMeta>();
+  if (!gs.ok()) return FromRocks(gs);
+  auto m = DecodeRecordHeader(raw);
+  // A corrupt header loses to any write, which repairs it.
+  return m.ok() ? std::optional<RecordMeta>(*m) : std::optional<RecordMeta>();
+}
+
+bool RocksDbStore::StoredValueIntact(const ObjectId& id) {
+  std::string raw;
+  rocksdb::Status gs = db_->Get(rocksdb::ReadOptions(), data_cf_, Key(id), &raw);
+  return gs.ok() && DecodeStoredRecord(raw).ok();
+}
+
 void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
-  // Newest header per key: what is on disk, then what this group already wrote.
+  // The newest header per key: what is stored, then what this group already wrote.
   std::unordered_map<ObjectId, std::optional<RecordMeta>, ObjectIdHash> current;
   rocksdb::WriteBatch batch;
   std::string header;
-  rocksdb::Status status;
+  Status status;
   for (auto& task : group) {
     for (auto& op : task.ops) {
       auto it = current.find(op.id);
       if (it == current.end()) {
-        std::string raw;
-        rocksdb::Status gs = db_->Get(rocksdb::ReadOptions(), meta_cf_, Key(op.id), &raw);
-        std::optional<RecordMeta> stored;
-        if (gs.ok()) {
-          auto m = DecodeRecordHeader(raw);
-          if (m.ok()) stored = *m;  // a corrupt header loses to any write, which repairs it
-        } else if (!gs.IsNotFound()) {
-          status = gs;
+        auto stored = StoredMeta(op.id);
+        if (!stored.ok()) {
+          status = stored.status();
           break;
         }
-        it = current.emplace(op.id, stored).first;
+        it = current.emplace(op.id, *stored).first;
       }
-      if (it->second && !Supersedes(op.record.meta, *it->second)) continue;
+      if (it->second) {
+        const RecordMeta& have = *it->second;
+        // The same version again is a resend or a repair: rewrite it only if the stored
+        // bytes are damaged (the header alone cannot tell).
+        const bool same = !Supersedes(op.record.meta, have) && !Supersedes(have, op.record.meta);
+        if (!Supersedes(op.record.meta, have) && !(same && !StoredValueIntact(op.id))) continue;
+      }
       it->second = op.record.meta;
       header = EncodeRecordHeader(op.record.meta);
       const rocksdb::Slice key = Key(op.id);
@@ -180,18 +202,26 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
       batch.Put(data_cf_, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
       batch.Put(meta_cf_, key, header);
     }
+    if (!status.ok()) break;
   }
   if (status.ok() && batch.Count() > 0) {
     rocksdb::WriteOptions wo;
     wo.sync = options_.durability == Durability::kSync;
-    status = db_->Write(wo, &batch);
+    status = FromRocks(db_->Write(wo, &batch));
   }
-  Status result = FromRocks(status);
+  if (status.ok()) {
+    // Remember what is now stored; the writer is the only one who writes, so the cache is
+    // exact. It is bounded by dropping it whole when full.
+    if (meta_cache_.size() + current.size() > options_.max_cached_metas) meta_cache_.clear();
+    for (auto& [id, meta] : current) {
+      if (meta) meta_cache_[id] = *meta;
+    }
+  }
   auto callbacks = std::make_shared<std::vector<std::function<void(Status)>>>();
   callbacks->reserve(group.size());
   for (auto& task : group) callbacks->push_back(std::move(task.done));
-  executor_([callbacks, result] {
-    for (auto& cb : *callbacks) cb(result);
+  executor_([callbacks, status] {
+    for (auto& cb : *callbacks) cb(status);
   });
 }
 
@@ -207,18 +237,47 @@ bool RocksDbStore::EnqueueRead(ReadTask& task) {
   return true;
 }
 
+// Reads try the memtable and block cache first, on the caller's strand: kBlockCacheTier
+// never touches the disk (RocksDB answers Incomplete instead), so hot reads skip two thread
+// hand-offs. Anything that would need I/O goes to the reader pool.
+template <typename T>
+bool RocksDbStore::TryCached(rocksdb::ColumnFamilyHandle* cf, const ObjectId& id,
+                             const std::function<void(Result<T>)>& done,
+                             Result<T> (*decode)(std::string_view)) {
+  if (closed_) return false;
+  rocksdb::ReadOptions ro;
+  ro.read_tier = rocksdb::kBlockCacheTier;
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(ro, cf, Key(id), &value);
+  if (s.IsIncomplete()) return false;
+  Result<T> r = s.ok() ? decode(std::string_view(value.data(), value.size())) : Result<T>(FromRocks(s));
+  if (!r.ok() && r.status().IsCorruption()) {
+    r = Status::Corruption("object " + id.Hex() + ": " + r.status().message());
+  }
+  executor_([done, r = std::move(r)]() mutable { done(std::move(r)); });
+  return true;
+}
+
 void RocksDbStore::Get(const ObjectId& id, std::function<void(Result<Record>)> done) {
+  if (TryCached<Record>(data_cf_, id, done, &DecodeStoredRecord)) return;
   ReadTask t{id, std::move(done), nullptr, nullptr};
   if (!EnqueueRead(t)) {
-    executor_([done = std::move(t.get)] { done(Status::Busy("read queue full or store closed")); });
+    executor_([done = std::move(t.get), s = Refusal()] { done(s); });
   }
 }
 
 void RocksDbStore::Stat(const ObjectId& id, std::function<void(Result<RecordMeta>)> done) {
+  if (TryCached<RecordMeta>(meta_cf_, id, done, &DecodeRecordHeader)) return;
   ReadTask t{id, nullptr, std::move(done), nullptr};
   if (!EnqueueRead(t)) {
-    executor_([done = std::move(t.stat)] { done(Status::Busy("read queue full or store closed")); });
+    executor_([done = std::move(t.stat), s = Refusal()] { done(s); });
   }
+}
+
+Status RocksDbStore::Refusal() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_ || stopping_) return Status::ShuttingDown("store closed");
+  return Status::Busy("read queue full");
 }
 
 void RocksDbStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
@@ -257,7 +316,7 @@ void RocksDbStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit
   };
   ReadTask t{ObjectId(), nullptr, nullptr, run};
   if (!EnqueueRead(t)) {
-    executor_([done] { done(Status::Busy("read queue full or store closed")); });
+    executor_([done, s = Refusal()] { done(s); });
   }
 }
 

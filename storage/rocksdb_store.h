@@ -3,10 +3,13 @@
 // checks and STAT never read a value. Values of 256 KiB and more go to RocksDB blob files.
 //
 // Threads: one writer thread owns every write. It takes all queued Apply calls, resolves
-// last-writer-wins against the stored headers, and commits them as one WriteBatch with one
-// WAL fsync (group commit). A TXN is therefore always inside one atomic WriteBatch.
-// Reader threads serve Get/Stat/Scan in batches (MultiGet). Completions are posted to the
-// executor (the node's strand) in one task per batch.
+// last-writer-wins against the stored headers (kept in a bounded cache, exact because no one
+// else writes), and commits them as one WriteBatch with one WAL fsync (group commit). A TXN is
+// therefore always inside one atomic WriteBatch. A write of the same version as the stored
+// one rewrites it only if the stored bytes fail their checksum (repair).
+// Get/Stat are first tried from the memtable and block cache on the caller's strand (no disk
+// I/O: RocksDB's kBlockCacheTier); the rest goes to reader threads, which serve Get/Stat/Scan
+// in batches (MultiGet). Completions are always posted to the executor (the node's strand).
 // Thread-safety: the public methods are called from the owner's strand; internal queues are
 // guarded by mu_.
 #pragma once
@@ -15,6 +18,8 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <unordered_map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,6 +45,8 @@ struct RocksDbOptions {
   size_t max_group_commit_bytes = 128u << 20;
   // Reads served by one MultiGet.
   size_t max_read_batch = 64;
+  // Record headers the writer remembers, so that last-writer-wins checks skip a lookup.
+  size_t max_cached_metas = 1u << 18;
 };
 
 class RocksDbStore final : public Store {
@@ -79,8 +86,17 @@ class RocksDbStore final : public Store {
   void WriterLoop();
   void ReaderLoop();
   void CommitGroup(std::vector<WriteTask>& group);
+  // Writer thread only: the stored header of id (cache, then the record_meta family).
+  Result<std::optional<RecordMeta>> StoredMeta(const ObjectId& id);
+  bool StoredValueIntact(const ObjectId& id);
   void ServeReads(std::vector<ReadTask>& batch);
-  bool EnqueueRead(ReadTask& task);  // moves from task only when queued
+  bool EnqueueRead(ReadTask& task);
+  // ShuttingDown once closed, Busy otherwise.
+  Status Refusal();
+  // Serves a read from memory if it can; false when it needs the disk.
+  template <typename T>
+  bool TryCached(rocksdb::ColumnFamilyHandle* cf, const ObjectId& id,
+                 const std::function<void(Result<T>)>& done, Result<T> (*decode)(std::string_view));  // moves from task only when queued
   void Shutdown();
 
   const RocksDbOptions options_;
@@ -96,6 +112,7 @@ class RocksDbStore final : public Store {
   std::deque<ReadTask> reads_;        // guarded by mu_
   bool stopping_ = false;             // guarded by mu_
   bool closed_ = false;               // strand-only
+  std::unordered_map<ObjectId, RecordMeta, ObjectIdHash> meta_cache_;  // writer thread only
   std::thread writer_;
   std::vector<std::thread> readers_;
 };

@@ -34,6 +34,9 @@ class Driver {
       : s_(s), o_(o), is_put_(is_put), value_(o.value_bytes, 'x') {
     for (size_t i = 0; i < value_.size(); ++i) value_[i] = static_cast<char>('a' + (i * 7) % 26);
     end_ = s.clock().Now() + run_for;
+    ids_.reserve(o.keys);
+    for (size_t k = 0; k < o.keys; ++k) ids_.push_back(ObjectId::Of(o.ns, "key-" + std::to_string(k)));
+    latencies_ns_.reserve(1 << 20);
   }
 
   // Runs until the time is up (or, with a key limit, until every key was issued once).
@@ -70,7 +73,7 @@ class Driver {
   void Issue(size_t conn) {
     if (only_keys_ > 0 ? next_key_ >= only_keys_ : s_.clock().Now() >= end_) return;
     const size_t k = only_keys_ > 0 ? next_key_++ : static_cast<size_t>(rng_.Uniform(o_.keys));
-    const ObjectId id = ObjectId::Of(o_.ns, "key-" + std::to_string(k));
+    const ObjectId& id = ids_[k];
     const auto t0 = s_.clock().Now();
     ++outstanding_;
     auto finish = [this, conn, t0](const Status& st) {
@@ -100,6 +103,7 @@ class Driver {
   uint64_t done_ = 0, errors_ = 0;
   Status first_error_;
   std::vector<int64_t> latencies_ns_;
+  std::vector<ObjectId> ids_;
 };
 
 }  // namespace

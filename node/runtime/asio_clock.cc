@@ -39,8 +39,8 @@ void AsioClock::Cancel(TimerId id) {
 }
 
 uint64_t OsRandomSeed() {
-  std::random_device rd;
-  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  std::random_device rd;  // /dev/urandom on Linux
+  return (static_cast<uint64_t>(rd()) << 32) | rd();
 }
 
 }  // namespace ringstore

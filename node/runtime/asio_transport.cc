@@ -1,6 +1,7 @@
 #include "node/runtime/asio_transport.h"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
 #include "node/runtime/address.h"
@@ -26,6 +27,7 @@ struct AsioTransport::Connection {
   bool read_paused = false;
   bool close_after_flush = false;
   bool closed = false;
+  bool flush_posted = false;  // a StartWrite is queued behind the current handlers
 };
 
 AsioTransport::AsioTransport(asio::io_context& io, AsioTransportOptions options)
@@ -143,6 +145,10 @@ void AsioTransport::SendParts(ConnId conn, std::string header, std::string body)
   }
 }
 
+void AsioTransport::SetFrameLimit(ConnId conn, size_t max_body_bytes) {
+  if (auto c = Find(conn)) c->decoder.set_max_body_bytes(max_body_bytes);
+}
+
 void AsioTransport::Close(ConnId conn) {
   auto c = Find(conn);
   if (!c) return;
@@ -153,7 +159,16 @@ void AsioTransport::Close(ConnId conn) {
 void AsioTransport::Enqueue(const ConnPtr& c, std::string bytes) {
   c->out_bytes += bytes.size();
   c->out.push_back(std::move(bytes));
-  if (c->connected && c->writing_frames == 0) StartWrite(c);
+  // Corking: the write starts after the handlers that are ready now have run, so the
+  // replies to a batch of pipelined requests leave in one writev instead of one each.
+  if (c->connected && c->writing_frames == 0 && !c->flush_posted) {
+    c->flush_posted = true;
+    asio::post(io_, [this, c, alive = alive_] {
+      if (!*alive) return;
+      c->flush_posted = false;
+      StartWrite(c);
+    });
+  }
 }
 
 void AsioTransport::StartWrite(const ConnPtr& c) {
@@ -191,21 +206,33 @@ void AsioTransport::StartRead(const ConnPtr& c) {
                             [this, c, alive = alive_](boost::system::error_code ec, size_t n) {
                               if (!*alive || c->closed) return;
                               c->reading = false;
-                              if (ec) {
-                                Status why = ec == asio::error::eof
-                                                 ? (c->decoder.MidFrame()
-                                                        ? Status::ProtocolError("connection closed mid-frame (truncated frame)")
-                                                        : Status::Ok())
-                                                 : Status::Unavailable("read failed: " + ec.message());
-                                return Fail(c, why);
+                              if (ec == asio::error::eof && c->decoder.MidFrame()) {
+                                // Half-closed mid-frame: say so, then close after the reply.
+                                const Status why = Status::ProtocolError("connection closed mid-frame (truncated frame)");
+                                if (handler_) handler_->OnStreamError(c->id, why);
+                                c->close_after_flush = true;
+                                if (c->out.empty()) Fail(c, why);
+                                return;
                               }
-                              OnRead(c, n);
+                              if (ec) {
+                                return Fail(c, ec == asio::error::eof
+                                                   ? Status::Ok()
+                                                   : Status::Unavailable("read failed: " + ec.message()));
+                              }
+                              try {
+                                OnRead(c, n);
+                              } catch (const std::bad_alloc&) {
+                                // Out of memory while buffering this peer's frame: drop the
+                                // connection, not the node.
+                                Fail(c, Status::IOError("out of memory while reading a frame"));
+                              }
                             });
 }
 
 void AsioTransport::OnRead(const ConnPtr& c, size_t n) {
   Status s = c->decoder.Feed(c->read_buf.data(), n);
-  while (c->decoder.HasFrame() && !c->closed) {
+  // Once the handler has closed the connection, what follows in the buffer is not served.
+  while (c->decoder.HasFrame() && !c->closed && !c->close_after_flush) {
     Frame f = c->decoder.Next();
     if (handler_) handler_->OnFrame(c->id, std::move(f));
   }

@@ -1,6 +1,6 @@
 // AsioTransport: the real Transport over TCP with Boost.Asio. Listens, connects, frames the
-// byte stream with FrameDecoder, and writes queued frames with gathered writes, so that many
-// pipelined requests and replies share a system call. Reading from a connection pauses while
+// byte stream with FrameDecoder, and writes queued frames with gathered writes started after
+// the ready handlers have run (corking), so that many pipelined replies share a system call. Reading from a connection pauses while
 // its unsent replies exceed a high-water mark (backpressure on a slow reader).
 // It owns its sockets; the handler must outlive it.
 // Thread-safety: one io_context thread; every call and callback runs there.
@@ -46,6 +46,7 @@ class AsioTransport final : public Transport {
   void SendParts(ConnId conn, std::string header, std::string body) override;
   void Close(ConnId conn) override;
   void StopAccepting() override;
+  void SetFrameLimit(ConnId conn, size_t max_body_bytes) override;
 
  private:
   struct Connection;

@@ -135,6 +135,52 @@ TEST_F(NodeCoreTest, NodeAssignsATimestampWhenTheWriterGivesNone) {
   EXPECT_GT(DecodeAck(peer.frames[1].body)->ts, 0u);
 }
 
+TEST_F(NodeCoreTest, WritesStampedFarInTheFutureAreRefused) {
+  RawPeer peer(net_, "node:1");
+  peer.Hello();
+  const uint64_t now_ms = static_cast<uint64_t>(clock_.WallMicros() / 1000);
+  peer.Send(EncodePut(2, ObjectId::Of("t", "f"), "v", MakeTimestamp(now_ms + 3'600'000, 0), 1));
+  peer.Send(EncodePut(3, ObjectId::Of("t", "g"), "v", MakeTimestamp(now_ms + 1'000, 0), 1));
+  net_.RunUntilIdle();
+  ASSERT_EQ(peer.frames.size(), 3u);
+  auto e = DecodeError(peer.frames[1].body);
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->code, Code::kInvalidArgument);
+  EXPECT_NE(e->message.find("ahead of this node's clock"), std::string::npos);
+  EXPECT_EQ(peer.frames[2].header.kind, static_cast<uint16_t>(Kind::kAck));  // modest skew is fine
+  EXPECT_TRUE(Get("f").status().IsNotFound());
+}
+
+TEST_F(NodeCoreTest, NothingIsServedAfterARefusedHandshake) {
+  // A wrong HELLO and a PUT arrive in one packet: the PUT must not be applied.
+  RawPeer peer(net_, "node:1");
+  peer.Send(EncodeHello(Kind::kHello, 1, Hello{"wrong-cluster", kProtocolVersion, {}, ""}) +
+            EncodeHello(Kind::kHello, 2, Hello{"ringstore", kProtocolVersion, {}, ""}) +
+            EncodePut(3, ObjectId::Of("t", "sneaky"), "v", 0, 1));
+  net_.RunUntilIdle();
+  EXPECT_TRUE(peer.closed);
+  EXPECT_EQ(peer.frames.size(), 1u);
+  EXPECT_TRUE(Get("sneaky").status().IsNotFound());
+}
+
+TEST_F(NodeCoreTest, StrangersMaySendOnlySmallFramesUntilTheirHelloIsAccepted) {
+  RawPeer peer(net_, "node:1");
+  // A header claiming 1 MiB before any HELLO: refused before any body byte is buffered.
+  std::string big = EncodePut(1, ObjectId::Of("t", "k"), std::string(1 << 20, 'x'), 1, 1);
+  peer.Send(big.substr(0, kFrameHeaderBytes));
+  net_.RunUntilIdle();
+  EXPECT_EQ(peer.LastError().code(), Code::kTooLarge);
+  EXPECT_TRUE(peer.closed);
+  // After the handshake the same frame is fine.
+  RawPeer ok(net_, "node:1");
+  ok.Hello();
+  net_.RunUntilIdle();
+  ok.Send(big);
+  net_.RunUntilIdle();
+  ASSERT_EQ(ok.frames.size(), 2u);
+  EXPECT_EQ(ok.frames[1].header.kind, static_cast<uint16_t>(Kind::kAck));
+}
+
 TEST_F(NodeCoreTest, HandshakeIsRequiredFirst) {
   RawPeer peer(net_, "node:1");
   peer.Send(EncodeKeyRequest(Kind::kGet, 5, ObjectId::Of("t", "k")));

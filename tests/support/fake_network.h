@@ -118,6 +118,14 @@ class FakeTransport final : public Transport {
     net_.Post([peer, remote] { peer->Drop(remote, Status::Unavailable("peer closed the connection")); });
   }
   void StopAccepting() override { accepting_ = false; }
+  void SetFrameLimit(ConnId conn, size_t max_body_bytes) override {
+    if (auto it = ends_.find(conn); it != ends_.end()) it->second->decoder.set_max_body_bytes(max_body_bytes);
+    frame_limits_[conn] = max_body_bytes;
+  }
+  size_t frame_limit(ConnId conn) const {
+    auto it = frame_limits_.find(conn);
+    return it == frame_limits_.end() ? kMaxFrameBodyBytes : it->second;
+  }
 
   bool IsOpen(ConnId conn) const { return ends_.count(conn) != 0; }
   size_t open_connections() const { return ends_.size(); }
@@ -129,7 +137,7 @@ class FakeTransport final : public Transport {
     if (it == ends_.end()) return;
     auto end = it->second;  // keep alive across callbacks
     Status s = end->decoder.Feed(bytes.data(), bytes.size());
-    while (end->decoder.HasFrame() && ends_.count(conn)) {
+    while (end->decoder.HasFrame() && ends_.count(conn) && !end->closing) {
       Frame f = end->decoder.Next();
       if (handler_) handler_->OnFrame(conn, std::move(f));
     }
@@ -149,6 +157,7 @@ class FakeTransport final : public Transport {
   bool accepting_ = true;
   uint64_t frames_sent_ = 0;
   std::map<ConnId, std::shared_ptr<FakeNetwork::End>> ends_;
+  std::map<ConnId, size_t> frame_limits_;
 };
 
 }  // namespace ringstore::testing
