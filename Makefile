@@ -35,7 +35,7 @@ asan: deps
 	@scripts/run-tests.sh $(ASAN_BUILD)
 
 bench: build
-	@bench/node_bench.sh
+	@BIN_DIR=$(abspath $(BUILD)) bench/node_bench.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

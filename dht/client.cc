@@ -86,8 +86,9 @@ void Client::Sweep() {
 }
 
 bool Client::Reserve(const std::function<void(Status)>& fail) {
-  if (!have_conn_) {
-    fail(Status::Unavailable("not connected"));
+  if (!ready_) {
+    fail(Status::Unavailable(have_conn_ ? "handshake with " + address_ + " not finished"
+                                        : "not connected"));
     return false;
   }
   if (pending_.size() >= options_.max_in_flight) {

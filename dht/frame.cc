@@ -85,7 +85,7 @@ Status FrameDecoder::Feed(const char* data, size_t len) {
       }
       have_header_ = true;
       // Memory follows the bytes that actually arrive: a header alone claiming 64 MiB
-      // reserves at most 1 MiB.
+      // reserves at most kInitialBodyReserveBytes.
       buffer_.reserve(std::min<size_t>(header_.body_len, kInitialBodyReserveBytes));
     }
     const size_t need = header_.body_len - buffer_.size();

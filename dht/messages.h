@@ -54,8 +54,8 @@ struct TxnOp {
 };
 
 // PUT, DEL and TXN all decode into a Txn: a set of ops applied atomically with one timestamp.
-// ts == 0 asks the node to assign one. txn_id names the transaction in logs; a resend is
-// idempotent because it carries the same timestamp (last writer wins).
+// ts == 0 asks the node to assign one. txn_id identifies the transaction (a resend carries
+// the same one); the resend is idempotent because it also carries the same timestamp.
 struct Txn {
   uint64_t txn_id = 0;
   Timestamp ts = 0;

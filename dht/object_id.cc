@@ -22,6 +22,15 @@ ObjectId ObjectId::Of(std::string_view ns, std::string_view key) {
   return ObjectId(out);
 }
 
+ObjectId ObjectId::Sha256(std::string_view bytes) {
+  Bytes out{};
+  unsigned int len = 0;
+  const int ok = EVP_Digest(bytes.data(), bytes.size(), out.data(), &len, EVP_sha256(), nullptr);
+  assert(ok == 1 && len == kSize);
+  (void)ok;
+  return ObjectId(out);
+}
+
 Result<ObjectId> ObjectId::FromBytes(std::string_view raw) {
   if (raw.size() != kSize) {
     return Status::InvalidArgument("object id must be 32 bytes, got " + std::to_string(raw.size()));

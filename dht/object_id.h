@@ -23,6 +23,8 @@ class ObjectId {
 
   // SHA-256(ns || '\0' || key).
   static ObjectId Of(std::string_view ns, std::string_view key);
+  // SHA-256(bytes): for IDs derived from other IDs (replica IDs, ring IDs).
+  static ObjectId Sha256(std::string_view bytes);
   // Exactly 32 raw bytes, else InvalidArgument.
   static Result<ObjectId> FromBytes(std::string_view raw);
   // Exactly 64 hex digits (either case), else InvalidArgument.

@@ -148,6 +148,7 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
   } else {
     const int64_t ahead_ms = static_cast<int64_t>(TimestampWallMs(ts)) - clock_.WallMicros() / 1000;
     if (ahead_ms > options_.max_future_skew_ms) {
+      ++stats_.errors_sent;
       Finish(conn, EncodeError(rid, Status::InvalidArgument(
                                         "write timestamp is " + std::to_string(ahead_ms) +
                                         " ms ahead of this node's clock (limit " +

@@ -32,7 +32,12 @@ namespace {
 // The node's identity: 128 random bits, created on first start and kept in DIR/NODE_ID.
 Result<std::string> LoadOrCreateNodeId(const fs::path& dir) {
   const fs::path file = dir / "NODE_ID";
+  std::error_code exists_ec;
+  const bool exists = fs::exists(file, exists_ec);
   std::ifstream in(file);
+  if (exists && !in) {
+    return Status::IOError("cannot read " + file.string() + ": refusing to replace this node's identity");
+  }
   if (in) {
     std::string id;
     in >> id;

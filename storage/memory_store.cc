@@ -33,9 +33,12 @@ void MemoryStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> do
   } else {
     for (auto& op : ops) {
       auto it = records_.find(op.id);
-      // A corrupt stored record loses to any write, which repairs it.
-      if (it == records_.end() || !it->second.Intact() ||
-          Supersedes(op.record.meta, it->second.meta)) {
+      // As in RocksDbStore: a newer version wins; the same version again replaces the stored
+      // one only if the stored bytes are damaged (a repair).
+      const bool same = it != records_.end() && !Supersedes(op.record.meta, it->second.meta) &&
+                        !Supersedes(it->second.meta, op.record.meta);
+      if (it == records_.end() || Supersedes(op.record.meta, it->second.meta) ||
+          (same && !it->second.Intact())) {
         records_[op.id] = std::move(op.record);
       }
     }

@@ -161,8 +161,16 @@ Result<std::optional<RecordMeta>> RocksDbStore::StoredMeta(const ObjectId& id) {
   if (gs.IsNotFound()) return std::optional<RecordMeta>();
   if (!gs.ok()) return FromRocks(gs);
   auto m = DecodeRecordHeader(raw);
-  // A corrupt header loses to any write, which repairs it.
-  return m.ok() ? std::optional<RecordMeta>(*m) : std::optional<RecordMeta>();
+  if (m.ok()) return std::optional<RecordMeta>(*m);
+  // The header copy is damaged: trust the data record's own header if that one is intact,
+  // so an older write cannot replace newer data. Only when both are damaged does any write
+  // win (and repair the record).
+  raw.clear();
+  if (db_->Get(rocksdb::ReadOptions(), data_cf_, Key(id), &raw).ok()) {
+    auto d = DecodeRecordHeader(raw);
+    if (d.ok()) return std::optional<RecordMeta>(*d);
+  }
+  return std::optional<RecordMeta>();
 }
 
 bool RocksDbStore::StoredValueIntact(const ObjectId& id) {
@@ -378,10 +386,10 @@ void RocksDbStore::ServeReads(std::vector<ReadTask>& batch) {
   }
 }
 
-Status RocksDbStore::RawPutForTest(const ObjectId& id, std::string_view bytes) {
+Status RocksDbStore::RawPutForTest(const ObjectId& id, std::string_view bytes, bool meta) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(db_->Put(wo, data_cf_, Key(id), rocksdb::Slice(bytes.data(), bytes.size())));
+  return FromRocks(db_->Put(wo, meta ? meta_cf_ : data_cf_, Key(id), rocksdb::Slice(bytes.data(), bytes.size())));
 }
 
 }  // namespace ringstore

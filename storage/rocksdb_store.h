@@ -64,9 +64,10 @@ class RocksDbStore final : public Store {
   // Drains the queues, joins the threads and closes RocksDB. Blocks the caller until then.
   void Close(std::function<void(Status)> done) override;
 
-  // Test hook: overwrites the stored bytes of id in the data column family, bypassing every
-  // check, to simulate on-disk corruption. Synchronous.
-  Status RawPutForTest(const ObjectId& id, std::string_view bytes);
+  // Test hook: overwrites the stored bytes of id in the data column family (or, with
+  // meta = true, its header copy in record_meta), bypassing every check, to simulate on-disk
+  // corruption. Synchronous.
+  Status RawPutForTest(const ObjectId& id, std::string_view bytes, bool meta = false);
 
  private:
   struct WriteTask {

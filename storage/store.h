@@ -44,7 +44,8 @@ class Store {
   // Metadata only.
   virtual void Stat(const ObjectId& id, std::function<void(Result<RecordMeta>)> done) = 0;
   // Applies ops atomically. Each op takes effect only if its record supersedes the stored one
-  // (last writer wins, see Supersedes), so re-applying the same ops is a no-op.
+  // (last writer wins, see Supersedes). Re-applying the same version is a no-op, except that
+  // it rewrites a stored record whose bytes fail their checksum: that is how a repair works.
   virtual void Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) = 0;
   // Up to limit records with begin <= id < end, in id order.
   virtual void Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,

@@ -20,14 +20,17 @@ namespace {
 
 constexpr int kExitOk = 0, kExitNotFound = 1, kExitUsage = 2, kExitUnreachable = 3, kExitError = 4;
 
+// An error from the cluster: 1 for not found, else 4 (a refusal by the node is not a
+// usage error of this command line).
 int Fail(const std::string& what, const Status& s) {
   std::cerr << "ringstore: " << what << ": " << s.ToString() << "\n";
-  switch (s.code()) {
-    case Code::kNotFound: return kExitNotFound;
-    case Code::kInvalidArgument:
-    case Code::kTooLarge: return kExitUsage;
-    default: return kExitError;
-  }
+  return s.IsNotFound() ? kExitNotFound : kExitError;
+}
+
+// An error in this command's own input (a file that cannot be opened, or too large): 2.
+int BadInput(const std::string& what, const Status& s) {
+  std::cerr << "ringstore: " << what << ": " << s.ToString() << "\n";
+  return s.code() == Code::kIOError ? kExitError : kExitUsage;
 }
 
 // Reads FILE, or stdin for "-", refusing more than the largest object.
@@ -143,7 +146,7 @@ int main(int argc, char** argv) {
   std::string value;
   if (put->parsed()) {
     auto in = ReadInput(file);
-    if (!in.ok()) return Fail("put " + key, in.status());
+    if (!in.ok()) return BadInput("put " + key, in.status());
     value = std::move(*in);
   }
 

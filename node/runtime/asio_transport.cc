@@ -153,7 +153,8 @@ void AsioTransport::Close(ConnId conn) {
   auto c = Find(conn);
   if (!c) return;
   c->close_after_flush = true;
-  if (c->out.empty() && c->connected) Fail(c, Status::Ok());
+  // Not connected yet: cancel the connect; nothing queued is worth sending then.
+  if (!c->connected || c->out.empty()) Fail(c, Status::Ok());
 }
 
 void AsioTransport::Enqueue(const ConnPtr& c, std::string bytes) {
@@ -219,18 +220,18 @@ void AsioTransport::StartRead(const ConnPtr& c) {
                                                    ? Status::Ok()
                                                    : Status::Unavailable("read failed: " + ec.message()));
                               }
-                              try {
-                                OnRead(c, n);
-                              } catch (const std::bad_alloc&) {
-                                // Out of memory while buffering this peer's frame: drop the
-                                // connection, not the node.
-                                Fail(c, Status::IOError("out of memory while reading a frame"));
-                              }
+                              OnRead(c, n);
                             });
 }
 
 void AsioTransport::OnRead(const ConnPtr& c, size_t n) {
-  Status s = c->decoder.Feed(c->read_buf.data(), n);
+  Status s;
+  try {
+    s = c->decoder.Feed(c->read_buf.data(), n);
+  } catch (const std::bad_alloc&) {
+    // Out of memory while buffering this peer's frame: drop the connection, not the node.
+    return Fail(c, Status::IOError("out of memory while reading a frame"));
+  }
   // Once the handler has closed the connection, what follows in the buffer is not served.
   while (c->decoder.HasFrame() && !c->closed && !c->close_after_flush) {
     Frame f = c->decoder.Next();

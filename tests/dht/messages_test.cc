@@ -27,7 +27,6 @@ std::string Body(const Ts&... fields) {
   return std::string(buf.data(), buf.size());
 }
 
-std::string Bin(const std::string& s) { return s; }
 msgpack::type::raw_ref BinRef(const std::string& s) { return {s.data(), static_cast<uint32_t>(s.size())}; }
 
 const ObjectId kId = ObjectId::Of("ns", "key");
@@ -139,8 +138,9 @@ TEST(MessagesTest, LengthsAreBounded) {
   // A bin header claiming 4 GiB with a few bytes behind it.
   EXPECT_FALSE(DecodeKeyRequest(std::string("\x91\xc6\xff\xff\xff\xff", 6)).ok());
   // Too many txn ops.
+  const std::string id(kId.AsStringView());  // outlives the raw_refs below
   std::vector<std::tuple<int, msgpack::type::raw_ref, msgpack::type::raw_ref>> ops(
-      kMaxTxnOps + 1, {1, BinRef(std::string(kId.AsStringView())), BinRef("")});
+      kMaxTxnOps + 1, {1, BinRef(id), BinRef("")});
   EXPECT_FALSE(DecodeWrite(Kind::kTxn, Body(1, 1, ops)).ok());
   // A long string where a short one belongs.
   EXPECT_FALSE(DecodeHello(Body(std::string(kMaxShortString + 1, 'c'), 1, std::vector<int>{}, std::string())).ok());

@@ -62,9 +62,11 @@ TEST_F(FaultInjectingStoreTest, MemoryStoreReportsDamagedRecordsAsCorruption) {
   ASSERT_TRUE(Put(id_, 1, "some bytes").ok());
   base_.MutableRecordForTest(id_)->value[0] ^= 1;
   EXPECT_TRUE(Get(id_).status().IsCorruption());
-  // Any write repairs a damaged record, even one with an older timestamp.
-  ASSERT_TRUE(Put(id_, 1, "repaired").ok());
-  EXPECT_EQ(Get(id_)->value, "repaired");
+  // An older version does not replace it; the same version again repairs it.
+  ASSERT_TRUE(Put(id_, 0, "older").ok());
+  EXPECT_TRUE(Get(id_).status().IsCorruption());
+  ASSERT_TRUE(Put(id_, 1, "some bytes").ok());
+  EXPECT_EQ(Get(id_)->value, "some bytes");
 }
 
 }  // namespace

@@ -215,6 +215,18 @@ TEST_P(RocksDbCorruptionTest, RewritingTheSameVersionRepairsDamagedBytes) {
   EXPECT_EQ(Get(kA)->meta.ts, 10u);
 }
 
+TEST_P(RocksDbCorruptionTest, ADamagedHeaderCopyDoesNotLetAnOlderWriteWin) {
+  ASSERT_TRUE(Put(kA, 20, "newer").ok());
+  Reopen();  // the writer's header cache starts empty, so the check reads record_meta
+  std::string header = EncodeRecordHeader(Record::Value(20, "newer").meta);
+  header[12] ^= 0x01;
+  ASSERT_TRUE(rocks_->RawPutForTest(kA, header, /*meta=*/true).ok());
+  ASSERT_TRUE(Put(kA, 10, "older").ok());
+  auto r = Get(kA);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->value, "newer");
+}
+
 INSTANTIATE_TEST_SUITE_P(RocksDb, RocksDbCorruptionTest, ::testing::Values("rocksdb"));
 
 }  // namespace

@@ -1,0 +1,50 @@
+#include "routing/placement.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace ringstore {
+
+ObjectId ReplicaId(const ObjectId& id, uint32_t replica) {
+  if (replica == 0) return id;
+  std::string in(id.AsStringView());
+  for (int b = 0; b < 4; ++b) in.push_back(static_cast<char>(replica >> (8 * b)));
+  return ObjectId::Sha256(in);
+}
+
+std::vector<const NodeEntry*> PlaceReplicas(const RouteTable& table, const ObjectId& id, uint32_t n) {
+  std::vector<const NodeEntry*> chosen;
+  const auto& ring = table.ring();
+  if (ring.empty() || n == 0) return chosen;
+  n = std::min(n, kMaxReplicas);
+
+  std::vector<std::string> zones_used;
+  auto zone_used = [&](const NodeEntry* e) {
+    return std::find(zones_used.begin(), zones_used.end(), e->zone) != zones_used.end();
+  };
+  auto taken = [&](const NodeEntry* e) { return std::find(chosen.begin(), chosen.end(), e) != chosen.end(); };
+
+  for (uint32_t r = 0; r < n && chosen.size() < table.ring_nodes(); ++r) {
+    const ObjectId rid = ReplicaId(id, r);
+    auto start = std::lower_bound(ring.begin(), ring.end(), rid,
+                                  [](const RouteTable::Point& p, const ObjectId& x) { return p.id < x; });
+    const size_t first = static_cast<size_t>(start - ring.begin()) % ring.size();
+    // Prefer a node in an unused zone while there is one; otherwise any unchosen node.
+    const bool want_new_zone = zones_used.size() < table.ring_zones();
+    const NodeEntry* pick = nullptr;
+    for (int pass = want_new_zone ? 0 : 1; pass < 2 && pick == nullptr; ++pass) {
+      for (size_t k = 0; k < ring.size(); ++k) {
+        const NodeEntry* e = ring[(first + k) % ring.size()].node;
+        if (taken(e) || (pass == 0 && zone_used(e))) continue;
+        pick = e;
+        break;
+      }
+    }
+    if (pick == nullptr) break;
+    chosen.push_back(pick);
+    if (!zone_used(pick)) zones_used.push_back(pick->zone);
+  }
+  return chosen;
+}
+
+}  // namespace ringstore

@@ -1,0 +1,108 @@
+#include "routing/route_table.h"
+
+#include <algorithm>
+#include <cassert>
+#include <set>
+#include <tuple>
+
+#include "dht/checksum.h"
+
+namespace ringstore {
+
+const char* NodeStateName(NodeState s) {
+  switch (s) {
+    case NodeState::kUp: return "up";
+    case NodeState::kSuspect: return "suspect";
+    case NodeState::kDown: return "down";
+    case NodeState::kLeft: return "left";
+  }
+  return "unknown";
+}
+
+ObjectId NodeEntry::RingId(uint32_t i) const {
+  char in[12];
+  for (int b = 0; b < 8; ++b) in[b] = static_cast<char>(ring_seed >> (8 * b));
+  for (int b = 0; b < 4; ++b) in[8 + b] = static_cast<char>(i >> (8 * b));
+  return ObjectId::Sha256(std::string_view(in, sizeof in));
+}
+
+bool NodeEntry::Overrides(const NodeEntry& other) const {
+  if (incarnation != other.incarnation) return incarnation > other.incarnation;
+  if (state != other.state) return static_cast<uint8_t>(state) > static_cast<uint8_t>(other.state);
+  // Same incarnation and state but different details (address, zone): the node itself is
+  // the only writer of those and bumps its incarnation when they change, so this is a tie
+  // between two versions nobody should produce; break it deterministically.
+  return std::tie(address, zone, ring_seed, vnodes) > std::tie(other.address, other.zone, other.ring_seed, other.vnodes);
+}
+
+bool RouteTable::Merge(const NodeEntry& entry) {
+  auto it = entries_.find(entry.node_id);
+  if (it == entries_.end()) {
+    entries_.emplace(entry.node_id, entry);
+    Invalidate();
+    return true;
+  }
+  if (!entry.Overrides(it->second)) return false;
+  it->second = entry;
+  Invalidate();
+  return true;
+}
+
+const NodeEntry* RouteTable::Find(const std::string& node_id) const {
+  auto it = entries_.find(node_id);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+uint64_t RouteTable::Digest() const {
+  uint64_t h = 0x9e3779b97f4a7c15ULL;
+  for (const auto& [id, e] : entries_) {
+    std::string s = e.node_id + '\0' + e.address + '\0' + e.zone + '\0';
+    s.push_back(static_cast<char>(e.state));
+    for (uint64_t v : {e.incarnation, e.ring_seed, static_cast<uint64_t>(e.vnodes)}) {
+      for (int b = 0; b < 8; ++b) s.push_back(static_cast<char>(v >> (8 * b)));
+    }
+    h = Checksum64(s, h);
+  }
+  return h;
+}
+
+const std::vector<RouteTable::Point>& RouteTable::ring() const {
+  if (ring_valid_) return ring_;
+  ring_.clear();
+  ring_nodes_ = 0;
+  std::set<std::string> zones;
+  for (const auto& [id, e] : entries_) {
+    if (e.state == NodeState::kLeft) continue;
+    ++ring_nodes_;
+    zones.insert(e.zone);
+    const uint32_t n = std::min(e.vnodes, kMaxVnodes);
+    for (uint32_t i = 0; i < n; ++i) ring_.push_back(Point{e.RingId(i), &e});
+  }
+  std::sort(ring_.begin(), ring_.end(), [](const Point& a, const Point& b) {
+    return a.id != b.id ? a.id < b.id : a.node->node_id < b.node->node_id;
+  });
+  ring_zones_ = zones.size();
+  ring_valid_ = true;
+  return ring_;
+}
+
+namespace {
+// The ring as a fraction: the 64-bit prefix is plenty of precision for shares.
+double Position(const ObjectId& id) { return static_cast<double>(id.Prefix64()) / 18446744073709551616.0; }
+}  // namespace
+
+std::map<std::string, double> RouteTable::RingShares() const {
+  std::map<std::string, double> shares;
+  const auto& r = ring();
+  if (r.empty()) return shares;
+  // A point owns the range from its predecessor (exclusive) up to itself (inclusive).
+  for (size_t i = 0; i < r.size(); ++i) {
+    const double prev = Position(r[(i + r.size() - 1) % r.size()].id);
+    double width = Position(r[i].id) - prev;
+    if (width < 0 || r.size() == 1) width += 1.0;
+    shares[r[i].node->node_id] += width;
+  }
+  return shares;
+}
+
+}  // namespace ringstore
