@@ -30,6 +30,12 @@ enum class Kind : uint16_t {
   kTxn = 14,
   kGetReply = 20,
   kStatReply = 21,
+  // Membership (node to node); bodies are coded in routing/membership_messages.
+  kGossip = 30,
+  kGossipReply = 31,
+  kPing = 32,
+  kPingReq = 33,
+  kPingAck = 34,
 };
 const char* KindName(uint16_t kind);
 

@@ -83,8 +83,8 @@ class FakeTransport final : public Transport {
     }
     FakeTransport* server = it->second;
     const ConnId theirs = net_.next_conn_++;
-    ends_[mine] = std::make_shared<FakeNetwork::End>(FakeNetwork::End{this, mine, server, theirs, {}});
-    server->ends_[theirs] = std::make_shared<FakeNetwork::End>(FakeNetwork::End{server, theirs, this, mine, {}});
+    ends_[mine] = std::make_shared<FakeNetwork::End>(FakeNetwork::End{this, mine, server, theirs, FrameDecoder()});
+    server->ends_[theirs] = std::make_shared<FakeNetwork::End>(FakeNetwork::End{server, theirs, this, mine, FrameDecoder()});
     net_.Post([server, theirs, addr = address_] {
       if (server->handler_) server->handler_->OnAccepted(theirs, addr.empty() ? "client" : addr);
     });

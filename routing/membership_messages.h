@@ -1,0 +1,39 @@
+// The membership messages nodes exchange: push-pull gossip of route-table entries and the
+// SWIM probes. Each carries the sender's address, so a reply never depends on which
+// connection a message came in on. Bodies are msgpack arrays, coded like dht/messages
+// (positional fields, appended only, trailing unknown fields ignored, every length bounded).
+// Thread-safety: pure functions over values.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dht/messages.h"
+#include "routing/route_table.h"
+
+namespace ringstore {
+
+constexpr size_t kMaxGossipEntries = 4096;
+
+// kGossip (push) and kGossipReply (pull): the sender's table, or the entries it sends.
+struct GossipMessage {
+  std::string from;   // sender address
+  uint64_t digest = 0;  // digest of the sender's whole table
+  std::vector<NodeEntry> entries;
+};
+
+// kPing, kPingReq and kPingAck.
+struct ProbeMessage {
+  std::string from;    // who sent this message
+  uint64_t seq = 0;    // the prober's sequence number, echoed in the ack
+  std::string target;  // kPingReq: whom to ping; kPingAck: who answered; kPing: the origin to ack
+                       // when relaying for a PING_REQ (empty for a direct ping)
+};
+
+std::string EncodeGossip(Kind kind, const GossipMessage& m);
+Result<GossipMessage> DecodeGossip(std::string_view body);
+std::string EncodeProbe(Kind kind, const ProbeMessage& m);
+Result<ProbeMessage> DecodeProbe(std::string_view body);
+
+}  // namespace ringstore
