@@ -7,6 +7,8 @@
 namespace ringstore {
 namespace {
 
+constexpr uint8_t kStorageExternal = 1;  // header byte 2, bit 0
+
 void Put32(char* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
 }
@@ -28,10 +30,11 @@ uint32_t HeaderChecksum(const char* h) {
 
 }  // namespace
 
-std::string EncodeRecordHeader(const RecordMeta& meta) {
+std::string EncodeRecordHeader(const RecordMeta& meta, bool external) {
   std::string h(kRecordHeaderBytes, '\0');
   h[0] = static_cast<char>(kRecordFormatVersion);
   h[1] = static_cast<char>(meta.flags & 0xff);
+  h[2] = static_cast<char>(external ? kStorageExternal : 0);
   Put64(h.data() + 8, meta.ts);
   Put64(h.data() + 16, meta.size);
   Put64(h.data() + 24, meta.checksum);
@@ -47,7 +50,7 @@ std::string EncodeStoredRecord(const Record& record) {
   return out;
 }
 
-Result<RecordMeta> DecodeRecordHeader(std::string_view bytes) {
+Result<StoredHeader> DecodeStoredHeader(std::string_view bytes) {
   if (bytes.size() < kRecordHeaderBytes) return Status::Corruption("record shorter than its header");
   const char* h = bytes.data();
   if (static_cast<uint32_t>(Get(h + 4, 4)) != HeaderChecksum(h)) {
@@ -56,23 +59,26 @@ Result<RecordMeta> DecodeRecordHeader(std::string_view bytes) {
   if (static_cast<uint8_t>(h[0]) != kRecordFormatVersion) {
     return Status::Corruption("unknown record format version " + std::to_string(uint8_t(h[0])));
   }
-  RecordMeta m;
-  m.flags = static_cast<uint8_t>(h[1]);
-  m.ts = Get(h + 8, 8);
-  m.size = Get(h + 16, 8);
-  m.checksum = Get(h + 24, 8);
-  return m;
+  StoredHeader out;
+  out.meta.flags = static_cast<uint8_t>(h[1]);
+  out.external = (static_cast<uint8_t>(h[2]) & kStorageExternal) != 0;
+  out.meta.ts = Get(h + 8, 8);
+  out.meta.size = Get(h + 16, 8);
+  out.meta.checksum = Get(h + 24, 8);
+  return out;
+}
+
+Result<Record> AttachValue(const RecordMeta& meta, std::string_view value) {
+  if (value.size() != meta.size) return Status::Corruption("record value has the wrong size");
+  if (Checksum64(value) != meta.checksum) return Status::Corruption("record value checksum mismatch");
+  return Record{meta, std::string(value)};
 }
 
 Result<Record> DecodeStoredRecord(std::string_view bytes) {
-  auto meta = DecodeRecordHeader(bytes);
-  if (!meta.ok()) return meta.status();
-  Record r;
-  r.meta = *meta;
-  r.value.assign(bytes.substr(kRecordHeaderBytes));
-  if (r.value.size() != r.meta.size) return Status::Corruption("record value has the wrong size");
-  if (Checksum64(r.value) != r.meta.checksum) return Status::Corruption("record value checksum mismatch");
-  return r;
+  auto h = DecodeStoredHeader(bytes);
+  if (!h.ok()) return h.status();
+  if (h->external) return Status::Corruption("record value is stored apart from its header");
+  return AttachValue(h->meta, bytes.substr(kRecordHeaderBytes));
 }
 
 }  // namespace ringstore

@@ -10,16 +10,18 @@
 #include <optional>
 #include <unordered_map>
 
-#include "storage/record_format.h"
-
 namespace ringstore {
 namespace {
 
-constexpr const char* kMetaCf = "record_meta";
-constexpr size_t kMinBlobBytes = 256u << 10;
-
 rocksdb::Slice Key(const ObjectId& id) {
   return rocksdb::Slice(reinterpret_cast<const char*>(id.bytes().data()), ObjectId::kSize);
+}
+
+// Where an external value lives: the id followed by 0x01. It sorts right after the id.
+std::string ValueKey(const ObjectId& id) {
+  std::string k(id.AsStringView());
+  k.push_back('\x01');
+  return k;
 }
 
 Status FromRocks(const rocksdb::Status& s) {
@@ -29,22 +31,26 @@ Status FromRocks(const rocksdb::Status& s) {
   return Status::IOError("rocksdb: " + s.ToString());
 }
 
-rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache, bool blobs) {
+// Corruption messages name the object.
+Status Named(const ObjectId& id, const Status& s) {
+  return s.IsCorruption() ? Status::Corruption("object " + id.Hex() + ": " + s.message()) : s;
+}
+
+rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::ColumnFamilyOptions cf;
   cf.OptimizeLevelStyleCompaction();
   rocksdb::BlockBasedTableOptions table;
-  table.block_cache = cache;  // one budget shared by both column families
+  table.block_cache = cache;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.whole_key_filtering = true;
   cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // A bloom filter over the memtable: a read of a key that is not there skips the skiplist.
   cf.memtable_whole_key_filtering = true;
   cf.memtable_prefix_bloom_size_ratio = 0.05;
-  if (blobs) {
-    cf.enable_blob_files = true;
-    cf.min_blob_size = kMinBlobBytes;
-    cf.enable_blob_garbage_collection = true;
-  }
+  // External values go to blob files; records (header + small value) stay in the tables.
+  cf.enable_blob_files = true;
+  cf.min_blob_size = kExternalValueBytes;
+  cf.enable_blob_garbage_collection = true;
   return cf;
 }
 
@@ -67,20 +73,27 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOptions& o
 Status RocksDbStore::OpenDb() {
   rocksdb::DBOptions db;
   db.create_if_missing = true;
-  db.create_missing_column_families = true;
   db.IncreaseParallelism(2);
   db.max_background_jobs = 2;
   db.paranoid_checks = true;
-  auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, CfOptions(cache, /*blobs=*/true)},
-      {kMetaCf, CfOptions(cache, /*blobs=*/false)},
-  };
+  const auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  // Open every family the directory has (RocksDB insists); only "default" is used.
+  std::vector<std::string> names;
+  if (!rocksdb::DB::ListColumnFamilies(db, options_.path, &names).ok() || names.empty()) {
+    names = {rocksdb::kDefaultColumnFamilyName};
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const auto& n : names) cfs.emplace_back(n, CfOptions(cache));
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::Status s = rocksdb::DB::Open(db, options_.path, cfs, &handles, &db_);
   if (!s.ok()) return Status::IOError("cannot open RocksDB at " + options_.path + ": " + s.ToString());
-  data_cf_ = handles[0];
-  meta_cf_ = handles[1];
+  for (auto* h : handles) {
+    if (h->GetName() == rocksdb::kDefaultColumnFamilyName) {
+      data_cf_ = h;
+    } else {
+      other_cfs_.push_back(h);
+    }
+  }
   return Status::Ok();
 }
 
@@ -100,7 +113,7 @@ void RocksDbStore::Shutdown() {
   readers_.clear();
   if (db_ != nullptr) {
     db_->DestroyColumnFamilyHandle(data_cf_);
-    db_->DestroyColumnFamilyHandle(meta_cf_);
+    for (auto* h : other_cfs_) db_->DestroyColumnFamilyHandle(h);
     rocksdb::Status s = db_->Close();
     (void)s;
     delete db_;
@@ -154,34 +167,32 @@ void RocksDbStore::WriterLoop() {
   }
 }
 
-Result<std::optional<RecordMeta>> RocksDbStore::StoredMeta(const ObjectId& id) {
-  if (auto it = meta_cache_.find(id); it != meta_cache_.end()) return std::optional<RecordMeta>(it->second);
-  std::string raw;
-  rocksdb::Status gs = db_->Get(rocksdb::ReadOptions(), meta_cf_, Key(id), &raw);
-  if (gs.IsNotFound()) return std::optional<RecordMeta>();
-  if (!gs.ok()) return FromRocks(gs);
-  auto m = DecodeRecordHeader(raw);
-  if (m.ok()) return std::optional<RecordMeta>(*m);
-  // The header copy is damaged: trust the data record's own header if that one is intact,
-  // so an older write cannot replace newer data. Only when both are damaged does any write
-  // win (and repair the record).
-  raw.clear();
-  if (db_->Get(rocksdb::ReadOptions(), data_cf_, Key(id), &raw).ok()) {
-    auto d = DecodeRecordHeader(raw);
-    if (d.ok()) return std::optional<RecordMeta>(*d);
+Result<RocksDbStore::Stored> RocksDbStore::StoredAt(const ObjectId& id) {
+  Stored out;
+  if (auto it = meta_cache_.find(id); it != meta_cache_.end()) {
+    out.present = true;
+    out.header = it->second;
+    return out;
   }
-  return std::optional<RecordMeta>();
+  rocksdb::PinnableSlice raw;
+  rocksdb::Status gs = db_->Get(rocksdb::ReadOptions(), data_cf_, Key(id), &raw);
+  if (gs.IsNotFound()) return out;
+  if (!gs.ok()) return FromRocks(gs);
+  out.present = true;
+  auto h = DecodeStoredHeader(std::string_view(raw.data(), raw.size()));
+  if (h.ok()) {
+    out.header = *h;
+  } else {
+    out.damaged = true;  // the version is unknown: any write wins and repairs it
+  }
+  return out;
 }
 
-bool RocksDbStore::StoredValueIntact(const ObjectId& id) {
-  std::string raw;
-  rocksdb::Status gs = db_->Get(rocksdb::ReadOptions(), data_cf_, Key(id), &raw);
-  return gs.ok() && DecodeStoredRecord(raw).ok();
-}
+bool RocksDbStore::StoredValueIntact(const ObjectId& id) { return ReadRecord(id).ok(); }
 
 void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
-  // The newest header per key: what is stored, then what this group already wrote.
-  std::unordered_map<ObjectId, std::optional<RecordMeta>, ObjectIdHash> current;
+  // What each key holds: what is stored, then what this group already wrote.
+  std::unordered_map<ObjectId, Stored, ObjectIdHash> current;
   rocksdb::WriteBatch batch;
   std::string header;
   Status status;
@@ -189,26 +200,34 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
     for (auto& op : task.ops) {
       auto it = current.find(op.id);
       if (it == current.end()) {
-        auto stored = StoredMeta(op.id);
+        auto stored = StoredAt(op.id);
         if (!stored.ok()) {
           status = stored.status();
           break;
         }
         it = current.emplace(op.id, *stored).first;
       }
-      if (it->second) {
-        const RecordMeta& have = *it->second;
+      Stored& have = it->second;
+      if (have.present && !have.damaged) {
+        const RecordMeta& m = have.header.meta;
         // The same version again is a resend or a repair: rewrite it only if the stored
         // bytes are damaged (the header alone cannot tell).
-        const bool same = !Supersedes(op.record.meta, have) && !Supersedes(have, op.record.meta);
-        if (!Supersedes(op.record.meta, have) && !(same && !StoredValueIntact(op.id))) continue;
+        const bool same = !Supersedes(op.record.meta, m) && !Supersedes(m, op.record.meta);
+        if (!Supersedes(op.record.meta, m) && !(same && !StoredValueIntact(op.id))) continue;
       }
-      it->second = op.record.meta;
-      header = EncodeRecordHeader(op.record.meta);
+      const bool external = op.record.value.size() >= kExternalValueBytes;
       const rocksdb::Slice key = Key(op.id);
-      const rocksdb::Slice parts[2] = {header, op.record.value};
-      batch.Put(data_cf_, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
-      batch.Put(meta_cf_, key, header);
+      header = EncodeRecordHeader(op.record.meta, external);
+      if (external) {
+        batch.Put(data_cf_, key, header);
+        batch.Put(data_cf_, ValueKey(op.id), op.record.value);
+      } else {
+        const rocksdb::Slice parts[2] = {header, op.record.value};
+        batch.Put(data_cf_, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
+        // Drop a value the previous version kept apart (unknown when its header was damaged).
+        if (have.damaged || (have.present && have.header.external)) batch.Delete(data_cf_, ValueKey(op.id));
+      }
+      have = Stored{true, false, StoredHeader{op.record.meta, external}};
     }
     if (!status.ok()) break;
   }
@@ -221,9 +240,11 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
     // Remember what is now stored; the writer is the only one who writes, so the cache is
     // exact. It is bounded by dropping it whole when full.
     if (meta_cache_.size() + current.size() > options_.max_cached_metas) meta_cache_.clear();
-    for (auto& [id, meta] : current) {
-      if (meta) meta_cache_[id] = *meta;
+    for (auto& [id, s] : current) {
+      if (s.present && !s.damaged) meta_cache_[id] = s.header;
     }
+  } else {
+    meta_cache_.clear();  // unsure what reached the disk
   }
   auto callbacks = std::make_shared<std::vector<std::function<void(Status)>>>();
   callbacks->reserve(group.size());
@@ -235,6 +256,31 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
 
 // ---- reads ----------------------------------------------------------------------------
 
+Result<Record> RocksDbStore::ReadRecord(const ObjectId& id) {
+  rocksdb::ReadOptions ro;
+  const rocksdb::Snapshot* snap = db_->GetSnapshot();
+  ro.snapshot = snap;
+  rocksdb::PinnableSlice raw;
+  Result<Record> out = Status::NotFound();
+  rocksdb::Status s = db_->Get(ro, data_cf_, Key(id), &raw);
+  if (!s.ok()) {
+    out = FromRocks(s);
+  } else if (auto h = DecodeStoredHeader(std::string_view(raw.data(), raw.size())); !h.ok()) {
+    out = h.status();
+  } else if (!h->external) {
+    out = AttachValue(h->meta, std::string_view(raw.data(), raw.size()).substr(kRecordHeaderBytes));
+  } else {
+    rocksdb::PinnableSlice value;
+    s = db_->Get(ro, data_cf_, ValueKey(id), &value);
+    out = s.IsNotFound() ? Result<Record>(Status::Corruption("external value missing"))
+          : !s.ok()      ? Result<Record>(FromRocks(s))
+                         : AttachValue(h->meta, std::string_view(value.data(), value.size()));
+  }
+  db_->ReleaseSnapshot(snap);
+  if (!out.ok()) return Named(id, out.status());
+  return out;
+}
+
 bool RocksDbStore::EnqueueRead(ReadTask& task) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -245,29 +291,53 @@ bool RocksDbStore::EnqueueRead(ReadTask& task) {
   return true;
 }
 
+Status RocksDbStore::Refusal() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (closed_ || stopping_) return Status::ShuttingDown("store closed");
+  return Status::Busy("read queue full");
+}
+
 // Reads try the memtable and block cache first, on the caller's strand: kBlockCacheTier
 // never touches the disk (RocksDB answers Incomplete instead), so hot reads skip two thread
-// hand-offs. Anything that would need I/O goes to the reader pool.
-template <typename T>
-bool RocksDbStore::TryCached(rocksdb::ColumnFamilyHandle* cf, const ObjectId& id,
-                             const std::function<void(Result<T>)>& done,
-                             Result<T> (*decode)(std::string_view)) {
-  if (closed_) return false;
+// hand-offs. Anything that would need I/O, and every external value, goes to the pool.
+rocksdb::Status RocksDbStore::CachedRead(const ObjectId& id, rocksdb::PinnableSlice* raw) {
+  if (closed_) return rocksdb::Status::Incomplete();
   rocksdb::ReadOptions ro;
   ro.read_tier = rocksdb::kBlockCacheTier;
-  rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get(ro, cf, Key(id), &value);
+  return db_->Get(ro, data_cf_, Key(id), raw);
+}
+
+bool RocksDbStore::TryCachedGet(const ObjectId& id, const std::function<void(Result<Record>)>& done) {
+  rocksdb::PinnableSlice raw;
+  rocksdb::Status s = CachedRead(id, &raw);
   if (s.IsIncomplete()) return false;
-  Result<T> r = s.ok() ? decode(std::string_view(value.data(), value.size())) : Result<T>(FromRocks(s));
-  if (!r.ok() && r.status().IsCorruption()) {
-    r = Status::Corruption("object " + id.Hex() + ": " + r.status().message());
+  Result<Record> r = Status::NotFound();
+  if (!s.ok()) {
+    r = FromRocks(s);
+  } else {
+    const std::string_view bytes(raw.data(), raw.size());
+    auto h = DecodeStoredHeader(bytes);
+    if (h.ok() && h->external) return false;
+    r = h.ok() ? AttachValue(h->meta, bytes.substr(kRecordHeaderBytes)) : Result<Record>(h.status());
+    if (!r.ok()) r = Named(id, r.status());
   }
   executor_([done, r = std::move(r)]() mutable { done(std::move(r)); });
   return true;
 }
 
+bool RocksDbStore::TryCachedStat(const ObjectId& id, const std::function<void(Result<RecordMeta>)>& done) {
+  rocksdb::PinnableSlice raw;
+  rocksdb::Status s = CachedRead(id, &raw);
+  if (s.IsIncomplete()) return false;
+  Result<RecordMeta> r = s.ok() ? DecodeRecordHeader(std::string_view(raw.data(), raw.size()))
+                                : Result<RecordMeta>(FromRocks(s));
+  if (!r.ok()) r = Named(id, r.status());
+  executor_([done, r = std::move(r)]() mutable { done(std::move(r)); });
+  return true;
+}
+
 void RocksDbStore::Get(const ObjectId& id, std::function<void(Result<Record>)> done) {
-  if (TryCached<Record>(data_cf_, id, done, &DecodeStoredRecord)) return;
+  if (TryCachedGet(id, done)) return;
   ReadTask t{id, std::move(done), nullptr, nullptr};
   if (!EnqueueRead(t)) {
     executor_([done = std::move(t.get), s = Refusal()] { done(s); });
@@ -275,49 +345,54 @@ void RocksDbStore::Get(const ObjectId& id, std::function<void(Result<Record>)> d
 }
 
 void RocksDbStore::Stat(const ObjectId& id, std::function<void(Result<RecordMeta>)> done) {
-  if (TryCached<RecordMeta>(meta_cf_, id, done, &DecodeRecordHeader)) return;
+  if (TryCachedStat(id, done)) return;
   ReadTask t{id, nullptr, std::move(done), nullptr};
   if (!EnqueueRead(t)) {
     executor_([done = std::move(t.stat), s = Refusal()] { done(s); });
   }
 }
 
-Status RocksDbStore::Refusal() {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (closed_ || stopping_) return Status::ShuttingDown("store closed");
-  return Status::Busy("read queue full");
-}
-
 void RocksDbStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
                         std::function<void(Result<std::vector<ScanEntry>>)> done) {
   auto run = [this, begin, end, limit, with_values, done]() {
     std::vector<ScanEntry> out;
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), with_values ? data_cf_ : meta_cf_));
+    rocksdb::ReadOptions ro;
+    const rocksdb::Snapshot* snap = db_->GetSnapshot();
+    ro.snapshot = snap;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, data_cf_));
     Status status;
     for (it->Seek(Key(begin)); it->Valid() && out.size() < limit; it->Next()) {
+      if (it->key().size() != ObjectId::kSize) continue;  // an external value's key
       auto id = ObjectId::FromBytes(std::string_view(it->key().data(), it->key().size()));
       if (!id.ok() || !(*id < end)) break;
-      ScanEntry e{*id, {}};
-      std::string_view raw(it->value().data(), it->value().size());
+      const std::string_view raw(it->value().data(), it->value().size());
+      auto h = DecodeStoredHeader(raw);
+      if (!h.ok()) {
+        status = Named(*id, h.status());
+        break;
+      }
+      ScanEntry e{*id, Record{h->meta, {}}};
       if (with_values) {
-        auto r = DecodeStoredRecord(raw);
+        Result<Record> r = Status::NotFound();
+        if (!h->external) {
+          r = AttachValue(h->meta, raw.substr(kRecordHeaderBytes));
+        } else {
+          rocksdb::PinnableSlice value;
+          rocksdb::Status s = db_->Get(ro, data_cf_, ValueKey(*id), &value);
+          r = s.ok() ? AttachValue(h->meta, std::string_view(value.data(), value.size()))
+                     : Result<Record>(Status::Corruption("external value missing"));
+        }
         if (!r.ok()) {
-          status = Status::Corruption("record " + id->Hex() + ": " + r.status().message());
+          status = Named(*id, r.status());
           break;
         }
         e.record = std::move(*r);
-      } else {
-        auto m = DecodeRecordHeader(raw);
-        if (!m.ok()) {
-          status = Status::Corruption("record " + id->Hex() + ": " + m.status().message());
-          break;
-        }
-        e.record.meta = *m;
       }
       out.push_back(std::move(e));
     }
     if (status.ok() && !it->status().ok()) status = FromRocks(it->status());
+    it.reset();
+    db_->ReleaseSnapshot(snap);
     Result<std::vector<ScanEntry>> r = status.ok() ? Result<std::vector<ScanEntry>>(std::move(out))
                                                    : Result<std::vector<ScanEntry>>(status);
     executor_([done, r = std::move(r)]() mutable { done(std::move(r)); });
@@ -346,33 +421,34 @@ void RocksDbStore::ReaderLoop() {
 }
 
 void RocksDbStore::ServeReads(std::vector<ReadTask>& batch) {
-  // Point reads go through one MultiGet per column family; scans run as they are.
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs;
+  // Point reads share one MultiGet; a record whose value lives apart is read again, whole,
+  // under a snapshot. Scans run as they are.
   std::vector<rocksdb::Slice> keys;
   std::vector<size_t> index;
   for (size_t i = 0; i < batch.size(); ++i) {
     if (batch[i].run) continue;
-    cfs.push_back(batch[i].get ? data_cf_ : meta_cf_);
     keys.push_back(Key(batch[i].id));
     index.push_back(i);
   }
   std::vector<std::string> values;
   std::vector<rocksdb::Status> statuses;
-  if (!keys.empty()) statuses = db_->MultiGet(rocksdb::ReadOptions(), cfs, keys, &values);
-
+  if (!keys.empty()) {
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs(keys.size(), data_cf_);
+    statuses = db_->MultiGet(rocksdb::ReadOptions(), cfs, keys, &values);
+  }
   auto results = std::make_shared<std::vector<std::function<void()>>>();
   for (size_t k = 0; k < index.size(); ++k) {
     ReadTask& t = batch[index[k]];
+    Result<StoredHeader> h = statuses[k].ok() ? DecodeStoredHeader(values[k])
+                                              : Result<StoredHeader>(FromRocks(statuses[k]));
     if (t.get) {
-      Result<Record> r = statuses[k].ok() ? DecodeStoredRecord(values[k])
-                                          : Result<Record>(FromRocks(statuses[k]));
-      if (!r.ok() && r.status().IsCorruption()) {
-        r = Status::Corruption("object " + t.id.Hex() + ": " + r.status().message());
-      }
+      Result<Record> r = !h.ok()         ? Result<Record>(Named(t.id, h.status()))
+                         : h->external   ? ReadRecord(t.id)
+                                         : AttachValue(h->meta, std::string_view(values[k]).substr(kRecordHeaderBytes));
+      if (!r.ok()) r = Named(t.id, r.status());
       results->push_back([cb = std::move(t.get), r = std::move(r)]() mutable { cb(std::move(r)); });
     } else {
-      Result<RecordMeta> r = statuses[k].ok() ? DecodeRecordHeader(values[k])
-                                              : Result<RecordMeta>(FromRocks(statuses[k]));
+      Result<RecordMeta> r = h.ok() ? Result<RecordMeta>(h->meta) : Result<RecordMeta>(Named(t.id, h.status()));
       results->push_back([cb = std::move(t.stat), r = std::move(r)]() mutable { cb(std::move(r)); });
     }
   }
@@ -386,10 +462,11 @@ void RocksDbStore::ServeReads(std::vector<ReadTask>& batch) {
   }
 }
 
-Status RocksDbStore::RawPutForTest(const ObjectId& id, std::string_view bytes, bool meta) {
+Status RocksDbStore::RawPutForTest(const ObjectId& id, std::string_view bytes, bool value_key) {
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  return FromRocks(db_->Put(wo, meta ? meta_cf_ : data_cf_, Key(id), rocksdb::Slice(bytes.data(), bytes.size())));
+  const std::string key = value_key ? ValueKey(id) : std::string(id.AsStringView());
+  return FromRocks(db_->Put(wo, data_cf_, key, rocksdb::Slice(bytes.data(), bytes.size())));
 }
 
 }  // namespace ringstore

@@ -1,6 +1,8 @@
-// RocksDbStore: the durable Store. Two column families: "default" maps an object id to the
-// full record (header + value), "record_meta" to the header alone, so that last-writer-wins
-// checks and STAT never read a value. Values of 256 KiB and more go to RocksDB blob files.
+// RocksDbStore: the durable Store, in one RocksDB column family. A record lives under its
+// 32-byte object id as header + value, so a write is one memtable insert and last-writer-wins
+// checks and STAT read one small entry. A value of kExternalValueBytes or more lives apart,
+// under the id followed by one byte 0x01 (RocksDB puts it in a blob file), and the header says
+// so; then a write is two inserts, and reads of it go to the reader pool under a snapshot.
 //
 // Threads: one writer thread owns every write. It takes all queued Apply calls, resolves
 // last-writer-wins against the stored headers (kept in a bounded cache, exact because no one
@@ -24,14 +26,20 @@
 #include <thread>
 #include <vector>
 
+#include "storage/record_format.h"
 #include "storage/store.h"
 
 namespace rocksdb {
 class DB;
+class PinnableSlice;
+class Status;
 class ColumnFamilyHandle;
 }  // namespace rocksdb
 
 namespace ringstore {
+
+// Values this large or larger are stored apart from their header.
+constexpr size_t kExternalValueBytes = 256u << 10;
 
 struct RocksDbOptions {
   std::string path;
@@ -64,10 +72,10 @@ class RocksDbStore final : public Store {
   // Drains the queues, joins the threads and closes RocksDB. Blocks the caller until then.
   void Close(std::function<void(Status)> done) override;
 
-  // Test hook: overwrites the stored bytes of id in the data column family (or, with
-  // meta = true, its header copy in record_meta), bypassing every check, to simulate on-disk
+  // Test hook: overwrites the stored bytes of id (or, with
+  // value_key = true, its external value), bypassing every check, to simulate on-disk
   // corruption. Synchronous.
-  Status RawPutForTest(const ObjectId& id, std::string_view bytes, bool meta = false);
+  Status RawPutForTest(const ObjectId& id, std::string_view bytes, bool value_key = false);
 
  private:
   struct WriteTask {
@@ -87,24 +95,31 @@ class RocksDbStore final : public Store {
   void WriterLoop();
   void ReaderLoop();
   void CommitGroup(std::vector<WriteTask>& group);
-  // Writer thread only: the stored header of id (cache, then the record_meta family).
-  Result<std::optional<RecordMeta>> StoredMeta(const ObjectId& id);
+  // Writer thread only: what is stored under id (cache first).
+  struct Stored {
+    bool present = false;
+    bool damaged = false;  // present, but the header fails its checksum
+    StoredHeader header;
+  };
+  Result<Stored> StoredAt(const ObjectId& id);
   bool StoredValueIntact(const ObjectId& id);
+  // A whole record read under one snapshot, its external value included (reader threads).
+  Result<Record> ReadRecord(const ObjectId& id);
+  // A read from the memtable and block cache only: Incomplete when it would need the disk.
+  rocksdb::Status CachedRead(const ObjectId& id, rocksdb::PinnableSlice* raw);
+  bool TryCachedGet(const ObjectId& id, const std::function<void(Result<Record>)>& done);
+  bool TryCachedStat(const ObjectId& id, const std::function<void(Result<RecordMeta>)>& done);
   void ServeReads(std::vector<ReadTask>& batch);
   bool EnqueueRead(ReadTask& task);
   // ShuttingDown once closed, Busy otherwise.
-  Status Refusal();
-  // Serves a read from memory if it can; false when it needs the disk.
-  template <typename T>
-  bool TryCached(rocksdb::ColumnFamilyHandle* cf, const ObjectId& id,
-                 const std::function<void(Result<T>)>& done, Result<T> (*decode)(std::string_view));  // moves from task only when queued
+  Status Refusal();  // moves from task only when queued
   void Shutdown();
 
   const RocksDbOptions options_;
   Executor executor_;
   rocksdb::DB* db_ = nullptr;
   rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;
-  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> other_cfs_;  // families this version does not use
 
   std::mutex mu_;
   std::condition_variable write_cv_;  // guarded by mu_
@@ -113,7 +128,7 @@ class RocksDbStore final : public Store {
   std::deque<ReadTask> reads_;        // guarded by mu_
   bool stopping_ = false;             // guarded by mu_
   bool closed_ = false;               // strand-only
-  std::unordered_map<ObjectId, RecordMeta, ObjectIdHash> meta_cache_;  // writer thread only
+  std::unordered_map<ObjectId, StoredHeader, ObjectIdHash> meta_cache_;  // writer thread only
   std::thread writer_;
   std::vector<std::thread> readers_;
 };
