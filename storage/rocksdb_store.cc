@@ -64,6 +64,9 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOptions& o
   std::unique_ptr<RocksDbStore> store(new RocksDbStore(options, std::move(executor)));
   if (Status s = store->OpenDb(); !s.ok()) return s;
   store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  if (options.durability == Durability::kSync) {
+    store->syncer_ = std::thread([s = store.get()] { s->SyncerLoop(); });
+  }
   for (size_t i = 0; i < std::max<size_t>(1, options.reader_threads); ++i) {
     store->readers_.emplace_back([s = store.get()] { s->ReaderLoop(); });
   }
@@ -107,6 +110,12 @@ void RocksDbStore::Shutdown() {
   write_cv_.notify_all();
   read_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    writer_done_ = true;  // no more groups will come: the syncer drains and stops
+  }
+  sync_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
   for (auto& t : readers_) {
     if (t.joinable()) t.join();
   }
@@ -231,10 +240,10 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
     }
     if (!status.ok()) break;
   }
-  if (status.ok() && batch.Count() > 0) {
-    rocksdb::WriteOptions wo;
-    wo.sync = options_.durability == Durability::kSync;
-    status = FromRocks(db_->Write(wo, &batch));
+  const bool wrote = status.ok() && batch.Count() > 0;
+  if (wrote) {
+    // Never fsync here: with sync durability the syncer thread does it (see the header).
+    status = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch));
   }
   if (status.ok()) {
     // Remember what is now stored; the writer is the only one who writes, so the cache is
@@ -249,9 +258,44 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
   auto callbacks = std::make_shared<std::vector<std::function<void(Status)>>>();
   callbacks->reserve(group.size());
   for (auto& task : group) callbacks->push_back(std::move(task.done));
+  if (options_.durability == Durability::kSync) {
+    // Even a group that wrote nothing (all resends) waits for the sync: what it acknowledges
+    // may have been written by an earlier group that is not durable yet.
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      syncs_.push_back(SyncTask{callbacks, status, wrote});
+    }
+    sync_cv_.notify_one();
+    return;
+  }
   executor_([callbacks, status] {
     for (auto& cb : *callbacks) cb(status);
   });
+}
+
+void RocksDbStore::SyncerLoop() {
+  std::vector<SyncTask> batch;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      sync_cv_.wait(lock, [&] { return writer_done_ || !syncs_.empty(); });
+      if (syncs_.empty()) return;  // the writer is done and everything is acknowledged
+      while (!syncs_.empty()) {
+        batch.push_back(std::move(syncs_.front()));
+        syncs_.pop_front();
+      }
+    }
+    // One fsync covers every group written before it started.
+    Status synced = FromRocks(db_->SyncWAL());
+    auto run = std::make_shared<std::vector<SyncTask>>(std::move(batch));
+    batch.clear();
+    executor_([run, synced] {
+      for (auto& t : *run) {
+        const Status s = !t.status.ok() ? t.status : synced;
+        for (auto& cb : *t.callbacks) cb(s);
+      }
+    });
+  }
 }
 
 // ---- reads ----------------------------------------------------------------------------

@@ -6,8 +6,12 @@
 //
 // Threads: one writer thread owns every write. It takes all queued Apply calls, resolves
 // last-writer-wins against the stored headers (kept in a bounded cache, exact because no one
-// else writes), and commits them as one WriteBatch with one WAL fsync (group commit). A TXN is
-// therefore always inside one atomic WriteBatch. A write of the same version as the stored
+// else writes), and commits them as one WriteBatch (group commit). A TXN is therefore always
+// inside one atomic WriteBatch. With sync durability the writer does not wait for the disk:
+// it hands the group to a syncer thread, which fsyncs the WAL once for every group waiting
+// and only then acknowledges them, in order, while the writer goes on with the next group.
+// (A write is visible to reads on this node a moment before it is durable; it is never
+// acknowledged before.) A write of the same version as the stored
 // one rewrites it only if the stored bytes fail their checksum (repair).
 // Get/Stat are first tried from the memtable and block cache on the caller's strand (no disk
 // I/O: RocksDB's kBlockCacheTier); the rest goes to reader threads, which serve Get/Stat/Scan
@@ -93,6 +97,7 @@ class RocksDbStore final : public Store {
   RocksDbStore(RocksDbOptions options, Executor executor);
   Status OpenDb();
   void WriterLoop();
+  void SyncerLoop();
   void ReaderLoop();
   void CommitGroup(std::vector<WriteTask>& group);
   // Writer thread only: what is stored under id (cache first).
@@ -129,6 +134,16 @@ class RocksDbStore final : public Store {
   bool stopping_ = false;             // guarded by mu_
   bool closed_ = false;               // strand-only
   std::unordered_map<ObjectId, StoredHeader, ObjectIdHash> meta_cache_;  // writer thread only
+  // Sync durability: groups written but not yet fsynced, acknowledged by the syncer thread.
+  struct SyncTask {
+    std::shared_ptr<std::vector<std::function<void(Status)>>> callbacks;
+    Status status;  // the group's own outcome
+    bool wrote = false;
+  };
+  std::condition_variable sync_cv_;  // guarded by mu_
+  std::deque<SyncTask> syncs_;       // guarded by mu_
+  bool writer_done_ = false;         // guarded by mu_
+  std::thread syncer_;
   std::thread writer_;
   std::vector<std::thread> readers_;
 };
