@@ -177,20 +177,27 @@ void NodeCore::HandleGet(ConnId conn, const Frame& frame) {
   const uint64_t rid = frame.header.request_id;
   auto id = DecodeKeyRequest(frame.body);
   if (!id.ok()) return SendError(conn, rid, id.status());
+  // Hot records are answered at once; the rest waits for the disk.
+  if (auto cached = store_.GetIfCached(*id)) {
+    transport_.Send(conn, GetReply(rid, *id, std::move(*cached)));
+    return;
+  }
   if (!Admit(conn, rid)) return;
-  store_.Get(*id, [this, conn, rid, id = *id](Result<Record> r) {
-    // Verified again here, so that no layer below can hand out bytes that fail their checksum.
-    if (r.ok() && !r->Intact()) r = Status::Corruption("object " + id.Hex() + ": value checksum mismatch");
-    if (!r.ok()) {
-      if (r.status().IsCorruption()) {
-        ++stats_.corruptions;
-        log_->error("corrupt record: {}", r.status().message());
-      }
-      ++stats_.errors_sent;
-      return Finish(conn, EncodeError(rid, r.status()));
+  store_.Get(*id, [this, conn, rid, id = *id](Result<Record> r) { Finish(conn, GetReply(rid, id, std::move(r))); });
+}
+
+std::string NodeCore::GetReply(uint64_t rid, const ObjectId& id, Result<Record> r) {
+  // Verified again here, so that no layer below can hand out bytes that fail their checksum.
+  if (r.ok() && !r->Intact()) r = Status::Corruption("object " + id.Hex() + ": value checksum mismatch");
+  if (!r.ok()) {
+    if (r.status().IsCorruption()) {
+      ++stats_.corruptions;
+      log_->error("corrupt record: {}", r.status().message());
     }
-    Finish(conn, EncodeRecordReply(Kind::kGetReply, rid, *r));
-  });
+    ++stats_.errors_sent;
+    return EncodeError(rid, r.status());
+  }
+  return EncodeRecordReply(Kind::kGetReply, rid, *r);
 }
 
 void NodeCore::HandleStat(ConnId conn, const Frame& frame) {

@@ -75,6 +75,8 @@ class NodeCore final : public TransportHandler {
   void HandleWrite(ConnId conn, const Frame& frame);
   void HandleGet(ConnId conn, const Frame& frame);
   void HandleStat(ConnId conn, const Frame& frame);
+  // The reply to a GET: the record, or the error (counting corruption).
+  std::string GetReply(uint64_t rid, const ObjectId& id, Result<Record> r);
   void SendError(ConnId conn, uint64_t request_id, const Status& status);
   // Counts a request in flight on conn; false (and a Busy reply) when a bound is hit.
   bool Admit(ConnId conn, uint64_t request_id);

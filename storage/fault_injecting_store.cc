@@ -9,20 +9,30 @@ bool FaultInjectingStore::Take(int& counter) {
   return true;
 }
 
+void FaultInjectingStore::Damage(Record& r) {
+  if (r.value.empty()) {
+    r.meta.checksum ^= 1;  // no bytes to flip: damage the checksum instead
+  } else {
+    r.value[r.value.size() / 2] ^= 0x10;
+  }
+}
+
 void FaultInjectingStore::Get(const ObjectId& id, std::function<void(Result<Record>)> done) {
   const bool fail = Take(fail_reads_);
   const bool corrupt = !fail && Take(corrupt_reads_);
   base_.Get(id, [fail, corrupt, done = std::move(done)](Result<Record> r) {
     if (fail) return done(Status::IOError("injected read error"));
-    if (corrupt && r.ok()) {
-      if (r->value.empty()) {
-        r->meta.checksum ^= 1;  // no bytes to flip: damage the checksum instead
-      } else {
-        r->value[r->value.size() / 2] ^= 0x10;
-      }
-    }
+    if (corrupt && r.ok()) Damage(*r);
     done(std::move(r));
   });
+}
+
+std::optional<Result<Record>> FaultInjectingStore::GetIfCached(const ObjectId& id) {
+  auto r = base_.GetIfCached(id);
+  if (!r) return r;  // not cached: the fault, if armed, applies to the Get that follows
+  if (Take(fail_reads_)) return Result<Record>(Status::IOError("injected read error"));
+  if (Take(corrupt_reads_) && r->ok()) Damage(**r);
+  return r;
 }
 
 void FaultInjectingStore::Stat(const ObjectId& id, std::function<void(Result<RecordMeta>)> done) {

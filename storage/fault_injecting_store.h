@@ -24,6 +24,7 @@ class FaultInjectingStore final : public Store {
   uint64_t injected() const { return injected_; }
 
   void Get(const ObjectId& id, std::function<void(Result<Record>)> done) override;
+  std::optional<Result<Record>> GetIfCached(const ObjectId& id) override;
   void Stat(const ObjectId& id, std::function<void(Result<RecordMeta>)> done) override;
   void Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) override;
   void Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
@@ -32,6 +33,7 @@ class FaultInjectingStore final : public Store {
 
  private:
   bool Take(int& counter);
+  static void Damage(Record& r);
   Store& base_;
   int fail_writes_ = 0;
   int fail_reads_ = 0;

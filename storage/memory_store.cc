@@ -2,18 +2,21 @@
 
 namespace ringstore {
 
+Result<Record> MemoryStore::Read(const ObjectId& id) const {
+  if (closed_) return Status::ShuttingDown("store closed");
+  auto it = records_.find(id);
+  if (it == records_.end()) return Status::NotFound();
+  if (!it->second.Intact()) return Status::Corruption("record value checksum mismatch");
+  return it->second;
+}
+
 void MemoryStore::Get(const ObjectId& id, std::function<void(Result<Record>)> done) {
-  Result<Record> r = Status::NotFound();
-  if (closed_) {
-    r = Status::ShuttingDown("store closed");
-  } else if (auto it = records_.find(id); it != records_.end()) {
-    if (it->second.Intact()) {
-      r = it->second;
-    } else {
-      r = Status::Corruption("record value checksum mismatch");
-    }
-  }
-  executor_([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+  executor_([done = std::move(done), r = Read(id)]() mutable { done(std::move(r)); });
+}
+
+std::optional<Result<Record>> MemoryStore::GetIfCached(const ObjectId& id) {
+  if (!cached_reads_) return std::nullopt;
+  return Read(id);
 }
 
 void MemoryStore::Stat(const ObjectId& id, std::function<void(Result<RecordMeta>)> done) {

@@ -21,14 +21,21 @@ class MemoryStore final : public Store {
             std::function<void(Result<std::vector<ScanEntry>>)> done) override;
   void Close(std::function<void(Status)> done) override;
 
+  std::optional<Result<Record>> GetIfCached(const ObjectId& id) override;
+  // With cached reads on, GetIfCached answers every read (as a store whose data is all in
+  // memory would); off by default, so callers' asynchronous path is what tests exercise.
+  void set_cached_reads(bool on) { cached_reads_ = on; }
+
   size_t size() const { return records_.size(); }
   // Test hook: the stored record, to corrupt it in place.
   Record* MutableRecordForTest(const ObjectId& id);
 
  private:
+  Result<Record> Read(const ObjectId& id) const;
   Executor executor_;
   std::map<ObjectId, Record> records_;
   bool closed_ = false;
+  bool cached_reads_ = false;
 };
 
 }  // namespace ringstore

@@ -47,7 +47,8 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   // A bloom filter over the memtable: a read of a key that is not there skips the skiplist.
   cf.memtable_whole_key_filtering = true;
   cf.memtable_prefix_bloom_size_ratio = 0.05;
-  // External values go to blob files; records (header + small value) stay in the tables.
+  // Entries of kExternalValueBytes or more go to blob files: every external value, and the
+  // rare inline record within 32 bytes under the limit (its header pushes it over).
   cf.enable_blob_files = true;
   cf.min_blob_size = kExternalValueBytes;
   cf.enable_blob_garbage_collection = true;
@@ -263,7 +264,7 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
     // may have been written by an earlier group that is not durable yet.
     {
       std::lock_guard<std::mutex> lock(mu_);
-      syncs_.push_back(SyncTask{callbacks, status, wrote});
+      syncs_.push_back(SyncTask{callbacks, status});
     }
     sync_cv_.notify_one();
     return;
@@ -321,8 +322,7 @@ Result<Record> RocksDbStore::ReadRecord(const ObjectId& id) {
                          : AttachValue(h->meta, std::string_view(value.data(), value.size()));
   }
   db_->ReleaseSnapshot(snap);
-  if (!out.ok()) return Named(id, out.status());
-  return out;
+  return out;  // errors are not yet named: callers name them once
 }
 
 bool RocksDbStore::EnqueueRead(ReadTask& task) {
@@ -351,23 +351,20 @@ rocksdb::Status RocksDbStore::CachedRead(const ObjectId& id, rocksdb::PinnableSl
   return db_->Get(ro, data_cf_, Key(id), raw);
 }
 
-bool RocksDbStore::TryCachedGet(const ObjectId& id, const std::function<void(Result<Record>)>& done) {
+std::optional<Result<Record>> RocksDbStore::CachedRecord(const ObjectId& id) {
   rocksdb::PinnableSlice raw;
   rocksdb::Status s = CachedRead(id, &raw);
-  if (s.IsIncomplete()) return false;
-  Result<Record> r = Status::NotFound();
-  if (!s.ok()) {
-    r = FromRocks(s);
-  } else {
-    const std::string_view bytes(raw.data(), raw.size());
-    auto h = DecodeStoredHeader(bytes);
-    if (h.ok() && h->external) return false;
-    r = h.ok() ? AttachValue(h->meta, bytes.substr(kRecordHeaderBytes)) : Result<Record>(h.status());
-    if (!r.ok()) r = Named(id, r.status());
-  }
-  executor_([done, r = std::move(r)]() mutable { done(std::move(r)); });
-  return true;
+  if (s.IsIncomplete()) return std::nullopt;
+  if (!s.ok()) return Result<Record>(FromRocks(s));
+  const std::string_view bytes(raw.data(), raw.size());
+  auto h = DecodeStoredHeader(bytes);
+  if (h.ok() && h->external) return std::nullopt;
+  Result<Record> r = h.ok() ? AttachValue(h->meta, bytes.substr(kRecordHeaderBytes)) : Result<Record>(h.status());
+  if (!r.ok()) r = Named(id, r.status());
+  return r;
 }
+
+std::optional<Result<Record>> RocksDbStore::GetIfCached(const ObjectId& id) { return CachedRecord(id); }
 
 bool RocksDbStore::TryCachedStat(const ObjectId& id, const std::function<void(Result<RecordMeta>)>& done) {
   rocksdb::PinnableSlice raw;
@@ -381,7 +378,10 @@ bool RocksDbStore::TryCachedStat(const ObjectId& id, const std::function<void(Re
 }
 
 void RocksDbStore::Get(const ObjectId& id, std::function<void(Result<Record>)> done) {
-  if (TryCachedGet(id, done)) return;
+  if (auto r = CachedRecord(id)) {
+    executor_([done = std::move(done), r = std::move(*r)]() mutable { done(std::move(r)); });
+    return;
+  }
   ReadTask t{id, std::move(done), nullptr, nullptr};
   if (!EnqueueRead(t)) {
     executor_([done = std::move(t.get), s = Refusal()] { done(s); });
@@ -423,8 +423,9 @@ void RocksDbStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit
         } else {
           rocksdb::PinnableSlice value;
           rocksdb::Status s = db_->Get(ro, data_cf_, ValueKey(*id), &value);
-          r = s.ok() ? AttachValue(h->meta, std::string_view(value.data(), value.size()))
-                     : Result<Record>(Status::Corruption("external value missing"));
+          r = s.ok()            ? AttachValue(h->meta, std::string_view(value.data(), value.size()))
+              : s.IsNotFound()  ? Result<Record>(Status::Corruption("external value missing"))
+                                : Result<Record>(FromRocks(s));
         }
         if (!r.ok()) {
           status = Named(*id, r.status());
@@ -486,7 +487,7 @@ void RocksDbStore::ServeReads(std::vector<ReadTask>& batch) {
     Result<StoredHeader> h = statuses[k].ok() ? DecodeStoredHeader(values[k])
                                               : Result<StoredHeader>(FromRocks(statuses[k]));
     if (t.get) {
-      Result<Record> r = !h.ok()         ? Result<Record>(Named(t.id, h.status()))
+      Result<Record> r = !h.ok()         ? Result<Record>(h.status())
                          : h->external   ? ReadRecord(t.id)
                                          : AttachValue(h->meta, std::string_view(values[k]).substr(kRecordHeaderBytes));
       if (!r.ok()) r = Named(t.id, r.status());

@@ -69,6 +69,7 @@ class RocksDbStore final : public Store {
   RocksDbStore& operator=(const RocksDbStore&) = delete;
 
   void Get(const ObjectId& id, std::function<void(Result<Record>)> done) override;
+  std::optional<Result<Record>> GetIfCached(const ObjectId& id) override;
   void Stat(const ObjectId& id, std::function<void(Result<RecordMeta>)> done) override;
   void Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) override;
   void Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
@@ -108,11 +109,13 @@ class RocksDbStore final : public Store {
   };
   Result<Stored> StoredAt(const ObjectId& id);
   bool StoredValueIntact(const ObjectId& id);
-  // A whole record read under one snapshot, its external value included (reader threads).
+  // A whole record read under one snapshot, its external value included (reader threads, and
+  // the writer's same-version check). Errors are returned unnamed.
   Result<Record> ReadRecord(const ObjectId& id);
   // A read from the memtable and block cache only: Incomplete when it would need the disk.
   rocksdb::Status CachedRead(const ObjectId& id, rocksdb::PinnableSlice* raw);
-  bool TryCachedGet(const ObjectId& id, const std::function<void(Result<Record>)>& done);
+  // The record from memory; nullopt when it needs the disk or lives apart (external).
+  std::optional<Result<Record>> CachedRecord(const ObjectId& id);
   bool TryCachedStat(const ObjectId& id, const std::function<void(Result<RecordMeta>)>& done);
   void ServeReads(std::vector<ReadTask>& batch);
   bool EnqueueRead(ReadTask& task);
@@ -138,7 +141,6 @@ class RocksDbStore final : public Store {
   struct SyncTask {
     std::shared_ptr<std::vector<std::function<void(Status)>>> callbacks;
     Status status;  // the group's own outcome
-    bool wrote = false;
   };
   std::condition_variable sync_cv_;  // guarded by mu_
   std::deque<SyncTask> syncs_;       // guarded by mu_

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -41,6 +42,9 @@ class Store {
   // The stored record, tombstones included. NotFound if absent; Corruption if it fails its
   // checksums (corrupt bytes are never returned).
   virtual void Get(const ObjectId& id, std::function<void(Result<Record>)> done) = 0;
+  // The record at once, when it can be read without touching the disk (memtable, cache);
+  // nullopt otherwise, and then the caller uses Get. Never blocks on I/O. The hot-read path.
+  virtual std::optional<Result<Record>> GetIfCached(const ObjectId& id) { return std::nullopt; }
   // Metadata only.
   virtual void Stat(const ObjectId& id, std::function<void(Result<RecordMeta>)> done) = 0;
   // Applies ops atomically. Each op takes effect only if its record supersedes the stored one

@@ -273,6 +273,19 @@ TEST_F(NodeCoreTest, CorruptReadIsNeverServed) {
   EXPECT_EQ(Get("k")->value, "the real bytes");
 }
 
+TEST_F(NodeCoreTest, CachedReadsAreAnsweredAtOnceAndStillVerified) {
+  mem_.set_cached_reads(true);
+  ASSERT_TRUE(Put("k", "cached bytes").ok());
+  EXPECT_EQ(Get("k")->value, "cached bytes");
+  EXPECT_TRUE(Get("missing").status().IsNotFound());
+  store_.CorruptNextReads(1);
+  auto r = Get("k");
+  EXPECT_TRUE(r.status().IsCorruption()) << r.status().ToString();
+  EXPECT_EQ(node_.stats().corruptions, 1u);
+  EXPECT_EQ(node_.stats().in_flight, 0u);
+  EXPECT_EQ(Get("k")->value, "cached bytes");
+}
+
 TEST_F(NodeCoreTest, InFlightRequestsAreBounded) {
   RawPeer peer(net_, "node:1");
   peer.Hello();
