@@ -253,9 +253,11 @@ ringstore_round() {
   local m1=(--size 1048576 --keys 64 --bench-namespace bench1m)
   start_node sync
   log " ringstore sync node at $NODE_ADDR (pid $NODE_PID)"
-  rs_bench put1k_sync --op put "${k1[@]}" --in-flight 64 --connections 4
+  # GETs first, on the fresh node: otherwise the compactions that the PUT runs leave behind
+  # share the two cores with them (redis-benchmark's GET also reads a quiet server).
   rs_bench get1k_sync --op get "${k1[@]}" --in-flight 64 --connections 4  # prefills the 10000 keys
   rs_bench lat1k_sync --op get "${k1[@]}" --in-flight 1 --connections 1 --no-prefill
+  rs_bench put1k_sync --op put "${k1[@]}" --in-flight 64 --connections 4
   rs_bench put1m_sync --op put "${m1[@]}" --in-flight 8 --connections 4
   rs_bench get1m_sync --op get "${m1[@]}" --in-flight 8 --connections 4  # prefills the 64 keys
   stop_node
