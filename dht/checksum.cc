@@ -1,5 +1,9 @@
 #include "dht/checksum.h"
 
+// Compiled into this file rather than called through libxxhash.so: the hot paths hash every
+// value two or three times, and the inlined code (same algorithm, same results) saves the
+// PLT call and lets the compiler specialise it.
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 namespace ringstore {
