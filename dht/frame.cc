@@ -68,7 +68,19 @@ Status FrameDecoder::ParseHeader() {
 }
 
 Status FrameDecoder::Feed(const char* data, size_t len) {
+  while (len > 0) {
+    size_t used = 0;
+    if (Status s = FeedOne(data, len, &used); !s.ok()) return s;
+    data += used;
+    len -= used;
+  }
+  return broken_;
+}
+
+Status FrameDecoder::FeedOne(const char* data, size_t len, size_t* consumed) {
+  *consumed = 0;
   if (!broken_.ok()) return broken_;
+  const size_t total = len;
   while (len > 0) {
     if (!have_header_) {
       const size_t need = kFrameHeaderBytes - buffer_.size();
@@ -101,7 +113,9 @@ Status FrameDecoder::Feed(const char* data, size_t len) {
     ready_.push_back(Frame{header_, std::move(buffer_)});
     buffer_ = std::string();
     have_header_ = false;
+    break;  // one frame at a time
   }
+  *consumed = total - len;
   return Status::Ok();
 }
 

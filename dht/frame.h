@@ -57,6 +57,10 @@ class FrameDecoder {
   // Returns a non-OK Status once the stream is broken (bad magic, unsupported version,
   // oversized length, checksum mismatch); the stream cannot be resynchronised after that.
   Status Feed(const char* data, size_t len);
+  // Like Feed, but stops right after a frame completes, so the caller can act on it (for
+  // example raise the frame limit after a HELLO) before the next header is judged.
+  // *consumed tells how many bytes were taken.
+  Status FeedOne(const char* data, size_t len, size_t* consumed);
   bool HasFrame() const { return !ready_.empty(); }
   Frame Next();
   // True when a partial frame is buffered: EOF now means a truncated frame.

@@ -226,16 +226,23 @@ void AsioTransport::StartRead(const ConnPtr& c) {
 
 void AsioTransport::OnRead(const ConnPtr& c, size_t n) {
   Status s;
-  try {
-    s = c->decoder.Feed(c->read_buf.data(), n);
-  } catch (const std::bad_alloc&) {
-    // Out of memory while buffering this peer's frame: drop the connection, not the node.
-    return Fail(c, Status::IOError("out of memory while reading a frame"));
-  }
-  // Once the handler has closed the connection, what follows in the buffer is not served.
-  while (c->decoder.HasFrame() && !c->closed && !c->close_after_flush) {
-    Frame f = c->decoder.Next();
-    if (handler_) handler_->OnFrame(c->id, std::move(f));
+  const char* p = c->read_buf.data();
+  // Frame by frame: the handler sees each frame (and may change the frame limit) before the
+  // next header is parsed. Once it has closed the connection, the rest is not served.
+  while (n > 0 && s.ok() && !c->closed && !c->close_after_flush) {
+    size_t used = 0;
+    try {
+      s = c->decoder.FeedOne(p, n, &used);
+    } catch (const std::bad_alloc&) {
+      // Out of memory while buffering this peer's frame: drop the connection, not the node.
+      return Fail(c, Status::IOError("out of memory while reading a frame"));
+    }
+    p += used;
+    n -= used;
+    while (c->decoder.HasFrame() && !c->closed && !c->close_after_flush) {
+      Frame f = c->decoder.Next();
+      if (handler_) handler_->OnFrame(c->id, std::move(f));
+    }
   }
   if (c->closed) return;
   if (!s.ok()) {

@@ -171,6 +171,13 @@ TEST_F(NodeCoreTest, StrangersMaySendOnlySmallFramesUntilTheirHelloIsAccepted) {
   net_.RunUntilIdle();
   EXPECT_EQ(peer.LastError().code(), Code::kTooLarge);
   EXPECT_TRUE(peer.closed);
+  // A big frame pipelined right behind the HELLO, in the same packet, is judged by the limit
+  // that holds once the HELLO is accepted.
+  RawPeer pipelined(net_, "node:1");
+  pipelined.Send(EncodeHello(Kind::kHello, 1, Hello{"ringstore", kProtocolVersion, {}, ""}) + big);
+  net_.RunUntilIdle();
+  ASSERT_EQ(pipelined.frames.size(), 2u);
+  EXPECT_EQ(pipelined.frames[1].header.kind, static_cast<uint16_t>(Kind::kAck));
   // After the handshake the same frame is fine.
   RawPeer ok(net_, "node:1");
   ok.Hello();

@@ -136,10 +136,19 @@ class FakeTransport final : public Transport {
     auto it = ends_.find(conn);
     if (it == ends_.end()) return;
     auto end = it->second;  // keep alive across callbacks
-    Status s = end->decoder.Feed(bytes.data(), bytes.size());
-    while (end->decoder.HasFrame() && ends_.count(conn) && !end->closing) {
-      Frame f = end->decoder.Next();
-      if (handler_) handler_->OnFrame(conn, std::move(f));
+    Status s;
+    const char* p = bytes.data();
+    size_t n = bytes.size();
+    // Frame by frame, as AsioTransport does.
+    while (n > 0 && s.ok() && ends_.count(conn) && !end->closing) {
+      size_t used = 0;
+      s = end->decoder.FeedOne(p, n, &used);
+      p += used;
+      n -= used;
+      while (end->decoder.HasFrame() && ends_.count(conn) && !end->closing) {
+        Frame f = end->decoder.Next();
+        if (handler_) handler_->OnFrame(conn, std::move(f));
+      }
     }
     if (!s.ok() && ends_.count(conn) && !end->closing) {
       if (handler_) handler_->OnStreamError(conn, s);
