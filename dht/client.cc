@@ -174,6 +174,19 @@ void Client::Stat(const ObjectId& id, Callback<RecordMeta> done) {
        });
 }
 
+void Client::Request(Kind kind, std::string body, Callback<Frame> done) {
+  if (!Reserve([&](Status s) { done(s); })) return;
+  const uint64_t rid = next_rid_++;
+  Call(EncodeFrame(static_cast<uint16_t>(kind), rid, body), rid, options_.request_timeout,
+       [done = std::move(done)](Result<Frame> r) {
+         if (r.ok() && r->header.kind == static_cast<uint16_t>(Kind::kError)) {
+           auto e = DecodeError(r->body);
+           return done(e.ok() ? e->ToStatus() : e.status());
+         }
+         done(std::move(r));
+       });
+}
+
 void Client::OnFrame(ConnId conn, Frame frame) {
   if (conn != conn_) return;
   auto it = pending_.find(frame.header.request_id);

@@ -54,6 +54,10 @@ class Client final : public TransportHandler {
   void Get(const ObjectId& id, Callback<Record> done);
   void Stat(const ObjectId& id, Callback<RecordMeta> done);
 
+  // Sends a frame of kind with body and returns the reply frame (an ERROR reply becomes its
+  // Status). For requests whose bodies other modules code (the route table).
+  void Request(Kind kind, std::string body, Callback<Frame> done);
+
   size_t in_flight() const { return pending_.size(); }
 
   void OnAccepted(ConnId, const std::string&) override {}

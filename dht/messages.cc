@@ -25,6 +25,8 @@ const char* KindName(uint16_t kind) {
     case Kind::kPing: return "PING";
     case Kind::kPingReq: return "PING_REQ";
     case Kind::kPingAck: return "PING_ACK";
+    case Kind::kRouteTable: return "ROUTE_TABLE";
+    case Kind::kRouteTableReply: return "ROUTE_TABLE_REPLY";
   }
   return "UNKNOWN";
 }

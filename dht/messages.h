@@ -36,6 +36,9 @@ enum class Kind : uint16_t {
   kPing = 32,
   kPingReq = 33,
   kPingAck = 34,
+  // The route table, for clients: request (empty body) and reply (a gossip body).
+  kRouteTable = 40,
+  kRouteTableReply = 41,
 };
 const char* KindName(uint16_t kind);
 

@@ -22,7 +22,12 @@ void NodeCore::OnAccepted(ConnId conn, const std::string& peer_address) {
   log_->debug("connection {} from {}", conn, peer_address);
 }
 
+void NodeCore::OnConnected(ConnId conn) {
+  if (peers_ != nullptr) peers_->OnConnected(conn);
+}
+
 void NodeCore::OnClosed(ConnId conn, const Status& why) {
+  if (peers_ != nullptr && peers_->Owns(conn)) return peers_->OnClosed(conn, why);
   auto it = conns_.find(conn);
   if (it == conns_.end()) return;
   if (!why.ok()) log_->debug("connection {} from {} closed: {}", conn, it->second.peer, why.ToString());
@@ -46,6 +51,7 @@ void NodeCore::SendError(ConnId conn, uint64_t request_id, const Status& status)
 }
 
 void NodeCore::OnFrame(ConnId conn, Frame frame) {
+  if (peers_ != nullptr && peers_->Owns(conn)) return peers_->OnFrame(conn, frame);
   auto it = conns_.find(conn);
   if (it == conns_.end()) return;
   Conn& c = it->second;
@@ -75,6 +81,13 @@ void NodeCore::OnFrame(ConnId conn, Frame frame) {
       return HandleGet(conn, frame);
     case Kind::kStat:
       return HandleStat(conn, frame);
+    case Kind::kGossip:
+    case Kind::kGossipReply:
+    case Kind::kPing:
+    case Kind::kPingReq:
+    case Kind::kPingAck:
+    case Kind::kRouteTable:
+      return HandleMembership(conn, frame);
     case Kind::kHello:
       return SendError(conn, rid, Status::ProtocolError("HELLO sent twice"));
     default:
@@ -216,6 +229,20 @@ void NodeCore::HandleStat(ConnId conn, const Frame& frame) {
     }
     Finish(conn, EncodeRecordReply(Kind::kStatReply, rid, Record{*r, {}}));
   });
+}
+
+void NodeCore::HandleMembership(ConnId conn, const Frame& frame) {
+  const uint64_t rid = frame.header.request_id;
+  if (membership_ == nullptr) return SendError(conn, rid, Status::Unavailable("this node has no ring yet"));
+  if (static_cast<Kind>(frame.header.kind) == Kind::kRouteTable) {
+    GossipMessage m;
+    m.from = membership_->self().address;
+    m.digest = membership_->table().Digest();
+    for (const auto& [id, e] : membership_->table().entries()) m.entries.push_back(e);
+    transport_.Send(conn, EncodeGossip(Kind::kRouteTableReply, m, rid));
+    return;
+  }
+  if (Status s = membership_->OnFrame(frame); !s.ok()) SendError(conn, rid, s);
 }
 
 void NodeCore::Shutdown(std::function<void(Status)> done) {

@@ -17,6 +17,8 @@
 #include "dht/hlc.h"
 #include "dht/messages.h"
 #include "dht/transport.h"
+#include "node/peer_links.h"
+#include "routing/membership.h"
 #include "storage/store.h"
 
 namespace ringstore {
@@ -51,6 +53,12 @@ class NodeCore final : public TransportHandler {
 
   // Installs itself as the transport's handler.
   void Start();
+  // Joins the node to a ring: membership frames go to m, and the transport events of the
+  // links this node opened go to peers. Both must outlive the core.
+  void AttachMembership(Membership* m, PeerLinks* peers) {
+    membership_ = m;
+    peers_ = peers;
+  }
   // Graceful stop: refuses new requests, finishes the ones in flight, closes the store,
   // then calls done once.
   void Shutdown(std::function<void(Status)> done);
@@ -59,7 +67,7 @@ class NodeCore final : public TransportHandler {
   const NodeOptions& options() const { return options_; }
 
   void OnAccepted(ConnId conn, const std::string& peer_address) override;
-  void OnConnected(ConnId conn) override {}
+  void OnConnected(ConnId conn) override;
   void OnFrame(ConnId conn, Frame frame) override;
   void OnStreamError(ConnId conn, const Status& status) override;
   void OnClosed(ConnId conn, const Status& why) override;
@@ -75,6 +83,7 @@ class NodeCore final : public TransportHandler {
   void HandleWrite(ConnId conn, const Frame& frame);
   void HandleGet(ConnId conn, const Frame& frame);
   void HandleStat(ConnId conn, const Frame& frame);
+  void HandleMembership(ConnId conn, const Frame& frame);
   // The reply to a GET: the record, or the error (counting corruption).
   std::string GetReply(uint64_t rid, const ObjectId& id, Result<Record> r);
   void SendError(ConnId conn, uint64_t request_id, const Status& status);
@@ -94,6 +103,8 @@ class NodeCore final : public TransportHandler {
   NodeStats stats_;
   bool shutting_down_ = false;
   std::function<void(Status)> shutdown_done_;
+  Membership* membership_ = nullptr;
+  PeerLinks* peers_ = nullptr;
 };
 
 }  // namespace ringstore

@@ -21,13 +21,69 @@
 #include "dht/random.h"
 #include "node/node_core.h"
 #include "node/runtime/asio_clock.h"
+#include "node/runtime/address.h"
 #include "node/runtime/asio_transport.h"
+#include "routing/membership.h"
 #include "storage/rocksdb_store.h"
 
 namespace fs = std::filesystem;
 using namespace ringstore;
 
 namespace {
+
+// Writes dir/name through a temp file that is fsynced and renamed, then fsyncs the directory:
+// a crash leaves either the old file or the whole new one.
+Status WriteFileDurably(const fs::path& dir, const std::string& name, const std::string& contents) {
+  const fs::path tmp = dir / (name + ".tmp");
+  const fs::path file = dir / name;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const bool written = fd >= 0 &&
+                       ::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size()) &&
+                       ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!written) return Status::IOError("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  std::error_code ec;
+  fs::rename(tmp, file, ec);
+  if (ec) return Status::IOError("cannot create " + file.string() + ": " + ec.message());
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::Ok();
+}
+
+// The node's place on the ring, kept in DIR/MEMBERSHIP: the seed its ring IDs derive from, and
+// its incarnation, bumped at every start so that the new life overrides the old one.
+struct RingState {
+  uint64_t ring_seed = 0;
+  uint64_t incarnation = 0;
+};
+
+Status SaveRingState(const fs::path& dir, const RingState& st) {
+  return WriteFileDurably(dir, "MEMBERSHIP",
+                          "ring_seed " + std::to_string(st.ring_seed) + "\nincarnation " +
+                              std::to_string(st.incarnation) + "\n");
+}
+
+Result<RingState> LoadAndBumpRingState(const fs::path& dir) {
+  RingState st;
+  const fs::path file = dir / "MEMBERSHIP";
+  std::error_code ec;
+  if (fs::exists(file, ec)) {
+    std::ifstream in(file);
+    std::string seed_key, inc_key;
+    if (!(in >> seed_key >> st.ring_seed >> inc_key >> st.incarnation) || seed_key != "ring_seed" ||
+        inc_key != "incarnation") {
+      return Status::Corruption(file.string() + " is damaged: refusing to invent a new place on the ring");
+    }
+  } else {
+    st.ring_seed = OsRandomSeed();
+  }
+  ++st.incarnation;
+  if (Status s = SaveRingState(dir, st); !s.ok()) return s;
+  return st;
+}
 
 // The node's identity: 128 random bits, created on first start and kept in DIR/NODE_ID.
 Result<std::string> LoadOrCreateNodeId(const fs::path& dir) {
@@ -47,23 +103,7 @@ Result<std::string> LoadOrCreateNodeId(const fs::path& dir) {
   char buf[33];
   std::snprintf(buf, sizeof buf, "%016llx%016llx", static_cast<unsigned long long>(OsRandomSeed()),
                 static_cast<unsigned long long>(OsRandomSeed()));
-  // Written to a temp file, fsynced, renamed, and the directory fsynced: a crash leaves
-  // either no NODE_ID or a whole one.
-  const fs::path tmp = dir / "NODE_ID.tmp";
-  const std::string line = std::string(buf) + "\n";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  const bool written = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
-                       ::fsync(fd) == 0;
-  if (fd >= 0) ::close(fd);
-  if (!written) return Status::IOError("cannot write " + tmp.string() + ": " + std::strerror(errno));
-  std::error_code ec;
-  fs::rename(tmp, file, ec);
-  if (ec) return Status::IOError("cannot create " + file.string() + ": " + ec.message());
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  if (Status s = WriteFileDurably(dir, "NODE_ID", std::string(buf) + "\n"); !s.ok()) return s;
   return std::string(buf);
 }
 
@@ -77,6 +117,9 @@ int main(int argc, char** argv) {
   std::string data_dir, listen = "127.0.0.1:7400", cluster_id = "ringstore", durability = "sync";
   std::string log_level = "info", ready_file;
   size_t reader_threads = 2;
+  std::string join, zone, advertise;
+  double capacity = 1.0;
+  int64_t probe_interval_ms = 1000, suspicion_timeout_ms = 3000;
   app.add_option("--data", data_dir, "Data directory (created if missing)")->required();
   app.add_option("--listen", listen, "Address to listen on, HOST:PORT (port 0 picks one)")
       ->capture_default_str();
@@ -91,6 +134,21 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--join", join,
+                 "Any member(s) of the cluster to join, HOST:PORT[,HOST:PORT...]; none starts a new ring");
+  app.add_option("--zone", zone, "Failure zone (replicas go to distinct zones when there are enough)");
+  app.add_option("--capacity", capacity, "Share of the ring, relative to a node of capacity 1")
+      ->check(CLI::Range(0.01, 16.0))
+      ->capture_default_str();
+  app.add_option("--advertise", advertise,
+                 "Address other nodes and clients reach this node at (default: the listen address)");
+  app.add_option("--probe-interval-ms", probe_interval_ms, "Failure detection: one probe per member round")
+      ->check(CLI::Range(int64_t{50}, int64_t{60000}))
+      ->capture_default_str();
+  app.add_option("--suspicion-timeout-ms", suspicion_timeout_ms,
+                 "Failure detection: how long a member stays suspect before it is declared down")
+      ->check(CLI::Range(int64_t{100}, int64_t{600000}))
       ->capture_default_str();
   app.add_option("--ready-file", ready_file,
                  "Once listening, write the bound HOST:PORT to this file (for scripts)");
@@ -139,8 +197,56 @@ int main(int argc, char** argv) {
     log->error("{}", s.ToString());
     return 1;
   }
-  log->info("node {} of cluster '{}' listening on {} (data {}, durability {})", *node_id, cluster_id,
-            transport.local_address(), data_dir, durability);
+  // Join the ring: our entry (persisted seed, bumped incarnation), the links to peers, and
+  // the membership protocol over them.
+  auto ring_state = LoadAndBumpRingState(data_dir);
+  if (!ring_state.ok()) {
+    log->error("{}", ring_state.status().ToString());
+    return 1;
+  }
+  if (advertise.empty()) advertise = transport.local_address();
+  if (auto hp = ParseHostPort(advertise); !hp.ok() || hp->host == "0.0.0.0" || hp->host == "::") {
+    log->error("cannot advertise '{}': give --advertise HOST:PORT that other nodes can reach", advertise);
+    return 1;
+  }
+  NodeEntry self;
+  self.node_id = *node_id;
+  self.address = advertise;
+  self.zone = zone;
+  self.ring_seed = ring_state->ring_seed;
+  self.incarnation = ring_state->incarnation;
+  self.vnodes = static_cast<uint32_t>(std::max(1.0, capacity * kVnodesPerCapacity));
+  std::vector<std::string> seeds;
+  for (size_t pos = 0; pos < join.size();) {
+    const size_t comma = join.find(',', pos);
+    std::string seed = join.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!seed.empty()) {
+      if (auto hp = ParseHostPort(seed); !hp.ok()) {
+        log->error("--join: {}", hp.status().message());
+        return 2;
+      }
+      seeds.push_back(seed);
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  SeededRandom random(OsRandomSeed());
+  PeerLinks peers(PeerLinkOptions{}, cluster_id, *node_id, transport, clock, log);
+  MembershipOptions mo;
+  mo.probe_interval = std::chrono::milliseconds(probe_interval_ms);
+  mo.probe_timeout = std::min(mo.probe_timeout, mo.probe_interval / 2);
+  mo.suspicion_timeout = std::chrono::milliseconds(suspicion_timeout_ms);
+  Membership membership(mo, self, clock, random, peers, log);
+  membership.set_on_incarnation([&](uint64_t inc) {
+    if (Status s = SaveRingState(data_dir, RingState{self.ring_seed, inc}); !s.ok()) log->error("{}", s.ToString());
+  });
+  core.AttachMembership(&membership, &peers);
+  membership.Start(seeds);
+
+  log->info("node {} of cluster '{}' listening on {} as {} (data {}, durability {}, zone '{}', {} ring ids, "
+            "incarnation {}, {})",
+            *node_id, cluster_id, transport.local_address(), advertise, data_dir, durability, zone, self.vnodes,
+            self.incarnation, seeds.empty() ? std::string("starting a new ring") : "joining through " + join);
   if (!ready_file.empty()) {
     const std::string tmp = ready_file + ".tmp";
     std::ofstream(tmp) << transport.local_address() << "\n";
@@ -152,6 +258,7 @@ int main(int argc, char** argv) {
   signals.async_wait([&](const boost::system::error_code& e, int sig) {
     if (e) return;
     log->info("signal {}: stopping", sig);
+    membership.Stop();
     core.Shutdown([&](Status s) {
       if (!s.ok()) exit_code = 1;
       io.stop();

@@ -40,7 +40,7 @@ Status UnpackEntry(const msgpack::object& o, NodeEntry* e) {
 
 }  // namespace
 
-std::string EncodeGossip(Kind kind, const GossipMessage& m) {
+std::string EncodeGossip(Kind kind, const GossipMessage& m, uint64_t request_id) {
   FrameWriter w(64 + m.entries.size() * 96);
   Packer pk(w);
   pk.pack_array(3);
@@ -49,7 +49,7 @@ std::string EncodeGossip(Kind kind, const GossipMessage& m) {
   const size_t n = std::min(m.entries.size(), kMaxGossipEntries);
   pk.pack_array(static_cast<uint32_t>(n));
   for (size_t i = 0; i < n; ++i) PackEntry(pk, m.entries[i]);
-  return w.Finish(kind, 0);
+  return w.Finish(kind, request_id);
 }
 
 Result<GossipMessage> DecodeGossip(std::string_view body) {

@@ -31,7 +31,8 @@ struct ProbeMessage {
                        // when relaying for a PING_REQ (empty for a direct ping)
 };
 
-std::string EncodeGossip(Kind kind, const GossipMessage& m);
+// kGossip, kGossipReply, or kRouteTableReply (with the request id it answers).
+std::string EncodeGossip(Kind kind, const GossipMessage& m, uint64_t request_id = 0);
 Result<GossipMessage> DecodeGossip(std::string_view body);
 std::string EncodeProbe(Kind kind, const ProbeMessage& m);
 Result<ProbeMessage> DecodeProbe(std::string_view body);

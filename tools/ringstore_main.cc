@@ -10,7 +10,9 @@
 #include <iostream>
 #include <unistd.h>
 
+#include "routing/placement.h"
 #include "tools/bench.h"
+#include "tools/ring_cmd.h"
 #include "node/runtime/address.h"
 #include "tools/session.h"
 
@@ -116,6 +118,11 @@ int main(int argc, char** argv) {
   rm->add_option("KEY", key, "Object key")->required();
   auto* stat = app.add_subcommand("stat", "Show KEY's id, size, checksum, timestamp and state");
   stat->add_option("KEY", key, "Object key")->required();
+  uint32_t ring_replicas = 3;
+  auto* ring = app.add_subcommand("ring", "Show every node: state, zone, address, share of the ring and of the replicas");
+  ring->add_option("--replicas", ring_replicas, "Replicas per object, for the replica share")
+      ->check(CLI::Range(1u, kMaxReplicas))
+      ->capture_default_str();
   BenchOptions bench_opts;
   auto* bench = app.add_subcommand("bench", "Measure throughput and latency against a node");
   AddBenchOptions(*bench, bench_opts);
@@ -155,6 +162,7 @@ int main(int argc, char** argv) {
     std::cerr << "ringstore: cluster unreachable at " << cluster << ": " << s.ToString() << "\n";
     return kExitUnreachable;
   }
+  if (ring->parsed()) return RunRing(session, ring_replicas);
   Client& client = session.client();
   const ObjectId id = ObjectId::Of(ns, key);
 

@@ -1,0 +1,87 @@
+#include "node/peer_links.h"
+
+#include "dht/messages.h"
+
+namespace ringstore {
+
+PeerLinks::PeerLinks(PeerLinkOptions options, std::string cluster_id, std::string node_id, Transport& transport,
+                     Clock& clock, std::shared_ptr<spdlog::logger> log)
+    : options_(options), cluster_id_(std::move(cluster_id)), node_id_(std::move(node_id)), transport_(transport),
+      clock_(clock), log_(std::move(log)) {}
+
+PeerLinks::~PeerLinks() {
+  for (auto& [address, link] : by_address_) clock_.Cancel(link.deadline);
+}
+
+void PeerLinks::SendTo(const std::string& address, std::string frame) {
+  auto it = by_address_.find(address);
+  if (it == by_address_.end()) {
+    Link link;
+    link.conn = transport_.Connect(address);
+    link.deadline = clock_.Schedule(options_.connect_timeout, [this, address] {
+      auto l = by_address_.find(address);
+      if (l == by_address_.end() || l->second.connected) return;
+      log_->debug("peer {} did not connect in time", address);
+      const ConnId conn = l->second.conn;
+      Drop(address);
+      transport_.Close(conn);
+    });
+    Hello hello;
+    hello.cluster_id = cluster_id_;
+    hello.node_id = node_id_;
+    hello.features = {"membership"};
+    transport_.Send(link.conn, EncodeHello(Kind::kHello, 0, hello));
+    by_conn_[link.conn] = address;
+    it = by_address_.emplace(address, link).first;
+  }
+  Link& link = it->second;
+  if (!link.connected && link.queued >= options_.max_queued_frames) return;  // bounded; dropped
+  if (!link.connected) ++link.queued;
+  transport_.Send(link.conn, std::move(frame));
+}
+
+void PeerLinks::OnConnected(ConnId conn) {
+  auto it = by_conn_.find(conn);
+  if (it == by_conn_.end()) return;
+  Link& link = by_address_.at(it->second);
+  link.connected = true;
+  link.queued = 0;
+  clock_.Cancel(link.deadline);
+}
+
+void PeerLinks::OnFrame(ConnId conn, const Frame& frame) {
+  auto it = by_conn_.find(conn);
+  if (it == by_conn_.end()) return;
+  const std::string address = it->second;
+  const auto kind = static_cast<Kind>(frame.header.kind);
+  if (kind == Kind::kHelloReply) {
+    auto hello = DecodeHello(frame.body);
+    if (hello.ok() && hello->cluster_id == cluster_id_) return;
+    log_->error("peer {} is not part of cluster '{}' ({}); dropping the link", address, cluster_id_,
+                hello.ok() ? "it belongs to cluster '" + hello->cluster_id + "'" : hello.status().ToString());
+  } else if (kind == Kind::kError) {
+    auto e = DecodeError(frame.body);
+    log_->error("peer {} refused this node: {}", address, e.ok() ? e->ToStatus().ToString() : e.status().ToString());
+  } else {
+    return;  // membership traffic comes back on the peer's own link, not this one
+  }
+  Drop(address);
+  transport_.Close(conn);
+}
+
+void PeerLinks::OnClosed(ConnId conn, const Status& why) {
+  auto it = by_conn_.find(conn);
+  if (it == by_conn_.end()) return;
+  if (!why.ok()) log_->debug("link to peer {} closed: {}", it->second, why.ToString());
+  Drop(it->second);
+}
+
+void PeerLinks::Drop(const std::string& address) {
+  auto it = by_address_.find(address);
+  if (it == by_address_.end()) return;
+  clock_.Cancel(it->second.deadline);
+  by_conn_.erase(it->second.conn);
+  by_address_.erase(it);
+}
+
+}  // namespace ringstore

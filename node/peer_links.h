@@ -1,0 +1,59 @@
+// PeerLinks: this node's outgoing connections to other nodes, one per peer address, opened on
+// first use: HELLO (with our node id) and then the frames, in order. It is the membership's
+// sender. A peer that does not connect within connect_timeout is dropped (and retried by the
+// next send); frames sent while a link is connecting are bounded by max_queued_frames, beyond
+// which they are dropped (membership tolerates loss). A refusal (another cluster) is logged.
+// The NodeCore hands it the transport events of the connections it opened.
+// Thread-safety: strand-confined; Transport and Clock must outlive it.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "dht/clock.h"
+#include "dht/transport.h"
+#include "routing/membership.h"
+
+namespace ringstore {
+
+struct PeerLinkOptions {
+  Clock::Duration connect_timeout = std::chrono::seconds(3);
+  size_t max_queued_frames = 64;
+};
+
+class PeerLinks final : public MembershipSender {
+ public:
+  PeerLinks(PeerLinkOptions options, std::string cluster_id, std::string node_id, Transport& transport,
+            Clock& clock, std::shared_ptr<spdlog::logger> log);
+  ~PeerLinks() override;
+
+  void SendTo(const std::string& address, std::string frame) override;
+  bool Owns(ConnId conn) const { return by_conn_.count(conn) != 0; }
+  void OnConnected(ConnId conn);
+  void OnFrame(ConnId conn, const Frame& frame);
+  void OnClosed(ConnId conn, const Status& why);
+  size_t links() const { return by_address_.size(); }
+
+ private:
+  struct Link {
+    ConnId conn = 0;
+    bool connected = false;
+    size_t queued = 0;  // frames sent while connecting
+    Clock::TimerId deadline = 0;
+  };
+  void Drop(const std::string& address);
+
+  const PeerLinkOptions options_;
+  const std::string cluster_id_;
+  const std::string node_id_;
+  Transport& transport_;
+  Clock& clock_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::map<std::string, Link> by_address_;
+  std::map<ConnId, std::string> by_conn_;
+};
+
+}  // namespace ringstore

@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""Nodes join by themselves and detect failures (issue 3, membership part).
+
+Five nodes, each told only the first one's address, converge on one route table (same digest
+on every member) within a bound, and `ringstore ring` lists five up nodes with balanced ring
+shares. A node started with another --cluster-id is refused, with a clear error on both sides.
+A node killed with -9 is declared down by every member within the failure-detection bound,
+and after a restart on its data dir it is up again with the same identity and ring IDs.
+
+Run: python3 tests/integration/test_cluster_membership.py --bin-dir build
+"""
+
+import os
+import re
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import EXIT_OK, check, expect_rc, log, wait_until  # noqa: E402
+
+NODES = 5
+PROBE_MS, SUSPICION_MS = 300, 1500
+FAST_FD = ["--probe-interval-ms", str(PROBE_MS), "--suspicion-timeout-ms", str(SUSPICION_MS)]
+CONVERGE_BOUND_S = 20
+# Every member probes each other member once per round (4 members x 0.3 s), then the suspicion
+# timeout, then gossip spreads the verdict: about 3-4 s. The test allows 10 s.
+DOWN_BOUND_S = 10
+
+HEAD = re.compile(r"ring seen by (\S+): (\d+) nodes \((\d+) up, (\d+) suspect, (\d+) down, (\d+) left\), "
+                  r"table digest ([0-9a-f]+)")
+ROW = re.compile(r"^([0-9a-f]{8})\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)\s+([0-9.]+)%\s+([0-9.]+)%$")
+
+
+def ring(ctx, node):
+    r = expect_rc(ctx.cli("ring", cluster=node, cli_timeout=5), EXIT_OK, f"ring via {node.name}")
+    text = r.stdout.decode()
+    m = HEAD.search(text)
+    check(m is not None, f"ring via {node.name}: no header in:\n{text}")
+    rows = {}
+    for line in text.splitlines():
+        rm = ROW.match(line.strip())
+        if rm:
+            rows[rm.group(1)] = {"address": rm.group(2), "state": rm.group(4), "ring": float(rm.group(6))}
+    return {"nodes": int(m.group(2)), "up": int(m.group(3)), "down": int(m.group(5)), "digest": m.group(7),
+            "rows": rows}
+
+
+def node_id(node):
+    with open(os.path.join(node.data_dir, "NODE_ID")) as f:
+        return f.read().strip()[:8]
+
+
+def test(ctx, args):
+    first = ctx.node("n1", extra_args=FAST_FD)
+    first.start()
+    nodes = [first]
+    for i in range(2, NODES + 1):
+        n = ctx.node(f"n{i}", extra_args=FAST_FD + ["--join", first.addr])
+        n.start()
+        nodes.append(n)
+
+    t0 = time.monotonic()
+
+    def converged():
+        views = [ring(ctx, n) for n in nodes]
+        return all(v["nodes"] == NODES and v["up"] == NODES for v in views) and \
+            len({v["digest"] for v in views}) == 1
+
+    wait_until(converged, CONVERGE_BOUND_S, f"{NODES} nodes to agree on one route table")
+    join_s = time.monotonic() - t0
+    log(f"{NODES} nodes converged on one table in {join_s:.1f}s")
+    view = ring(ctx, nodes[-1])
+    shares = [row["ring"] for row in view["rows"].values()]
+    check(len(shares) == NODES, f"ring lists {len(shares)} nodes, want {NODES}")
+    check(max(shares) / min(shares) <= 1.25, f"ring shares unbalanced: {shares}")
+
+    # Another cluster's node is refused, and both sides say why.
+    stranger = ctx.node("stranger", cluster_id="another-cluster", extra_args=["--join", first.addr])
+    stranger.start()
+    wait_until(lambda: "refused this node" in stranger.log() and "cluster id mismatch" in stranger.log(),
+               10, "the stranger to log that it was refused")
+    wait_until(lambda: "refused connection" in first.log() and "cluster id mismatch" in first.log(),
+               10, "n1 to log that it refused the stranger")
+    check(ring(ctx, first)["nodes"] == NODES, "the stranger made it into the ring")
+    check(stranger.stop() == 0, "the stranger did not stop cleanly")
+
+    # kill -9: declared down by every live member within the bound.
+    victim = nodes[2]
+    victim_id = node_id(victim)
+    share_before = ring(ctx, first)["rows"][victim_id]["ring"]
+    victim.kill9()
+    live = [n for n in nodes if n is not victim]
+    t0 = time.monotonic()
+    wait_until(lambda: all(ring(ctx, n)["rows"][victim_id]["state"] == "down" for n in live), DOWN_BOUND_S,
+               f"every member to declare {victim.name} down")
+    down_s = time.monotonic() - t0
+    log(f"{victim.name} declared down everywhere {down_s:.1f}s after kill -9")
+
+    # Restart: up again, same identity (no sixth entry) and the same ring IDs (same share).
+    victim.extra_args = FAST_FD + ["--join", first.addr]
+    victim.start()
+    wait_until(lambda: all(ring(ctx, n)["rows"][victim_id]["state"] == "up" and ring(ctx, n)["nodes"] == NODES
+                           for n in nodes), 15, f"{victim.name} to be up again everywhere")
+    after = ring(ctx, first)
+    check(after["rows"][victim_id]["address"] == victim.addr, "the restarted node's new address did not spread")
+    check(abs(after["rows"][victim_id]["ring"] - share_before) < 1e-9,
+          f"ring share changed across the restart: {share_before} -> {after['rows'][victim_id]['ring']}")
+    for n in nodes:
+        check(n.stop() == 0, f"{n.name} did not exit cleanly on SIGTERM")
+    return (f"{NODES} nodes joined in {join_s:.1f}s; stranger refused; kill -9 seen as down in {down_s:.1f}s; "
+            f"restart kept its identity")
+
+
+if __name__ == "__main__":
+    harness.run(test, "test_cluster_membership", __doc__)

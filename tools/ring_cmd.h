@@ -1,0 +1,15 @@
+// `ringstore ring`: the route table as one member sees it, with each node's state, zone,
+// address, share of the ring and share of the replicas.
+// Thread-safety: single-threaded.
+#pragma once
+
+#include <cstdint>
+
+#include "tools/session.h"
+
+namespace ringstore {
+
+// Prints the table; returns a process exit status (0, or 4 when the member cannot answer).
+int RunRing(Session& session, uint32_t replicas);
+
+}  // namespace ringstore
