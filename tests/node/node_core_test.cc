@@ -1,7 +1,6 @@
 #include "node/node_core.h"
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/null_sink.h>
 
 #include <msgpack.hpp>
 
@@ -10,6 +9,7 @@
 #include "storage/memory_store.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/fake_network.h"
+#include "tests/support/null_log.h"
 
 namespace ringstore {
 namespace {
@@ -18,9 +18,7 @@ using testing::FakeClock;
 using testing::FakeNetwork;
 using testing::FakeTransport;
 
-std::shared_ptr<spdlog::logger> NullLog() {
-  return std::make_shared<spdlog::logger>("test", std::make_shared<spdlog::sinks::null_sink_mt>());
-}
+using testing::NullLog;
 
 // A peer that speaks raw bytes and records what comes back.
 class RawPeer final : public TransportHandler {

@@ -100,6 +100,7 @@ class FakeTransport final : public Transport {
   }
   // Test hook: delivers arbitrary bytes to the peer, through its frame decoder.
   void SendRaw(ConnId conn, std::string bytes) {
+    if (dead_) return;
     auto it = ends_.find(conn);
     if (it == ends_.end() || it->second->closing) return;
     FakeTransport* peer = it->second->peer;
@@ -127,12 +128,26 @@ class FakeTransport final : public Transport {
     return it == frame_limits_.end() ? kMaxFrameBodyBytes : it->second;
   }
 
+  // The process behind this transport dies: nothing is accepted or delivered any more, and
+  // every connection drops (the peers see it closed).
+  void Crash() {
+    accepting_ = false;
+    dead_ = true;
+    for (auto& [conn, end] : std::map<ConnId, std::shared_ptr<FakeNetwork::End>>(ends_)) {
+      FakeTransport* peer = end->peer;
+      const ConnId remote = end->remote;
+      ends_.erase(conn);
+      net_.Post([peer, remote] { peer->Drop(remote, Status::Unavailable("peer crashed")); });
+    }
+  }
+
   bool IsOpen(ConnId conn) const { return ends_.count(conn) != 0; }
   size_t open_connections() const { return ends_.size(); }
   uint64_t frames_sent() const { return frames_sent_; }
 
  private:
   void Receive(ConnId conn, const std::string& bytes) {
+    if (dead_) return;
     auto it = ends_.find(conn);
     if (it == ends_.end()) return;
     auto end = it->second;  // keep alive across callbacks
@@ -164,6 +179,7 @@ class FakeTransport final : public Transport {
   std::string address_;
   TransportHandler* handler_ = nullptr;
   bool accepting_ = true;
+  bool dead_ = false;
   uint64_t frames_sent_ = 0;
   std::map<ConnId, std::shared_ptr<FakeNetwork::End>> ends_;
   std::map<ConnId, size_t> frame_limits_;

@@ -1,0 +1,234 @@
+#include "dht/cluster_client.h"
+
+#include <algorithm>
+
+#include "routing/membership_messages.h"
+#include "routing/placement.h"
+
+namespace ringstore {
+
+struct ClusterClient::WriteOp {
+  Txn txn;
+  Quorum q;
+  std::vector<std::string> candidates;
+  size_t next = 0;
+  uint32_t acks = 0;
+  uint32_t in_flight = 0;
+  bool done = false;
+  Status last_error;
+  Callback<Ack> cb;
+};
+
+struct ClusterClient::ReadOp {
+  ObjectId id;
+  Quorum q;
+  std::vector<std::string> candidates;
+  size_t next = 0;
+  uint32_t responses = 0;
+  uint32_t in_flight = 0;
+  bool done = false;
+  std::optional<Record> best;
+  Status last_error;
+  Callback<Record> cb;
+};
+
+ClusterClient::ClusterClient(ClusterClientOptions options, Clock& clock, Random& random, TransportFactory factory)
+    : options_(std::move(options)), clock_(clock), random_(random), factory_(std::move(factory)), hlc_(clock) {}
+
+ClusterClient::~ClusterClient() = default;
+
+void ClusterClient::With(const std::string& address, std::function<void(Client*, Status)> fn) {
+  auto it = conns_.find(address);
+  if (it != conns_.end() && it->second.ready && !it->second.client->connected()) {
+    // The connection died since: reconnect. The old one is destroyed outside its callbacks.
+    auto dead = std::make_shared<Conn>(std::move(it->second));
+    conns_.erase(it);
+    clock_.Schedule(Clock::Duration::zero(), [dead] {});
+    it = conns_.end();
+  }
+  if (it == conns_.end()) {
+    Conn c;
+    c.transport = factory_();
+    c.client = std::make_unique<Client>(options_.connection, clock_, *c.transport, random_);
+    Client* client = c.client.get();
+    it = conns_.emplace(address, std::move(c)).first;
+    it->second.waiting.push_back(std::move(fn));
+    client->Connect(address, [this, address](Status s) {
+      auto found = conns_.find(address);
+      if (found == conns_.end()) return;
+      auto waiting = std::move(found->second.waiting);
+      found->second.waiting.clear();
+      Client* ready = s.ok() ? found->second.client.get() : nullptr;
+      if (s.ok()) {
+        found->second.ready = true;
+      } else {
+        auto dead = std::make_shared<Conn>(std::move(found->second));
+        conns_.erase(found);
+        clock_.Schedule(Clock::Duration::zero(), [dead] {});  // destroyed after this callback
+      }
+      for (auto& w : waiting) w(ready, s);
+    });
+    return;
+  }
+  if (!it->second.ready) {
+    it->second.waiting.push_back(std::move(fn));
+    return;
+  }
+  fn(it->second.client.get(), Status::Ok());
+}
+
+// ---- the route table --------------------------------------------------------------------
+
+void ClusterClient::Connect(std::vector<std::string> seeds, std::function<void(Status)> done) {
+  seeds_ = std::move(seeds);
+  FetchTable(seeds_, 0, std::move(done));
+}
+
+void ClusterClient::Refresh(std::function<void(Status)> done) {
+  std::vector<std::string> addresses;
+  for (const auto& [id, e] : table_.entries()) {
+    if (e.state == NodeState::kUp) addresses.push_back(e.address);
+  }
+  for (size_t i = addresses.size(); i > 1; --i) std::swap(addresses[i - 1], addresses[random_.Uniform(i)]);
+  addresses.insert(addresses.end(), seeds_.begin(), seeds_.end());
+  FetchTable(std::move(addresses), 0, std::move(done));
+}
+
+void ClusterClient::FetchTable(std::vector<std::string> addresses, size_t i, std::function<void(Status)> done) {
+  if (i >= addresses.size()) return done(Status::Unavailable("no member answered with a route table"));
+  const std::string address = addresses[i];
+  With(address, [this, addresses = std::move(addresses), i, done = std::move(done)](Client* c, Status s) mutable {
+    if (!s.ok()) return FetchTable(std::move(addresses), i + 1, std::move(done));
+    c->Request(Kind::kRouteTable, std::string("\x90", 1),
+               [this, addresses = std::move(addresses), i, done = std::move(done)](Result<Frame> r) mutable {
+                 Result<GossipMessage> m = r.ok() ? DecodeGossip(r->body) : Result<GossipMessage>(r.status());
+                 if (!m.ok()) return FetchTable(std::move(addresses), i + 1, std::move(done));
+                 for (const auto& e : m->entries) table_.Merge(e);
+                 done(Status::Ok());
+               });
+  });
+}
+
+std::vector<std::string> ClusterClient::Candidates(const ObjectId& id, uint32_t n) const {
+  std::vector<std::string> live, down;
+  for (const NodeEntry* e : PlaceReplicas(table_, id, n + options_.max_fallbacks)) {
+    (e->state == NodeState::kDown ? down : live).push_back(e->address);
+  }
+  live.insert(live.end(), down.begin(), down.end());
+  return live;
+}
+
+// ---- writes -----------------------------------------------------------------------------
+
+void ClusterClient::Put(const ObjectId& id, std::string value, Quorum q, Callback<Ack> done) {
+  Txn txn;
+  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, std::move(value)});
+  Write(std::move(txn), q, std::move(done));
+}
+
+void ClusterClient::Del(const ObjectId& id, Quorum q, Callback<Ack> done) {
+  Txn txn;
+  txn.ops.push_back(TxnOp{TxnOpType::kDel, id, {}});
+  Write(std::move(txn), q, std::move(done));
+}
+
+void ClusterClient::Write(Txn txn, Quorum q, Callback<Ack> done) {
+  if (q.n == 0 || q.w == 0 || q.w > q.n || q.r == 0 || q.r > q.n || q.n > kMaxReplicas) {
+    return done(Status::InvalidArgument("need 1 <= W,R <= N <= 16"));
+  }
+  if (table_.ring().empty()) return done(Status::Unavailable("no route table: not connected"));
+  auto op = std::make_shared<WriteOp>();
+  // One timestamp and transaction id for every copy: a resend anywhere is idempotent.
+  txn.ts = hlc_.Now();
+  txn.txn_id = random_.Next();
+  op->candidates = Candidates(txn.ops.front().id, q.n);
+  op->txn = std::move(txn);
+  op->q = q;
+  op->cb = std::move(done);
+  const size_t first = std::min<size_t>(q.n, op->candidates.size());
+  for (size_t i = 0; i < first; ++i) SendWrite(op);
+  if (first == 0) {
+    op->done = true;
+    op->cb(Status::Unavailable("the ring has no nodes"));
+  }
+}
+
+void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
+  const std::string address = op->candidates[op->next++];
+  ++op->in_flight;
+  auto on_result = [this, op, address](const Status& s) {
+    --op->in_flight;
+    if (op->done) return;
+    if (s.ok()) {
+      if (++op->acks >= op->q.w) {
+        op->done = true;
+        op->cb(Ack{op->txn.ts});
+      }
+      return;
+    }
+    op->last_error = Status::FromCode(s.code(), address + ": " + s.message());
+    if (op->next < op->candidates.size()) return SendWrite(op);  // the next in the preference list
+    if (op->acks + op->in_flight < op->q.w) {
+      op->done = true;
+      op->cb(Status::Unavailable(std::to_string(op->acks) + " of the " + std::to_string(op->q.w) +
+                                 " acknowledgements needed; last error: " + op->last_error.ToString()));
+    }
+  };
+  With(address, [op, on_result](Client* c, Status s) {
+    if (!s.ok()) return on_result(s);
+    c->Commit(op->txn, [on_result](Result<Ack> r) { on_result(r.ok() ? Status::Ok() : r.status()); });
+  });
+}
+
+// ---- reads ------------------------------------------------------------------------------
+
+void ClusterClient::Get(const ObjectId& id, Quorum q, Callback<Record> done) {
+  if (q.r == 0 || q.r > q.n || q.n > kMaxReplicas) return done(Status::InvalidArgument("need 1 <= R <= N <= 16"));
+  if (table_.ring().empty()) return done(Status::Unavailable("no route table: not connected"));
+  auto op = std::make_shared<ReadOp>();
+  op->id = id;
+  op->q = q;
+  op->candidates = Candidates(id, q.n);
+  op->cb = std::move(done);
+  const size_t first = std::min<size_t>(q.r, op->candidates.size());
+  for (size_t i = 0; i < first; ++i) SendRead(op);
+  if (first == 0) {
+    op->done = true;
+    op->cb(Status::Unavailable("the ring has no nodes"));
+  }
+}
+
+void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
+  const std::string address = op->candidates[op->next++];
+  ++op->in_flight;
+  auto on_result = [this, op, address](Result<Record> r) {
+    --op->in_flight;
+    if (op->done) return;
+    if (r.ok() || r.status().IsNotFound()) {
+      if (r.ok() && (!op->best || Supersedes(r->meta, op->best->meta))) op->best = std::move(*r);
+      if (++op->responses >= op->q.r) {
+        op->done = true;
+        if (op->best) {
+          hlc_.Observe(op->best->meta.ts);
+          op->cb(std::move(*op->best));
+        } else {
+          op->cb(Status::NotFound());
+        }
+      }
+      return;
+    }
+    op->last_error = Status::FromCode(r.status().code(), address + ": " + r.status().message());
+    if (op->next < op->candidates.size()) return SendRead(op);
+    if (op->responses + op->in_flight < op->q.r) {
+      op->done = true;
+      op->cb(Status::Unavailable(std::to_string(op->responses) + " of the " + std::to_string(op->q.r) +
+                                 " replies needed; last error: " + op->last_error.ToString()));
+    }
+  };
+  With(address, [op, on_result](Client* c, Status s) {
+    if (!s.ok()) return on_result(s);
+    c->Get(op->id, on_result);
+  });
+}
+
+}  // namespace ringstore

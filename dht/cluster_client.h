@@ -1,0 +1,90 @@
+// ClusterClient: the client library for a ring. It fetches the route table from any member
+// and sends each request straight to the object's replicas (one hop, no coordinator):
+// a write goes to N replicas and is acknowledged after W of them; a read asks R replicas and
+// returns the newest record by timestamp. A replica that fails, times out or is known to be
+// down is replaced by the next node in the object's preference list (replicas beyond N), so a
+// write survives up to N-W dead replicas. Every write carries one timestamp and transaction
+// id, so sending it again, to the same node or another, is idempotent.
+// Connections (one Client each, over a Transport from the factory) are opened on first use.
+// Thread-safety: strand-confined; Clock and Random must outlive it.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dht/client.h"
+#include "routing/route_table.h"
+
+namespace ringstore {
+
+using TransportFactory = std::function<std::unique_ptr<Transport>()>;
+
+struct Quorum {
+  uint32_t n = 3;
+  uint32_t w = 2;
+  uint32_t r = 2;
+};
+
+struct ClusterClientOptions {
+  ClientOptions connection;
+  Quorum quorum;
+  // Nodes tried beyond the N replicas when replicas fail.
+  uint32_t max_fallbacks = 3;
+};
+
+class ClusterClient {
+ public:
+  template <typename T>
+  using Callback = std::function<void(Result<T>)>;
+
+  ClusterClient(ClusterClientOptions options, Clock& clock, Random& random, TransportFactory factory);
+  ~ClusterClient();
+  ClusterClient(const ClusterClient&) = delete;
+  ClusterClient& operator=(const ClusterClient&) = delete;
+
+  // Fetches the route table from the first seed that answers.
+  void Connect(std::vector<std::string> seeds, std::function<void(Status)> done);
+  // Fetches the route table again from a member (seeds if none is up).
+  void Refresh(std::function<void(Status)> done);
+
+  void Put(const ObjectId& id, std::string value, Quorum q, Callback<Ack> done);
+  void Del(const ObjectId& id, Quorum q, Callback<Ack> done);
+  // The newest record among R replies (a tombstone is a record); NotFound if none has one.
+  void Get(const ObjectId& id, Quorum q, Callback<Record> done);
+
+  const RouteTable& table() const { return table_; }
+  const ClusterClientOptions& options() const { return options_; }
+
+ private:
+  struct Conn {
+    std::unique_ptr<Transport> transport;
+    std::unique_ptr<Client> client;
+    bool ready = false;
+    std::vector<std::function<void(Client*, Status)>> waiting;  // until the handshake ends
+  };
+  struct WriteOp;
+  struct ReadOp;
+
+  // Runs fn with a ready connection to address (or a failure Status).
+  void With(const std::string& address, std::function<void(Client*, Status)> fn);
+  void FetchTable(std::vector<std::string> addresses, size_t i, std::function<void(Status)> done);
+  // The object's preference list: N replicas then fallbacks, nodes believed down last.
+  std::vector<std::string> Candidates(const ObjectId& id, uint32_t n) const;
+  void Write(Txn txn, Quorum q, Callback<Ack> done);
+  void SendWrite(const std::shared_ptr<WriteOp>& op);
+  void SendRead(const std::shared_ptr<ReadOp>& op);
+
+  const ClusterClientOptions options_;
+  Clock& clock_;
+  Random& random_;
+  TransportFactory factory_;
+  HlcClock hlc_;
+  RouteTable table_;
+  std::vector<std::string> seeds_;
+  std::map<std::string, Conn> conns_;
+};
+
+}  // namespace ringstore

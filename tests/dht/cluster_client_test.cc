@@ -1,0 +1,202 @@
+// The cluster client against a whole ring in one process: real NodeCores, MemoryStores,
+// PeerLinks and Membership over the fake network, driven by one fake clock. Seeded.
+#include "dht/cluster_client.h"
+
+#include <gtest/gtest.h>
+
+#include "node/node_core.h"
+#include "routing/placement.h"
+#include "storage/memory_store.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/fake_network.h"
+#include "tests/support/null_log.h"
+
+namespace ringstore {
+namespace {
+
+using testing::FakeClock;
+using testing::FakeNetwork;
+using testing::FakeTransport;
+
+using testing::NullLog;
+
+class Ring {
+ public:
+  struct Node {
+    std::string address;
+    std::unique_ptr<FakeTransport> transport;
+    std::unique_ptr<MemoryStore> store;
+    std::unique_ptr<NodeCore> core;
+    std::unique_ptr<SeededRandom> random;
+    std::unique_ptr<PeerLinks> peers;
+    std::unique_ptr<Membership> membership;
+  };
+
+  Ring(int n, uint64_t seed) {
+    for (int i = 0; i < n; ++i) {
+      auto node = std::make_unique<Node>();
+      node->address = "node" + std::to_string(i) + ":7400";
+      char id[33];
+      std::snprintf(id, sizeof id, "%032d", i);
+      node->transport = std::make_unique<FakeTransport>(net, node->address);
+      node->store = std::make_unique<MemoryStore>(net.executor());
+      NodeOptions no;
+      no.node_id = id;
+      node->core = std::make_unique<NodeCore>(no, clock, *node->transport, *node->store, NullLog());
+      node->core->Start();
+      node->random = std::make_unique<SeededRandom>(seed * 31 + static_cast<uint64_t>(i));
+      node->peers = std::make_unique<PeerLinks>(PeerLinkOptions{}, "ringstore", id, *node->transport, clock, NullLog());
+      NodeEntry self;
+      self.node_id = id;
+      self.address = node->address;
+      self.ring_seed = seed * 1000 + static_cast<uint64_t>(i);
+      self.vnodes = 64;
+      MembershipOptions mo;
+      mo.probe_interval = std::chrono::milliseconds(300);
+      mo.probe_timeout = std::chrono::milliseconds(100);
+      mo.suspicion_timeout = std::chrono::seconds(1);
+      node->membership = std::make_unique<Membership>(mo, self, clock, *node->random, *node->peers, NullLog());
+      node->core->AttachMembership(node->membership.get(), node->peers.get());
+      node->membership->Start(i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"node0:7400"});
+      nodes.push_back(std::move(node));
+    }
+  }
+  ~Ring() {
+    for (auto& n : nodes) n->membership->Stop();
+  }
+  // Lets virtual time pass, delivering everything that is due.
+  void Pump(Clock::Duration d) {
+    const auto end = clock.Now() + d;
+    while (clock.Now() < end) {
+      net.RunUntilIdle();
+      clock.Advance(std::chrono::milliseconds(5));
+    }
+    net.RunUntilIdle();
+  }
+  bool Converged() {
+    for (auto& n : nodes) {
+      if (n->membership->table().size() != nodes.size() ||
+          n->membership->table().Digest() != nodes[0]->membership->table().Digest()) {
+        return false;
+      }
+    }
+    return true;
+  }
+  Node* ByAddress(const std::string& a) {
+    for (auto& n : nodes) {
+      if (n->address == a) return n.get();
+    }
+    return nullptr;
+  }
+
+  FakeNetwork net;
+  FakeClock clock;
+  std::vector<std::unique_ptr<Node>> nodes;
+};
+
+class ClusterClientTest : public ::testing::Test {
+ protected:
+  ClusterClientTest()
+      : ring_(5, 3),
+        client_(ClusterClientOptions{}, ring_.clock, random_,
+                [this] { return std::make_unique<FakeTransport>(ring_.net, ""); }) {}
+
+  void SetUp() override {
+    ring_.Pump(std::chrono::seconds(3));
+    ASSERT_TRUE(ring_.Converged());
+    std::optional<Status> s;
+    client_.Connect({"node1:7400"}, [&](Status st) { s = st; });
+    ring_.Pump(std::chrono::milliseconds(50));
+    ASSERT_TRUE(s.has_value() && s->ok()) << (s ? s->ToString() : "no answer");
+    ASSERT_EQ(client_.table().size(), 5u);
+  }
+  template <typename T>
+  Result<T> Call(const std::function<void(std::function<void(Result<T>)>)>& start) {
+    std::optional<Result<T>> out;
+    start([&](Result<T> r) { out.emplace(std::move(r)); });
+    for (int i = 0; i < 400 && !out; ++i) ring_.Pump(std::chrono::milliseconds(50));
+    if (!out) return Status::Timeout("no result in 20 s of virtual time");
+    return std::move(*out);
+  }
+  // How many nodes' stores hold the record of id with this value.
+  int Copies(const ObjectId& id, const std::string& value) {
+    int n = 0;
+    for (auto& node : ring_.nodes) {
+      if (Record* r = node->store->MutableRecordForTest(id); r && r->value == value) ++n;
+    }
+    return n;
+  }
+
+  SeededRandom random_{77};
+  Ring ring_;
+  ClusterClient client_;
+  const Quorum q_{3, 2, 2};
+};
+
+TEST_F(ClusterClientTest, WritesLandOnTheNPlacementNodesAndReadsComeBack) {
+  for (int k = 0; k < 100; ++k) {
+    const ObjectId id = ObjectId::Of("c", std::to_string(k));
+    const std::string v = "value-" + std::to_string(k);
+    ASSERT_TRUE(Call<Ack>([&](auto cb) { client_.Put(id, v, q_, cb); }).ok()) << k;
+  }
+  ring_.Pump(std::chrono::milliseconds(100));  // the third copy of each write lands too
+  for (int k = 0; k < 100; ++k) {
+    const ObjectId id = ObjectId::Of("c", std::to_string(k));
+    const std::string v = "value-" + std::to_string(k);
+    ASSERT_EQ(Copies(id, v), 3) << "key " << k;
+    for (const NodeEntry* e : PlaceReplicas(client_.table(), id, 3)) {
+      ASSERT_NE(ring_.ByAddress(e->address)->store->MutableRecordForTest(id), nullptr)
+          << "key " << k << " missing on placement node " << e->address;
+    }
+    auto r = Call<Record>([&](auto cb) { client_.Get(id, q_, cb); });
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->value, v);
+  }
+  EXPECT_TRUE(Call<Record>([&](auto cb) { client_.Get(ObjectId::Of("c", "none"), q_, cb); }).status().IsNotFound());
+}
+
+TEST_F(ClusterClientTest, WritesAndReadsGoOnWithOneNodeDead) {
+  for (int k = 0; k < 50; ++k) {
+    ASSERT_TRUE(Call<Ack>([&](auto cb) { client_.Put(ObjectId::Of("d", std::to_string(k)), "before", q_, cb); }).ok());
+  }
+  ring_.nodes[2]->transport->Crash();
+  ring_.nodes[2]->membership->Stop();
+  for (int k = 50; k < 100; ++k) {
+    auto a = Call<Ack>([&](auto cb) { client_.Put(ObjectId::Of("d", std::to_string(k)), "after", q_, cb); });
+    ASSERT_TRUE(a.ok()) << "write " << k << " with one node dead: " << a.status().ToString();
+  }
+  for (int k = 0; k < 100; ++k) {
+    auto r = Call<Record>([&](auto cb) { client_.Get(ObjectId::Of("d", std::to_string(k)), q_, cb); });
+    ASSERT_TRUE(r.ok()) << "read " << k << " with one node dead: " << r.status().ToString();
+    EXPECT_EQ(r->value, k < 50 ? "before" : "after");
+  }
+}
+
+TEST_F(ClusterClientTest, ReadsReturnTheNewestOfTheReplies) {
+  const ObjectId id = ObjectId::Of("n", "k");
+  ASSERT_TRUE(Call<Ack>([&](auto cb) { client_.Put(id, "old", q_, cb); }).ok());
+  ring_.Pump(std::chrono::milliseconds(100));
+  // One replica alone has a newer version (the others missed it).
+  auto placed = PlaceReplicas(client_.table(), id, 3);
+  Ring::Node* lone = ring_.ByAddress(placed[2]->address);
+  std::optional<Status> applied;
+  const Timestamp newer = MakeTimestamp(static_cast<uint64_t>(ring_.clock.WallMicros() / 1000) + 10, 0);
+  lone->store->Apply({WriteOp{id, Record::Value(newer, "new")}}, [&](Status s) { applied = s; });
+  ring_.net.RunUntilIdle();
+  ASSERT_TRUE(applied && applied->ok());
+  auto r = Call<Record>([&](auto cb) { client_.Get(id, Quorum{3, 2, 3}, cb); });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->value, "new");
+}
+
+TEST_F(ClusterClientTest, AWriteFailsWhenFewerThanWReplicasCanBeReached) {
+  for (auto& n : ring_.nodes) {
+    if (n->address != "node0:7400") n->transport->Crash();
+  }
+  auto a = Call<Ack>([&](auto cb) { client_.Put(ObjectId::Of("f", "k"), "v", q_, cb); });
+  EXPECT_EQ(a.status().code(), Code::kUnavailable) << a.status().ToString();
+  EXPECT_NE(a.status().message().find("of the 2 acknowledgements"), std::string::npos) << a.status().ToString();
+}
+
+}  // namespace
+}  // namespace ringstore
