@@ -27,6 +27,7 @@ struct ClusterClient::ReadOp {
   uint32_t responses = 0;
   uint32_t in_flight = 0;
   bool done = false;
+  bool meta_only = false;
   std::optional<Record> best;
   Status last_error;
   Callback<Record> cb;
@@ -38,50 +39,42 @@ ClusterClient::ClusterClient(ClusterClientOptions options, Clock& clock, Random&
 ClusterClient::~ClusterClient() = default;
 
 void ClusterClient::With(const std::string& address, std::function<void(Client*, Status)> fn) {
-  auto it = conns_.find(address);
-  if (it != conns_.end() && it->second.ready && !it->second.client->connected()) {
+  PerNode& node = nodes_[address];
+  if (node.conns.empty()) node.conns.resize(std::max<uint32_t>(1, options_.connections_per_node));
+  const size_t slot = node.next++ % node.conns.size();
+  Conn& c = node.conns[slot];
+  if (c.client && c.ready && !c.client->connected()) {
     // The connection died since: reconnect. The old one is destroyed outside its callbacks.
-    auto dead = std::make_shared<Conn>(std::move(it->second));
-    conns_.erase(it);
+    auto dead = std::make_shared<Conn>(std::move(c));
+    c = Conn{};
     clock_.Schedule(Clock::Duration::zero(), [dead] {});
-    it = conns_.end();
   }
-  if (it == conns_.end()) {
-    Conn c;
-    c.transport = factory_();
-    c.client = std::make_unique<Client>(options_.connection, clock_, *c.transport, random_);
-    Client* client = c.client.get();
-    it = conns_.emplace(address, std::move(c)).first;
-    it->second.waiting.push_back(std::move(fn));
-    client->Connect(address, [this, address](Status s) {
-      auto found = conns_.find(address);
-      if (found == conns_.end()) return;
-      auto waiting = std::move(found->second.waiting);
-      found->second.waiting.clear();
-      Client* ready = s.ok() ? found->second.client.get() : nullptr;
-      if (s.ok()) {
-        found->second.ready = true;
-      } else {
-        auto dead = std::make_shared<Conn>(std::move(found->second));
-        conns_.erase(found);
-        clock_.Schedule(Clock::Duration::zero(), [dead] {});  // destroyed after this callback
-      }
-      for (auto& w : waiting) w(ready, s);
-    });
-    return;
-  }
-  if (!it->second.ready) {
-    it->second.waiting.push_back(std::move(fn));
-    return;
-  }
-  fn(it->second.client.get(), Status::Ok());
+  if (c.client && c.ready) return fn(c.client.get(), Status::Ok());
+  c.waiting.push_back(std::move(fn));
+  if (c.client) return;  // the handshake is under way
+  c.transport = factory_();
+  c.client = std::make_unique<Client>(options_.connection, clock_, *c.transport, random_);
+  c.client->Connect(address, [this, address, slot](Status s) {
+    Conn& conn = nodes_[address].conns[slot];
+    auto waiting = std::move(conn.waiting);
+    conn.waiting.clear();
+    Client* ready = s.ok() ? conn.client.get() : nullptr;
+    if (s.ok()) {
+      conn.ready = true;
+    } else {
+      auto dead = std::make_shared<Conn>(std::move(conn));
+      conn = Conn{};
+      clock_.Schedule(Clock::Duration::zero(), [dead] {});  // destroyed after this callback
+    }
+    for (auto& w : waiting) w(ready, s);
+  });
 }
 
 // ---- the route table --------------------------------------------------------------------
 
 void ClusterClient::Connect(std::vector<std::string> seeds, std::function<void(Status)> done) {
   seeds_ = std::move(seeds);
-  FetchTable(seeds_, 0, std::move(done));
+  FetchTable(seeds_, 0, Status::Ok(), std::move(done));
 }
 
 void ClusterClient::Refresh(std::function<void(Status)> done) {
@@ -91,18 +84,23 @@ void ClusterClient::Refresh(std::function<void(Status)> done) {
   }
   for (size_t i = addresses.size(); i > 1; --i) std::swap(addresses[i - 1], addresses[random_.Uniform(i)]);
   addresses.insert(addresses.end(), seeds_.begin(), seeds_.end());
-  FetchTable(std::move(addresses), 0, std::move(done));
+  FetchTable(std::move(addresses), 0, Status::Ok(), std::move(done));
 }
 
-void ClusterClient::FetchTable(std::vector<std::string> addresses, size_t i, std::function<void(Status)> done) {
-  if (i >= addresses.size()) return done(Status::Unavailable("no member answered with a route table"));
+void ClusterClient::FetchTable(std::vector<std::string> addresses, size_t i, Status last,
+                               std::function<void(Status)> done) {
+  if (i >= addresses.size()) {
+    // The reason of the last member tried (a refusal says which cluster it belongs to).
+    if (last.ok()) return done(Status::Unavailable("no member to ask for the route table"));
+    return done(addresses.size() == 1 ? last : Status::FromCode(last.code(), "no member answered; last: " + last.message()));
+  }
   const std::string address = addresses[i];
   With(address, [this, addresses = std::move(addresses), i, done = std::move(done)](Client* c, Status s) mutable {
-    if (!s.ok()) return FetchTable(std::move(addresses), i + 1, std::move(done));
+    if (!s.ok()) return FetchTable(std::move(addresses), i + 1, s, std::move(done));
     c->Request(Kind::kRouteTable, std::string("\x90", 1),
                [this, addresses = std::move(addresses), i, done = std::move(done)](Result<Frame> r) mutable {
                  Result<GossipMessage> m = r.ok() ? DecodeGossip(r->body) : Result<GossipMessage>(r.status());
-                 if (!m.ok()) return FetchTable(std::move(addresses), i + 1, std::move(done));
+                 if (!m.ok()) return FetchTable(std::move(addresses), i + 1, m.status(), std::move(done));
                  for (const auto& e : m->entries) table_.Merge(e);
                  done(Status::Ok());
                });
@@ -111,11 +109,24 @@ void ClusterClient::FetchTable(std::vector<std::string> addresses, size_t i, std
 
 std::vector<std::string> ClusterClient::Candidates(const ObjectId& id, uint32_t n) const {
   std::vector<std::string> live, down;
-  for (const NodeEntry* e : PlaceReplicas(table_, id, n + options_.max_fallbacks)) {
+  for (const NodeEntry* e : PlaceReplicas(table_, id, n)) {
     (e->state == NodeState::kDown ? down : live).push_back(e->address);
+  }
+  if (!down.empty()) {  // replace the dead replicas by fallbacks right away
+    MoreCandidates(id, n, live);
   }
   live.insert(live.end(), down.begin(), down.end());
   return live;
+}
+
+bool ClusterClient::MoreCandidates(const ObjectId& id, uint32_t n, std::vector<std::string>& list) const {
+  bool added = false;
+  for (const NodeEntry* e : PlaceReplicas(table_, id, n + options_.max_fallbacks)) {
+    if (e->state == NodeState::kDown || std::find(list.begin(), list.end(), e->address) != list.end()) continue;
+    list.push_back(e->address);
+    added = true;
+  }
+  return added;
 }
 
 // ---- writes -----------------------------------------------------------------------------
@@ -167,7 +178,10 @@ void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
       return;
     }
     op->last_error = Status::FromCode(s.code(), address + ": " + s.message());
-    if (op->next < op->candidates.size()) return SendWrite(op);  // the next in the preference list
+    if (op->next < op->candidates.size() ||
+        MoreCandidates(op->txn.ops.front().id, op->q.n, op->candidates)) {
+      return SendWrite(op);  // the next in the preference list
+    }
     if (op->acks + op->in_flight < op->q.w) {
       op->done = true;
       op->cb(Status::Unavailable(std::to_string(op->acks) + " of the " + std::to_string(op->q.w) +
@@ -183,11 +197,23 @@ void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
 // ---- reads ------------------------------------------------------------------------------
 
 void ClusterClient::Get(const ObjectId& id, Quorum q, Callback<Record> done) {
+  Read(id, q, /*meta_only=*/false, std::move(done));
+}
+
+void ClusterClient::Stat(const ObjectId& id, Quorum q, Callback<RecordMeta> done) {
+  Read(id, q, /*meta_only=*/true, [done = std::move(done)](Result<Record> r) {
+    if (!r.ok()) return done(r.status());
+    done(r->meta);
+  });
+}
+
+void ClusterClient::Read(const ObjectId& id, Quorum q, bool meta_only, Callback<Record> done) {
   if (q.r == 0 || q.r > q.n || q.n > kMaxReplicas) return done(Status::InvalidArgument("need 1 <= R <= N <= 16"));
   if (table_.ring().empty()) return done(Status::Unavailable("no route table: not connected"));
   auto op = std::make_shared<ReadOp>();
   op->id = id;
   op->q = q;
+  op->meta_only = meta_only;
   op->candidates = Candidates(id, q.n);
   op->cb = std::move(done);
   const size_t first = std::min<size_t>(q.r, op->candidates.size());
@@ -218,7 +244,7 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
       return;
     }
     op->last_error = Status::FromCode(r.status().code(), address + ": " + r.status().message());
-    if (op->next < op->candidates.size()) return SendRead(op);
+    if (op->next < op->candidates.size() || MoreCandidates(op->id, op->q.n, op->candidates)) return SendRead(op);
     if (op->responses + op->in_flight < op->q.r) {
       op->done = true;
       op->cb(Status::Unavailable(std::to_string(op->responses) + " of the " + std::to_string(op->q.r) +
@@ -227,7 +253,10 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
   };
   With(address, [op, on_result](Client* c, Status s) {
     if (!s.ok()) return on_result(s);
-    c->Get(op->id, on_result);
+    if (!op->meta_only) return c->Get(op->id, on_result);
+    c->Stat(op->id, [on_result](Result<RecordMeta> m) {
+      on_result(m.ok() ? Result<Record>(Record{*m, {}}) : Result<Record>(m.status()));
+    });
   });
 }
 

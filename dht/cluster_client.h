@@ -33,6 +33,8 @@ struct ClusterClientOptions {
   Quorum quorum;
   // Nodes tried beyond the N replicas when replicas fail.
   uint32_t max_fallbacks = 3;
+  // TCP connections to each node; requests are spread over them in turn.
+  uint32_t connections_per_node = 1;
 };
 
 class ClusterClient {
@@ -54,6 +56,8 @@ class ClusterClient {
   void Del(const ObjectId& id, Quorum q, Callback<Ack> done);
   // The newest record among R replies (a tombstone is a record); NotFound if none has one.
   void Get(const ObjectId& id, Quorum q, Callback<Record> done);
+  // The newest metadata among R replies, as Get but without values.
+  void Stat(const ObjectId& id, Quorum q, Callback<RecordMeta> done);
 
   const RouteTable& table() const { return table_; }
   const ClusterClientOptions& options() const { return options_; }
@@ -70,11 +74,17 @@ class ClusterClient {
 
   // Runs fn with a ready connection to address (or a failure Status).
   void With(const std::string& address, std::function<void(Client*, Status)> fn);
-  void FetchTable(std::vector<std::string> addresses, size_t i, std::function<void(Status)> done);
-  // The object's preference list: N replicas then fallbacks, nodes believed down last.
+  // Asks addresses[i], then the next ones; fails with the last reason when none answers.
+  void FetchTable(std::vector<std::string> addresses, size_t i, Status last, std::function<void(Status)> done);
+  // The object's preference list: its N replicas, nodes believed down last. When one of them
+  // is down, or (MoreCandidates) when they all failed, the fallbacks beyond N follow; they are
+  // computed only then, since each costs a hash.
   std::vector<std::string> Candidates(const ObjectId& id, uint32_t n) const;
+  // Appends the fallbacks not yet in list; false if there are none.
+  bool MoreCandidates(const ObjectId& id, uint32_t n, std::vector<std::string>& list) const;
   void Write(Txn txn, Quorum q, Callback<Ack> done);
   void SendWrite(const std::shared_ptr<WriteOp>& op);
+  void Read(const ObjectId& id, Quorum q, bool meta_only, Callback<Record> done);
   void SendRead(const std::shared_ptr<ReadOp>& op);
 
   const ClusterClientOptions options_;
@@ -84,7 +94,11 @@ class ClusterClient {
   HlcClock hlc_;
   RouteTable table_;
   std::vector<std::string> seeds_;
-  std::map<std::string, Conn> conns_;
+  struct PerNode {
+    std::vector<Conn> conns;  // connections_per_node slots
+    uint32_t next = 0;        // the slot the next request uses
+  };
+  std::map<std::string, PerNode> nodes_;
 };
 
 }  // namespace ringstore

@@ -38,6 +38,11 @@ void NodeCore::OnClosed(ConnId conn, const Status& why) {
 
 void NodeCore::OnStreamError(ConnId conn, const Status& status) {
   ++stats_.stream_errors;
+  if (peers_ != nullptr && peers_->Owns(conn)) {  // a link we opened: just drop it
+    log_->warn("dropping the link to a peer: {}", status.ToString());
+    transport_.Close(conn);
+    return;
+  }
   auto it = conns_.find(conn);
   log_->warn("closing connection {} from {}: {}", conn,
              it == conns_.end() ? std::string("?") : it->second.peer, status.ToString());

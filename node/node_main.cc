@@ -70,7 +70,9 @@ Result<RingState> LoadAndBumpRingState(const fs::path& dir) {
   RingState st;
   const fs::path file = dir / "MEMBERSHIP";
   std::error_code ec;
-  if (fs::exists(file, ec)) {
+  const bool exists = fs::exists(file, ec);
+  if (ec) return Status::IOError("cannot look at " + file.string() + ": " + ec.message());
+  if (exists) {
     std::ifstream in(file);
     std::string seed_key, inc_key;
     if (!(in >> seed_key >> st.ring_seed >> inc_key >> st.incarnation) || seed_key != "ring_seed" ||

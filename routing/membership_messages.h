@@ -27,8 +27,8 @@ struct GossipMessage {
 struct ProbeMessage {
   std::string from;    // who sent this message
   uint64_t seq = 0;    // the prober's sequence number, echoed in the ack
-  std::string target;  // kPingReq: whom to ping; kPingAck: who answered; kPing: the origin to ack
-                       // when relaying for a PING_REQ (empty for a direct ping)
+  std::string target;  // kPingReq: whom to ping; kPingAck: who answered; kPing: empty (a relay
+                       // remembers the origin itself, by its own seq)
 };
 
 // kGossip, kGossipReply, or kRouteTableReply (with the request id it answers).

@@ -51,6 +51,18 @@ struct NodeEntry {
 
 class RouteTable {
  public:
+  RouteTable() = default;
+  // A copy gets its own ring (the ring points into the entries of its own table).
+  RouteTable(const RouteTable& o) : entries_(o.entries_), local_version_(o.local_version_) {}
+  RouteTable& operator=(const RouteTable& o) {
+    if (this != &o) {
+      entries_ = o.entries_;
+      local_version_ = o.local_version_;
+      ring_valid_ = false;
+      ring_.clear();
+    }
+    return *this;
+  }
   // Adds or replaces the entry if it overrides what the table has. True if the table changed.
   bool Merge(const NodeEntry& entry);
   const NodeEntry* Find(const std::string& node_id) const;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <vector>
 
@@ -10,16 +11,20 @@
 namespace ringstore {
 
 void AddBenchOptions(CLI::App& cmd, BenchOptions& o) {
-  cmd.add_option("--op", o.op, "put or get")->check(CLI::IsMember({"put", "get"}))->capture_default_str();
+  cmd.add_option("--op", o.op, "put, get, fill (write each key once) or check (read each key once and verify it)")
+      ->check(CLI::IsMember({"put", "get", "fill", "check"}))
+      ->capture_default_str();
   cmd.add_option("--size", o.value_bytes, "Value size in bytes")
-      ->check(CLI::Range(size_t{0}, kMaxValueBytes))
+      ->check(CLI::Range(size_t{8}, kMaxValueBytes))
       ->capture_default_str();
   cmd.add_option("--keys", o.keys, "Distinct keys")->check(CLI::Range(size_t{1}, size_t{100000000}))->capture_default_str();
-  cmd.add_option("--duration", o.duration_s, "Seconds to run")->check(CLI::Range(0.1, 3600.0))->capture_default_str();
+  cmd.add_option("--duration", o.duration_s, "Seconds to run (put and get)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
   cmd.add_option("--in-flight", o.in_flight, "Requests outstanding in total")
       ->check(CLI::Range(size_t{1}, size_t{65536}))
       ->capture_default_str();
-  cmd.add_option("--connections", o.connections, "TCP connections sharing the load")
+  cmd.add_option("--connections", o.connections, "TCP connections to each node")
       ->check(CLI::Range(size_t{1}, size_t{256}))
       ->capture_default_str();
   cmd.add_option("--bench-namespace", o.ns, "Namespace of the benchmark keys")->capture_default_str();
@@ -30,8 +35,8 @@ namespace {
 
 class Driver {
  public:
-  Driver(Session& s, const BenchOptions& o, bool is_put, Clock::Duration run_for)
-      : s_(s), o_(o), is_put_(is_put), value_(o.value_bytes, 'x') {
+  Driver(Session& s, const BenchOptions& o, Quorum q, bool is_put, Clock::Duration run_for)
+      : s_(s), o_(o), q_(q), is_put_(is_put), value_(o.value_bytes, 'x') {
     for (size_t i = 0; i < value_.size(); ++i) value_[i] = static_cast<char>('a' + (i * 7) % 26);
     end_ = s.clock().Now() + run_for;
     ids_.reserve(o.keys);
@@ -39,14 +44,11 @@ class Driver {
     latencies_ns_.reserve(1 << 20);
   }
 
-  // Runs until the time is up (or, with a key limit, until every key was issued once).
-  void Run(size_t only_keys = 0) {
-    only_keys_ = only_keys;
-    const size_t per_conn = std::max<size_t>(1, o_.in_flight / s_.clients());
+  // Runs until the time is up, or, with every_key, until every key was done once.
+  void Run(bool every_key) {
+    every_key_ = every_key;
     start_ = s_.clock().Now();
-    for (size_t c = 0; c < s_.clients(); ++c) {
-      for (size_t i = 0; i < per_conn; ++i) Issue(c);
-    }
+    for (size_t i = 0; i < o_.in_flight; ++i) Issue();
     while (outstanding_ > 0) s_.io().run_one();
     elapsed_ = s_.clock().Now() - start_;
   }
@@ -59,24 +61,32 @@ class Driver {
     };
     const double secs = std::chrono::duration<double>(elapsed_).count();
     const double ops = static_cast<double>(done_);
-    std::printf("RESULT op=%s size=%zu in_flight=%zu connections=%zu ops=%llu secs=%.3f ops_per_s=%.0f "
-                "mb_per_s=%.1f p50_us=%.1f p99_us=%.1f errors=%llu\n",
-                label, o_.value_bytes, o_.in_flight, s_.clients(), static_cast<unsigned long long>(done_), secs,
-                ops / secs, ops * o_.value_bytes / secs / 1e6, pct(0.50), pct(0.99),
-                static_cast<unsigned long long>(errors_));
-    if (errors_ > 0) std::fprintf(stderr, "ringstore bench: %llu errors, first: %s\n",
-                                  static_cast<unsigned long long>(errors_), first_error_.ToString().c_str());
+    std::printf("RESULT op=%s size=%zu in_flight=%zu connections=%zu n=%u w=%u r=%u ops=%llu secs=%.3f "
+                "ops_per_s=%.0f mb_per_s=%.1f p50_us=%.1f p99_us=%.1f errors=%llu\n",
+                label, o_.value_bytes, o_.in_flight, o_.connections, q_.n, q_.w, q_.r,
+                static_cast<unsigned long long>(done_), secs, ops / secs, ops * o_.value_bytes / secs / 1e6, pct(0.50),
+                pct(0.99), static_cast<unsigned long long>(errors_));
+    if (errors_ > 0) {
+      std::fprintf(stderr, "ringstore bench: %llu errors, first: %s\n", static_cast<unsigned long long>(errors_),
+                   first_error_.ToString().c_str());
+    }
   }
   uint64_t errors() const { return errors_; }
 
  private:
-  void Issue(size_t conn) {
-    if (only_keys_ > 0 ? next_key_ >= only_keys_ : s_.clock().Now() >= end_) return;
-    const size_t k = only_keys_ > 0 ? next_key_++ : static_cast<size_t>(rng_.Uniform(o_.keys));
-    const ObjectId& id = ids_[k];
+  // The value of key k: the pattern with k in its first 8 bytes, so a reader can check it.
+  std::string ValueOf(size_t k) const {
+    std::string v = value_;
+    std::memcpy(v.data(), &k, sizeof k);
+    return v;
+  }
+
+  void Issue() {
+    if (every_key_ ? next_key_ >= o_.keys : s_.clock().Now() >= end_) return;
+    const size_t k = every_key_ ? next_key_++ : static_cast<size_t>(rng_.Uniform(o_.keys));
     const auto t0 = s_.clock().Now();
     ++outstanding_;
-    auto finish = [this, conn, t0](const Status& st) {
+    auto finish = [this, t0](const Status& st) {
       --outstanding_;
       if (st.ok()) {
         ++done_;
@@ -84,22 +94,29 @@ class Driver {
       } else if (errors_++ == 0) {
         first_error_ = st;
       }
-      Issue(conn);
+      Issue();
     };
     if (is_put_) {
-      s_.client(conn).Put(id, value_, [finish](Result<Ack> r) { finish(r.ok() ? Status::Ok() : r.status()); });
+      s_.cluster().Put(ids_[k], ValueOf(k), q_, [finish](Result<Ack> r) { finish(r.ok() ? Status::Ok() : r.status()); });
     } else {
-      s_.client(conn).Get(id, [finish](Result<Record> r) { finish(r.ok() ? Status::Ok() : r.status()); });
+      s_.cluster().Get(ids_[k], q_, [this, k, finish](Result<Record> r) {
+        if (r.ok() && r->value != ValueOf(k)) {
+          return finish(Status::Corruption("key-" + std::to_string(k) + " came back with other bytes"));
+        }
+        finish(r.ok() ? Status::Ok() : r.status());
+      });
     }
   }
 
   Session& s_;
   const BenchOptions& o_;
+  const Quorum q_;
   const bool is_put_;
   std::string value_;
   Clock::Duration start_{}, end_{}, elapsed_{};
   SeededRandom rng_{42};
-  size_t only_keys_ = 0, next_key_ = 0, outstanding_ = 0;
+  bool every_key_ = false;
+  size_t next_key_ = 0, outstanding_ = 0;
   uint64_t done_ = 0, errors_ = 0;
   Status first_error_;
   std::vector<int64_t> latencies_ns_;
@@ -108,29 +125,37 @@ class Driver {
 
 }  // namespace
 
-int RunBench(const std::string& cluster, const ClientOptions& client_options, const BenchOptions& o) {
-  Session session(client_options);
-  for (size_t i = 0; i < o.connections; ++i) {
-    if (Status s = session.AddClient(cluster); !s.ok()) {
-      std::cerr << "ringstore bench: cluster unreachable at " << cluster << ": " << s.ToString() << "\n";
-      return 3;
-    }
+int RunBench(const std::vector<std::string>& seeds, const ClientOptions& client_options, Quorum quorum,
+             const BenchOptions& o) {
+  ClusterClientOptions cco;
+  cco.connections_per_node = static_cast<uint32_t>(o.connections);
+  Session session(client_options, cco);
+  if (Status s = session.ConnectCluster(seeds); !s.ok()) {
+    std::cerr << "ringstore bench: cluster unreachable: " << s.ToString() << "\n";
+    return 3;
   }
-  const bool is_put = o.op == "put";
-  if (!is_put && o.prefill) {
+  const Quorum q = FitQuorum(quorum, session.cluster().table().ring_nodes(), /*warn=*/false);
+  const bool is_put = o.op == "put" || o.op == "fill";
+  const bool every_key = o.op == "fill" || o.op == "check";
+  if (o.op == "get" && o.prefill) {
     std::fprintf(stderr, "ringstore bench: writing %zu keys of %zu bytes first\n", o.keys, o.value_bytes);
-    Driver fill(session, o, /*is_put=*/true, std::chrono::hours(24));
-    fill.Run(o.keys);
+    Driver fill(session, o, q, /*is_put=*/true, std::chrono::hours(24));
+    fill.Run(/*every_key=*/true);
     if (fill.errors() > 0) {
       fill.Report("prefill");
       return 4;
     }
   }
-  std::fprintf(stderr, "ringstore bench: %s for %.1f s, %zu in flight over %zu connection(s)\n", o.op.c_str(),
-               o.duration_s, o.in_flight, o.connections);
-  Driver d(session, o, is_put,
+  if (every_key) {
+    std::fprintf(stderr, "ringstore bench: %s %zu keys, %zu in flight, N=%u W=%u R=%u\n", o.op.c_str(), o.keys,
+                 o.in_flight, q.n, q.w, q.r);
+  } else {
+    std::fprintf(stderr, "ringstore bench: %s for %.1f s, %zu in flight, %zu connection(s) per node, N=%u W=%u R=%u\n",
+                 o.op.c_str(), o.duration_s, o.in_flight, o.connections, q.n, q.w, q.r);
+  }
+  Driver d(session, o, q, is_put,
            std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(o.duration_s)));
-  d.Run();
+  d.Run(every_key);
   d.Report(o.op.c_str());
   return d.errors() > 0 ? 4 : 0;
 }

@@ -9,22 +9,24 @@
 #include <string>
 
 #include "dht/client.h"
+#include "dht/cluster_client.h"
 
 namespace ringstore {
 
 struct BenchOptions {
-  std::string op = "get";  // put or get
+  std::string op = "get";  // put, get, fill (each key once) or check (read each key once, verify)
   size_t value_bytes = 1024;
   size_t keys = 10000;
   double duration_s = 5;
   size_t in_flight = 64;
-  size_t connections = 4;
+  size_t connections = 4;  // per node
   std::string ns = "bench";
   bool prefill = true;
 };
 
 void AddBenchOptions(CLI::App& cmd, BenchOptions& o);
 // Returns a process exit status (0, 3 unreachable, 4 errors during the run).
-int RunBench(const std::string& cluster, const ClientOptions& client_options, const BenchOptions& o);
+int RunBench(const std::vector<std::string>& seeds, const ClientOptions& client_options, Quorum quorum,
+             const BenchOptions& o);
 
 }  // namespace ringstore

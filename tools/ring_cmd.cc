@@ -50,8 +50,10 @@ int RunRing(Session& session, uint32_t replicas) {
     std::printf("%-10s %-22s %-8s %-8s %6u %8.2f%% %11.2f%%\n", id.substr(0, 8).c_str(), e.address.c_str(),
                 e.zone.empty() ? "-" : e.zone.c_str(), NodeStateName(e.state), e.vnodes, ring_pct, rep_pct);
   }
-  std::printf("replicas %% = share of objects with a replica on the node (N=%u; the column sums to %u00%%)\n",
-              replicas, replicas);
+  const uint32_t copies = std::min<uint32_t>(replicas, static_cast<uint32_t>(table.ring_nodes()));
+  std::printf("replicas %% = share of objects with a replica on the node (N=%u: %u cop%s each, so the column "
+              "sums to %u00%%)\n",
+              replicas, copies, copies == 1 ? "y" : "ies", copies);
   return 0;
 }
 

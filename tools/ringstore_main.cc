@@ -76,6 +76,20 @@ Status WriteOutput(const std::string& path, const std::string& data) {
   return Status::Ok();
 }
 
+// Splits "a:1,b:2" into addresses; empty items are skipped.
+std::vector<std::string> SplitSeeds(const std::string& list) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    const size_t comma = list.find(',', pos);
+    std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
 std::string Describe(const std::string& key, const ObjectId& id, const RecordMeta& m) {
   char line[512];
   std::snprintf(line, sizeof line,
@@ -98,7 +112,19 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string cluster, ns = "default", cluster_id = "ringstore";
   double timeout_s = 30;
-  app.add_option("--cluster", cluster, "Any node of the cluster, HOST:PORT")->envname("RINGSTORE_CLUSTER");
+  app.add_option("--cluster", cluster, "Any node(s) of the cluster, HOST:PORT[,HOST:PORT...]")
+      ->envname("RINGSTORE_CLUSTER");
+  Quorum quorum;
+  auto* n_opt = app.add_option("--replicas", quorum.n, "N: copies of each object")
+                    ->check(CLI::Range(1u, kMaxReplicas))
+                    ->capture_default_str();
+  auto* w_opt = app.add_option("--w", quorum.w, "W: copies that must acknowledge a write")
+                    ->check(CLI::Range(1u, kMaxReplicas))
+                    ->capture_default_str();
+  auto* r_opt = app.add_option("--r", quorum.r, "R: copies a read asks (the newest answer wins)")
+                    ->check(CLI::Range(1u, kMaxReplicas))
+                    ->capture_default_str();
+  app.fallthrough();  // the quorum flags may follow the subcommand too
   app.add_option("--namespace", ns, "Namespace the keys live in")->capture_default_str();
   app.add_option("--cluster-id", cluster_id, "Cluster id to expect")
       ->envname("RINGSTORE_CLUSTER_ID")
@@ -137,8 +163,20 @@ int main(int argc, char** argv) {
     std::cerr << "ringstore: no cluster given: use --cluster HOST:PORT or set RINGSTORE_CLUSTER\n";
     return kExitUsage;
   }
-  if (auto hp = ParseHostPort(cluster); !hp.ok()) {
-    std::cerr << "ringstore: " << hp.status().message() << "\n";
+  const std::vector<std::string> seeds = SplitSeeds(cluster);
+  for (const auto& seed : seeds) {
+    if (auto hp = ParseHostPort(seed); !hp.ok()) {
+      std::cerr << "ringstore: " << hp.status().message() << "\n";
+      return kExitUsage;
+    }
+  }
+  if (seeds.empty()) {
+    std::cerr << "ringstore: --cluster names no node\n";
+    return kExitUsage;
+  }
+  if (quorum.w > quorum.n || quorum.r > quorum.n) {
+    std::cerr << "ringstore: need W <= N and R <= N (got N=" << quorum.n << " W=" << quorum.w << " R=" << quorum.r
+              << ")\n";
     return kExitUsage;
   }
 
@@ -147,7 +185,7 @@ int main(int argc, char** argv) {
   co.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   co.connect_timeout = std::min<Clock::Duration>(co.request_timeout, std::chrono::seconds(5));
 
-  if (bench->parsed()) return RunBench(cluster, co, bench_opts);
+  if (bench->parsed()) return RunBench(seeds, co, quorum, bench_opts);
 
   // Read the input before connecting, so that a bad file is a usage error.
   std::string value;
@@ -158,39 +196,47 @@ int main(int argc, char** argv) {
   }
 
   Session session(co);
-  if (Status s = session.AddClient(cluster); !s.ok()) {
+  if (ring->parsed()) {
+    if (Status s = session.AddClient(seeds.front()); !s.ok()) {
+      std::cerr << "ringstore: cluster unreachable at " << seeds.front() << ": " << s.ToString() << "\n";
+      return kExitUnreachable;
+    }
+    return RunRing(session, ring_replicas);
+  }
+  if (Status s = session.ConnectCluster(seeds); !s.ok()) {
     std::cerr << "ringstore: cluster unreachable at " << cluster << ": " << s.ToString() << "\n";
     return kExitUnreachable;
   }
-  if (ring->parsed()) return RunRing(session, ring_replicas);
-  Client& client = session.client();
+  ClusterClient& client = session.cluster();
+  const Quorum q = FitQuorum(quorum, client.table().ring_nodes(),
+                             n_opt->count() > 0 || w_opt->count() > 0 || r_opt->count() > 0);
   const ObjectId id = ObjectId::Of(ns, key);
 
   if (put->parsed()) {
     const size_t size = value.size();
-    auto r = session.Wait<Ack>([&](auto cb) { client.Put(id, std::move(value), std::move(cb)); });
+    auto r = session.Wait<Ack>([&](auto cb) { client.Put(id, std::move(value), q, std::move(cb)); });
     if (!r.ok()) return Fail("put " + key, r.status());
     std::cout << "stored " << key << " (" << size << " bytes, id " << id.Hex().substr(0, 16) << ")\n";
     return kExitOk;
   }
   if (get->parsed()) {
-    auto r = session.Wait<Record>([&](auto cb) { client.Get(id, std::move(cb)); });
+    auto r = session.Wait<Record>([&](auto cb) { client.Get(id, q, std::move(cb)); });
     if (!r.ok()) return Fail("get " + key, r.status());
     if (r->meta.tombstone()) return Fail("get " + key, Status::NotFound("deleted"));
     if (Status s = WriteOutput(file, r->value); !s.ok()) return Fail("get " + key, s);
     return kExitOk;
   }
   if (rm->parsed()) {
-    auto st = session.Wait<RecordMeta>([&](auto cb) { client.Stat(id, std::move(cb)); });
+    auto st = session.Wait<RecordMeta>([&](auto cb) { client.Stat(id, q, std::move(cb)); });
     if (!st.ok()) return Fail("rm " + key, st.status());
     if (st->tombstone()) return Fail("rm " + key, Status::NotFound("already deleted"));
-    auto r = session.Wait<Ack>([&](auto cb) { client.Del(id, std::move(cb)); });
+    auto r = session.Wait<Ack>([&](auto cb) { client.Del(id, q, std::move(cb)); });
     if (!r.ok()) return Fail("rm " + key, r.status());
     std::cout << "removed " << key << "\n";
     return kExitOk;
   }
   if (stat->parsed()) {
-    auto r = session.Wait<RecordMeta>([&](auto cb) { client.Stat(id, std::move(cb)); });
+    auto r = session.Wait<RecordMeta>([&](auto cb) { client.Stat(id, q, std::move(cb)); });
     if (!r.ok()) return Fail("stat " + key, r.status());
     std::cout << Describe(key, id, *r);
     return r->tombstone() ? kExitNotFound : kExitOk;

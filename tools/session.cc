@@ -1,13 +1,35 @@
 #include "tools/session.h"
 
+#include <iostream>
+
 namespace ringstore {
 
-Session::Session(ClientOptions options)
-    : options_(std::move(options)), io_(1), clock_(io_), random_(OsRandomSeed()) {}
+Session::Session(ClientOptions options, ClusterClientOptions cluster_options)
+    : options_(std::move(options)), io_(1), clock_(io_), random_(OsRandomSeed()) {
+  cluster_options.connection = options_;
+  cluster_ = std::make_unique<ClusterClient>(cluster_options, clock_, random_,
+                                             [this] { return std::make_unique<AsioTransport>(io_); });
+}
 
 Session::~Session() {
+  cluster_.reset();
   clients_.clear();
   io_.poll();  // let the closes and cancelled timers run their handlers
+}
+
+Quorum FitQuorum(Quorum q, size_t ring_nodes, bool warn) {
+  Quorum fit{std::min<uint32_t>(q.n, static_cast<uint32_t>(ring_nodes)), 0, 0};
+  fit.w = std::min(q.w, fit.n);
+  fit.r = std::min(q.r, fit.n);
+  if (warn && (fit.n != q.n || fit.w != q.w || fit.r != q.r)) {
+    std::cerr << "ringstore: the ring has " << ring_nodes << " node(s): using N=" << fit.n << " W=" << fit.w
+              << " R=" << fit.r << "\n";
+  }
+  return fit;
+}
+
+Status Session::ConnectCluster(const std::vector<std::string>& seeds) {
+  return WaitStatus([&](std::function<void(Status)> done) { cluster_->Connect(seeds, std::move(done)); });
 }
 
 Status Session::WaitStatus(const std::function<void(std::function<void(Status)>)>& start) {

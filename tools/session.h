@@ -11,16 +11,25 @@
 #include <vector>
 
 #include "dht/client.h"
+#include "dht/cluster_client.h"
 #include "dht/random.h"
 #include "node/runtime/asio_clock.h"
 #include "node/runtime/asio_transport.h"
 
 namespace ringstore {
 
+// A ring smaller than N holds at most one copy per node: N, W and R shrink to fit. With warn,
+// says so on stderr when they had to.
+Quorum FitQuorum(Quorum q, size_t ring_nodes, bool warn);
+
 class Session {
  public:
-  explicit Session(ClientOptions options);
+  explicit Session(ClientOptions options, ClusterClientOptions cluster_options = {});
   ~Session();
+
+  // The cluster client, connected through the first of seeds that answers.
+  Status ConnectCluster(const std::vector<std::string>& seeds);
+  ClusterClient& cluster() { return *cluster_; }
 
   boost::asio::io_context& io() { return io_; }
   Clock& clock() { return clock_; }
@@ -49,6 +58,7 @@ class Session {
   AsioClock clock_;
   SeededRandom random_;
   std::vector<Entry> clients_;
+  std::unique_ptr<ClusterClient> cluster_;
 };
 
 }  // namespace ringstore

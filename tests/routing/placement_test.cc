@@ -170,6 +170,16 @@ TEST(RouteTableTest, NewerIncarnationAndStrongerStateWin) {
   EXPECT_TRUE(t.ring().empty());  // a node that left owns nothing
 }
 
+TEST(RouteTableTest, ACopyHasARingOfItsOwn) {
+  SeededRandom rnd(3);
+  auto original = std::make_unique<RouteTable>(RandomTable(rnd, 4, 0));
+  ASSERT_FALSE(original->ring().empty());  // built before the copy
+  RouteTable copy = *original;
+  original.reset();  // the copy must not point into it
+  ASSERT_EQ(copy.ring().size(), 4u * kVnodesPerCapacity);
+  for (const auto& p : copy.ring()) ASSERT_EQ(copy.Find(p.node->node_id), p.node);
+}
+
 TEST(RouteTableTest, RingIdsArePersistedThroughTheSeed) {
   NodeEntry a;
   a.ring_seed = 42;
