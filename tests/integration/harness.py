@@ -21,6 +21,7 @@ import atexit
 import ctypes
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -361,6 +362,53 @@ def unused_address():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     return f"127.0.0.1:{s.getsockname()[1]}", s
+
+
+# ---- the ring as `ringstore ring` shows it ---------------------------------------------------
+
+RING_HEAD = re.compile(r"ring seen by (\S+): (\d+) nodes \((\d+) up, (\d+) suspect, (\d+) down, (\d+) left\), "
+                       r"table digest ([0-9a-f]+)")
+RING_ROW = re.compile(r"^([0-9a-f]{8})\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)\s+([0-9.]+)%\s+([0-9.]+)%$")
+
+
+def ring(ctx, node):
+    """`ringstore ring` through node, parsed: nodes, up, down, digest, rows by node id prefix."""
+    r = expect_rc(ctx.cli("ring", cluster=node, cli_timeout=5), EXIT_OK, f"ring via {node.name}")
+    text = r.stdout.decode()
+    m = RING_HEAD.search(text)
+    check(m is not None, f"ring via {node.name}: no header in:\n{text}")
+    rows = {}
+    for line in text.splitlines():
+        rm = RING_ROW.match(line.strip())
+        if rm:
+            rows[rm.group(1)] = {"address": rm.group(2), "state": rm.group(4), "ring": float(rm.group(6))}
+    return {"nodes": int(m.group(2)), "up": int(m.group(3)), "down": int(m.group(5)), "digest": m.group(7),
+            "rows": rows}
+
+
+def node_id(node):
+    """The first 8 hex digits of a node's id, as `ringstore ring` prints them."""
+    with open(os.path.join(node.data_dir, "NODE_ID")) as f:
+        return f.read().strip()[:8]
+
+
+def start_ring(ctx, count, extra_args=(), bound_s=20):
+    """Starts n1 and n2..n<count> told only n1's address; waits until all agree on one table."""
+    first = ctx.node("n1", extra_args=list(extra_args))
+    first.start()
+    nodes = [first]
+    for i in range(2, count + 1):
+        n = ctx.node(f"n{i}", extra_args=list(extra_args) + ["--join", first.addr])
+        n.start()
+        nodes.append(n)
+
+    def converged():
+        views = [ring(ctx, n) for n in nodes]
+        return all(v["nodes"] == count and v["up"] == count for v in views) and \
+            len({v["digest"] for v in views}) == 1
+
+    wait_until(converged, bound_s, f"{count} nodes to agree on one route table")
+    return nodes
 
 
 def default_bin_dir():

@@ -11,14 +11,13 @@ Run: python3 tests/integration/test_cluster_membership.py --bin-dir build
 """
 
 import os
-import re
 import sys
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import EXIT_OK, check, expect_rc, log, wait_until  # noqa: E402
+from harness import check, log, node_id, ring, start_ring, wait_until  # noqa: E402
 
 NODES = 5
 PROBE_MS, SUSPICION_MS = 300, 1500
@@ -28,47 +27,10 @@ CONVERGE_BOUND_S = 20
 # timeout, then gossip spreads the verdict: about 3-4 s. The test allows 10 s.
 DOWN_BOUND_S = 10
 
-HEAD = re.compile(r"ring seen by (\S+): (\d+) nodes \((\d+) up, (\d+) suspect, (\d+) down, (\d+) left\), "
-                  r"table digest ([0-9a-f]+)")
-ROW = re.compile(r"^([0-9a-f]{8})\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)\s+([0-9.]+)%\s+([0-9.]+)%$")
-
-
-def ring(ctx, node):
-    r = expect_rc(ctx.cli("ring", cluster=node, cli_timeout=5), EXIT_OK, f"ring via {node.name}")
-    text = r.stdout.decode()
-    m = HEAD.search(text)
-    check(m is not None, f"ring via {node.name}: no header in:\n{text}")
-    rows = {}
-    for line in text.splitlines():
-        rm = ROW.match(line.strip())
-        if rm:
-            rows[rm.group(1)] = {"address": rm.group(2), "state": rm.group(4), "ring": float(rm.group(6))}
-    return {"nodes": int(m.group(2)), "up": int(m.group(3)), "down": int(m.group(5)), "digest": m.group(7),
-            "rows": rows}
-
-
-def node_id(node):
-    with open(os.path.join(node.data_dir, "NODE_ID")) as f:
-        return f.read().strip()[:8]
-
-
 def test(ctx, args):
-    first = ctx.node("n1", extra_args=FAST_FD)
-    first.start()
-    nodes = [first]
-    for i in range(2, NODES + 1):
-        n = ctx.node(f"n{i}", extra_args=FAST_FD + ["--join", first.addr])
-        n.start()
-        nodes.append(n)
-
     t0 = time.monotonic()
-
-    def converged():
-        views = [ring(ctx, n) for n in nodes]
-        return all(v["nodes"] == NODES and v["up"] == NODES for v in views) and \
-            len({v["digest"] for v in views}) == 1
-
-    wait_until(converged, CONVERGE_BOUND_S, f"{NODES} nodes to agree on one route table")
+    nodes = start_ring(ctx, NODES, FAST_FD, CONVERGE_BOUND_S)
+    first = nodes[0]
     join_s = time.monotonic() - t0
     log(f"{NODES} nodes converged on one table in {join_s:.1f}s")
     view = ring(ctx, nodes[-1])
