@@ -13,17 +13,60 @@ namespace {
 constexpr int kSampleKeys = 20000;  // replica shares are estimated from this many random ids
 }
 
-int RunRing(Session& session, uint32_t replicas) {
+namespace {
+
+// The route table as the member behind client i sees it.
+Result<GossipMessage> FetchTable(Session& session, size_t i) {
   auto reply = session.Wait<Frame>([&](auto cb) {
-    session.client().Request(Kind::kRouteTable, std::string("\x90", 1), std::move(cb));
+    session.client(i).Request(Kind::kRouteTable, std::string("\x90", 1), std::move(cb));
   });
-  if (!reply.ok()) {
-    std::cerr << "ringstore ring: " << reply.status().ToString() << "\n";
+  if (!reply.ok()) return reply.status();
+  return DecodeGossip(reply->body);
+}
+
+}  // namespace
+
+int RunStatus(Session& session) {
+  auto first = FetchTable(session, 0);
+  if (!first.ok()) {
+    std::cerr << "ringstore status: " << first.status().ToString() << "\n";
     return 4;
   }
-  auto m = DecodeGossip(reply->body);
+  RouteTable table;
+  for (const auto& e : first->entries) table.Merge(e);
+  std::printf("%-10s %-22s %-8s %-10s %8s %s\n", "node", "address", "state", "reachable", "rtt ms", "table");
+  int reachable = 0, agree = 0, unreachable_up = 0;
+  std::map<NodeState, int> by_state;
+  for (const auto& [id, e] : table.entries()) {
+    ++by_state[e.state];
+    if (e.state == NodeState::kLeft) continue;
+    const size_t slot = session.clients();
+    const auto t0 = session.clock().Now();
+    Status s = session.AddClient(e.address);
+    Result<GossipMessage> view = s.ok() ? FetchTable(session, slot) : Result<GossipMessage>(s);
+    const double rtt_ms = std::chrono::duration<double, std::milli>(session.clock().Now() - t0).count();
+    const bool same = view.ok() && view->digest == first->digest;
+    reachable += view.ok();
+    agree += same;
+    if (!view.ok() && e.state == NodeState::kUp) ++unreachable_up;
+    std::printf("%-10s %-22s %-8s %-10s %8s %s\n", id.substr(0, 8).c_str(), e.address.c_str(), NodeStateName(e.state),
+                view.ok() ? "yes" : "no", view.ok() ? std::to_string(static_cast<int>(rtt_ms + 0.5)).c_str() : "-",
+                !view.ok() ? view.status().ToString().c_str() : same ? "same" : "differs (gossip still spreading?)");
+  }
+  const int members = static_cast<int>(table.size()) - by_state[NodeState::kLeft];
+  const bool healthy = by_state[NodeState::kUp] == members && reachable == members && agree == members;
+  std::printf("\n%s: %d members (%d up, %d suspect, %d down); %d reachable; %d agree on the route table (%016llx)\n",
+              healthy ? "HEALTHY" : "DEGRADED", members, by_state[NodeState::kUp], by_state[NodeState::kSuspect],
+              by_state[NodeState::kDown], reachable, agree, static_cast<unsigned long long>(first->digest));
+  if (unreachable_up > 0) std::printf("%d member(s) marked up did not answer\n", unreachable_up);
+  std::printf("(repair and rebalancing are not yet implemented, so there is no under-replication count)\n");
+  return 0;
+}
+
+int RunRing(Session& session, uint32_t replicas) {
+  auto m = FetchTable(session, 0);
   if (!m.ok()) {
-    std::cerr << "ringstore ring: bad route table: " << m.status().ToString() << "\n";
+    std::cerr << "ringstore ring: " << m.status().ToString() << "\n";
     return 4;
   }
   RouteTable table;

@@ -12,4 +12,8 @@ namespace ringstore {
 // Prints the table; returns a process exit status (0, or 4 when the member cannot answer).
 int RunRing(Session& session, uint32_t replicas);
 
+// `ringstore status`: asks every member for its view (reachable? round trip? same table?) and
+// prints the cluster's health in one screen. session.client() is connected to a member.
+int RunStatus(Session& session);
+
 }  // namespace ringstore

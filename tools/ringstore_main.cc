@@ -149,6 +149,7 @@ int main(int argc, char** argv) {
   ring->add_option("--replicas", ring_replicas, "Replicas per object, for the replica share")
       ->check(CLI::Range(1u, kMaxReplicas))
       ->capture_default_str();
+  auto* status = app.add_subcommand("status", "Show the cluster's health: every member's state, reachability and view");
   BenchOptions bench_opts;
   auto* bench = app.add_subcommand("bench", "Measure throughput and latency against a node");
   AddBenchOptions(*bench, bench_opts);
@@ -196,12 +197,12 @@ int main(int argc, char** argv) {
   }
 
   Session session(co);
-  if (ring->parsed()) {
+  if (ring->parsed() || status->parsed()) {
     if (Status s = session.AddClient(seeds.front()); !s.ok()) {
       std::cerr << "ringstore: cluster unreachable at " << seeds.front() << ": " << s.ToString() << "\n";
       return kExitUnreachable;
     }
-    return RunRing(session, ring_replicas);
+    return ring->parsed() ? RunRing(session, ring_replicas) : RunStatus(session);
   }
   if (Status s = session.ConnectCluster(seeds); !s.ok()) {
     std::cerr << "ringstore: cluster unreachable at " << cluster << ": " << s.ToString() << "\n";

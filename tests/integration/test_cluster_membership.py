@@ -17,7 +17,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import check, log, node_id, ring, start_ring, wait_until  # noqa: E402
+from harness import EXIT_OK, check, expect_rc, log, node_id, ring, start_ring, wait_until  # noqa: E402
 
 NODES = 5
 PROBE_MS, SUSPICION_MS = 300, 1500
@@ -37,6 +37,8 @@ def test(ctx, args):
     shares = [row["ring"] for row in view["rows"].values()]
     check(len(shares) == NODES, f"ring lists {len(shares)} nodes, want {NODES}")
     check(max(shares) / min(shares) <= 1.25, f"ring shares unbalanced: {shares}")
+    st = expect_rc(ctx.cli("status", cluster=nodes[1]), EXIT_OK, "status").stdout.decode()
+    check(f"HEALTHY: {NODES} members ({NODES} up" in st, f"status of a whole ring:\n{st}")
 
     # Another cluster's node is refused, and both sides say why.
     stranger = ctx.node("stranger", cluster_id="another-cluster", extra_args=["--join", first.addr])
@@ -54,6 +56,8 @@ def test(ctx, args):
     share_before = ring(ctx, first)["rows"][victim_id]["ring"]
     victim.kill9()
     live = [n for n in nodes if n is not victim]
+    st = expect_rc(ctx.cli("status", cluster=first), EXIT_OK, "status after kill -9").stdout.decode()
+    check("DEGRADED" in st and f"{NODES - 1} reachable" in st, f"status right after kill -9:\n{st}")
     t0 = time.monotonic()
     wait_until(lambda: all(ring(ctx, n)["rows"][victim_id]["state"] == "down" for n in live), DOWN_BOUND_S,
                f"every member to declare {victim.name} down")
