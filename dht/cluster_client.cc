@@ -174,6 +174,10 @@ void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
       if (++op->acks >= op->q.w) {
         op->done = true;
         op->cb(Ack{op->txn.ts});
+      } else if (op->in_flight == 0 && op->next >= op->candidates.size()) {
+        op->done = true;  // every node answered, and there are fewer than W
+        op->cb(Status::Unavailable("only " + std::to_string(op->acks) + " of the " + std::to_string(op->q.w) +
+                                   " acknowledgements needed: the ring has too few nodes"));
       }
       return;
     }
@@ -240,6 +244,10 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
         } else {
           op->cb(Status::NotFound());
         }
+      } else if (op->in_flight == 0 && op->next >= op->candidates.size()) {
+        op->done = true;  // every node answered, and there are fewer than R
+        op->cb(Status::Unavailable("only " + std::to_string(op->responses) + " of the " + std::to_string(op->q.r) +
+                                   " replies needed: the ring has too few nodes"));
       }
       return;
     }

@@ -175,7 +175,10 @@ int main(int argc, char** argv) {
     std::cerr << "ringstore: --cluster names no node\n";
     return kExitUsage;
   }
-  if (quorum.w > quorum.n || quorum.r > quorum.n) {
+  // W and R that were not given follow a smaller N down.
+  if (w_opt->count() == 0) quorum.w = std::min(quorum.w, quorum.n);
+  if (r_opt->count() == 0) quorum.r = std::min(quorum.r, quorum.n);
+  if (!ring->parsed() && !status->parsed() && (quorum.w > quorum.n || quorum.r > quorum.n)) {
     std::cerr << "ringstore: need W <= N and R <= N (got N=" << quorum.n << " W=" << quorum.w << " R=" << quorum.r
               << ")\n";
     return kExitUsage;

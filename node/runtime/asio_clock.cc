@@ -23,8 +23,11 @@ Clock::TimerId AsioClock::Schedule(Duration delay, std::function<void()> fn) {
   const TimerId id = next_id_++;
   auto timer = std::make_unique<boost::asio::steady_timer>(io_, delay);
   timer->async_wait([this, id, fn = std::move(fn)](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled
-    timers_.erase(id);
+    // Cancel() erases the id. That is the test, not ec: a timer that had already expired when
+    // it was cancelled still runs its handler, with success (its owner may be gone by then).
+    auto it = timers_.find(id);
+    if (ec || it == timers_.end()) return;
+    timers_.erase(it);
     fn();
   });
   timers_.emplace(id, std::move(timer));

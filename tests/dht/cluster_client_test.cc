@@ -189,6 +189,14 @@ TEST_F(ClusterClientTest, ReadsReturnTheNewestOfTheReplies) {
   EXPECT_EQ(r->value, "new");
 }
 
+TEST_F(ClusterClientTest, AQuorumLargerThanTheRingFailsInsteadOfHanging) {
+  // Five nodes, all healthy, N=W=R=6: every node answers, and that is still not enough.
+  auto a = Call<Ack>([&](auto cb) { client_.Put(ObjectId::Of("q", "k"), "v", Quorum{6, 6, 6}, cb); });
+  EXPECT_EQ(a.status().code(), Code::kUnavailable) << a.status().ToString();
+  auto r = Call<Record>([&](auto cb) { client_.Get(ObjectId::Of("q", "k"), Quorum{6, 6, 6}, cb); });
+  EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();
+}
+
 TEST_F(ClusterClientTest, AWriteFailsWhenFewerThanWReplicasCanBeReached) {
   for (auto& n : ring_.nodes) {
     if (n->address != "node0:7400") n->transport->Crash();
