@@ -110,6 +110,12 @@ void ClusterClient::FetchTable(std::vector<std::string> addresses, size_t i, Sta
 std::vector<std::string> ClusterClient::Candidates(const ObjectId& id, uint32_t n) const {
   std::vector<std::string> live, down;
   for (const NodeEntry* e : PlaceReplicas(table_, id, n)) {
+    // Two entries can share an address (a node restarted with a new identity): one process
+    // must never count as two replicas.
+    if (std::find(live.begin(), live.end(), e->address) != live.end() ||
+        std::find(down.begin(), down.end(), e->address) != down.end()) {
+      continue;
+    }
     (e->state == NodeState::kDown ? down : live).push_back(e->address);
   }
   if (!down.empty()) {  // replace the dead replicas by fallbacks right away
@@ -123,6 +129,7 @@ bool ClusterClient::MoreCandidates(const ObjectId& id, uint32_t n, std::vector<s
   bool added = false;
   for (const NodeEntry* e : PlaceReplicas(table_, id, n + options_.max_fallbacks)) {
     if (e->state == NodeState::kDown || std::find(list.begin(), list.end(), e->address) != list.end()) continue;
+    // (list holds every address already tried or queued, so duplicates never enter it)
     list.push_back(e->address);
     added = true;
   }
@@ -157,7 +164,8 @@ void ClusterClient::Write(Txn txn, Quorum q, Callback<Ack> done) {
   op->q = q;
   op->cb = std::move(done);
   const size_t first = std::min<size_t>(q.n, op->candidates.size());
-  for (size_t i = 0; i < first; ++i) SendWrite(op);
+  // A send can fail at once (a full connection) and move on down the list itself.
+  for (size_t i = 0; i < first && !op->done && op->next < op->candidates.size(); ++i) SendWrite(op);
   if (first == 0) {
     op->done = true;
     op->cb(Status::Unavailable("the ring has no nodes"));
@@ -165,6 +173,7 @@ void ClusterClient::Write(Txn txn, Quorum q, Callback<Ack> done) {
 }
 
 void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
+  if (op->done || op->next >= op->candidates.size()) return;
   const std::string address = op->candidates[op->next++];
   ++op->in_flight;
   auto on_result = [this, op, address](const Status& s) {
@@ -221,7 +230,7 @@ void ClusterClient::Read(const ObjectId& id, Quorum q, bool meta_only, Callback<
   op->candidates = Candidates(id, q.n);
   op->cb = std::move(done);
   const size_t first = std::min<size_t>(q.r, op->candidates.size());
-  for (size_t i = 0; i < first; ++i) SendRead(op);
+  for (size_t i = 0; i < first && !op->done && op->next < op->candidates.size(); ++i) SendRead(op);
   if (first == 0) {
     op->done = true;
     op->cb(Status::Unavailable("the ring has no nodes"));
@@ -229,6 +238,7 @@ void ClusterClient::Read(const ObjectId& id, Quorum q, bool meta_only, Callback<
 }
 
 void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
+  if (op->done || op->next >= op->candidates.size()) return;
   const std::string address = op->candidates[op->next++];
   ++op->in_flight;
   auto on_result = [this, op, address](Result<Record> r) {

@@ -132,9 +132,10 @@ void Membership::SetState(const std::string& node_id, NodeState state) {
 }
 
 void Membership::OnGossip(Kind kind, const GossipMessage& m) {
-  if (!joined_ && m.from != self_.address) {
+  if (!joined_ && m.from != self_.address && running_) {
     joined_ = true;
     log_->info("joined the cluster through {} ({} members known)", m.from, m.entries.size());
+    clock_.Cancel(gossip_timer_);  // the join retry; regular gossip takes over
     ArmGossip(options_.gossip_interval);
   }
   Merge(m.entries);

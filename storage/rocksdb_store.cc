@@ -145,6 +145,8 @@ void RocksDbStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> d
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_ || stopping_) {
       refused = Status::ShuttingDown("store closed");
+    } else if (!wal_failed_.ok()) {
+      refused = wal_failed_;
     } else if (writes_.size() >= options_.max_queued_writes) {
       refused = Status::Busy("write queue full");
     } else {
@@ -286,8 +288,22 @@ void RocksDbStore::SyncerLoop() {
         syncs_.pop_front();
       }
     }
-    // One fsync covers every group written before it started.
-    Status synced = FromRocks(db_->SyncWAL());
+    // One fsync covers every group written before it started. After a failure none is
+    // trusted again (see wal_failed_).
+    Status synced;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      synced = wal_failed_;
+    }
+    if (synced.ok()) {
+      synced = FromRocks(db_->SyncWAL());
+      if (!synced.ok()) {
+        synced = Status::IOError("WAL fsync failed; this store accepts no more writes until it is reopened: " +
+                                 synced.message());
+        std::lock_guard<std::mutex> lock(mu_);
+        wal_failed_ = synced;
+      }
+    }
     auto run = std::make_shared<std::vector<SyncTask>>(std::move(batch));
     batch.clear();
     executor_([run, synced] {

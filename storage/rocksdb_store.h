@@ -145,6 +145,9 @@ class RocksDbStore final : public Store {
   std::condition_variable sync_cv_;  // guarded by mu_
   std::deque<SyncTask> syncs_;       // guarded by mu_
   bool writer_done_ = false;         // guarded by mu_
+  // A failed WAL fsync poisons the store until it is reopened: the unsynced records are in
+  // memory and would let a later resend be acknowledged without ever reaching the disk.
+  Status wal_failed_;                // guarded by mu_
   std::thread syncer_;
   std::thread writer_;
   std::vector<std::thread> readers_;

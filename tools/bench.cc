@@ -6,6 +6,8 @@
 #include <iostream>
 #include <vector>
 
+#include <boost/asio/post.hpp>
+
 #include "tools/session.h"
 
 namespace ringstore {
@@ -94,7 +96,10 @@ class Driver {
       } else if (errors_++ == 0) {
         first_error_ = st;
       }
-      Issue();
+      if (st.ok()) return Issue();
+      // A failure may have come back at once, inside Issue: go on from the loop instead of
+      // recursing deeper.
+      boost::asio::post(s_.io(), [this] { Issue(); });
     };
     if (is_put_) {
       s_.cluster().Put(ids_[k], ValueOf(k), q_, [finish](Result<Ack> r) { finish(r.ok() ? Status::Ok() : r.status()); });

@@ -25,8 +25,9 @@ Clock::TimerId AsioClock::Schedule(Duration delay, std::function<void()> fn) {
   timer->async_wait([this, id, fn = std::move(fn)](const boost::system::error_code& ec) {
     // Cancel() erases the id. That is the test, not ec: a timer that had already expired when
     // it was cancelled still runs its handler, with success (its owner may be gone by then).
+    if (ec) return;  // cancelled (and the clock itself may be gone)
     auto it = timers_.find(id);
-    if (ec || it == timers_.end()) return;
+    if (it == timers_.end()) return;
     timers_.erase(it);
     fn();
   });

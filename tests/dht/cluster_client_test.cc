@@ -189,6 +189,30 @@ TEST_F(ClusterClientTest, ReadsReturnTheNewestOfTheReplies) {
   EXPECT_EQ(r->value, "new");
 }
 
+TEST_F(ClusterClientTest, RefusalsThatComeBackAtOnceEndEachRequestExactlyOnce) {
+  // Connections that take one request at a time: most sends are refused (Busy) inside the
+  // call itself, and the client must walk its preference list without running off its end.
+  ClusterClientOptions o;
+  o.connection.max_in_flight = 1;
+  ClusterClient tight(o, ring_.clock, random_, [this] { return std::make_unique<FakeTransport>(ring_.net, ""); });
+  std::optional<Status> connected;
+  tight.Connect({"node0:7400"}, [&](Status s) { connected = s; });
+  ring_.Pump(std::chrono::milliseconds(50));
+  ASSERT_TRUE(connected && connected->ok());
+  std::vector<int> calls(40, 0);
+  int ok = 0;
+  for (int k = 0; k < 40; ++k) {
+    auto cb = [&, k](Result<Ack> r) {
+      ++calls[k];
+      ok += r.ok();
+    };
+    tight.Put(ObjectId::Of("busy", std::to_string(k)), "v", Quorum{3, 3, 3}, cb);
+  }
+  ring_.Pump(std::chrono::seconds(2));
+  for (int k = 0; k < 40; ++k) EXPECT_EQ(calls[k], 1) << "request " << k;
+  EXPECT_LT(ok, 40);  // some were refused for lack of room
+}
+
 TEST_F(ClusterClientTest, AQuorumLargerThanTheRingFailsInsteadOfHanging) {
   // Five nodes, all healthy, N=W=R=6: every node answers, and that is still not enough.
   auto a = Call<Ack>([&](auto cb) { client_.Put(ObjectId::Of("q", "k"), "v", Quorum{6, 6, 6}, cb); });

@@ -101,12 +101,15 @@ class World {
     return pred() ? std::chrono::duration<double>(bound).count() : -1;
   }
   uint64_t messages() const { return messages_; }
+  uint64_t pushes_by(const std::string& address) { return pushes_by_[address]; }
 
   testing::FakeClock clock;
 
  private:
   void Deliver(const std::string& from, const std::string& to, std::string frame) {
     ++messages_;
+    const auto kind = static_cast<uint16_t>(static_cast<uint8_t>(frame[6]) | static_cast<uint8_t>(frame[7]) << 8);
+    if (kind == static_cast<uint16_t>(Kind::kGossip)) ++pushes_by_[from];
     if (cut_.count({from, to})) return;
     clock.Schedule(kLatency, [this, to, frame = std::move(frame)] {
       auto it = nodes_.find(to);
@@ -122,6 +125,7 @@ class World {
   std::map<std::string, std::unique_ptr<Node>> nodes_;
   std::set<std::pair<std::string, std::string>> cut_;
   uint64_t messages_ = 0;
+  std::map<std::string, uint64_t> pushes_by_;
 };
 
 NodeState StateIn(Membership& viewer, const std::string& node_id) {
@@ -229,6 +233,19 @@ TEST(MembershipTest, AJoinWithNoAnsweringSeedBacksOffAndSucceedsLater) {
   EXPECT_GE(attempts, 5u);
   w.Add(0, {});
   ASSERT_GE(w.RunUntil([&] { return w.at("node1:7400").joined() && w.Converged(); }, std::chrono::seconds(10)), 0);
+}
+
+TEST(MembershipTest, AJoinedMemberGossipsOncePerInterval) {
+  // Joining used to leave the join-retry timer running beside the regular gossip timer: two
+  // gossip chains for good (and one Stop() did not cancel).
+  World w(23);
+  StartCluster(w, 3);
+  const uint64_t before = w.pushes_by("node2:7400");
+  w.Run(std::chrono::seconds(10));
+  const uint64_t pushes = w.pushes_by("node2:7400") - before;
+  // 10 s / 200 ms = 50 rounds, plus the odd push to a member believed down.
+  EXPECT_GE(pushes, 45u);
+  EXPECT_LE(pushes, 60u);
 }
 
 TEST(MembershipTest, MessagesRoundTripAndMalformedOnesAreRejected) {
