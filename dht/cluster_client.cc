@@ -36,7 +36,19 @@ struct ClusterClient::ReadOp {
 ClusterClient::ClusterClient(ClusterClientOptions options, Clock& clock, Random& random, TransportFactory factory)
     : options_(std::move(options)), clock_(clock), random_(random), factory_(std::move(factory)), hlc_(clock) {}
 
-ClusterClient::~ClusterClient() = default;
+ClusterClient::~ClusterClient() {
+  if (refresh_armed_) clock_.Cancel(refresh_timer_);
+}
+
+void ClusterClient::ArmRefresh() {
+  if (refresh_armed_ || options_.table_refresh <= Clock::Duration::zero()) return;
+  refresh_armed_ = true;
+  refresh_timer_ = clock_.Schedule(options_.table_refresh, [this] {
+    refresh_armed_ = false;
+    // A failed refresh keeps the table it has; the next one tries again.
+    Refresh([this](Status) { ArmRefresh(); });
+  });
+}
 
 void ClusterClient::With(const std::string& address, std::function<void(Client*, Status)> fn) {
   PerNode& node = nodes_[address];
@@ -74,7 +86,10 @@ void ClusterClient::With(const std::string& address, std::function<void(Client*,
 
 void ClusterClient::Connect(std::vector<std::string> seeds, std::function<void(Status)> done) {
   seeds_ = std::move(seeds);
-  FetchTable(seeds_, 0, Status::Ok(), std::move(done));
+  FetchTable(seeds_, 0, Status::Ok(), [this, done = std::move(done)](Status s) {
+    if (s.ok()) ArmRefresh();
+    done(s);
+  });
 }
 
 void ClusterClient::Refresh(std::function<void(Status)> done) {

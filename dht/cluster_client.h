@@ -35,6 +35,8 @@ struct ClusterClientOptions {
   uint32_t max_fallbacks = 3;
   // TCP connections to each node; requests are spread over them in turn.
   uint32_t connections_per_node = 1;
+  // How often the route table is fetched again after Connect (zero: never).
+  Clock::Duration table_refresh = std::chrono::seconds(10);
 };
 
 class ClusterClient {
@@ -86,6 +88,7 @@ class ClusterClient {
   void SendWrite(const std::shared_ptr<WriteOp>& op);
   void Read(const ObjectId& id, Quorum q, bool meta_only, Callback<Record> done);
   void SendRead(const std::shared_ptr<ReadOp>& op);
+  void ArmRefresh();
 
   const ClusterClientOptions options_;
   Clock& clock_;
@@ -99,6 +102,8 @@ class ClusterClient {
     uint32_t next = 0;        // the slot the next request uses
   };
   std::map<std::string, PerNode> nodes_;
+  Clock::TimerId refresh_timer_ = 0;
+  bool refresh_armed_ = false;
 };
 
 }  // namespace ringstore

@@ -32,34 +32,36 @@ class Ring {
     std::unique_ptr<Membership> membership;
   };
 
-  Ring(int n, uint64_t seed) {
-    for (int i = 0; i < n; ++i) {
-      auto node = std::make_unique<Node>();
-      node->address = "node" + std::to_string(i) + ":7400";
-      char id[33];
-      std::snprintf(id, sizeof id, "%032d", i);
-      node->transport = std::make_unique<FakeTransport>(net, node->address);
-      node->store = std::make_unique<MemoryStore>(net.executor());
-      NodeOptions no;
-      no.node_id = id;
-      node->core = std::make_unique<NodeCore>(no, clock, *node->transport, *node->store, NullLog());
-      node->core->Start();
-      node->random = std::make_unique<SeededRandom>(seed * 31 + static_cast<uint64_t>(i));
-      node->peers = std::make_unique<PeerLinks>(PeerLinkOptions{}, "ringstore", id, *node->transport, clock, NullLog());
-      NodeEntry self;
-      self.node_id = id;
-      self.address = node->address;
-      self.ring_seed = seed * 1000 + static_cast<uint64_t>(i);
-      self.vnodes = 64;
-      MembershipOptions mo;
-      mo.probe_interval = std::chrono::milliseconds(300);
-      mo.probe_timeout = std::chrono::milliseconds(100);
-      mo.suspicion_timeout = std::chrono::seconds(1);
-      node->membership = std::make_unique<Membership>(mo, self, clock, *node->random, *node->peers, NullLog());
-      node->core->AttachMembership(node->membership.get(), node->peers.get());
-      node->membership->Start(i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"node0:7400"});
-      nodes.push_back(std::move(node));
-    }
+  Ring(int n, uint64_t seed) : seed_(seed) {
+    for (int i = 0; i < n; ++i) AddNode(i);
+  }
+  void AddNode(int i) {
+    const uint64_t seed = seed_;
+    auto node = std::make_unique<Node>();
+    node->address = "node" + std::to_string(i) + ":7400";
+    char id[33];
+    std::snprintf(id, sizeof id, "%032d", i);
+    node->transport = std::make_unique<FakeTransport>(net, node->address);
+    node->store = std::make_unique<MemoryStore>(net.executor());
+    NodeOptions no;
+    no.node_id = id;
+    node->core = std::make_unique<NodeCore>(no, clock, *node->transport, *node->store, NullLog());
+    node->core->Start();
+    node->random = std::make_unique<SeededRandom>(seed * 31 + static_cast<uint64_t>(i));
+    node->peers = std::make_unique<PeerLinks>(PeerLinkOptions{}, "ringstore", id, *node->transport, clock, NullLog());
+    NodeEntry self;
+    self.node_id = id;
+    self.address = node->address;
+    self.ring_seed = seed * 1000 + static_cast<uint64_t>(i);
+    self.vnodes = 64;
+    MembershipOptions mo;
+    mo.probe_interval = std::chrono::milliseconds(300);
+    mo.probe_timeout = std::chrono::milliseconds(100);
+    mo.suspicion_timeout = std::chrono::seconds(1);
+    node->membership = std::make_unique<Membership>(mo, self, clock, *node->random, *node->peers, NullLog());
+    node->core->AttachMembership(node->membership.get(), node->peers.get());
+    node->membership->Start(i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"node0:7400"});
+    nodes.push_back(std::move(node));
   }
   ~Ring() {
     for (auto& n : nodes) n->membership->Stop();
@@ -92,6 +94,7 @@ class Ring {
   FakeNetwork net;
   FakeClock clock;
   std::vector<std::unique_ptr<Node>> nodes;
+  uint64_t seed_;
 };
 
 class ClusterClientTest : public ::testing::Test {
@@ -187,6 +190,15 @@ TEST_F(ClusterClientTest, ReadsReturnTheNewestOfTheReplies) {
   auto r = Call<Record>([&](auto cb) { client_.Get(id, Quorum{3, 2, 3}, cb); });
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->value, "new");
+}
+
+TEST_F(ClusterClientTest, TheClientLearnsOfANewNodeByItself) {
+  ring_.AddNode(5);
+  ring_.Pump(std::chrono::seconds(3));
+  ASSERT_TRUE(ring_.Converged());
+  EXPECT_EQ(client_.table().size(), 5u);  // not yet: the refresh is periodic
+  ring_.Pump(std::chrono::seconds(11));
+  EXPECT_EQ(client_.table().size(), 6u);
 }
 
 TEST_F(ClusterClientTest, RefusalsThatComeBackAtOnceEndEachRequestExactlyOnce) {
