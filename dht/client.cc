@@ -1,6 +1,27 @@
 #include "dht/client.h"
 
+#include <optional>
+
 namespace ringstore {
+
+namespace {
+
+// A reply as its frame, or as a Status: the transport's failure, the ERROR the node sent, or
+// a protocol error when the frame is not of the kind the request expects (any kind if none).
+Result<Frame> ReplyOf(Result<Frame> r, std::optional<Kind> want) {
+  if (!r.ok()) return r;
+  if (r->header.kind == static_cast<uint16_t>(Kind::kError)) {
+    auto e = DecodeError(r->body);
+    return e.ok() ? e->ToStatus() : e.status();
+  }
+  if (want && r->header.kind != static_cast<uint16_t>(*want)) {
+    return Status::ProtocolError(std::string("expected ") + KindName(static_cast<uint16_t>(*want)) + ", got " +
+                                 KindName(r->header.kind));
+  }
+  return r;
+}
+
+}  // namespace
 
 Client::Client(ClientOptions options, Clock& clock, Transport& transport, Random& random)
     : options_(std::move(options)), clock_(clock), transport_(transport), random_(random), hlc_(clock) {
@@ -28,14 +49,8 @@ void Client::Connect(const std::string& address, std::function<void(Status)> don
            if (have_conn_) transport_.Close(conn_);
            done(std::move(s));
          };
+         r = ReplyOf(std::move(r), Kind::kHelloReply);
          if (!r.ok()) return fail(r.status());
-         if (r->header.kind == static_cast<uint16_t>(Kind::kError)) {
-           auto e = DecodeError(r->body);
-           return fail(e.ok() ? e->ToStatus() : e.status());
-         }
-         if (r->header.kind != static_cast<uint16_t>(Kind::kHelloReply)) {
-           return fail(Status::ProtocolError("expected HELLO_REPLY"));
-         }
          auto hello = DecodeHello(r->body);
          if (!hello.ok()) return fail(hello.status());
          if (hello->cluster_id != options_.cluster_id) {
@@ -100,12 +115,8 @@ bool Client::Reserve(const std::function<void(Status)>& fail) {
 
 void Client::SendWrite(std::string frame, uint64_t rid, Callback<Ack> done) {
   Call(std::move(frame), rid, options_.request_timeout, [this, done = std::move(done)](Result<Frame> r) {
+    r = ReplyOf(std::move(r), Kind::kAck);
     if (!r.ok()) return done(r.status());
-    if (r->header.kind == static_cast<uint16_t>(Kind::kError)) {
-      auto e = DecodeError(r->body);
-      return done(e.ok() ? e->ToStatus() : e.status());
-    }
-    if (r->header.kind != static_cast<uint16_t>(Kind::kAck)) return done(Status::ProtocolError("expected ACK"));
     auto ack = DecodeAck(r->body);
     if (ack.ok()) hlc_.Observe(ack->ts);
     done(std::move(ack));
@@ -141,14 +152,8 @@ void Client::Get(const ObjectId& id, Callback<Record> done) {
   const uint64_t rid = next_rid_++;
   Call(EncodeKeyRequest(Kind::kGet, rid, id), rid, options_.request_timeout,
        [this, done = std::move(done)](Result<Frame> r) {
+         r = ReplyOf(std::move(r), Kind::kGetReply);
          if (!r.ok()) return done(r.status());
-         if (r->header.kind == static_cast<uint16_t>(Kind::kError)) {
-           auto e = DecodeError(r->body);
-           return done(e.ok() ? e->ToStatus() : e.status());
-         }
-         if (r->header.kind != static_cast<uint16_t>(Kind::kGetReply)) {
-           return done(Status::ProtocolError("expected GET_REPLY"));
-         }
          auto rec = DecodeRecordReply(Kind::kGetReply, r->body);
          if (rec.ok()) hlc_.Observe(rec->meta.ts);
          done(std::move(rec));
@@ -160,14 +165,8 @@ void Client::Stat(const ObjectId& id, Callback<RecordMeta> done) {
   const uint64_t rid = next_rid_++;
   Call(EncodeKeyRequest(Kind::kStat, rid, id), rid, options_.request_timeout,
        [done = std::move(done)](Result<Frame> r) {
+         r = ReplyOf(std::move(r), Kind::kStatReply);
          if (!r.ok()) return done(r.status());
-         if (r->header.kind == static_cast<uint16_t>(Kind::kError)) {
-           auto e = DecodeError(r->body);
-           return done(e.ok() ? e->ToStatus() : e.status());
-         }
-         if (r->header.kind != static_cast<uint16_t>(Kind::kStatReply)) {
-           return done(Status::ProtocolError("expected STAT_REPLY"));
-         }
          auto rec = DecodeRecordReply(Kind::kStatReply, r->body);
          if (!rec.ok()) return done(rec.status());
          done(rec->meta);
@@ -178,13 +177,7 @@ void Client::Request(Kind kind, std::string body, Callback<Frame> done) {
   if (!Reserve([&](Status s) { done(s); })) return;
   const uint64_t rid = next_rid_++;
   Call(EncodeFrame(static_cast<uint16_t>(kind), rid, body), rid, options_.request_timeout,
-       [done = std::move(done)](Result<Frame> r) {
-         if (r.ok() && r->header.kind == static_cast<uint16_t>(Kind::kError)) {
-           auto e = DecodeError(r->body);
-           return done(e.ok() ? e->ToStatus() : e.status());
-         }
-         done(std::move(r));
-       });
+       [done = std::move(done)](Result<Frame> r) { done(ReplyOf(std::move(r), std::nullopt)); });
 }
 
 void Client::OnFrame(ConnId conn, Frame frame) {

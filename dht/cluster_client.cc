@@ -50,17 +50,19 @@ void ClusterClient::ArmRefresh() {
   });
 }
 
+void ClusterClient::Retire(Conn& c) {
+  // We may be inside one of its callbacks: it is destroyed from a timer, after them.
+  auto dead = std::make_shared<Conn>(std::move(c));
+  c = Conn{};
+  clock_.Schedule(Clock::Duration::zero(), [dead] {});
+}
+
 void ClusterClient::With(const std::string& address, std::function<void(Client*, Status)> fn) {
   PerNode& node = nodes_[address];
   if (node.conns.empty()) node.conns.resize(std::max<uint32_t>(1, options_.connections_per_node));
   const size_t slot = node.next++ % node.conns.size();
   Conn& c = node.conns[slot];
-  if (c.client && c.ready && !c.client->connected()) {
-    // The connection died since: reconnect. The old one is destroyed outside its callbacks.
-    auto dead = std::make_shared<Conn>(std::move(c));
-    c = Conn{};
-    clock_.Schedule(Clock::Duration::zero(), [dead] {});
-  }
+  if (c.client && c.ready && !c.client->connected()) Retire(c);  // it died since: reconnect
   if (c.client && c.ready) return fn(c.client.get(), Status::Ok());
   c.waiting.push_back(std::move(fn));
   if (c.client) return;  // the handshake is under way
@@ -74,9 +76,7 @@ void ClusterClient::With(const std::string& address, std::function<void(Client*,
     if (s.ok()) {
       conn.ready = true;
     } else {
-      auto dead = std::make_shared<Conn>(std::move(conn));
-      conn = Conn{};
-      clock_.Schedule(Clock::Duration::zero(), [dead] {});  // destroyed after this callback
+      Retire(conn);
     }
     for (auto& w : waiting) w(ready, s);
   });

@@ -74,6 +74,8 @@ class ClusterClient {
   struct WriteOp;
   struct ReadOp;
 
+  // Empties the slot; the old connection is destroyed once the current callbacks are done.
+  void Retire(Conn& c);
   // Runs fn with a ready connection to address (or a failure Status).
   void With(const std::string& address, std::function<void(Client*, Status)> fn);
   // Asks addresses[i], then the next ones; fails with the last reason when none answers.

@@ -3,26 +3,9 @@
 #include <cstring>
 
 #include "dht/checksum.h"
+#include "dht/endian.h"
 
 namespace ringstore {
-namespace {
-
-void Put16(char* p, uint16_t v) {
-  for (int i = 0; i < 2; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-void Put32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-void Put64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-uint64_t GetLE(const char* p, int n) {
-  uint64_t v = 0;
-  for (int i = n - 1; i >= 0; --i) v = v << 8 | static_cast<uint8_t>(p[i]);
-  return v;
-}
-
-}  // namespace
 
 uint32_t FrameChecksum(const char header_prefix[20], std::string_view body) {
   const uint64_t seed = Checksum64(header_prefix, 20);
@@ -31,13 +14,13 @@ uint32_t FrameChecksum(const char header_prefix[20], std::string_view body) {
 
 void EncodeFrameHeader(uint16_t kind, uint64_t request_id, std::string_view body, uint8_t flags,
                        char out[kFrameHeaderBytes]) {
-  Put32(out, kFrameMagic);
+  PutLE(out, kFrameMagic, 4);
   out[4] = static_cast<char>(kProtocolVersion);
   out[5] = static_cast<char>(flags);
-  Put16(out + 6, kind);
-  Put64(out + 8, request_id);
-  Put32(out + 16, static_cast<uint32_t>(body.size()));
-  Put32(out + 20, FrameChecksum(out, body));
+  PutLE(out + 6, kind, 2);
+  PutLE(out + 8, request_id, 8);
+  PutLE(out + 16, static_cast<uint32_t>(body.size()), 4);
+  PutLE(out + 20, FrameChecksum(out, body), 4);
 }
 
 std::string EncodeFrame(uint16_t kind, uint64_t request_id, std::string_view body, uint8_t flags) {

@@ -218,20 +218,12 @@ int main(int argc, char** argv) {
   self.ring_seed = ring_state->ring_seed;
   self.incarnation = ring_state->incarnation;
   self.vnodes = static_cast<uint32_t>(std::max(1.0, capacity * kVnodesPerCapacity));
-  std::vector<std::string> seeds;
-  for (size_t pos = 0; pos < join.size();) {
-    const size_t comma = join.find(',', pos);
-    std::string seed = join.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (!seed.empty()) {
-      if (auto hp = ParseHostPort(seed); !hp.ok()) {
-        log->error("--join: {}", hp.status().message());
-        return 2;
-      }
-      seeds.push_back(seed);
-    }
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
+  auto join_list = SplitAddresses(join);
+  if (!join_list.ok()) {
+    log->error("--join: {}", join_list.status().message());
+    return 2;
   }
+  const std::vector<std::string> seeds = std::move(*join_list);
   SeededRandom random(OsRandomSeed());
   PeerLinks peers(PeerLinkOptions{}, cluster_id, *node_id, transport, clock, log);
   MembershipOptions mo;

@@ -3,23 +3,13 @@
 #include <cstring>
 
 #include "dht/checksum.h"
+#include "dht/endian.h"
 
 namespace ringstore {
 namespace {
 
 constexpr uint8_t kStorageExternal = 1;  // header byte 2, bit 0
 
-void Put32(char* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-void Put64(char* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
-}
-uint64_t Get(const char* p, int n) {
-  uint64_t v = 0;
-  for (int i = n - 1; i >= 0; --i) v = v << 8 | static_cast<uint8_t>(p[i]);
-  return v;
-}
 // Checksum of the header with its own checksum field (bytes 4..7) left out.
 uint32_t HeaderChecksum(const char* h) {
   char tmp[kRecordHeaderBytes];
@@ -35,10 +25,10 @@ std::string EncodeRecordHeader(const RecordMeta& meta, bool external) {
   h[0] = static_cast<char>(kRecordFormatVersion);
   h[1] = static_cast<char>(meta.flags & 0xff);
   h[2] = static_cast<char>(external ? kStorageExternal : 0);
-  Put64(h.data() + 8, meta.ts);
-  Put64(h.data() + 16, meta.size);
-  Put64(h.data() + 24, meta.checksum);
-  Put32(h.data() + 4, HeaderChecksum(h.data()));
+  PutLE(h.data() + 8, meta.ts, 8);
+  PutLE(h.data() + 16, meta.size, 8);
+  PutLE(h.data() + 24, meta.checksum, 8);
+  PutLE(h.data() + 4, HeaderChecksum(h.data()), 4);
   return h;
 }
 
@@ -53,7 +43,7 @@ std::string EncodeStoredRecord(const Record& record) {
 Result<StoredHeader> DecodeStoredHeader(std::string_view bytes) {
   if (bytes.size() < kRecordHeaderBytes) return Status::Corruption("record shorter than its header");
   const char* h = bytes.data();
-  if (static_cast<uint32_t>(Get(h + 4, 4)) != HeaderChecksum(h)) {
+  if (static_cast<uint32_t>(GetLE(h + 4, 4)) != HeaderChecksum(h)) {
     return Status::Corruption("record header checksum mismatch");
   }
   if (static_cast<uint8_t>(h[0]) != kRecordFormatVersion) {
@@ -62,9 +52,9 @@ Result<StoredHeader> DecodeStoredHeader(std::string_view bytes) {
   StoredHeader out;
   out.meta.flags = static_cast<uint8_t>(h[1]);
   out.external = (static_cast<uint8_t>(h[2]) & kStorageExternal) != 0;
-  out.meta.ts = Get(h + 8, 8);
-  out.meta.size = Get(h + 16, 8);
-  out.meta.checksum = Get(h + 24, 8);
+  out.meta.ts = GetLE(h + 8, 8);
+  out.meta.size = GetLE(h + 16, 8);
+  out.meta.checksum = GetLE(h + 24, 8);
   return out;
 }
 

@@ -76,20 +76,6 @@ Status WriteOutput(const std::string& path, const std::string& data) {
   return Status::Ok();
 }
 
-// Splits "a:1,b:2" into addresses; empty items are skipped.
-std::vector<std::string> SplitSeeds(const std::string& list) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos <= list.size()) {
-    const size_t comma = list.find(',', pos);
-    std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-    if (!item.empty()) out.push_back(item);
-    if (comma == std::string::npos) break;
-    pos = comma + 1;
-  }
-  return out;
-}
-
 std::string Describe(const std::string& key, const ObjectId& id, const RecordMeta& m) {
   char line[512];
   std::snprintf(line, sizeof line,
@@ -164,13 +150,12 @@ int main(int argc, char** argv) {
     std::cerr << "ringstore: no cluster given: use --cluster HOST:PORT or set RINGSTORE_CLUSTER\n";
     return kExitUsage;
   }
-  const std::vector<std::string> seeds = SplitSeeds(cluster);
-  for (const auto& seed : seeds) {
-    if (auto hp = ParseHostPort(seed); !hp.ok()) {
-      std::cerr << "ringstore: " << hp.status().message() << "\n";
-      return kExitUsage;
-    }
+  auto seed_list = SplitAddresses(cluster);
+  if (!seed_list.ok()) {
+    std::cerr << "ringstore: " << seed_list.status().message() << "\n";
+    return kExitUsage;
   }
+  const std::vector<std::string> seeds = std::move(*seed_list);
   if (seeds.empty()) {
     std::cerr << "ringstore: --cluster names no node\n";
     return kExitUsage;

@@ -31,4 +31,19 @@ Result<HostPort> ParseHostPort(std::string_view address) {
   return HostPort{std::string(host), static_cast<uint16_t>(value)};
 }
 
+Result<std::vector<std::string>> SplitAddresses(std::string_view list) {
+  std::vector<std::string> out;
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    const std::string_view item = list.substr(0, comma);
+    if (!item.empty()) {
+      if (auto hp = ParseHostPort(item); !hp.ok()) return hp.status();
+      out.emplace_back(item);
+    }
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
 }  // namespace ringstore

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dht/status.h"
 
@@ -17,5 +18,8 @@ struct HostPort {
 };
 
 Result<HostPort> ParseHostPort(std::string_view address);
+
+// "a:1,b:2" as addresses, each checked by ParseHostPort; empty items are skipped.
+Result<std::vector<std::string>> SplitAddresses(std::string_view list);
 
 }  // namespace ringstore
