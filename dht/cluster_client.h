@@ -28,6 +28,14 @@ struct Quorum {
   uint32_t r = 2;
 };
 
+// A ring smaller than N holds at most one copy per node: N, W and R shrink to fit it.
+inline Quorum FitToRing(Quorum q, size_t ring_nodes) {
+  Quorum fit{q.n < ring_nodes ? q.n : static_cast<uint32_t>(ring_nodes), 0, 0};
+  fit.w = q.w < fit.n ? q.w : fit.n;
+  fit.r = q.r < fit.n ? q.r : fit.n;
+  return fit;
+}
+
 struct ClusterClientOptions {
   ClientOptions connection;
   Quorum quorum;

@@ -15,6 +15,7 @@
 #include "tools/ring_cmd.h"
 #include "node/runtime/address.h"
 #include "tools/session.h"
+#include "tools/volume_cmd.h"
 
 using namespace ringstore;
 
@@ -139,6 +140,8 @@ int main(int argc, char** argv) {
   BenchOptions bench_opts;
   auto* bench = app.add_subcommand("bench", "Measure throughput and latency against a node");
   AddBenchOptions(*bench, bench_opts);
+  VolumeArgs volume_args;
+  auto* volume = AddVolumeCommands(app, volume_args);
 
   try {
     app.parse(argc, argv);
@@ -196,6 +199,7 @@ int main(int argc, char** argv) {
     std::cerr << "ringstore: cluster unreachable at " << cluster << ": " << s.ToString() << "\n";
     return kExitUnreachable;
   }
+  if (volume->parsed()) return RunVolume(session, volume_args, quorum);
   ClusterClient& client = session.cluster();
   const Quorum q = FitQuorum(quorum, client.table().ring_nodes(),
                              n_opt->count() > 0 || w_opt->count() > 0 || r_opt->count() > 0);

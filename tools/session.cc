@@ -18,9 +18,7 @@ Session::~Session() {
 }
 
 Quorum FitQuorum(Quorum q, size_t ring_nodes, bool warn) {
-  Quorum fit{std::min<uint32_t>(q.n, static_cast<uint32_t>(ring_nodes)), 0, 0};
-  fit.w = std::min(q.w, fit.n);
-  fit.r = std::min(q.r, fit.n);
+  const Quorum fit = FitToRing(q, ring_nodes);
   if (warn && (fit.n != q.n || fit.w != q.w || fit.r != q.r)) {
     std::cerr << "ringstore: the ring has " << ring_nodes << " node(s): using N=" << fit.n << " W=" << fit.w
               << " R=" << fit.r << "\n";

@@ -18,7 +18,7 @@
 
 namespace ringstore {
 
-// A ring smaller than N holds at most one copy per node: N, W and R shrink to fit. With warn,
+// FitToRing (dht/cluster_client.h), and with warn,
 // says so on stderr when they had to.
 Quorum FitQuorum(Quorum q, size_t ring_nodes, bool warn);
 

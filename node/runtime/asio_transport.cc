@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
+#include "node/runtime/acceptor.h"
 #include "node/runtime/address.h"
 
 namespace ringstore {
@@ -44,26 +45,10 @@ AsioTransport::~AsioTransport() {
 }
 
 Status AsioTransport::Listen(const std::string& address) {
-  auto hp = ParseHostPort(address);
-  if (!hp.ok()) return hp.status();
-  boost::system::error_code ec;
-  auto ip = asio::ip::make_address(hp->host, ec);
-  if (ec) {
-    tcp::resolver resolver(io_);
-    auto results = resolver.resolve(hp->host, std::to_string(hp->port), ec);
-    if (ec || results.empty()) return Status::InvalidArgument("cannot resolve " + hp->host);
-    ip = results.begin()->endpoint().address();
-  }
-  tcp::endpoint ep(ip, hp->port);
-  auto acc = std::make_unique<tcp::acceptor>(io_);
-  acc->open(ep.protocol(), ec);
-  if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
-  if (!ec) acc->bind(ep, ec);
-  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return Status::IOError("cannot listen on " + address + ": " + ec.message());
-  auto bound = acc->local_endpoint(ec);
-  local_address_ = HostPort{bound.address().to_string(), bound.port()}.ToString();
-  acceptor_ = std::move(acc);
+  auto l = OpenAcceptor(io_, address);
+  if (!l.ok()) return l.status();
+  local_address_ = std::move(l->local_address);
+  acceptor_ = std::move(l->acceptor);
   Accept();
   return Status::Ok();
 }

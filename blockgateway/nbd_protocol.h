@@ -1,0 +1,169 @@
+// NbdSession: the server side of one NBD connection as a byte-in, byte-out state machine with
+// no I/O of its own (NetworkBlockDevice/nbd doc/proto.md). The connection adapter feeds it the
+// bytes it reads and sends what TakeOutput returns; the fuzz test drives it the same way.
+//
+// Handshake: fixed newstyle with NO_ZEROES. Options EXPORT_NAME, INFO and GO (INFO_EXPORT and
+// INFO_BLOCK_SIZE), LIST and ABORT; any other option gets REP_ERR_UNSUP and haggling goes on.
+// Transmission: simple replies only (the kernel client takes no other), pipelined and
+// answered in any order. READ, WRITE, FLUSH, TRIM, WRITE_ZEROES and DISC, with FUA. A request
+// that is well framed but wrong (bad range, unknown command or flag, a write to a read-only
+// export, a payload over 32 MiB) gets its NBD error and the connection goes on; only broken
+// framing (bad magic, unknown client flags) closes it.
+//
+// Ownership: the session owns its buffers. Hooks are called on the caller's strand and may
+// answer at once or later (Reply, and the lookup/list callbacks).
+// Thread-safety: strand-confined.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "dht/status.h"
+
+namespace ringstore::block::nbd {
+
+// Protocol values.
+constexpr uint64_t kNbdMagic = 0x4e42444d41474943ull;     // "NBDMAGIC"
+constexpr uint64_t kOptMagic = 0x49484156454F5054ull;     // "IHAVEOPT"
+constexpr uint64_t kOptReplyMagic = 0x3e889045565a9ull;
+constexpr uint32_t kRequestMagic = 0x25609513u;
+constexpr uint32_t kSimpleReplyMagic = 0x67446698u;
+
+constexpr uint16_t kFlagFixedNewstyle = 1, kFlagNoZeroes = 2;
+constexpr uint32_t kClientFixedNewstyle = 1, kClientNoZeroes = 2;
+
+enum Option : uint32_t {
+  kOptExportName = 1, kOptAbort = 2, kOptList = 3, kOptStartTls = 5, kOptInfo = 6, kOptGo = 7,
+  kOptStructuredReply = 8,
+};
+enum OptReply : uint32_t {
+  kRepAck = 1, kRepServer = 2, kRepInfo = 3,
+  kRepErrUnsup = 0x80000001u, kRepErrPolicy = 0x80000002u, kRepErrInvalid = 0x80000003u,
+  kRepErrUnknown = 0x80000006u, kRepErrShutdown = 0x80000007u, kRepErrTooBig = 0x80000009u,
+};
+enum Info : uint16_t { kInfoExport = 0, kInfoName = 1, kInfoDescription = 2, kInfoBlockSize = 3 };
+
+enum TransmissionFlag : uint16_t {
+  kHasFlags = 1 << 0, kReadOnly = 1 << 1, kSendFlush = 1 << 2, kSendFua = 1 << 3,
+  kSendTrim = 1 << 5, kSendWriteZeroes = 1 << 6, kCanMultiConn = 1 << 8,
+};
+enum Command : uint16_t {
+  kCmdRead = 0, kCmdWrite = 1, kCmdDisc = 2, kCmdFlush = 3, kCmdTrim = 4, kCmdCache = 5,
+  kCmdWriteZeroes = 6, kCmdBlockStatus = 7,
+};
+enum CommandFlag : uint16_t { kCmdFlagFua = 1 << 0, kCmdFlagNoHole = 1 << 1 };
+enum Error : uint32_t {
+  kOk = 0, kEperm = 1, kEio = 5, kEnomem = 12, kEinval = 22, kEnospc = 28, kEoverflow = 75,
+  kEnotsup = 95, kEshutdown = 108,
+};
+
+constexpr uint32_t kMaxPayload = 32u << 20;      // largest READ or WRITE
+constexpr uint32_t kMaxOptionBytes = 16u << 10;  // larger option data is skipped: REP_ERR_TOO_BIG
+constexpr uint32_t kMaxNameBytes = 4096;
+constexpr uint32_t kMaxOptions = 4096;           // options before GO; more closes the session
+
+struct ExportInfo {
+  uint64_t size = 0;
+  bool read_only = false;
+};
+
+struct Request {
+  uint16_t flags = 0;
+  uint16_t type = 0;
+  uint64_t handle = 0;
+  uint64_t offset = 0;
+  uint32_t length = 0;
+  std::string payload;  // WRITE only
+  bool fua() const { return (flags & kCmdFlagFua) != 0; }
+};
+
+struct SessionLimits {
+  uint32_t max_in_flight = 128;               // requests handed out and not yet answered
+  uint64_t max_in_flight_bytes = 128u << 20;  // their payload plus read lengths
+  uint64_t max_output_bytes = 64u << 20;      // unsent replies before input pauses
+};
+
+class NbdSession {
+ public:
+  struct Hooks {
+    // Looks up an export by name (INFO, GO, EXPORT_NAME): NotFound if there is none.
+    std::function<void(const std::string& name, std::function<void(Result<ExportInfo>)>)> lookup;
+    // The export names (LIST).
+    std::function<void(std::function<void(Result<std::vector<std::string>>)>)> list;
+    // A valid transmission request: READ, WRITE, FLUSH, TRIM or WRITE_ZEROES, in range.
+    // Answer it with Reply.
+    std::function<void(Request)> request;
+  };
+
+  NbdSession(Hooks hooks, SessionLimits limits = {});
+  ~NbdSession();
+  NbdSession(const NbdSession&) = delete;
+  NbdSession& operator=(const NbdSession&) = delete;
+
+  // Queues the server greeting.
+  void Start();
+  // Bytes read from the client. Parsing pauses (the bytes stay buffered) while WantsInput is false.
+  void Feed(const char* data, size_t n);
+  // Answers a request handed to hooks.request; data is the READ payload.
+  void Reply(uint64_t handle, uint32_t error, std::string data = {});
+
+  // Buffers to send, in order.
+  std::vector<std::string> TakeOutput();
+  bool HasOutput() const { return !out_.empty(); }
+  // False while a lookup is pending, too much is in flight, or the session is ending.
+  bool WantsInput() const;
+  // The session is over: close once the output is sent.
+  bool Done() const;
+  const std::string& close_reason() const { return close_reason_; }
+  bool transmitting() const { return state_ == State::kTransmission || state_ == State::kDisconnecting; }
+  const std::string& export_name() const { return export_name_; }
+  uint32_t in_flight() const { return in_flight_; }
+
+ private:
+  enum class State {
+    kClientFlags, kOptionHeader, kOptionData, kSkipOption, kWaiting, kTransmission, kSkipPayload,
+    kDisconnecting, kClosed,
+  };
+  void Process();
+  bool Step();  // one unit of parsing; false when it needs more input or must pause
+  void HandleOption(uint32_t option, std::string data);
+  void HandleInfoGo(uint32_t option, const std::string& data);
+  void HandleRequest(Request r);
+  void OptionReply(uint32_t option, uint32_t type, std::string data = {});
+  void SimpleReply(uint64_t handle, uint32_t error);
+  void Close(std::string reason);
+  void Emit(std::string bytes);
+  size_t Available() const { return in_.size() - in_pos_; }
+  uint16_t TransmissionFlags() const;
+
+  Hooks hooks_;
+  const SessionLimits limits_;
+  State state_ = State::kClientFlags;
+  std::string in_;
+  size_t in_pos_ = 0;
+  std::deque<std::string> out_;
+  uint64_t out_bytes_ = 0;
+  bool no_zeroes_ = false;
+  uint32_t options_seen_ = 0;
+  uint32_t cur_option_ = 0;
+  uint32_t cur_length_ = 0;
+  uint64_t skip_left_ = 0;
+  uint64_t skip_handle_ = 0;  // the request whose oversized payload is being skipped
+  uint32_t skip_error_ = 0;
+  std::string export_name_;
+  ExportInfo export_;
+  uint32_t in_flight_ = 0;
+  uint64_t in_flight_bytes_ = 0;
+  std::unordered_multimap<uint64_t, uint64_t> charges_;  // handle -> bytes, while in flight
+  bool processing_ = false;
+  bool again_ = false;
+  std::string close_reason_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace ringstore::block::nbd

@@ -1,0 +1,289 @@
+#include "blockgateway/nbd_server.h"
+
+#include <boost/asio/write.hpp>
+
+#include "node/runtime/acceptor.h"
+
+namespace ringstore::block {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr size_t kReadBufferBytes = 256u << 10;
+
+uint32_t ToNbdError(const Status& s) {
+  switch (s.code()) {
+    case Code::kOk:
+      return nbd::kOk;
+    case Code::kInvalidArgument:
+      return nbd::kEinval;
+    case Code::kShuttingDown:
+      return nbd::kEshutdown;
+    default:
+      return nbd::kEio;
+  }
+}
+
+}  // namespace
+
+// One client connection: the socket, its NbdSession, and the volume it is attached to.
+class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(NbdServer& server, tcp::socket socket, uint64_t id)
+      : server_(server), socket_(std::move(socket)), id_(id), buf_(kReadBufferBytes) {
+    boost::system::error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);
+    auto ep = socket_.remote_endpoint(ec);
+    peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  void Start() {
+    nbd::NbdSession::Hooks hooks;
+    std::weak_ptr<Connection> weak = weak_from_this();
+    hooks.lookup = [this, weak](const std::string& name, std::function<void(Result<nbd::ExportInfo>)> done) {
+      server_.Lookup(name, [this, weak, done](Result<std::shared_ptr<Volume>> v) {
+        if (weak.expired()) return;
+        if (!v.ok()) {
+          done(v.status());
+        } else {
+          volume_ = *v;
+          done(nbd::ExportInfo{volume_->meta.size, server_.options_.read_only});
+        }
+        Drive();
+      });
+    };
+    hooks.list = [this, weak](std::function<void(Result<std::vector<std::string>>)> done) {
+      server_.List([this, weak, done](Result<std::vector<std::string>> names) {
+        if (weak.expired()) return;
+        done(std::move(names));
+        Drive();
+      });
+    };
+    hooks.request = [this](nbd::Request r) { Serve(std::move(r)); };
+    session_ = std::make_unique<nbd::NbdSession>(std::move(hooks), server_.options_.session);
+    session_->Start();
+    server_.log_->debug("nbd connection {} from {}", id_, peer_);
+    Drive();
+  }
+
+  // Ends the connection at once (server shutdown).
+  void Abort() {
+    boost::system::error_code ec;
+    socket_.close(ec);
+  }
+
+ private:
+  // Moves bytes: sends pending output, reads when the session wants input, closes when done.
+  void Drive() {
+    if (closed_) return;
+    if (!writing_ && session_->HasOutput()) Write();
+    if (!reading_ && !read_failed_ && session_->WantsInput()) Read();
+    if (!writing_ && !session_->HasOutput() && (session_->Done() || (read_failed_ && session_->in_flight() == 0))) {
+      Finish();
+    }
+  }
+
+  void Read() {
+    reading_ = true;
+    auto self = shared_from_this();
+    socket_.async_read_some(asio::buffer(buf_), [this, self](boost::system::error_code ec, size_t n) {
+      reading_ = false;
+      if (closed_) return;
+      if (ec) {
+        read_failed_ = true;  // the client went away: finish what is in flight, then close
+      } else {
+        session_->Feed(buf_.data(), n);
+      }
+      Drive();
+    });
+  }
+
+  void Write() {
+    writing_ = true;
+    out_ = session_->TakeOutput();
+    std::vector<asio::const_buffer> bufs;
+    bufs.reserve(out_.size());
+    for (const auto& s : out_) bufs.emplace_back(asio::buffer(s));
+    auto self = shared_from_this();
+    asio::async_write(socket_, bufs, [this, self](boost::system::error_code ec, size_t) {
+      writing_ = false;
+      out_.clear();
+      if (closed_) return;
+      if (ec) {
+        read_failed_ = true;
+        Abort();
+      }
+      Drive();
+    });
+  }
+
+  void Finish() {
+    if (closed_) return;
+    closed_ = true;
+    if (!session_->close_reason().empty()) {
+      server_.log_->info("nbd connection {} from {} closed: {}", id_, peer_, session_->close_reason());
+    } else {
+      server_.log_->debug("nbd connection {} from {} ended", id_, peer_);
+    }
+    boost::system::error_code ec;
+    socket_.shutdown(tcp::socket::shutdown_both, ec);
+    socket_.close(ec);
+    server_.Closed(this);
+  }
+
+  void Serve(nbd::Request r) {
+    VolumeCache& cache = *volume_->cache;
+    std::weak_ptr<Connection> weak = weak_from_this();
+    const uint64_t handle = r.handle;
+    auto answer = [this, weak, handle](Status s) {
+      if (weak.expired()) return;
+      if (!s.ok()) server_.log_->warn("nbd connection {}: request failed: {}", id_, s.ToString());
+      session_->Reply(handle, ToNbdError(s));
+      Drive();
+    };
+    switch (r.type) {
+      case nbd::kCmdRead:
+        return cache.Read(r.offset, r.length, [this, weak, handle](Result<std::string> data) {
+          if (weak.expired()) return;
+          if (!data.ok()) {
+            server_.log_->warn("nbd connection {}: read failed: {}", id_, data.status().ToString());
+            session_->Reply(handle, ToNbdError(data.status()));
+          } else {
+            session_->Reply(handle, nbd::kOk, std::move(*data));
+          }
+          Drive();
+        });
+      case nbd::kCmdWrite:
+        return cache.Write(r.offset, std::move(r.payload), r.fua(), answer);
+      case nbd::kCmdTrim:
+      case nbd::kCmdWriteZeroes:
+        return cache.Zero(r.offset, r.length, r.fua(), answer);
+      case nbd::kCmdFlush:
+        return cache.Flush(answer);
+      default:
+        return answer(Status::InvalidArgument("unexpected command"));
+    }
+  }
+
+  NbdServer& server_;
+  tcp::socket socket_;
+  const uint64_t id_;
+  std::string peer_;
+  std::vector<char> buf_;
+  std::vector<std::string> out_;
+  std::unique_ptr<nbd::NbdSession> session_;
+  std::shared_ptr<Volume> volume_;
+  bool reading_ = false, writing_ = false, read_failed_ = false, closed_ = false;
+};
+
+NbdServer::NbdServer(asio::io_context& io, ClusterClient& client, Clock& clock, std::shared_ptr<spdlog::logger> log,
+                     ServerOptions options)
+    : io_(io),
+      client_(client),
+      clock_(clock),
+      log_(std::move(log)),
+      options_(options),
+      catalog_(client, options.meta_quorum),
+      acceptor_(io) {}
+
+NbdServer::~NbdServer() {
+  for (auto& [p, c] : connections_) c->Abort();
+}
+
+Status NbdServer::Listen(const std::string& address) {
+  auto l = OpenAcceptor(io_, address);
+  if (!l.ok()) return l.status();
+  acceptor_ = std::move(*l->acceptor);
+  Accept();
+  return Status::Ok();
+}
+
+std::string NbdServer::local_address() const {
+  boost::system::error_code ec;
+  auto ep = acceptor_.local_endpoint(ec);
+  if (ec) return "";
+  const std::string host = ep.address().to_string();
+  return (ep.address().is_v6() ? "[" + host + "]" : host) + ":" + std::to_string(ep.port());
+}
+
+void NbdServer::Accept() {
+  acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec != asio::error::operation_aborted && !stopping_) {
+        log_->warn("accept failed: {}", ec.message());
+        Accept();
+      }
+      return;
+    }
+    if (stopping_) return;
+    auto c = std::make_shared<Connection>(*this, std::move(socket), next_conn_id_++);
+    connections_.emplace(c.get(), c);
+    c->Start();
+    Accept();
+  });
+}
+
+void NbdServer::Closed(Connection* c) {
+  // Destroyed after the current handler: its callbacks are still on the stack.
+  auto it = connections_.find(c);
+  if (it == connections_.end()) return;
+  auto keep = std::move(it->second);
+  connections_.erase(it);
+  asio::post(io_, [keep] {});
+}
+
+void NbdServer::Lookup(const std::string& name, std::function<void(Result<std::shared_ptr<Volume>>)> done) {
+  catalog_.Open(name, [this, name, done](Result<VolumeMeta> m) {
+    if (!m.ok()) return done(m.status());
+    auto& slot = volumes_[name];
+    if (slot && (slot->meta.uuid != m->uuid || slot->meta.size != m->size)) {
+      // Removed and created again, or resized: start afresh once nobody uses the old cache.
+      if (slot.use_count() == 1 && slot->cache->Idle()) {
+        slot.reset();
+      } else {
+        log_->warn("volume '{}' changed while attached; new connections see the old one until the others close",
+                   name);
+      }
+    }
+    if (!slot) {
+      auto v = std::make_shared<Volume>();
+      v->meta = *m;
+      v->store = std::make_unique<ClusterChunkStore>(*m, client_, clock_, options_.retry);
+      v->cache = std::make_unique<VolumeCache>(*m, *v->store, clock_, options_.cache);
+      log_->info("volume '{}': {} in chunks of {}, N={} W={} R={}", name, FormatSize(m->size),
+                 FormatSize(m->chunk_size), v->store->quorum().n, v->store->quorum().w, v->store->quorum().r);
+      slot = std::move(v);
+    }
+    done(slot);
+  });
+}
+
+void NbdServer::List(std::function<void(Result<std::vector<std::string>>)> done) {
+  catalog_.List([done](Result<std::vector<VolumeMeta>> vols) {
+    if (!vols.ok()) return done(vols.status());
+    std::vector<std::string> names;
+    for (const auto& v : *vols) names.push_back(v.name);
+    done(std::move(names));
+  });
+}
+
+void NbdServer::Shutdown(std::function<void(Status)> done) {
+  stopping_ = true;
+  boost::system::error_code ec;
+  acceptor_.close(ec);
+  for (auto& [p, c] : connections_) c->Abort();
+  auto state = std::make_shared<std::pair<size_t, Status>>(volumes_.size() + 1, Status::Ok());
+  auto finish = [state, done](Status s) {
+    if (!s.ok() && state->second.ok()) state->second = s;
+    if (--state->first == 0) done(state->second);
+  };
+  for (auto& [name, v] : volumes_) {
+    log_->info("volume '{}': writing back {} dirty", name, FormatSize(v->cache->dirty_bytes()));
+    v->cache->Flush(finish);
+  }
+  finish(Status::Ok());
+}
+
+}  // namespace ringstore::block

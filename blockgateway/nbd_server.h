@@ -1,0 +1,75 @@
+// NbdServer: the block gateway's TCP side. It accepts NBD connections, runs an NbdSession on
+// each, and serves their requests from one VolumeCache per volume, shared by every
+// connection to that volume (so a FLUSH on one covers writes made on all, as CAN_MULTI_CONN
+// promises). Exports are the volumes in the cluster's catalog, looked up on each
+// connection, so a volume created after start is served at once.
+//
+// Ownership: the server owns its connections, volume caches and chunk stores; it borrows the
+// io_context, ClusterClient, Clock and logger, which must outlive it.
+// Thread-safety: everything runs on the io_context's one thread.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <spdlog/logger.h>
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "blockgateway/chunk_store.h"
+#include "blockgateway/nbd_protocol.h"
+#include "blockgateway/volume.h"
+#include "blockgateway/volume_cache.h"
+#include "dht/cluster_client.h"
+
+namespace ringstore::block {
+
+struct ServerOptions {
+  bool read_only = false;
+  CacheLimits cache;
+  RetryPolicy retry;
+  nbd::SessionLimits session;
+  Quorum meta_quorum;  // for volume metadata reads
+};
+
+class NbdServer {
+ public:
+  NbdServer(boost::asio::io_context& io, ClusterClient& client, Clock& clock, std::shared_ptr<spdlog::logger> log,
+            ServerOptions options);
+  ~NbdServer();
+
+  Status Listen(const std::string& address);
+  std::string local_address() const;
+  // Stops accepting, lets connections finish, writes back every dirty chunk, then calls done
+  // with the first writeback failure.
+  void Shutdown(std::function<void(Status)> done);
+  size_t connections() const { return connections_.size(); }
+
+ private:
+  class Connection;
+  struct Volume {
+    VolumeMeta meta;
+    std::unique_ptr<ClusterChunkStore> store;
+    std::unique_ptr<VolumeCache> cache;
+  };
+  void Accept();
+  void Lookup(const std::string& name, std::function<void(Result<std::shared_ptr<Volume>>)> done);
+  void List(std::function<void(Result<std::vector<std::string>>)> done);
+  void Closed(Connection* c);
+
+  boost::asio::io_context& io_;
+  ClusterClient& client_;
+  Clock& clock_;
+  std::shared_ptr<spdlog::logger> log_;
+  const ServerOptions options_;
+  VolumeCatalog catalog_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::map<Connection*, std::shared_ptr<Connection>> connections_;
+  std::map<std::string, std::shared_ptr<Volume>> volumes_;
+  bool stopping_ = false;
+  uint64_t next_conn_id_ = 1;
+};
+
+}  // namespace ringstore::block

@@ -1,0 +1,350 @@
+#include "blockgateway/volume.h"
+
+#include <msgpack.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <memory>
+
+#include "dht/endian.h"
+
+namespace ringstore::block {
+
+namespace {
+
+constexpr uint32_t kMetaFormat = 1;
+constexpr char kMetaNamespace[] = "ringstore.volume";
+constexpr char kChunkNamespace[] = "ringstore.chunk";
+constexpr char kCatalogNamespace[] = "ringstore.volume-catalog";
+constexpr int kCatalogAttempts = 5;
+constexpr uint64_t kDeleteWindow = 64;  // chunk deletes in flight during remove/shrink
+
+ObjectId CatalogId() { return ObjectId::Of(kCatalogNamespace, "all"); }
+
+template <typename F>
+Status Unpack(std::string_view bytes, F&& read) {
+  try {
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
+    return read(oh.get());
+  } catch (const std::exception& e) {
+    return Status::Corruption(std::string("undecodable volume object: ") + e.what());
+  }
+}
+
+}  // namespace
+
+ObjectId VolumeMeta::ChunkId(uint64_t index) const {
+  std::string key = uuid;
+  char le[8];
+  PutLE(le, index, 8);
+  key.append(le, sizeof le);
+  return ObjectId::Of(kChunkNamespace, key);
+}
+
+Status ValidateVolumeName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxVolumeNameBytes) {
+    return Status::InvalidArgument("a volume name has 1 to 64 characters");
+  }
+  if (name[0] == '.' || name[0] == '-') return Status::InvalidArgument("a volume name may not start with '.' or '-'");
+  for (unsigned char c : name) {
+    if (!std::isalnum(c) && c != '.' && c != '_' && c != '-') {
+      return Status::InvalidArgument("a volume name uses only letters, digits, '.', '_' and '-'");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<uint64_t> ParseSize(const std::string& text) {
+  size_t i = 0;
+  uint64_t v = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+    const uint64_t d = static_cast<uint64_t>(text[i] - '0');
+    if (v > (UINT64_MAX - d) / 10) return Status::InvalidArgument("size too large: " + text);
+    v = v * 10 + d;
+    ++i;
+  }
+  if (i == 0) return Status::InvalidArgument("not a size: '" + text + "' (try 10G, 512M or a byte count)");
+  std::string suffix = text.substr(i);
+  for (auto& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (suffix.size() >= 2 && suffix.substr(suffix.size() - 2) == "IB") suffix.resize(suffix.size() - 2);
+  else if (suffix.size() >= 2 && suffix.back() == 'B') suffix.pop_back();
+  int shift = 0;
+  if (suffix.empty() || suffix == "B") shift = 0;
+  else if (suffix == "K") shift = 10;
+  else if (suffix == "M") shift = 20;
+  else if (suffix == "G") shift = 30;
+  else if (suffix == "T") shift = 40;
+  else if (suffix == "P") shift = 50;
+  else return Status::InvalidArgument("unknown size suffix in '" + text + "' (use K, M, G, T or P)");
+  if (shift > 0 && v > (UINT64_MAX >> shift)) return Status::InvalidArgument("size too large: " + text);
+  return v << shift;
+}
+
+std::string FormatSize(uint64_t bytes) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int u = 0;
+  uint64_t v = bytes;
+  while (u < 5 && v >= 1024 && v % 1024 == 0) {
+    v /= 1024;
+    ++u;
+  }
+  return std::to_string(v) + " " + kUnits[u];
+}
+
+Status ValidateGeometry(uint64_t size, uint64_t chunk_size) {
+  if (chunk_size < kMinChunkSize || chunk_size > kMaxChunkSize || (chunk_size & (chunk_size - 1)) != 0) {
+    return Status::InvalidArgument("the chunk size must be a power of two from 4 KiB to 16 MiB");
+  }
+  if (size == 0 || size % kSectorSize != 0) {
+    return Status::InvalidArgument("the volume size must be a positive multiple of 512 bytes");
+  }
+  if (size > kMaxVolumeSize) return Status::InvalidArgument("the volume size is limited to 1 PiB");
+  return Status::Ok();
+}
+
+ObjectId VolumeMetaId(const std::string& name) { return ObjectId::Of(kMetaNamespace, name); }
+
+std::string EncodeVolumeMeta(const VolumeMeta& m) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(9);
+  pk.pack(kMetaFormat);
+  pk.pack(m.name);
+  pk.pack(m.size);
+  pk.pack(m.chunk_size);
+  pk.pack_bin(static_cast<uint32_t>(m.uuid.size()));
+  pk.pack_bin_body(m.uuid.data(), static_cast<uint32_t>(m.uuid.size()));
+  pk.pack(m.quorum.n);
+  pk.pack(m.quorum.w);
+  pk.pack(m.quorum.r);
+  pk.pack(m.created_ms);
+  return std::string(buf.data(), buf.size());
+}
+
+Result<VolumeMeta> DecodeVolumeMeta(std::string_view bytes) {
+  VolumeMeta m;
+  Status s = Unpack(bytes, [&](const msgpack::object& o) -> Status {
+    if (o.type != msgpack::type::ARRAY || o.via.array.size < 9) return Status::Corruption("volume metadata is not a 9-field array");
+    const msgpack::object* f = o.via.array.ptr;
+    if (f[0].as<uint32_t>() != kMetaFormat) return Status::Corruption("unknown volume metadata format");
+    m.name = f[1].as<std::string>();
+    m.size = f[2].as<uint64_t>();
+    m.chunk_size = f[3].as<uint64_t>();
+    if (f[4].type != msgpack::type::BIN || f[4].via.bin.size != 16) return Status::Corruption("bad volume uuid");
+    m.uuid.assign(f[4].via.bin.ptr, f[4].via.bin.size);
+    m.quorum.n = f[5].as<uint32_t>();
+    m.quorum.w = f[6].as<uint32_t>();
+    m.quorum.r = f[7].as<uint32_t>();
+    m.created_ms = f[8].as<uint64_t>();
+    if (Status g = ValidateGeometry(m.size, m.chunk_size); !g.ok()) return Status::Corruption(g.message());
+    if (m.quorum.n == 0 || m.quorum.w == 0 || m.quorum.r == 0 || m.quorum.w > m.quorum.n || m.quorum.r > m.quorum.n) {
+      return Status::Corruption("bad quorum in volume metadata");
+    }
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return m;
+}
+
+std::string EncodeCatalog(const std::vector<std::string>& names) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, names);
+  return std::string(buf.data(), buf.size());
+}
+
+Result<std::vector<std::string>> DecodeCatalog(std::string_view bytes) {
+  std::vector<std::string> names;
+  Status s = Unpack(bytes, [&](const msgpack::object& o) -> Status {
+    if (o.type != msgpack::type::ARRAY || o.via.array.size > kMaxVolumes) return Status::Corruption("bad volume catalog");
+    names = o.as<std::vector<std::string>>();
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return names;
+}
+
+// ---- VolumeCatalog -------------------------------------------------------------------
+
+Quorum VolumeCatalog::ChunkQuorum(const VolumeMeta& m) const {
+  return FitToRing(m.quorum, client_.table().ring_nodes());
+}
+
+void VolumeCatalog::Create(VolumeMeta meta, std::function<void(Status)> done) {
+  if (Status s = ValidateVolumeName(meta.name); !s.ok()) return done(s);
+  if (Status s = ValidateGeometry(meta.size, meta.chunk_size); !s.ok()) return done(s);
+  if (meta.uuid.size() != 16) return done(Status::InvalidArgument("a volume needs a 16-byte uuid"));
+  const ObjectId id = VolumeMetaId(meta.name);
+  client_.Get(id, q_, [this, meta, id, done](Result<Record> r) {
+    if (r.ok() && !r->meta.tombstone()) return done(Status::InvalidArgument("volume '" + meta.name + "' exists"));
+    if (!r.ok() && !r.status().IsNotFound()) return done(r.status());
+    client_.Put(id, EncodeVolumeMeta(meta), q_, [this, meta, done](Result<Ack> a) {
+      if (!a.ok()) return done(a.status());
+      EditCatalog(meta.name, true, kCatalogAttempts, done);
+    });
+  });
+}
+
+void VolumeCatalog::Open(const std::string& name, std::function<void(Result<VolumeMeta>)> done) {
+  if (Status s = ValidateVolumeName(name); !s.ok()) return done(s);
+  client_.Get(VolumeMetaId(name), q_, [name, done](Result<Record> r) {
+    if (!r.ok()) {
+      if (r.status().IsNotFound()) return done(Status::NotFound("no volume named '" + name + "'"));
+      return done(r.status());
+    }
+    if (r->meta.tombstone()) return done(Status::NotFound("no volume named '" + name + "'"));
+    auto m = DecodeVolumeMeta(r->value);
+    if (m.ok() && m->name != name) return done(Status::Corruption("volume metadata names another volume"));
+    done(std::move(m));
+  });
+}
+
+void VolumeCatalog::ReadCatalog(std::function<void(Result<std::vector<std::string>>)> done) {
+  client_.Get(CatalogId(), q_, [done](Result<Record> r) {
+    if (!r.ok() && r.status().IsNotFound()) return done(std::vector<std::string>{});
+    if (!r.ok()) return done(r.status());
+    if (r->meta.tombstone()) return done(std::vector<std::string>{});
+    done(DecodeCatalog(r->value));
+  });
+}
+
+void VolumeCatalog::EditCatalog(std::string name, bool add, int attempts, std::function<void(Status)> done) {
+  ReadCatalog([this, name, add, attempts, done](Result<std::vector<std::string>> r) {
+    if (!r.ok()) return done(r.status());
+    std::vector<std::string> names = std::move(*r);
+    auto it = std::lower_bound(names.begin(), names.end(), name);
+    const bool present = it != names.end() && *it == name;
+    if (present == add) return done(Status::Ok());
+    if (add) {
+      if (names.size() >= kMaxVolumes) return done(Status::TooLarge("the catalog holds at most 10000 volumes"));
+      names.insert(it, name);
+    } else {
+      names.erase(it);
+    }
+    client_.Put(CatalogId(), EncodeCatalog(names), q_, [this, name, add, attempts, done](Result<Ack> a) {
+      if (!a.ok()) return done(a.status());
+      // Read back: a concurrent edit by another client may have overwritten this one.
+      ReadCatalog([this, name, add, attempts, done](Result<std::vector<std::string>> back) {
+        if (!back.ok()) return done(back.status());
+        const bool now = std::binary_search(back->begin(), back->end(), name);
+        if (now == add) return done(Status::Ok());
+        if (attempts <= 1) return done(Status::Busy("the volume catalog kept changing; try again"));
+        EditCatalog(name, add, attempts - 1, done);
+      });
+    });
+  });
+}
+
+void VolumeCatalog::List(std::function<void(Result<std::vector<VolumeMeta>>)> done) {
+  ReadCatalog([this, done](Result<std::vector<std::string>> names) {
+    if (!names.ok()) return done(names.status());
+    struct State {
+      std::vector<VolumeMeta> out;
+      size_t pending = 0;
+      Status failed;
+    };
+    auto st = std::make_shared<State>();
+    st->pending = names->size();
+    if (st->pending == 0) return done(std::move(st->out));
+    for (const auto& n : *names) {
+      Open(n, [st, done](Result<VolumeMeta> m) {
+        if (m.ok()) st->out.push_back(std::move(*m));
+        else if (!m.status().IsNotFound() && st->failed.ok()) st->failed = m.status();
+        if (--st->pending > 0) return;
+        if (!st->failed.ok()) return done(st->failed);
+        std::sort(st->out.begin(), st->out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+        done(std::move(st->out));
+      });
+    }
+  });
+}
+
+void VolumeCatalog::DeleteChunks(std::shared_ptr<VolumeMeta> meta, uint64_t from, uint64_t to, Progress progress,
+                                 std::function<void(Status)> done) {
+  struct State {
+    uint64_t next, end, finished = 0, in_flight = 0;
+    Status failed;
+    std::function<void()> pump;
+  };
+  auto st = std::make_shared<State>();
+  st->next = from;
+  st->end = to;
+  const Quorum q = ChunkQuorum(*meta);
+  const uint64_t total = to > from ? to - from : 0;
+  st->pump = [this, st, meta, q, total, progress, done] {
+    while (st->failed.ok() && st->next < st->end && st->in_flight < kDeleteWindow) {
+      const uint64_t idx = st->next++;
+      ++st->in_flight;
+      client_.Del(meta->ChunkId(idx), q, [st, total, progress, done](Result<Ack> a) {
+        --st->in_flight;
+        ++st->finished;
+        if (!a.ok() && st->failed.ok()) st->failed = a.status();
+        if (progress && (st->finished % 256 == 0 || st->finished == total)) progress(st->finished, total);
+        if (st->in_flight == 0 && (!st->failed.ok() || st->next >= st->end)) {
+          auto fn = std::move(st->pump);  // break the cycle
+          return done(st->failed);
+        }
+        st->pump();
+      });
+    }
+  };
+  if (total == 0) return done(Status::Ok());
+  st->pump();
+}
+
+void VolumeCatalog::Remove(const std::string& name, Progress progress, std::function<void(Status)> done) {
+  Open(name, [this, name, progress, done](Result<VolumeMeta> m) {
+    if (!m.ok()) {
+      // Not there: make sure the catalog does not list it either.
+      if (m.status().IsNotFound()) {
+        return EditCatalog(name, false, kCatalogAttempts, [m, done](Status) { done(m.status()); });
+      }
+      return done(m.status());
+    }
+    auto meta = std::make_shared<VolumeMeta>(std::move(*m));
+    DeleteChunks(meta, 0, meta->chunks(), progress, [this, meta, done](Status s) {
+      if (!s.ok()) return done(s);
+      client_.Del(VolumeMetaId(meta->name), q_, [this, meta, done](Result<Ack> a) {
+        if (!a.ok()) return done(a.status());
+        EditCatalog(meta->name, false, kCatalogAttempts, done);
+      });
+    });
+  });
+}
+
+void VolumeCatalog::Resize(const std::string& name, uint64_t new_size, Progress progress,
+                           std::function<void(Status)> done) {
+  Open(name, [this, new_size, progress, done](Result<VolumeMeta> m) {
+    if (!m.ok()) return done(m.status());
+    auto meta = std::make_shared<VolumeMeta>(std::move(*m));
+    if (Status s = ValidateGeometry(new_size, meta->chunk_size); !s.ok()) return done(s);
+    auto write_meta = [this, meta, new_size, done](Status s) {
+      if (!s.ok()) return done(s);
+      VolumeMeta next = *meta;
+      next.size = new_size;
+      client_.Put(VolumeMetaId(next.name), EncodeVolumeMeta(next), q_,
+                  [done](Result<Ack> a) { done(a.ok() ? Status::Ok() : a.status()); });
+    };
+    if (new_size >= meta->size) return write_meta(Status::Ok());
+    // Shrink: zero the tail of the new last chunk, then drop the chunks past it.
+    const uint64_t keep = (new_size + meta->chunk_size - 1) / meta->chunk_size;
+    const uint64_t tail = new_size % meta->chunk_size;
+    auto drop = [this, meta, keep, progress, write_meta](Status s) {
+      if (!s.ok()) return write_meta(s);
+      DeleteChunks(meta, keep, meta->chunks(), progress, write_meta);
+    };
+    if (tail == 0) return drop(Status::Ok());
+    const Quorum q = ChunkQuorum(*meta);
+    const ObjectId last = meta->ChunkId(keep - 1);
+    client_.Get(last, q, [this, last, q, tail, drop](Result<Record> r) {
+      if (!r.ok() && r.status().IsNotFound()) return drop(Status::Ok());
+      if (!r.ok()) return drop(r.status());
+      if (r->meta.tombstone()) return drop(Status::Ok());
+      std::string data = std::move(r->value);
+      if (data.size() > tail) std::memset(data.data() + tail, 0, data.size() - tail);
+      client_.Put(last, std::move(data), q, [drop](Result<Ack> a) { drop(a.ok() ? Status::Ok() : a.status()); });
+    });
+  });
+}
+
+}  // namespace ringstore::block

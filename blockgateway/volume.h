@@ -1,0 +1,94 @@
+// Volumes: what a block volume is in the DHT, and the catalog operations on it.
+//
+// A volume is a metadata object at H("ringstore.volume", NAME) plus one object per chunk at
+// H("ringstore.chunk", UUID || LE64 chunk index). The UUID is drawn when the volume is
+// created, so a volume removed and created again under the same name never sees the old
+// chunks. Volumes are thin: a chunk that was never written (or was trimmed whole) has no
+// object, or a tombstone, and reads as zeros. A chunk object, when present, holds exactly
+// chunk_size bytes and is always written whole (DESIGN.md's pitfall on partial writes).
+// The names of all volumes are kept in one catalog object, for `volume ls`.
+//
+// VolumeCatalog runs the admin operations (create, list, remove, resize, open) over a
+// ClusterClient. Thread-safety: strand-confined, like the ClusterClient it borrows.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "dht/cluster_client.h"
+#include "dht/object_id.h"
+#include "dht/status.h"
+
+namespace ringstore::block {
+
+constexpr uint64_t kMinChunkSize = 4096;
+constexpr uint64_t kMaxChunkSize = 16u << 20;       // below the 64 MiB object limit
+constexpr uint64_t kDefaultChunkSize = 1u << 20;
+constexpr uint64_t kMaxVolumeSize = 1ull << 50;     // 1 PiB
+constexpr uint64_t kSectorSize = 512;               // volume sizes are multiples of it
+constexpr size_t kMaxVolumeNameBytes = 64;
+constexpr size_t kMaxVolumes = 10000;               // names the catalog holds
+
+struct VolumeMeta {
+  std::string name;
+  uint64_t size = 0;
+  uint64_t chunk_size = kDefaultChunkSize;
+  std::string uuid;  // 16 raw bytes
+  Quorum quorum;     // as asked at create; fitted to the ring when opened
+  uint64_t created_ms = 0;
+
+  uint64_t chunks() const { return (size + chunk_size - 1) / chunk_size; }
+  ObjectId ChunkId(uint64_t index) const;
+};
+
+// Names are 1..64 bytes of [A-Za-z0-9._-], not starting with '.' or '-'.
+Status ValidateVolumeName(const std::string& name);
+// "10G", "512M", "4096", "1T": binary suffixes K, M, G, T, P (optionally with "iB" or "B").
+Result<uint64_t> ParseSize(const std::string& text);
+std::string FormatSize(uint64_t bytes);
+// Checks size and chunk size: chunk size a power of two within bounds, size a positive
+// multiple of 512 no larger than kMaxVolumeSize.
+Status ValidateGeometry(uint64_t size, uint64_t chunk_size);
+
+ObjectId VolumeMetaId(const std::string& name);
+std::string EncodeVolumeMeta(const VolumeMeta& m);
+Result<VolumeMeta> DecodeVolumeMeta(std::string_view bytes);
+std::string EncodeCatalog(const std::vector<std::string>& names);
+Result<std::vector<std::string>> DecodeCatalog(std::string_view bytes);
+
+// Progress of a long operation: chunks done out of total.
+using Progress = std::function<void(uint64_t done, uint64_t total)>;
+
+class VolumeCatalog {
+ public:
+  // Metadata and catalog objects are written and read with this quorum (fitted to the ring).
+  VolumeCatalog(ClusterClient& client, Quorum meta_quorum) : client_(client), q_(meta_quorum) {}
+
+  // Fails with InvalidArgument if the name exists.
+  void Create(VolumeMeta meta, std::function<void(Status)> done);
+  void Open(const std::string& name, std::function<void(Result<VolumeMeta>)> done);
+  void List(std::function<void(Result<std::vector<VolumeMeta>>)> done);
+  // Deletes every chunk, then the metadata, then the catalog entry. Safe to run again after
+  // an interruption.
+  void Remove(const std::string& name, Progress progress, std::function<void(Status)> done);
+  // Shrinking deletes the chunks past the new end and zeroes the tail of the last one, so a
+  // later grow reads zeros there. Gateways see the new size on their next connection.
+  void Resize(const std::string& name, uint64_t new_size, Progress progress, std::function<void(Status)> done);
+
+ private:
+  void ReadCatalog(std::function<void(Result<std::vector<std::string>>)> done);
+  // Adds or removes a name: read, change, write, read back; retried a few times when a
+  // concurrent change overwrote ours.
+  void EditCatalog(std::string name, bool add, int attempts, std::function<void(Status)> done);
+  // Deletes chunks [from, to) with a bounded window in flight.
+  void DeleteChunks(std::shared_ptr<VolumeMeta> meta, uint64_t from, uint64_t to, Progress progress,
+                    std::function<void(Status)> done);
+  Quorum ChunkQuorum(const VolumeMeta& m) const;
+
+  ClusterClient& client_;
+  Quorum q_;
+};
+
+}  // namespace ringstore::block

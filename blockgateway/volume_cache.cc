@@ -1,0 +1,367 @@
+#include "blockgateway/volume_cache.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+namespace ringstore::block {
+
+namespace {
+
+constexpr Clock::Duration kTickInterval = std::chrono::milliseconds(200);
+
+// Counts the parts of one operation down and answers once with the first failure.
+struct Joiner {
+  size_t pending;
+  Status first;
+  std::function<void(Status)> done;
+  void Finish(const Status& s) {
+    if (!s.ok() && first.ok()) first = s;
+    if (--pending == 0) done(first);
+  }
+};
+
+}  // namespace
+
+VolumeCache::VolumeCache(VolumeMeta meta, ChunkStore& store, Clock& clock, CacheLimits limits)
+    : meta_(std::move(meta)), store_(store), clock_(clock), limits_(limits) {}
+
+VolumeCache::~VolumeCache() {
+  *alive_ = false;
+  if (tick_armed_) clock_.Cancel(tick_);
+}
+
+std::vector<VolumeCache::Part> VolumeCache::Split(uint64_t offset, uint64_t length) const {
+  std::vector<Part> parts;
+  const uint64_t cs = meta_.chunk_size;
+  uint64_t pos = 0;
+  while (pos < length) {
+    const uint64_t abs = offset + pos;
+    const uint64_t index = abs / cs, begin = abs % cs;
+    const uint64_t end = std::min(cs, begin + (length - pos));
+    parts.push_back(Part{index, begin, end, pos});
+    pos += end - begin;
+  }
+  return parts;
+}
+
+// ---- chunk access --------------------------------------------------------------------
+
+void VolumeCache::WithChunk(uint64_t index, bool need_data, std::function<void(Status)> fn) {
+  Chunk& c = At(index);
+  if (c.state == State::kReady && c.queue.empty()) {
+    ++stats_.hits;
+    return fn(Status::Ok());
+  }
+  if (c.state == State::kAbsent && !need_data) {
+    c.state = State::kReady;  // replaced whole: the old bytes are not needed
+    return fn(Status::Ok());
+  }
+  ++stats_.misses;
+  c.queue.push_back(std::move(fn));
+  if (c.state == State::kAbsent) StartLoad(index);
+}
+
+void VolumeCache::StartLoad(uint64_t index) {
+  Chunk& c = At(index);
+  c.state = State::kLoading;
+  ++loads_in_flight_;
+  ++stats_.loads;
+  std::weak_ptr<bool> alive = alive_;
+  store_.Load(index, [this, alive, index](Result<std::string> r) {
+    if (alive.expired()) return;
+    OnLoaded(index, std::move(r));
+  });
+}
+
+void VolumeCache::OnLoaded(uint64_t index, Result<std::string> r) {
+  --loads_in_flight_;
+  Chunk& c = At(index);
+  const Status s = r.status();
+  if (s.ok()) {
+    c.state = State::kReady;
+    SetData(c, std::move(*r));
+  } else {
+    ++stats_.load_failures;
+    c.state = State::kAbsent;
+  }
+  // Run the waiting operations in arrival order; one that arrives meanwhile queues behind.
+  while (!c.queue.empty()) {
+    auto fn = std::move(c.queue.front());
+    c.queue.pop_front();
+    fn(s);
+  }
+  if (c.state == State::kReady && dirty_.count(index) == 0) Touch(index, c);
+  if (c.state == State::kAbsent && c.queue.empty() && c.waiters.empty()) chunks_.erase(index);
+  Evict();
+}
+
+void VolumeCache::SetData(Chunk& c, std::string data) {
+  resident_bytes_ -= c.data.size();
+  c.data = std::move(data);
+  resident_bytes_ += c.data.size();
+}
+
+void VolumeCache::Touch(uint64_t index, Chunk& c) {
+  if (c.in_lru) {
+    lru_.splice(lru_.end(), lru_, c.lru);
+  } else {
+    c.lru = lru_.insert(lru_.end(), index);
+    c.in_lru = true;
+  }
+}
+
+void VolumeCache::MarkDirty(uint64_t index, Chunk& c) {
+  ++c.version;
+  if (c.in_lru) {
+    lru_.erase(c.lru);
+    c.in_lru = false;
+  }
+  if (dirty_.insert(index).second) {
+    c.dirtied_at = clock_.Now();
+    ArmTick();
+  }
+}
+
+void VolumeCache::Evict() {
+  while (resident_bytes_ > limits_.cache_bytes && !lru_.empty()) {
+    const uint64_t index = lru_.front();
+    lru_.pop_front();
+    Chunk& c = At(index);
+    c.in_lru = false;
+    SetData(c, std::string());
+    if (c.queue.empty() && c.waiters.empty() && !c.storing) chunks_.erase(index);
+    else c.state = State::kAbsent;
+  }
+}
+
+void VolumeCache::Readahead(uint64_t last_index) {
+  for (uint64_t i = 1; i <= limits_.readahead_chunks; ++i) {
+    const uint64_t index = last_index + i;
+    if (index >= meta_.chunks() || loads_in_flight_ >= limits_.max_loads) return;
+    auto it = chunks_.find(index);
+    if (it != chunks_.end() && it->second.state != State::kAbsent) continue;
+    ++stats_.readahead;
+    StartLoad(index);
+  }
+}
+
+// ---- operations ----------------------------------------------------------------------
+
+void VolumeCache::Read(uint64_t offset, uint64_t length, std::function<void(Result<std::string>)> done) {
+  if (length == 0) return done(std::string());
+  const auto parts = Split(offset, length);
+  // Sequential: the chunk before this read is in memory, so fetch ahead of it.
+  const uint64_t first = parts.front().index;
+  if (first > 0) {
+    auto it = chunks_.find(first - 1);
+    if (it != chunks_.end() && it->second.state == State::kReady) Readahead(parts.back().index);
+  }
+  auto out = std::make_shared<std::string>(length, '\0');
+  auto join = std::make_shared<Joiner>(Joiner{parts.size(), Status::Ok(), nullptr});
+  join->done = [out, done](Status s) {
+    if (!s.ok()) return done(s);
+    done(std::move(*out));
+  };
+  for (const Part& p : parts) {
+    WithChunk(p.index, true, [this, p, out, join](Status s) {
+      if (s.ok()) {
+        Chunk& c = At(p.index);
+        if (!c.data.empty()) std::memcpy(out->data() + p.pos, c.data.data() + p.begin, p.end - p.begin);
+        if (dirty_.count(p.index) == 0) Touch(p.index, c);
+      }
+      join->Finish(s);
+    });
+  }
+  Evict();
+}
+
+void VolumeCache::Write(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done) {
+  if (data.empty()) return done(Status::Ok());
+  const auto parts = Split(offset, data.size());
+  auto bytes = std::make_shared<std::string>(std::move(data));
+  auto versions = std::make_shared<std::vector<std::pair<uint64_t, uint64_t>>>();
+  auto join = std::make_shared<Joiner>(Joiner{parts.size(), Status::Ok(), nullptr});
+  join->done = [this, versions, fua, done](Status s) {
+    if (!s.ok()) return done(s);
+    if (fua) return WaitDurable(std::move(*versions), done);
+    if (dirty_bytes() > limits_.dirty_bytes) {
+      ++stats_.throttled;
+      throttled_.push_back(done);
+      Pump();
+      return;
+    }
+    done(Status::Ok());
+  };
+  const uint64_t cs = meta_.chunk_size;
+  for (const Part& p : parts) {
+    const bool whole = p.begin == 0 && p.end == cs;
+    WithChunk(p.index, !whole, [this, p, bytes, versions, join, cs](Status s) {
+      if (s.ok()) {
+        Chunk& c = At(p.index);
+        if (c.data.empty()) SetData(c, std::string(cs, '\0'));
+        std::memcpy(c.data.data() + p.begin, bytes->data() + p.pos, p.end - p.begin);
+        MarkDirty(p.index, c);
+        versions->emplace_back(p.index, c.version);
+        if (p.end == cs) Urgent(p.index);  // the writer has moved past this chunk
+      }
+      join->Finish(s);
+    });
+  }
+  Pump();
+}
+
+void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, std::function<void(Status)> done) {
+  if (length == 0) return done(Status::Ok());
+  const auto parts = Split(offset, length);
+  auto versions = std::make_shared<std::vector<std::pair<uint64_t, uint64_t>>>();
+  auto join = std::make_shared<Joiner>(Joiner{parts.size(), Status::Ok(), nullptr});
+  join->done = [this, versions, fua, done](Status s) {
+    if (!s.ok() || !fua) return done(s);
+    WaitDurable(std::move(*versions), done);
+  };
+  const uint64_t cs = meta_.chunk_size;
+  for (const Part& p : parts) {
+    const bool whole = p.begin == 0 && p.end == cs;
+    WithChunk(p.index, !whole, [this, p, versions, join, whole](Status s) {
+      if (s.ok()) {
+        Chunk& c = At(p.index);
+        if (whole) {
+          SetData(c, std::string());
+          MarkDirty(p.index, c);
+          Urgent(p.index);
+        } else if (!c.data.empty()) {
+          std::memset(c.data.data() + p.begin, 0, p.end - p.begin);
+          MarkDirty(p.index, c);
+        }
+        // A partial zero of a hole changes nothing, but a FUA still waits for what is
+        // pending on the chunk.
+        versions->emplace_back(p.index, c.version);
+      }
+      join->Finish(s);
+    });
+  }
+  Pump();
+}
+
+void VolumeCache::Flush(std::function<void(Status)> done) {
+  std::vector<std::pair<uint64_t, uint64_t>> targets;
+  targets.reserve(dirty_.size());
+  for (uint64_t index : dirty_) targets.emplace_back(index, At(index).version);
+  WaitDurable(std::move(targets), std::move(done));
+}
+
+// ---- writeback -----------------------------------------------------------------------
+
+void VolumeCache::WaitDurable(std::vector<std::pair<uint64_t, uint64_t>> targets, std::function<void(Status)> done) {
+  std::vector<std::pair<uint64_t, uint64_t>> pending;
+  for (const auto& [index, version] : targets) {
+    auto it = chunks_.find(index);
+    if (it != chunks_.end() && it->second.durable < version) pending.emplace_back(index, version);
+  }
+  if (pending.empty()) return done(Status::Ok());
+  auto join = std::make_shared<Joiner>(Joiner{pending.size(), Status::Ok(), std::move(done)});
+  for (const auto& [index, version] : pending) {
+    At(index).waiters.push_back(Waiter{version, [join](Status s) { join->Finish(s); }});
+    Urgent(index);
+  }
+  Pump();
+}
+
+void VolumeCache::Urgent(uint64_t index) {
+  Chunk& c = At(index);
+  if (c.urgent) return;
+  c.urgent = true;
+  urgent_.push_back(index);
+}
+
+void VolumeCache::Pump() {
+  // Under memory pressure the oldest dirty chunks (lowest index first) go out too.
+  if (dirty_bytes() > limits_.dirty_bytes / 2) {
+    for (auto it = dirty_.begin(); it != dirty_.end() && urgent_.size() < limits_.max_stores; ++it) {
+      Chunk& c = At(*it);
+      if (!c.storing) Urgent(*it);
+    }
+  }
+  while (stores_in_flight_ < limits_.max_stores && !urgent_.empty()) {
+    const uint64_t index = urgent_.front();
+    urgent_.pop_front();
+    Chunk& c = At(index);
+    c.urgent = false;
+    if (c.storing || c.version == c.durable || c.state != State::kReady) continue;
+    StartStore(index);
+  }
+}
+
+void VolumeCache::StartStore(uint64_t index) {
+  Chunk& c = At(index);
+  c.storing = true;
+  ++stores_in_flight_;
+  ++stats_.stores;
+  const uint64_t version = c.version;
+  std::weak_ptr<bool> alive = alive_;
+  store_.Store(index, c.data, [this, alive, index, version](Status s) {
+    if (alive.expired()) return;
+    OnStored(index, version, std::move(s));
+  });
+}
+
+void VolumeCache::OnStored(uint64_t index, uint64_t version, Status s) {
+  --stores_in_flight_;
+  Chunk& c = At(index);
+  c.storing = false;
+  if (s.ok()) {
+    c.durable = std::max(c.durable, version);
+    if (c.durable == c.version) {
+      dirty_.erase(index);
+      if (c.state == State::kReady) Touch(index, c);
+    }
+  } else {
+    ++stats_.store_failures;
+  }
+  // Answer the flushes this store covered (or failed); keep the ones waiting for more.
+  std::vector<Waiter> keep;
+  std::vector<std::function<void(Status)>> answer;
+  for (auto& w : c.waiters) {
+    if (w.version <= version) answer.push_back(std::move(w.done));
+    else keep.push_back(std::move(w));
+  }
+  c.waiters = std::move(keep);
+  if (!c.waiters.empty()) Urgent(index);
+  ReleaseThrottled();
+  Pump();
+  Evict();
+  const Status reply = s.ok() ? Status::Ok() : Status::IOError("chunk " + std::to_string(index) + ": " + s.ToString());
+  for (auto& fn : answer) fn(reply);
+}
+
+void VolumeCache::ReleaseThrottled() {
+  while (!throttled_.empty() && dirty_bytes() <= limits_.dirty_bytes) {
+    auto fn = std::move(throttled_.front());
+    throttled_.pop_front();
+    fn(Status::Ok());
+  }
+}
+
+void VolumeCache::ArmTick() {
+  if (tick_armed_) return;
+  tick_armed_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  tick_ = clock_.Schedule(kTickInterval, [this, alive] {
+    if (alive.expired()) return;
+    tick_armed_ = false;
+    Tick();
+  });
+}
+
+void VolumeCache::Tick() {
+  const Clock::Duration now = clock_.Now();
+  for (uint64_t index : dirty_) {
+    Chunk& c = At(index);
+    if (!c.storing && now - c.dirtied_at >= limits_.writeback_delay) Urgent(index);
+  }
+  Pump();
+  if (!dirty_.empty()) ArmTick();
+}
+
+}  // namespace ringstore::block

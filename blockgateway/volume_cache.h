@@ -1,0 +1,138 @@
+// VolumeCache: the block gateway's view of one volume. It turns byte-range reads, writes and
+// zeroing into whole-chunk loads and stores, and keeps chunks in memory between them:
+//  - a partial write loads the chunk first (read-modify-write); a write that covers a whole
+//    chunk does not;
+//  - operations on one chunk apply in the order they arrived, also while a load is pending,
+//    so overlapping writes end as they would on a local file;
+//  - writes are acknowledged once applied in memory (a volatile write cache, as a disk has)
+//    and written back whole in the background: a chunk as soon as a write reaches its end,
+//    any dirty chunk after writeback_delay, and the oldest ones when dirty memory passes half
+//    of dirty_bytes. Above dirty_bytes, writes wait for writeback before they are answered;
+//  - Flush answers once every chunk dirty at the time it was called is durable at W
+//    replicas; a FUA write or zero answers once its own chunks are;
+//  - a read that follows the chunk before it prefetches the next readahead_chunks;
+//  - clean chunks beyond cache_bytes are dropped, least recently used first.
+// A failed store leaves the chunk dirty (nothing is dropped) and fails the flushes waiting
+// on it; a later Flush tries again. A failed load fails the operations waiting on it.
+//
+// Every connection to a volume shares its one VolumeCache, so a Flush on one connection
+// covers writes made on all of them (what NBD's CAN_MULTI_CONN promises).
+// Thread-safety: strand-confined. The ChunkStore and Clock must outlive it. Callbacks may
+// run before the call returns (cached data) or later on the strand.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "blockgateway/chunk_store.h"
+#include "blockgateway/volume.h"
+#include "dht/clock.h"
+
+namespace ringstore::block {
+
+struct CacheLimits {
+  uint64_t cache_bytes = 256ull << 20;  // clean chunks kept for reads
+  uint64_t dirty_bytes = 256ull << 20;  // writes wait above this much unwritten data
+  uint32_t max_stores = 32;             // chunk stores in flight
+  uint32_t max_loads = 64;              // chunk loads in flight for read-ahead
+  uint32_t readahead_chunks = 8;
+  Clock::Duration writeback_delay = std::chrono::seconds(1);
+};
+
+struct CacheStats {
+  uint64_t loads = 0, stores = 0, store_failures = 0, load_failures = 0;
+  uint64_t hits = 0, misses = 0, readahead = 0, throttled = 0;
+};
+
+class VolumeCache {
+ public:
+  VolumeCache(VolumeMeta meta, ChunkStore& store, Clock& clock, CacheLimits limits = {});
+  ~VolumeCache();
+  VolumeCache(const VolumeCache&) = delete;
+  VolumeCache& operator=(const VolumeCache&) = delete;
+
+  // Ranges must lie inside the volume (the caller checks).
+  void Read(uint64_t offset, uint64_t length, std::function<void(Result<std::string>)> done);
+  void Write(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done);
+  // Zeroes a range; whole chunks become holes (their objects are deleted).
+  void Zero(uint64_t offset, uint64_t length, bool fua, std::function<void(Status)> done);
+  void Flush(std::function<void(Status)> done);
+
+  const VolumeMeta& meta() const { return meta_; }
+  uint64_t dirty_bytes() const { return dirty_.size() * meta_.chunk_size; }
+  uint64_t resident_bytes() const { return resident_bytes_; }
+  // Nothing dirty, loading or storing.
+  bool Idle() const { return dirty_.empty() && stores_in_flight_ == 0 && loads_in_flight_ == 0; }
+  const CacheStats& stats() const { return stats_; }
+
+ private:
+  enum class State { kAbsent, kLoading, kReady };
+  struct Waiter {
+    uint64_t version;
+    std::function<void(Status)> done;
+  };
+  struct Chunk {
+    State state = State::kAbsent;
+    std::string data;          // kReady: chunk_size bytes, or empty for a hole
+    uint64_t version = 0;      // bumped by every change
+    uint64_t durable = 0;      // the newest version known to be stored
+    bool storing = false;
+    bool urgent = false;       // queued in urgent_
+    Clock::Duration dirtied_at{};
+    std::deque<std::function<void(Status)>> queue;  // operations waiting for the load
+    std::vector<Waiter> waiters;                    // flushes waiting for a version
+    bool in_lru = false;
+    std::list<uint64_t>::iterator lru;
+  };
+  // One chunk's part of an operation: [begin, end) within the chunk.
+  struct Part {
+    uint64_t index, begin, end, pos;  // pos: offset of the part within the operation
+  };
+  std::vector<Part> Split(uint64_t offset, uint64_t length) const;
+
+  // Runs fn(chunk, status) once the chunk can be used, after the operations before it. With
+  // need_data false (the operation replaces the whole chunk) no load is needed.
+  void WithChunk(uint64_t index, bool need_data, std::function<void(Status)> fn);
+  Chunk& At(uint64_t index) { return chunks_[index]; }
+  void StartLoad(uint64_t index);
+  void OnLoaded(uint64_t index, Result<std::string> r);
+  void SetData(Chunk& c, std::string data);
+  void MarkDirty(uint64_t index, Chunk& c);
+  // Waits until every (chunk, version) is durable, then calls done with the first failure.
+  void WaitDurable(std::vector<std::pair<uint64_t, uint64_t>> targets, std::function<void(Status)> done);
+  void Urgent(uint64_t index);
+  void Pump();
+  void StartStore(uint64_t index);
+  void OnStored(uint64_t index, uint64_t version, Status s);
+  void ReleaseThrottled();
+  void Touch(uint64_t index, Chunk& c);
+  void Evict();
+  void Readahead(uint64_t last_index);
+  void ArmTick();
+  void Tick();
+
+  const VolumeMeta meta_;
+  ChunkStore& store_;
+  Clock& clock_;
+  const CacheLimits limits_;
+  std::unordered_map<uint64_t, Chunk> chunks_;
+  std::set<uint64_t> dirty_;            // chunks with version > durable
+  std::deque<uint64_t> urgent_;         // chunks to store as soon as a slot frees
+  std::list<uint64_t> lru_;             // clean resident chunks, least recent first
+  std::deque<std::function<void(Status)>> throttled_;  // write replies held by dirty_bytes
+  uint64_t resident_bytes_ = 0;
+  uint32_t stores_in_flight_ = 0;
+  uint32_t loads_in_flight_ = 0;
+  Clock::TimerId tick_ = 0;
+  bool tick_armed_ = false;
+  CacheStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace ringstore::block

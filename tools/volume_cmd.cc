@@ -1,0 +1,121 @@
+#include "tools/volume_cmd.h"
+
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+
+#include "blockgateway/volume.h"
+#include "dht/random.h"
+
+namespace ringstore {
+
+using block::VolumeCatalog;
+using block::VolumeMeta;
+
+namespace {
+
+constexpr int kExitOk = 0, kExitNotFound = 1, kExitUsage = 2, kExitError = 4;
+
+int Fail(const std::string& what, const Status& s) {
+  std::cerr << "ringstore: " << what << ": " << (s.message().empty() ? s.ToString() : s.message()) << "\n";
+  if (s.IsNotFound()) return kExitNotFound;
+  return s.code() == Code::kInvalidArgument ? kExitUsage : kExitError;
+}
+
+// Progress on stderr for long runs, at most every 5%.
+block::Progress Reporter(const std::string& what) {
+  auto last = std::make_shared<uint64_t>(0);
+  return [what, last](uint64_t done, uint64_t total) {
+    if (total < 1024) return;
+    const uint64_t pct = done * 100 / total;
+    if (pct < *last + 5 && done != total) return;
+    *last = pct;
+    std::cerr << "ringstore: " << what << ": " << done << "/" << total << " chunks (" << pct << "%)\n";
+  };
+}
+
+std::string Date(uint64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+CLI::App* AddVolumeCommands(CLI::App& app, VolumeArgs& a) {
+  auto* vol = app.add_subcommand("volume", "Create, list, resize and remove block volumes (served by ringstore-block)");
+  vol->require_subcommand(1);
+  a.create = vol->add_subcommand("create", "Create a thin volume of SIZE bytes (suffixes K, M, G, T)");
+  a.create->add_option("NAME", a.name, "Volume name: letters, digits, '.', '_', '-'")->required();
+  a.create->add_option("SIZE", a.size, "Size, a multiple of 512, e.g. 10G")->required();
+  a.create->add_option("--chunk-size", a.chunk_size, "Bytes per chunk object, a power of two from 4K to 16M")
+      ->capture_default_str();
+  a.ls = vol->add_subcommand("ls", "List the volumes");
+  a.rm = vol->add_subcommand("rm", "Remove a volume and all its data");
+  a.rm->add_option("NAME", a.name, "Volume name")->required();
+  a.resize = vol->add_subcommand("resize", "Grow or shrink a volume (shrinking discards the data past the end)");
+  a.resize->add_option("NAME", a.name, "Volume name")->required();
+  a.resize->add_option("SIZE", a.size, "New size, a multiple of 512")->required();
+  return vol;
+}
+
+int RunVolume(Session& session, const VolumeArgs& a, Quorum quorum) {
+  ClusterClient& client = session.cluster();
+  VolumeCatalog catalog(client, FitQuorum(Quorum{}, client.table().ring_nodes(), false));
+  if (a.create->parsed()) {
+    auto size = block::ParseSize(a.size);
+    if (!size.ok()) return Fail("volume create", size.status());
+    auto chunk = block::ParseSize(a.chunk_size);
+    if (!chunk.ok()) return Fail("volume create: --chunk-size", chunk.status());
+    VolumeMeta m;
+    m.name = a.name;
+    m.size = *size;
+    m.chunk_size = *chunk;
+    m.quorum = quorum;
+    m.created_ms = static_cast<uint64_t>(session.clock().WallMicros() / 1000);
+    SeededRandom rnd(OsRandomSeed());
+    for (int i = 0; i < 2; ++i) {
+      const uint64_t v = rnd.Next();
+      m.uuid.append(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+    Status s = session.WaitStatus([&](auto cb) { catalog.Create(m, std::move(cb)); });
+    if (!s.ok()) return Fail("volume create " + a.name, s);
+    const Quorum fit = FitToRing(quorum, client.table().ring_nodes());
+    std::cout << "created volume " << m.name << ": " << block::FormatSize(m.size) << " in chunks of "
+              << block::FormatSize(m.chunk_size) << ", N=" << fit.n << " W=" << fit.w << " R=" << fit.r << "\n";
+    return kExitOk;
+  }
+  if (a.ls->parsed()) {
+    auto vols = session.Wait<std::vector<VolumeMeta>>([&](auto cb) { catalog.List(std::move(cb)); });
+    if (!vols.ok()) return Fail("volume ls", vols.status());
+    std::printf("%-24s %14s %10s %-11s %s\n", "NAME", "SIZE", "CHUNK", "N/W/R", "CREATED");
+    for (const auto& v : *vols) {
+      const std::string q = std::to_string(v.quorum.n) + "/" + std::to_string(v.quorum.w) + "/" + std::to_string(v.quorum.r);
+      std::printf("%-24s %14s %10s %-11s %s\n", v.name.c_str(), block::FormatSize(v.size).c_str(),
+                  block::FormatSize(v.chunk_size).c_str(), q.c_str(), Date(v.created_ms).c_str());
+    }
+    return kExitOk;
+  }
+  if (a.rm->parsed()) {
+    Status s = session.WaitStatus([&](auto cb) { catalog.Remove(a.name, Reporter("removing " + a.name), std::move(cb)); });
+    if (!s.ok()) return Fail("volume rm " + a.name, s);
+    std::cout << "removed volume " << a.name << "\n";
+    return kExitOk;
+  }
+  if (a.resize->parsed()) {
+    auto size = block::ParseSize(a.size);
+    if (!size.ok()) return Fail("volume resize", size.status());
+    Status s = session.WaitStatus(
+        [&](auto cb) { catalog.Resize(a.name, *size, Reporter("shrinking " + a.name), std::move(cb)); });
+    if (!s.ok()) return Fail("volume resize " + a.name, s);
+    std::cout << "volume " << a.name << " is now " << block::FormatSize(*size)
+              << " (attached clients see it when they reconnect)\n";
+    return kExitOk;
+  }
+  return kExitUsage;
+}
+
+}  // namespace ringstore
