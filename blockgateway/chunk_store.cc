@@ -46,8 +46,10 @@ void ClusterChunkStore::Store(uint64_t index, std::string data, std::function<vo
 void ClusterChunkStore::Run(std::shared_ptr<Attempt> a) {
   // Called on a failure: retry after a backoff while the budget lasts, else report it.
   auto retry_or = [this, a](const Status& s) -> bool {
-    if (!Retryable(s) || clock_.Now() + a->backoff > a->deadline) return false;
-    const Clock::Duration wait = a->backoff;
+    // The last wait is cut short so that the last try happens at the deadline.
+    const Clock::Duration now = clock_.Now();
+    if (!Retryable(s) || now >= a->deadline) return false;
+    const Clock::Duration wait = std::min(a->backoff, a->deadline - now);
     a->backoff = std::min(a->backoff * 2, policy_.max_backoff);
     clock_.Schedule(wait, [this, a] {
       client_.Refresh([this, a](Status) { Run(a); });

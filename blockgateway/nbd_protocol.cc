@@ -269,7 +269,9 @@ void NbdSession::HandleInfoGo(uint32_t option, const std::string& data) {
     if (alive.expired() || state_ != State::kWaiting) return;
     state_ = State::kOptionHeader;
     if (!info.ok()) {
-      const uint32_t type = info.status().IsNotFound() ? kRepErrUnknown : kRepErrShutdown;
+      // Unknown, misnamed or unreadable: the export is not available. SHUTDOWN would tell
+      // the client the server is going away.
+      const uint32_t type = info.status().code() == Code::kShuttingDown ? kRepErrShutdown : kRepErrUnknown;
       OptionReply(option, type, info.status().message());
       return Process();
     }

@@ -24,8 +24,12 @@ ObjectId CatalogId() { return ObjectId::Of(kCatalogNamespace, "all"); }
 
 template <typename F>
 Status Unpack(std::string_view bytes, F&& read) {
+  // msgpack allocates a declared array or map before reading its elements: without a bound,
+  // five corrupt bytes ask for 128 GiB.
+  static const msgpack::unpack_limit kLimits(/*array=*/kMaxVolumes + 16, /*map=*/16, /*str=*/1u << 20,
+                                             /*bin=*/1u << 20, /*ext=*/0, /*depth=*/8);
   try {
-    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size());
+    msgpack::object_handle oh = msgpack::unpack(bytes.data(), bytes.size(), nullptr, nullptr, kLimits);
     return read(oh.get());
   } catch (const std::exception& e) {
     return Status::Corruption(std::string("undecodable volume object: ") + e.what());
@@ -67,10 +71,13 @@ Result<uint64_t> ParseSize(const std::string& text) {
   if (i == 0) return Status::InvalidArgument("not a size: '" + text + "' (try 10G, 512M or a byte count)");
   std::string suffix = text.substr(i);
   for (auto& c : suffix) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (suffix.size() >= 2 && suffix.substr(suffix.size() - 2) == "IB") suffix.resize(suffix.size() - 2);
-  else if (suffix.size() >= 2 && suffix.back() == 'B') suffix.pop_back();
+  // "G", "GB" and "GiB" are one unit; "B" alone is bytes. Nothing else is stripped, so
+  // "10iB" or "10BB" are refused.
+  if (suffix.size() == 3 && suffix[1] == 'I' && suffix[2] == 'B') suffix.resize(1);
+  else if (suffix.size() == 2 && suffix[1] == 'B') suffix.resize(1);
+  else if (suffix == "B") suffix.clear();
   int shift = 0;
-  if (suffix.empty() || suffix == "B") shift = 0;
+  if (suffix.empty()) shift = 0;
   else if (suffix == "K") shift = 10;
   else if (suffix == "M") shift = 20;
   else if (suffix == "G") shift = 30;

@@ -47,6 +47,12 @@ std::vector<VolumeCache::Part> VolumeCache::Split(uint64_t offset, uint64_t leng
 
 // ---- chunk access --------------------------------------------------------------------
 
+VolumeCache::Chunk& VolumeCache::At(uint64_t index) {
+  auto [it, fresh] = chunks_.try_emplace(index);
+  if (fresh) it->second.version = it->second.durable = versions_;
+  return it->second;
+}
+
 void VolumeCache::WithChunk(uint64_t index, bool need_data, std::function<void(Status)> fn) {
   Chunk& c = At(index);
   if (c.state == State::kReady && c.queue.empty()) {
@@ -76,23 +82,41 @@ void VolumeCache::StartLoad(uint64_t index) {
 
 void VolumeCache::OnLoaded(uint64_t index, Result<std::string> r) {
   --loads_in_flight_;
-  Chunk& c = At(index);
   const Status s = r.status();
-  if (s.ok()) {
-    c.state = State::kReady;
-    SetData(c, std::move(*r));
-  } else {
-    ++stats_.load_failures;
-    c.state = State::kAbsent;
+  std::deque<std::function<void(Status)>> failed;
+  {
+    Chunk& c = At(index);
+    if (s.ok()) {
+      c.state = State::kReady;
+      SetData(c, std::move(*r));
+    } else {
+      ++stats_.load_failures;
+      c.state = State::kAbsent;
+      failed.swap(c.queue);  // only these fail: one issued from their callbacks loads afresh
+    }
   }
   // Run the waiting operations in arrival order; one that arrives meanwhile queues behind.
-  while (!c.queue.empty()) {
-    auto fn = std::move(c.queue.front());
-    c.queue.pop_front();
+  // Their callbacks may start other operations, which may evict and erase chunks, so the
+  // chunk is looked up again each time.
+  for (;;) {
+    std::function<void(Status)> fn;
+    if (!s.ok()) {
+      if (failed.empty()) break;
+      fn = std::move(failed.front());
+      failed.pop_front();
+    } else {
+      auto it = chunks_.find(index);
+      if (it == chunks_.end() || it->second.queue.empty()) break;
+      fn = std::move(it->second.queue.front());
+      it->second.queue.pop_front();
+    }
     fn(s);
   }
-  if (c.state == State::kReady && dirty_.count(index) == 0) Touch(index, c);
-  if (c.state == State::kAbsent && c.queue.empty() && c.waiters.empty()) chunks_.erase(index);
+  if (auto it = chunks_.find(index); it != chunks_.end()) {
+    Chunk& c = it->second;
+    if (c.state == State::kReady && dirty_.count(index) == 0) Touch(index, c);
+    if (c.state == State::kAbsent && c.queue.empty() && c.waiters.empty()) chunks_.erase(it);
+  }
   Evict();
 }
 
@@ -112,7 +136,7 @@ void VolumeCache::Touch(uint64_t index, Chunk& c) {
 }
 
 void VolumeCache::MarkDirty(uint64_t index, Chunk& c) {
-  ++c.version;
+  c.version = ++versions_;
   if (c.in_lru) {
     lru_.erase(c.lru);
     c.in_lru = false;
@@ -129,8 +153,11 @@ void VolumeCache::Evict() {
     lru_.pop_front();
     Chunk& c = At(index);
     c.in_lru = false;
+    // Operations still queued on it (its load's callbacks are running) need its bytes; it
+    // goes back on the list once they have run.
+    if (!c.queue.empty()) continue;
     SetData(c, std::string());
-    if (c.queue.empty() && c.waiters.empty() && !c.storing) chunks_.erase(index);
+    if (c.waiters.empty() && !c.storing) chunks_.erase(index);
     else c.state = State::kAbsent;
   }
 }

@@ -80,7 +80,9 @@ class VolumeCache {
   struct Chunk {
     State state = State::kAbsent;
     std::string data;          // kReady: chunk_size bytes, or empty for a hole
-    uint64_t version = 0;      // bumped by every change
+    uint64_t version = 0;      // of the last change: numbers come from versions_, one count
+                               // for the volume, so a chunk dropped and loaded again never
+                               // reuses a number a FUA or flush may still be waiting for
     uint64_t durable = 0;      // the newest version known to be stored
     bool storing = false;
     bool urgent = false;       // queued in urgent_
@@ -99,7 +101,8 @@ class VolumeCache {
   // Runs fn(chunk, status) once the chunk can be used, after the operations before it. With
   // need_data false (the operation replaces the whole chunk) no load is needed.
   void WithChunk(uint64_t index, bool need_data, std::function<void(Status)> fn);
-  Chunk& At(uint64_t index) { return chunks_[index]; }
+  // The chunk's entry, created (as stored: durable up to now) when absent.
+  Chunk& At(uint64_t index);
   void StartLoad(uint64_t index);
   void OnLoaded(uint64_t index, Result<std::string> r);
   void SetData(Chunk& c, std::string data);
@@ -129,6 +132,7 @@ class VolumeCache {
   uint64_t resident_bytes_ = 0;
   uint32_t stores_in_flight_ = 0;
   uint32_t loads_in_flight_ = 0;
+  uint64_t versions_ = 0;  // the last version number handed out
   Clock::TimerId tick_ = 0;
   bool tick_armed_ = false;
   CacheStats stats_;

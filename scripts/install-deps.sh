@@ -11,7 +11,7 @@ PACKAGES=(
   libfuse3-dev fuse3 libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libcli11-dev libxxhash-dev
   # tests and benchmarks
-  redis-server redis-tools fio iperf3 nbdkit libnbd-bin qemu-utils
+  redis-server redis-tools fio iperf3 nbdkit libnbd-bin python3-libnbd qemu-utils
   e2fsprogs util-linux iproute2 iptables procps psmisc python3
 )
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the test suite in order: unit tests first, then multi-process tests on loopback.
+# Runs the test suite in order: unit tests first, then multi-process tests on loopback, then the
+# mount and NBD tests (tests/nbd; the nbdfuse + loop + ext4 one needs root and is skipped without).
 # Usage: scripts/run-tests.sh [BUILD_DIR]
 set -euo pipefail
 build=${1:-build}
@@ -9,3 +10,5 @@ echo "== unit tests"
 ctest --test-dir "$build" -L unit --output-on-failure -j2
 echo "== multi-process tests (loopback)"
 ctest --test-dir "$build" -L integration --output-on-failure
+echo "== mount and NBD tests"
+ctest --test-dir "$build" -L nbd --output-on-failure

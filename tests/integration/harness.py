@@ -8,12 +8,16 @@ What it gives a test script:
   * Node: one ringstore-node process on 127.0.0.1:0. start() waits for its --ready-file with a
     bounded poll; stop() sends SIGTERM and checks the exit status; kill9() sends SIGKILL.
   * wait_until(cond, timeout, what): the only way the tests wait for something to happen.
+  * BlockGateway (ctx.gateway()): one ringstore-block process, started and stopped like a Node.
+  * run_tool / spawn: other programs (nbdinfo, qemu-img, nbdfuse...), registered for cleanup.
+  * on_cleanup(fn, what): undo steps (umount, losetup -d, fusermount3 -u) that cleanup runs, last
+    registered first, before it kills processes. raise Skip(reason) makes run() exit 77.
 
 Cleanup is unconditional: every process the harness starts is recorded by its Popen and
 killed by PID (Popen.kill, which never signals a PID that has already been reaped) in a
 finally block, again from atexit as a backstop, and nodes also get PR_SET_PDEATHSIG so that
 a test runner that SIGKILLs the script does not leave them behind. Temp dirs are removed
-the same way unless --keep-tmp is given.
+the same way unless --keep-tmp is given (never while something is still mounted under them).
 """
 
 import argparse
@@ -45,6 +49,13 @@ _T0 = time.monotonic()
 
 class TestFailure(Exception):
     """A check failed. The message says what was expected and what happened."""
+
+
+SKIP_RETURN_CODE = 77  # what run() exits with when a test raises Skip (CMake: SKIP_RETURN_CODE 77)
+
+
+class Skip(Exception):
+    """The test cannot run here (no root, no /dev/fuse, a tool missing). The message says why."""
 
 
 def check(cond, msg):
@@ -90,6 +101,7 @@ _lock = threading.Lock()
 _procs = []      # every Popen started; killed at cleanup if still running
 _tmpdirs = []    # every temp dir made; removed at cleanup unless keep
 _keep_tmp = False
+_undo = []       # (what, fn): undo steps run by cleanup, last registered first
 
 
 def _register(proc):
@@ -103,9 +115,39 @@ def _forget(proc):
             _procs.remove(proc)
 
 
+def on_cleanup(fn, what):
+    """Registers an undo step (an unmount, a loop device detach) for cleanup to run, last
+    registered first, before any process is killed. fn must be idempotent: the test usually
+    undoes the step itself on success, and cleanup calls fn again regardless."""
+    with _lock:
+        _undo.append((what, fn))
+
+
+def _mounts_under(d):
+    """Mount points at or below directory d, from /proc/self/mountinfo."""
+    d = os.path.realpath(d)
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                mp = line.split()[4].encode().decode("unicode_escape")  # \040 -> space
+                if mp == d or mp.startswith(d + "/"):
+                    found.append(mp)
+    except OSError:
+        pass
+    return found
+
+
 def cleanup():
-    """Kills every process still running (by PID, through its Popen) and removes temp dirs.
-    Idempotent; called from run()'s finally and from atexit."""
+    """Runs the undo steps, kills every process still running (by PID, through its Popen)
+    and removes temp dirs. Idempotent; called from run()'s finally and from atexit."""
+    with _lock:
+        undo, _undo[:] = list(_undo), []
+    for what, fn in reversed(undo):
+        try:
+            fn()
+        except BaseException as e:  # noqa: B902 - keep undoing the rest
+            print(f"harness: cleanup step '{what}' failed: {e!r}", file=sys.stderr)
     with _lock:
         procs, _procs[:] = list(_procs), []
         dirs, _tmpdirs[:] = list(_tmpdirs), []
@@ -121,7 +163,10 @@ def cleanup():
         except subprocess.TimeoutExpired:
             print(f"harness: pid {p.pid} did not exit after SIGKILL", file=sys.stderr)
     for d in dirs:
-        if _keep_tmp:
+        mounted = _mounts_under(d)
+        if mounted:
+            print(f"harness: NOT removing {d}: still mounted there: {mounted}", file=sys.stderr)
+        elif _keep_tmp:
             print(f"harness: kept {d}", file=sys.stderr)
         else:
             shutil.rmtree(d, ignore_errors=True)
@@ -174,6 +219,57 @@ class CliResult:
         return f"`ringstore {shown}` exited {self.returncode}; stderr: {err!r}; stdout: {out!r}"
 
 
+class ToolResult(CliResult):
+    """The result of run_tool: like CliResult, but describe() names the whole command."""
+
+    def describe(self):
+        shown = " ".join(str(a) for a in self.args)
+        err = tail(self.stderr.decode(errors="replace").strip(), 15)
+        out = self.stdout[:300].decode(errors="replace").strip() if len(self.stdout) < 4096 else \
+            f"<{len(self.stdout)} bytes>"
+        return f"`{shown}` exited {self.returncode}; stderr: {err!r}; stdout: {out!r}"
+
+
+def run_tool(cmd, timeout, input=None, env=None, cwd=None):
+    """Runs any program to completion (bounded by timeout, then SIGKILLed and a TestFailure).
+    The process is registered for cleanup while it runs. Returns a ToolResult."""
+    cmd = [str(a) for a in cmd]
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd,
+                            preexec_fn=_pdeathsig_preexec(), close_fds=True)
+    _register(proc)
+    try:
+        out, err = proc.communicate(input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        raise TestFailure(f"`{' '.join(cmd)}` did not finish within {timeout}s; stderr: "
+                          f"{tail(err.decode(errors='replace'), 15)!r}") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _forget(proc)
+    return ToolResult(cmd, proc.returncode, out, err, time.monotonic() - t0)
+
+
+def spawn(cmd, log_path, env=None, pass_fds=()):
+    """Starts a long-running program in the background, its output in log_path. It is killed
+    by PID at cleanup if still running (and gets PR_SET_PDEATHSIG where possible)."""
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen([str(a) for a in cmd], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                env=env, preexec_fn=_pdeathsig_preexec(), close_fds=True, pass_fds=pass_fds)
+    _register(proc)
+    return proc
+
+
+def need(cond, reason):
+    """Skips the test (exit 77) with reason unless cond holds."""
+    if not cond:
+        raise Skip(reason)
+
+
 def expect_rc(result, want, what):
     check(result.returncode == want, f"{what}: expected exit {want}, got: {result.describe()}")
     return result
@@ -181,18 +277,15 @@ def expect_rc(result, want, what):
 
 # ---- nodes ----------------------------------------------------------------------------------
 
-class Node:
-    """One ringstore-node. Its data dir survives restarts; each start gets a fresh ready file
-    and log file (name.N.log) in the node's work dir."""
+class Daemon:
+    """A long-running ringstore process that writes its address to a --ready-file. Each start
+    gets a fresh ready file and log file (name.N.log) in the daemon's work dir; stop() sends
+    SIGTERM and returns the exit status; kill9() sends SIGKILL to its PID."""
 
-    def __init__(self, ctx, name="node", durability=None, cluster_id=None, extra_args=()):
+    def __init__(self, ctx, name):
         self.ctx = ctx
         self.name = name
         self.workdir = ctx.mkdtemp(f"{name}-")
-        self.data_dir = os.path.join(self.workdir, "data")
-        self.durability = durability
-        self.cluster_id = cluster_id
-        self.extra_args = list(extra_args)
         self.proc = None
         self.addr = None
         self.generation = 0
@@ -205,23 +298,14 @@ class Node:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout=READY_TIMEOUT_S):
+    def _launch(self, cmd_without_ready, timeout, popen):
+        """Starts cmd + [--ready-file F] with popen(cmd, log_path) and waits for the address."""
         check(not self.alive(), f"{self.name} is already running (pid {self.pid})")
         self.generation += 1
         ready = os.path.join(self.workdir, f"ready.{self.generation}")
         log_path = os.path.join(self.workdir, f"{self.name}.{self.generation}.log")
         self.log_paths.append(log_path)
-        cmd = [self.ctx.node_bin, "--data", self.data_dir, "--listen", "127.0.0.1:0",
-               "--ready-file", ready]
-        if self.durability:
-            cmd += ["--durability", self.durability]
-        if self.cluster_id:
-            cmd += ["--cluster-id", self.cluster_id]
-        cmd += self.extra_args
-        with open(log_path, "wb") as logf:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                         preexec_fn=_pdeathsig_preexec(), close_fds=True)
-        _register(self.proc)
+        self.proc = popen(list(cmd_without_ready) + ["--ready-file", ready], log_path)
         self.addr = None
 
         def ready_or_dead():
@@ -242,12 +326,11 @@ class Node:
             raise TestFailure(f"{self.name} exited with status {self.proc.returncode} before it was "
                               f"ready; log tail:\n{tail(self.log())}")
         self.addr = got
-        log(f"{self.name} started: pid {self.pid}, {self.addr}, data {self.data_dir}")
-        return self.addr
+        return got
 
     def stop(self, timeout=STOP_TIMEOUT_S):
         """SIGTERM, then wait for the exit; returns the exit status. SIGKILLs and fails the
-        test if the node does not exit in time."""
+        test if the process does not exit in time."""
         check(self.proc is not None, f"{self.name} was never started")
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -281,11 +364,67 @@ class Node:
         except OSError:
             return ""
 
+
+class Node(Daemon):
+    """One ringstore-node. Its data dir survives restarts."""
+
+    def __init__(self, ctx, name="node", durability=None, cluster_id=None, extra_args=()):
+        super().__init__(ctx, name)
+        self.data_dir = os.path.join(self.workdir, "data")
+        self.durability = durability
+        self.cluster_id = cluster_id
+        self.extra_args = list(extra_args)
+
+    def start(self, timeout=READY_TIMEOUT_S):
+        cmd = [self.ctx.node_bin, "--data", self.data_dir, "--listen", "127.0.0.1:0"]
+        if self.durability:
+            cmd += ["--durability", self.durability]
+        if self.cluster_id:
+            cmd += ["--cluster-id", self.cluster_id]
+        cmd += self.extra_args
+
+        def popen(full_cmd, log_path):
+            with open(log_path, "wb") as logf:
+                proc = subprocess.Popen(full_cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                        preexec_fn=_pdeathsig_preexec(), close_fds=True)
+            _register(proc)
+            return proc
+
+        self._launch(cmd, timeout, popen)
+        log(f"{self.name} started: pid {self.pid}, {self.addr}, data {self.data_dir}")
+        return self.addr
+
     def fd_count(self):
         try:
             return len(os.listdir(f"/proc/{self.pid}/fd"))
         except OSError:
             return None
+
+
+# ---- the block gateway ----------------------------------------------------------------------
+
+class BlockGateway(Daemon):
+    """One ringstore-block (NBD server) on 127.0.0.1:0 in front of a cluster; stop() sends
+    SIGTERM, on which the gateway writes back every dirty chunk before it exits."""
+
+    def __init__(self, ctx, name="block", nodes=(), extra_args=()):
+        super().__init__(ctx, name)
+        self.nodes = list(nodes)  # the cluster: --cluster names every one's current address
+        self.extra_args = list(extra_args)
+
+    def uri(self, volume):
+        return f"nbd://{self.addr}/{volume}"
+
+    def start(self, timeout=READY_TIMEOUT_S, extra_args=None):
+        if extra_args is not None:
+            self.extra_args = list(extra_args)
+        cluster = ",".join(n.addr for n in self.nodes if n.alive())
+        check(cluster, f"{self.name}: no running node to point --cluster at")
+        cmd = [self.ctx.block_bin, "--cluster", cluster, "--listen", "127.0.0.1:0"] + self.extra_args
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGSTORE_")}
+        self._launch(cmd, timeout, lambda full_cmd, log_path: spawn(full_cmd, log_path, env=env))
+        log(f"{self.name} started: pid {self.pid}, NBD on {self.addr}, cluster {cluster}")
+        return self.addr
 
 
 # ---- the context a test runs in -------------------------------------------------------------
@@ -295,9 +434,11 @@ class Context:
         self.bin_dir = os.path.abspath(bin_dir)
         self.node_bin = os.path.join(self.bin_dir, "node", "ringstore-node")
         self.cli_bin = os.path.join(self.bin_dir, "tools", "ringstore")
+        self.block_bin = os.path.join(self.bin_dir, "blockgateway", "ringstore-block")
         for b in (self.node_bin, self.cli_bin):
             check(os.access(b, os.X_OK), f"binary not found or not executable: {b} (is --bin-dir right?)")
         self.nodes = []
+        self.gateways = []
         self.scratch = self.mkdtemp("scratch-")
 
     def mkdtemp(self, prefix):
@@ -310,6 +451,14 @@ class Context:
         n = Node(self, name, **kw)
         self.nodes.append(n)
         return n
+
+    def gateway(self, nodes, name="block", extra_args=()):
+        """A BlockGateway (not started) in front of nodes."""
+        check(os.access(self.block_bin, os.X_OK),
+              f"binary not found or not executable: {self.block_bin} (is --bin-dir right?)")
+        g = BlockGateway(self, name, nodes, extra_args)
+        self.gateways.append(g)
+        return g
 
     def path(self, name):
         return os.path.join(self.scratch, name)
@@ -348,7 +497,7 @@ class Context:
         return CliResult(cmd, proc.returncode, out, err, time.monotonic() - t0)
 
     def dump_logs(self, lines=40):
-        for n in self.nodes:
+        for n in self.nodes + self.gateways:
             for i, p in enumerate(n.log_paths, 1):
                 text = n.log(i)
                 print(f"---- {n.name} log #{i} ({p}), last {lines} lines ----", file=sys.stderr)
@@ -433,21 +582,27 @@ def run(test_fn, name, description=""):
     t0 = time.monotonic()
     ctx = None
     ok = False
+    skipped = None
     summary = ""
     try:
         ctx = Context(args.bin_dir)
         log(f"{name}: seed {args.seed}, binaries in {ctx.bin_dir}")
         summary = test_fn(ctx, args) or ""
         ok = True
+    except Skip as e:
+        skipped = str(e)
     except TestFailure as e:
         print(f"FAIL: {e}", file=sys.stderr)
     except BaseException:  # noqa: B902 - report anything, including SystemExit from a signal
         traceback.print_exc()
     finally:
-        if not ok and ctx is not None:
+        if not ok and skipped is None and ctx is not None:
             ctx.dump_logs()
         cleanup()
     elapsed = time.monotonic() - t0
+    if skipped is not None:
+        print(f"SKIP {name}: {skipped}", flush=True)
+        sys.exit(SKIP_RETURN_CODE)
     if ok:
         print(f"PASS {name}: {summary} ({elapsed:.1f}s)", flush=True)
         sys.exit(0)
