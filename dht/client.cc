@@ -147,10 +147,10 @@ void Client::Commit(Txn txn, Callback<Ack> done) {
   SendWrite(EncodeTxn(rid, txn), rid, std::move(done));
 }
 
-void Client::Get(const ObjectId& id, Callback<Record> done) {
+void Client::Get(const ObjectId& id, Callback<Record> done, uint32_t route_n) {
   if (!Reserve([&](Status s) { done(s); })) return;
   const uint64_t rid = next_rid_++;
-  Call(EncodeKeyRequest(Kind::kGet, rid, id), rid, options_.request_timeout,
+  Call(EncodeKeyRequest(Kind::kGet, rid, id, route_n), rid, options_.request_timeout,
        [this, done = std::move(done)](Result<Frame> r) {
          r = ReplyOf(std::move(r), Kind::kGetReply);
          if (!r.ok()) return done(r.status());
@@ -160,10 +160,10 @@ void Client::Get(const ObjectId& id, Callback<Record> done) {
        });
 }
 
-void Client::Stat(const ObjectId& id, Callback<RecordMeta> done) {
+void Client::Stat(const ObjectId& id, Callback<RecordMeta> done, uint32_t route_n) {
   if (!Reserve([&](Status s) { done(s); })) return;
   const uint64_t rid = next_rid_++;
-  Call(EncodeKeyRequest(Kind::kStat, rid, id), rid, options_.request_timeout,
+  Call(EncodeKeyRequest(Kind::kStat, rid, id, route_n), rid, options_.request_timeout,
        [done = std::move(done)](Result<Frame> r) {
          r = ReplyOf(std::move(r), Kind::kStatReply);
          if (!r.ok()) return done(r.status());

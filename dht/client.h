@@ -50,9 +50,10 @@ class Client final : public TransportHandler {
   void Del(const ObjectId& id, Callback<Ack> done);
   void Commit(Txn txn, Callback<Ack> done);
   // The newest record. A tombstone comes back as a record with the tombstone flag; the value
-  // has been checked against its checksum.
-  void Get(const ObjectId& id, Callback<Record> done);
-  void Stat(const ObjectId& id, Callback<RecordMeta> done);
+  // has been checked against its checksum. route_n > 0 lets a node that does not hold the
+  // key forward the request (see EncodeKeyRequest).
+  void Get(const ObjectId& id, Callback<Record> done, uint32_t route_n = 0);
+  void Stat(const ObjectId& id, Callback<RecordMeta> done, uint32_t route_n = 0);
 
   // Sends a frame of kind with body and returns the reply frame (an ERROR reply becomes its
   // Status). For requests whose bodies other modules code (the route table).

@@ -15,6 +15,9 @@ struct ClusterClient::WriteOp {
   uint32_t acks = 0;
   uint32_t in_flight = 0;
   bool done = false;
+  bool not_mine = false;  // a node answered NotMine: our table is stale
+  bool rerouted = false;  // the candidates were computed again from a fresh table
+  std::vector<std::string> acked;
   Status last_error;
   Callback<Ack> cb;
 };
@@ -176,6 +179,7 @@ void ClusterClient::Write(Txn txn, Quorum q, Callback<Ack> done) {
   txn.txn_id = random_.Next();
   op->candidates = Candidates(txn.ops.front().id, q.n);
   op->txn = std::move(txn);
+  op->txn.route_n = q.n;
   op->q = q;
   op->cb = std::move(done);
   const size_t first = std::min<size_t>(q.n, op->candidates.size());
@@ -195,6 +199,7 @@ void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
     --op->in_flight;
     if (op->done) return;
     if (s.ok()) {
+      op->acked.push_back(address);
       if (++op->acks >= op->q.w) {
         op->done = true;
         op->cb(Ack{op->txn.ts});
@@ -206,10 +211,12 @@ void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
       return;
     }
     op->last_error = Status::FromCode(s.code(), address + ": " + s.message());
+    if (s.code() == Code::kNotMine) op->not_mine = true;
     if (op->next < op->candidates.size() ||
         MoreCandidates(op->txn.ops.front().id, op->q.n, op->candidates)) {
       return SendWrite(op);  // the next in the preference list
     }
+    if (op->not_mine && !op->rerouted && op->in_flight == 0) return Reroute(op);
     if (op->acks + op->in_flight < op->q.w) {
       op->done = true;
       op->cb(Status::Unavailable(std::to_string(op->acks) + " of the " + std::to_string(op->q.w) +
@@ -219,6 +226,28 @@ void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
   With(address, [op, on_result](Client* c, Status s) {
     if (!s.ok()) return on_result(s);
     c->Commit(op->txn, [on_result](Result<Ack> r) { on_result(r.ok() ? Status::Ok() : r.status()); });
+  });
+}
+
+void ClusterClient::Reroute(const std::shared_ptr<WriteOp>& op) {
+  // Nodes said the key is not theirs: fetch the table again and go on with the replicas it
+  // names, skipping those that have already acknowledged.
+  op->rerouted = true;
+  Refresh([this, op](Status) {
+    if (op->done) return;
+    std::vector<std::string> fresh;
+    for (auto& a : Candidates(op->txn.ops.front().id, op->q.n)) {
+      if (std::find(op->acked.begin(), op->acked.end(), a) == op->acked.end()) fresh.push_back(std::move(a));
+    }
+    op->candidates = std::move(fresh);
+    op->next = 0;
+    const uint32_t need = op->q.w - op->acks;
+    for (uint32_t i = 0; i < need && !op->done && op->next < op->candidates.size(); ++i) SendWrite(op);
+    if (op->in_flight == 0 && !op->done) {
+      op->done = true;
+      op->cb(Status::Unavailable(std::to_string(op->acks) + " of the " + std::to_string(op->q.w) +
+                                 " acknowledgements needed; last error: " + op->last_error.ToString()));
+    }
   });
 }
 
@@ -286,10 +315,13 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
   };
   With(address, [op, on_result](Client* c, Status s) {
     if (!s.ok()) return on_result(s);
-    if (!op->meta_only) return c->Get(op->id, on_result);
-    c->Stat(op->id, [on_result](Result<RecordMeta> m) {
-      on_result(m.ok() ? Result<Record>(Record{*m, {}}) : Result<Record>(m.status()));
-    });
+    if (!op->meta_only) return c->Get(op->id, on_result, op->q.n);
+    c->Stat(
+        op->id,
+        [on_result](Result<RecordMeta> m) {
+          on_result(m.ok() ? Result<Record>(Record{*m, {}}) : Result<Record>(m.status()));
+        },
+        op->q.n);
   });
 }
 

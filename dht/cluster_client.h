@@ -3,7 +3,10 @@
 // a write goes to N replicas and is acknowledged after W of them; a read asks R replicas and
 // returns the newest record by timestamp. A replica that fails, times out or is known to be
 // down is replaced by the next node in the object's preference list (replicas beyond N), so a
-// write survives up to N-W dead replicas. Every write carries one timestamp and transaction
+// write survives up to N-W dead replicas. Requests carry N (route_n): a node that is not among
+// the object's first N + kRouteSlack nodes answers a write with NotMine, on which the client
+// fetches the table again and resends to the replicas it names; such a node forwards a read of
+// a key it does not hold. Every write carries one timestamp and transaction
 // id, so sending it again, to the same node or another, is idempotent.
 // Connections (one Client each, over a Transport from the factory) are opened on first use.
 // Thread-safety: strand-confined; Clock and Random must outlive it.
@@ -96,6 +99,8 @@ class ClusterClient {
   bool MoreCandidates(const ObjectId& id, uint32_t n, std::vector<std::string>& list) const;
   void Write(Txn txn, Quorum q, Callback<Ack> done);
   void SendWrite(const std::shared_ptr<WriteOp>& op);
+  // After NotMine answers used up the candidates: refresh the table and try its replicas.
+  void Reroute(const std::shared_ptr<WriteOp>& op);
   void Read(const ObjectId& id, Quorum q, bool meta_only, Callback<Record> done);
   void SendRead(const std::shared_ptr<ReadOp>& op);
   void ArmRefresh();

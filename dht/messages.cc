@@ -70,7 +70,7 @@ std::string EncodeTxn(uint64_t request_id, const Txn& txn) {
   for (const auto& op : txn.ops) hint += op.value.size() + 48;
   FrameWriter w(hint);
   Packer pk(w);
-  pk.pack_array(3);
+  pk.pack_array(txn.route_n > 0 ? 4 : 3);
   pk.pack_uint64(txn.txn_id);
   pk.pack_uint64(txn.ts);
   pk.pack_array(static_cast<uint32_t>(txn.ops.size()));
@@ -80,14 +80,16 @@ std::string EncodeTxn(uint64_t request_id, const Txn& txn) {
     PackId(pk, op.id);
     PackBin(pk, op.value);
   }
+  if (txn.route_n > 0) pk.pack_uint32(txn.route_n);
   return w.Finish(Kind::kTxn, request_id);
 }
 
-std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectId& id) {
-  FrameWriter w(40);
+std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectId& id, uint32_t route_n) {
+  FrameWriter w(48);
   Packer pk(w);
-  pk.pack_array(1);
+  pk.pack_array(route_n > 0 ? 2 : 1);
   PackId(pk, id);
+  if (route_n > 0) pk.pack_uint32(route_n);
   return w.Finish(kind, request_id);
 }
 
@@ -201,14 +203,29 @@ Result<Txn> DecodeWrite(Kind kind, std::string_view body) {
     op.value.assign(value);
     txn.ops.push_back(std::move(op));
   }
+  if (f.size() > 3) {
+    uint64_t n = 0;
+    RS_TRY(f.U64(3, "route_n", &n));
+    if (n > UINT32_MAX) return Status::ProtocolError("route_n out of range");
+    txn.route_n = static_cast<uint32_t>(n);
+  }
   return txn;
 }
 
-Result<ObjectId> DecodeKeyRequest(std::string_view body) {
+Result<ObjectId> DecodeKeyRequest(std::string_view body, uint32_t* route_n) {
   Fields f;
   RS_TRY(f.Parse(body, 1));
   ObjectId id;
   RS_TRY(f.Id(0, "id", &id));
+  if (route_n != nullptr) {
+    *route_n = 0;
+    if (f.size() > 1) {
+      uint64_t n = 0;
+      RS_TRY(f.U64(1, "route_n", &n));
+      if (n > UINT32_MAX) return Status::ProtocolError("route_n out of range");
+      *route_n = static_cast<uint32_t>(n);
+    }
+  }
   return id;
 }
 

@@ -69,7 +69,14 @@ struct Txn {
   uint64_t txn_id = 0;
   Timestamp ts = 0;
   std::vector<TxnOp> ops;
+  // The N the client placed the ops with (TXN only; 0: not given). A node outside the first
+  // route_n + kRouteSlack nodes of an op's preference list answers NotMine.
+  uint32_t route_n = 0;
 };
+
+// How far past N a client may go down a preference list (its fallbacks) and still reach a
+// node that accepts the key as its own.
+constexpr uint32_t kRouteSlack = 3;
 
 struct Ack {
   Timestamp ts = 0;  // the timestamp the write was applied with
@@ -87,8 +94,10 @@ std::string EncodePut(uint64_t request_id, const ObjectId& id, std::string_view 
                       Timestamp ts, uint64_t txn_id);
 std::string EncodeDel(uint64_t request_id, const ObjectId& id, Timestamp ts, uint64_t txn_id);
 std::string EncodeTxn(uint64_t request_id, const Txn& txn);
-// kGet or kStat: a request that carries only an object id.
-std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectId& id);
+// kGet or kStat: a request that carries an object id and, optionally, the client's N
+// (route_n > 0): a node that does not hold the key and is not among its first
+// route_n + kRouteSlack nodes forwards the request to one that is.
+std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectId& id, uint32_t route_n = 0);
 std::string EncodeAck(uint64_t request_id, const Ack& m);
 std::string EncodeError(uint64_t request_id, const Status& status);
 // kGetReply carries the value; kStatReply the metadata only.
@@ -97,7 +106,7 @@ std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& reco
 Result<Hello> DecodeHello(std::string_view body);
 // Accepts kPut, kDel and kTxn bodies.
 Result<Txn> DecodeWrite(Kind kind, std::string_view body);
-Result<ObjectId> DecodeKeyRequest(std::string_view body);
+Result<ObjectId> DecodeKeyRequest(std::string_view body, uint32_t* route_n = nullptr);
 Result<Ack> DecodeAck(std::string_view body);
 Result<ErrorReply> DecodeError(std::string_view body);
 Result<Record> DecodeRecordReply(Kind kind, std::string_view body);

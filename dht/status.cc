@@ -16,6 +16,7 @@ const char* CodeName(Code code) {
     case Code::kRefused: return "Refused";
     case Code::kShuttingDown: return "ShuttingDown";
     case Code::kTooLarge: return "TooLarge";
+    case Code::kNotMine: return "NotMine";
   }
   return "Unknown";
 }

@@ -25,6 +25,7 @@ enum class Code : uint32_t {
   kRefused = 9,       // handshake refused (wrong cluster, version)
   kShuttingDown = 10,
   kTooLarge = 11,
+  kNotMine = 12,      // the key is not placed on this node by its table: refresh the route
 };
 
 const char* CodeName(Code code);
@@ -44,6 +45,7 @@ class [[nodiscard]] Status {
   static Status Refused(std::string msg) { return Status(Code::kRefused, std::move(msg)); }
   static Status ShuttingDown(std::string msg) { return Status(Code::kShuttingDown, std::move(msg)); }
   static Status TooLarge(std::string msg) { return Status(Code::kTooLarge, std::move(msg)); }
+  static Status NotMine(std::string msg) { return Status(Code::kNotMine, std::move(msg)); }
   static Status FromCode(Code code, std::string msg) { return Status(code, std::move(msg)); }
 
   bool ok() const { return code_ == Code::kOk; }

@@ -2,6 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
+
+
+#include "routing/placement.h"
+
 namespace ringstore {
 
 NodeCore::NodeCore(NodeOptions options, Clock& clock, Transport& transport, Store& store,
@@ -157,6 +162,16 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
   const uint64_t rid = frame.header.request_id;
   auto txn = DecodeWrite(static_cast<Kind>(frame.header.kind), frame.body);
   if (!txn.ok()) return SendError(conn, rid, txn.status());
+  for (const auto& op : txn->ops) {
+    if (!Mine(op.id, txn->route_n)) {
+      ++stats_.not_mine;
+      char digest[17];
+      std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(membership_->table().Digest()));
+      return SendError(conn, rid,
+                       Status::NotMine("object " + op.id.Hex().substr(0, 16) + " is not placed on this node (table " +
+                                       digest + "): fetch the route table again"));
+    }
+  }
   if (!Admit(conn, rid)) return;
   // The writer's timestamp is kept so that replicas agree and a resend is idempotent;
   // a request without one gets the node's.
@@ -193,7 +208,8 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
 
 void NodeCore::HandleGet(ConnId conn, const Frame& frame) {
   const uint64_t rid = frame.header.request_id;
-  auto id = DecodeKeyRequest(frame.body);
+  uint32_t route_n = 0;
+  auto id = DecodeKeyRequest(frame.body, &route_n);
   if (!id.ok()) return SendError(conn, rid, id.status());
   // Hot records are answered at once; the rest waits for the disk.
   if (auto cached = store_.GetIfCached(*id)) {
@@ -201,7 +217,47 @@ void NodeCore::HandleGet(ConnId conn, const Frame& frame) {
     return;
   }
   if (!Admit(conn, rid)) return;
-  store_.Get(*id, [this, conn, rid, id = *id](Result<Record> r) { Finish(conn, GetReply(rid, id, std::move(r))); });
+  store_.Get(*id, [this, conn, rid, route_n, id = *id](Result<Record> r) {
+    // A key we do not hold and do not own: its replicas have it, if anyone does.
+    if (r.status().IsNotFound() && !Mine(id, route_n)) return Forward(conn, rid, Kind::kGet, id, route_n);
+    Finish(conn, GetReply(rid, id, std::move(r)));
+  });
+}
+
+bool NodeCore::Mine(const ObjectId& id, uint32_t route_n) const {
+  if (route_n == 0 || membership_ == nullptr) return true;
+  return InPreferenceWindow(membership_->table(), id, options_.node_id, route_n + kRouteSlack);
+}
+
+void NodeCore::Forward(ConnId conn, uint64_t rid, Kind kind, const ObjectId& id, uint32_t route_n) {
+  const NodeEntry* target = nullptr;
+  for (const NodeEntry* e : PlaceReplicas(membership_->table(), id, route_n)) {
+    if (e->node_id != options_.node_id && e->state != NodeState::kDown) {
+      target = e;
+      break;
+    }
+  }
+  if (target == nullptr || peers_ == nullptr) {
+    return Finish(conn, EncodeError(rid, Status::NotFound("not held here, and no live replica to ask")));
+  }
+  ++stats_.forwarded;
+  const std::string address = target->address;
+  // The request goes on without route_n, so the replica answers from its own store and never
+  // forwards it again.
+  peers_->Request(
+      address, [kind, &id](uint64_t peer_rid) { return EncodeKeyRequest(kind, peer_rid, id); },
+      options_.forward_timeout, [this, conn, rid, address](Result<Frame> r) {
+        if (!r.ok()) {
+          return Finish(conn, EncodeError(rid, Status::Unavailable("forwarding to " + address +
+                                                                    " failed: " + r.status().ToString())));
+        }
+        // The replica's reply, relayed under the client's request id.
+        std::string out(kFrameHeaderBytes, '\0');
+        out += r->body;
+        EncodeFrameHeader(r->header.kind, rid, std::string_view(out).substr(kFrameHeaderBytes), r->header.flags,
+                          out.data());
+        Finish(conn, std::move(out));
+      });
 }
 
 std::string NodeCore::GetReply(uint64_t rid, const ObjectId& id, Result<Record> r) {
@@ -220,10 +276,12 @@ std::string NodeCore::GetReply(uint64_t rid, const ObjectId& id, Result<Record> 
 
 void NodeCore::HandleStat(ConnId conn, const Frame& frame) {
   const uint64_t rid = frame.header.request_id;
-  auto id = DecodeKeyRequest(frame.body);
+  uint32_t route_n = 0;
+  auto id = DecodeKeyRequest(frame.body, &route_n);
   if (!id.ok()) return SendError(conn, rid, id.status());
   if (!Admit(conn, rid)) return;
-  store_.Stat(*id, [this, conn, rid, id = *id](Result<RecordMeta> r) {
+  store_.Stat(*id, [this, conn, rid, route_n, id = *id](Result<RecordMeta> r) {
+    if (r.status().IsNotFound() && !Mine(id, route_n)) return Forward(conn, rid, Kind::kStat, id, route_n);
     if (!r.ok()) {
       if (r.status().IsCorruption()) {
         ++stats_.corruptions;

@@ -32,6 +32,9 @@ struct NodeOptions {
   // A write stamped further than this ahead of the node's clock is refused: one record from a
   // runaway clock would otherwise win every later write.
   int64_t max_future_skew_ms = 60'000;
+  // How long a read forwarded to the key's replica may take before the client gets
+  // Unavailable.
+  Clock::Duration forward_timeout = std::chrono::seconds(5);
 };
 
 struct NodeStats {
@@ -40,6 +43,8 @@ struct NodeStats {
   uint64_t stream_errors = 0;
   uint64_t handshakes_refused = 0;
   uint64_t corruptions = 0;
+  uint64_t not_mine = 0;   // writes refused with NotMine
+  uint64_t forwarded = 0;  // reads forwarded to a replica
   size_t connections = 0;
   size_t in_flight = 0;
 };
@@ -84,6 +89,12 @@ class NodeCore final : public TransportHandler {
   void HandleGet(ConnId conn, const Frame& frame);
   void HandleStat(ConnId conn, const Frame& frame);
   void HandleMembership(ConnId conn, const Frame& frame);
+  // Whether this node is among the first route_n + kRouteSlack nodes of id's preference list
+  // (route_n 0: the sender did not say; no ring: everything is ours).
+  bool Mine(const ObjectId& id, uint32_t route_n) const;
+  // A read (kGet or kStat) of a key this node does not hold and does not own: asks the key's
+  // first live replica and relays its answer as the reply to rid; then Finish.
+  void Forward(ConnId conn, uint64_t rid, Kind kind, const ObjectId& id, uint32_t route_n);
   // The reply to a GET: the record, or the error (counting corruption).
   std::string GetReply(uint64_t rid, const ObjectId& id, Result<Record> r);
   void SendError(ConnId conn, uint64_t request_id, const Status& status);

@@ -11,6 +11,31 @@ PeerLinks::PeerLinks(PeerLinkOptions options, std::string cluster_id, std::strin
 
 PeerLinks::~PeerLinks() {
   for (auto& [address, link] : by_address_) clock_.Cancel(link.deadline);
+  for (auto& [rid, p] : pending_) clock_.Cancel(p.timer);
+}
+
+void PeerLinks::Request(const std::string& address, const std::function<std::string(uint64_t)>& build,
+                        Clock::Duration timeout, std::function<void(Result<Frame>)> done) {
+  if (pending_.size() >= options_.max_pending_requests) {
+    return done(Status::Unavailable("too many requests pending to peers"));
+  }
+  const uint64_t rid = next_request_id_++;
+  Pending& p = pending_[rid];
+  p.address = address;
+  p.done = std::move(done);
+  p.timer = clock_.Schedule(timeout, [this, rid, address] {
+    Complete(rid, Status::Timeout("peer " + address + " did not answer in time"));
+  });
+  SendTo(address, build(rid));
+}
+
+void PeerLinks::Complete(uint64_t request_id, Result<Frame> r) {
+  auto it = pending_.find(request_id);
+  if (it == pending_.end()) return;
+  auto done = std::move(it->second.done);
+  clock_.Cancel(it->second.timer);
+  pending_.erase(it);
+  done(std::move(r));
 }
 
 void PeerLinks::SendTo(const std::string& address, std::string frame) {
@@ -53,6 +78,7 @@ void PeerLinks::OnFrame(ConnId conn, const Frame& frame) {
   auto it = by_conn_.find(conn);
   if (it == by_conn_.end()) return;
   const std::string address = it->second;
+  if (pending_.count(frame.header.request_id) != 0) return Complete(frame.header.request_id, frame);
   const auto kind = static_cast<Kind>(frame.header.kind);
   if (kind == Kind::kHelloReply) {
     auto hello = DecodeHello(frame.body);
@@ -82,6 +108,11 @@ void PeerLinks::Drop(const std::string& address) {
   clock_.Cancel(it->second.deadline);
   by_conn_.erase(it->second.conn);
   by_address_.erase(it);
+  std::vector<uint64_t> lost;
+  for (const auto& [rid, p] : pending_) {
+    if (p.address == address) lost.push_back(rid);
+  }
+  for (uint64_t rid : lost) Complete(rid, Status::Unavailable("link to peer " + address + " lost"));
 }
 
 }  // namespace ringstore

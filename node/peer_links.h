@@ -3,12 +3,15 @@
 // sender. A peer that does not connect within connect_timeout is dropped (and retried by the
 // next send); frames sent while a link is connecting are bounded by max_queued_frames, beyond
 // which they are dropped (membership tolerates loss). A refusal (another cluster) is logged.
+// Request sends a frame and routes the reply with the same request id back to a callback
+// (used to forward reads); a request fails when its link drops or after its timeout.
 // The NodeCore hands it the transport events of the connections it opened.
 // Thread-safety: strand-confined; Transport and Clock must outlive it.
 #pragma once
 
 #include <spdlog/logger.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -22,6 +25,7 @@ namespace ringstore {
 struct PeerLinkOptions {
   Clock::Duration connect_timeout = std::chrono::seconds(3);
   size_t max_queued_frames = 64;
+  size_t max_pending_requests = 4096;
 };
 
 class PeerLinks final : public MembershipSender {
@@ -31,6 +35,10 @@ class PeerLinks final : public MembershipSender {
   ~PeerLinks() override;
 
   void SendTo(const std::string& address, std::string frame) override;
+  // Sends build(request id) to address; done gets the reply frame (any kind, ERROR included)
+  // or Unavailable (link lost, too many pending) or Timeout.
+  void Request(const std::string& address, const std::function<std::string(uint64_t)>& build,
+               Clock::Duration timeout, std::function<void(Result<Frame>)> done);
   bool Owns(ConnId conn) const { return by_conn_.count(conn) != 0; }
   void OnConnected(ConnId conn);
   void OnFrame(ConnId conn, const Frame& frame);
@@ -45,6 +53,15 @@ class PeerLinks final : public MembershipSender {
     Clock::TimerId deadline = 0;
   };
   void Drop(const std::string& address);
+  void Complete(uint64_t request_id, Result<Frame> r);
+
+  struct Pending {
+    std::string address;
+    Clock::TimerId timer = 0;
+    std::function<void(Result<Frame>)> done;
+  };
+  std::map<uint64_t, Pending> pending_;
+  uint64_t next_request_id_ = 1ull << 48;  // apart from membership's ids
 
   const PeerLinkOptions options_;
   const std::string cluster_id_;

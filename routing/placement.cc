@@ -47,4 +47,12 @@ std::vector<const NodeEntry*> PlaceReplicas(const RouteTable& table, const Objec
   return chosen;
 }
 
+bool InPreferenceWindow(const RouteTable& table, const ObjectId& id, const std::string& node_id, uint32_t window) {
+  if (table.ring().empty()) return true;
+  for (const NodeEntry* e : PlaceReplicas(table, id, std::min(window, kMaxReplicas))) {
+    if (e->node_id == node_id) return true;
+  }
+  return false;
+}
+
 }  // namespace ringstore

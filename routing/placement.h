@@ -22,4 +22,8 @@ ObjectId ReplicaId(const ObjectId& id, uint32_t replica);
 // distinct nodes.
 std::vector<const NodeEntry*> PlaceReplicas(const RouteTable& table, const ObjectId& id, uint32_t n);
 
+// Whether node_id is among the first `window` nodes of id's preference list. True when the
+// table has no ring (a node that has not joined owns whatever it is sent).
+bool InPreferenceWindow(const RouteTable& table, const ObjectId& id, const std::string& node_id, uint32_t window);
+
 }  // namespace ringstore

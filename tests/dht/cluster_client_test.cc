@@ -242,5 +242,76 @@ TEST_F(ClusterClientTest, AWriteFailsWhenFewerThanWReplicasCanBeReached) {
   EXPECT_NE(a.status().message().find("of the 2 acknowledgements"), std::string::npos) << a.status().ToString();
 }
 
+
+// ---- routing by a stale table: NotMine and forwarding --------------------------------------
+
+TEST_F(ClusterClientTest, AStaleClientIsToldNotMineAndWritesToTheReplicasOfAFreshTable) {
+  for (int i = 5; i < 15; ++i) ring_.AddNode(i);
+  ring_.Pump(std::chrono::seconds(4));
+  ASSERT_TRUE(ring_.Converged());
+  ASSERT_EQ(client_.table().size(), 5u);  // stale: the periodic refresh has not run yet
+  const Quorum one{1, 1, 1};
+  for (int k = 0; k < 60; ++k) {
+    const ObjectId id = ObjectId::Of("t", "stale" + std::to_string(k));
+    auto r = Call<Ack>([&](auto cb) { client_.Put(id, "v" + std::to_string(k), one, cb); });
+    ASSERT_TRUE(r.ok()) << k << ": " << r.status().ToString();
+  }
+  uint64_t refused = 0;
+  for (auto& n : ring_.nodes) refused += n->core->stats().not_mine;
+  EXPECT_GT(refused, 0u) << "no write reached a node outside its key's window: the test proves nothing";
+  EXPECT_EQ(client_.table().size(), 15u) << "a NotMine answer must make the client fetch the table";
+  // Every value sits on a node that owns it by the fresh table.
+  const RouteTable& table = ring_.nodes[0]->membership->table();
+  for (int k = 0; k < 60; ++k) {
+    const ObjectId id = ObjectId::Of("t", "stale" + std::to_string(k));
+    int owned = 0;
+    for (const NodeEntry* e : PlaceReplicas(table, id, 1 + kRouteSlack)) {
+      Record* rec = ring_.ByAddress(e->address)->store->MutableRecordForTest(id);
+      if (rec != nullptr && rec->value == "v" + std::to_string(k)) ++owned;
+    }
+    EXPECT_GE(owned, 1) << "key " << k;
+  }
+}
+
+TEST_F(ClusterClientTest, AReadOfAKeyANodeDoesNotHoldIsForwardedToItsReplica) {
+  const Quorum one{1, 1, 1};
+  const ObjectId id = ObjectId::Of("t", "forward-me");
+  ASSERT_TRUE(Call<Ack>([&](auto cb) { client_.Put(id, "payload", one, cb); }).ok());
+  // With N=1 the window is 1 + kRouteSlack = 4 of the 5 nodes: one node is outside it.
+  const RouteTable& table = ring_.nodes[0]->membership->table();
+  Ring::Node* outsider = nullptr;
+  for (auto& n : ring_.nodes) {
+    const std::string nid = n->membership->self().node_id;
+    if (!InPreferenceWindow(table, id, nid, 1 + kRouteSlack)) outsider = n.get();
+  }
+  ASSERT_NE(outsider, nullptr);
+  ASSERT_EQ(outsider->store->MutableRecordForTest(id), nullptr);
+
+  FakeTransport t(ring_.net, "");
+  SeededRandom rnd(5);
+  Client c(ClientOptions{}, ring_.clock, t, rnd);
+  std::optional<Status> connected;
+  c.Connect(outsider->address, [&](Status s) { connected = s; });
+  ring_.Pump(std::chrono::milliseconds(50));
+  ASSERT_TRUE(connected && connected->ok());
+
+  auto got = Call<Record>([&](auto cb) { c.Get(id, cb, /*route_n=*/1); });
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->value, "payload");
+  auto meta = Call<RecordMeta>([&](auto cb) { c.Stat(id, cb, /*route_n=*/1); });
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  EXPECT_EQ(meta->size, 7u);
+  EXPECT_EQ(outsider->core->stats().forwarded, 2u);
+  // Without route_n the node answers from its own store only.
+  auto local = Call<Record>([&](auto cb) { c.Get(id, cb); });
+  EXPECT_TRUE(local.status().IsNotFound()) << local.status().ToString();
+  // A write carrying route_n is refused by the outsider.
+  Txn txn;
+  txn.route_n = 1;
+  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, "x"});
+  auto w = Call<Ack>([&](auto cb) { c.Commit(txn, cb); });
+  EXPECT_EQ(w.status().code(), Code::kNotMine) << w.status().ToString();
+}
+
 }  // namespace
 }  // namespace ringstore

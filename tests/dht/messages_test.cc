@@ -67,6 +67,29 @@ TEST(MessagesTest, WritesRoundTripAsTxns) {
   EXPECT_EQ(back->ops[1].id, ObjectId::Of("ns", "k2"));
 }
 
+TEST(MessagesTest, RouteNTravelsOnlyWhenGiven) {
+  uint32_t n = 99;
+  auto plain = DecodeKeyRequest(Parse(EncodeKeyRequest(Kind::kGet, 1, kId)).body, &n);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(n, 0u);
+  auto routed = DecodeKeyRequest(Parse(EncodeKeyRequest(Kind::kStat, 2, kId, 3)).body, &n);
+  ASSERT_TRUE(routed.ok()) << routed.status().ToString();
+  EXPECT_EQ(*routed, kId);
+  EXPECT_EQ(n, 3u);
+  EXPECT_EQ(DecodeKeyRequest(Body(BinRef(std::string(kId.AsStringView())), std::string("x")), &n).status().code(),
+            Code::kProtocolError);
+
+  Txn txn{7, 8, {{TxnOpType::kPut, kId, "a"}}};
+  auto old_form = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(3, txn)).body);
+  ASSERT_TRUE(old_form.ok());
+  EXPECT_EQ(old_form->route_n, 0u);
+  txn.route_n = 2;
+  auto routed_txn = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(4, txn)).body);
+  ASSERT_TRUE(routed_txn.ok()) << routed_txn.status().ToString();
+  EXPECT_EQ(routed_txn->route_n, 2u);
+  EXPECT_EQ(routed_txn->ops[0].value, "a");
+}
+
 TEST(MessagesTest, RepliesRoundTrip) {
   EXPECT_EQ(DecodeAck(Parse(EncodeAck(1, Ack{1234})).body)->ts, 1234u);
   auto err = DecodeError(Parse(EncodeError(1, Status::NotFound("gone"))).body);
