@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test suite in order: unit tests first, then multi-process tests on loopback, then the
-# mount and NBD tests (tests/nbd; the nbdfuse + loop + ext4 one needs root and is skipped without).
+# mount and NBD tests (tests/nbd; the nbdfuse + loop + ext4 one needs root and is skipped without),
+# then a fixed set of simulator seeds and a 30 s batch of random ones (tests/sim).
 # Usage: scripts/run-tests.sh [BUILD_DIR]
 set -euo pipefail
 build=${1:-build}
@@ -12,3 +13,5 @@ echo "== multi-process tests (loopback)"
 ctest --test-dir "$build" -L integration --output-on-failure
 echo "== mount and NBD tests"
 ctest --test-dir "$build" -L nbd --output-on-failure
+echo "== simulator seeds"
+ctest --test-dir "$build" -L sim --output-on-failure -j2

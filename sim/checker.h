@@ -1,0 +1,48 @@
+// The checkers: what a run's history and final state must satisfy (DESIGN.md G1-G5).
+//  - G1: every acknowledged write survives: a key's final record (read at R=N once the faults
+//    have stopped and the cluster has settled) is at least as new as its newest acknowledged
+//    put or delete, is that write (or another acknowledged one with the same timestamp, which
+//    won the last-writer-wins tie-break) when the timestamps are equal, and a live final value
+//    was written by some put of the key (no phantom). Unknown outcomes may or may not land.
+//  - G4: no deleted key comes back: a live final value is newer than every acknowledged delete
+//    of its key (reported apart from G1 so that a resurrection is named as one).
+//  - G3: in the quiet phase (faults over, R+W>N), a read right after an acknowledged write
+//    returns that write (checked by the scenario, which feeds its probes in).
+//  - G2: the N replicas of every key hold the same record (timestamp and checksum).
+//  - G5: a record corrupted on one replica is intact again by the end.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dht/record.h"
+#include "sim/workload.h"
+
+namespace ringstore::sim {
+
+struct FinalRecord {
+  bool read_ok = false;  // the quorum read succeeded
+  bool exists = false;   // a record (value or tombstone) was found
+  RecordMeta meta;
+  std::string value;
+  std::string error;
+};
+
+struct Finding {
+  std::string check;  // "G1", "G2", ...
+  uint32_t key = 0;
+  std::string what;
+};
+
+// G1 and G4 over the whole history; final[key] is the key's settled record.
+std::vector<Finding> CheckAcknowledgedWrites(const std::vector<HistoryOp>& history,
+                                             const std::map<uint32_t, FinalRecord>& final);
+
+// The events of one key, one line each, for a failure report or --trace.
+std::vector<std::string> KeyHistory(const std::vector<HistoryOp>& history, uint32_t key, size_t last_n = 0);
+
+}  // namespace ringstore::sim
