@@ -5,13 +5,14 @@
 #   - fio 4 KiB random write and read, psync, through nbdfuse (the export as a file).
 # ringstore runs a local 3-node cluster; its volume is N=1 (W=1 R=1) and then N=3 (W=2 R=2).
 # Each figure is the median of REPEAT rounds; the last column is ringstore / nbdkit.
-#   SIZE_MB (default 1024), FIO_SECONDS (default 10), REPEAT (default 3), BIN_DIR (build dir),
+#   SIZE_MB (default 1024), CHUNK_SIZE (volume chunk size, default 1M), FIO_SECONDS (default 10), REPEAT (default 3), BIN_DIR (build dir),
 #   BENCH_DIR (where data goes; default a directory under /work, or $TMPDIR)
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
 BIN_DIR=${BIN_DIR:-$SCRIPT_DIR/../build}
 SIZE_MB=${SIZE_MB:-1024}
+CHUNK_SIZE=${CHUNK_SIZE:-1M}
 FIO_SECONDS=${FIO_SECONDS:-10}
 REPEAT=${REPEAT:-3}
 NODE="$BIN_DIR/node/ringstore-node"
@@ -108,8 +109,8 @@ for round in $(seq "$REPEAT"); do
   start_node "r$round-n2" --join "$a1"
   start_node "r$round-n3" --join "$a1"
   for _ in $(seq 100); do "$CLI" --cluster "$a1" ring 2>/dev/null | grep -q '3 nodes (3 up' && break; sleep 0.1; done
-  "$CLI" --cluster "$a1" --replicas 1 volume create n1 "${SIZE_MB}M" >&2
-  "$CLI" --cluster "$a1" --replicas 3 --w 2 --r 2 volume create n3 "${SIZE_MB}M" >&2
+  "$CLI" --cluster "$a1" --replicas 1 volume create n1 "${SIZE_MB}M" --chunk-size "$CHUNK_SIZE" >&2
+  "$CLI" --cluster "$a1" --replicas 3 --w 2 --r 2 volume create n3 "${SIZE_MB}M" --chunk-size "$CHUNK_SIZE" >&2
   "$BLOCK" --cluster "$a1" --listen 127.0.0.1:0 --ready-file "$WORK/block.addr" >"$WORK/block.log" 2>&1 &
   PIDS+=($!)
   wait_file "$WORK/block.addr" "$WORK/block.log" "ringstore-block"

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dht/checksum.h"
 #include "routing/membership_messages.h"
 #include "routing/placement.h"
 
@@ -32,6 +33,8 @@ struct ClusterClient::ReadOp {
   bool done = false;
   bool meta_only = false;
   std::optional<Record> best;
+  // Who answered what, for read repair: nullopt for a missing or corrupt record.
+  std::vector<std::pair<std::string, std::optional<RecordMeta>>> seen;
   Status last_error;
   Callback<Record> cb;
 };
@@ -253,6 +256,26 @@ void ClusterClient::Reroute(const std::shared_ptr<WriteOp>& op) {
 
 // ---- reads ------------------------------------------------------------------------------
 
+void ClusterClient::Repair(const ReadOp& op) {
+  // Replicas that answered with an older record, none, or a corrupt one get the newest,
+  // under its own timestamp: applying it is idempotent, and a same-version write rewrites a
+  // record whose bytes fail their checksum. Fire and forget; anti-entropy covers the rest.
+  if (!options_.read_repair || op.meta_only || !op.best) return;
+  const Record& best = *op.best;
+  Txn txn;
+  txn.ts = best.meta.ts;
+  txn.txn_id = Checksum64(std::string(op.id.AsStringView()) + std::to_string(best.meta.ts));
+  txn.ops.push_back(TxnOp{best.meta.tombstone() ? TxnOpType::kDel : TxnOpType::kPut, op.id,
+                          best.meta.tombstone() ? std::string() : best.value});
+  for (const auto& [address, meta] : op.seen) {
+    if (meta && !Supersedes(best.meta, *meta)) continue;  // as new as the best
+    ++read_repairs_;
+    With(address, [txn](Client* c, Status s) {
+      if (s.ok()) c->Commit(txn, [](Result<Ack>) {});
+    });
+  }
+}
+
 void ClusterClient::Get(const ObjectId& id, Quorum q, Callback<Record> done) {
   Read(id, q, /*meta_only=*/false, std::move(done));
 }
@@ -289,11 +312,13 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
     --op->in_flight;
     if (op->done) return;
     if (r.ok() || r.status().IsNotFound()) {
+      op->seen.emplace_back(address, r.ok() ? std::optional<RecordMeta>(r->meta) : std::nullopt);
       if (r.ok() && (!op->best || Supersedes(r->meta, op->best->meta))) op->best = std::move(*r);
       if (++op->responses >= op->q.r) {
         op->done = true;
         if (op->best) {
           hlc_.Observe(op->best->meta.ts);
+          Repair(*op);
           op->cb(std::move(*op->best));
         } else {
           op->cb(Status::NotFound());
@@ -306,6 +331,7 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
       return;
     }
     op->last_error = Status::FromCode(r.status().code(), address + ": " + r.status().message());
+    if (r.status().IsCorruption()) op->seen.emplace_back(address, std::nullopt);  // repair it too
     if (op->next < op->candidates.size() || MoreCandidates(op->id, op->q.n, op->candidates)) return SendRead(op);
     if (op->responses + op->in_flight < op->q.r) {
       op->done = true;

@@ -48,6 +48,9 @@ struct ClusterClientOptions {
   uint32_t connections_per_node = 1;
   // How often the route table is fetched again after Connect (zero: never).
   Clock::Duration table_refresh = std::chrono::seconds(10);
+  // After a read, replicas that answered with an older, missing or corrupt record are sent
+  // the newest one.
+  bool read_repair = true;
 };
 
 class ClusterClient {
@@ -73,6 +76,7 @@ class ClusterClient {
   void Stat(const ObjectId& id, Quorum q, Callback<RecordMeta> done);
 
   const RouteTable& table() const { return table_; }
+  uint64_t read_repairs() const { return read_repairs_; }
   const ClusterClientOptions& options() const { return options_; }
 
  private:
@@ -103,6 +107,7 @@ class ClusterClient {
   void Reroute(const std::shared_ptr<WriteOp>& op);
   void Read(const ObjectId& id, Quorum q, bool meta_only, Callback<Record> done);
   void SendRead(const std::shared_ptr<ReadOp>& op);
+  void Repair(const ReadOp& op);
   void ArmRefresh();
 
   const ClusterClientOptions options_;
@@ -119,6 +124,7 @@ class ClusterClient {
   std::map<std::string, PerNode> nodes_;
   Clock::TimerId refresh_timer_ = 0;
   bool refresh_armed_ = false;
+  uint64_t read_repairs_ = 0;
 };
 
 }  // namespace ringstore

@@ -162,8 +162,11 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
   const uint64_t rid = frame.header.request_id;
   auto txn = DecodeWrite(static_cast<Kind>(frame.header.kind), frame.body);
   if (!txn.ok()) return SendError(conn, rid, txn.status());
+  std::vector<ObjectId> fallback_for;  // ops this node takes in for replicas that failed
   for (const auto& op : txn->ops) {
-    if (!Mine(op.id, txn->route_n)) {
+    const int rank = Rank(op.id, txn->route_n);
+    if (rank >= 0 && txn->route_n > 0 && rank >= static_cast<int>(txn->route_n)) fallback_for.push_back(op.id);
+    if (rank < 0) {
       ++stats_.not_mine;
       char digest[17];
       std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(membership_->table().Digest()));
@@ -196,11 +199,15 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
     ops.push_back(WriteOp{op.id, op.type == TxnOpType::kDel ? Record::Tombstone(ts)
                                                             : Record::Value(ts, std::move(op.value))});
   }
-  store_.Apply(std::move(ops), [this, conn, rid, ts](Status s) {
+  const uint32_t route_n = txn->route_n;
+  store_.Apply(std::move(ops), [this, conn, rid, ts, route_n, fallback_for = std::move(fallback_for)](Status s) {
     if (!s.ok()) {
       log_->error("write failed: {}", s.ToString());
       ++stats_.errors_sent;
       return Finish(conn, EncodeError(rid, s));
+    }
+    if (handoff_ != nullptr) {
+      for (const ObjectId& id : fallback_for) handoff_->Note(id, route_n);
     }
     Finish(conn, EncodeAck(rid, Ack{ts}));
   });
@@ -224,9 +231,9 @@ void NodeCore::HandleGet(ConnId conn, const Frame& frame) {
   });
 }
 
-bool NodeCore::Mine(const ObjectId& id, uint32_t route_n) const {
-  if (route_n == 0 || membership_ == nullptr) return true;
-  return InPreferenceWindow(membership_->table(), id, options_.node_id, route_n + kRouteSlack);
+int NodeCore::Rank(const ObjectId& id, uint32_t route_n) const {
+  if (route_n == 0 || membership_ == nullptr) return 0;
+  return PreferenceRank(membership_->table(), id, options_.node_id, route_n + kRouteSlack);
 }
 
 void NodeCore::Forward(ConnId conn, uint64_t rid, Kind kind, const ObjectId& id, uint32_t route_n) {

@@ -17,6 +17,7 @@
 #include "dht/hlc.h"
 #include "dht/messages.h"
 #include "dht/transport.h"
+#include "node/hinted_handoff.h"
 #include "node/peer_links.h"
 #include "routing/membership.h"
 #include "storage/store.h"
@@ -64,6 +65,8 @@ class NodeCore final : public TransportHandler {
     membership_ = m;
     peers_ = peers;
   }
+  // Writes this node takes in as a fallback are noted there, to be handed to the replicas.
+  void AttachHandoff(HintedHandoff* h) { handoff_ = h; }
   // Graceful stop: refuses new requests, finishes the ones in flight, closes the store,
   // then calls done once.
   void Shutdown(std::function<void(Status)> done);
@@ -89,9 +92,11 @@ class NodeCore final : public TransportHandler {
   void HandleGet(ConnId conn, const Frame& frame);
   void HandleStat(ConnId conn, const Frame& frame);
   void HandleMembership(ConnId conn, const Frame& frame);
-  // Whether this node is among the first route_n + kRouteSlack nodes of id's preference list
-  // (route_n 0: the sender did not say; no ring: everything is ours).
-  bool Mine(const ObjectId& id, uint32_t route_n) const;
+  // This node's place among the first route_n + kRouteSlack nodes of id's preference list:
+  // -1 when outside them (not ours), >= route_n for a fallback. 0 when the sender did not
+  // say (route_n 0) or there is no ring: everything is ours.
+  int Rank(const ObjectId& id, uint32_t route_n) const;
+  bool Mine(const ObjectId& id, uint32_t route_n) const { return Rank(id, route_n) >= 0; }
   // A read (kGet or kStat) of a key this node does not hold and does not own: asks the key's
   // first live replica and relays its answer as the reply to rid; then Finish.
   void Forward(ConnId conn, uint64_t rid, Kind kind, const ObjectId& id, uint32_t route_n);
@@ -116,6 +121,7 @@ class NodeCore final : public TransportHandler {
   std::function<void(Status)> shutdown_done_;
   Membership* membership_ = nullptr;
   PeerLinks* peers_ = nullptr;
+  HintedHandoff* handoff_ = nullptr;
 };
 
 }  // namespace ringstore

@@ -235,6 +235,8 @@ int main(int argc, char** argv) {
     if (Status s = SaveRingState(data_dir, RingState{self.ring_seed, inc}); !s.ok()) log->error("{}", s.ToString());
   });
   core.AttachMembership(&membership, &peers);
+  HintedHandoff handoff(HandoffOptions{}, *node_id, clock, **store, peers, membership, log);
+  core.AttachHandoff(&handoff);
   membership.Start(seeds);
 
   log->info("node {} of cluster '{}' listening on {} as {} (data {}, durability {}, zone '{}', {} ring ids, "

@@ -102,7 +102,9 @@ void PeerLinks::OnClosed(ConnId conn, const Status& why) {
   Drop(it->second);
 }
 
-void PeerLinks::Drop(const std::string& address) {
+void PeerLinks::Drop(const std::string& address_ref) {
+  // A copy: callers pass strings that live in the maps this erases from.
+  const std::string address = address_ref;
   auto it = by_address_.find(address);
   if (it == by_address_.end()) return;
   clock_.Cancel(it->second.deadline);

@@ -47,12 +47,18 @@ std::vector<const NodeEntry*> PlaceReplicas(const RouteTable& table, const Objec
   return chosen;
 }
 
-bool InPreferenceWindow(const RouteTable& table, const ObjectId& id, const std::string& node_id, uint32_t window) {
-  if (table.ring().empty()) return true;
-  for (const NodeEntry* e : PlaceReplicas(table, id, std::min(window, kMaxReplicas))) {
-    if (e->node_id == node_id) return true;
+int PreferenceRank(const RouteTable& table, const ObjectId& id, const std::string& node_id, uint32_t limit) {
+  if (table.ring().empty()) return 0;
+  int rank = 0;
+  for (const NodeEntry* e : PlaceReplicas(table, id, std::min(limit, kMaxReplicas))) {
+    if (e->node_id == node_id) return rank;
+    ++rank;
   }
-  return false;
+  return -1;
+}
+
+bool InPreferenceWindow(const RouteTable& table, const ObjectId& id, const std::string& node_id, uint32_t window) {
+  return PreferenceRank(table, id, node_id, window) >= 0;
 }
 
 }  // namespace ringstore

@@ -22,6 +22,10 @@ ObjectId ReplicaId(const ObjectId& id, uint32_t replica);
 // distinct nodes.
 std::vector<const NodeEntry*> PlaceReplicas(const RouteTable& table, const ObjectId& id, uint32_t n);
 
+// node_id's place (0-based) among the first `limit` nodes of id's preference list; -1 when it
+// is not among them; 0 when the table has no ring.
+int PreferenceRank(const RouteTable& table, const ObjectId& id, const std::string& node_id, uint32_t limit);
+
 // Whether node_id is among the first `window` nodes of id's preference list. True when the
 // table has no ring (a node that has not joined owns whatever it is sent).
 bool InPreferenceWindow(const RouteTable& table, const ObjectId& id, const std::string& node_id, uint32_t window);

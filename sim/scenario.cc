@@ -248,9 +248,12 @@ class FaultInjector {
 
   void Churn() {
     // A new node joins; or, with enough nodes, one leaves for good (never below N + 2).
+    // At most N - W leave in a run: past that, a write's every holder may be gone for good,
+    // which G1 does not promise to survive until re-replication exists.
     const uint32_t n = w_.options_.quorum.n;
+    const uint32_t may_leave = n - std::min(n, w_.options_.quorum.w);
     auto up = UpNodes();
-    if (Pick(2) == 0 || up.size() <= n + 2) {
+    if (Pick(2) == 0 || up.size() <= n + 2 || w_.left_.size() >= may_leave) {
       SimNode& node = w_.AddNode();
       node.Start(w_.UpAddresses());
       Log("churn: " + node.address() + " joins");

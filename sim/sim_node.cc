@@ -86,9 +86,11 @@ struct SimNode::Instance {
   std::unique_ptr<NodeCore> core;
   std::unique_ptr<PeerLinks> peers;
   std::unique_ptr<Membership> membership;
+  std::unique_ptr<HintedHandoff> handoff;
 
   ~Instance() {
     *alive = false;
+    handoff.reset();
     membership.reset();
     peers.reset();
     transport->SetHandler(nullptr);
@@ -137,6 +139,9 @@ void SimNode::Start(const std::vector<std::string>& seeds) {
   in->membership = std::make_unique<Membership>(options_.membership, self, *in->clock, *in->random, *in->peers,
                                                 NullLogger());
   in->core->AttachMembership(in->membership.get(), in->peers.get());
+  in->handoff = std::make_unique<HintedHandoff>(HandoffOptions{}, node_id_, *in->clock, *in->store, *in->peers,
+                                                *in->membership, NullLogger());
+  in->core->AttachHandoff(in->handoff.get());
   in->membership->Start(seeds);
   instance_ = std::move(in);
 }

@@ -30,6 +30,7 @@ class Ring {
     std::unique_ptr<SeededRandom> random;
     std::unique_ptr<PeerLinks> peers;
     std::unique_ptr<Membership> membership;
+    std::unique_ptr<HintedHandoff> handoff;  // attached by the tests that want it
   };
 
   Ring(int n, uint64_t seed) : seed_(seed) {
@@ -64,7 +65,10 @@ class Ring {
     nodes.push_back(std::move(node));
   }
   ~Ring() {
-    for (auto& n : nodes) n->membership->Stop();
+    for (auto& n : nodes) {
+      n->handoff.reset();
+      n->membership->Stop();
+    }
   }
   // Lets virtual time pass, delivering everything that is due.
   void Pump(Clock::Duration d) {
@@ -130,6 +134,36 @@ class ClusterClientTest : public ::testing::Test {
     return n;
   }
 
+  // Writes "old" to id's replicas, then gives the third replica alone a newer "new" (as if
+  // the others had missed that write).
+  void OldEverywhereNewOnTheThirdReplica(const ObjectId& id) {
+    ASSERT_TRUE(Call<Ack>([&](auto cb) { client_.Put(id, "old", q_, cb); }).ok());
+    ring_.Pump(std::chrono::milliseconds(100));
+    auto placed = PlaceReplicas(client_.table(), id, 3);
+    Ring::Node* lone = ring_.ByAddress(placed[2]->address);
+    std::optional<Status> applied;
+    const Timestamp newer = MakeTimestamp(static_cast<uint64_t>(ring_.clock.WallMicros() / 1000) + 10, 0);
+    lone->store->Apply({WriteOp{id, Record::Value(newer, "new")}}, [&](Status s) { applied = s; });
+    ring_.net.RunUntilIdle();
+    ASSERT_TRUE(applied && applied->ok());
+  }
+
+  // A single-connection Client straight to one node, not through the routing client.
+  struct Direct {
+    Direct(Ring& ring) : transport(ring.net, ""), random(5), client(ClientOptions{}, ring.clock, transport, random) {}
+    FakeTransport transport;
+    SeededRandom random;
+    Client client;
+  };
+  std::unique_ptr<Direct> ConnectDirect(const std::string& address) {
+    auto d = std::make_unique<Direct>(ring_);
+    std::optional<Status> connected;
+    d->client.Connect(address, [&](Status s) { connected = s; });
+    ring_.Pump(std::chrono::milliseconds(50));
+    if (!connected || !connected->ok()) return nullptr;
+    return d;
+  }
+
   SeededRandom random_{77};
   Ring ring_;
   ClusterClient client_;
@@ -177,16 +211,7 @@ TEST_F(ClusterClientTest, WritesAndReadsGoOnWithOneNodeDead) {
 
 TEST_F(ClusterClientTest, ReadsReturnTheNewestOfTheReplies) {
   const ObjectId id = ObjectId::Of("n", "k");
-  ASSERT_TRUE(Call<Ack>([&](auto cb) { client_.Put(id, "old", q_, cb); }).ok());
-  ring_.Pump(std::chrono::milliseconds(100));
-  // One replica alone has a newer version (the others missed it).
-  auto placed = PlaceReplicas(client_.table(), id, 3);
-  Ring::Node* lone = ring_.ByAddress(placed[2]->address);
-  std::optional<Status> applied;
-  const Timestamp newer = MakeTimestamp(static_cast<uint64_t>(ring_.clock.WallMicros() / 1000) + 10, 0);
-  lone->store->Apply({WriteOp{id, Record::Value(newer, "new")}}, [&](Status s) { applied = s; });
-  ring_.net.RunUntilIdle();
-  ASSERT_TRUE(applied && applied->ok());
+  ASSERT_NO_FATAL_FAILURE(OldEverywhereNewOnTheThirdReplica(id));
   auto r = Call<Record>([&](auto cb) { client_.Get(id, Quorum{3, 2, 3}, cb); });
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->value, "new");
@@ -287,13 +312,9 @@ TEST_F(ClusterClientTest, AReadOfAKeyANodeDoesNotHoldIsForwardedToItsReplica) {
   ASSERT_NE(outsider, nullptr);
   ASSERT_EQ(outsider->store->MutableRecordForTest(id), nullptr);
 
-  FakeTransport t(ring_.net, "");
-  SeededRandom rnd(5);
-  Client c(ClientOptions{}, ring_.clock, t, rnd);
-  std::optional<Status> connected;
-  c.Connect(outsider->address, [&](Status s) { connected = s; });
-  ring_.Pump(std::chrono::milliseconds(50));
-  ASSERT_TRUE(connected && connected->ok());
+  auto direct = ConnectDirect(outsider->address);
+  ASSERT_NE(direct, nullptr);
+  Client& c = direct->client;
 
   auto got = Call<Record>([&](auto cb) { c.Get(id, cb, /*route_n=*/1); });
   ASSERT_TRUE(got.ok()) << got.status().ToString();
@@ -311,6 +332,60 @@ TEST_F(ClusterClientTest, AReadOfAKeyANodeDoesNotHoldIsForwardedToItsReplica) {
   txn.ops.push_back(TxnOp{TxnOpType::kPut, id, "x"});
   auto w = Call<Ack>([&](auto cb) { c.Commit(txn, cb); });
   EXPECT_EQ(w.status().code(), Code::kNotMine) << w.status().ToString();
+}
+
+
+// ---- repair: read repair and hinted handoff ----------------------------------------------
+
+TEST_F(ClusterClientTest, AReadRepairsStaleAndCorruptReplicas) {
+  const ObjectId id = ObjectId::Of("rr", "k");
+  ASSERT_NO_FATAL_FAILURE(OldEverywhereNewOnTheThirdReplica(id));
+  auto placed = PlaceReplicas(client_.table(), id, 3);
+  Record* first = ring_.ByAddress(placed[0]->address)->store->MutableRecordForTest(id);
+  ASSERT_NE(first, nullptr);
+  first->value[0] ^= 0x5a;  // the first replica's copy is now corrupt (and old)
+  const uint64_t before = client_.read_repairs();
+  auto r = Call<Record>([&](auto cb) { client_.Get(id, Quorum{3, 2, 3}, cb); });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->value, "new");
+  ring_.Pump(std::chrono::milliseconds(200));
+  EXPECT_GE(client_.read_repairs() - before, 2u);
+  for (const NodeEntry* e : placed) {
+    Record* rec = ring_.ByAddress(e->address)->store->MutableRecordForTest(id);
+    ASSERT_NE(rec, nullptr) << e->address;
+    EXPECT_EQ(rec->value, "new") << e->address;
+    EXPECT_TRUE(rec->Intact()) << e->address;
+  }
+}
+
+TEST_F(ClusterClientTest, AFallbackHandsItsWriteToTheReplicas) {
+  for (auto& n : ring_.nodes) {
+    n->handoff = std::make_unique<HintedHandoff>(HandoffOptions{}, n->membership->self().node_id, ring_.clock,
+                                                 *n->store, *n->peers, *n->membership, NullLog());
+    n->core->AttachHandoff(n->handoff.get());
+  }
+  // A key, and a node past its first replica (N=1) but inside the window: a fallback.
+  const RouteTable& table = ring_.nodes[0]->membership->table();
+  const ObjectId id = ObjectId::Of("hh", "k");
+  auto list = PlaceReplicas(table, id, 1 + kRouteSlack);
+  Ring::Node* replica = ring_.ByAddress(list[0]->address);
+  Ring::Node* fallback = ring_.ByAddress(list[2]->address);
+  auto direct = ConnectDirect(fallback->address);
+  ASSERT_NE(direct, nullptr);
+  Client& c = direct->client;
+  Txn txn;
+  txn.route_n = 1;
+  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, "hinted"});
+  ASSERT_TRUE(Call<Ack>([&](auto cb) { c.Commit(txn, cb); }).ok());
+  EXPECT_EQ(replica->store->MutableRecordForTest(id), nullptr);
+  EXPECT_EQ(fallback->handoff->stats().pending, 1u);
+  ring_.Pump(std::chrono::seconds(2));
+  Record* handed = replica->store->MutableRecordForTest(id);
+  ASSERT_NE(handed, nullptr) << "the fallback did not hand the write to the replica";
+  EXPECT_EQ(handed->value, "hinted");
+  EXPECT_EQ(handed->meta.ts, fallback->store->MutableRecordForTest(id)->meta.ts);
+  EXPECT_EQ(fallback->handoff->stats().pending, 0u);
+  EXPECT_EQ(fallback->handoff->stats().handed_off, 1u);
 }
 
 }  // namespace

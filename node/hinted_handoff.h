@@ -1,0 +1,78 @@
+// HintedHandoff: writes that a node took in as a fallback (it is past the key's first N nodes
+// by its table: a client went there because replicas failed) are handed to the key's N
+// replicas once they can be reached, so that quorum reads, which ask the N replicas, see
+// them (the Dynamo "hinted handoff"). A hint is the key and its N; the record itself is read
+// from the store when it is handed off, so the newest version goes. A hint is dropped once
+// every one of the key's N replicas has acknowledged the record, or when this node becomes
+// one of them.
+//
+// Bounds: at most max_hints (the oldest are dropped beyond, with a log line), at most
+// max_in_flight keys being handed off at once, one pass every interval.
+// Hints live in memory: a fallback that crashes before handing off keeps its copy but not the
+// hint (anti-entropy, issue 5, covers that).
+// Thread-safety: strand-confined; Store, PeerLinks, Membership and Clock must outlive it.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+
+#include "dht/clock.h"
+#include "node/peer_links.h"
+#include "routing/membership.h"
+#include "storage/store.h"
+
+namespace ringstore {
+
+struct HandoffOptions {
+  Clock::Duration interval = std::chrono::milliseconds(500);
+  Clock::Duration request_timeout = std::chrono::seconds(5);
+  size_t max_hints = 100000;
+  size_t max_in_flight = 64;
+};
+
+struct HandoffStats {
+  uint64_t hinted = 0, handed_off = 0, dropped = 0;
+  size_t pending = 0;
+};
+
+class HintedHandoff {
+ public:
+  HintedHandoff(HandoffOptions options, std::string self_id, Clock& clock, Store& store, PeerLinks& peers,
+                Membership& membership, std::shared_ptr<spdlog::logger> log);
+  ~HintedHandoff();
+
+  // A write of id, placed with N = route_n, was applied here as a fallback.
+  void Note(const ObjectId& id, uint32_t route_n);
+  const HandoffStats& stats() const { return stats_; }
+
+ private:
+  struct Hint {
+    uint32_t route_n = 0;
+    bool busy = false;
+    uint64_t generation = 0;  // bumped by every Note: a write that lands during a handoff keeps the hint
+  };
+  void Arm();
+  void Pass();
+  void HandOff(const ObjectId& id, uint32_t route_n, uint64_t generation);
+  void Done(const ObjectId& id, uint64_t generation, bool all_acked);
+
+  const HandoffOptions options_;
+  const std::string self_id_;
+  Clock& clock_;
+  Store& store_;
+  PeerLinks& peers_;
+  Membership& membership_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::map<ObjectId, Hint> hints_;
+  std::deque<ObjectId> order_;  // oldest first, for the bound (may hold ids already done)
+  size_t in_flight_ = 0;
+  Clock::TimerId timer_ = 0;
+  bool armed_ = false;
+  HandoffStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace ringstore
