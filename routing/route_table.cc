@@ -54,6 +54,7 @@ const NodeEntry* RouteTable::Find(const std::string& node_id) const {
 }
 
 uint64_t RouteTable::Digest() const {
+  if (digest_valid_) return digest_;
   uint64_t h = 0x9e3779b97f4a7c15ULL;
   for (const auto& [id, e] : entries_) {
     std::string s = e.node_id + '\0' + e.address + '\0' + e.zone + '\0';
@@ -63,6 +64,8 @@ uint64_t RouteTable::Digest() const {
     }
     h = Checksum64(s, h);
   }
+  digest_ = h;
+  digest_valid_ = true;
   return h;
 }
 

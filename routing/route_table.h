@@ -60,6 +60,7 @@ class RouteTable {
       local_version_ = o.local_version_;
       ring_valid_ = false;
       ring_.clear();
+      digest_valid_ = false;
     }
     return *this;
   }
@@ -98,6 +99,7 @@ class RouteTable {
   void Invalidate() {
     ++local_version_;
     ring_valid_ = false;
+    digest_valid_ = false;
   }
   std::map<std::string, NodeEntry> entries_;
   uint64_t local_version_ = 0;
@@ -105,6 +107,9 @@ class RouteTable {
   mutable std::vector<Point> ring_;
   mutable size_t ring_nodes_ = 0;
   mutable size_t ring_zones_ = 0;
+  // Digest() is O(entries) and asked for on every gossip exchange: kept until a change.
+  mutable bool digest_valid_ = false;
+  mutable uint64_t digest_ = 0;
 };
 
 }  // namespace ringstore
