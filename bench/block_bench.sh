@@ -5,14 +5,14 @@
 #   - fio 4 KiB random write and read, psync, through nbdfuse (the export as a file).
 # ringstore runs a local 3-node cluster; its volume is N=1 (W=1 R=1) and then N=3 (W=2 R=2).
 # Each figure is the median of REPEAT rounds; the last column is ringstore / nbdkit.
-#   SIZE_MB (default 1024), CHUNK_SIZE (volume chunk size, default 1M), FIO_SECONDS (default 10), REPEAT (default 3), BIN_DIR (build dir),
+#   SIZE_MB (default 1024), CHUNK_SIZE (volume chunk size, default 256K), FIO_SECONDS (default 10), REPEAT (default 3), BIN_DIR (build dir),
 #   BENCH_DIR (where data goes; default a directory under /work, or $TMPDIR)
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
 BIN_DIR=${BIN_DIR:-$SCRIPT_DIR/../build}
 SIZE_MB=${SIZE_MB:-1024}
-CHUNK_SIZE=${CHUNK_SIZE:-1M}
+CHUNK_SIZE=${CHUNK_SIZE:-256K}
 FIO_SECONDS=${FIO_SECONDS:-10}
 REPEAT=${REPEAT:-3}
 NODE="$BIN_DIR/node/ringstore-node"

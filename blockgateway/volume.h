@@ -25,7 +25,7 @@ namespace ringstore::block {
 
 constexpr uint64_t kMinChunkSize = 4096;
 constexpr uint64_t kMaxChunkSize = 16u << 20;       // below the 64 MiB object limit
-constexpr uint64_t kDefaultChunkSize = 1u << 20;
+constexpr uint64_t kDefaultChunkSize = 256u << 10;  // docs/blockgateway.md B6
 constexpr uint64_t kMaxVolumeSize = 1ull << 50;     // 1 PiB
 constexpr uint64_t kSectorSize = 512;               // volume sizes are multiples of it
 constexpr size_t kMaxVolumeNameBytes = 64;

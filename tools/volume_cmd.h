@@ -12,7 +12,7 @@
 namespace ringstore {
 
 struct VolumeArgs {
-  std::string name, size, chunk_size = "1M";
+  std::string name, size, chunk_size = "256K";
   CLI::App* create = nullptr;
   CLI::App* ls = nullptr;
   CLI::App* rm = nullptr;

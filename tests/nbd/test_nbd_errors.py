@@ -238,7 +238,7 @@ def cli_tests(ctx, nodes, gw, rnd):
     rows = {line.split()[0]: line.split() for line in ls.splitlines()[1:] if line.strip()}
     check(set(rows) == {VOL, "shrinkme"}, f"ls lists {sorted(rows)}, expected {VOL} and shrinkme (and no bad "
                                           f"names):\n{ls}")
-    check(rows[VOL][1:5] == ["64", "MiB", "1", "MiB"] and rows[VOL][5] == "3/2/2", f"ls row for {VOL}: {rows[VOL]}")
+    check(rows[VOL][1:5] == ["64", "MiB", "256", "KiB"] and rows[VOL][5] == "3/2/2", f"ls row for {VOL}: {rows[VOL]}")
     check(rows["shrinkme"][1:5] == ["4", "MiB", "64", "KiB"], f"ls row for shrinkme: {rows['shrinkme']}")
 
     # Grow: a new connection sees the new size.
