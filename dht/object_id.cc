@@ -6,13 +6,25 @@
 
 namespace ringstore {
 
+namespace {
+
+// The SHA-256 implementation, fetched once: EVP_sha256() makes OpenSSL 3 look it up (under a
+// lock) on every digest, which was a tenth of a simulation's time. Thread-safe (a function
+// static); never freed.
+const EVP_MD* Sha256Md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md != nullptr ? md : EVP_sha256();
+}
+
+}  // namespace
+
 ObjectId ObjectId::Of(std::string_view ns, std::string_view key) {
   Bytes out{};
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   assert(ctx != nullptr);
   const char sep = '\0';
   unsigned int len = 0;
-  int ok = EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) &&
+  int ok = EVP_DigestInit_ex(ctx, Sha256Md(), nullptr) &&
            EVP_DigestUpdate(ctx, ns.data(), ns.size()) && EVP_DigestUpdate(ctx, &sep, 1) &&
            EVP_DigestUpdate(ctx, key.data(), key.size()) &&
            EVP_DigestFinal_ex(ctx, out.data(), &len);
@@ -25,7 +37,7 @@ ObjectId ObjectId::Of(std::string_view ns, std::string_view key) {
 ObjectId ObjectId::Sha256(std::string_view bytes) {
   Bytes out{};
   unsigned int len = 0;
-  const int ok = EVP_Digest(bytes.data(), bytes.size(), out.data(), &len, EVP_sha256(), nullptr);
+  const int ok = EVP_Digest(bytes.data(), bytes.size(), out.data(), &len, Sha256Md(), nullptr);
   assert(ok == 1 && len == kSize);
   (void)ok;
   return ObjectId(out);

@@ -43,8 +43,14 @@ bool RouteTable::Merge(const NodeEntry& entry) {
     return true;
   }
   if (!entry.Overrides(it->second)) return false;
+  // The ring holds pointers to the entries and reads their state when used, so only a change
+  // of what places points (on the ring or not, seed, count, zone) rebuilds it: state flips
+  // between up, suspect and down are frequent, and a rebuild hashes every ring id.
+  const NodeEntry& old = it->second;
+  const bool ring_changed = (old.state == NodeState::kLeft) != (entry.state == NodeState::kLeft) ||
+                            old.ring_seed != entry.ring_seed || old.vnodes != entry.vnodes || old.zone != entry.zone;
   it->second = entry;
-  Invalidate();
+  Invalidate(ring_changed);
   return true;
 }
 

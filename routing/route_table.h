@@ -96,9 +96,9 @@ class RouteTable {
   std::map<std::string, double> RingShares() const;
 
  private:
-  void Invalidate() {
+  void Invalidate(bool ring_changed = true) {
     ++local_version_;
-    ring_valid_ = false;
+    if (ring_changed) ring_valid_ = false;
     digest_valid_ = false;
   }
   std::map<std::string, NodeEntry> entries_;
