@@ -48,17 +48,22 @@ std::vector<const NodeEntry*> Membership::Members(bool include_down) const {
   return out;
 }
 
-GossipMessage Membership::MakeGossip() const {
+GossipMessage Membership::MakeGossip(bool with_entries) const {
   GossipMessage m;
   m.from = self_.address;
   m.digest = table_.Digest();
-  for (const auto& [id, e] : table_.entries()) m.entries.push_back(e);
+  if (with_entries) {
+    m.entries.reserve(table_.size());
+    for (const auto& [id, e] : table_.entries()) m.entries.push_back(e);
+  }
   return m;
 }
 
 void Membership::GossipTick() {
   if (!running_) return;
-  const std::string frame = EncodeGossip(Kind::kGossip, MakeGossip());
+  // A joined member pushes its digest only; the table travels when the digests differ (see
+  // OnGossip). A node that has not joined pushes its table, so that the seed learns of it.
+  const std::string frame = EncodeGossip(Kind::kGossip, MakeGossip(/*with_entries=*/!joined_));
   if (!joined_) {
     // No member has answered yet: try the seeds in turn, backing off.
     const std::string& seed = seeds_[join_attempts_ % seeds_.size()];
@@ -139,9 +144,14 @@ void Membership::OnGossip(Kind kind, const GossipMessage& m) {
     ArmGossip(options_.gossip_interval);
   }
   Merge(m.entries);
-  // Pull half: answer a push whose sender's table differs from ours.
-  if (kind == Kind::kGossip && table_.Digest() != m.digest) {
-    sender_.SendTo(m.from, EncodeGossip(Kind::kGossipReply, MakeGossip()));
+  if (table_.Digest() == m.digest) return;
+  if (kind == Kind::kGossip) {
+    // Pull half: answer a push whose sender's table differs from ours with our table.
+    sender_.SendTo(m.from, EncodeGossip(Kind::kGossipReply, MakeGossip(true)));
+  } else if (!m.entries.empty()) {
+    // Their table, merged, still differs from theirs: we know something they do not. Push
+    // ours; they merge it and, holding the union, have nothing more to answer.
+    sender_.SendTo(m.from, EncodeGossip(Kind::kGossip, MakeGossip(true)));
   }
 }
 

@@ -1,8 +1,10 @@
 // Membership: how a node learns the cluster and notices failures, with no coordinator.
-// - Gossip (push-pull): every gossip_interval the node sends its whole table to one random
-//   member; the receiver merges it and, if its own table still differs, answers with its own.
-//   Until some member has answered, the node gossips to its --join seeds with exponential
-//   backoff and logs each miss.
+// - Gossip (push-pull, digest first): every gossip_interval the node sends its table's digest
+//   to one random member. A receiver whose table differs answers with its whole table; the
+//   sender merges it and, if it knew something the other did not, pushes its whole table
+//   back. In a quiet cluster a round is two small messages, not two tables.
+//   Until some member has answered, the node pushes its whole table to its --join seeds with
+//   exponential backoff and logs each miss.
 // - Failure detection (SWIM): every probe_interval the node pings the next member in a shuffled
 //   round. Without an ack within probe_timeout it asks indirect_probes other members to ping it
 //   (PING_REQ); without any ack by the end of the round the member becomes Suspect, and Down
@@ -86,7 +88,8 @@ class Membership {
   void Merge(const std::vector<NodeEntry>& entries);
   void SetState(const std::string& node_id, NodeState state);
   std::vector<const NodeEntry*> Members(bool include_down) const;
-  GossipMessage MakeGossip() const;
+  // Our address and digest, and the whole table when with_entries.
+  GossipMessage MakeGossip(bool with_entries) const;
   void OnGossip(Kind kind, const GossipMessage& m);
   void OnPing(const ProbeMessage& m);
   void OnPingReq(const ProbeMessage& m);
