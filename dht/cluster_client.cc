@@ -270,8 +270,13 @@ void ClusterClient::Repair(const ReadOp& op) {
   for (const auto& [address, meta] : op.seen) {
     if (meta && !Supersedes(best.meta, *meta)) continue;  // as new as the best
     ++read_repairs_;
-    With(address, [txn](Client* c, Status s) {
-      if (s.ok()) c->Commit(txn, [](Result<Ack>) {});
+    ++repairs_in_flight_;
+    With(address, [this, txn](Client* c, Status s) {
+      if (!s.ok()) {
+        --repairs_in_flight_;
+        return;
+      }
+      c->Commit(txn, [this](Result<Ack>) { --repairs_in_flight_; });
     });
   }
 }

@@ -77,6 +77,9 @@ class ClusterClient {
 
   const RouteTable& table() const { return table_; }
   uint64_t read_repairs() const { return read_repairs_; }
+  // Read repairs sent and not yet answered. A short-lived program waits for them before it
+  // exits, or they are lost with its connections.
+  uint64_t repairs_in_flight() const { return repairs_in_flight_; }
   const ClusterClientOptions& options() const { return options_; }
 
  private:
@@ -125,6 +128,7 @@ class ClusterClient {
   Clock::TimerId refresh_timer_ = 0;
   bool refresh_armed_ = false;
   uint64_t read_repairs_ = 0;
+  uint64_t repairs_in_flight_ = 0;
 };
 
 }  // namespace ringstore

@@ -214,6 +214,7 @@ int main(int argc, char** argv) {
   }
   if (get->parsed()) {
     auto r = session.Wait<Record>([&](auto cb) { client.Get(id, q, std::move(cb)); });
+    session.DrainRepairs();
     if (!r.ok()) return Fail("get " + key, r.status());
     if (r->meta.tombstone()) return Fail("get " + key, Status::NotFound("deleted"));
     if (Status s = WriteOutput(file, r->value); !s.ok()) return Fail("get " + key, s);

@@ -37,6 +37,14 @@ Status Session::WaitStatus(const std::function<void(std::function<void(Status)>)
   return *out;
 }
 
+void Session::DrainRepairs() {
+  if (!cluster_ || cluster_->repairs_in_flight() == 0) return;
+  bool expired = false;
+  const auto timer = clock_.Schedule(options_.request_timeout, [&] { expired = true; });
+  while (cluster_->repairs_in_flight() > 0 && !expired) io_.run_one();
+  clock_.Cancel(timer);
+}
+
 Status Session::AddClient(const std::string& address) {
   Entry e;
   e.transport = std::make_unique<AsioTransport>(io_);

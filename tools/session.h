@@ -47,6 +47,9 @@ class Session {
     return std::move(*out);
   }
   Status WaitStatus(const std::function<void(std::function<void(Status)>)>& start);
+  // Runs the loop until the cluster client's read repairs are answered (at most the request
+  // timeout), so that a repair a read started is not lost when the program exits.
+  void DrainRepairs();
 
  private:
   struct Entry {
