@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "dht/checksum.h"
 #include "routing/membership_messages.h"
 #include "routing/placement.h"
 
@@ -262,11 +261,7 @@ void ClusterClient::Repair(const ReadOp& op) {
   // record whose bytes fail their checksum. Fire and forget; anti-entropy covers the rest.
   if (!options_.read_repair || op.meta_only || !op.best) return;
   const Record& best = *op.best;
-  Txn txn;
-  txn.ts = best.meta.ts;
-  txn.txn_id = Checksum64(std::string(op.id.AsStringView()) + std::to_string(best.meta.ts));
-  txn.ops.push_back(TxnOp{best.meta.tombstone() ? TxnOpType::kDel : TxnOpType::kPut, op.id,
-                          best.meta.tombstone() ? std::string() : best.value});
+  const Txn txn = CopyRecordTxn(op.id, best);
   for (const auto& [address, meta] : op.seen) {
     if (meta && !Supersedes(best.meta, *meta)) continue;  // as new as the best
     ++read_repairs_;

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "dht/checksum.h"
 #include "dht/wire_codec.h"
 
 namespace ringstore {
@@ -63,6 +64,15 @@ std::string EncodeDel(uint64_t request_id, const ObjectId& id, Timestamp ts, uin
   pk.pack_uint64(ts);
   pk.pack_uint64(txn_id);
   return w.Finish(Kind::kDel, request_id);
+}
+
+Txn CopyRecordTxn(const ObjectId& id, Record record) {
+  Txn txn;
+  txn.ts = record.meta.ts;
+  txn.txn_id = Checksum64(std::string(id.AsStringView()) + std::to_string(txn.ts));
+  const bool tomb = record.meta.tombstone();
+  txn.ops.push_back(TxnOp{tomb ? TxnOpType::kDel : TxnOpType::kPut, id, tomb ? std::string() : std::move(record.value)});
+  return txn;
 }
 
 std::string EncodeTxn(uint64_t request_id, const Txn& txn) {

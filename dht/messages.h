@@ -94,6 +94,10 @@ std::string EncodePut(uint64_t request_id, const ObjectId& id, std::string_view 
                       Timestamp ts, uint64_t txn_id);
 std::string EncodeDel(uint64_t request_id, const ObjectId& id, Timestamp ts, uint64_t txn_id);
 std::string EncodeTxn(uint64_t request_id, const Txn& txn);
+// A TXN that writes record (a value or a tombstone) of id again, under the record's own
+// timestamp and a transaction id derived from (id, timestamp): sending it to any replica, any
+// number of times, is idempotent. Read repair and hinted handoff copy records with it.
+Txn CopyRecordTxn(const ObjectId& id, Record record);
 // kGet or kStat: a request that carries an object id and, optionally, the client's N
 // (route_n > 0): a node that does not hold the key and is not among its first
 // route_n + kRouteSlack nodes forwards the request to one that is.

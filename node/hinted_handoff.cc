@@ -1,6 +1,5 @@
 #include "node/hinted_handoff.h"
 
-#include "dht/checksum.h"
 #include "dht/messages.h"
 #include "routing/placement.h"
 
@@ -71,12 +70,7 @@ void HintedHandoff::HandOff(const ObjectId& id, uint32_t route_n, uint64_t gener
     for (const NodeEntry* e : replicas) {
       if (e->node_id == self_id_) return Done(id, generation, true);  // a replica now: nothing to hand
     }
-    Txn txn;
-    txn.ts = r->meta.ts;
-    const std::string key(id.AsStringView());
-    txn.txn_id = Checksum64(key + std::to_string(txn.ts));
-    txn.ops.push_back(TxnOp{r->meta.tombstone() ? TxnOpType::kDel : TxnOpType::kPut, id,
-                            r->meta.tombstone() ? std::string() : std::move(r->value)});
+    const Txn txn = CopyRecordTxn(id, std::move(*r));
     struct Round {
       size_t waiting = 0, acked = 0, wanted = 0;
     };
