@@ -1,5 +1,7 @@
 #include "dht/cluster_client.h"
 
+#include "dht/lww_map.h"
+
 #include <algorithm>
 
 #include "routing/membership_messages.h"
@@ -164,6 +166,12 @@ void ClusterClient::Put(const ObjectId& id, std::string value, Quorum q, Callbac
   Write(std::move(txn), q, std::move(done));
 }
 
+void ClusterClient::Merge(const ObjectId& id, const LwwMap& entries, Quorum q, Callback<Ack> done) {
+  Txn txn;
+  txn.ops.push_back(TxnOp{TxnOpType::kMerge, id, EncodeLwwMap(entries)});
+  Write(std::move(txn), q, std::move(done));
+}
+
 void ClusterClient::Del(const ObjectId& id, Quorum q, Callback<Ack> done) {
   Txn txn;
   txn.ops.push_back(TxnOp{TxnOpType::kDel, id, {}});
@@ -263,7 +271,13 @@ void ClusterClient::Repair(const ReadOp& op) {
   const Record& best = *op.best;
   const Txn txn = CopyRecordTxn(op.id, best);
   for (const auto& [address, meta] : op.seen) {
-    if (meta && !Supersedes(best.meta, *meta)) continue;  // as new as the best
+    if (IsMapRecord(best.meta)) {
+      // A merged map can be newer than every reply without superseding them by timestamp:
+      // a replica holding anything but the merged version itself gets it.
+      if (meta && !Supersedes(best.meta, *meta) && !Supersedes(*meta, best.meta)) continue;
+    } else if (meta && !Supersedes(best.meta, *meta)) {
+      continue;  // as new as the best
+    }
     ++read_repairs_;
     ++repairs_in_flight_;
     With(address, [this, txn](Client* c, Status s) {
@@ -313,7 +327,13 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
     if (op->done) return;
     if (r.ok() || r.status().IsNotFound()) {
       op->seen.emplace_back(address, r.ok() ? std::optional<RecordMeta>(r->meta) : std::nullopt);
-      if (r.ok() && (!op->best || Supersedes(r->meta, op->best->meta))) op->best = std::move(*r);
+      if (r.ok() && !op->best) {
+        op->best = std::move(*r);
+      } else if (r.ok() && !op->meta_only && (IsMapRecord(r->meta) || IsMapRecord(op->best->meta))) {
+        op->best = MergeRecords(&*op->best, *r);  // map records merge entry by entry
+      } else if (r.ok() && Supersedes(r->meta, op->best->meta)) {
+        op->best = std::move(*r);
+      }
       if (++op->responses >= op->q.r) {
         op->done = true;
         if (op->best) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "dht/client.h"
+#include "dht/lww_map.h"
 #include "routing/route_table.h"
 
 namespace ringstore {
@@ -69,6 +70,9 @@ class ClusterClient {
   void Refresh(std::function<void(Status)> done);
 
   void Put(const ObjectId& id, std::string value, Quorum q, Callback<Ack> done);
+  // Merges entries into the map record at id (dht/lww_map.h); entries with ts 0 take the
+  // write's timestamp. Reads of a map record merge the R replies instead of picking one.
+  void Merge(const ObjectId& id, const LwwMap& entries, Quorum q, Callback<Ack> done);
   void Del(const ObjectId& id, Quorum q, Callback<Ack> done);
   // The newest record among R replies (a tombstone is a record); NotFound if none has one.
   void Get(const ObjectId& id, Quorum q, Callback<Record> done);

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "dht/checksum.h"
+#include "dht/lww_map.h"
 #include "dht/wire_codec.h"
 
 namespace ringstore {
@@ -71,7 +72,8 @@ Txn CopyRecordTxn(const ObjectId& id, Record record) {
   txn.ts = record.meta.ts;
   txn.txn_id = Checksum64(std::string(id.AsStringView()) + std::to_string(txn.ts));
   const bool tomb = record.meta.tombstone();
-  txn.ops.push_back(TxnOp{tomb ? TxnOpType::kDel : TxnOpType::kPut, id, tomb ? std::string() : std::move(record.value)});
+  const TxnOpType type = tomb ? TxnOpType::kDel : IsMapRecord(record.meta) ? TxnOpType::kMerge : TxnOpType::kPut;
+  txn.ops.push_back(TxnOp{type, id, tomb ? std::string() : std::move(record.value)});
   return txn;
 }
 
@@ -204,7 +206,7 @@ Result<Txn> DecodeWrite(Kind kind, std::string_view body) {
     uint64_t type = 0;
     RS_TRY(opf.Wrap(ops.via.array.ptr[i], 3, "txn op"));
     RS_TRY(opf.U64(0, "op type", &type));
-    if (type != 1 && type != 2) return Status::ProtocolError("unknown txn op type " + std::to_string(type));
+    if (type < 1 || type > 3) return Status::ProtocolError("unknown txn op type " + std::to_string(type));
     op.type = static_cast<TxnOpType>(type);
     RS_TRY(opf.Id(1, "op id", &op.id));
     RS_TRY(opf.Bin(2, "op value", &value));

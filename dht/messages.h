@@ -54,12 +54,14 @@ struct Hello {
   std::string node_id;  // empty for clients
 };
 
-enum class TxnOpType : uint8_t { kPut = 1, kDel = 2 };
+// kMerge writes a map record (dht/lww_map.h): its value is an encoded LwwMap that the replica
+// merges into what it holds, entry by entry.
+enum class TxnOpType : uint8_t { kPut = 1, kDel = 2, kMerge = 3 };
 
 struct TxnOp {
   TxnOpType type = TxnOpType::kPut;
   ObjectId id;
-  std::string value;  // empty for kDel
+  std::string value;  // empty for kDel; an encoded LwwMap for kMerge
 };
 
 // PUT, DEL and TXN all decode into a Txn: a set of ops applied atomically with one timestamp.
@@ -94,7 +96,7 @@ std::string EncodePut(uint64_t request_id, const ObjectId& id, std::string_view 
                       Timestamp ts, uint64_t txn_id);
 std::string EncodeDel(uint64_t request_id, const ObjectId& id, Timestamp ts, uint64_t txn_id);
 std::string EncodeTxn(uint64_t request_id, const Txn& txn);
-// A TXN that writes record (a value or a tombstone) of id again, under the record's own
+// A TXN that writes record (a value, a map or a tombstone) of id again, under the record's own
 // timestamp and a transaction id derived from (id, timestamp): sending it to any replica, any
 // number of times, is idempotent. Read repair and hinted handoff copy records with it.
 Txn CopyRecordTxn(const ObjectId& id, Record record);

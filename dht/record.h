@@ -14,6 +14,8 @@
 namespace ringstore {
 
 constexpr uint32_t kRecordTombstone = 1u << 0;
+// The value is an LwwMap (dht/lww_map.h): replicas merge it entry by entry.
+constexpr uint32_t kRecordMap = 1u << 1;
 
 struct RecordMeta {
   Timestamp ts = 0;

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 
+#include "dht/lww_map.h"
 #include "routing/placement.h"
 
 namespace ringstore {
@@ -196,8 +197,19 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
   std::vector<WriteOp> ops;
   ops.reserve(txn->ops.size());
   for (auto& op : txn->ops) {
-    ops.push_back(WriteOp{op.id, op.type == TxnOpType::kDel ? Record::Tombstone(ts)
-                                                            : Record::Value(ts, std::move(op.value))});
+    switch (op.type) {
+      case TxnOpType::kDel: ops.push_back(WriteOp{op.id, Record::Tombstone(ts)}); break;
+      case TxnOpType::kPut: ops.push_back(WriteOp{op.id, Record::Value(ts, std::move(op.value))}); break;
+      case TxnOpType::kMerge: {
+        auto rec = MapRecordFromWrite(op.value, ts);
+        if (!rec.ok()) {
+          ++stats_.errors_sent;
+          return Finish(conn, EncodeError(rid, rec.status()));
+        }
+        ops.push_back(WriteOp{op.id, std::move(*rec)});
+        break;
+      }
+    }
   }
   const uint32_t route_n = txn->route_n;
   store_.Apply(std::move(ops), [this, conn, rid, ts, route_n, fallback_for = std::move(fallback_for)](Status s) {

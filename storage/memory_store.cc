@@ -1,5 +1,7 @@
 #include "storage/memory_store.h"
 
+#include "dht/lww_map.h"
+
 namespace ringstore {
 
 Result<Record> MemoryStore::Read(const ObjectId& id) const {
@@ -36,6 +38,12 @@ void MemoryStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> do
   } else {
     for (auto& op : ops) {
       auto it = records_.find(op.id);
+      if (IsMapRecord(op.record.meta) || (it != records_.end() && IsMapRecord(it->second.meta))) {
+        // Map records merge entry by entry (dht/lww_map.h); a damaged stored one is replaced.
+        const Record* stored = it == records_.end() || !it->second.Intact() ? nullptr : &it->second;
+        records_[op.id] = MergeRecords(stored, op.record);
+        continue;
+      }
       // As in RocksDbStore: a newer version wins; the same version again replaces the stored
       // one only if the stored bytes are damaged (a repair).
       const bool same = it != records_.end() && !Supersedes(op.record.meta, it->second.meta) &&

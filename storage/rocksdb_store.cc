@@ -1,5 +1,7 @@
 #include "storage/rocksdb_store.h"
 
+#include "dht/lww_map.h"
+
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
@@ -205,6 +207,8 @@ bool RocksDbStore::StoredValueIntact(const ObjectId& id) { return ReadRecord(id)
 void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
   // What each key holds: what is stored, then what this group already wrote.
   std::unordered_map<ObjectId, Stored, ObjectIdHash> current;
+  // Map records this group wrote, whole: a later op on the same key merges with them.
+  std::unordered_map<ObjectId, Record, ObjectIdHash> group_maps;
   rocksdb::WriteBatch batch;
   std::string header;
   Status status;
@@ -220,7 +224,21 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
         it = current.emplace(op.id, *stored).first;
       }
       Stored& have = it->second;
-      if (have.present && !have.damaged) {
+      if (IsMapRecord(op.record.meta) || (have.present && !have.damaged && IsMapRecord(have.header.meta))) {
+        // Map records merge entry by entry (dht/lww_map.h): merge with what is stored, or
+        // with what this group already wrote; a stored record that fails its checksums counts
+        // as absent, so the merge rewrites it.
+        std::optional<Record> base;
+        if (auto g = group_maps.find(op.id); g != group_maps.end()) {
+          base = g->second;
+        } else if (have.present && !have.damaged) {
+          if (auto r = ReadRecord(op.id); r.ok()) base = std::move(*r);
+        }
+        Record merged = MergeRecords(base ? &*base : nullptr, op.record);
+        if (base && !Supersedes(merged.meta, base->meta) && !Supersedes(base->meta, merged.meta)) continue;
+        op.record = std::move(merged);
+        group_maps[op.id] = op.record;
+      } else if (have.present && !have.damaged) {
         const RecordMeta& m = have.header.meta;
         // The same version again is a resend or a repair: rewrite it only if the stored
         // bytes are damaged (the header alone cannot tell).

@@ -358,6 +358,37 @@ TEST_F(ClusterClientTest, AReadRepairsStaleAndCorruptReplicas) {
   }
 }
 
+TEST_F(ClusterClientTest, MapEntriesWrittenOnDifferentReplicasMergeOnReadAndRepair) {
+  // Two writers' entries that each reached a different replica only (as if the rest missed
+  // them): a read returns both, and read repair gives every replica the merged map.
+  const ObjectId id = ObjectId::Of("map", "dir");
+  LwwMap one;
+  one["a"] = MapEntry{0, false, "1"};
+  ASSERT_TRUE(Call<Ack>([&](auto cb) { client_.Merge(id, one, q_, cb); }).ok());
+  ring_.Pump(std::chrono::milliseconds(100));
+  auto placed = PlaceReplicas(client_.table(), id, 3);
+  const Timestamp t = MakeTimestamp(static_cast<uint64_t>(ring_.clock.WallMicros() / 1000) + 10, 0);
+  for (int i = 0; i < 2; ++i) {
+    LwwMap m;
+    m[i == 0 ? "b" : "c"] = MapEntry{t + i, false, "x"};
+    std::optional<Status> applied;
+    ring_.ByAddress(placed[i]->address)->store->Apply({WriteOp{id, MapRecord(m, 0)}}, [&](Status s) { applied = s; });
+    ring_.net.RunUntilIdle();
+    ASSERT_TRUE(applied && applied->ok());
+  }
+  auto r = Call<Record>([&](auto cb) { client_.Get(id, Quorum{3, 2, 3}, cb); });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  auto m = DecodeLwwMap(r->value);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->size(), 3u);
+  ring_.Pump(std::chrono::milliseconds(200));
+  for (const NodeEntry* e : placed) {
+    Record* rec = ring_.ByAddress(e->address)->store->MutableRecordForTest(id);
+    ASSERT_NE(rec, nullptr) << e->address;
+    EXPECT_EQ(rec->meta.checksum, r->meta.checksum) << e->address;
+  }
+}
+
 TEST_F(ClusterClientTest, AFallbackHandsItsWriteToTheReplicas) {
   for (auto& n : ring_.nodes) {
     n->handoff = std::make_unique<HintedHandoff>(HandoffOptions{}, n->membership->self().node_id, ring_.clock,

@@ -1,0 +1,136 @@
+// LwwMap: the encoding is canonical and bounded, and merging is a join (commutative,
+// associative, idempotent), so replicas that saw the same writes in any order converge.
+#include "dht/lww_map.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace ringstore {
+namespace {
+
+LwwMap Entries(std::initializer_list<std::tuple<std::string, Timestamp, bool, std::string>> list) {
+  LwwMap m;
+  for (const auto& [name, ts, deleted, payload] : list) m[name] = MapEntry{ts, deleted, payload};
+  return m;
+}
+
+TEST(LwwMapTest, RoundTripsAndIsCanonical) {
+  const LwwMap m = Entries({{"b", 5, false, "x"}, {"a", 7, true, ""}, {std::string("z\0y", 3), 1, false, "p"}});
+  const std::string bytes = EncodeLwwMap(m);
+  auto back = DecodeLwwMap(bytes);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, m);
+  EXPECT_EQ(EncodeLwwMap(*back), bytes);
+  EXPECT_TRUE(DecodeLwwMap(EncodeLwwMap({})).ok());
+}
+
+TEST(LwwMapTest, GarbageIsRefusedNotTrusted) {
+  EXPECT_FALSE(DecodeLwwMap("").ok());
+  EXPECT_FALSE(DecodeLwwMap("hello").ok());
+  std::string bytes = EncodeLwwMap(Entries({{"a", 1, false, "v"}}));
+  EXPECT_FALSE(DecodeLwwMap(bytes.substr(0, bytes.size() - 1)).ok());
+  EXPECT_FALSE(DecodeLwwMap(bytes + "x").ok());
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 2000; ++i) {
+    std::string b = bytes;
+    b[rng() % b.size()] = static_cast<char>(rng());
+    (void)DecodeLwwMap(b);  // must not crash; the result is either a map or an error
+  }
+  std::string over(kMaxMapNameBytes + 1, 'n');
+  EXPECT_FALSE(DecodeLwwMap(EncodeLwwMap(Entries({{over, 1, false, ""}}))).ok());
+}
+
+TEST(LwwMapTest, NewerEntryWinsAndTiesBreakTheSameEverywhere) {
+  LwwMap a = Entries({{"f", 5, false, "old"}});
+  EXPECT_TRUE(MergeLwwMap(a, Entries({{"f", 6, true, ""}})));
+  EXPECT_TRUE(a["f"].deleted);
+  EXPECT_FALSE(MergeLwwMap(a, Entries({{"f", 4, false, "older"}})));
+  EXPECT_TRUE(a["f"].deleted);
+  LwwMap x = Entries({{"t", 9, false, "p"}});
+  LwwMap y = Entries({{"t", 9, false, "q"}});
+  LwwMap xy = x, yx = y;
+  MergeLwwMap(xy, y);
+  MergeLwwMap(yx, x);
+  EXPECT_EQ(xy, yx);
+  EXPECT_EQ(xy["t"].payload, "q");
+}
+
+TEST(LwwMapTest, MergeIsCommutativeAssociativeAndIdempotent) {
+  std::mt19937_64 rng(42);
+  auto random_map = [&] {
+    LwwMap m;
+    const int n = static_cast<int>(rng() % 8);
+    for (int i = 0; i < n; ++i) {
+      m["k" + std::to_string(rng() % 6)] = MapEntry{1 + rng() % 4, rng() % 3 == 0, std::to_string(rng() % 3)};
+    }
+    return m;
+  };
+  for (int iter = 0; iter < 3000; ++iter) {
+    const LwwMap a = random_map(), b = random_map(), c = random_map();
+    LwwMap ab = a, ba = b;
+    MergeLwwMap(ab, b);
+    MergeLwwMap(ba, a);
+    ASSERT_EQ(ab, ba);
+    LwwMap ab_c = ab, bc = b;
+    MergeLwwMap(ab_c, c);
+    MergeLwwMap(bc, c);
+    LwwMap a_bc = a;
+    MergeLwwMap(a_bc, bc);
+    ASSERT_EQ(ab_c, a_bc);
+    LwwMap again = ab;
+    EXPECT_FALSE(MergeLwwMap(again, a));
+    ASSERT_EQ(again, ab);
+    // The same entries make the same record, byte for byte.
+    ASSERT_EQ(MapRecord(ab, 0).meta.checksum, MapRecord(ba, 0).meta.checksum);
+  }
+}
+
+TEST(LwwMapTest, WritesAreStampedWithTheirTimestamp) {
+  auto r = MapRecordFromWrite(EncodeLwwMap(Entries({{"a", 0, false, "x"}, {"b", 3, false, "y"}})), 10);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(IsMapRecord(r->meta));
+  EXPECT_EQ(r->meta.ts, 10u);
+  auto m = DecodeLwwMap(r->value);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ((*m)["a"].ts, 10u);
+  EXPECT_EQ((*m)["b"].ts, 3u);
+  EXPECT_FALSE(MapRecordFromWrite("not a map", 10).ok());
+}
+
+TEST(LwwMapTest, RecordsMergeAndATombstoneCutsOlderEntries) {
+  const Record a = MapRecord(Entries({{"x", 5, false, "1"}}), 0);
+  const Record b = MapRecord(Entries({{"y", 6, false, "2"}}), 0);
+  Record ab = MergeRecords(&a, b);
+  ASSERT_TRUE(IsMapRecord(ab.meta));
+  EXPECT_EQ(ab.meta.ts, 6u);
+  EXPECT_EQ(DecodeLwwMap(ab.value)->size(), 2u);
+  EXPECT_EQ(MergeRecords(&b, a).meta.checksum, ab.meta.checksum);
+  EXPECT_EQ(MergeRecords(nullptr, a).value, a.value);
+
+  const Record tomb = Record::Tombstone(6);
+  Record t = MergeRecords(&ab, tomb);  // removes x (5) and y (6): not newer than the tombstone
+  EXPECT_TRUE(t.meta.tombstone());
+  const Record late = MapRecord(Entries({{"x", 4, false, "zombie"}}), 0);
+  EXPECT_TRUE(MergeRecords(&t, late).meta.tombstone());  // an older entry cannot come back
+  const Record newer = MapRecord(Entries({{"z", 7, false, "3"}}), 0);
+  Record n = MergeRecords(&t, newer);
+  ASSERT_TRUE(IsMapRecord(n.meta));
+  EXPECT_EQ(DecodeLwwMap(n.value)->count("z"), 1u);
+
+  // Plain records keep last-writer-wins.
+  const Record v1 = Record::Value(3, "p"), v2 = Record::Value(4, "q");
+  EXPECT_EQ(MergeRecords(&v1, v2).value, "q");
+  EXPECT_EQ(MergeRecords(&v2, v1).value, "q");
+}
+
+TEST(LwwMapTest, ADamagedMapLosesToAHealthyOne) {
+  Record bad = MapRecord(Entries({{"x", 5, false, "1"}}), 0);
+  bad.value[bad.value.size() - 1] ^= 1;
+  const Record good = MapRecord(Entries({{"y", 6, false, "2"}}), 0);
+  EXPECT_EQ(MergeRecords(&bad, good).meta.checksum, good.meta.checksum);
+  EXPECT_EQ(MergeRecords(&good, bad).meta.checksum, good.meta.checksum);
+}
+
+}  // namespace
+}  // namespace ringstore
