@@ -180,6 +180,17 @@ void Client::Request(Kind kind, std::string body, Callback<Frame> done) {
        [done = std::move(done)](Result<Frame> r) { done(ReplyOf(std::move(r), std::nullopt)); });
 }
 
+void Client::DiskUsageOf(Callback<DiskUsage> done) {
+  // An empty msgpack array is the request body.
+  Request(Kind::kDiskUsage, std::string(1, '\x90'), [done = std::move(done)](Result<Frame> r) {
+    if (!r.ok()) return done(r.status());
+    if (r->header.kind != static_cast<uint16_t>(Kind::kDiskUsageReply)) {
+      return done(Status::ProtocolError(std::string("expected DISK_USAGE_REPLY, got ") + KindName(r->header.kind)));
+    }
+    done(DecodeDiskUsage(r->body));
+  });
+}
+
 void Client::OnFrame(ConnId conn, Frame frame) {
   if (conn != conn_) return;
   auto it = pending_.find(frame.header.request_id);

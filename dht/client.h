@@ -58,6 +58,8 @@ class Client final : public TransportHandler {
   // Sends a frame of kind with body and returns the reply frame (an ERROR reply becomes its
   // Status). For requests whose bodies other modules code (the route table).
   void Request(Kind kind, std::string body, Callback<Frame> done);
+  // The disk under the node's store.
+  void DiskUsageOf(Callback<DiskUsage> done);
 
   size_t in_flight() const { return pending_.size(); }
 

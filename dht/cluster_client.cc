@@ -261,6 +261,46 @@ void ClusterClient::Reroute(const std::shared_ptr<WriteOp>& op) {
   });
 }
 
+void ClusterClient::DiskUsages(Callback<std::vector<DiskUsage>> done) {
+  struct Gather {
+    size_t remaining = 0;
+    std::map<std::string, DiskUsage> disks;
+    Status last = Status::Unavailable("no node to ask");
+    Callback<std::vector<DiskUsage>> done;
+  };
+  auto g = std::make_shared<Gather>();
+  g->done = std::move(done);
+  std::vector<std::string> addresses;
+  for (const auto& [id, e] : table_.entries()) {
+    if (e.state == NodeState::kUp || e.state == NodeState::kSuspect) addresses.push_back(e.address);
+  }
+  if (addresses.empty()) return g->done(g->last);
+  g->remaining = addresses.size();
+  auto finish_one = [g] {
+    if (--g->remaining > 0) return;
+    if (g->disks.empty()) return g->done(g->last);
+    std::vector<DiskUsage> out;
+    for (auto& [id, d] : g->disks) out.push_back(std::move(d));
+    g->done(std::move(out));
+  };
+  for (const std::string& address : addresses) {
+    With(address, [g, finish_one](Client* c, Status s) {
+      if (!s.ok()) {
+        g->last = s;
+        return finish_one();
+      }
+      c->DiskUsageOf([g, finish_one](Result<DiskUsage> r) {
+        if (r.ok()) {
+          g->disks[r->disk_id] = *r;
+        } else {
+          g->last = r.status();
+        }
+        finish_one();
+      });
+    });
+  }
+}
+
 // ---- reads ------------------------------------------------------------------------------
 
 void ClusterClient::Repair(const ReadOp& op) {

@@ -79,6 +79,10 @@ class ClusterClient {
   // The newest metadata among R replies, as Get but without values.
   void Stat(const ObjectId& id, Quorum q, Callback<RecordMeta> done);
 
+  // The disks of the nodes that answer among those not known to be down or gone, each disk
+  // once (by disk_id). Unavailable if none answers.
+  void DiskUsages(Callback<std::vector<DiskUsage>> done);
+
   const RouteTable& table() const { return table_; }
   uint64_t read_repairs() const { return read_repairs_; }
   // Read repairs sent and not yet answered. A short-lived program waits for them before it

@@ -29,6 +29,8 @@ const char* KindName(uint16_t kind) {
     case Kind::kPingAck: return "PING_ACK";
     case Kind::kRouteTable: return "ROUTE_TABLE";
     case Kind::kRouteTableReply: return "ROUTE_TABLE_REPLY";
+    case Kind::kDiskUsage: return "DISK_USAGE";
+    case Kind::kDiskUsageReply: return "DISK_USAGE_REPLY";
   }
   return "UNKNOWN";
 }
@@ -280,6 +282,26 @@ Result<Record> DecodeRecordReply(Kind kind, std::string_view body) {
     if (!r.Intact()) return Status::Corruption("value does not match its checksum");
   }
   return r;
+}
+
+std::string EncodeDiskUsage(uint64_t request_id, const DiskUsage& m) {
+  FrameWriter w(64);
+  Packer pk(w);
+  pk.pack_array(3);
+  pk.pack_uint64(m.capacity_bytes);
+  pk.pack_uint64(m.free_bytes);
+  PackStr(pk, m.disk_id);
+  return w.Finish(Kind::kDiskUsageReply, request_id);
+}
+
+Result<DiskUsage> DecodeDiskUsage(std::string_view body) {
+  Fields f;
+  DiskUsage m;
+  RS_TRY(f.Parse(body, 3));
+  RS_TRY(f.U64(0, "capacity_bytes", &m.capacity_bytes));
+  RS_TRY(f.U64(1, "free_bytes", &m.free_bytes));
+  RS_TRY(f.Str(2, "disk_id", &m.disk_id));
+  return m;
 }
 
 }  // namespace ringstore

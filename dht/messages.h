@@ -39,6 +39,9 @@ enum class Kind : uint16_t {
   // The route table, for clients: request (empty body) and reply (a gossip body).
   kRouteTable = 40,
   kRouteTableReply = 41,
+  // The disk under a node's store, for statfs: request (empty body) and reply.
+  kDiskUsage = 50,
+  kDiskUsageReply = 51,
 };
 const char* KindName(uint16_t kind);
 
@@ -84,6 +87,14 @@ struct Ack {
   Timestamp ts = 0;  // the timestamp the write was applied with
 };
 
+// The filesystem a node's store lives on. disk_id names that filesystem (host and device), so
+// that nodes sharing one disk are counted once.
+struct DiskUsage {
+  uint64_t capacity_bytes = 0;
+  uint64_t free_bytes = 0;  // available to the node
+  std::string disk_id;
+};
+
 struct ErrorReply {
   Code code = Code::kProtocolError;
   std::string message;
@@ -109,7 +120,10 @@ std::string EncodeError(uint64_t request_id, const Status& status);
 // kGetReply carries the value; kStatReply the metadata only.
 std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record);
 
+std::string EncodeDiskUsage(uint64_t request_id, const DiskUsage& m);
+
 Result<Hello> DecodeHello(std::string_view body);
+Result<DiskUsage> DecodeDiskUsage(std::string_view body);
 // Accepts kPut, kDel and kTxn bodies.
 Result<Txn> DecodeWrite(Kind kind, std::string_view body);
 Result<ObjectId> DecodeKeyRequest(std::string_view body, uint32_t* route_n = nullptr);

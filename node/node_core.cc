@@ -99,6 +99,9 @@ void NodeCore::OnFrame(ConnId conn, Frame frame) {
     case Kind::kPingAck:
     case Kind::kRouteTable:
       return HandleMembership(conn, frame);
+    case Kind::kDiskUsage:
+      if (!options_.disk_usage) return SendError(conn, rid, Status::Unavailable("this node does not know its disk"));
+      return transport_.Send(conn, EncodeDiskUsage(rid, options_.disk_usage()));
     case Kind::kHello:
       return SendError(conn, rid, Status::ProtocolError("HELLO sent twice"));
     default:

@@ -36,6 +36,8 @@ struct NodeOptions {
   // How long a read forwarded to the key's replica may take before the client gets
   // Unavailable.
   Clock::Duration forward_timeout = std::chrono::seconds(5);
+  // The disk under the store, for DISK_USAGE requests (unset: such requests get Unavailable).
+  std::function<DiskUsage()> disk_usage;
 };
 
 struct NodeStats {

@@ -22,6 +22,7 @@
 #include "node/node_core.h"
 #include "node/runtime/asio_clock.h"
 #include "node/runtime/address.h"
+#include "node/runtime/disk_usage.h"
 #include "node/runtime/asio_transport.h"
 #include "routing/membership.h"
 #include "storage/rocksdb_store.h"
@@ -193,6 +194,7 @@ int main(int argc, char** argv) {
   NodeOptions no;
   no.cluster_id = cluster_id;
   no.node_id = *node_id;
+  no.disk_usage = [data_dir] { return DiskUsageOfDir(data_dir); };
   NodeCore core(no, clock, transport, **store, log);
   core.Start();
   if (Status s = transport.Listen(listen); !s.ok()) {

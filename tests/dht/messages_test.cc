@@ -43,6 +43,24 @@ TEST(MessagesTest, HelloRoundTrips) {
   EXPECT_EQ(back->node_id, "abcd");
 }
 
+TEST(MessagesTest, DiskUsageRoundTripsAndMergeOpsDecode) {
+  Frame f = Parse(EncodeDiskUsage(9, DiskUsage{1ull << 40, 12345, "host:77"}));
+  EXPECT_EQ(f.header.kind, static_cast<uint16_t>(Kind::kDiskUsageReply));
+  auto d = DecodeDiskUsage(f.body);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_EQ(d->capacity_bytes, 1ull << 40);
+  EXPECT_EQ(d->free_bytes, 12345u);
+  EXPECT_EQ(d->disk_id, "host:77");
+  EXPECT_FALSE(DecodeDiskUsage(Body(1, 2)).ok());
+  Txn t;
+  t.txn_id = 3;
+  t.ts = 4;
+  t.ops.push_back(TxnOp{TxnOpType::kMerge, kId, "map bytes"});
+  auto back = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(1, t)).body);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->ops[0].type, TxnOpType::kMerge);
+}
+
 TEST(MessagesTest, WritesRoundTripAsTxns) {
   auto put = DecodeWrite(Kind::kPut, Parse(EncodePut(1, kId, "value", 99, 5)).body);
   ASSERT_TRUE(put.ok()) << put.status().ToString();
