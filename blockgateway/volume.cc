@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 
+#include "dht/admin_name.h"
 #include "dht/endian.h"
 
 namespace ringstore::block {
@@ -46,18 +47,7 @@ ObjectId VolumeMeta::ChunkId(uint64_t index) const {
   return ObjectId::Of(kChunkNamespace, key);
 }
 
-Status ValidateVolumeName(const std::string& name) {
-  if (name.empty() || name.size() > kMaxVolumeNameBytes) {
-    return Status::InvalidArgument("a volume name has 1 to 64 characters");
-  }
-  if (name[0] == '.' || name[0] == '-') return Status::InvalidArgument("a volume name may not start with '.' or '-'");
-  for (unsigned char c : name) {
-    if (!std::isalnum(c) && c != '.' && c != '_' && c != '-') {
-      return Status::InvalidArgument("a volume name uses only letters, digits, '.', '_' and '-'");
-    }
-  }
-  return Status::Ok();
-}
+Status ValidateVolumeName(const std::string& name) { return ValidateAdminName(name, "volume"); }
 
 Result<uint64_t> ParseSize(const std::string& text) {
   size_t i = 0;

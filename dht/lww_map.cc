@@ -2,8 +2,6 @@
 
 #include <msgpack.hpp>
 
-#include "dht/wire_codec.h"  // RS_TRY
-
 #include <algorithm>
 #include <tuple>
 

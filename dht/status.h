@@ -86,4 +86,11 @@ class [[nodiscard]] Result {
   std::optional<T> value_;
 };
 
+// Returns the Status of expr from the enclosing function when it is not Ok.
+#define RS_TRY(expr)                  \
+  do {                                \
+    if (Status _s = (expr); !_s.ok()) \
+      return _s;                      \
+  } while (0)
+
 }  // namespace ringstore

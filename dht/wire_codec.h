@@ -120,11 +120,6 @@ class Fields {
   uint32_t size_ = 0;
 };
 
-#define RS_TRY(expr)                  \
-  do {                                \
-    if (Status _s = (expr); !_s.ok()) \
-      return _s;                      \
-  } while (0)
 
 
 }  // namespace ringstore::wire

@@ -15,6 +15,7 @@
 #include "tools/ring_cmd.h"
 #include "node/runtime/address.h"
 #include "tools/session.h"
+#include "tools/fs_cmd.h"
 #include "tools/volume_cmd.h"
 
 using namespace ringstore;
@@ -142,6 +143,8 @@ int main(int argc, char** argv) {
   AddBenchOptions(*bench, bench_opts);
   VolumeArgs volume_args;
   auto* volume = AddVolumeCommands(app, volume_args);
+  FsArgs fs_args;
+  auto* fs_cmd = AddFsCommands(app, fs_args);
 
   try {
     app.parse(argc, argv);
@@ -178,6 +181,7 @@ int main(int argc, char** argv) {
   co.connect_timeout = std::min<Clock::Duration>(co.request_timeout, std::chrono::seconds(5));
 
   if (bench->parsed()) return RunBench(seeds, co, quorum, bench_opts);
+  if (fs_cmd->parsed()) return RunFs(seeds, cluster_id, timeout_s, fs_args, quorum);
 
   // Read the input before connecting, so that a bad file is a usage error.
   std::string value;

@@ -298,8 +298,9 @@ class Daemon:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def _launch(self, cmd_without_ready, timeout, popen):
-        """Starts cmd + [--ready-file F] with popen(cmd, log_path) and waits for the address."""
+    def _launch(self, cmd_without_ready, timeout, popen, accept=lambda text: ":" in text):
+        """Starts cmd + [--ready-file F] with popen(cmd, log_path) and waits for the address
+        (the ready file's text, once accept(text) holds)."""
         check(not self.alive(), f"{self.name} is already running (pid {self.pid})")
         self.generation += 1
         ready = os.path.join(self.workdir, f"ready.{self.generation}")
@@ -316,7 +317,7 @@ class Daemon:
                     text = f.read().strip()
             except FileNotFoundError:
                 return None
-            return text if ":" in text else None  # written atomically, but be strict anyway
+            return text if accept(text) else None  # written atomically, but be strict anyway
 
         try:
             got = wait_until(ready_or_dead, timeout, f"{self.name} to write its ready file {ready}")
@@ -427,6 +428,44 @@ class BlockGateway(Daemon):
         return self.addr
 
 
+class FsGateway(Daemon):
+    """One ringstore-fs mounting filesystem `fs` at a fresh mountpoint (self.mountpoint) with
+    -o auto_unmount,allow_other; stop() sends SIGTERM, on which it writes back dirty data and
+    unmounts. Cleanup unmounts it (fusermount3 -u -z) even when the test fails, before any
+    process is killed."""
+
+    def __init__(self, ctx, name="fs", nodes=(), fs="default", extra_args=()):
+        super().__init__(ctx, name)
+        self.nodes = list(nodes)
+        self.fs = fs
+        self.extra_args = list(extra_args)
+        self.mountpoint = os.path.join(self.workdir, "mnt")
+        os.mkdir(self.mountpoint)
+        on_cleanup(self.unmount, f"unmount {self.mountpoint}")
+
+    def mounted(self):
+        return os.path.realpath(self.mountpoint) in _mounts_under(self.mountpoint)
+
+    def unmount(self):
+        if self.mounted():
+            subprocess.run(["fusermount3", "-u", "-z", self.mountpoint], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=30)
+
+    def start(self, timeout=READY_TIMEOUT_S, extra_args=None):
+        if extra_args is not None:
+            self.extra_args = list(extra_args)
+        cluster = ",".join(n.addr for n in self.nodes if n.alive())
+        check(cluster, f"{self.name}: no running node to point --cluster at")
+        cmd = [self.ctx.fs_bin, self.mountpoint, "--cluster", cluster, "--fs", self.fs,
+               "-o", "auto_unmount,allow_other"] + self.extra_args
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGSTORE_")}
+        self._launch(cmd, timeout, lambda full_cmd, log_path: spawn(full_cmd, log_path, env=env),
+                     accept=lambda text: text == self.mountpoint)
+        check(self.mounted(), f"{self.name} says it is ready but {self.mountpoint} is not a mount point")
+        log(f"{self.name} started: pid {self.pid}, filesystem {self.fs} at {self.mountpoint}, cluster {cluster}")
+        return self.mountpoint
+
+
 # ---- the context a test runs in -------------------------------------------------------------
 
 class Context:
@@ -435,6 +474,7 @@ class Context:
         self.node_bin = os.path.join(self.bin_dir, "node", "ringstore-node")
         self.cli_bin = os.path.join(self.bin_dir, "tools", "ringstore")
         self.block_bin = os.path.join(self.bin_dir, "blockgateway", "ringstore-block")
+        self.fs_bin = os.path.join(self.bin_dir, "fsgateway", "ringstore-fs")
         for b in (self.node_bin, self.cli_bin):
             check(os.access(b, os.X_OK), f"binary not found or not executable: {b} (is --bin-dir right?)")
         self.nodes = []
@@ -457,6 +497,14 @@ class Context:
         check(os.access(self.block_bin, os.X_OK),
               f"binary not found or not executable: {self.block_bin} (is --bin-dir right?)")
         g = BlockGateway(self, name, nodes, extra_args)
+        self.gateways.append(g)
+        return g
+
+    def fs_gateway(self, nodes, fs="default", name="fs", extra_args=()):
+        """An FsGateway (not started) mounting filesystem fs of the cluster of nodes."""
+        check(os.access(self.fs_bin, os.X_OK),
+              f"binary not found or not executable: {self.fs_bin} (is --bin-dir right?)")
+        g = FsGateway(self, name, nodes, fs, extra_args)
         self.gateways.append(g)
         return g
 

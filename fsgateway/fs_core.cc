@@ -1,0 +1,523 @@
+// FsCore's namespace operations (lookup, create, link, unlink, rename, directories, xattrs).
+// The data path (open, read, write, flush, truncate) is in fs_data.cc.
+#include "fsgateway/fs_core.h"
+
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <cerrno>
+
+namespace ringstore::fs {
+
+int ErrnoOf(const Status& s) {
+  switch (s.code()) {
+    case Code::kOk: return 0;
+    case Code::kNotFound: return ENOENT;
+    case Code::kInvalidArgument: return EINVAL;
+    case Code::kTooLarge: return EFBIG;
+    default: return EIO;
+  }
+}
+
+namespace {
+bool IsDir(uint32_t mode) { return S_ISDIR(mode); }
+}  // namespace
+
+FsCore::FsCore(FsMeta fs, ObjectIo& io, FsOptions options, std::function<Timespec()> now,
+               std::function<uint64_t()> random)
+    : fs_(std::move(fs)), io_(io), options_(options), now_(std::move(now)), random_(std::move(random)) {
+  q_ = fs_.quorum;
+}
+
+FsCore::~FsCore() = default;
+
+FsCore::Stats FsCore::stats() {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  return stats_;
+}
+
+std::shared_ptr<FsCore::Node> FsCore::NodeFor(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(table_mu_);
+  auto& slot = nodes_[ino];
+  if (!slot) {
+    slot = std::make_shared<Node>();
+    slot->inode.ino = ino;
+  }
+  return slot;
+}
+
+bool FsCore::Fresh(std::chrono::steady_clock::time_point t) const {
+  return std::chrono::steady_clock::now() - t < options_.attr_ttl;
+}
+
+int FsCore::Init() {
+  auto root = NodeFor(kRootIno);
+  std::lock_guard<std::mutex> lock(root->mu);
+  const int e = LoadInode(*root, true);
+  if (e != ENOENT) return e;
+  if (options_.read_only) return EROFS;
+  Inode r;
+  r.ino = kRootIno;
+  r.mode = S_IFDIR | 0755;
+  r.nlink = 2;
+  r.parent = kRootIno;
+  r.atime = r.mtime = r.ctime = now_();
+  if (int s = StoreInode(r); s != 0) return s;
+  root->inode = r;
+  root->loaded = true;
+  root->fetched = std::chrono::steady_clock::now();
+  return 0;
+}
+
+// ---- loading and storing --------------------------------------------------------------
+
+int FsCore::LoadInode(Node& n, bool force) {
+  if (n.loaded && !force && (Fresh(n.fetched) || n.inode_dirty || n.dirty_bytes > 0)) return 0;
+  const uint64_t ino = n.inode.ino;
+  IoResult r = io_.Get(InodeId(fs_, ino), q_);
+  if (!r.status.ok()) {
+    if (r.status.IsNotFound()) n.loaded = false;
+    return ErrnoOf(r.status);
+  }
+  auto inode = DecodeInode(r.value);
+  if (!inode.ok() || inode->ino != ino) return EIO;
+  // Another mount changed the file: what this one cached of its data is stale.
+  const bool changed = n.inode.size != inode->size || !(n.inode.mtime == inode->mtime) || !(n.inode.ctime == inode->ctime);
+  if (changed && n.dirty_bytes == 0) n.chunks.clear();
+  n.inode = std::move(*inode);
+  n.loaded = true;
+  n.fetched = std::chrono::steady_clock::now();
+  return 0;
+}
+
+int FsCore::LoadEntries(Node& dir, bool force) {
+  if (dir.entries && !force && Fresh(dir.entries_fetched)) return 0;
+  IoResult r = io_.Get(DirId(fs_, dir.inode.ino), q_);
+  std::map<std::string, DirEntry> live;
+  if (r.status.ok()) {
+    auto map = DecodeLwwMap(r.value);
+    if (!r.is_map || !map.ok()) return EIO;
+    for (const auto& [name, e] : *map) {
+      if (e.deleted) continue;
+      auto d = DecodeDirEntry(e.payload);
+      if (!d.ok()) return EIO;
+      live.emplace(name, *d);
+    }
+  } else if (!r.status.IsNotFound()) {
+    return ErrnoOf(r.status);
+  }
+  dir.entries = std::move(live);
+  dir.entries_fetched = std::chrono::steady_clock::now();
+  return 0;
+}
+
+int FsCore::StoreInode(const Inode& inode) { return ErrnoOf(io_.Put(InodeId(fs_, inode.ino), EncodeInode(inode), q_)); }
+
+int FsCore::MergeEntries(uint64_t dir, LwwMap entries) { return ErrnoOf(io_.Merge(DirId(fs_, dir), std::move(entries), q_)); }
+
+void FsCore::NoteEntry(uint64_t dir, const std::string& name, std::optional<DirEntry> entry) {
+  auto d = NodeFor(dir);
+  std::lock_guard<std::mutex> lock(d->mu);
+  if (!d->entries) return;
+  if (entry) {
+    (*d->entries)[name] = *entry;
+  } else {
+    d->entries->erase(name);
+  }
+}
+
+int FsCore::LookupLocked(uint64_t parent, const std::string& name, DirEntry* out) {
+  if (name.size() > kMaxNameBytes) return ENAMETOOLONG;
+  auto d = NodeFor(parent);
+  std::lock_guard<std::mutex> lock(d->mu);
+  if (int e = LoadInode(*d); e != 0) return e;
+  if (!IsDir(d->inode.mode)) return ENOTDIR;
+  if (int e = LoadEntries(*d); e != 0) return e;
+  auto it = d->entries->find(name);
+  if (it == d->entries->end()) return ENOENT;
+  *out = it->second;
+  return 0;
+}
+
+int FsCore::TouchDir(uint64_t dir, Timespec now, int nlink_delta) {
+  auto d = NodeFor(dir);
+  std::lock_guard<std::mutex> lock(d->mu);
+  if (int e = LoadInode(*d); e != 0) return e;
+  d->inode.mtime = d->inode.ctime = now;
+  d->inode.nlink = static_cast<uint32_t>(std::max<int64_t>(2, static_cast<int64_t>(d->inode.nlink) + nlink_delta));
+  return StoreInode(d->inode);
+}
+
+// ---- lookups and attributes -----------------------------------------------------------
+
+int FsCore::Lookup(uint64_t parent, const std::string& name, Inode* out) {
+  DirEntry entry;
+  if (int e = LookupLocked(parent, name, &entry); e != 0) return e;
+  return GetAttr(entry.ino, out);
+}
+
+int FsCore::GetAttr(uint64_t ino, Inode* out) {
+  auto n = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  if (int e = LoadInode(*n); e != 0) return e;
+  *out = n->inode;
+  return 0;
+}
+
+int FsCore::SetAttributes(uint64_t ino, const SetAttr& req, Inode* out) {
+  if (options_.read_only) return EROFS;
+  std::lock_guard<std::mutex> ns(ns_mu_);
+  auto n = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  if (int e = LoadInode(*n); e != 0) return e;
+  const Timespec now = now_();
+  if (req.size) {
+    if (!S_ISREG(n->inode.mode)) return IsDir(n->inode.mode) ? EISDIR : EINVAL;
+    if (*req.size > kMaxFileSize) return EFBIG;
+    if (int e = TruncateLocked(*n, *req.size); e != 0) return e;
+  }
+  if (req.mode) n->inode.mode = (n->inode.mode & S_IFMT) | (*req.mode & 07777);
+  if (req.uid) n->inode.uid = *req.uid;
+  if (req.gid) n->inode.gid = *req.gid;
+  if (req.atime) n->inode.atime = *req.atime;
+  if (req.mtime) n->inode.mtime = *req.mtime;
+  n->inode.ctime = now;
+  if (int e = StoreInode(n->inode); e != 0) return e;
+  n->inode_dirty = false;
+  *out = n->inode;
+  return 0;
+}
+
+// ---- creating -------------------------------------------------------------------------
+
+int FsCore::MakeNode(uint64_t parent, const std::string& name, uint32_t mode, uint64_t rdev, Caller who, Inode* out) {
+  return Create(parent, name, mode, rdev, who, {}, out);
+}
+
+int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint64_t rdev, Caller who,
+                   const std::string& target, Inode* out) {
+  if (options_.read_only) return EROFS;
+  if (name.size() > kMaxNameBytes) return ENAMETOOLONG;
+  std::lock_guard<std::mutex> ns(ns_mu_);
+  DirEntry existing;
+  if (int e = LookupLocked(parent, name, &existing); e != ENOENT) return e == 0 ? EEXIST : e;
+  const Timespec now = now_();
+  Inode n;
+  do {
+    n.ino = random_();
+  } while (n.ino <= kRootIno);
+  n.mode = mode;
+  n.uid = who.uid;
+  n.gid = who.gid;
+  n.rdev = rdev;
+  n.nlink = IsDir(mode) ? 2 : 1;
+  n.parent = parent;
+  n.atime = n.mtime = n.ctime = now;
+  n.target = target;
+  n.size = target.size();
+  if (int e = StoreInode(n); e != 0) return e;
+  const DirEntry entry{n.ino, mode & S_IFMT};
+  LwwMap add;
+  add[name] = MapEntry{0, false, EncodeDirEntry(entry)};
+  if (int e = MergeEntries(parent, std::move(add)); e != 0) return e;
+  NoteEntry(parent, name, entry);
+  if (int e = TouchDir(parent, now, IsDir(mode) ? 1 : 0); e != 0) return e;
+  auto node = NodeFor(n.ino);
+  std::lock_guard<std::mutex> lock(node->mu);
+  node->inode = n;
+  node->loaded = true;
+  node->fetched = std::chrono::steady_clock::now();
+  if (IsDir(mode)) {
+    node->entries.emplace();
+    node->entries_fetched = node->fetched;
+  }
+  *out = n;
+  return 0;
+}
+
+int FsCore::Symlink(uint64_t parent, const std::string& name, const std::string& target, Caller who, Inode* out) {
+  if (target.size() > kMaxSymlinkBytes) return ENAMETOOLONG;
+  return Create(parent, name, S_IFLNK | 0777, 0, who, target, out);
+}
+
+int FsCore::ReadLink(uint64_t ino, std::string* out) {
+  Inode n;
+  if (int e = GetAttr(ino, &n); e != 0) return e;
+  if (!S_ISLNK(n.mode)) return EINVAL;
+  *out = n.target;
+  return 0;
+}
+
+int FsCore::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name, Inode* out) {
+  if (options_.read_only) return EROFS;
+  std::lock_guard<std::mutex> ns(ns_mu_);
+  DirEntry existing;
+  if (int e = LookupLocked(new_parent, new_name, &existing); e != ENOENT) return e == 0 ? EEXIST : e;
+  const Timespec now = now_();
+  DirEntry entry;
+  {
+    auto n = NodeFor(ino);
+    std::lock_guard<std::mutex> lock(n->mu);
+    if (int e = LoadInode(*n); e != 0) return e;
+    if (IsDir(n->inode.mode)) return EPERM;
+    ++n->inode.nlink;
+    n->inode.ctime = now;
+    if (int e = StoreInode(n->inode); e != 0) return e;
+    entry = DirEntry{ino, n->inode.mode & S_IFMT};
+    *out = n->inode;
+  }
+  LwwMap add;
+  add[new_name] = MapEntry{0, false, EncodeDirEntry(entry)};
+  if (int e = MergeEntries(new_parent, std::move(add)); e != 0) return e;
+  NoteEntry(new_parent, new_name, entry);
+  return TouchDir(new_parent, now, 0);
+}
+
+// ---- removing -------------------------------------------------------------------------
+
+int FsCore::DeleteInode(Node& n) {
+  std::vector<IoOp> ops;
+  const uint64_t cs = fs_.chunk_size;
+  uint64_t chunks = (n.inode.size + cs - 1) / cs;
+  if (!n.chunks.empty()) chunks = std::max(chunks, n.chunks.rbegin()->first + 1);
+  for (uint64_t i = 0; i < chunks; ++i) ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
+  if (IsDir(n.inode.mode)) ops.push_back(IoOp{IoOp::kDel, DirId(fs_, n.inode.ino), {}, {}});
+  ops.push_back(IoOp{IoOp::kDel, InodeId(fs_, n.inode.ino), {}, {}});
+  int err = 0;
+  for (auto& r : io_.Run(std::move(ops), q_)) {
+    if (!r.status.ok() && err == 0) err = ErrnoOf(r.status);
+  }
+  n.chunks.clear();
+  n.dirty_bytes = 0;
+  n.inode_dirty = false;
+  n.loaded = false;
+  n.entries.reset();
+  return err;
+}
+
+int FsCore::DropLink(uint64_t ino, Timespec now) {
+  auto n = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  if (int e = LoadInode(*n); e != 0) return e == ENOENT ? 0 : e;
+  if (n->inode.nlink > 0) --n->inode.nlink;
+  n->inode.ctime = now;
+  if (n->inode.nlink > 0) return StoreInode(n->inode);
+  if (n->opens > 0) {
+    n->orphan = true;  // deleted on the last release
+    return StoreInode(n->inode);
+  }
+  return DeleteInode(*n);
+}
+
+int FsCore::Unlink(uint64_t parent, const std::string& name) {
+  if (options_.read_only) return EROFS;
+  std::lock_guard<std::mutex> ns(ns_mu_);
+  DirEntry entry;
+  if (int e = LookupLocked(parent, name, &entry); e != 0) return e;
+  if (IsDir(entry.type)) return EISDIR;
+  LwwMap del;
+  del[name] = MapEntry{0, true, {}};
+  if (int e = MergeEntries(parent, std::move(del)); e != 0) return e;
+  NoteEntry(parent, name, std::nullopt);
+  const Timespec now = now_();
+  if (int e = TouchDir(parent, now, 0); e != 0) return e;
+  return DropLink(entry.ino, now);
+}
+
+int FsCore::Rmdir(uint64_t parent, const std::string& name) {
+  if (options_.read_only) return EROFS;
+  std::lock_guard<std::mutex> ns(ns_mu_);
+  DirEntry entry;
+  if (int e = LookupLocked(parent, name, &entry); e != 0) return e;
+  if (!IsDir(entry.type)) return ENOTDIR;
+  auto child = NodeFor(entry.ino);
+  {
+    std::lock_guard<std::mutex> lock(child->mu);
+    if (int e = LoadInode(*child); e != 0 && e != ENOENT) return e;
+    if (int e = LoadEntries(*child, /*force=*/true); e != 0) return e;
+    if (!child->entries->empty()) return ENOTEMPTY;
+  }
+  LwwMap del;
+  del[name] = MapEntry{0, true, {}};
+  if (int e = MergeEntries(parent, std::move(del)); e != 0) return e;
+  NoteEntry(parent, name, std::nullopt);
+  if (int e = TouchDir(parent, now_(), -1); e != 0) return e;
+  std::lock_guard<std::mutex> lock(child->mu);
+  return DeleteInode(*child);
+}
+
+// ---- rename ---------------------------------------------------------------------------
+
+int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent, const std::string& new_name,
+                   unsigned flags) {
+  if (options_.read_only) return EROFS;
+  if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) return EINVAL;
+  if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
+  if (new_name.size() > kMaxNameBytes) return ENAMETOOLONG;
+  std::lock_guard<std::mutex> ns(ns_mu_);
+  DirEntry src, dst;
+  if (int e = LookupLocked(parent, name, &src); e != 0) return e;
+  const int dst_err = LookupLocked(new_parent, new_name, &dst);
+  if (dst_err != 0 && dst_err != ENOENT) return dst_err;
+  const bool dst_exists = dst_err == 0;
+  const Timespec now = now_();
+  const bool same_dir = parent == new_parent;
+  // Moves a directory's ".." and the two parents' link counts.
+  auto reparent = [&](const DirEntry& d, uint64_t from, uint64_t to) -> int {
+    if (!IsDir(d.type) || from == to) return 0;
+    auto n = NodeFor(d.ino);
+    std::lock_guard<std::mutex> lock(n->mu);
+    if (int e = LoadInode(*n); e != 0) return e;
+    n->inode.parent = to;
+    n->inode.ctime = now;
+    return StoreInode(n->inode);
+  };
+
+  if (flags & RENAME_EXCHANGE) {
+    if (!dst_exists) return ENOENT;
+    LwwMap a, b;
+    a[name] = MapEntry{0, false, EncodeDirEntry(dst)};
+    (same_dir ? a : b)[new_name] = MapEntry{0, false, EncodeDirEntry(src)};
+    if (int e = MergeEntries(parent, std::move(a)); e != 0) return e;
+    if (!same_dir) {
+      if (int e = MergeEntries(new_parent, std::move(b)); e != 0) return e;
+    }
+    NoteEntry(parent, name, dst);
+    NoteEntry(new_parent, new_name, src);
+    if (int e = reparent(src, parent, new_parent); e != 0) return e;
+    if (int e = reparent(dst, new_parent, parent); e != 0) return e;
+    const int delta = (IsDir(src.type) ? 1 : 0) - (IsDir(dst.type) ? 1 : 0);
+    if (int e = TouchDir(parent, now, same_dir ? 0 : -delta); e != 0) return e;
+    return same_dir ? 0 : TouchDir(new_parent, now, delta);
+  }
+
+  if (dst_exists) {
+    if (flags & RENAME_NOREPLACE) return EEXIST;
+    if (dst.ino == src.ino) return 0;  // two links to one inode: POSIX says do nothing
+    if (IsDir(src.type) && !IsDir(dst.type)) return ENOTDIR;
+    if (!IsDir(src.type) && IsDir(dst.type)) return EISDIR;
+    if (IsDir(dst.type)) {
+      auto d = NodeFor(dst.ino);
+      std::lock_guard<std::mutex> lock(d->mu);
+      if (int e = LoadEntries(*d, /*force=*/true); e != 0) return e;
+      if (!d->entries->empty()) return ENOTEMPTY;
+    }
+  }
+  // The new name first: a crash between the two merges leaves two names, never none.
+  LwwMap add, del;
+  add[new_name] = MapEntry{0, false, EncodeDirEntry(src)};
+  (same_dir ? add : del)[name] = MapEntry{0, true, {}};
+  if (int e = MergeEntries(new_parent, std::move(add)); e != 0) return e;
+  if (!same_dir) {
+    if (int e = MergeEntries(parent, std::move(del)); e != 0) return e;
+  }
+  NoteEntry(new_parent, new_name, src);
+  NoteEntry(parent, name, std::nullopt);
+  if (int e = reparent(src, parent, new_parent); e != 0) return e;
+  int dst_dirs = 0;
+  if (dst_exists) {
+    if (IsDir(dst.type)) {
+      auto d = NodeFor(dst.ino);
+      std::lock_guard<std::mutex> lock(d->mu);
+      (void)LoadInode(*d);
+      if (int e = DeleteInode(*d); e != 0) return e;
+      dst_dirs = 1;
+    } else if (int e = DropLink(dst.ino, now); e != 0) {
+      return e;
+    }
+  }
+  const int moved = IsDir(src.type) && !same_dir ? 1 : 0;
+  if (int e = TouchDir(parent, now, -moved - (same_dir ? dst_dirs : 0)); e != 0) return e;
+  return same_dir ? 0 : TouchDir(new_parent, now, moved - dst_dirs);
+}
+
+// ---- directories and xattrs -----------------------------------------------------------
+
+int FsCore::ReadDir(uint64_t ino, std::vector<std::pair<std::string, DirEntry>>* out) {
+  auto d = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(d->mu);
+  if (int e = LoadInode(*d); e != 0) return e;
+  if (!IsDir(d->inode.mode)) return ENOTDIR;
+  if (int e = LoadEntries(*d); e != 0) return e;
+  out->assign(d->entries->begin(), d->entries->end());
+  return 0;
+}
+
+int FsCore::SetXattr(uint64_t ino, const std::string& name, const std::string& value, int flags) {
+  if (options_.read_only) return EROFS;
+  if (name.empty() || name.size() > kMaxXattrNameBytes) return ERANGE;
+  if (value.size() > kMaxXattrValueBytes) return E2BIG;
+  std::lock_guard<std::mutex> ns(ns_mu_);
+  auto n = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  if (int e = LoadInode(*n); e != 0) return e;
+  const bool exists = n->inode.xattrs.count(name) != 0;
+  if ((flags & XATTR_CREATE) && exists) return EEXIST;
+  if ((flags & XATTR_REPLACE) && !exists) return ENODATA;
+  size_t total = name.size() + value.size();
+  for (const auto& [k, v] : n->inode.xattrs) total += k == name ? 0 : k.size() + v.size();
+  if (total > kMaxXattrTotalBytes) return ENOSPC;
+  Inode next = n->inode;
+  next.xattrs[name] = value;
+  next.ctime = now_();
+  if (int e = StoreInode(next); e != 0) return e;
+  n->inode = std::move(next);
+  return 0;
+}
+
+int FsCore::GetXattr(uint64_t ino, const std::string& name, std::string* out) {
+  Inode n;
+  if (int e = GetAttr(ino, &n); e != 0) return e;
+  auto it = n.xattrs.find(name);
+  if (it == n.xattrs.end()) return ENODATA;
+  *out = it->second;
+  return 0;
+}
+
+int FsCore::ListXattr(uint64_t ino, std::vector<std::string>* out) {
+  Inode n;
+  if (int e = GetAttr(ino, &n); e != 0) return e;
+  out->clear();
+  for (const auto& [k, v] : n.xattrs) out->push_back(k);
+  return 0;
+}
+
+int FsCore::RemoveXattr(uint64_t ino, const std::string& name) {
+  if (options_.read_only) return EROFS;
+  std::lock_guard<std::mutex> ns(ns_mu_);
+  auto n = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  if (int e = LoadInode(*n); e != 0) return e;
+  if (n->inode.xattrs.count(name) == 0) return ENODATA;
+  Inode next = n->inode;
+  next.xattrs.erase(name);
+  next.ctime = now_();
+  if (int e = StoreInode(next); e != 0) return e;
+  n->inode = std::move(next);
+  return 0;
+}
+
+int FsCore::StatFs(uint64_t* total_bytes, uint64_t* free_bytes) {
+  uint64_t total = 0, avail = 0;
+  if (Status s = io_.Capacity(&total, &avail); !s.ok()) return ErrnoOf(s);
+  const uint64_t n = std::max<uint32_t>(1, FitToRing(q_, io_.RingNodes()).n);
+  *total_bytes = total / n;
+  *free_bytes = avail / n;
+  return 0;
+}
+
+void FsCore::Forget(uint64_t ino) {
+  if (ino == kRootIno) return;
+  std::lock_guard<std::mutex> table(table_mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  std::unique_lock<std::mutex> lock(it->second->mu, std::try_to_lock);
+  if (!lock.owns_lock()) return;
+  const Node& n = *it->second;
+  if (n.opens > 0 || n.dirty_bytes > 0 || n.inode_dirty) return;
+  lock.unlock();
+  nodes_.erase(it);
+}
+
+}  // namespace ringstore::fs

@@ -1,0 +1,175 @@
+// FsCore: the filesystem of one mount, in POSIX terms and free of FUSE: every operation takes
+// inode numbers and names and returns 0 or a positive errno. fuse_ops.cc translates FUSE
+// requests into these calls; the unit tests call them over a MemoryObjectIo.
+//
+// What it keeps in memory (docs/fsgateway.md):
+//  - inodes and directory listings, trusted for attr_ttl after they were read from the
+//    cluster (what this mount changes itself it knows at once);
+//  - for each open file, its chunks: clean ones as a read cache, dirty ones as a writeback
+//    cache. Flush (close, fsync, the dirty limit, unmount) writes the dirty chunks in parallel
+//    and then the inode, and returns once W replicas hold them. A partial chunk write first
+//    reads the chunk (read-modify-write), so chunks are always written whole.
+//  - Open re-reads the inode (close-to-open consistency) and drops cached chunks when another
+//    mount changed the file.
+// Namespace operations (create, link, unlink, rename, mkdir, rmdir, setattr, xattrs) run one
+// at a time per mount (ns_mu_); reads and writes of different files run in parallel.
+// Thread-safety: every public method may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fsgateway/fs_layout.h"
+#include "fsgateway/object_io.h"
+
+namespace ringstore::fs {
+
+struct FsOptions {
+  bool read_only = false;
+  // How long inodes and directory listings read from the cluster are trusted.
+  std::chrono::milliseconds attr_ttl{1000};
+  // Dirty bytes one file may hold before a write flushes it.
+  uint64_t dirty_limit_bytes = 64u << 20;
+  // Clean chunks kept per open file.
+  size_t clean_chunks_per_file = 64;
+  // Chunks read ahead when a file is read sequentially.
+  size_t readahead_chunks = 4;
+};
+
+struct SetAttr {
+  std::optional<uint32_t> mode;  // permission bits
+  std::optional<uint32_t> uid, gid;
+  std::optional<uint64_t> size;
+  std::optional<Timespec> atime, mtime;  // already resolved (UTIME_NOW by the caller)
+};
+
+struct Caller {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+};
+
+class FsCore {
+ public:
+  // now: wall-clock time for timestamps; random: inode numbers (never 0 or 1).
+  FsCore(FsMeta fs, ObjectIo& io, FsOptions options, std::function<Timespec()> now,
+         std::function<uint64_t()> random);
+  ~FsCore();
+
+  // Creates the root directory if the filesystem has none yet (a new filesystem).
+  int Init();
+  const FsMeta& meta() const { return fs_; }
+
+  int Lookup(uint64_t parent, const std::string& name, Inode* out);
+  int GetAttr(uint64_t ino, Inode* out);
+  int SetAttributes(uint64_t ino, const SetAttr& req, Inode* out);
+  // Regular files, FIFOs, sockets, devices and directories (by the type bits in mode).
+  int MakeNode(uint64_t parent, const std::string& name, uint32_t mode, uint64_t rdev, Caller who, Inode* out);
+  int Symlink(uint64_t parent, const std::string& name, const std::string& target, Caller who, Inode* out);
+  int ReadLink(uint64_t ino, std::string* out);
+  int Link(uint64_t ino, uint64_t new_parent, const std::string& new_name, Inode* out);
+  int Unlink(uint64_t parent, const std::string& name);
+  int Rmdir(uint64_t parent, const std::string& name);
+  // flags: RENAME_NOREPLACE, RENAME_EXCHANGE (linux/fs.h values).
+  int Rename(uint64_t parent, const std::string& name, uint64_t new_parent, const std::string& new_name,
+             unsigned flags);
+  // The live entries, sorted by name.
+  int ReadDir(uint64_t ino, std::vector<std::pair<std::string, DirEntry>>* out);
+
+  int SetXattr(uint64_t ino, const std::string& name, const std::string& value, int flags);
+  int GetXattr(uint64_t ino, const std::string& name, std::string* out);
+  int ListXattr(uint64_t ino, std::vector<std::string>* out);
+  int RemoveXattr(uint64_t ino, const std::string& name);
+
+  // Open and Release pair up per open file. *keep_cache says whether the kernel's cached pages
+  // of the file are still good (no other mount changed it since).
+  int Open(uint64_t ino, bool truncate, bool* keep_cache);
+  int Release(uint64_t ino);
+  int Read(uint64_t ino, uint64_t offset, size_t size, std::string* out);
+  int Write(uint64_t ino, uint64_t offset, std::string_view data);
+  // Makes the file's data and inode durable at W replicas.
+  int Flush(uint64_t ino);
+  // mode: 0 (allocate: extends the size), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+  // FALLOC_FL_ZERO_RANGE [| FALLOC_FL_KEEP_SIZE]; anything else is EOPNOTSUPP.
+  int Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length);
+  // What the filesystem can hold: the cluster's disks divided by the number of replicas.
+  int StatFs(uint64_t* total_bytes, uint64_t* free_bytes);
+  // Flushes every file (unmount).
+  int FlushAll();
+  // The kernel forgot the inode: drop it from memory when nothing holds it.
+  void Forget(uint64_t ino);
+
+  struct Stats {
+    uint64_t chunk_reads = 0, chunk_writes = 0, flushes = 0;
+  };
+  Stats stats();
+
+ private:
+  struct Chunk {
+    std::string data;  // the chunk's bytes from its start; shorter than the chunk: zeros follow
+    bool dirty = false;
+  };
+  // One inode as this mount knows it.
+  struct Node {
+    std::mutex mu;  // guards everything below (the data path)
+    Inode inode;
+    bool loaded = false;
+    std::chrono::steady_clock::time_point fetched{};
+    bool inode_dirty = false;  // size or times changed by writes, not yet stored
+    int opens = 0;
+    bool orphan = false;  // unlinked while open: deleted on the last release
+    std::map<uint64_t, Chunk> chunks;
+    uint64_t dirty_bytes = 0;
+    uint64_t next_sequential = 0;  // where a sequential reader reads next
+    // Directories: the live entries, when read.
+    std::optional<std::map<std::string, DirEntry>> entries;
+    std::chrono::steady_clock::time_point entries_fetched{};
+  };
+
+  std::shared_ptr<Node> NodeFor(uint64_t ino);
+  int Create(uint64_t parent, const std::string& name, uint32_t mode, uint64_t rdev, Caller who,
+             const std::string& target, Inode* out);
+  bool Fresh(std::chrono::steady_clock::time_point t) const;
+  // Loads the inode (n.inode.ino) if not known or stale, unless this mount holds unwritten
+  // changes to it. Caller holds n.mu.
+  int LoadInode(Node& n, bool force = false);
+  int LoadEntries(Node& dir, bool force = false);
+  int StoreInode(const Inode& inode);
+  int StoreInodes(const std::vector<Inode>& inodes);
+  int LookupLocked(uint64_t parent, const std::string& name, DirEntry* out);
+  // The directory entry changes of one namespace operation, per directory, in one merge each.
+  int MergeEntries(uint64_t dir, LwwMap entries);
+  void NoteEntry(uint64_t dir, const std::string& name, std::optional<DirEntry> entry);
+  int DropLink(uint64_t ino, Timespec now);
+  int DeleteInode(Node& n);
+  int TouchDir(uint64_t dir, Timespec now, int nlink_delta);
+  // Data path (caller holds n.mu).
+  int FlushLocked(Node& n);
+  int LoadChunks(Node& n, const std::vector<uint64_t>& indexes);
+  int TruncateLocked(Node& n, uint64_t size);
+  int ZeroRangeLocked(Node& n, uint64_t offset, uint64_t length);
+  void TrimCleanChunks(Node& n);
+
+  const FsMeta fs_;
+  ObjectIo& io_;
+  const FsOptions options_;
+  std::function<Timespec()> now_;
+  std::function<uint64_t()> random_;
+  Quorum q_;
+  std::mutex table_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<Node>> nodes_;
+  std::mutex ns_mu_;
+  std::mutex stats_mu_;
+  Stats stats_;
+};
+
+// errno for a failed cluster operation.
+int ErrnoOf(const Status& s);
+
+}  // namespace ringstore::fs

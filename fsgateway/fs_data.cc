@@ -1,0 +1,320 @@
+// FsCore's data path: open, read, write, flush, truncate, fallocate (see fs_core.h).
+#include <linux/falloc.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "fsgateway/fs_core.h"
+
+namespace ringstore::fs {
+
+namespace {
+bool AllZero(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
+}
+}  // namespace
+
+int FsCore::Open(uint64_t ino, bool truncate, bool* keep_cache) {
+  auto n = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  const bool was_loaded = n->loaded;
+  const Inode before = n->inode;
+  // Close-to-open: the first open re-reads the inode, unless this mount has unwritten changes.
+  const bool refetch = n->opens == 0 && !n->inode_dirty && n->dirty_bytes == 0;
+  if (int e = LoadInode(*n, refetch); e != 0) return e;
+  const bool changed = !was_loaded || n->inode.size != before.size || !(n->inode.mtime == before.mtime) ||
+                       !(n->inode.ctime == before.ctime);
+  if (changed && n->dirty_bytes == 0) n->chunks.clear();
+  *keep_cache = !changed;
+  if (truncate) {
+    if (options_.read_only) return EROFS;
+    if (int e = TruncateLocked(*n, 0); e != 0) return e;
+  }
+  ++n->opens;
+  return 0;
+}
+
+int FsCore::Release(uint64_t ino) {
+  auto n = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  const int e = FlushLocked(*n);
+  if (n->opens > 0) --n->opens;
+  if (n->opens == 0) {
+    if (n->orphan) {
+      n->orphan = false;
+      return DeleteInode(*n);
+    }
+    // Keep nothing clean in memory for files nobody has open.
+    for (auto it = n->chunks.begin(); it != n->chunks.end();) {
+      it = it->second.dirty ? std::next(it) : n->chunks.erase(it);
+    }
+  }
+  return e;
+}
+
+int FsCore::LoadChunks(Node& n, const std::vector<uint64_t>& indexes) {
+  std::vector<IoOp> ops;
+  std::vector<uint64_t> wanted;
+  for (uint64_t i : indexes) {
+    if (n.chunks.count(i) != 0) continue;
+    if (i * fs_.chunk_size >= n.inode.size) {
+      n.chunks[i] = Chunk{};  // past the end: nothing stored there
+      continue;
+    }
+    wanted.push_back(i);
+    ops.push_back(IoOp{IoOp::kGet, ChunkId(fs_, n.inode.ino, i), {}, {}});
+  }
+  if (ops.empty()) return 0;
+  auto results = io_.Run(std::move(ops), q_);
+  int err = 0;
+  for (size_t k = 0; k < results.size(); ++k) {
+    IoResult& r = results[k];
+    if (r.status.IsNotFound()) {
+      n.chunks[wanted[k]] = Chunk{};  // a hole
+    } else if (!r.status.ok()) {
+      err = err != 0 ? err : ErrnoOf(r.status);
+    } else if (r.value.size() > fs_.chunk_size || r.is_map) {
+      err = EIO;  // not a chunk of this filesystem
+    } else {
+      n.chunks[wanted[k]] = Chunk{std::move(r.value), false};
+    }
+  }
+  {
+    std::lock_guard<std::mutex> s(stats_mu_);
+    stats_.chunk_reads += results.size();
+  }
+  return err;
+}
+
+void FsCore::TrimCleanChunks(Node& n) {
+  size_t clean = 0;
+  for (const auto& [i, c] : n.chunks) clean += c.dirty ? 0 : 1;
+  for (auto it = n.chunks.begin(); clean > options_.clean_chunks_per_file && it != n.chunks.end();) {
+    if (it->second.dirty) {
+      ++it;
+    } else {
+      it = n.chunks.erase(it);
+      --clean;
+    }
+  }
+}
+
+int FsCore::Read(uint64_t ino, uint64_t offset, size_t size, std::string* out) {
+  auto n = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  if (int e = LoadInode(*n); e != 0) return e;
+  if (S_ISDIR(n->inode.mode)) return EISDIR;
+  out->clear();
+  if (offset >= n->inode.size || size == 0) return 0;
+  const uint64_t end = std::min<uint64_t>(n->inode.size, offset + size);
+  const uint64_t cs = fs_.chunk_size;
+  std::vector<uint64_t> need;
+  for (uint64_t i = offset / cs; i <= (end - 1) / cs; ++i) need.push_back(i);
+  if (offset == n->next_sequential) {
+    const uint64_t last = (n->inode.size - 1) / cs;
+    for (uint64_t i = (end - 1) / cs + 1, k = 0; i <= last && k < options_.readahead_chunks; ++i, ++k) need.push_back(i);
+  }
+  if (int e = LoadChunks(*n, need); e != 0) return e;
+  out->assign(end - offset, '\0');
+  for (uint64_t pos = offset; pos < end;) {
+    const uint64_t i = pos / cs, in = pos % cs;
+    const uint64_t take = std::min<uint64_t>(cs - in, end - pos);
+    const std::string& data = n->chunks[i].data;
+    if (in < data.size()) std::memcpy(out->data() + (pos - offset), data.data() + in, std::min<uint64_t>(take, data.size() - in));
+    pos += take;
+  }
+  n->next_sequential = end;
+  TrimCleanChunks(*n);
+  return 0;
+}
+
+int FsCore::Write(uint64_t ino, uint64_t offset, std::string_view data) {
+  if (options_.read_only) return EROFS;
+  auto n = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  if (int e = LoadInode(*n); e != 0) return e;
+  if (data.empty()) return 0;
+  const uint64_t end = offset + data.size();
+  if (end > kMaxFileSize || end < offset) return EFBIG;
+  const uint64_t cs = fs_.chunk_size;
+  // Chunks that hold data this write does not wholly replace are read first.
+  std::vector<uint64_t> need;
+  for (uint64_t i = offset / cs; i <= (end - 1) / cs; ++i) {
+    const uint64_t base = i * cs;
+    const uint64_t live_end = std::min(base + cs, n->inode.size);
+    const bool covers = offset <= base && end >= live_end;
+    if (base < n->inode.size && !covers) need.push_back(i);
+  }
+  if (int e = LoadChunks(*n, need); e != 0) return e;
+  for (uint64_t pos = offset; pos < end;) {
+    const uint64_t i = pos / cs, in = pos % cs;
+    const uint64_t take = std::min<uint64_t>(cs - in, end - pos);
+    Chunk& c = n->chunks[i];
+    if (c.data.size() < in + take) c.data.resize(in + take, '\0');
+    std::memcpy(c.data.data() + in, data.data() + (pos - offset), take);
+    if (!c.dirty) {
+      c.dirty = true;
+      n->dirty_bytes += cs;
+    }
+    pos += take;
+  }
+  n->inode.size = std::max(n->inode.size, end);
+  n->inode.mtime = n->inode.ctime = now_();
+  n->inode_dirty = true;
+  if (n->dirty_bytes >= options_.dirty_limit_bytes) return FlushLocked(*n);
+  return 0;
+}
+
+int FsCore::FlushLocked(Node& n) {
+  if (n.dirty_bytes == 0 && !n.inode_dirty) return 0;
+  const uint64_t cs = fs_.chunk_size;
+  std::vector<IoOp> ops;
+  std::vector<uint64_t> written;
+  for (auto& [i, c] : n.chunks) {
+    if (!c.dirty) continue;
+    const uint64_t base = i * cs;
+    // Only the bytes below the size are the file's; a chunk of zeros is a hole.
+    const uint64_t keep = base >= n.inode.size ? 0 : std::min<uint64_t>(c.data.size(), n.inode.size - base);
+    if (c.data.size() > keep) c.data.resize(keep);
+    if (c.data.empty() || AllZero(c.data)) {
+      ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
+    } else {
+      ops.push_back(IoOp{IoOp::kPut, ChunkId(fs_, n.inode.ino, i), c.data, {}});
+    }
+    written.push_back(i);
+  }
+  const size_t chunk_ops = ops.size();
+  int err = 0;
+  for (auto& r : io_.Run(std::move(ops), q_)) {
+    if (!r.status.ok() && err == 0) err = ErrnoOf(r.status);
+  }
+  if (err != 0) return err;  // still dirty: a later flush tries again
+  for (uint64_t i : written) n.chunks[i].dirty = false;
+  n.dirty_bytes = 0;
+  // The inode after its data: a reader that sees the new size finds the new bytes.
+  if (n.inode_dirty) {
+    if (int e = StoreInode(n.inode); e != 0) return e;
+    n.inode_dirty = false;
+  }
+  std::lock_guard<std::mutex> s(stats_mu_);
+  stats_.chunk_writes += chunk_ops;
+  ++stats_.flushes;
+  return 0;
+}
+
+int FsCore::Flush(uint64_t ino) {
+  auto n = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  return FlushLocked(*n);
+}
+
+int FsCore::FlushAll() {
+  std::vector<std::shared_ptr<Node>> all;
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    for (auto& [ino, n] : nodes_) all.push_back(n);
+  }
+  int err = 0;
+  for (auto& n : all) {
+    std::lock_guard<std::mutex> lock(n->mu);
+    if (int e = FlushLocked(*n); e != 0 && err == 0) err = e;
+  }
+  return err;
+}
+
+int FsCore::TruncateLocked(Node& n, uint64_t size) {
+  if (int e = FlushLocked(n); e != 0) return e;
+  const uint64_t cs = fs_.chunk_size;
+  const uint64_t old = n.inode.size;
+  if (size < old) {
+    // Chunks wholly past the new end go; the one the end falls in is cut, so that growing the
+    // file again reads zeros there, not the old bytes.
+    std::vector<IoOp> ops;
+    const uint64_t first_gone = (size + cs - 1) / cs;
+    for (uint64_t i = first_gone; i < (old + cs - 1) / cs; ++i) {
+      ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
+    }
+    if (size % cs != 0) {
+      const uint64_t i = size / cs;
+      if (int e = LoadChunks(n, {i}); e != 0) return e;
+      std::string& data = n.chunks[i].data;
+      if (data.size() > size % cs) data.resize(size % cs);
+      if (AllZero(data)) {
+        ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
+      } else {
+        ops.push_back(IoOp{IoOp::kPut, ChunkId(fs_, n.inode.ino, i), data, {}});
+      }
+    }
+    for (auto& r : io_.Run(std::move(ops), q_)) {
+      if (!r.status.ok()) return ErrnoOf(r.status);
+    }
+    n.chunks.erase(n.chunks.lower_bound(first_gone), n.chunks.end());
+  }
+  n.inode.size = size;
+  n.inode.mtime = n.inode.ctime = now_();
+  if (int e = StoreInode(n.inode); e != 0) return e;
+  n.inode_dirty = false;
+  return 0;
+}
+
+int FsCore::ZeroRangeLocked(Node& n, uint64_t offset, uint64_t length) {
+  const uint64_t end = std::min(offset + length, n.inode.size);
+  if (offset >= end) return 0;
+  const uint64_t cs = fs_.chunk_size;
+  std::vector<uint64_t> partial;
+  for (uint64_t i = offset / cs; i <= (end - 1) / cs; ++i) {
+    if (!(offset <= i * cs && end >= std::min(i * cs + cs, n.inode.size))) partial.push_back(i);
+  }
+  if (int e = LoadChunks(n, partial); e != 0) return e;
+  for (uint64_t pos = offset; pos < end;) {
+    const uint64_t i = pos / cs, in = pos % cs;
+    const uint64_t take = std::min<uint64_t>(cs - in, end - pos);
+    Chunk& c = n.chunks[i];
+    if (in < c.data.size()) std::memset(c.data.data() + in, 0, std::min<uint64_t>(take, c.data.size() - in));
+    if (!c.dirty) {
+      c.dirty = true;
+      n.dirty_bytes += cs;
+    }
+    pos += take;
+  }
+  n.inode.mtime = n.inode.ctime = now_();
+  n.inode_dirty = true;
+  return FlushLocked(n);
+}
+
+int FsCore::Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length) {
+  if (options_.read_only) return EROFS;
+  if (length == 0) return EINVAL;
+  if (offset + length > kMaxFileSize || offset + length < offset) return EFBIG;
+  auto n = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  if (int e = LoadInode(*n); e != 0) return e;
+  if (!S_ISREG(n->inode.mode)) return S_ISDIR(n->inode.mode) ? EISDIR : ENODEV;
+  const uint64_t end = offset + length;
+  switch (mode) {
+    case 0:  // allocation: the size grows; the new range reads as zeros
+    case FALLOC_FL_KEEP_SIZE:
+      if (mode == 0 && end > n->inode.size) {
+        n->inode.size = end;
+        n->inode.ctime = now_();
+        n->inode_dirty = true;
+      }
+      return FlushLocked(*n);
+    case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: return ZeroRangeLocked(*n, offset, length);
+    case FALLOC_FL_ZERO_RANGE:
+    case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
+      if (int e = ZeroRangeLocked(*n, offset, length); e != 0) return e;
+      if (!(mode & FALLOC_FL_KEEP_SIZE) && end > n->inode.size) {
+        n->inode.size = end;
+        n->inode.ctime = now_();
+        n->inode_dirty = true;
+        return FlushLocked(*n);
+      }
+      return 0;
+    default: return EOPNOTSUPP;
+  }
+}
+
+}  // namespace ringstore::fs

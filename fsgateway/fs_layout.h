@@ -1,0 +1,97 @@
+// How a ringstore filesystem lies in the DHT (docs/fsgateway.md, decisions F1-F4).
+//
+//   superblock   H("ringstore.fs", NAME)                 FsMeta: uuid, chunk size, quorum
+//   catalog      H("ringstore.fs-catalog", "all")        map record: NAME -> ""
+//   inode        H("ringstore.inode", UUID || LE64 ino)  Inode: type, mode, owner, size, times,
+//                                                         link count, symlink target, xattrs
+//   directory    H("ringstore.dir", UUID || LE64 ino)    map record: NAME -> DirEntry
+//   data chunk   H("ringstore.fschunk", UUID || LE64 ino || LE64 index)
+//
+// Inode numbers are random 64-bit values drawn by the mount that creates the inode (1 is the
+// root), so mounts never coordinate to allocate them and a rename moves one directory entry,
+// never data: rename is O(1) for files and directories alike. Directories are map records
+// (dht/lww_map.h), merged entry by entry by the replicas, so creates, unlinks and renames
+// in one directory from several mounts all keep their entries. A chunk holds the file's
+// bytes in [index * chunk_size, min(size, (index + 1) * chunk_size)) and is always written
+// whole (DESIGN.md's pitfall); bytes past its end, and missing chunks, read as zeros.
+// Thread-safety: value types and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "dht/cluster_client.h"
+#include "dht/object_id.h"
+#include "dht/status.h"
+
+namespace ringstore::fs {
+
+constexpr uint64_t kRootIno = 1;
+constexpr uint64_t kMinChunkSize = 4096;
+constexpr uint64_t kMaxChunkSize = 16u << 20;
+constexpr uint64_t kDefaultChunkSize = 1u << 20;
+constexpr size_t kMaxNameBytes = 255;         // NAME_MAX
+constexpr size_t kMaxSymlinkBytes = 4095;     // PATH_MAX - 1
+constexpr size_t kMaxXattrNameBytes = 255;    // XATTR_NAME_MAX
+constexpr size_t kMaxXattrValueBytes = 16384; // what one inode object carries (XATTR_SIZE_MAX is 64 KiB)
+constexpr size_t kMaxXattrTotalBytes = 65536;
+constexpr uint64_t kMaxFileSize = 1ull << 44;   // 16 TiB
+
+struct FsMeta {
+  std::string name;
+  std::string uuid;  // 16 raw bytes
+  uint64_t chunk_size = kDefaultChunkSize;
+  Quorum quorum;
+  uint64_t created_ms = 0;
+};
+
+// Names are 1..64 bytes of [A-Za-z0-9._-], not starting with '.' or '-'.
+Status ValidateFsName(const std::string& name);
+Status ValidateChunkSize(uint64_t chunk_size);
+
+ObjectId SuperblockId(const std::string& name);
+ObjectId CatalogId();
+ObjectId InodeId(const FsMeta& fs, uint64_t ino);
+ObjectId DirId(const FsMeta& fs, uint64_t ino);
+ObjectId ChunkId(const FsMeta& fs, uint64_t ino, uint64_t index);
+
+std::string EncodeFsMeta(const FsMeta& m);
+Result<FsMeta> DecodeFsMeta(std::string_view bytes);
+
+struct Timespec {
+  int64_t sec = 0;
+  uint32_t nsec = 0;
+  bool operator==(const Timespec&) const = default;
+};
+
+struct Inode {
+  uint64_t ino = 0;
+  uint32_t mode = 0;  // type and permission bits, as st_mode
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 1;
+  uint64_t size = 0;
+  uint64_t rdev = 0;
+  Timespec atime, mtime, ctime;
+  uint64_t parent = 0;  // directories: the directory holding this one (for "..")
+  std::string target;   // symlinks
+  std::map<std::string, std::string> xattrs;
+
+  bool operator==(const Inode&) const = default;
+};
+
+std::string EncodeInode(const Inode& inode);
+Result<Inode> DecodeInode(std::string_view bytes);
+
+// A directory entry's payload: the child's inode number and its type (S_IFMT bits).
+struct DirEntry {
+  uint64_t ino = 0;
+  uint32_t type = 0;
+  bool operator==(const DirEntry&) const = default;
+};
+std::string EncodeDirEntry(const DirEntry& e);
+Result<DirEntry> DecodeDirEntry(std::string_view bytes);
+
+}  // namespace ringstore::fs

@@ -1,0 +1,188 @@
+// ringstore-fs: mounts a ringstore filesystem through FUSE3 (docs/fsgateway.md).
+// Create the filesystem first with `ringstore fs create NAME`.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include "fsgateway/fs_catalog.h"
+#include "fsgateway/fuse_ops.h"
+#include "node/runtime/address.h"
+#include "node/runtime/asio_clock.h"
+
+using namespace ringstore;
+using namespace ringstore::fs;
+
+namespace {
+
+Timespec WallNow() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return Timespec{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "ringstore-fs: mounts a ringstore filesystem at MOUNTPOINT through FUSE3 and serves it in the\n"
+      "foreground. Writes are cached and written back in whole chunks; fsync and close return once\n"
+      "the data is durable at W replicas. SIGTERM or SIGINT writes back dirty data, then unmounts.\n"
+      "Create the filesystem first: ringstore fs create NAME."};
+  std::string mountpoint, cluster, fs_name = "default", options, cluster_id = "ringstore", log_level = "info",
+                          ready_file;
+  double io_timeout_s = 30, attr_ttl_s = 1.0;
+  uint64_t dirty_mb = 64;
+  unsigned threads = 16;
+  app.add_option("MOUNTPOINT", mountpoint, "An existing empty directory")->required();
+  app.add_option("--cluster", cluster, "Any node(s) of the cluster, HOST:PORT[,HOST:PORT...]")
+      ->envname("RINGSTORE_CLUSTER")
+      ->required();
+  app.add_option("--fs", fs_name, "The filesystem to mount")->capture_default_str();
+  app.add_option("-o", options,
+                 "Mount options, comma-separated: ro, auto_unmount, allow_other, and other FUSE options");
+  app.add_option("--cluster-id", cluster_id, "Cluster id to expect")
+      ->envname("RINGSTORE_CLUSTER_ID")
+      ->capture_default_str();
+  app.add_option("--io-timeout", io_timeout_s,
+                 "Seconds an operation keeps retrying while replicas are unreachable, before EIO")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--attr-ttl", attr_ttl_s,
+                 "Seconds attributes and directory listings are cached (kernel and gateway)")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  app.add_option("--dirty-mb", dirty_mb, "Unwritten data one file may hold before writes flush it, in MiB")
+      ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--threads", threads, "FUSE worker threads")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
+  app.add_option("--ready-file", ready_file, "Write the mountpoint to this file once mounted");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  auto log = spdlog::stderr_color_mt("fs");
+  log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
+  log->set_level(spdlog::level::from_str(log_level));
+  log->flush_on(spdlog::level::info);
+
+  auto seeds = SplitAddresses(cluster);
+  if (!seeds.ok() || seeds->empty()) {
+    std::cerr << "ringstore-fs: --cluster: " << (seeds.ok() ? "names no node" : seeds.status().message()) << "\n";
+    return 2;
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_directory(mountpoint, ec)) {
+    std::cerr << "ringstore-fs: mountpoint " << mountpoint << " is not a directory\n";
+    return 2;
+  }
+  // Our own options; the rest go to FUSE.
+  bool read_only = false;
+  std::string fuse_opts = "default_permissions,fsname=ringstore:" + fs_name + ",subtype=ringstore";
+  {
+    std::stringstream ss(options);
+    std::string opt;
+    while (std::getline(ss, opt, ',')) {
+      if (opt.empty()) continue;
+      if (opt == "ro") read_only = true;
+      if (opt == "rw") read_only = false;
+      fuse_opts += "," + opt;
+    }
+  }
+
+  ClusterIoOptions io_options;
+  io_options.cluster_id = cluster_id;
+  io_options.io_timeout = std::chrono::milliseconds(static_cast<int64_t>(io_timeout_s * 1000));
+  auto io = ClusterObjectIo::Connect(*seeds, io_options);
+  if (!io.ok()) {
+    log->error("cluster unreachable at {}: {}", cluster, io.status().ToString());
+    return 3;
+  }
+  FsCatalog catalog(**io, FitToRing(Quorum{}, (*io)->RingNodes()));
+  auto meta = catalog.Open(fs_name);
+  if (!meta.ok()) {
+    log->error("cannot mount '{}': {}{}", fs_name, meta.status().ToString(),
+               meta.status().IsNotFound() ? " (create it with: ringstore fs create " + fs_name + ")" : "");
+    return meta.status().IsNotFound() ? 1 : 4;
+  }
+  FsOptions fo;
+  fo.read_only = read_only;
+  fo.attr_ttl = std::chrono::milliseconds(static_cast<int64_t>(attr_ttl_s * 1000));
+  fo.dirty_limit_bytes = dirty_mb << 20;
+  std::mt19937_64 rng(OsRandomSeed());
+  std::mutex rng_mu;
+  FsCore core(*meta, **io, fo, WallNow, [&] {
+    std::lock_guard<std::mutex> lock(rng_mu);
+    return rng();
+  });
+  if (int e = core.Init(); e != 0) {
+    log->error("cannot read the root of '{}': {}", fs_name, std::strerror(e));
+    return 4;
+  }
+
+  FuseContext ctx;
+  ctx.core = &core;
+  ctx.attr_timeout = attr_ttl_s;
+  ctx.entry_timeout = attr_ttl_s;
+  std::vector<std::string> args_store = {"ringstore-fs", "-o", fuse_opts};
+  std::vector<char*> fargv;
+  for (auto& a : args_store) fargv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fargv.size()), fargv.data());
+  fuse_session* se = fuse_session_new(&args, &FuseOperations(), sizeof(fuse_lowlevel_ops), &ctx);
+  if (se == nullptr) {
+    log->error("bad FUSE options: {}", fuse_opts);
+    return 2;
+  }
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return 4;
+  }
+  if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
+    log->error("mounting {} failed (is /dev/fuse there, and are you root or in the fuse group?)", mountpoint);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return 4;
+  }
+  log->info("mounted filesystem '{}' of cluster '{}' ({} node(s), N={} W={} R={}, {} KiB chunks) at {}{}",
+            fs_name, cluster_id, (*io)->RingNodes(), meta->quorum.n, meta->quorum.w, meta->quorum.r,
+            meta->chunk_size >> 10, mountpoint, read_only ? ", read-only" : "");
+  if (!ready_file.empty()) {
+    const std::string tmp = ready_file + ".tmp";
+    std::ofstream(tmp) << mountpoint << "\n";
+    std::filesystem::rename(tmp, ready_file, ec);
+  }
+  fuse_loop_config* config = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(config, threads);
+  fuse_loop_cfg_set_idle_threads(config, std::min(threads, 8u));
+  const int loop = fuse_session_loop_mt(se, config);
+  fuse_loop_cfg_destroy(config);
+  // libfuse's signal handlers end the loop with the signal number as its result.
+  const bool by_signal = loop == SIGTERM || loop == SIGINT || loop == SIGHUP;
+  if (by_signal) {
+    log->info("signal {}: writing back dirty data, then unmounting", loop);
+  } else if (loop != 0) {
+    log->error("the FUSE session failed ({}); writing back dirty data, then unmounting", loop);
+  } else {
+    log->info("unmounted from outside; writing back dirty data");
+  }
+  int exit_code = loop == 0 || by_signal ? 0 : 1;
+  if (int e = core.FlushAll(); e != 0) {
+    log->error("writeback failed, data may be lost: {}", std::strerror(e));
+    exit_code = 1;
+  }
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  (*io)->Stop();
+  log->info("unmounted {}", mountpoint);
+  return exit_code;
+}

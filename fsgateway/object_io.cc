@@ -1,0 +1,274 @@
+#include "fsgateway/object_io.h"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <future>
+#include <optional>
+
+#include "dht/random.h"
+#include "node/runtime/asio_clock.h"
+#include "node/runtime/asio_transport.h"
+
+namespace ringstore::fs {
+
+// ---- conveniences ---------------------------------------------------------------------
+
+IoResult ObjectIo::Get(const ObjectId& id, const Quorum& q) {
+  std::vector<IoOp> ops(1);
+  ops[0].kind = IoOp::kGet;
+  ops[0].id = id;
+  return std::move(Run(std::move(ops), q)[0]);
+}
+
+Status ObjectIo::Put(const ObjectId& id, std::string value, const Quorum& q) {
+  std::vector<IoOp> ops(1);
+  ops[0].kind = IoOp::kPut;
+  ops[0].id = id;
+  ops[0].value = std::move(value);
+  return Run(std::move(ops), q)[0].status;
+}
+
+Status ObjectIo::Merge(const ObjectId& id, LwwMap entries, const Quorum& q) {
+  std::vector<IoOp> ops(1);
+  ops[0].kind = IoOp::kMerge;
+  ops[0].id = id;
+  ops[0].entries = std::move(entries);
+  return Run(std::move(ops), q)[0].status;
+}
+
+Status ObjectIo::Del(const ObjectId& id, const Quorum& q) {
+  std::vector<IoOp> ops(1);
+  ops[0].kind = IoOp::kDel;
+  ops[0].id = id;
+  return Run(std::move(ops), q)[0].status;
+}
+
+// ---- MemoryObjectIo -------------------------------------------------------------------
+
+std::vector<IoResult> MemoryObjectIo::Run(std::vector<IoOp> ops, const Quorum&) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<IoResult> out(ops.size());
+  for (size_t i = 0; i < ops.size(); ++i) {
+    IoOp& op = ops[i];
+    if (!fail_.ok()) {
+      out[i].status = fail_;
+      continue;
+    }
+    auto it = objects_.find(op.id);
+    const Record* stored = it == objects_.end() ? nullptr : &it->second;
+    switch (op.kind) {
+      case IoOp::kGet:
+        if (stored == nullptr || stored->meta.tombstone()) {
+          out[i].status = Status::NotFound();
+        } else {
+          out[i].value = stored->value;
+          out[i].is_map = IsMapRecord(stored->meta);
+        }
+        break;
+      case IoOp::kPut: objects_[op.id] = MergeRecords(stored, Record::Value(++ts_, std::move(op.value))); break;
+      case IoOp::kDel: objects_[op.id] = MergeRecords(stored, Record::Tombstone(++ts_)); break;
+      case IoOp::kMerge: {
+        auto rec = MapRecordFromWrite(EncodeLwwMap(op.entries), ++ts_);
+        if (!rec.ok()) {
+          out[i].status = rec.status();
+          break;
+        }
+        objects_[op.id] = MergeRecords(stored, *rec);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+Status MemoryObjectIo::Capacity(uint64_t* total_bytes, uint64_t* free_bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t used = 0;
+  for (const auto& [id, r] : objects_) used += r.value.size();
+  *total_bytes = 1ull << 30;
+  *free_bytes = *total_bytes > used ? *total_bytes - used : 0;
+  return fail_;
+}
+
+size_t MemoryObjectIo::objects() {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [id, r] : objects_) n += r.meta.tombstone() ? 0 : 1;
+  return n;
+}
+
+void MemoryObjectIo::FailAll(Status s) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_ = std::move(s);
+}
+
+// ---- ClusterObjectIo ------------------------------------------------------------------
+
+struct ClusterObjectIo::Impl {
+  boost::asio::io_context io{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work = boost::asio::make_work_guard(io);
+  AsioClock clock{io};
+  SeededRandom random{OsRandomSeed()};
+  ClusterIoOptions options;
+  std::unique_ptr<ClusterClient> client;
+  std::thread thread;
+  std::mutex mu;
+  bool stopped = false;
+
+  // One batch: the caller waits for remaining to reach zero.
+  struct Batch {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t remaining = 0;
+    std::vector<IoResult> results;
+  };
+
+  static bool Retryable(const Status& s) {
+    return s.code() == Code::kUnavailable || s.code() == Code::kTimeout || s.code() == Code::kBusy;
+  }
+
+  // Runs op (on the io thread), retrying while the failure is retryable and time is left.
+  void Start(std::shared_ptr<Batch> batch, size_t i, std::shared_ptr<IoOp> op, Quorum q,
+             Clock::Duration deadline, Clock::Duration backoff) {
+    auto finish = [this, batch, i, op, q, deadline, backoff](IoResult r) {
+      const Clock::Duration now = clock.Now();
+      if (!r.status.ok() && Retryable(r.status) && now < deadline) {
+        const Clock::Duration wait = std::min(backoff, deadline - now);
+        const Clock::Duration next = std::min<Clock::Duration>(backoff * 2, std::chrono::seconds(2));
+        clock.Schedule(wait, [this, batch, i, op, q, deadline, next] {
+          client->Refresh([this, batch, i, op, q, deadline, next](Status) { Start(batch, i, op, q, deadline, next); });
+        });
+        return;
+      }
+      std::lock_guard<std::mutex> lock(batch->mu);
+      batch->results[i] = std::move(r);
+      if (--batch->remaining == 0) batch->cv.notify_all();
+    };
+    const Quorum fitted = FitToRing(q, client->table().ring_nodes());
+    auto on_ack = [finish](Result<Ack> a) { finish(IoResult{a.ok() ? Status::Ok() : a.status(), {}, false}); };
+    switch (op->kind) {
+      case IoOp::kGet:
+        client->Get(op->id, fitted, [finish](Result<Record> r) {
+          IoResult out;
+          if (!r.ok()) {
+            out.status = r.status();
+          } else if (r->meta.tombstone()) {
+            out.status = Status::NotFound();
+          } else {
+            out.is_map = IsMapRecord(r->meta);
+            out.value = std::move(r->value);
+          }
+          finish(std::move(out));
+        });
+        break;
+      // The client takes values by copy here: a retry needs them again.
+      case IoOp::kPut: client->Put(op->id, op->value, fitted, on_ack); break;
+      case IoOp::kMerge: client->Merge(op->id, op->entries, fitted, on_ack); break;
+      case IoOp::kDel: client->Del(op->id, fitted, on_ack); break;
+    }
+  }
+};
+
+ClusterObjectIo::ClusterObjectIo(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ClusterObjectIo::~ClusterObjectIo() { Stop(); }
+
+Result<std::unique_ptr<ClusterObjectIo>> ClusterObjectIo::Connect(const std::vector<std::string>& seeds,
+                                                                   ClusterIoOptions options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  ClusterClientOptions cco;
+  cco.connection.cluster_id = options.cluster_id;
+  cco.connection.request_timeout = options.request_timeout;
+  cco.connection.connect_timeout = std::chrono::seconds(3);
+  cco.connections_per_node = options.connections_per_node;
+  Impl* raw = impl.get();
+  impl->client = std::make_unique<ClusterClient>(cco, impl->clock, impl->random,
+                                                 [raw] { return std::make_unique<AsioTransport>(raw->io); });
+  std::optional<Status> connected;
+  impl->client->Connect(seeds, [&](Status s) { connected = s; });
+  while (!connected) impl->io.run_one();
+  if (!connected->ok()) return *connected;
+  impl->thread = std::thread([raw] { raw->io.run(); });
+  return std::unique_ptr<ClusterObjectIo>(new ClusterObjectIo(std::move(impl)));
+}
+
+std::vector<IoResult> ClusterObjectIo::Run(std::vector<IoOp> ops, const Quorum& q) {
+  auto batch = std::make_shared<Impl::Batch>();
+  batch->results.resize(ops.size());
+  batch->remaining = ops.size();
+  if (ops.empty()) return {};
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopped) {
+      for (auto& r : batch->results) r.status = Status::ShuttingDown("gateway stopping");
+      return std::move(batch->results);
+    }
+  }
+  auto shared = std::make_shared<std::vector<IoOp>>(std::move(ops));
+  Impl* impl = impl_.get();
+  boost::asio::post(impl->io, [impl, batch, shared, q] {
+    const Clock::Duration deadline = impl->clock.Now() + impl->options.io_timeout;
+    for (size_t i = 0; i < shared->size(); ++i) {
+      impl->Start(batch, i, std::make_shared<IoOp>(std::move((*shared)[i])), q, deadline, std::chrono::milliseconds(100));
+    }
+  });
+  std::unique_lock<std::mutex> lock(batch->mu);
+  batch->cv.wait(lock, [&] { return batch->remaining == 0; });
+  return std::move(batch->results);
+}
+
+size_t ClusterObjectIo::RingNodes() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopped) return 0;
+  }
+  std::promise<size_t> p;
+  auto f = p.get_future();
+  Impl* impl = impl_.get();
+  boost::asio::post(impl->io, [impl, &p] { p.set_value(impl->client->table().ring_nodes()); });
+  return f.get();
+}
+
+Status ClusterObjectIo::Capacity(uint64_t* total_bytes, uint64_t* free_bytes) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopped) return Status::ShuttingDown("gateway stopping");
+  }
+  std::promise<Result<std::vector<DiskUsage>>> p;
+  auto f = p.get_future();
+  Impl* impl = impl_.get();
+  boost::asio::post(impl->io, [impl, &p] {
+    impl->client->DiskUsages([&p](Result<std::vector<DiskUsage>> r) { p.set_value(std::move(r)); });
+  });
+  auto disks = f.get();
+  if (!disks.ok()) return disks.status();
+  *total_bytes = *free_bytes = 0;
+  for (const DiskUsage& d : *disks) {
+    *total_bytes += d.capacity_bytes;
+    *free_bytes += d.free_bytes;
+  }
+  return Status::Ok();
+}
+
+void ClusterObjectIo::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->stopped) return;
+    impl_->stopped = true;
+  }
+  Impl* impl = impl_.get();
+  // The client is destroyed on its own thread, then the loop ends.
+  boost::asio::post(impl->io, [impl] {
+    impl->client.reset();
+    impl->work.reset();
+    impl->io.stop();
+  });
+  if (impl->thread.joinable()) impl->thread.join();
+}
+
+}  // namespace ringstore::fs

@@ -1,0 +1,97 @@
+// ObjectIo: the blocking object interface the filesystem core runs on, called from FUSE's
+// worker threads. A batch of operations runs in parallel and returns when all are done.
+//
+// ClusterObjectIo is the real one: it owns an io_context thread with a ClusterClient, and
+// retries an operation that failed for want of replicas (with backoff, re-reading the route
+// table) until io_timeout has passed; then the failure is returned and the filesystem answers
+// EIO, never wrong data. Writes return once W replicas hold them durably.
+// MemoryObjectIo keeps the objects in a map (unit tests).
+// Thread-safety: both are safe to call from any number of threads.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dht/cluster_client.h"
+#include "dht/lww_map.h"
+#include "dht/object_id.h"
+#include "dht/status.h"
+
+namespace ringstore::fs {
+
+struct IoOp {
+  enum Kind { kGet, kPut, kMerge, kDel } kind = kGet;
+  ObjectId id;
+  std::string value;  // kPut
+  LwwMap entries;     // kMerge
+};
+
+// Get results: the record (a tombstone is NotFound). Write results: Ok or the failure.
+struct IoResult {
+  Status status;
+  std::string value;  // kGet
+  bool is_map = false;
+};
+
+class ObjectIo {
+ public:
+  virtual ~ObjectIo() = default;
+  virtual std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) = 0;
+  // The ring's node count (quorums are fitted to it).
+  virtual size_t RingNodes() = 0;
+  // The raw capacity and free bytes of the cluster's disks, each disk counted once.
+  virtual Status Capacity(uint64_t* total_bytes, uint64_t* free_bytes) = 0;
+
+  IoResult Get(const ObjectId& id, const Quorum& q);
+  Status Put(const ObjectId& id, std::string value, const Quorum& q);
+  Status Merge(const ObjectId& id, LwwMap entries, const Quorum& q);
+  Status Del(const ObjectId& id, const Quorum& q);
+};
+
+class MemoryObjectIo final : public ObjectIo {
+ public:
+  std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) override;
+  size_t RingNodes() override { return 3; }
+  Status Capacity(uint64_t* total_bytes, uint64_t* free_bytes) override;
+  size_t objects();
+  // When set, every operation fails with this status (a cluster that is gone).
+  void FailAll(Status s);
+
+ private:
+  std::mutex mu_;
+  std::map<ObjectId, Record> objects_;
+  Timestamp ts_ = 0;
+  Status fail_;
+};
+
+struct ClusterIoOptions {
+  std::string cluster_id = "ringstore";
+  std::chrono::milliseconds io_timeout{30000};
+  std::chrono::milliseconds request_timeout{10000};
+  uint32_t connections_per_node = 2;
+};
+
+class ClusterObjectIo final : public ObjectIo {
+ public:
+  ~ClusterObjectIo() override;
+  // Connects through the first seed that answers (Unavailable if none does).
+  static Result<std::unique_ptr<ClusterObjectIo>> Connect(const std::vector<std::string>& seeds, ClusterIoOptions options);
+
+  std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) override;
+  size_t RingNodes() override;
+  Status Capacity(uint64_t* total_bytes, uint64_t* free_bytes) override;
+  // Stops the io thread; later calls fail with ShuttingDown.
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit ClusterObjectIo(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ringstore::fs

@@ -1,0 +1,42 @@
+"""Helpers shared by the filesystem gateway tests (tests/fsgateway/test_fs_*.py).
+
+On top of ../integration/harness.py: checks that FUSE mounts can work here (root, /dev/fuse,
+fusermount3), a 3-node ring with a filesystem created on it, and mounts of it
+(harness.FsGateway: -o auto_unmount, unmounted by cleanup even when a test fails).
+"""
+
+import os
+import shutil
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import harness  # noqa: E402
+from harness import EXIT_OK, TestFailure, check, expect_rc, log, start_ring, wait_until  # noqa: E402,F401
+
+FAST_FD = ["--probe-interval-ms", "300", "--suspicion-timeout-ms", "1500"]
+
+
+def require_fuse():
+    harness.need(os.geteuid() == 0, f"FUSE mounts with allow_other need root (running as uid {os.geteuid()})")
+    harness.need(os.path.exists("/dev/fuse"), "no /dev/fuse on this machine")
+    harness.need(shutil.which("fusermount3") is not None, "fusermount3 missing (Debian: fuse3)")
+
+
+def create_fs(ctx, node, name="default", extra=()):
+    r = ctx.cli("fs", "create", name, *extra, cluster=node)
+    expect_rc(r, EXIT_OK, f"ringstore fs create {name}")
+    return name
+
+
+def cluster_with_fs(ctx, nodes=3, fs="default", node_args=FAST_FD, fs_args=()):
+    """A ring of `nodes` nodes with filesystem `fs` created on it."""
+    ring = start_ring(ctx, nodes, list(node_args))
+    create_fs(ctx, ring[0], fs, fs_args)
+    return ring
+
+
+def mount(ctx, ring, fs="default", name="fs", extra_args=()):
+    g = ctx.fs_gateway(ring, fs=fs, name=name, extra_args=list(extra_args))
+    g.start()
+    return g

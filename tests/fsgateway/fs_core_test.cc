@@ -1,0 +1,341 @@
+// FsCore over an in-memory object store: the namespace and data operations with their error
+// cases, two mounts of one filesystem (coherence after open, concurrent creates in one
+// directory), and the layout's encodings.
+#include "fsgateway/fs_core.h"
+
+#include <gtest/gtest.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <atomic>
+#include <random>
+#include <thread>
+
+#include "fsgateway/fs_catalog.h"
+
+namespace ringstore::fs {
+namespace {
+
+FsMeta TestMeta(uint64_t chunk = 4096) {
+  FsMeta m;
+  m.name = "t";
+  m.uuid = std::string(16, 'u');
+  m.chunk_size = chunk;
+  return m;
+}
+
+class FsCoreTest : public ::testing::Test {
+ protected:
+  FsCoreTest() { mount_a_ = Mount(); }
+  std::unique_ptr<FsCore> Mount(FsOptions o = {}) {
+    o.attr_ttl = std::chrono::milliseconds(0);  // always re-read: other mounts' changes show at once
+    auto core = std::make_unique<FsCore>(meta_, io_, o, [this] { return Timespec{++clock_, 0}; },
+                                         [this] { return rng_(); });
+    EXPECT_EQ(core->Init(), 0);
+    return core;
+  }
+  FsCore& a() { return *mount_a_; }
+  uint64_t Create(FsCore& c, uint64_t parent, const std::string& name, uint32_t mode = S_IFREG | 0644) {
+    Inode n;
+    EXPECT_EQ(c.MakeNode(parent, name, mode, 0, Caller{1, 2}, &n), 0) << name;
+    return n.ino;
+  }
+  std::string ReadAll(FsCore& c, uint64_t ino) {
+    Inode n;
+    EXPECT_EQ(c.GetAttr(ino, &n), 0);
+    std::string out;
+    EXPECT_EQ(c.Read(ino, 0, n.size + 10, &out), 0);
+    return out;
+  }
+  std::vector<std::string> Names(FsCore& c, uint64_t dir) {
+    std::vector<std::pair<std::string, DirEntry>> list;
+    EXPECT_EQ(c.ReadDir(dir, &list), 0);
+    std::vector<std::string> names;
+    for (auto& [n, e] : list) names.push_back(n);
+    return names;
+  }
+
+  FsMeta meta_ = TestMeta();
+  MemoryObjectIo io_;
+  std::atomic<int64_t> clock_{1000};
+  std::mt19937_64 rng_{7};
+  std::unique_ptr<FsCore> mount_a_;
+};
+
+TEST(FsLayoutTest, EncodingsRoundTrip) {
+  Inode n;
+  n.ino = 99;
+  n.mode = S_IFLNK | 0777;
+  n.uid = 5;
+  n.gid = 6;
+  n.nlink = 3;
+  n.size = 1ull << 40;
+  n.rdev = 7;
+  n.atime = {1, 2};
+  n.mtime = {3, 4};
+  n.ctime = {5, 999999999};
+  n.parent = 4;
+  n.target = std::string("a\0b", 3);
+  n.xattrs["user.x"] = std::string(300, 'v');
+  auto back = DecodeInode(EncodeInode(n));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(*back, n);
+  auto meta = DecodeFsMeta(EncodeFsMeta(TestMeta()));
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta->uuid, TestMeta().uuid);
+  auto e = DecodeDirEntry(EncodeDirEntry(DirEntry{42, S_IFDIR}));
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->ino, 42u);
+  EXPECT_FALSE(DecodeInode("garbage").ok());
+  EXPECT_FALSE(DecodeFsMeta(EncodeInode(n)).ok());
+  EXPECT_NE(InodeId(TestMeta(), 1), DirId(TestMeta(), 1));
+  EXPECT_NE(ChunkId(TestMeta(), 1, 0), ChunkId(TestMeta(), 1, 1));
+}
+
+TEST_F(FsCoreTest, CreateLookupAndTheErrorsOfNames) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  Inode n;
+  ASSERT_EQ(a().Lookup(kRootIno, "f", &n), 0);
+  EXPECT_EQ(n.ino, f);
+  EXPECT_EQ(n.uid, 1u);
+  EXPECT_EQ(n.gid, 2u);
+  EXPECT_EQ(a().Lookup(kRootIno, "nope", &n), ENOENT);
+  EXPECT_EQ(a().MakeNode(kRootIno, "f", S_IFREG | 0644, 0, {}, &n), EEXIST);
+  EXPECT_EQ(a().MakeNode(kRootIno, std::string(256, 'x'), S_IFREG | 0644, 0, {}, &n), ENAMETOOLONG);
+  EXPECT_EQ(a().MakeNode(kRootIno, std::string(255, 'x'), S_IFREG | 0644, 0, {}, &n), 0);
+  EXPECT_EQ(a().Lookup(f, "x", &n), ENOTDIR);
+  const uint64_t d = Create(a(), kRootIno, "d", S_IFDIR | 0755);
+  Inode root;
+  ASSERT_EQ(a().GetAttr(kRootIno, &root), 0);
+  EXPECT_EQ(root.nlink, 3u);
+  EXPECT_EQ(a().Unlink(kRootIno, "d"), EISDIR);
+  EXPECT_EQ(a().Rmdir(kRootIno, "f"), ENOTDIR);
+  Create(a(), d, "inner");
+  EXPECT_EQ(a().Rmdir(kRootIno, "d"), ENOTEMPTY);
+  ASSERT_EQ(a().Unlink(d, "inner"), 0);
+  ASSERT_EQ(a().Rmdir(kRootIno, "d"), 0);
+  EXPECT_EQ(a().Lookup(kRootIno, "d", &n), ENOENT);
+  ASSERT_EQ(a().GetAttr(kRootIno, &root), 0);
+  EXPECT_EQ(root.nlink, 2u);
+}
+
+TEST_F(FsCoreTest, RenameMovesOneEntryAndHonoursItsFlags) {
+  const uint64_t d1 = Create(a(), kRootIno, "d1", S_IFDIR | 0755);
+  const uint64_t d2 = Create(a(), kRootIno, "d2", S_IFDIR | 0755);
+  const uint64_t f = Create(a(), d1, "f");
+  const uint64_t g = Create(a(), d2, "g");
+  ASSERT_EQ(a().Write(f, 0, "F"), 0);
+  ASSERT_EQ(a().Flush(f), 0);
+  EXPECT_EQ(a().Rename(d1, "f", d2, "g", RENAME_NOREPLACE), EEXIST);
+  ASSERT_EQ(a().Rename(d1, "f", d2, "g", RENAME_EXCHANGE), 0);
+  Inode n;
+  ASSERT_EQ(a().Lookup(d2, "g", &n), 0);
+  EXPECT_EQ(n.ino, f);
+  ASSERT_EQ(a().Lookup(d1, "f", &n), 0);
+  EXPECT_EQ(n.ino, g);
+  // Over an existing file: the old one is gone.
+  ASSERT_EQ(a().Rename(d1, "f", d2, "g", 0), 0);
+  ASSERT_EQ(a().Lookup(d2, "g", &n), 0);
+  EXPECT_EQ(n.ino, g);
+  EXPECT_EQ(a().GetAttr(f, &n), ENOENT);
+  EXPECT_EQ(Names(a(), d1).size(), 0u);
+  // A directory moves with its contents, and its ".." follows.
+  Create(a(), d1, "sub", S_IFDIR | 0755);
+  ASSERT_EQ(a().Rename(kRootIno, "d1", d2, "moved", 0), 0);
+  ASSERT_EQ(a().Lookup(d2, "moved", &n), 0);
+  EXPECT_EQ(n.parent, d2);
+  EXPECT_EQ(Names(a(), n.ino), std::vector<std::string>{"sub"});
+  Create(a(), kRootIno, "empty", S_IFDIR | 0755);
+  EXPECT_EQ(a().Rename(kRootIno, "empty", d2, "moved", 0), ENOTEMPTY);
+  EXPECT_EQ(a().Rename(kRootIno, "empty", d2, "g", 0), ENOTDIR);
+  EXPECT_EQ(a().Rename(d2, "g", kRootIno, "empty", 0), EISDIR);
+  EXPECT_EQ(a().Rename(d2, "g", d2, "g", 0), 0);
+  EXPECT_EQ(a().Rename(d2, "none", d2, "x", 0), ENOENT);
+}
+
+TEST_F(FsCoreTest, HardLinksCountAndTheLastOneDeletes) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  ASSERT_EQ(a().Write(f, 0, "data"), 0);
+  ASSERT_EQ(a().Flush(f), 0);
+  Inode n;
+  ASSERT_EQ(a().Link(f, kRootIno, "g", &n), 0);
+  EXPECT_EQ(n.nlink, 2u);
+  EXPECT_EQ(a().Link(f, kRootIno, "g", &n), EEXIST);
+  EXPECT_EQ(a().Link(kRootIno, kRootIno, "r", &n), EPERM);
+  ASSERT_EQ(a().Unlink(kRootIno, "f"), 0);
+  EXPECT_EQ(ReadAll(a(), f), "data");
+  const size_t before = io_.objects();
+  ASSERT_EQ(a().Unlink(kRootIno, "g"), 0);
+  EXPECT_EQ(a().GetAttr(f, &n), ENOENT);
+  EXPECT_EQ(io_.objects(), before - 2);  // the inode and its one chunk
+}
+
+TEST_F(FsCoreTest, AnUnlinkedOpenFileLivesUntilItsLastRelease) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  bool keep = false;
+  ASSERT_EQ(a().Open(f, false, &keep), 0);
+  ASSERT_EQ(a().Write(f, 0, "still here"), 0);
+  ASSERT_EQ(a().Unlink(kRootIno, "f"), 0);
+  std::string out;
+  ASSERT_EQ(a().Read(f, 0, 100, &out), 0);
+  EXPECT_EQ(out, "still here");
+  ASSERT_EQ(a().Release(f), 0);
+  Inode n;
+  EXPECT_EQ(a().GetAttr(f, &n), ENOENT);
+}
+
+TEST_F(FsCoreTest, DataCrossesChunksHolesReadAsZerosAndTruncateForgets) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  std::string big(3 * 4096 + 100, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  ASSERT_EQ(a().Write(f, 10, big), 0);
+  ASSERT_EQ(a().Flush(f), 0);
+  auto b = Mount();  // another mount reads what the first flushed
+  std::string expect = std::string(10, '\0') + big;
+  EXPECT_EQ(ReadAll(*b, f), expect);
+  // A write far past the end leaves a hole.
+  ASSERT_EQ(a().Write(f, 100000, "end"), 0);
+  ASSERT_EQ(a().Flush(f), 0);
+  std::string all = ReadAll(*b, f);
+  ASSERT_EQ(all.size(), 100003u);
+  EXPECT_EQ(all.substr(expect.size(), 100000 - expect.size()), std::string(100000 - expect.size(), '\0'));
+  // Truncate down then up: the cut bytes read as zeros, not the old data.
+  Inode n;
+  SetAttr s;
+  s.size = 5;
+  ASSERT_EQ(a().SetAttributes(f, s, &n), 0);
+  s.size = 9000;
+  ASSERT_EQ(a().SetAttributes(f, s, &n), 0);
+  all = ReadAll(*b, f);
+  ASSERT_EQ(all.size(), 9000u);
+  EXPECT_EQ(all.substr(0, 5), expect.substr(0, 5));
+  EXPECT_EQ(all.substr(5), std::string(8995, '\0'));
+}
+
+TEST_F(FsCoreTest, PartialChunkWritesKeepTheRestOfTheChunk) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  ASSERT_EQ(a().Write(f, 0, std::string(8192, 'x')), 0);
+  ASSERT_EQ(a().Flush(f), 0);
+  auto b = Mount();
+  bool keep;
+  ASSERT_EQ(b->Open(f, false, &keep), 0);
+  ASSERT_EQ(b->Write(f, 4000, "yyyy"), 0);  // a chunk b never read: read-modify-write
+  ASSERT_EQ(b->Release(f), 0);
+  std::string expect(8192, 'x');
+  expect.replace(4000, 4, "yyyy");
+  EXPECT_EQ(ReadAll(a(), f), expect);
+}
+
+TEST_F(FsCoreTest, FallocateZeroesOrRefusesNeverPretends) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  ASSERT_EQ(a().Write(f, 0, std::string(10000, 'x')), 0);
+  ASSERT_EQ(a().Fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100, 5000), 0);
+  std::string all = ReadAll(a(), f);
+  ASSERT_EQ(all.size(), 10000u);
+  EXPECT_EQ(all.substr(100, 5000), std::string(5000, '\0'));
+  EXPECT_EQ(all.substr(5100), std::string(4900, 'x'));
+  ASSERT_EQ(a().Fallocate(f, 0, 0, 20000), 0);
+  Inode n;
+  ASSERT_EQ(a().GetAttr(f, &n), 0);
+  EXPECT_EQ(n.size, 20000u);
+  ASSERT_EQ(a().Fallocate(f, FALLOC_FL_ZERO_RANGE, 19000, 2000), 0);
+  ASSERT_EQ(a().GetAttr(f, &n), 0);
+  EXPECT_EQ(n.size, 21000u);
+  EXPECT_EQ(a().Fallocate(f, FALLOC_FL_COLLAPSE_RANGE, 0, 4096), EOPNOTSUPP);
+  EXPECT_EQ(a().Fallocate(f, FALLOC_FL_PUNCH_HOLE, 0, 10), EOPNOTSUPP);  // needs KEEP_SIZE
+}
+
+TEST_F(FsCoreTest, XattrsWithTheirFlagsAndErrors) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  ASSERT_EQ(a().SetXattr(f, "user.a", "1", 0), 0);
+  EXPECT_EQ(a().SetXattr(f, "user.a", "2", XATTR_CREATE), EEXIST);
+  EXPECT_EQ(a().SetXattr(f, "user.b", "2", XATTR_REPLACE), ENODATA);
+  ASSERT_EQ(a().SetXattr(f, "user.a", "3", XATTR_REPLACE), 0);
+  std::string v;
+  ASSERT_EQ(a().GetXattr(f, "user.a", &v), 0);
+  EXPECT_EQ(v, "3");
+  EXPECT_EQ(a().GetXattr(f, "user.b", &v), ENODATA);
+  std::vector<std::string> names;
+  ASSERT_EQ(a().ListXattr(f, &names), 0);
+  EXPECT_EQ(names, std::vector<std::string>{"user.a"});
+  ASSERT_EQ(a().RemoveXattr(f, "user.a"), 0);
+  EXPECT_EQ(a().RemoveXattr(f, "user.a"), ENODATA);
+  EXPECT_EQ(a().SetXattr(f, "user.big", std::string(kMaxXattrValueBytes + 1, 'v'), 0), E2BIG);
+}
+
+TEST_F(FsCoreTest, TwoMountsCreatingInOneDirectoryLoseNothing) {
+  auto b = Mount();
+  const uint64_t d = Create(a(), kRootIno, "shared", S_IFDIR | 0755);
+  std::thread ta([&] {
+    for (int i = 0; i < 200; ++i) Create(a(), d, "a" + std::to_string(i));
+  });
+  std::thread tb([&] {
+    for (int i = 0; i < 200; ++i) Create(*b, d, "b" + std::to_string(i));
+  });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(Names(a(), d).size(), 400u);
+  EXPECT_EQ(Names(*b, d).size(), 400u);
+}
+
+TEST_F(FsCoreTest, ReadOnlyMountsRefuseChanges) {
+  FsOptions o;
+  o.read_only = true;
+  auto ro = Mount(o);
+  Inode n;
+  EXPECT_EQ(ro->MakeNode(kRootIno, "x", S_IFREG | 0644, 0, {}, &n), EROFS);
+  EXPECT_EQ(ro->Write(kRootIno, 0, "x"), EROFS);
+  EXPECT_EQ(ro->SetXattr(kRootIno, "user.x", "1", 0), EROFS);
+}
+
+TEST_F(FsCoreTest, AClusterThatIsGoneIsEIONotSilence) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  ASSERT_EQ(a().Write(f, 0, "x"), 0);
+  io_.FailAll(Status::Unavailable("all nodes down"));
+  EXPECT_EQ(a().Flush(f), EIO);
+  Inode n;
+  EXPECT_EQ(a().MakeNode(kRootIno, "g", S_IFREG | 0644, 0, {}, &n), EIO);
+  io_.FailAll(Status::Ok());
+  EXPECT_EQ(a().Flush(f), 0);  // the dirty data was kept and goes out now
+  EXPECT_EQ(ReadAll(*Mount(), f), "x");
+}
+
+TEST(FsCatalogTest, CreateListOpenRemove) {
+  MemoryObjectIo io;
+  FsCatalog catalog(io);
+  FsMeta m = TestMeta();
+  m.name = "one";
+  ASSERT_TRUE(catalog.Create(m, 0, 0, 1).ok());
+  EXPECT_FALSE(catalog.Create(m, 0, 0, 1).ok());
+  FsMeta m2 = TestMeta();
+  m2.name = "two";
+  m2.uuid = std::string(16, 'v');
+  ASSERT_TRUE(catalog.Create(m2, 0, 0, 1).ok());
+  EXPECT_EQ(catalog.List().value(), (std::vector<std::string>{"one", "two"}));
+  {
+    FsCore core(*catalog.Open("one"), io, {}, [] { return Timespec{1, 0}; }, [] {
+      static uint64_t n = 10;
+      return n++;
+    });
+    ASSERT_EQ(core.Init(), 0);
+    Inode d, f;
+    ASSERT_EQ(core.MakeNode(kRootIno, "d", S_IFDIR | 0755, 0, {}, &d), 0);
+    ASSERT_EQ(core.MakeNode(d.ino, "f", S_IFREG | 0644, 0, {}, &f), 0);
+    ASSERT_EQ(core.Write(f.ino, 0, std::string(10000, 'z')), 0);
+    ASSERT_EQ(core.FlushAll(), 0);
+  }
+  const size_t with_one = io.objects();
+  ASSERT_TRUE(catalog.Remove("one", nullptr).ok());
+  EXPECT_TRUE(catalog.Open("one").status().IsNotFound());
+  EXPECT_EQ(catalog.List().value(), std::vector<std::string>{"two"});
+  // Left: two's superblock and root inode, and the catalog.
+  EXPECT_EQ(io.objects(), 3u);
+  EXPECT_GT(with_one, 3u);
+  EXPECT_FALSE(ValidateFsName("-bad").ok());
+  EXPECT_FALSE(ValidateChunkSize(3000).ok());
+}
+
+}  // namespace
+}  // namespace ringstore::fs
