@@ -1,6 +1,7 @@
 # ringstore: the two commands of the README, plus the developer's helpers.
-#   make run    install missing Debian packages, build, start a local 3-node cluster and a block volume
-#   make test   install, build and pass the tests (unit, multi-process, NBD, simulator seeds)
+#   make run    install missing Debian packages, build, start a local 3-node cluster, mount its
+#               filesystem and serve a block volume
+#   make test   install, build and pass the tests (unit, multi-process, FUSE mount, NBD, simulator seeds)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)

@@ -13,6 +13,8 @@ PACKAGES=(
   # tests and benchmarks
   redis-server redis-tools fio iperf3 nbdkit libnbd-bin python3-libnbd qemu-utils
   e2fsprogs util-linux iproute2 iptables procps psmisc python3
+  # filesystem tests and benchmarks (real programs on a mount)
+  git attr dbench bonnie++
 )
 
 missing=()

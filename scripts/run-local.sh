@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Starts, stops or describes the local ringstore that `make run` brings up under ./run/:
-# a 3-node cluster on 127.0.0.1:7401-7403 and the NBD block gateway on 127.0.0.1:10809
-# serving a thin 1 GiB volume "disk0".
+# a 3-node cluster on 127.0.0.1:7401-7403, the filesystem "default" mounted at ./run/mnt
+# through FUSE (ringstore-fs), and the NBD block gateway on 127.0.0.1:10809 serving a thin
+# 1 GiB volume "disk0".
 # Usage: scripts/run-local.sh start|stop|status [BUILD_DIR]
 # Environment: RINGSTORE_BASE_PORT (default 7400: nodes on +1..+3), RINGSTORE_NBD (default
-# 127.0.0.1:10809).
+# 127.0.0.1:10809), RINGSTORE_MOUNT (default ./run/mnt).
 set -euo pipefail
 cmd=${1:-start}
 build=${2:-build}
@@ -13,6 +14,8 @@ run="$top/run"
 node="$top/$build/node/ringstore-node"
 cli="$top/$build/tools/ringstore"
 block="$top/$build/blockgateway/ringstore-block"
+fsgw="$top/$build/fsgateway/ringstore-fs"
+mnt=${RINGSTORE_MOUNT:-$run/mnt}
 base_port=${RINGSTORE_BASE_PORT:-7400}
 nbd_listen=${RINGSTORE_NBD:-127.0.0.1:10809}
 NODES=(node1 node2 node3)
@@ -83,6 +86,16 @@ start)
   fi
   start_proc block "$block" --cluster "$cluster" --listen "$nbd_listen"
   nbd=$(cat "$run/block.addr")
+  fs_line="  filesystem: $mnt  (filesystem 'default'; ringstore fs ls|create|rm)"
+  if [ ! -e /dev/fuse ] || [ "$(id -u)" -ne 0 ]; then
+    fs_line="  filesystem: not mounted: FUSE needs /dev/fuse and root here (see docs/fsgateway.md)"
+  else
+    if ! "$cli" --cluster "$cluster" fs ls 2>/dev/null | grep -q '^default '; then
+      "$cli" --cluster "$cluster" fs create default
+    fi
+    mkdir -p "$mnt"
+    start_proc fs "$fsgw" "$mnt" --cluster "$cluster" --fs default -o auto_unmount,allow_other
+  fi
   echo
   echo "  cluster:  $cluster"
   echo "            data: $run/node{1,2,3}   logs: $run/node{1,2,3}.log"
@@ -91,15 +104,18 @@ start)
   echo "            nbdinfo nbd://$nbd/disk0"
   echo "            nbdfuse /mnt/disk0 nbd://$nbd/disk0 &  then: losetup -f --show /mnt/disk0/nbd"
   echo "            log: $run/block.log"
-  echo "  filesystem: not yet built (the FUSE gateway, fsgateway/, is a later issue)"
+  echo "$fs_line"
+  echo "            log: $run/fs.log"
   echo "  stop it:  make stop"
   ;;
 stop)
-  stop_proc block  # first, so that it writes back its cache while the nodes are up
+  # The gateways first, so that they write back their caches while the nodes are up.
+  stop_proc fs
+  stop_proc block
   for n in node3 node2 node1; do stop_proc "$n"; done
   ;;
 status)
-  for n in "${NODES[@]}" block; do
+  for n in "${NODES[@]}" block fs; do
     if running "$n"; then
       echo "ringstore: $n running (pid $(cat "$run/$n.pid")) on $(cat "$run/$n.addr")"
     else
