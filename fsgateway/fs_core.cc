@@ -140,6 +140,34 @@ int FsCore::LookupLocked(uint64_t parent, const std::string& name, DirEntry* out
   return 0;
 }
 
+int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now, int nlink_delta) {
+  auto d = NodeFor(dir);
+  std::lock_guard<std::mutex> lock(d->mu);
+  if (int e = LoadInode(*d); e != 0) return e;
+  Inode next = d->inode;
+  next.mtime = next.ctime = now;
+  next.nlink = static_cast<uint32_t>(std::max<int64_t>(2, static_cast<int64_t>(next.nlink) + nlink_delta));
+  // The entries and the directory's new times in one round trip.
+  std::vector<IoOp> ops;
+  ops.push_back(IoOp{IoOp::kMerge, DirId(fs_, dir), {}, entries});
+  ops.push_back(IoOp{IoOp::kPut, InodeId(fs_, dir), EncodeInode(next), {}});
+  for (auto& r : io_.Run(std::move(ops), q_)) {
+    if (!r.status.ok()) return ErrnoOf(r.status);
+  }
+  d->inode = std::move(next);
+  if (d->entries) {
+    for (const auto& [name, e] : entries) {
+      auto entry = DecodeDirEntry(e.payload);
+      if (e.deleted || !entry.ok()) {
+        d->entries->erase(name);
+      } else {
+        (*d->entries)[name] = *entry;
+      }
+    }
+  }
+  return 0;
+}
+
 int FsCore::TouchDir(uint64_t dir, Timespec now, int nlink_delta) {
   auto d = NodeFor(dir);
   std::lock_guard<std::mutex> lock(d->mu);
@@ -210,6 +238,15 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
   n.mode = mode;
   n.uid = who.uid;
   n.gid = who.gid;
+  {
+    // A set-group-id directory hands its group down, and its set-group-id bit to directories.
+    auto p = NodeFor(parent);
+    std::lock_guard<std::mutex> lock(p->mu);
+    if (p->loaded && (p->inode.mode & S_ISGID)) {
+      n.gid = p->inode.gid;
+      if (IsDir(mode)) n.mode |= S_ISGID;
+    }
+  }
   n.rdev = rdev;
   n.nlink = IsDir(mode) ? 2 : 1;
   n.parent = parent;
@@ -220,9 +257,7 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
   const DirEntry entry{n.ino, mode & S_IFMT};
   LwwMap add;
   add[name] = MapEntry{0, false, EncodeDirEntry(entry)};
-  if (int e = MergeEntries(parent, std::move(add)); e != 0) return e;
-  NoteEntry(parent, name, entry);
-  if (int e = TouchDir(parent, now, IsDir(mode) ? 1 : 0); e != 0) return e;
+  if (int e = ChangeDir(parent, std::move(add), now, IsDir(mode) ? 1 : 0); e != 0) return e;
   auto node = NodeFor(n.ino);
   std::lock_guard<std::mutex> lock(node->mu);
   node->inode = n;
@@ -269,9 +304,7 @@ int FsCore::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name,
   }
   LwwMap add;
   add[new_name] = MapEntry{0, false, EncodeDirEntry(entry)};
-  if (int e = MergeEntries(new_parent, std::move(add)); e != 0) return e;
-  NoteEntry(new_parent, new_name, entry);
-  return TouchDir(new_parent, now, 0);
+  return ChangeDir(new_parent, std::move(add), now, 0);
 }
 
 // ---- removing -------------------------------------------------------------------------
@@ -318,10 +351,8 @@ int FsCore::Unlink(uint64_t parent, const std::string& name) {
   if (IsDir(entry.type)) return EISDIR;
   LwwMap del;
   del[name] = MapEntry{0, true, {}};
-  if (int e = MergeEntries(parent, std::move(del)); e != 0) return e;
-  NoteEntry(parent, name, std::nullopt);
   const Timespec now = now_();
-  if (int e = TouchDir(parent, now, 0); e != 0) return e;
+  if (int e = ChangeDir(parent, std::move(del), now, 0); e != 0) return e;
   return DropLink(entry.ino, now);
 }
 
@@ -340,9 +371,7 @@ int FsCore::Rmdir(uint64_t parent, const std::string& name) {
   }
   LwwMap del;
   del[name] = MapEntry{0, true, {}};
-  if (int e = MergeEntries(parent, std::move(del)); e != 0) return e;
-  NoteEntry(parent, name, std::nullopt);
-  if (int e = TouchDir(parent, now_(), -1); e != 0) return e;
+  if (int e = ChangeDir(parent, std::move(del), now_(), -1); e != 0) return e;
   std::lock_guard<std::mutex> lock(child->mu);
   return DeleteInode(*child);
 }

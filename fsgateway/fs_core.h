@@ -149,6 +149,8 @@ class FsCore {
   int DropLink(uint64_t ino, Timespec now);
   int DeleteInode(Node& n);
   int TouchDir(uint64_t dir, Timespec now, int nlink_delta);
+  // Merges entries into the directory and stores its new times and link count, in parallel.
+  int ChangeDir(uint64_t dir, LwwMap entries, Timespec now, int nlink_delta);
   // Data path (caller holds n.mu).
   int FlushLocked(Node& n);
   int LoadChunks(Node& n, const std::vector<uint64_t>& indexes);

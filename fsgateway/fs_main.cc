@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--attr-ttl", attr_ttl_s,
-                 "Seconds attributes and directory listings are cached (kernel and gateway)")
+                 "How stale attributes and directory listings may be, in seconds (half in the kernel's cache,\n"
+                 "half in the gateway's)")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
   app.add_option("--dirty-mb", dirty_mb, "Unwritten data one file may hold before writes flush it, in MiB")
@@ -116,7 +117,8 @@ int main(int argc, char** argv) {
   }
   FsOptions fo;
   fo.read_only = read_only;
-  fo.attr_ttl = std::chrono::milliseconds(static_cast<int64_t>(attr_ttl_s * 1000));
+  // The staleness bound is split between the gateway's cache and the kernel's, which stack.
+  fo.attr_ttl = std::chrono::milliseconds(static_cast<int64_t>(attr_ttl_s * 500));
   fo.dirty_limit_bytes = dirty_mb << 20;
   std::mt19937_64 rng(OsRandomSeed());
   std::mutex rng_mu;
@@ -131,8 +133,8 @@ int main(int argc, char** argv) {
 
   FuseContext ctx;
   ctx.core = &core;
-  ctx.attr_timeout = attr_ttl_s;
-  ctx.entry_timeout = attr_ttl_s;
+  ctx.attr_timeout = attr_ttl_s / 2;
+  ctx.entry_timeout = attr_ttl_s / 2;
   std::vector<std::string> args_store = {"ringstore-fs", "-o", fuse_opts};
   std::vector<char*> fargv;
   for (auto& a : args_store) fargv.push_back(a.data());
