@@ -191,8 +191,36 @@ void Client::DiskUsageOf(Callback<DiskUsage> done) {
   });
 }
 
+void Client::Watch(const ObjectId& channel, Callback<Ack> done) {
+  if (!Reserve([&](Status s) { done(s); })) return;
+  const uint64_t rid = next_rid_++;
+  Call(EncodeChannelMessage(Kind::kWatch, rid, ChannelMessage{channel, {}}), rid, options_.request_timeout,
+       [done = std::move(done)](Result<Frame> r) {
+         r = ReplyOf(std::move(r), Kind::kAck);
+         if (!r.ok()) return done(r.status());
+         done(DecodeAck(r->body));
+       });
+}
+
+void Client::Notify(const ObjectId& channel, std::string payload, Callback<Ack> done) {
+  if (payload.size() > kMaxEventPayload) return done(Status::TooLarge("event payload over 64 KiB"));
+  if (!Reserve([&](Status s) { done(s); })) return;
+  const uint64_t rid = next_rid_++;
+  Call(EncodeChannelMessage(Kind::kNotify, rid, ChannelMessage{channel, std::move(payload)}), rid,
+       options_.request_timeout, [done = std::move(done)](Result<Frame> r) {
+         r = ReplyOf(std::move(r), Kind::kAck);
+         if (!r.ok()) return done(r.status());
+         done(DecodeAck(r->body));
+       });
+}
+
 void Client::OnFrame(ConnId conn, Frame frame) {
   if (conn != conn_) return;
+  if (frame.header.request_id == 0 && frame.header.kind == static_cast<uint16_t>(Kind::kEvent)) {
+    auto m = DecodeChannelMessage(frame.body);
+    if (m.ok() && on_event_) on_event_(m->channel, std::move(m->payload));
+    return;
+  }
   auto it = pending_.find(frame.header.request_id);
   if (it == pending_.end()) {
     // A connection-level error (request id 0) ends every request on this connection.

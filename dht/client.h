@@ -60,6 +60,12 @@ class Client final : public TransportHandler {
   void Request(Kind kind, std::string body, Callback<Frame> done);
   // The disk under the node's store.
   void DiskUsageOf(Callback<DiskUsage> done);
+  // Change notification: subscribe this connection to channel on the node; publish payload to
+  // the channel's other subscribers on the node. Events arrive through the event handler.
+  void Watch(const ObjectId& channel, Callback<Ack> done);
+  void Notify(const ObjectId& channel, std::string payload, Callback<Ack> done);
+  using EventHandler = std::function<void(const ObjectId& channel, std::string payload)>;
+  void SetEventHandler(EventHandler handler) { on_event_ = std::move(handler); }
 
   size_t in_flight() const { return pending_.size(); }
 
@@ -95,6 +101,7 @@ class Client final : public TransportHandler {
   std::string server_node_id_;
   uint64_t next_rid_ = 1;
   std::unordered_map<uint64_t, Pending> pending_;
+  EventHandler on_event_;
   Clock::TimerId sweep_timer_ = 0;
   bool sweep_armed_ = false;
 };

@@ -45,6 +45,7 @@ ClusterClient::ClusterClient(ClusterClientOptions options, Clock& clock, Random&
 
 ClusterClient::~ClusterClient() {
   if (refresh_armed_) clock_.Cancel(refresh_timer_);
+  if (watch_armed_) clock_.Cancel(watch_timer_);
 }
 
 void ClusterClient::ArmRefresh() {
@@ -75,6 +76,10 @@ void ClusterClient::With(const std::string& address, std::function<void(Client*,
   if (c.client) return;  // the handshake is under way
   c.transport = factory_();
   c.client = std::make_unique<Client>(options_.connection, clock_, *c.transport, random_);
+  c.client->SetEventHandler([this](const ObjectId& channel, std::string payload) {
+    auto it = watches_.find(channel);
+    if (it != watches_.end()) it->second(std::move(payload));
+  });
   c.client->Connect(address, [this, address, slot](Status s) {
     Conn& conn = nodes_[address].conns[slot];
     auto waiting = std::move(conn.waiting);
@@ -299,6 +304,44 @@ void ClusterClient::DiskUsages(Callback<std::vector<DiskUsage>> done) {
       });
     });
   }
+}
+
+// ---- change notification ------------------------------------------------------------------
+
+std::string ClusterClient::Home(const ObjectId& channel) const {
+  auto list = Candidates(channel, 1);
+  return list.empty() ? std::string() : list.front();
+}
+
+void ClusterClient::Watch(const ObjectId& channel, std::function<void(std::string)> handler) {
+  watches_[channel] = std::move(handler);
+  if (watch_armed_) clock_.Cancel(watch_timer_);
+  watch_armed_ = false;
+  RenewWatches();
+}
+
+void ClusterClient::RenewWatches() {
+  for (const auto& [channel, handler] : watches_) {
+    const std::string home = Home(channel);
+    if (home.empty()) continue;
+    With(home, [channel](Client* c, Status s) {
+      if (s.ok()) c->Watch(channel, [](Result<Ack>) {});  // renewed again soon if it failed
+    });
+  }
+  if (watches_.empty() || options_.watch_renew <= Clock::Duration::zero()) return;
+  watch_armed_ = true;
+  watch_timer_ = clock_.Schedule(options_.watch_renew, [this] {
+    watch_armed_ = false;
+    RenewWatches();
+  });
+}
+
+void ClusterClient::Notify(const ObjectId& channel, std::string payload) {
+  const std::string home = Home(channel);
+  if (home.empty()) return;
+  With(home, [channel, payload = std::move(payload)](Client* c, Status s) mutable {
+    if (s.ok()) c->Notify(channel, std::move(payload), [](Result<Ack>) {});
+  });
 }
 
 // ---- reads ------------------------------------------------------------------------------

@@ -52,6 +52,9 @@ struct ClusterClientOptions {
   // After a read, replicas that answered with an older, missing or corrupt record are sent
   // the newest one.
   bool read_repair = true;
+  // How often watches (Watch) are sent again, to follow a channel's home node and to survive
+  // reconnections.
+  Clock::Duration watch_renew = std::chrono::seconds(2);
 };
 
 class ClusterClient {
@@ -82,6 +85,15 @@ class ClusterClient {
   // The disks of the nodes that answer among those not known to be down or gone, each disk
   // once (by disk_id). Unavailable if none answers.
   void DiskUsages(Callback<std::vector<DiskUsage>> done);
+
+  // Change notification (Client::Watch). A channel lives on its home node, the first live node
+  // of its placement. handler gets the payloads that other clients Notify on the channel. The
+  // watch is renewed every watch_renew and so follows the home when the table changes; events
+  // published while it moves can be lost, so callers keep a fallback (the filesystem's TTLs).
+  // Handlers run on the client's strand.
+  void Watch(const ObjectId& channel, std::function<void(std::string)> handler);
+  // Fire and forget.
+  void Notify(const ObjectId& channel, std::string payload);
 
   const RouteTable& table() const { return table_; }
   uint64_t read_repairs() const { return read_repairs_; }
@@ -120,6 +132,8 @@ class ClusterClient {
   void SendRead(const std::shared_ptr<ReadOp>& op);
   void Repair(const ReadOp& op);
   void ArmRefresh();
+  void RenewWatches();
+  std::string Home(const ObjectId& channel) const;
 
   const ClusterClientOptions options_;
   Clock& clock_;
@@ -135,6 +149,9 @@ class ClusterClient {
   std::map<std::string, PerNode> nodes_;
   Clock::TimerId refresh_timer_ = 0;
   bool refresh_armed_ = false;
+  std::map<ObjectId, std::function<void(std::string)>> watches_;
+  Clock::TimerId watch_timer_ = 0;
+  bool watch_armed_ = false;
   uint64_t read_repairs_ = 0;
   uint64_t repairs_in_flight_ = 0;
 };

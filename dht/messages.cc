@@ -31,6 +31,9 @@ const char* KindName(uint16_t kind) {
     case Kind::kRouteTableReply: return "ROUTE_TABLE_REPLY";
     case Kind::kDiskUsage: return "DISK_USAGE";
     case Kind::kDiskUsageReply: return "DISK_USAGE_REPLY";
+    case Kind::kWatch: return "WATCH";
+    case Kind::kNotify: return "NOTIFY";
+    case Kind::kEvent: return "EVENT";
   }
   return "UNKNOWN";
 }
@@ -301,6 +304,27 @@ Result<DiskUsage> DecodeDiskUsage(std::string_view body) {
   RS_TRY(f.U64(0, "capacity_bytes", &m.capacity_bytes));
   RS_TRY(f.U64(1, "free_bytes", &m.free_bytes));
   RS_TRY(f.Str(2, "disk_id", &m.disk_id));
+  return m;
+}
+
+std::string EncodeChannelMessage(Kind kind, uint64_t request_id, const ChannelMessage& m) {
+  FrameWriter w(48 + m.payload.size());
+  Packer pk(w);
+  pk.pack_array(2);
+  PackId(pk, m.channel);
+  PackBin(pk, m.payload);
+  return w.Finish(kind, request_id);
+}
+
+Result<ChannelMessage> DecodeChannelMessage(std::string_view body) {
+  Fields f;
+  ChannelMessage m;
+  std::string_view payload;
+  RS_TRY(f.Parse(body, 2));
+  RS_TRY(f.Id(0, "channel", &m.channel));
+  RS_TRY(f.Bin(1, "payload", &payload));
+  if (payload.size() > kMaxEventPayload) return Status::TooLarge("event payload over 64 KiB");
+  m.payload.assign(payload);
   return m;
 }
 

@@ -42,6 +42,12 @@ enum class Kind : uint16_t {
   // The disk under a node's store, for statfs: request (empty body) and reply.
   kDiskUsage = 50,
   kDiskUsageReply = 51,
+  // Change notification (the filesystem gateway's coherence): WATCH subscribes the connection
+  // to a channel on this node, NOTIFY publishes a payload to the channel's other subscribers
+  // on this node (both answered with ACK), and EVENT (request id 0, node to client) carries it.
+  kWatch = 52,
+  kNotify = 53,
+  kEvent = 54,
 };
 const char* KindName(uint16_t kind);
 
@@ -95,6 +101,14 @@ struct DiskUsage {
   std::string disk_id;
 };
 
+constexpr size_t kMaxEventPayload = 64 * 1024;
+
+// The body of WATCH (payload empty), NOTIFY and EVENT.
+struct ChannelMessage {
+  ObjectId channel;
+  std::string payload;
+};
+
 struct ErrorReply {
   Code code = Code::kProtocolError;
   std::string message;
@@ -121,9 +135,12 @@ std::string EncodeError(uint64_t request_id, const Status& status);
 std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record);
 
 std::string EncodeDiskUsage(uint64_t request_id, const DiskUsage& m);
+// kind: kWatch, kNotify or kEvent.
+std::string EncodeChannelMessage(Kind kind, uint64_t request_id, const ChannelMessage& m);
 
 Result<Hello> DecodeHello(std::string_view body);
 Result<DiskUsage> DecodeDiskUsage(std::string_view body);
+Result<ChannelMessage> DecodeChannelMessage(std::string_view body);
 // Accepts kPut, kDel and kTxn bodies.
 Result<Txn> DecodeWrite(Kind kind, std::string_view body);
 Result<ObjectId> DecodeKeyRequest(std::string_view body, uint32_t* route_n = nullptr);

@@ -112,9 +112,21 @@ int FsCore::LoadEntries(Node& dir, bool force) {
   return 0;
 }
 
-int FsCore::StoreInode(const Inode& inode) { return ErrnoOf(io_.Put(InodeId(fs_, inode.ino), EncodeInode(inode), q_)); }
+int FsCore::StoreInode(const Inode& inode) {
+  const int e = ErrnoOf(io_.Put(InodeId(fs_, inode.ino), EncodeInode(inode), q_));
+  if (e == 0) Changed(inode.ino);
+  return e;
+}
 
-int FsCore::MergeEntries(uint64_t dir, LwwMap entries) { return ErrnoOf(io_.Merge(DirId(fs_, dir), std::move(entries), q_)); }
+int FsCore::MergeEntries(uint64_t dir, LwwMap entries) {
+  std::vector<std::string> names;
+  for (const auto& [name, e] : entries) names.push_back(name);
+  const int e = ErrnoOf(io_.Merge(DirId(fs_, dir), std::move(entries), q_));
+  if (e == 0) {
+    for (const auto& name : names) Changed(dir, name);
+  }
+  return e;
+}
 
 void FsCore::NoteEntry(uint64_t dir, const std::string& name, std::optional<DirEntry> entry) {
   auto d = NodeFor(dir);
@@ -155,6 +167,8 @@ int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now, int nlink_delt
     if (!r.status.ok()) return ErrnoOf(r.status);
   }
   d->inode = std::move(next);
+  Changed(dir);
+  for (const auto& [name, e] : entries) Changed(dir, name);
   if (d->entries) {
     for (const auto& [name, e] : entries) {
       auto entry = DecodeDirEntry(e.payload);
@@ -326,6 +340,7 @@ int FsCore::DeleteInode(Node& n) {
   n.inode_dirty = false;
   n.loaded = false;
   n.entries.reset();
+  if (err == 0) Changed(n.inode.ino);
   return err;
 }
 
@@ -534,6 +549,21 @@ int FsCore::StatFs(uint64_t* total_bytes, uint64_t* free_bytes) {
   *total_bytes = total / n;
   *free_bytes = avail / n;
   return 0;
+}
+
+void FsCore::Invalidate(uint64_t ino) {
+  std::shared_ptr<Node> n;
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) return;  // nothing cached
+    n = it->second;
+  }
+  std::lock_guard<std::mutex> lock(n->mu);
+  if (n->dirty_bytes > 0 || n->inode_dirty) return;  // ours wins until written
+  n->fetched = {};
+  n->entries_fetched = {};
+  n->chunks.clear();
 }
 
 void FsCore::Forget(uint64_t ino) {

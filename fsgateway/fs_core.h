@@ -105,6 +105,19 @@ class FsCore {
   // The kernel forgot the inode: drop it from memory when nothing holds it.
   void Forget(uint64_t ino);
 
+  // What this mount changed in the cluster, for the other mounts (fsgateway/notifier.h): an
+  // inode (attributes or data), or with a name, an entry of directory ino.
+  struct Change {
+    uint64_t ino = 0;
+    std::string name;  // empty: the inode itself
+  };
+  // Called after each change is durable, from the thread that made it, possibly under this
+  // core's locks: it must only queue the change.
+  void SetChangeListener(std::function<void(const Change&)> listener) { listener_ = std::move(listener); }
+  // Another mount changed ino: what this mount cached of it is read again on next use
+  // (unless this mount holds unwritten changes to it).
+  void Invalidate(uint64_t ino);
+
   struct Stats {
     uint64_t chunk_reads = 0, chunk_writes = 0, flushes = 0;
   };
@@ -169,6 +182,10 @@ class FsCore {
   std::mutex ns_mu_;
   std::mutex stats_mu_;
   Stats stats_;
+  std::function<void(const Change&)> listener_;
+  void Changed(uint64_t ino, const std::string& name = {}) {
+    if (listener_) listener_(Change{ino, name});
+  }
 };
 
 // errno for a failed cluster operation.

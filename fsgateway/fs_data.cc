@@ -193,6 +193,7 @@ int FsCore::FlushLocked(Node& n) {
   if (err != 0) return err;  // still dirty: a later flush tries again
   for (uint64_t i : written) n.chunks[i].dirty = false;
   n.dirty_bytes = 0;
+  if (!written.empty()) Changed(n.inode.ino);
   // The inode after its data: a reader that sees the new size finds the new bytes.
   if (n.inode_dirty) {
     if (int e = StoreInode(n.inode); e != 0) return e;

@@ -14,6 +14,7 @@
 
 #include "fsgateway/fs_catalog.h"
 #include "fsgateway/fuse_ops.h"
+#include "fsgateway/notifier.h"
 #include "node/runtime/address.h"
 #include "node/runtime/asio_clock.h"
 
@@ -121,6 +122,7 @@ int main(int argc, char** argv) {
   fo.attr_ttl = std::chrono::milliseconds(static_cast<int64_t>(attr_ttl_s * 500));
   fo.dirty_limit_bytes = dirty_mb << 20;
   std::mt19937_64 rng(OsRandomSeed());
+  const uint64_t mount_id = rng();
   std::mutex rng_mu;
   FsCore core(*meta, **io, fo, WallNow, [&] {
     std::lock_guard<std::mutex> lock(rng_mu);
@@ -154,6 +156,15 @@ int main(int argc, char** argv) {
     fuse_session_destroy(se);
     return 4;
   }
+  // Coherence with the other mounts (fsgateway/notifier.h).
+  Notifier notifier(**io, *meta, core, mount_id,
+                    NotifierCallbacks{
+                        [se](uint64_t ino) { (void)fuse_lowlevel_notify_inval_inode(se, ino, 0, 0); },
+                        [se](uint64_t dir, const std::string& name) {
+                          (void)fuse_lowlevel_notify_inval_entry(se, dir, name.data(), name.size());
+                        }});
+  core.SetChangeListener([&notifier](const FsCore::Change& c) { notifier.Note(c); });
+  notifier.Start();
   log->info("mounted filesystem '{}' of cluster '{}' ({} node(s), N={} W={} R={}, {} KiB chunks) at {}{}",
             fs_name, cluster_id, (*io)->RingNodes(), meta->quorum.n, meta->quorum.w, meta->quorum.r,
             meta->chunk_size >> 10, mountpoint, read_only ? ", read-only" : "");
@@ -181,6 +192,7 @@ int main(int argc, char** argv) {
     log->error("writeback failed, data may be lost: {}", std::strerror(e));
     exit_code = 1;
   }
+  notifier.Stop();  // after the last changes are published; before the session goes away
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

@@ -94,6 +94,22 @@ Status MemoryObjectIo::Capacity(uint64_t* total_bytes, uint64_t* free_bytes) {
   return fail_;
 }
 
+void MemoryObjectIo::Watch(const ObjectId& channel, std::function<void(std::string)> handler) {
+  std::lock_guard<std::mutex> lock(mu_);
+  watchers_.emplace_back(channel, std::move(handler));
+}
+
+void MemoryObjectIo::Notify(const ObjectId& channel, std::string payload) {
+  std::vector<std::function<void(std::string)>> to_call;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [ch, h] : watchers_) {
+      if (ch == channel) to_call.push_back(h);
+    }
+  }
+  for (auto& h : to_call) h(payload);
+}
+
 size_t MemoryObjectIo::objects() {
   std::lock_guard<std::mutex> lock(mu_);
   size_t n = 0;
@@ -253,6 +269,24 @@ Status ClusterObjectIo::Capacity(uint64_t* total_bytes, uint64_t* free_bytes) {
     *free_bytes += d.free_bytes;
   }
   return Status::Ok();
+}
+
+void ClusterObjectIo::Watch(const ObjectId& channel, std::function<void(std::string)> handler) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->stopped) return;
+  Impl* impl = impl_.get();
+  boost::asio::post(impl->io, [impl, channel, handler = std::move(handler)]() mutable {
+    if (impl->client) impl->client->Watch(channel, std::move(handler));
+  });
+}
+
+void ClusterObjectIo::Notify(const ObjectId& channel, std::string payload) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->stopped) return;
+  Impl* impl = impl_.get();
+  boost::asio::post(impl->io, [impl, channel, payload = std::move(payload)]() mutable {
+    if (impl->client) impl->client->Notify(channel, std::move(payload));
+  });
 }
 
 void ClusterObjectIo::Stop() {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -46,6 +47,10 @@ class ObjectIo {
   virtual size_t RingNodes() = 0;
   // The raw capacity and free bytes of the cluster's disks, each disk counted once.
   virtual Status Capacity(uint64_t* total_bytes, uint64_t* free_bytes) = 0;
+  // Change notification (ClusterClient::Watch and Notify): handler gets what other clients
+  // publish on channel, on an I/O thread, and must not block on this ObjectIo. Best effort.
+  virtual void Watch(const ObjectId& channel, std::function<void(std::string)> handler) = 0;
+  virtual void Notify(const ObjectId& channel, std::string payload) = 0;
 
   IoResult Get(const ObjectId& id, const Quorum& q);
   Status Put(const ObjectId& id, std::string value, const Quorum& q);
@@ -58,6 +63,9 @@ class MemoryObjectIo final : public ObjectIo {
   std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) override;
   size_t RingNodes() override { return 3; }
   Status Capacity(uint64_t* total_bytes, uint64_t* free_bytes) override;
+  // Delivers to every watcher of the channel (the publisher included), synchronously.
+  void Watch(const ObjectId& channel, std::function<void(std::string)> handler) override;
+  void Notify(const ObjectId& channel, std::string payload) override;
   size_t objects();
   // When set, every operation fails with this status (a cluster that is gone).
   void FailAll(Status s);
@@ -67,6 +75,7 @@ class MemoryObjectIo final : public ObjectIo {
   std::map<ObjectId, Record> objects_;
   Timestamp ts_ = 0;
   Status fail_;
+  std::vector<std::pair<ObjectId, std::function<void(std::string)>>> watchers_;
 };
 
 struct ClusterIoOptions {
@@ -85,6 +94,8 @@ class ClusterObjectIo final : public ObjectIo {
   std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) override;
   size_t RingNodes() override;
   Status Capacity(uint64_t* total_bytes, uint64_t* free_bytes) override;
+  void Watch(const ObjectId& channel, std::function<void(std::string)> handler) override;
+  void Notify(const ObjectId& channel, std::string payload) override;
   // Stops the io thread; later calls fail with ShuttingDown.
   void Stop();
 

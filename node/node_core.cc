@@ -38,6 +38,7 @@ void NodeCore::OnClosed(ConnId conn, const Status& why) {
   if (it == conns_.end()) return;
   if (!why.ok()) log_->debug("connection {} from {} closed: {}", conn, it->second.peer, why.ToString());
   // Requests still in flight finish; their replies are dropped (Finish looks the conn up).
+  Unwatch(conn, it->second);
   conns_.erase(it);
   stats_.connections = conns_.size();
 }
@@ -99,6 +100,9 @@ void NodeCore::OnFrame(ConnId conn, Frame frame) {
     case Kind::kPingAck:
     case Kind::kRouteTable:
       return HandleMembership(conn, frame);
+    case Kind::kWatch:
+    case Kind::kNotify:
+      return HandleChannel(conn, c, frame);
     case Kind::kDiskUsage:
       if (!options_.disk_usage) return SendError(conn, rid, Status::Unavailable("this node does not know its disk"));
       return transport_.Send(conn, EncodeDiskUsage(rid, options_.disk_usage()));
@@ -328,6 +332,41 @@ void NodeCore::HandleMembership(ConnId conn, const Frame& frame) {
     return;
   }
   if (Status s = membership_->OnFrame(frame); !s.ok()) SendError(conn, rid, s);
+}
+
+void NodeCore::HandleChannel(ConnId conn, Conn& c, const Frame& frame) {
+  const uint64_t rid = frame.header.request_id;
+  auto m = DecodeChannelMessage(frame.body);
+  if (!m.ok()) return SendError(conn, rid, m.status());
+  if (static_cast<Kind>(frame.header.kind) == Kind::kWatch) {
+    if (std::find(c.watching.begin(), c.watching.end(), m->channel) == c.watching.end()) {
+      if (c.watching.size() >= kMaxWatchesPerConn) return SendError(conn, rid, Status::Busy("too many watches on one connection"));
+      auto it = watchers_.find(m->channel);
+      if (it == watchers_.end() && watchers_.size() >= kMaxChannels) {
+        return SendError(conn, rid, Status::Busy("too many watched channels on this node"));
+      }
+      watchers_[m->channel].push_back(conn);
+      c.watching.push_back(m->channel);
+    }
+    return transport_.Send(conn, EncodeAck(rid, Ack{0}));
+  }
+  if (auto it = watchers_.find(m->channel); it != watchers_.end()) {
+    const std::string event = EncodeChannelMessage(Kind::kEvent, 0, *m);
+    for (ConnId w : it->second) {
+      if (w != conn) transport_.Send(w, event);
+    }
+  }
+  transport_.Send(conn, EncodeAck(rid, Ack{0}));
+}
+
+void NodeCore::Unwatch(ConnId conn, Conn& c) {
+  for (const ObjectId& ch : c.watching) {
+    auto it = watchers_.find(ch);
+    if (it == watchers_.end()) continue;
+    std::erase(it->second, conn);
+    if (it->second.empty()) watchers_.erase(it);
+  }
+  c.watching.clear();
 }
 
 void NodeCore::Shutdown(std::function<void(Status)> done) {

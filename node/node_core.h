@@ -87,13 +87,19 @@ class NodeCore final : public TransportHandler {
     std::string peer;
     bool hello_done = false;
     size_t in_flight = 0;
+    std::vector<ObjectId> watching;  // channels (WATCH), at most kMaxWatchesPerConn
   };
+  static constexpr size_t kMaxWatchesPerConn = 256;
+  static constexpr size_t kMaxChannels = 65536;
 
   void HandleHello(ConnId conn, Conn& c, const Frame& frame);
   void HandleWrite(ConnId conn, const Frame& frame);
   void HandleGet(ConnId conn, const Frame& frame);
   void HandleStat(ConnId conn, const Frame& frame);
   void HandleMembership(ConnId conn, const Frame& frame);
+  // WATCH and NOTIFY: change notification between the clients of this node.
+  void HandleChannel(ConnId conn, Conn& c, const Frame& frame);
+  void Unwatch(ConnId conn, Conn& c);
   // This node's place among the first route_n + kRouteSlack nodes of id's preference list:
   // -1 when outside them (not ours), >= route_n for a fallback. 0 when the sender did not
   // say (route_n 0) or there is no ring: everything is ours.
@@ -118,6 +124,8 @@ class NodeCore final : public TransportHandler {
   std::shared_ptr<spdlog::logger> log_;
   HlcClock hlc_;
   std::unordered_map<ConnId, Conn> conns_;
+  // Who watches each channel (WATCH); emptied as connections close.
+  std::unordered_map<ObjectId, std::vector<ConnId>, ObjectIdHash> watchers_;
   NodeStats stats_;
   bool shutting_down_ = false;
   std::function<void(Status)> shutdown_done_;

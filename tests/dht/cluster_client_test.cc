@@ -389,6 +389,26 @@ TEST_F(ClusterClientTest, MapEntriesWrittenOnDifferentReplicasMergeOnReadAndRepa
   }
 }
 
+TEST_F(ClusterClientTest, NotificationsReachTheOtherWatchersOfAChannel) {
+  ClusterClient other(ClusterClientOptions{}, ring_.clock, random_,
+                      [this] { return std::make_unique<FakeTransport>(ring_.net, ""); });
+  std::optional<Status> connected;
+  other.Connect({"node2:7400"}, [&](Status s) { connected = s; });
+  ring_.Pump(std::chrono::milliseconds(50));
+  ASSERT_TRUE(connected && connected->ok());
+  const ObjectId channel = ObjectId::Of("events", "fs");
+  std::vector<std::string> got_here, got_there;
+  client_.Watch(channel, [&](std::string p) { got_here.push_back(std::move(p)); });
+  other.Watch(channel, [&](std::string p) { got_there.push_back(std::move(p)); });
+  ring_.Pump(std::chrono::milliseconds(100));
+  client_.Notify(channel, "from one");
+  other.Notify(channel, "from two");
+  other.Notify(ObjectId::Of("events", "another"), "not watched");
+  ring_.Pump(std::chrono::milliseconds(100));
+  EXPECT_EQ(got_there, std::vector<std::string>{"from one"});  // a publisher does not hear itself
+  EXPECT_EQ(got_here, std::vector<std::string>{"from two"});
+}
+
 TEST_F(ClusterClientTest, AFallbackHandsItsWriteToTheReplicas) {
   for (auto& n : ring_.nodes) {
     n->handoff = std::make_unique<HintedHandoff>(HandoffOptions{}, n->membership->self().node_id, ring_.clock,

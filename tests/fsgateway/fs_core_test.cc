@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "fsgateway/fs_catalog.h"
+#include "fsgateway/notifier.h"
 
 namespace ringstore::fs {
 namespace {
@@ -278,6 +279,52 @@ TEST_F(FsCoreTest, TwoMountsCreatingInOneDirectoryLoseNothing) {
   tb.join();
   EXPECT_EQ(Names(a(), d).size(), 400u);
   EXPECT_EQ(Names(*b, d).size(), 400u);
+}
+
+TEST_F(FsCoreTest, NotificationsInvalidateTheOtherMountsCaches) {
+  // Long TTLs: only a notification can make b see a's changes soon.
+  FsOptions slow;
+  slow.attr_ttl = std::chrono::seconds(3600);
+  auto mount = [&] {
+    return std::make_unique<FsCore>(meta_, io_, slow, [this] { return Timespec{++clock_, 0}; },
+                                    [this] { return rng_(); });
+  };
+  auto a_core = mount();
+  auto b_core = mount();
+  ASSERT_EQ(a_core->Init(), 0);
+  ASSERT_EQ(b_core->Init(), 0);
+  std::atomic<int> kernel_inode_invals{0}, kernel_entry_invals{0};
+  Notifier na(io_, meta_, *a_core, 1, {}, std::chrono::milliseconds(5));
+  Notifier nb(io_, meta_, *b_core, 2,
+              NotifierCallbacks{[&](uint64_t) { ++kernel_inode_invals; },
+                                [&](uint64_t, const std::string&) { ++kernel_entry_invals; }},
+              std::chrono::milliseconds(5));
+  a_core->SetChangeListener([&](const FsCore::Change& c) { na.Note(c); });
+  b_core->SetChangeListener([&](const FsCore::Change& c) { nb.Note(c); });
+  na.Start();
+  nb.Start();
+  // b caches the empty root listing and a file's contents.
+  Inode f;
+  ASSERT_EQ(a_core->MakeNode(kRootIno, "f", S_IFREG | 0644, 0, {}, &f), 0);
+  ASSERT_EQ(a_core->Write(f.ino, 0, "one"), 0);
+  ASSERT_EQ(a_core->Flush(f.ino), 0);
+  auto wait_for = [](const std::function<bool()>& cond) {
+    for (int i = 0; i < 200 && !cond(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return cond();
+  };
+  ASSERT_TRUE(wait_for([&] { return ReadAll(*b_core, f.ino) == "one"; }));
+  // a changes the file and creates another: b sees both without any TTL running out.
+  ASSERT_EQ(a_core->Write(f.ino, 0, "two"), 0);
+  ASSERT_EQ(a_core->Flush(f.ino), 0);
+  Inode g;
+  ASSERT_EQ(a_core->MakeNode(kRootIno, "g", S_IFREG | 0644, 0, {}, &g), 0);
+  EXPECT_TRUE(wait_for([&] { return ReadAll(*b_core, f.ino) == "two"; }));
+  EXPECT_TRUE(wait_for([&] { return Names(*b_core, kRootIno).size() == 2; }));
+  EXPECT_GT(kernel_inode_invals.load(), 0);
+  EXPECT_GT(kernel_entry_invals.load(), 0);
+  EXPECT_GT(nb.events_received(), 0u);
+  na.Stop();
+  nb.Stop();
 }
 
 TEST_F(FsCoreTest, ReadOnlyMountsRefuseChanges) {

@@ -1,0 +1,137 @@
+#include "fsgateway/notifier.h"
+
+#include <msgpack.hpp>
+
+namespace ringstore::fs {
+
+namespace {
+
+// Bounds one payload well under kMaxEventPayload: 9 bytes per inode, at most ~270 per entry.
+constexpr size_t kMaxInodesPerEvent = 1000;
+constexpr size_t kMaxEntriesPerEvent = 150;
+// Events waiting to be applied; more are dropped (the TTLs still bound staleness).
+constexpr size_t kMaxIncoming = 4096;
+
+}  // namespace
+
+Notifier::Notifier(ObjectIo& io, const FsMeta& fs, FsCore& core, uint64_t mount_id, NotifierCallbacks callbacks,
+                   std::chrono::milliseconds batch_interval)
+    : io_(io),
+      channel_(ObjectId::Of("ringstore.fs-events", fs.uuid)),
+      core_(core),
+      mount_id_(mount_id),
+      callbacks_(std::move(callbacks)),
+      interval_(batch_interval) {}
+
+Notifier::~Notifier() { Stop(); }
+
+void Notifier::Start() {
+  io_.Watch(channel_, [this](std::string payload) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (incoming_.size() < kMaxIncoming) incoming_.push_back(std::move(payload));
+    cv_.notify_one();
+  });
+  worker_ = std::thread([this] { Run(); });
+}
+
+void Notifier::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (worker_.joinable()) worker_.join();
+}
+
+void Notifier::Note(const FsCore::Change& change) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (change.name.empty()) {
+    out_inodes_.insert(change.ino);
+  } else {
+    out_entries_.emplace(change.ino, change.name);
+  }
+}
+
+uint64_t Notifier::events_received() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return received_;
+}
+
+void Notifier::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait_for(lock, interval_, [&] { return stopping_ || !incoming_.empty(); });
+    auto incoming = std::move(incoming_);
+    incoming_.clear();
+    std::set<uint64_t> inodes;
+    std::set<std::pair<uint64_t, std::string>> entries;
+    inodes.swap(out_inodes_);
+    entries.swap(out_entries_);
+    const bool stop = stopping_;
+    lock.unlock();
+    for (const auto& payload : incoming) Apply(payload);
+    if (!inodes.empty() || !entries.empty()) Publish(std::move(inodes), std::move(entries));
+    lock.lock();
+    received_ += incoming.size();
+    if (stop) return;
+  }
+}
+
+void Notifier::Publish(std::set<uint64_t> inodes, std::set<std::pair<uint64_t, std::string>> entries) {
+  auto ino_it = inodes.begin();
+  auto ent_it = entries.begin();
+  while (ino_it != inodes.end() || ent_it != entries.end()) {
+    std::vector<uint64_t> batch_inodes;
+    std::vector<const std::pair<uint64_t, std::string>*> batch_entries;
+    for (; ino_it != inodes.end() && batch_inodes.size() < kMaxInodesPerEvent; ++ino_it) batch_inodes.push_back(*ino_it);
+    for (; ent_it != entries.end() && batch_entries.size() < kMaxEntriesPerEvent; ++ent_it) batch_entries.push_back(&*ent_it);
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> pk(buf);
+    pk.pack_array(3);
+    pk.pack(mount_id_);
+    pk.pack(batch_inodes);
+    pk.pack_array(static_cast<uint32_t>(batch_entries.size()));
+    for (const auto* e : batch_entries) {
+      pk.pack_array(2);
+      pk.pack(e->first);
+      pk.pack_bin(static_cast<uint32_t>(e->second.size()));
+      pk.pack_bin_body(e->second.data(), static_cast<uint32_t>(e->second.size()));
+    }
+    io_.Notify(channel_, std::string(buf.data(), buf.size()));
+  }
+}
+
+void Notifier::Apply(const std::string& payload) {
+  std::vector<uint64_t> inodes;
+  std::vector<std::pair<uint64_t, std::string>> entries;
+  try {
+    static const msgpack::unpack_limit kLimits(/*array=*/kMaxInodesPerEvent + 8, /*map=*/0, /*str=*/4096,
+                                               /*bin=*/4096, /*ext=*/0, /*depth=*/4);
+    msgpack::object_handle oh = msgpack::unpack(payload.data(), payload.size(), nullptr, nullptr, kLimits);
+    const msgpack::object& o = oh.get();
+    if (o.type != msgpack::type::ARRAY || o.via.array.size < 3) return;
+    if (o.via.array.ptr[0].as<uint64_t>() == mount_id_) return;  // our own change
+    inodes = o.via.array.ptr[1].as<std::vector<uint64_t>>();
+    const msgpack::object& list = o.via.array.ptr[2];
+    if (list.type != msgpack::type::ARRAY) return;
+    for (uint32_t i = 0; i < list.via.array.size; ++i) {
+      const msgpack::object& e = list.via.array.ptr[i];
+      if (e.type != msgpack::type::ARRAY || e.via.array.size < 2 || e.via.array.ptr[1].type != msgpack::type::BIN) continue;
+      entries.emplace_back(e.via.array.ptr[0].as<uint64_t>(),
+                           std::string(e.via.array.ptr[1].via.bin.ptr, e.via.array.ptr[1].via.bin.size));
+    }
+  } catch (const std::exception&) {
+    return;  // not ours to trust: ignore
+  }
+  for (uint64_t ino : inodes) {
+    core_.Invalidate(ino);
+    if (callbacks_.inval_inode) callbacks_.inval_inode(ino);
+  }
+  for (const auto& [dir, name] : entries) {
+    core_.Invalidate(dir);
+    if (callbacks_.inval_entry) callbacks_.inval_entry(dir, name);
+  }
+}
+
+}  // namespace ringstore::fs
