@@ -91,6 +91,13 @@ int FsCore::LoadInode(Node& n, bool force) {
   return 0;
 }
 
+int FsCore::LoadForUpdate(Node& n) {
+  // Our own unwritten changes are the newest; otherwise read the inode again, so that a
+  // change another mount made within the TTL is not overwritten by a stale copy.
+  if (n.loaded && (n.inode_dirty || n.dirty_bytes > 0)) return 0;
+  return LoadInode(n, /*force=*/true);
+}
+
 int FsCore::LoadEntries(Node& dir, bool force) {
   if (dir.entries && !force && Fresh(dir.entries_fetched)) return 0;
   IoResult r = io_.Get(DirId(fs_, dir.inode.ino), q_);
@@ -107,6 +114,11 @@ int FsCore::LoadEntries(Node& dir, bool force) {
   } else if (!r.status.IsNotFound()) {
     return ErrnoOf(r.status);
   }
+  // A directory's link count is 2 + its subdirectories, counted from the merged listing, so
+  // concurrent mkdirs and rmdirs from several mounts count right.
+  uint32_t subdirs = 0;
+  for (const auto& [name, e] : live) subdirs += S_ISDIR(e.type) ? 1 : 0;
+  if (dir.loaded) dir.inode.nlink = 2 + subdirs;
   dir.entries = std::move(live);
   dir.entries_fetched = std::chrono::steady_clock::now();
   return 0;
@@ -119,17 +131,21 @@ int FsCore::StoreInode(const Inode& inode) {
 }
 
 int FsCore::MergeEntries(uint64_t dir, LwwMap entries) {
-  std::vector<std::string> names;
-  for (const auto& [name, e] : entries) names.push_back(name);
-  const int e = ErrnoOf(io_.Merge(DirId(fs_, dir), std::move(entries), q_));
-  if (e == 0) {
-    for (const auto& name : names) Changed(dir, name);
+  const int err = ErrnoOf(io_.Merge(DirId(fs_, dir), entries, q_));
+  if (err == 0) {
+    for (const auto& [name, e] : entries) EntryChanged(dir, name, e);
   }
-  return e;
+  return err;
 }
 
 void FsCore::NoteEntry(uint64_t dir, const std::string& name, std::optional<DirEntry> entry) {
-  auto d = NodeFor(dir);
+  std::shared_ptr<Node> d;
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    auto it = nodes_.find(dir);
+    if (it == nodes_.end()) return;  // no listing cached
+    d = it->second;
+  }
   std::lock_guard<std::mutex> lock(d->mu);
   if (!d->entries) return;
   if (entry) {
@@ -143,7 +159,7 @@ int FsCore::LookupLocked(uint64_t parent, const std::string& name, DirEntry* out
   if (name.size() > kMaxNameBytes) return ENAMETOOLONG;
   auto d = NodeFor(parent);
   std::lock_guard<std::mutex> lock(d->mu);
-  if (int e = LoadInode(*d); e != 0) return e;
+  if (int e = LoadForUpdate(*d); e != 0) return e;
   if (!IsDir(d->inode.mode)) return ENOTDIR;
   if (int e = LoadEntries(*d); e != 0) return e;
   auto it = d->entries->find(name);
@@ -155,7 +171,7 @@ int FsCore::LookupLocked(uint64_t parent, const std::string& name, DirEntry* out
 int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now, int nlink_delta) {
   auto d = NodeFor(dir);
   std::lock_guard<std::mutex> lock(d->mu);
-  if (int e = LoadInode(*d); e != 0) return e;
+  if (int e = LoadForUpdate(*d); e != 0) return e;
   Inode next = d->inode;
   next.mtime = next.ctime = now;
   next.nlink = static_cast<uint32_t>(std::max<int64_t>(2, static_cast<int64_t>(next.nlink) + nlink_delta));
@@ -168,7 +184,7 @@ int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now, int nlink_delt
   }
   d->inode = std::move(next);
   Changed(dir);
-  for (const auto& [name, e] : entries) Changed(dir, name);
+  for (const auto& [name, e] : entries) EntryChanged(dir, name, e);
   if (d->entries) {
     for (const auto& [name, e] : entries) {
       auto entry = DecodeDirEntry(e.payload);
@@ -203,6 +219,9 @@ int FsCore::GetAttr(uint64_t ino, Inode* out) {
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
   if (int e = LoadInode(*n); e != 0) return e;
+  if (IsDir(n->inode.mode)) {
+    if (int e = LoadEntries(*n); e != 0) return e;  // for the link count
+  }
   *out = n->inode;
   return 0;
 }
@@ -212,7 +231,7 @@ int FsCore::SetAttributes(uint64_t ino, const SetAttr& req, Inode* out) {
   std::lock_guard<std::mutex> ns(ns_mu_);
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
-  if (int e = LoadInode(*n); e != 0) return e;
+  if (int e = LoadForUpdate(*n); e != 0) return e;
   const Timespec now = now_();
   if (req.size) {
     if (!S_ISREG(n->inode.mode)) return IsDir(n->inode.mode) ? EISDIR : EINVAL;
@@ -308,7 +327,7 @@ int FsCore::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name,
   {
     auto n = NodeFor(ino);
     std::lock_guard<std::mutex> lock(n->mu);
-    if (int e = LoadInode(*n); e != 0) return e;
+    if (int e = LoadForUpdate(*n); e != 0) return e;
     if (IsDir(n->inode.mode)) return EPERM;
     ++n->inode.nlink;
     n->inode.ctime = now;
@@ -347,7 +366,7 @@ int FsCore::DeleteInode(Node& n) {
 int FsCore::DropLink(uint64_t ino, Timespec now) {
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
-  if (int e = LoadInode(*n); e != 0) return e == ENOENT ? 0 : e;
+  if (int e = LoadForUpdate(*n); e != 0) return e == ENOENT ? 0 : e;
   if (n->inode.nlink > 0) --n->inode.nlink;
   n->inode.ctime = now;
   if (n->inode.nlink > 0) return StoreInode(n->inode);
@@ -412,7 +431,7 @@ int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent
     if (!IsDir(d.type) || from == to) return 0;
     auto n = NodeFor(d.ino);
     std::lock_guard<std::mutex> lock(n->mu);
-    if (int e = LoadInode(*n); e != 0) return e;
+    if (int e = LoadForUpdate(*n); e != 0) return e;
     n->inode.parent = to;
     n->inode.ctime = now;
     return StoreInode(n->inode);
@@ -490,12 +509,15 @@ int FsCore::ReadDir(uint64_t ino, std::vector<std::pair<std::string, DirEntry>>*
 
 int FsCore::SetXattr(uint64_t ino, const std::string& name, const std::string& value, int flags) {
   if (options_.read_only) return EROFS;
+  // POSIX ACLs are not supported: storing them as plain xattrs would claim permissions that
+  // are never enforced (and cp -p would then skip its chmod).
+  if (name.rfind("system.posix_acl_", 0) == 0) return EOPNOTSUPP;
   if (name.empty() || name.size() > kMaxXattrNameBytes) return ERANGE;
   if (value.size() > kMaxXattrValueBytes) return E2BIG;
   std::lock_guard<std::mutex> ns(ns_mu_);
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
-  if (int e = LoadInode(*n); e != 0) return e;
+  if (int e = LoadForUpdate(*n); e != 0) return e;
   const bool exists = n->inode.xattrs.count(name) != 0;
   if ((flags & XATTR_CREATE) && exists) return EEXIST;
   if ((flags & XATTR_REPLACE) && !exists) return ENODATA;
@@ -532,7 +554,7 @@ int FsCore::RemoveXattr(uint64_t ino, const std::string& name) {
   std::lock_guard<std::mutex> ns(ns_mu_);
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
-  if (int e = LoadInode(*n); e != 0) return e;
+  if (int e = LoadForUpdate(*n); e != 0) return e;
   if (n->inode.xattrs.count(name) == 0) return ENODATA;
   Inode next = n->inode;
   next.xattrs.erase(name);
@@ -562,8 +584,11 @@ void FsCore::Invalidate(uint64_t ino) {
   std::lock_guard<std::mutex> lock(n->mu);
   if (n->dirty_bytes > 0 || n->inode_dirty) return;  // ours wins until written
   n->fetched = {};
-  n->entries_fetched = {};
   n->chunks.clear();
+}
+
+void FsCore::ApplyEntry(uint64_t dir, const std::string& name, const std::optional<DirEntry>& entry) {
+  NoteEntry(dir, name, entry);
 }
 
 void FsCore::Forget(uint64_t ino) {

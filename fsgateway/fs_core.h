@@ -109,14 +109,17 @@ class FsCore {
   // inode (attributes or data), or with a name, an entry of directory ino.
   struct Change {
     uint64_t ino = 0;
-    std::string name;  // empty: the inode itself
+    std::string name;               // empty: the inode itself
+    std::optional<DirEntry> entry;  // with a name: what it now names (nullopt: removed)
   };
   // Called after each change is durable, from the thread that made it, possibly under this
   // core's locks: it must only queue the change.
   void SetChangeListener(std::function<void(const Change&)> listener) { listener_ = std::move(listener); }
-  // Another mount changed ino: what this mount cached of it is read again on next use
-  // (unless this mount holds unwritten changes to it).
+  // Another mount changed ino: what this mount cached of its attributes and data is read
+  // again on next use (unless this mount holds unwritten changes to it).
   void Invalidate(uint64_t ino);
+  // Another mount changed entry name of directory dir: a cached listing takes the change.
+  void ApplyEntry(uint64_t dir, const std::string& name, const std::optional<DirEntry>& entry);
 
   struct Stats {
     uint64_t chunk_reads = 0, chunk_writes = 0, flushes = 0;
@@ -152,6 +155,9 @@ class FsCore {
   // Loads the inode (n.inode.ino) if not known or stale, unless this mount holds unwritten
   // changes to it. Caller holds n.mu.
   int LoadInode(Node& n, bool force = false);
+  // LoadInode before changing the inode: always from the cluster, unless this mount holds
+  // unwritten changes to it.
+  int LoadForUpdate(Node& n);
   int LoadEntries(Node& dir, bool force = false);
   int StoreInode(const Inode& inode);
   int StoreInodes(const std::vector<Inode>& inodes);
@@ -183,8 +189,17 @@ class FsCore {
   std::mutex stats_mu_;
   Stats stats_;
   std::function<void(const Change&)> listener_;
-  void Changed(uint64_t ino, const std::string& name = {}) {
-    if (listener_) listener_(Change{ino, name});
+  void Changed(uint64_t ino) {
+    if (listener_) listener_(Change{ino, {}, std::nullopt});
+  }
+  void EntryChanged(uint64_t dir, const std::string& name, const MapEntry& e) {
+    if (!listener_) return;
+    std::optional<DirEntry> entry;
+    if (!e.deleted) {
+      auto d = DecodeDirEntry(e.payload);
+      if (d.ok()) entry = *d;
+    }
+    listener_(Change{dir, name, entry});
   }
 };
 

@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
     log->error("bad FUSE options: {}", fuse_opts);
     return 2;
   }
+  ctx.session = se;
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);
     return 4;

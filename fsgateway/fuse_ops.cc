@@ -191,6 +191,12 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     return;
   }
   fi->keep_cache = keep ? 1 : 0;
+  if (!keep && Ctx(req).session != nullptr) {
+    // Another mount changed the file: the kernel's cached attributes (its idea of the size,
+    // which bounds reads) go too. Offset -1 touches attributes only, so no page lock is
+    // taken and it is safe inside this open.
+    (void)fuse_lowlevel_notify_inval_inode(Ctx(req).session, ino, -1, 0);
+  }
   if (fuse_reply_open(req, fi) != 0) (void)Core(req).Release(ino);  // the opener is gone
 }
 

@@ -15,6 +15,7 @@ namespace ringstore::fs {
 
 struct FuseContext {
   FsCore* core = nullptr;
+  fuse_session* session = nullptr;  // set once the session exists
   // Kernel attribute and entry cache lifetime, seconds.
   double attr_timeout = 1.0;
   double entry_timeout = 1.0;

@@ -2,6 +2,8 @@
 
 #include <msgpack.hpp>
 
+#include <tuple>
+
 namespace ringstore::fs {
 
 namespace {
@@ -49,7 +51,7 @@ void Notifier::Note(const FsCore::Change& change) {
   if (change.name.empty()) {
     out_inodes_.insert(change.ino);
   } else {
-    out_entries_.emplace(change.ino, change.name);
+    out_entries_[{change.ino, change.name}] = change.entry;  // the latest change of a name wins
   }
 }
 
@@ -65,7 +67,7 @@ void Notifier::Run() {
     auto incoming = std::move(incoming_);
     incoming_.clear();
     std::set<uint64_t> inodes;
-    std::set<std::pair<uint64_t, std::string>> entries;
+    Entries entries;
     inodes.swap(out_inodes_);
     entries.swap(out_entries_);
     const bool stop = stopping_;
@@ -78,25 +80,28 @@ void Notifier::Run() {
   }
 }
 
-void Notifier::Publish(std::set<uint64_t> inodes, std::set<std::pair<uint64_t, std::string>> entries) {
+void Notifier::Publish(std::set<uint64_t> inodes, Entries entries) {
   auto ino_it = inodes.begin();
   auto ent_it = entries.begin();
   while (ino_it != inodes.end() || ent_it != entries.end()) {
     std::vector<uint64_t> batch_inodes;
-    std::vector<const std::pair<uint64_t, std::string>*> batch_entries;
+    std::vector<Entries::const_iterator> batch_entries;
     for (; ino_it != inodes.end() && batch_inodes.size() < kMaxInodesPerEvent; ++ino_it) batch_inodes.push_back(*ino_it);
-    for (; ent_it != entries.end() && batch_entries.size() < kMaxEntriesPerEvent; ++ent_it) batch_entries.push_back(&*ent_it);
+    for (; ent_it != entries.end() && batch_entries.size() < kMaxEntriesPerEvent; ++ent_it) batch_entries.push_back(ent_it);
     msgpack::sbuffer buf;
     msgpack::packer<msgpack::sbuffer> pk(buf);
     pk.pack_array(3);
     pk.pack(mount_id_);
     pk.pack(batch_inodes);
     pk.pack_array(static_cast<uint32_t>(batch_entries.size()));
-    for (const auto* e : batch_entries) {
-      pk.pack_array(2);
-      pk.pack(e->first);
-      pk.pack_bin(static_cast<uint32_t>(e->second.size()));
-      pk.pack_bin_body(e->second.data(), static_cast<uint32_t>(e->second.size()));
+    for (const auto& it : batch_entries) {
+      const auto& [dir, name] = it->first;
+      pk.pack_array(4);
+      pk.pack(dir);
+      pk.pack_bin(static_cast<uint32_t>(name.size()));
+      pk.pack_bin_body(name.data(), static_cast<uint32_t>(name.size()));
+      pk.pack(it->second ? it->second->ino : uint64_t{0});
+      pk.pack(it->second ? it->second->type : uint32_t{0});
     }
     io_.Notify(channel_, std::string(buf.data(), buf.size()));
   }
@@ -104,7 +109,7 @@ void Notifier::Publish(std::set<uint64_t> inodes, std::set<std::pair<uint64_t, s
 
 void Notifier::Apply(const std::string& payload) {
   std::vector<uint64_t> inodes;
-  std::vector<std::pair<uint64_t, std::string>> entries;
+  std::vector<std::tuple<uint64_t, std::string, std::optional<DirEntry>>> entries;
   try {
     static const msgpack::unpack_limit kLimits(/*array=*/kMaxInodesPerEvent + 8, /*map=*/0, /*str=*/4096,
                                                /*bin=*/4096, /*ext=*/0, /*depth=*/4);
@@ -117,9 +122,12 @@ void Notifier::Apply(const std::string& payload) {
     if (list.type != msgpack::type::ARRAY) return;
     for (uint32_t i = 0; i < list.via.array.size; ++i) {
       const msgpack::object& e = list.via.array.ptr[i];
-      if (e.type != msgpack::type::ARRAY || e.via.array.size < 2 || e.via.array.ptr[1].type != msgpack::type::BIN) continue;
-      entries.emplace_back(e.via.array.ptr[0].as<uint64_t>(),
-                           std::string(e.via.array.ptr[1].via.bin.ptr, e.via.array.ptr[1].via.bin.size));
+      if (e.type != msgpack::type::ARRAY || e.via.array.size < 4 || e.via.array.ptr[1].type != msgpack::type::BIN) continue;
+      const msgpack::object* f = e.via.array.ptr;
+      const uint64_t child = f[2].as<uint64_t>();
+      std::optional<DirEntry> entry;
+      if (child != 0) entry = DirEntry{child, f[3].as<uint32_t>()};
+      entries.emplace_back(f[0].as<uint64_t>(), std::string(f[1].via.bin.ptr, f[1].via.bin.size), entry);
     }
   } catch (const std::exception&) {
     return;  // not ours to trust: ignore
@@ -128,8 +136,8 @@ void Notifier::Apply(const std::string& payload) {
     core_.Invalidate(ino);
     if (callbacks_.inval_inode) callbacks_.inval_inode(ino);
   }
-  for (const auto& [dir, name] : entries) {
-    core_.Invalidate(dir);
+  for (const auto& [dir, name, entry] : entries) {
+    core_.ApplyEntry(dir, name, entry);
     if (callbacks_.inval_entry) callbacks_.inval_entry(dir, name);
   }
 }

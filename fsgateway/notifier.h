@@ -1,14 +1,17 @@
 // Notifier: the coherence of several mounts of one filesystem, the POHMELFS idea over the
 // cluster. Each mount watches the filesystem's channel, H("ringstore.fs-events", UUID), on
 // the channel's home node (ObjectIo::Watch). What the mount changes (FsCore's change
-// listener: inodes, directory entries) is batched for up to batch_interval and published on
-// the channel; what the other mounts publish invalidates this mount's cached inodes and
-// listings (FsCore::Invalidate) and the kernel's (the invalidate callbacks, which the FUSE
-// glue maps to fuse_lowlevel_notify_inval_inode/_entry).
+// listener: inodes, directory entries with what they now name) is batched for up to
+// batch_interval and published on the channel; what the other mounts publish invalidates this
+// mount's cached inodes (FsCore::Invalidate), updates its cached listings in place
+// (FsCore::ApplyEntry, so that a directory both mounts fill is not read again after every
+// create) and invalidates the kernel's caches (the callbacks, which the FUSE glue maps to
+// fuse_lowlevel_notify_inval_inode/_entry).
 //
 // Delivery is best effort (an event published while the channel's home moves is lost); the
 // attribute TTLs bound staleness then. A payload is msgpack
-// [mount id, [ino, ...], [[dir ino, name], ...]], at most kMaxEventPayload bytes.
+// [mount id, [ino, ...], [[dir ino, name, child ino (0: removed), type], ...]], at most
+// kMaxEventPayload bytes.
 //
 // Thread-safety: Note may be called from any thread (it only queues). The worker thread
 // publishes and applies events; the callbacks run on it, with no lock held.
@@ -19,6 +22,8 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <string>
@@ -54,7 +59,8 @@ class Notifier {
 
  private:
   void Run();
-  void Publish(std::set<uint64_t> inodes, std::set<std::pair<uint64_t, std::string>> entries);
+  using Entries = std::map<std::pair<uint64_t, std::string>, std::optional<DirEntry>>;
+  void Publish(std::set<uint64_t> inodes, Entries entries);
   void Apply(const std::string& payload);
 
   ObjectIo& io_;
@@ -68,7 +74,7 @@ class Notifier {
   std::condition_variable cv_;
   bool stopping_ = false;
   std::set<uint64_t> out_inodes_;
-  std::set<std::pair<uint64_t, std::string>> out_entries_;
+  std::map<std::pair<uint64_t, std::string>, std::optional<DirEntry>> out_entries_;
   std::deque<std::string> incoming_;
   uint64_t received_ = 0;
   std::thread worker_;

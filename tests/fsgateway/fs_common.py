@@ -8,6 +8,7 @@ fusermount3), a 3-node ring with a filesystem created on it, and mounts of it
 import os
 import shutil
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
@@ -40,3 +41,45 @@ def mount(ctx, ring, fs="default", name="fs", extra_args=()):
     g = ctx.fs_gateway(ring, fs=fs, name=name, extra_args=list(extra_args))
     g.start()
     return g
+
+
+class Timings:
+    """Wall-clock times of a test's steps: `with timings.step("tar -x"): ...` logs the start
+    and the time taken; summary() lists them all."""
+
+    def __init__(self):
+        self.steps = []
+
+    def step(self, what):
+        timings = self
+
+        class _Step:
+            def __enter__(self):
+                self.t0 = time.monotonic()
+                log(f"{what} ...")
+                return self
+
+            def __exit__(self, exc_type, _exc, _tb):
+                dt = time.monotonic() - self.t0
+                log(f"{what}: {'done' if exc_type is None else 'FAILED'} in {dt:.2f}s")
+                timings.steps.append((what, dt))
+                return False
+
+        return _Step()
+
+    def summary(self):
+        return ", ".join(f"{what} {dt:.1f}s" for what, dt in self.steps)
+
+
+def run_ok(cmd, timeout, what=None, **kw):
+    """Runs a program (harness.run_tool) and fails the test unless it exits 0."""
+    r = harness.run_tool(cmd, timeout, **kw)
+    check(r.returncode == 0, f"{what or cmd[0]} failed: {r.describe()}")
+    return r
+
+
+def need_tools(*tools):
+    """Skips the test (exit 77) unless every program is on PATH."""
+    missing = [t for t in tools if shutil.which(t) is None]
+    harness.need(not missing, f"missing program(s): {', '.join(missing)} (Debian: apt-get install "
+                              f"{' '.join(missing)})")

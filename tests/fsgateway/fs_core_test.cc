@@ -327,6 +327,48 @@ TEST_F(FsCoreTest, NotificationsInvalidateTheOtherMountsCaches) {
   nb.Stop();
 }
 
+TEST_F(FsCoreTest, AChangeFromAStaleCacheDoesNotUndoAnotherMountsChange) {
+  // Long TTLs and no notifications: b's cached inode is stale when it changes the file.
+  FsOptions slow;
+  slow.attr_ttl = std::chrono::seconds(3600);
+  auto mount = [&] {
+    auto c = std::make_unique<FsCore>(meta_, io_, slow, [this] { return Timespec{++clock_, 0}; }, [this] { return rng_(); });
+    EXPECT_EQ(c->Init(), 0);
+    return c;
+  };
+  auto a = mount(), b = mount();
+  Inode f, seen;
+  ASSERT_EQ(a->MakeNode(kRootIno, "f", S_IFREG | 0644, 0, {}, &f), 0);
+  ASSERT_EQ(a->Write(f.ino, 0, std::string(100, 'x')), 0);
+  ASSERT_EQ(a->Flush(f.ino), 0);
+  ASSERT_EQ(b->GetAttr(f.ino, &seen), 0);
+  ASSERT_EQ(a->Write(f.ino, 100, std::string(50, 'y')), 0);  // a appends
+  ASSERT_EQ(a->Flush(f.ino), 0);
+  SetAttr chmod;
+  chmod.mode = 0600;
+  ASSERT_EQ(b->SetAttributes(f.ino, chmod, &seen), 0);  // b chmods from its old copy
+  EXPECT_EQ(seen.size, 150u);
+  ASSERT_EQ(b->SetXattr(f.ino, "user.k", "v", 0), 0);
+  auto c = mount();
+  ASSERT_EQ(c->GetAttr(f.ino, &seen), 0);
+  EXPECT_EQ(seen.size, 150u);
+  EXPECT_EQ(seen.mode & 07777, 0600u);
+  EXPECT_EQ(seen.xattrs.count("user.k"), 1u);
+  // Directory link counts come from the merged listing: mkdirs from both mounts all count.
+  Inode d;
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(a->MakeNode(kRootIno, "a" + std::to_string(i), S_IFDIR | 0755, 0, {}, &d), 0);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(b->MakeNode(kRootIno, "b" + std::to_string(i), S_IFDIR | 0755, 0, {}, &d), 0);
+  ASSERT_EQ(c->GetAttr(kRootIno, &seen), 0);
+  EXPECT_EQ(seen.nlink, 2u + 7u);
+}
+
+TEST_F(FsCoreTest, PosixAclsAreRefusedNotStoredAsPlainXattrs) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  EXPECT_EQ(a().SetXattr(f, "system.posix_acl_access", "\x02", 0), EOPNOTSUPP);
+  std::string v;
+  EXPECT_EQ(a().GetXattr(f, "system.posix_acl_access", &v), ENODATA);
+}
+
 TEST_F(FsCoreTest, ReadOnlyMountsRefuseChanges) {
   FsOptions o;
   o.read_only = true;
