@@ -18,7 +18,7 @@
 #   SIZE_MB (512), RAND_MB (256), FIO_SECONDS (20), FILES (10000), FILES_PER_DIR (0: all in
 #   one directory), DBENCH_SECONDS (30), DBENCH_CLIENTS (2), BONNIE (1), BONNIE_SIZE_MB (1024),
 #   BONNIE_RAM_MB (512), BONNIE_FILES (4, in units of 1024 files), REPEAT (1), CHUNK_SIZE
-#   (filesystem chunk size, 1M), R2 (read quorum of the N=2 filesystem, 1), GW_ARGS (extra
+#   (filesystem chunk size, 256K), R2 (read quorum of the N=2 filesystem, 1), GW_ARGS (extra
 #   ringstore-fs arguments), BONNIE_ARGS (extra bonnie++ arguments, e.g. -f to skip the
 #   per-char tests), JOB_TIMEOUT (s, 3600: a job that takes longer fails the bench), KEEP (1:
 #   keep the work dir with its logs), BIN_DIR (build dir), BENCH_DIR (where data goes; default
@@ -43,7 +43,7 @@ BONNIE_FILES=${BONNIE_FILES:-4}
 BONNIE_ARGS=${BONNIE_ARGS:-}
 KEEP=${KEEP:-0}
 REPEAT=${REPEAT:-1}
-CHUNK_SIZE=${CHUNK_SIZE:-1M}
+CHUNK_SIZE=${CHUNK_SIZE:-256K}
 R2=${R2:-1}
 GW_ARGS=${GW_ARGS:-}
 JOB_TIMEOUT=${JOB_TIMEOUT:-3600}

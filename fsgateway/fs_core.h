@@ -36,11 +36,11 @@ struct FsOptions {
   // How long inodes and directory listings read from the cluster are trusted.
   std::chrono::milliseconds attr_ttl{1000};
   // Dirty bytes one file may hold before a write flushes it.
-  uint64_t dirty_limit_bytes = 64u << 20;
+  uint64_t dirty_limit_bytes = 256u << 20;
   // Clean chunks kept per open file.
-  size_t clean_chunks_per_file = 64;
+  size_t clean_chunks_per_file = 256;
   // Chunks read ahead when a file is read sequentially.
-  size_t readahead_chunks = 4;
+  size_t readahead_chunks = 16;
 };
 
 struct SetAttr {

@@ -31,7 +31,7 @@ namespace ringstore::fs {
 constexpr uint64_t kRootIno = 1;
 constexpr uint64_t kMinChunkSize = 4096;
 constexpr uint64_t kMaxChunkSize = 16u << 20;
-constexpr uint64_t kDefaultChunkSize = 1u << 20;
+constexpr uint64_t kDefaultChunkSize = 256u << 10;  // docs/fsgateway.md F3
 constexpr size_t kMaxNameBytes = 255;         // NAME_MAX
 constexpr size_t kMaxSymlinkBytes = 4095;     // PATH_MAX - 1
 constexpr size_t kMaxXattrNameBytes = 255;    // XATTR_NAME_MAX

@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
   std::string mountpoint, cluster, fs_name = "default", options, cluster_id = "ringstore", log_level = "info",
                           ready_file;
   double io_timeout_s = 30, attr_ttl_s = 1.0;
-  uint64_t dirty_mb = 64;
+  uint64_t dirty_mb = 256;
   unsigned threads = 16;
   app.add_option("MOUNTPOINT", mountpoint, "An existing empty directory")->required();
   app.add_option("--cluster", cluster, "Any node(s) of the cluster, HOST:PORT[,HOST:PORT...]")

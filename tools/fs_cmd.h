@@ -13,7 +13,7 @@
 namespace ringstore {
 
 struct FsArgs {
-  std::string name, chunk_size = "1M";
+  std::string name, chunk_size = "256K";
   CLI::App* create = nullptr;
   CLI::App* ls = nullptr;
   CLI::App* rm = nullptr;
