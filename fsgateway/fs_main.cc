@@ -36,7 +36,11 @@ int main(int argc, char** argv) {
       "ringstore-fs: mounts a ringstore filesystem at MOUNTPOINT through FUSE3 and serves it in the\n"
       "foreground. Writes are cached and written back in whole chunks; fsync and close return once\n"
       "the data is durable at W replicas. SIGTERM or SIGINT writes back dirty data, then unmounts.\n"
+      "Other mounts of the filesystem are told of changes through the cluster.\n"
       "Create the filesystem first: ringstore fs create NAME."};
+  app.footer(
+      "Exit status: 0 unmounted cleanly, 1 no such filesystem or write-back failed, 2 usage error,\n"
+      "3 cluster unreachable, 4 other error (mount refused, root unreadable). See docs/fsgateway.md.");
   std::string mountpoint, cluster, fs_name = "default", options, cluster_id = "ringstore", log_level = "info",
                           ready_file;
   double io_timeout_s = 30, attr_ttl_s = 1.0;

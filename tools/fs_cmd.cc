@@ -28,7 +28,7 @@ int Fail(const std::string& what, const Status& s) {
 CLI::App* AddFsCommands(CLI::App& app, FsArgs& a) {
   auto* fs = app.add_subcommand("fs", "Create, list and remove filesystems (mounted with ringstore-fs)");
   fs->require_subcommand(1);
-  a.create = fs->add_subcommand("create", "Create an empty filesystem");
+  a.create = fs->add_subcommand("create", "Create an empty filesystem (its N/W/R: the global --replicas, --w, --r)");
   a.create->add_option("NAME", a.name, "Filesystem name: letters, digits, '.', '_', '-'")->required();
   a.create->add_option("--chunk-size", a.chunk_size, "Bytes per file data chunk, a power of two from 4K to 16M")
       ->capture_default_str();
