@@ -177,7 +177,7 @@ int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now, int nlink_delt
   next.nlink = static_cast<uint32_t>(std::max<int64_t>(2, static_cast<int64_t>(next.nlink) + nlink_delta));
   // The entries and the directory's new times in one round trip.
   std::vector<IoOp> ops;
-  ops.push_back(IoOp{IoOp::kMerge, DirId(fs_, dir), {}, entries});
+  if (!entries.empty()) ops.push_back(IoOp{IoOp::kMerge, DirId(fs_, dir), {}, entries});
   ops.push_back(IoOp{IoOp::kPut, InodeId(fs_, dir), EncodeInode(next), {}});
   for (auto& r : io_.Run(std::move(ops), q_)) {
     if (!r.status.ok()) return ErrnoOf(r.status);
@@ -198,14 +198,7 @@ int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now, int nlink_delt
   return 0;
 }
 
-int FsCore::TouchDir(uint64_t dir, Timespec now, int nlink_delta) {
-  auto d = NodeFor(dir);
-  std::lock_guard<std::mutex> lock(d->mu);
-  if (int e = LoadInode(*d); e != 0) return e;
-  d->inode.mtime = d->inode.ctime = now;
-  d->inode.nlink = static_cast<uint32_t>(std::max<int64_t>(2, static_cast<int64_t>(d->inode.nlink) + nlink_delta));
-  return StoreInode(d->inode);
-}
+int FsCore::TouchDir(uint64_t dir, Timespec now, int nlink_delta) { return ChangeDir(dir, {}, now, nlink_delta); }
 
 // ---- lookups and attributes -----------------------------------------------------------
 
