@@ -10,6 +10,8 @@
 #include <sys/xattr.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -293,11 +295,23 @@ TEST_F(FsCoreTest, NotificationsInvalidateTheOtherMountsCaches) {
   auto b_core = mount();
   ASSERT_EQ(a_core->Init(), 0);
   ASSERT_EQ(b_core->Init(), 0);
-  std::atomic<int> kernel_inode_invals{0}, kernel_entry_invals{0};
+  // b's kernel-invalidation callbacks count and wake the test, which waits on a condition
+  // (with a bound) instead of sleeping.
+  std::mutex mu;
+  std::condition_variable cv;
+  int kernel_inode_invals = 0, kernel_entry_invals = 0;
   Notifier na(io_, meta_, *a_core, 1, {}, std::chrono::milliseconds(5));
   Notifier nb(io_, meta_, *b_core, 2,
-              NotifierCallbacks{[&](uint64_t) { ++kernel_inode_invals; },
-                                [&](uint64_t, const std::string&) { ++kernel_entry_invals; }},
+              NotifierCallbacks{[&](uint64_t) {
+                                  std::lock_guard<std::mutex> lock(mu);
+                                  ++kernel_inode_invals;
+                                  cv.notify_all();
+                                },
+                                [&](uint64_t, const std::string&) {
+                                  std::lock_guard<std::mutex> lock(mu);
+                                  ++kernel_entry_invals;
+                                  cv.notify_all();
+                                }},
               std::chrono::milliseconds(5));
   a_core->SetChangeListener([&](const FsCore::Change& c) { na.Note(c); });
   b_core->SetChangeListener([&](const FsCore::Change& c) { nb.Note(c); });
@@ -308,11 +322,11 @@ TEST_F(FsCoreTest, NotificationsInvalidateTheOtherMountsCaches) {
   ASSERT_EQ(a_core->MakeNode(kRootIno, "f", S_IFREG | 0644, 0, {}, &f), 0);
   ASSERT_EQ(a_core->Write(f.ino, 0, "one"), 0);
   ASSERT_EQ(a_core->Flush(f.ino), 0);
-  auto wait_for = [](const std::function<bool()>& cond) {
-    for (int i = 0; i < 200 && !cond(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    return cond();
+  auto wait_for = [&](const std::function<bool()>& cond) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), cond);
   };
-  ASSERT_TRUE(wait_for([&] { return ReadAll(*b_core, f.ino) == "one"; }));
+  ASSERT_EQ(ReadAll(*b_core, f.ino), "one");
   // a changes the file and creates another: b sees both without any TTL running out.
   ASSERT_EQ(a_core->Write(f.ino, 0, "two"), 0);
   ASSERT_EQ(a_core->Flush(f.ino), 0);
@@ -320,8 +334,11 @@ TEST_F(FsCoreTest, NotificationsInvalidateTheOtherMountsCaches) {
   ASSERT_EQ(a_core->MakeNode(kRootIno, "g", S_IFREG | 0644, 0, {}, &g), 0);
   EXPECT_TRUE(wait_for([&] { return ReadAll(*b_core, f.ino) == "two"; }));
   EXPECT_TRUE(wait_for([&] { return Names(*b_core, kRootIno).size() == 2; }));
-  EXPECT_GT(kernel_inode_invals.load(), 0);
-  EXPECT_GT(kernel_entry_invals.load(), 0);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_GT(kernel_inode_invals, 0);
+    EXPECT_GT(kernel_entry_invals, 0);
+  }
   EXPECT_GT(nb.events_received(), 0u);
   na.Stop();
   nb.Stop();

@@ -23,8 +23,9 @@ straddle 1 MiB boundaries. Errno expectations are what Linux local file systems 
 where POSIX allows an alternative (rmdir/rename onto a non-empty directory: ENOTEMPTY or
 EEXIST) both are accepted and the alternative is noted. Checks that need root (chown, and
 the non-root permission checks, which fork a child that drops to --nonroot-uid) are skipped
-when not running as root. Timestamp checks sleep 50 ms between operations, so a file system
-whose timestamps are coarser than that fails them (ringstore-fs keeps nanoseconds).
+when not running as root. Timestamp checks wait (bounded, by the condition, not a fixed sleep)
+until the kernel's coarse clock, which local file systems stamp times with, has passed the
+timestamp read before the operation, so a later timestamp must be strictly greater.
 """
 
 import argparse
@@ -377,9 +378,17 @@ class Ctx:
         self.notes.append(msg)
 
 
-def settle():
-    """Lets the clock move on so that a timestamp set next differs from one set before."""
-    time.sleep(0.05)
+# The clock Linux file systems stamp inode times with (CLOCK_REALTIME_COARSE, id 5 on Linux).
+_COARSE_CLOCK = getattr(time, "CLOCK_REALTIME_COARSE", 5)
+
+
+def settle(after_ns):
+    """Waits until a timestamp taken now is later than after_ns on every clock a file system
+    may stamp times with; fails if that takes more than 1 s (a clock that does not move)."""
+    deadline = time.monotonic() + 1.0
+    while time.clock_gettime_ns(_COARSE_CLOCK) <= after_ns or time.time_ns() <= after_ns:
+        true(time.monotonic() < deadline, f"the clock did not pass {after_ns} within 1 s")
+        os.sched_yield()
 
 
 # ========================================================================================
@@ -1454,7 +1463,7 @@ def _c(c):
     os.utime(p, ns=(old, old))
     m0, c0 = _times(p)
     eq(m0, old, "mtime set back by utime")
-    settle()
+    settle(max(m0, c0))
     t0 = time.time_ns()
     fd = os.open(p, os.O_WRONLY)
     try:
@@ -1476,7 +1485,7 @@ def _c(c):
         old = time.time_ns() - 3600 * 10**9
         os.utime(p, ns=(old, old))
         m0, c0 = _times(p)
-        settle()
+        settle(max(m0, c0))
         if how == "truncate":
             os.truncate(p, 10)
         else:
@@ -1501,7 +1510,7 @@ def _c(c):
         ops.append(("chown", lambda: os.chown(p, 1, 1)))
     for what, op in ops:
         m0, c0 = _times(p)
-        settle()
+        settle(max(m0, c0))
         op()
         m1, c1 = _times(p)
         true(c1 > c0, f"ctime not advanced by {what} ({c0} -> {c1})")
@@ -1527,7 +1536,7 @@ def _c(c):
         old = time.time_ns() - 3600 * 10**9
         os.utime(d, ns=(old, old))
         _m0, c0 = _times(d)
-        settle()
+        settle(c0)
         op()
         m1, c1 = _times(d)
         true(m1 > old and abs(m1 - time.time_ns()) < 2 * 10**9, f"dir mtime not set to now by {what} ({old} -> {m1})")

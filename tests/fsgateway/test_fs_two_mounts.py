@@ -204,14 +204,19 @@ def interleaved_updates(a, b):
         os.stat(pb)  # B has looked at the file
         on_a(pa, pb)
         on_b(pa, pb)
-        time.sleep(VISIBLE_WITHIN_S + 0.1)  # past attr_ttl: both mounts read the inode afresh
+        # Both mounts must come to show both changes; wait for that (bounded), not a fixed time.
         for label, p in (("A", pa), ("B", pb)):
-            st = os.stat(p)
-            data = read(p)
-            xattrs = {n: os.getxattr(p, n) for n in os.listxattr(p)}
-            ok, shown = verify(st, data, xattrs)
-            if not ok:
-                failures.append(f"{what}: mount {label} then shows {shown}")
+            last = [None]
+
+            def shows_both(p=p, last=last):
+                st = os.stat(p)
+                data = read(p)
+                xattrs = {n: os.getxattr(p, n) for n in os.listxattr(p)}
+                ok, last[0] = verify(st, data, xattrs)
+                return ok
+
+            if poll(shows_both, time.monotonic()) is None:
+                failures.append(f"{what}: mount {label} still shows {last[0]} after {POLL_DEADLINE_S}s")
         log(f"{'ok' if not failures or not failures[-1].startswith(what) else 'FAIL'} {what}")
     return failures
 
@@ -222,6 +227,7 @@ WRITER = r"""
 import os, sys, time
 d, prefix, count, go, kind = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 deadline = time.monotonic() + 60
+open(go + "." + prefix + ".ready", "w").close()
 while not os.path.exists(go):
     if time.monotonic() > deadline:
         sys.exit("no go signal")
@@ -250,7 +256,10 @@ def run_writers(ctx, dirs, prefixes, count, kind):
         log_path = ctx.path(f"writer-{kind}-{prefix}.log")
         procs.append((prefix, log_path, harness.spawn(["/usr/bin/python3", "-c", WRITER, d, prefix, count, go, kind],
                                                       log_path)))
-    time.sleep(0.3)  # let both start and wait for the signal
+    # Release them together once both are up and waiting (each leaves a ready file).
+    ready = [f"{go}.{prefix}.ready" for _, prefix in zip(dirs, prefixes)]
+    check(poll(lambda: all(os.path.exists(r) for r in ready), time.monotonic(), 60) is not None,
+          "the writer processes did not start within 60 s")
     t0 = time.monotonic()
     with open(go, "w"):
         pass
@@ -305,9 +314,10 @@ def concurrent_creates(ctx, a, b):
     for label, d in (("A", pa), ("B", pb)):
         lat = poll(lambda d=d: set(os.listdir(d)) == want_dirs, time.monotonic(), LISTING_SETTLE_S)
         check(lat is not None, f"mount {label} does not list the {len(want_dirs)} concurrently made subdirectories")
-    time.sleep(1.1)  # past attr_ttl: both mounts read the directory's inode afresh
-    nl = {label: os.stat(d).st_nlink for label, d in (("A", pa), ("B", pb))}
     want_nlink = 2 + len(want_dirs)
+    for label, d in (("A", pa), ("B", pb)):
+        poll(lambda d=d: os.stat(d).st_nlink == want_nlink, time.monotonic())  # checked just below
+    nl = {label: os.stat(d).st_nlink for label, d in (("A", pa), ("B", pb))}
     check(nl["A"] == want_nlink and nl["B"] == want_nlink,
           f"after 2 x {DIRS_PER_WRITER} concurrent mkdirs in one directory its st_nlink is {nl['A']} on A and "
           f"{nl['B']} on B, want {want_nlink} (2 + one per subdirectory)")
