@@ -38,6 +38,13 @@ void MemoryStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> do
   } else {
     for (auto& op : ops) {
       auto it = records_.find(op.id);
+      if (op.purge) {
+        const RecordMeta& m = op.record.meta;
+        if (it != records_.end() && !Supersedes(m, it->second.meta) && !Supersedes(it->second.meta, m)) {
+          records_.erase(it);
+        }
+        continue;
+      }
       if (IsMapRecord(op.record.meta) || (it != records_.end() && IsMapRecord(it->second.meta))) {
         // Map records merge entry by entry (dht/lww_map.h); a damaged stored one is replaced.
         const Record* stored = it == records_.end() || !it->second.Intact() ? nullptr : &it->second;
@@ -63,6 +70,10 @@ void MemoryStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit,
   for (auto it = records_.lower_bound(begin); it != records_.end() && it->first < end; ++it) {
     if (out.size() >= limit) break;
     ScanEntry e{it->first, Record{it->second.meta, with_values ? it->second.value : std::string()}};
+    if (with_values && !it->second.Intact()) {
+      e.corrupt = true;
+      e.record = Record{};
+    }
     out.push_back(std::move(e));
   }
   Result<std::vector<ScanEntry>> r = closed_ ? Result<std::vector<ScanEntry>>(Status::ShuttingDown("store closed"))

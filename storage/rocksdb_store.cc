@@ -224,6 +224,16 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
         it = current.emplace(op.id, *stored).first;
       }
       Stored& have = it->second;
+      if (op.purge) {
+        const RecordMeta& m = have.header.meta;
+        const bool same = have.present && !have.damaged && !Supersedes(op.record.meta, m) && !Supersedes(m, op.record.meta);
+        if (!same) continue;
+        batch.Delete(data_cf_, Key(op.id));
+        if (have.header.external) batch.Delete(data_cf_, ValueKey(op.id));
+        group_maps.erase(op.id);
+        have = Stored{};
+        continue;
+      }
       if (IsMapRecord(op.record.meta) || (have.present && !have.damaged && IsMapRecord(have.header.meta))) {
         // Map records merge entry by entry (dht/lww_map.h): merge with what is stored, or
         // with what this group already wrote; a stored record that fails its checksums counts
@@ -271,7 +281,11 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
     // exact. It is bounded by dropping it whole when full.
     if (meta_cache_.size() + current.size() > options_.max_cached_metas) meta_cache_.clear();
     for (auto& [id, s] : current) {
-      if (s.present && !s.damaged) meta_cache_[id] = s.header;
+      if (s.present && !s.damaged) {
+        meta_cache_[id] = s.header;
+      } else {
+        meta_cache_.erase(id);  // purged
+      }
     }
   } else {
     meta_cache_.clear();  // unsure what reached the disk
@@ -446,8 +460,10 @@ void RocksDbStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit
       const std::string_view raw(it->value().data(), it->value().size());
       auto h = DecodeStoredHeader(raw);
       if (!h.ok()) {
-        status = Named(*id, h.status());
-        break;
+        ScanEntry bad{*id, Record{}};
+        bad.corrupt = true;
+        out.push_back(std::move(bad));
+        continue;
       }
       ScanEntry e{*id, Record{h->meta, {}}};
       if (with_values) {
@@ -461,11 +477,16 @@ void RocksDbStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit
               : s.IsNotFound()  ? Result<Record>(Status::Corruption("external value missing"))
                                 : Result<Record>(FromRocks(s));
         }
-        if (!r.ok()) {
+        if (!r.ok() && !r.status().IsCorruption()) {
           status = Named(*id, r.status());
           break;
         }
-        e.record = std::move(*r);
+        if (r.ok()) {
+          e.record = std::move(*r);
+        } else {
+          e.corrupt = true;
+          e.record = Record{};
+        }
       }
       out.push_back(std::move(e));
     }

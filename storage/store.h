@@ -28,11 +28,20 @@ enum class Durability {
 struct WriteOp {
   ObjectId id;
   Record record;  // a value or a tombstone, with its timestamp and checksum filled in
+  // Purge instead of write: remove the stored record of id if it is exactly record.meta's
+  // version (timestamp, checksum, flags), and do nothing otherwise. Local only: a node drops
+  // its copy of a key it no longer holds a replica of, once the replicas have it
+  // (node/anti_entropy.h). A newer write that lands first is therefore never removed.
+  bool purge = false;
 };
 
 struct ScanEntry {
   ObjectId id;
   Record record;  // value left empty unless the scan asked for values
+  // The stored header fails its checksum: record.meta is unknown (zero). A scan reports such
+  // an entry and goes on, so that one damaged record does not hide the rest; with values, a
+  // value that fails its checksum is reported the same way.
+  bool corrupt = false;
 };
 
 class Store {
@@ -51,7 +60,8 @@ class Store {
   // (last writer wins, see Supersedes). Re-applying the same version is a no-op, except that
   // it rewrites a stored record whose bytes fail their checksum: that is how a repair works.
   virtual void Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) = 0;
-  // Up to limit records with begin <= id < end, in id order.
+  // Up to limit records with begin <= id < end, in id order (corrupt ones flagged, see
+  // ScanEntry).
   virtual void Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
                     std::function<void(Result<std::vector<ScanEntry>>)> done) = 0;
   // Finishes the queued work, then calls done. Later calls fail with ShuttingDown.

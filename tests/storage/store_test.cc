@@ -208,6 +208,32 @@ TEST_P(StoreTest, ScanReturnsARangeInIdOrder) {
   EXPECT_EQ(Scan(ids[0], ids[49], 7, false)->size(), 7u);
 }
 
+TEST_P(StoreTest, PurgeRemovesOnlyTheGivenVersion) {
+  ASSERT_TRUE(Put(kA, 10, "ten").ok());
+  ASSERT_TRUE(Put(kB, 10, "bee").ok());
+  WriteOp stale{kA, Record::Value(9, "nine")};
+  stale.purge = true;
+  ASSERT_TRUE(Apply({stale}).ok());  // another version: kept
+  EXPECT_EQ(Get(kA)->value, "ten");
+  WriteOp exact{kA, Record::Value(10, "ten")};
+  exact.purge = true;
+  exact.record.value.clear();  // only the metadata counts
+  ASSERT_TRUE(Apply({exact}).ok());
+  EXPECT_TRUE(Get(kA).status().IsNotFound());
+  EXPECT_TRUE(Stat(kA).status().IsNotFound());
+  EXPECT_EQ(Get(kB)->value, "bee");
+  // A write after a purge lands as on an empty key, even an older version.
+  ASSERT_TRUE(Put(kA, 5, "five").ok());
+  EXPECT_EQ(Get(kA)->value, "five");
+  Reopen();
+  EXPECT_EQ(Get(kA)->value, "five");
+  // A purge and a newer write in one batch: the write stays.
+  WriteOp p5{kA, Record::Value(5, "five")};
+  p5.purge = true;
+  ASSERT_TRUE(Apply({p5, WriteOp{kA, Record::Value(6, "six")}}).ok());
+  EXPECT_EQ(Get(kA)->value, "six");
+}
+
 TEST_P(StoreTest, DataSurvivesReopen) {
   ASSERT_TRUE(Put(kA, 10, std::string(1 << 20, 'q')).ok());  // goes to a blob file in RocksDB
   ASSERT_TRUE(Put(kB, 10, "small").ok());
@@ -290,6 +316,26 @@ TEST_P(RocksDbCorruptionTest, ADamagedHeaderIsReportedAndAnyWriteRepairsIt) {
   // newer one comes back from another replica by repair).
   ASSERT_TRUE(Put(kA, 10, "older").ok());
   EXPECT_EQ(Get(kA)->value, "older");
+}
+
+TEST_P(RocksDbCorruptionTest, ScansFlagDamagedRecordsAndGoOn) {
+  ASSERT_TRUE(Put(kA, 10, "precious bytes").ok());
+  ASSERT_TRUE(Put(kB, 10, "other bytes").ok());
+  std::string raw = EncodeStoredRecord(Record::Value(10, "precious bytes"));
+  raw[raw.size() - 1] ^= 0x01;
+  ASSERT_TRUE(rocks_->RawPutForTest(kA, raw).ok());
+  auto with_values = Scan(ObjectId::Min(), ObjectId::Max(), 10, true);
+  ASSERT_TRUE(with_values.ok()) << with_values.status().ToString();
+  ASSERT_EQ(with_values->size(), 2u);
+  for (const auto& e : *with_values) EXPECT_EQ(e.corrupt, e.id == kA);
+  // Metadata only: a damaged value is not seen, a damaged header is.
+  raw = EncodeStoredRecord(Record::Value(10, "precious bytes"));
+  raw[12] ^= 0x01;
+  ASSERT_TRUE(rocks_->RawPutForTest(kA, raw).ok());
+  auto meta = Scan(ObjectId::Min(), ObjectId::Max(), 10, false);
+  ASSERT_TRUE(meta.ok());
+  ASSERT_EQ(meta->size(), 2u);
+  for (const auto& e : *meta) EXPECT_EQ(e.corrupt, e.id == kA);
 }
 
 // Values of kExternalValueBytes and more live apart from their header.
