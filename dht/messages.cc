@@ -34,6 +34,17 @@ const char* KindName(uint16_t kind) {
     case Kind::kWatch: return "WATCH";
     case Kind::kNotify: return "NOTIFY";
     case Kind::kEvent: return "EVENT";
+    case Kind::kScan: return "SCAN";
+    case Kind::kScanReply: return "SCAN_REPLY";
+    case Kind::kNodeStatus: return "NODE_STATUS";
+    case Kind::kNodeStatusReply: return "NODE_STATUS_REPLY";
+    case Kind::kSyncTree: return "SYNC_TREE";
+    case Kind::kSyncTreeReply: return "SYNC_TREE_REPLY";
+    case Kind::kSyncKeys: return "SYNC_KEYS";
+    case Kind::kSyncKeysReply: return "SYNC_KEYS_REPLY";
+    case Kind::kSyncHave: return "SYNC_HAVE";
+    case Kind::kSyncHaveReply: return "SYNC_HAVE_REPLY";
+    case Kind::kDecommission: return "DECOMMISSION";
   }
   return "UNKNOWN";
 }

@@ -48,6 +48,22 @@ enum class Kind : uint16_t {
   kWatch = 52,
   kNotify = 53,
   kEvent = 54,
+  // Repair (dht/sync_messages.h): SCAN lists a node's own records (tools, tests); NODE_STATUS
+  // reports its repair and rebalance work; SYNC_TREE, SYNC_KEYS and SYNC_HAVE are anti-entropy
+  // between nodes. Each request has its reply kind.
+  kScan = 55,
+  kScanReply = 56,
+  kNodeStatus = 57,
+  kNodeStatusReply = 58,
+  kSyncTree = 59,
+  kSyncTreeReply = 60,
+  kSyncKeys = 61,
+  kSyncKeysReply = 62,
+  kSyncHave = 63,
+  kSyncHaveReply = 64,
+  // Decommission the node that receives it (empty body); answered with its NODE_STATUS_REPLY.
+  // Asking again while it drains only reports progress.
+  kDecommission = 65,
 };
 const char* KindName(uint16_t kind);
 

@@ -76,6 +76,15 @@ ObjectId ObjectId::Max() {
   return ObjectId(b);
 }
 
+ObjectId ObjectId::Successor() const {
+  if (*this == Max()) return *this;
+  Bytes b = bytes_;
+  for (size_t i = kSize; i-- > 0;) {
+    if (++b[i] != 0) break;
+  }
+  return ObjectId(b);
+}
+
 std::string ObjectId::Hex() const {
   static const char* kDigits = "0123456789abcdef";
   std::string s(2 * kSize, '0');

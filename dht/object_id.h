@@ -31,6 +31,8 @@ class ObjectId {
   static Result<ObjectId> FromHex(std::string_view hex);
   static ObjectId Min() { return ObjectId(); }
   static ObjectId Max();
+  // The next id in order (this + 1); Max()'s successor is Max() itself.
+  ObjectId Successor() const;
 
   const Bytes& bytes() const { return bytes_; }
   std::string_view AsStringView() const {

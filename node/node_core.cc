@@ -106,6 +106,18 @@ void NodeCore::OnFrame(ConnId conn, Frame frame) {
     case Kind::kDiskUsage:
       if (!options_.disk_usage) return SendError(conn, rid, Status::Unavailable("this node does not know its disk"));
       return transport_.Send(conn, EncodeDiskUsage(rid, options_.disk_usage()));
+    case Kind::kScan:
+    case Kind::kNodeStatus:
+    case Kind::kSyncTree:
+    case Kind::kSyncKeys:
+    case Kind::kSyncHave:
+      if (repair_ == nullptr) return SendError(conn, rid, Status::Unavailable("this node runs no repair"));
+      if (!Admit(conn, rid)) return;
+      return repair_->OnRequest(frame, [this, conn](std::string reply) { Finish(conn, std::move(reply)); });
+    case Kind::kDecommission:
+      if (repair_ == nullptr || membership_ == nullptr) return SendError(conn, rid, Status::Unavailable("this node runs no repair"));
+      repair_->Decommission();
+      return transport_.Send(conn, EncodeRepairStatus(rid, repair_->status()));
     case Kind::kHello:
       return SendError(conn, rid, Status::ProtocolError("HELLO sent twice"));
     default:
@@ -246,6 +258,12 @@ void NodeCore::HandleGet(ConnId conn, const Frame& frame) {
   store_.Get(*id, [this, conn, rid, route_n, id = *id](Result<Record> r) {
     // A key we do not hold and do not own: its replicas have it, if anyone does.
     if (r.status().IsNotFound() && !Mine(id, route_n)) return Forward(conn, rid, Kind::kGet, id, route_n);
+    // One we own but lack, before this node has synced under the current ring: the data may
+    // still be on the previous holders.
+    if (r.status().IsNotFound() && route_n > 0 && repair_ != nullptr && !repair_->synced()) {
+      ++stats_.fallback_reads;
+      return Forward(conn, rid, Kind::kGet, id, route_n);
+    }
     Finish(conn, GetReply(rid, id, std::move(r)));
   });
 }
@@ -293,6 +311,7 @@ std::string NodeCore::GetReply(uint64_t rid, const ObjectId& id, Result<Record> 
     if (r.status().IsCorruption()) {
       ++stats_.corruptions;
       log_->error("corrupt record: {}", r.status().message());
+      if (repair_ != nullptr) repair_->ReportCorrupt(id);
     }
     ++stats_.errors_sent;
     return EncodeError(rid, r.status());
@@ -308,10 +327,15 @@ void NodeCore::HandleStat(ConnId conn, const Frame& frame) {
   if (!Admit(conn, rid)) return;
   store_.Stat(*id, [this, conn, rid, route_n, id = *id](Result<RecordMeta> r) {
     if (r.status().IsNotFound() && !Mine(id, route_n)) return Forward(conn, rid, Kind::kStat, id, route_n);
+    if (r.status().IsNotFound() && route_n > 0 && repair_ != nullptr && !repair_->synced()) {
+      ++stats_.fallback_reads;
+      return Forward(conn, rid, Kind::kStat, id, route_n);
+    }
     if (!r.ok()) {
       if (r.status().IsCorruption()) {
         ++stats_.corruptions;
         log_->error("corrupt record header: object {}: {}", id.Hex(), r.status().message());
+        if (repair_ != nullptr) repair_->ReportCorrupt(id);
       }
       ++stats_.errors_sent;
       return Finish(conn, EncodeError(rid, r.status()));

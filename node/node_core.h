@@ -17,6 +17,7 @@
 #include "dht/hlc.h"
 #include "dht/messages.h"
 #include "dht/transport.h"
+#include "node/anti_entropy.h"
 #include "node/hinted_handoff.h"
 #include "node/peer_links.h"
 #include "routing/membership.h"
@@ -48,6 +49,7 @@ struct NodeStats {
   uint64_t corruptions = 0;
   uint64_t not_mine = 0;   // writes refused with NotMine
   uint64_t forwarded = 0;  // reads forwarded to a replica
+  uint64_t fallback_reads = 0;  // reads of owned but missing keys sent on, before a sync
   size_t connections = 0;
   size_t in_flight = 0;
 };
@@ -69,6 +71,10 @@ class NodeCore final : public TransportHandler {
   }
   // Writes this node takes in as a fallback are noted there, to be handed to the replicas.
   void AttachHandoff(HintedHandoff* h) { handoff_ = h; }
+  // Repair: it serves SCAN, NODE_STATUS and SYNC_*; reads that meet a corrupt record report it
+  // there; and until it has synced under the current ring, a read of a key this node owns
+  // but lacks is forwarded to another replica (the data may not have moved here yet).
+  void AttachRepair(AntiEntropy* r) { repair_ = r; }
   // Graceful stop: refuses new requests, finishes the ones in flight, closes the store,
   // then calls done once.
   void Shutdown(std::function<void(Status)> done);
@@ -132,6 +138,7 @@ class NodeCore final : public TransportHandler {
   Membership* membership_ = nullptr;
   PeerLinks* peers_ = nullptr;
   HintedHandoff* handoff_ = nullptr;
+  AntiEntropy* repair_ = nullptr;
 };
 
 }  // namespace ringstore

@@ -56,15 +56,20 @@ Status WriteFileDurably(const fs::path& dir, const std::string& name, const std:
 
 // The node's place on the ring, kept in DIR/MEMBERSHIP: the seed its ring IDs derive from, and
 // its incarnation, bumped at every start so that the new life overrides the old one.
+// A decommission is kept there too: `leaving 1` while the node hands its data off (a restart
+// resumes it), `left 1` once it is done (the node then refuses to start).
 struct RingState {
   uint64_t ring_seed = 0;
   uint64_t incarnation = 0;
+  bool leaving = false;
+  bool left = false;
 };
 
 Status SaveRingState(const fs::path& dir, const RingState& st) {
   return WriteFileDurably(dir, "MEMBERSHIP",
                           "ring_seed " + std::to_string(st.ring_seed) + "\nincarnation " +
-                              std::to_string(st.incarnation) + "\n");
+                              std::to_string(st.incarnation) + "\nleaving " + (st.leaving ? "1" : "0") +
+                              "\nleft " + (st.left ? "1" : "0") + "\n");
 }
 
 Result<RingState> LoadAndBumpRingState(const fs::path& dir) {
@@ -79,6 +84,13 @@ Result<RingState> LoadAndBumpRingState(const fs::path& dir) {
     if (!(in >> seed_key >> st.ring_seed >> inc_key >> st.incarnation) || seed_key != "ring_seed" ||
         inc_key != "incarnation") {
       return Status::Corruption(file.string() + " is damaged: refusing to invent a new place on the ring");
+    }
+    // Optional lines (absent in files written before decommission existed).
+    for (std::string key; in >> key;) {
+      int v = 0;
+      if (!(in >> v)) return Status::Corruption(file.string() + " is damaged near '" + key + "'");
+      if (key == "leaving") st.leaving = v != 0;
+      if (key == "left") st.left = v != 0;
     }
   } else {
     st.ring_seed = OsRandomSeed();
@@ -153,6 +165,28 @@ int main(int argc, char** argv) {
                  "Failure detection: how long a member stays suspect before it is declared down")
       ->check(CLI::Range(int64_t{100}, int64_t{600000}))
       ->capture_default_str();
+  uint32_t replicas = 3;
+  double replace_after_s = 600, repair_interval_s = 30, rebalance_rate_mb = 128, scrub_rate_mb = 16;
+  app.add_option("--replicas", replicas,
+                 "N: the copies of every record that repair keeps (the same on every node, and the N clients use)")
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
+  app.add_option("--replace-after", replace_after_s,
+                 "Seconds a member may stay down before it is replaced: it leaves the ring and its replicas are "
+                 "rebuilt on the other nodes (0: never)")
+      ->check(CLI::Range(0.0, 1e7))
+      ->capture_default_str();
+  app.add_option("--repair-interval", repair_interval_s,
+                 "Seconds between anti-entropy rounds (a ring change starts one sooner)")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+  app.add_option("--rebalance-rate", rebalance_rate_mb,
+                 "MB/s of repair and rebalance traffic, in and out (0: unlimited)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  app.add_option("--scrub-rate", scrub_rate_mb, "MB/s of scrub reads, which verify every stored checksum (0: off)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
   app.add_option("--ready-file", ready_file,
                  "Once listening, write the bound HOST:PORT to this file (for scripts)");
   try {
@@ -208,6 +242,11 @@ int main(int argc, char** argv) {
     log->error("{}", ring_state.status().ToString());
     return 1;
   }
+  if (ring_state->left) {
+    log->error("this node was decommissioned and has left the cluster; start it with an empty --data directory "
+               "to join again as a new node");
+    return 1;
+  }
   if (advertise.empty()) advertise = transport.local_address();
   if (auto hp = ParseHostPort(advertise); !hp.ok() || hp->host == "0.0.0.0" || hp->host == "::") {
     log->error("cannot advertise '{}': give --advertise HOST:PORT that other nodes can reach", advertise);
@@ -232,14 +271,30 @@ int main(int argc, char** argv) {
   mo.probe_interval = std::chrono::milliseconds(probe_interval_ms);
   mo.probe_timeout = std::min(mo.probe_timeout, mo.probe_interval / 2);
   mo.suspicion_timeout = std::chrono::milliseconds(suspicion_timeout_ms);
+  mo.replace_after = std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(replace_after_s));
   Membership membership(mo, self, clock, random, peers, log);
-  membership.set_on_incarnation([&](uint64_t inc) {
-    if (Status s = SaveRingState(data_dir, RingState{self.ring_seed, inc}); !s.ok()) log->error("{}", s.ToString());
-  });
+  auto save_ring_state = [&] {
+    const NodeEntry& me = membership.self();
+    RingState st{me.ring_seed, me.incarnation, me.leaving, me.state == NodeState::kLeft};
+    if (Status s = SaveRingState(data_dir, st); !s.ok()) log->error("{}", s.ToString());
+  };
+  membership.set_on_incarnation([&](uint64_t) { save_ring_state(); });
   core.AttachMembership(&membership, &peers);
   HintedHandoff handoff(HandoffOptions{}, *node_id, clock, **store, peers, membership, log);
   core.AttachHandoff(&handoff);
+  AntiEntropyOptions ao;
+  ao.replicas = replicas;
+  ao.interval = std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(repair_interval_s));
+  ao.rate_bytes_per_s = rebalance_rate_mb * 1e6;
+  ao.scrub_bytes_per_s = scrub_rate_mb * 1e6;
+  AntiEntropy repair(ao, *node_id, clock, **store, peers, membership, log);
+  core.AttachRepair(&repair);
   membership.Start(seeds);
+  repair.Start();
+  if (ring_state->leaving) {
+    log->warn("resuming the decommission of this node");
+    repair.Decommission();
+  }
 
   log->info("node {} of cluster '{}' listening on {} as {} (data {}, durability {}, zone '{}', {} ring ids, "
             "incarnation {}, {})",
@@ -257,6 +312,7 @@ int main(int argc, char** argv) {
     if (e) return;
     log->info("signal {}: stopping", sig);
     membership.Stop();
+    repair.Stop();
     core.Shutdown([&](Status s) {
       if (!s.ok()) exit_code = 1;
       io.stop();

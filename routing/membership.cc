@@ -26,6 +26,24 @@ void Membership::Start(std::vector<std::string> seeds) {
   probe_timer_ = clock_.Schedule(options_.probe_interval, [this] { ProbeTick(); });
 }
 
+void Membership::Leave() {
+  if (self_.leaving || self_.state == NodeState::kLeft) return;
+  self_.leaving = true;
+  ++self_.incarnation;
+  if (on_incarnation_) on_incarnation_(self_.incarnation);
+  log_->warn("decommissioning: this node leaves the ring (incarnation {}) and hands its data off", self_.incarnation);
+  if (table_.Merge(self_) && on_change_) on_change_();
+}
+
+void Membership::Depart() {
+  if (self_.state == NodeState::kLeft) return;
+  self_.state = NodeState::kLeft;
+  ++self_.incarnation;
+  if (on_incarnation_) on_incarnation_(self_.incarnation);
+  log_->warn("decommissioned: this node has left the cluster (incarnation {}); it can be stopped", self_.incarnation);
+  if (table_.Merge(self_) && on_change_) on_change_();
+}
+
 void Membership::Stop() {
   if (!running_) return;
   running_ = false;
@@ -101,8 +119,10 @@ void Membership::Merge(const std::vector<NodeEntry>& entries) {
     if (e.node_id == self_.node_id) {
       // Someone believes something about us. If it is not "up at our incarnation", refute it
       // by moving to a higher incarnation, which overrides every older rumour.
+      // A node declared Left (replaced after replace_after) while it was only cut off refutes
+      // that too and rejoins; only a node that left by itself stays Left.
       if (e.incarnation > self_.incarnation || (e.incarnation == self_.incarnation && e.state != NodeState::kUp &&
-                                                 e.state != NodeState::kLeft)) {
+                                                 self_.state != NodeState::kLeft)) {
         self_.incarnation = std::max(self_.incarnation, e.incarnation) + 1;
         log_->info("refuting a rumour that this node is {}: incarnation now {}", NodeStateName(e.state),
                    self_.incarnation);
@@ -170,6 +190,7 @@ void Membership::ProbeTick() {
     }
   }
   CheckSuspects();
+  CheckReplacements();
   const auto now = clock_.Now();
   for (auto it = relays_.begin(); it != relays_.end();) it = it->second.expires <= now ? relays_.erase(it) : std::next(it);
 
@@ -204,6 +225,29 @@ void Membership::SendIndirectProbes() {
     sender_.SendTo(helpers[pick]->address,
                    EncodeProbe(Kind::kPingReq, ProbeMessage{self_.address, probe_.seq, probe_.address}));
     helpers.erase(helpers.begin() + static_cast<long>(pick));
+  }
+}
+
+void Membership::CheckReplacements() {
+  if (options_.replace_after.count() <= 0) return;
+  const auto now = clock_.Now();
+  std::vector<std::string> replace;
+  for (const auto& [id, e] : table_.entries()) {
+    if (e.state != NodeState::kDown || id == self_.node_id) {
+      down_since_.erase(id);
+      continue;
+    }
+    auto [it, fresh] = down_since_.emplace(id, now);
+    if (!fresh && now - it->second >= options_.replace_after) replace.push_back(id);
+  }
+  for (const std::string& id : replace) {
+    down_since_.erase(id);
+    const NodeEntry* e = table_.Find(id);
+    log_->warn("member {} at {} has been down for {} s: replacing it (it leaves the ring; its replicas are rebuilt "
+               "on the other nodes)",
+               id.substr(0, 8), e->address,
+               std::chrono::duration_cast<std::chrono::seconds>(options_.replace_after).count());
+    SetState(id, NodeState::kLeft);
   }
 }
 

@@ -44,6 +44,11 @@ struct MembershipOptions {
   Clock::Duration join_backoff_max = std::chrono::seconds(5);
   // Each gossip round also tries one Down member with this probability, to notice recoveries.
   double gossip_to_down_probability = 0.1;
+  // A member this node has seen Down for this long is replaced: this node marks it Left (at
+  // the same incarnation, which Left overrides), it leaves the ring, and its ranges go to the
+  // next nodes, which anti-entropy fills from the other replicas. Should it come back, its
+  // restart bumps the incarnation and it rejoins as Up. Zero never replaces.
+  Clock::Duration replace_after = std::chrono::minutes(10);
 };
 
 // Where membership frames go. The node maps an address to a connection.
@@ -76,6 +81,11 @@ class Membership {
   // Called when the node bumps its own incarnation (to persist it).
   void set_on_incarnation(std::function<void(uint64_t)> fn) { on_incarnation_ = std::move(fn); }
 
+  // Decommission, step one: this node takes itself off the ring (leaving, at a new
+  // incarnation) while it hands its data off. Step two, Depart: it is Left (a new
+  // incarnation again), for good. Both spread by gossip.
+  void Leave();
+  void Depart();
   // Test hook: merges an entry as if it came by gossip.
   void MergeForTest(const NodeEntry& e) { Merge({e}); }
 
@@ -85,6 +95,8 @@ class Membership {
   void ProbeTick();
   void SendIndirectProbes();
   void CheckSuspects();
+  // Marks Left the members seen Down for replace_after.
+  void CheckReplacements();
   void Merge(const std::vector<NodeEntry>& entries);
   void SetState(const std::string& node_id, NodeState state);
   std::vector<const NodeEntry*> Members(bool include_down) const;
@@ -131,6 +143,8 @@ class Membership {
   std::map<uint64_t, Relay> relays_;
   // Suspected members and when we suspected them (at the suspected incarnation).
   std::map<std::string, Clock::Duration> suspect_since_;
+  // Members seen Down, and since when (by this node's clock).
+  std::map<std::string, Clock::Duration> down_since_;
 };
 
 }  // namespace ringstore

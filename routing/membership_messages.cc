@@ -9,7 +9,7 @@ using namespace wire;  // NOLINT: the codec helpers
 namespace {
 
 void PackEntry(Packer& pk, const NodeEntry& e) {
-  pk.pack_array(7);
+  pk.pack_array(8);
   PackStr(pk, e.node_id);
   PackStr(pk, e.address);
   PackStr(pk, e.zone);
@@ -17,6 +17,7 @@ void PackEntry(Packer& pk, const NodeEntry& e) {
   pk.pack_uint64(e.incarnation);
   pk.pack_uint64(e.ring_seed);
   pk.pack_uint32(e.vnodes);
+  pk.pack(e.leaving);
 }
 
 Status UnpackEntry(const msgpack::object& o, NodeEntry* e) {
@@ -35,6 +36,11 @@ Status UnpackEntry(const msgpack::object& o, NodeEntry* e) {
   if (e->node_id.empty() || e->address.empty()) return Status::ProtocolError("node entry without id or address");
   e->state = static_cast<NodeState>(state);
   e->vnodes = static_cast<uint32_t>(vnodes);
+  e->leaving = false;
+  if (f.size() > 7) {
+    if (f.at(7).type != msgpack::type::BOOLEAN) return Status::ProtocolError("field leaving must be a boolean");
+    e->leaving = f.at(7).via.boolean;
+  }
   return Status::Ok();
 }
 

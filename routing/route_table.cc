@@ -32,7 +32,8 @@ bool NodeEntry::Overrides(const NodeEntry& other) const {
   // Same incarnation and state but different details (address, zone): the node itself is
   // the only writer of those and bumps its incarnation when they change, so this is a tie
   // between two versions nobody should produce; break it deterministically.
-  return std::tie(address, zone, ring_seed, vnodes) > std::tie(other.address, other.zone, other.ring_seed, other.vnodes);
+  return std::tie(address, zone, ring_seed, vnodes, leaving) >
+         std::tie(other.address, other.zone, other.ring_seed, other.vnodes, other.leaving);
 }
 
 bool RouteTable::Merge(const NodeEntry& entry) {
@@ -47,7 +48,7 @@ bool RouteTable::Merge(const NodeEntry& entry) {
   // of what places points (on the ring or not, seed, count, zone) rebuilds it: state flips
   // between up, suspect and down are frequent, and a rebuild hashes every ring id.
   const NodeEntry& old = it->second;
-  const bool ring_changed = (old.state == NodeState::kLeft) != (entry.state == NodeState::kLeft) ||
+  const bool ring_changed = (old.state == NodeState::kLeft) != (entry.state == NodeState::kLeft) || old.leaving != entry.leaving ||
                             old.ring_seed != entry.ring_seed || old.vnodes != entry.vnodes || old.zone != entry.zone;
   it->second = entry;
   Invalidate(ring_changed);
@@ -65,6 +66,7 @@ uint64_t RouteTable::Digest() const {
   for (const auto& [id, e] : entries_) {
     std::string s = e.node_id + '\0' + e.address + '\0' + e.zone + '\0';
     s.push_back(static_cast<char>(e.state));
+    s.push_back(e.leaving ? 1 : 0);
     for (uint64_t v : {e.incarnation, e.ring_seed, static_cast<uint64_t>(e.vnodes)}) {
       for (int b = 0; b < 8; ++b) s.push_back(static_cast<char>(v >> (8 * b)));
     }
@@ -81,7 +83,7 @@ const std::vector<RouteTable::Point>& RouteTable::ring() const {
   ring_nodes_ = 0;
   std::set<std::string> zones;
   for (const auto& [id, e] : entries_) {
-    if (e.state == NodeState::kLeft) continue;
+    if (e.state == NodeState::kLeft || e.leaving) continue;
     ++ring_nodes_;
     zones.insert(e.zone);
     const uint32_t n = std::min(e.vnodes, kMaxVnodes);
@@ -91,8 +93,23 @@ const std::vector<RouteTable::Point>& RouteTable::ring() const {
     return a.id != b.id ? a.id < b.id : a.node->node_id < b.node->node_id;
   });
   ring_zones_ = zones.size();
+  uint64_t h = 0x52494e47ULL;
+  for (const auto& [id, e] : entries_) {
+    if (e.state == NodeState::kLeft || e.leaving) continue;
+    std::string s = e.node_id + '\0' + e.zone + '\0';
+    for (uint64_t v : {e.ring_seed, static_cast<uint64_t>(std::min(e.vnodes, kMaxVnodes))}) {
+      for (int b = 0; b < 8; ++b) s.push_back(static_cast<char>(v >> (8 * b)));
+    }
+    h = Checksum64(s, h);
+  }
+  ring_digest_ = h;
   ring_valid_ = true;
   return ring_;
+}
+
+uint64_t RouteTable::RingDigest() const {
+  ring();
+  return ring_digest_;
 }
 
 namespace {

@@ -40,6 +40,9 @@ struct NodeEntry {
   uint64_t incarnation = 0;  // bumped by the node itself to refute suspicion or rejoin
   uint64_t ring_seed = 0;
   uint32_t vnodes = kVnodesPerCapacity;
+  // Decommissioning: the node is taken off the ring (nothing is placed on it) while it hands
+  // its data to the new owners, and then becomes Left. Set by the node itself.
+  bool leaving = false;
 
   // The i-th ring ID: SHA-256(ring_seed as 8 little-endian bytes || i as 4 bytes).
   ObjectId RingId(uint32_t i) const;
@@ -72,11 +75,16 @@ class RouteTable {
 
   // A hash of every entry: equal digests mean equal tables (used to check convergence).
   uint64_t Digest() const;
+  // A hash of what placement depends on: the nodes on the ring with their ring seeds, vnode
+  // counts and zones. Unchanged by state flips between up, suspect and down, so two members
+  // with equal ring digests place every key alike (anti-entropy compares it).
+  uint64_t RingDigest() const;
   // Bumped on every change; local only (not comparable across members).
   uint64_t local_version() const { return local_version_; }
 
   // The ring: (ring id, node id) sorted by ring id, over nodes that own ranges
-  // (Up, Suspect and Down: a down node keeps its ranges until it is replaced).
+  // (Up, Suspect and Down: a down node keeps its ranges until it is replaced; not Left, and
+  // not leaving).
   struct Point {
     ObjectId id;
     const NodeEntry* node;
@@ -110,6 +118,7 @@ class RouteTable {
   // Digest() is O(entries) and asked for on every gossip exchange: kept until a change.
   mutable bool digest_valid_ = false;
   mutable uint64_t digest_ = 0;
+  mutable uint64_t ring_digest_ = 0;  // valid with ring_valid_
 };
 
 }  // namespace ringstore

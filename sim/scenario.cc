@@ -36,6 +36,15 @@ class World {
     node_options_.membership.probe_interval = milliseconds(200);
     node_options_.membership.probe_timeout = milliseconds(80);
     node_options_.membership.suspicion_timeout = seconds(1);
+    node_options_.membership.replace_after = Seconds(o.replace_after_s);
+    node_options_.repair.replicas = o.quorum.n;
+    node_options_.repair.interval = seconds(2);
+    node_options_.repair.first_round = seconds(1);
+    node_options_.repair.ring_settle = seconds(1);
+    node_options_.repair.request_timeout = seconds(3);
+    node_options_.repair.retry_delay = milliseconds(200);
+    node_options_.repair.scrub_pause = seconds(2);
+    node_options_.run_repair = !o.bug_no_repair;
   }
 
   SimNode& AddNode() {
@@ -239,6 +248,7 @@ class FaultInjector {
   void Corrupt() {
     const size_t x = Pick(w_.nodes_.size());
     const uint32_t key = static_cast<uint32_t>(Pick(w_.options_.keys));
+    if (w_.left_.count(x) != 0) return;  // its disk is gone with it
     Record* r = w_.nodes_[x]->records().MutableRecordForTest(KeyId(key));
     if (r == nullptr || r->value.empty()) return;
     r->value[Pick(r->value.size())] ^= static_cast<char>(1 + Pick(255));
@@ -326,6 +336,59 @@ SimReport RunScenario(const SimOptions& o) {
   // Let client tables catch up with the settled ring.
   w.loop_.RunUntil(w.loop_.now() + seconds(2));
 
+  // G2 and G5: once the faults stop, anti-entropy and scrub bring every key's N placement
+  // nodes to the same record and repair every corrupted one, within converge_limit_s. Checked
+  // before the final reads, whose read repair would otherwise do part of the work.
+  auto divergence = [&](std::vector<Finding>* out) {
+    uint64_t divergent = 0, unrepaired = 0;
+    const RouteTable* table = nullptr;
+    for (const auto& n : w.nodes_) {
+      if (n->up()) {
+        table = n->table();
+        break;
+      }
+    }
+    std::map<std::string, SimNode*> by_address;
+    for (const auto& n : w.nodes_) by_address[n->address()] = n.get();
+    if (table != nullptr) {
+      for (uint32_t k = 0; k < o.keys; ++k) {
+        std::optional<std::pair<Timestamp, uint64_t>> first;
+        bool differ = false;
+        for (const NodeEntry* e : PlaceReplicas(*table, KeyId(k), o.quorum.n)) {
+          Record* r = by_address[e->address]->records().MutableRecordForTest(KeyId(k));
+          const std::pair<Timestamp, uint64_t> v =
+              r ? std::make_pair(r->meta.ts, r->meta.checksum) : std::make_pair(Timestamp{0}, uint64_t{0});
+          if (!first) first = v;
+          else if (*first != v) differ = true;
+        }
+        if (differ) {
+          ++divergent;
+          if (out) out->push_back({"G2", k, "replicas still differ " + Fmt(Seconds(o.converge_limit_s)) + " after the faults stopped"});
+        }
+      }
+    }
+    for (auto [node, key] : faults.corrupted_) {
+      if (w.left_.count(node) != 0) continue;  // gone for good, with its disk
+      Record* r = w.nodes_[node]->records().MutableRecordForTest(KeyId(key));
+      if (r != nullptr && !r->Intact()) {
+        ++unrepaired;
+        if (out) out->push_back({"G5", key, "record corrupted on " + w.nodes_[node]->address() + " is still corrupt"});
+      }
+    }
+    return std::make_pair(divergent, unrepaired);
+  };
+  const Time quiet = w.loop_.now();
+  Time next_poll{0};
+  const bool converged = RunUntil(w.loop_, quiet + Seconds(o.converge_limit_s), [&] {
+    // Polled twice a virtual second, not at every event.
+    if (w.loop_.now() < next_poll) return false;
+    next_poll = w.loop_.now() + milliseconds(500);
+    return divergence(nullptr) == std::make_pair(uint64_t{0}, uint64_t{0});
+  });
+  report.converge_s = converged ? ToSeconds(w.loop_.now() - quiet) : -1;
+  std::vector<Finding> convergence_findings;
+  std::tie(report.divergent_keys, report.unrepaired) = divergence(&convergence_findings);
+
   // Final reads at R = N, through a fresh client.
   const Quorum all = FitToRing(Quorum{o.quorum.n, o.quorum.w, o.quorum.n}, w.UpAddresses().size());
   auto checker = workload->NewClient(w.UpAddresses(), "checker");
@@ -351,6 +414,7 @@ SimReport RunScenario(const SimOptions& o) {
   }
   report.history = workload->history();
   auto found = CheckAcknowledgedWrites(report.history, final);
+  found.insert(found.end(), convergence_findings.begin(), convergence_findings.end());
 
   // G3 in the quiet phase: a write then a read of the same key, one after the other.
   if (checker != nullptr) {
@@ -373,41 +437,6 @@ SimReport RunScenario(const SimOptions& o) {
     }
   }
   checker.reset();
-
-  // G2: the N replicas of every key agree (by the settled table of the first up node).
-  const RouteTable* table = nullptr;
-  for (const auto& n : w.nodes_) {
-    if (n->up()) {
-      table = n->table();
-      break;
-    }
-  }
-  std::map<std::string, SimNode*> by_address;
-  for (const auto& n : w.nodes_) by_address[n->address()] = n.get();
-  if (table != nullptr) {
-    for (uint32_t k = 0; k < o.keys; ++k) {
-      std::optional<std::pair<Timestamp, uint64_t>> first;
-      bool differ = false;
-      for (const NodeEntry* e : PlaceReplicas(*table, KeyId(k), all.n)) {
-        Record* r = by_address[e->address]->records().MutableRecordForTest(KeyId(k));
-        const std::pair<Timestamp, uint64_t> v = r ? std::make_pair(r->meta.ts, r->meta.checksum) : std::make_pair(Timestamp{0}, uint64_t{0});
-        if (!first) first = v;
-        else if (*first != v) differ = true;
-      }
-      if (differ) {
-        ++report.divergent_keys;
-        found.push_back({"G2", k, "replicas differ after the faults stopped"});
-      }
-    }
-  }
-  // G5: corrupted records are intact again.
-  for (auto [node, key] : faults.corrupted_) {
-    Record* r = w.nodes_[node]->records().MutableRecordForTest(KeyId(key));
-    if (r != nullptr && !r->Intact()) {
-      ++report.unrepaired;
-      found.push_back({"G5", key, "record corrupted on " + w.nodes_[node]->address() + " is still corrupt"});
-    }
-  }
 
   for (const HistoryOp& op : report.history) {
     ++report.ops;

@@ -33,6 +33,8 @@ void PrintReport(const SimOptions& o, const SimReport& r, bool verbose) {
               static_cast<unsigned long long>(r.unrepaired));
   if (r.settle_s >= 0) std::printf("  membership settled %.2f s after the heal\n", r.settle_s);
   else std::printf("  membership did NOT settle after the heal\n");
+  if (r.converge_s >= 0) std::printf("  replicas converged %.2f s after that\n", r.converge_s);
+  else std::printf("  replicas did NOT converge within the limit\n");
   std::printf("  messages %llu, events %llu, virtual %.1f s, wall %.2f s, trace %016llx\n",
               static_cast<unsigned long long>(r.messages), static_cast<unsigned long long>(r.events), r.virtual_s,
               r.wall_s, static_cast<unsigned long long>(r.trace_hash));
@@ -62,14 +64,15 @@ int main(int argc, char** argv) {
       "ringstore-sim: deterministic fault simulation of a ringstore cluster. It runs the real node,\n"
       "routing, storage and client code in virtual time, injects faults, then checks G1 (no\n"
       "acknowledged write lost), G3 (quiet-phase reads see the last write), G4 (no deleted key\n"
-      "comes back), and reports G2 (replicas converge) and G5 (corruption repaired).\n"
-      "Exit status: 0 when G1, G3 and G4 hold and the membership settles; 1 otherwise; 2 usage."};
+      "comes back), G2 (every key's N replicas converge once the faults stop) and G5 (corrupted\n"
+      "records are repaired).\n"
+      "Exit status: 0 when G1 to G5 hold and the membership settles; 1 otherwise; 2 usage."};
   SimOptions o;
   std::string faults;
   uint64_t replay = 0, seeds = 1;
   int64_t trace_key = -1;
   double budget_s = 0;
-  bool verbose = false, strict = false;
+  bool verbose = false;
   app.add_option("--nodes", o.nodes, "Nodes in the ring at the start")->check(CLI::Range(1u, 10000u))->capture_default_str();
   app.add_option("--clients", o.clients, "Concurrent clients")->check(CLI::Range(1u, 1000u))->capture_default_str();
   app.add_option("--keys", o.keys, "Keys the clients work on")->check(CLI::Range(1u, 1000000u))->capture_default_str();
@@ -87,9 +90,17 @@ int main(int argc, char** argv) {
   app.add_option("--vnodes", o.vnodes, "Ring ids per node")->check(CLI::Range(1u, 1024u))->capture_default_str();
   app.add_option("--replay", replay, "Run this one seed again (same options) and print its trace hash");
   app.add_option("--trace", trace_key, "With --replay: print the full history of key number KEY");
-  app.add_flag("--strict", strict, "Also fail on G2 (replica divergence) and G5 (unrepaired corruption)");
+  app.add_option("--replace-after", o.replace_after_s, "Virtual seconds a node may stay down before it is replaced")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  app.add_option("--converge-limit", o.converge_limit_s,
+                 "Virtual seconds repair may take, once the membership settles, to make replicas agree (G2, G5)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_flag("--plant-bug-lying-disk", o.bug_lying_disk,
                "Plant a bug (the disk acknowledges writes before they are durable) to see the checkers fail");
+  app.add_flag("--plant-bug-no-repair", o.bug_no_repair,
+               "Plant a bug (the nodes run no anti-entropy, handoff or scrub) to see G2 and G5 fail");
   app.add_flag("-v,--verbose", verbose, "Print every fault injected");
   try {
     app.parse(argc, argv);
@@ -123,7 +134,7 @@ int main(int argc, char** argv) {
       std::printf("history of %s:\n", KeyName(static_cast<uint32_t>(trace_key)).c_str());
       for (const auto& l : KeyHistory(r.history, static_cast<uint32_t>(trace_key))) std::printf("  %s\n", l.c_str());
     }
-    return r.ok() && (!strict || (r.divergent_keys == 0 && r.unrepaired == 0)) ? 0 : 1;
+    return r.ok() ? 0 : 1;
   }
 
   const auto start = std::chrono::steady_clock::now();
@@ -139,7 +150,7 @@ int main(int argc, char** argv) {
     }
     const SimReport r = RunScenario(o);
     ++runs;
-    const bool pass = r.ok() && (!strict || (r.divergent_keys == 0 && r.unrepaired == 0));
+    const bool pass = r.ok();
     PrintReport(o, r, verbose);
     if (!pass) {
       ++failed;

@@ -87,9 +87,11 @@ struct SimNode::Instance {
   std::unique_ptr<PeerLinks> peers;
   std::unique_ptr<Membership> membership;
   std::unique_ptr<HintedHandoff> handoff;
+  std::unique_ptr<AntiEntropy> repair;
 
   ~Instance() {
     *alive = false;
+    repair.reset();
     handoff.reset();
     membership.reset();
     peers.reset();
@@ -142,7 +144,13 @@ void SimNode::Start(const std::vector<std::string>& seeds) {
   in->handoff = std::make_unique<HintedHandoff>(HandoffOptions{}, node_id_, *in->clock, *in->store, *in->peers,
                                                 *in->membership, NullLogger());
   in->core->AttachHandoff(in->handoff.get());
+  if (options_.run_repair) {
+    in->repair = std::make_unique<AntiEntropy>(options_.repair, node_id_, *in->clock, *in->store, *in->peers,
+                                               *in->membership, NullLogger());
+    in->core->AttachRepair(in->repair.get());
+  }
   in->membership->Start(seeds);
+  if (in->repair) in->repair->Start();
   instance_ = std::move(in);
 }
 

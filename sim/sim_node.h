@@ -57,6 +57,8 @@ struct SimNodeOptions {
   uint32_t vnodes = 16;
   MembershipOptions membership;
   NodeOptions node;
+  AntiEntropyOptions repair;
+  bool run_repair = true;  // off: no anti-entropy, handoff of moved ranges or scrub (to see G2/G5 fail)
 };
 
 class SimNode {

@@ -6,6 +6,7 @@
 
 #include "routing/membership_messages.h"
 #include "routing/placement.h"
+#include "tools/node_cmd.h"
 
 namespace ringstore {
 
@@ -13,9 +14,6 @@ namespace {
 constexpr int kSampleKeys = 20000;  // replica shares are estimated from this many random ids
 }
 
-namespace {
-
-// The route table as the member behind client i sees it.
 Result<GossipMessage> FetchTable(Session& session, size_t i) {
   auto reply = session.Wait<Frame>([&](auto cb) {
     session.client(i).Request(Kind::kRouteTable, std::string("\x90", 1), std::move(cb));
@@ -23,8 +21,6 @@ Result<GossipMessage> FetchTable(Session& session, size_t i) {
   if (!reply.ok()) return reply.status();
   return DecodeGossip(reply->body);
 }
-
-}  // namespace
 
 int RunStatus(Session& session) {
   auto first = FetchTable(session, 0);
@@ -59,7 +55,12 @@ int RunStatus(Session& session) {
               healthy ? "HEALTHY" : "DEGRADED", members, by_state[NodeState::kUp], by_state[NodeState::kSuspect],
               by_state[NodeState::kDown], reachable, agree, static_cast<unsigned long long>(first->digest));
   if (unreachable_up > 0) std::printf("%d member(s) marked up did not answer\n", unreachable_up);
-  std::printf("(repair and rebalancing are not yet implemented, so there is no under-replication count)\n");
+  std::vector<std::pair<std::string, std::string>> live;
+  for (const auto& [id, e] : table.entries()) {
+    if (e.state != NodeState::kLeft && e.state != NodeState::kDown) live.emplace_back(id, e.address);
+  }
+  std::printf("\n");
+  PrintRepairStatus(session, live);
   return 0;
 }
 

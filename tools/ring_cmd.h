@@ -5,9 +5,13 @@
 
 #include <cstdint>
 
+#include "routing/membership_messages.h"
 #include "tools/session.h"
 
 namespace ringstore {
+
+// The route table as the member behind session.client(i) sees it.
+Result<GossipMessage> FetchTable(Session& session, size_t i);
 
 // Prints the table; returns a process exit status (0, or 4 when the member cannot answer).
 int RunRing(Session& session, uint32_t replicas);

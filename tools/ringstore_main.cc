@@ -16,6 +16,7 @@
 #include "node/runtime/address.h"
 #include "tools/session.h"
 #include "tools/fs_cmd.h"
+#include "tools/node_cmd.h"
 #include "tools/volume_cmd.h"
 
 using namespace ringstore;
@@ -145,6 +146,8 @@ int main(int argc, char** argv) {
   auto* volume = AddVolumeCommands(app, volume_args);
   FsArgs fs_args;
   auto* fs_cmd = AddFsCommands(app, fs_args);
+  NodeArgs node_args;
+  auto* node_cmd = AddNodeCommands(app, node_args);
 
   try {
     app.parse(argc, argv);
@@ -169,7 +172,7 @@ int main(int argc, char** argv) {
   // W and R that were not given follow a smaller N down.
   if (w_opt->count() == 0) quorum.w = std::min(quorum.w, quorum.n);
   if (r_opt->count() == 0) quorum.r = std::min(quorum.r, quorum.n);
-  if (!ring->parsed() && !status->parsed() && (quorum.w > quorum.n || quorum.r > quorum.n)) {
+  if (!ring->parsed() && !status->parsed() && !node_cmd->parsed() && (quorum.w > quorum.n || quorum.r > quorum.n)) {
     std::cerr << "ringstore: need W <= N and R <= N (got N=" << quorum.n << " W=" << quorum.w << " R=" << quorum.r
               << ")\n";
     return kExitUsage;
@@ -192,11 +195,12 @@ int main(int argc, char** argv) {
   }
 
   Session session(co);
-  if (ring->parsed() || status->parsed()) {
+  if (ring->parsed() || status->parsed() || node_cmd->parsed()) {
     if (Status s = session.AddClient(seeds.front()); !s.ok()) {
       std::cerr << "ringstore: cluster unreachable at " << seeds.front() << ": " << s.ToString() << "\n";
       return kExitUnreachable;
     }
+    if (node_cmd->parsed()) return RunNode(session, node_args);
     return ring->parsed() ? RunRing(session, ring_replicas) : RunStatus(session);
   }
   if (Status s = session.ConnectCluster(seeds); !s.ok()) {

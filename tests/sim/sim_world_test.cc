@@ -116,5 +116,31 @@ TEST(SimScenarioTest, APlantedLyingDiskIsCaughtAndTheCorrectDiskIsNot) {
   EXPECT_FALSE(bad.ok());
 }
 
+TEST(SimScenarioTest, WithoutRepairReplicasDivergeAndCorruptionStays) {
+  // The same runs with and without anti-entropy: G2 and G5 are real checks, and repair is
+  // what passes them. W=1 leaves replicas behind on purpose.
+  SimOptions o = Small();
+  o.faults = {"partition", "crash", "corrupt"};
+  o.quorum = Quorum{3, 1, 3};
+  o.fallbacks = 3;
+  o.duration_s = 20;
+  o.converge_limit_s = 20;
+  uint64_t divergent = 0, unrepaired = 0;
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    o.seed = seed;
+    o.bug_no_repair = false;
+    const SimReport good = RunScenario(o);
+    EXPECT_EQ(good.divergent_keys, 0u) << "seed " << seed;
+    EXPECT_EQ(good.unrepaired, 0u) << "seed " << seed;
+    EXPECT_GE(good.converge_s, 0) << "seed " << seed;
+    o.bug_no_repair = true;
+    const SimReport bad = RunScenario(o);
+    divergent += bad.divergent_keys;
+    unrepaired += bad.unrepaired;
+  }
+  EXPECT_GT(divergent, 0u) << "without repair, no replica was left behind: the G2 check proves nothing";
+  EXPECT_GT(unrepaired, 0u) << "without repair, every corruption went away: the G5 check proves nothing";
+}
+
 }  // namespace
 }  // namespace ringstore::sim

@@ -1,0 +1,205 @@
+// AntiEntropy: a node's background repair. It keeps every record it holds on the record's N
+// placement nodes, at the newest version, with no operator step (docs/repair.md):
+//  - Rounds. A round scans the store (metadata only) and sorts each record by the current
+//    ring: if this node is one of its N replicas, the record goes into one RangeDigest per
+//    other replica (storage/range_digest.h); if not (the ring moved, a fallback copy, or the
+//    node is leaving), it goes on the handoff list. A round starts every `interval`, and
+//    `ring_settle` after the ring changes (a join, a replacement, a decommission).
+//  - Pull. For each peer it shares keys with, the node walks the peer's digest of their
+//    shared keys (SYNC_TREE) down to the leaves that differ, lists those leaves (SYNC_KEYS),
+//    and copies in the records the peer has newer (GET). Every node pulls only, so each
+//    missing record crosses the network once per node that lacks it, and a node that joins
+//    fills itself from the other replicas of its ranges.
+//  - Handoff. Records no longer placed here are offered to their N replicas (SYNC_HAVE), the
+//    missing ones pushed (TXN, under the record's own timestamp), and once all N have them
+//    the local copy is purged (Store purge: only that exact version). A handoff waits until
+//    the ring has stayed the same for a whole round, so that the new owners pull first and
+//    the data moves once.
+//  - Scrub. A cursor rereads every record with its value at scrub_bytes_per_s; a record
+//    that fails its checksum (and any the read path reports) is repaired from a replica
+//    that has it intact. Until then the store refuses to serve it (quarantine).
+//  - Serving. It answers peers' SYNC_* requests, SCAN and NODE_STATUS.
+// Repair traffic (pulls and pushes) is throttled to rate_bytes_per_s.
+// Bounds: scan_batch records per store scan, max_in_flight transfers, max_handoff records
+// noted per round, kMaxSyncIndices/kMaxSyncEntries per message.
+// Thread-safety: strand-confined; Store, PeerLinks, Membership and Clock must outlive it.
+#pragma once
+
+#include <spdlog/logger.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "dht/clock.h"
+#include "dht/sync_messages.h"
+#include "node/peer_links.h"
+#include "routing/membership.h"
+#include "storage/range_digest.h"
+#include "storage/store.h"
+
+namespace ringstore {
+
+struct AntiEntropyOptions {
+  uint32_t replicas = 3;  // N: the copies every record should have
+  Clock::Duration interval = std::chrono::seconds(30);
+  Clock::Duration first_round = std::chrono::seconds(2);
+  // A round starts this long after the ring last changed (debounce of a join's gossip).
+  Clock::Duration ring_settle = std::chrono::seconds(2);
+  Clock::Duration request_timeout = std::chrono::seconds(10);
+  // A peer whose digest is not ready is asked again after retry_delay, at most max_retries
+  // times per round.
+  Clock::Duration retry_delay = std::chrono::milliseconds(500);
+  uint32_t max_retries = 40;
+  size_t scan_batch = 1024;
+  size_t max_in_flight = 16;
+  size_t max_handoff = 1'000'000;
+  // Repair and rebalance traffic, bytes per second in and out (0: unlimited).
+  double rate_bytes_per_s = 128.0 * 1024 * 1024;
+  // Scrub reads, bytes per second (0: no scrub).
+  double scrub_bytes_per_s = 16.0 * 1024 * 1024;
+  Clock::Duration scrub_pause = std::chrono::seconds(10);  // after a whole pass
+};
+
+class AntiEntropy {
+ public:
+  AntiEntropy(AntiEntropyOptions options, std::string self_id, Clock& clock, Store& store, PeerLinks& peers,
+              Membership& membership, std::shared_ptr<spdlog::logger> log);
+  ~AntiEntropy();
+  AntiEntropy(const AntiEntropy&) = delete;
+  AntiEntropy& operator=(const AntiEntropy&) = delete;
+
+  void Start();
+  void Stop();
+
+  // A request from a peer or a tool: SCAN, NODE_STATUS, SYNC_TREE, SYNC_KEYS or SYNC_HAVE.
+  // done gets the reply frame (an ERROR frame on failure), exactly once.
+  void OnRequest(const Frame& frame, std::function<void(std::string)> done);
+  static bool Handles(Kind kind);
+
+  // True once a round has compared with every peer under the current ring: until then a
+  // key this node owns but lacks may be on its previous holders (reads fall back to them).
+  bool synced() const;
+  // The read path met a record that fails its checksum: repair it from a replica.
+  void ReportCorrupt(const ObjectId& id);
+
+  // Decommission: the node leaves the ring (Membership::Leave), hands every record off to
+  // the new owners, and once a round finds nothing left here it departs (Left). Idempotent,
+  // and resumed after a restart by calling it again.
+  void Decommission();
+  bool drained() const { return drained_; }
+
+  RepairStatus status() const;
+
+ private:
+  struct PeerRun;
+  // Rounds.
+  void Tick();
+  void BeginRound();
+  void ScanNext();
+  void FinishScan();
+  void NextPeer();
+  void EndRound(const char* why);
+  bool RoundStale() const;
+  // Pull from one peer.
+  void AskTree(std::shared_ptr<PeerRun> run);
+  void AskKeys(std::shared_ptr<PeerRun> run);
+  void CompareLeaf(std::shared_ptr<PeerRun> run, uint32_t leaf, std::vector<KeyVersion> theirs);
+  void PumpPulls(std::shared_ptr<PeerRun> run);
+  void Fail(std::shared_ptr<PeerRun> run, const std::string& why);
+  // Ends the peer's pull once nothing of it is in flight, and moves to the next peer.
+  void MaybeFinish(std::shared_ptr<PeerRun> run);
+  bool Current(const PeerRun& run) const;
+  // Handoff.
+  void BeginHandoff();
+  void HandoffNextTarget();
+  void PushNext();
+  void Confirmed(const ObjectId& id, const RecordMeta& meta);
+  // Scrub and repair.
+  void ScrubNext();
+  void Repair(const ObjectId& id, std::vector<std::string> addresses);
+  // Serving.
+  void ServeTree(uint64_t rid, const SyncTreeRequest& m, std::function<void(std::string)> done);
+  void ServeKeys(uint64_t rid, SyncKeysRequest m, std::function<void(std::string)> done);
+  void ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(std::string)> done);
+  void ServeScan(uint64_t rid, const ScanRequest& m, std::function<void(std::string)> done);
+  // Whether both this node and peer are among id's N replicas in table.
+  bool Shared(const RouteTable& table, const ObjectId& id, const std::string& peer) const;
+  // Waits until bytes fit the repair rate, then runs fn.
+  void Throttle(uint64_t bytes, std::function<void()> fn);
+  void CountTraffic(uint64_t bytes);
+  // Runs fn on the strand, later (never inline), unless this object is gone.
+  void Later(Clock::Duration d, std::function<void()> fn);
+
+  const AntiEntropyOptions options_;
+  const std::string self_id_;
+  Clock& clock_;
+  Store& store_;
+  PeerLinks& peers_;
+  Membership& membership_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  bool running_ = false;
+
+  // The digests peers are answered from: the last completed scan, under ring answer_digest_.
+  std::map<std::string, RangeDigest> answer_trees_;
+  uint64_t answer_digest_ = 0;
+  bool answer_ready_ = false;
+
+  // The round in progress.
+  bool active_ = false;
+  uint64_t round_no_ = 0;
+  size_t runs_in_flight_ = 0;  // peers being pulled from (one at a time, as it stands)
+  size_t retries_waiting_ = 0;  // peers to ask again after retry_delay
+  RouteTable ring_;  // the table this round places keys by
+  uint64_t ring_digest_ = 0;
+  uint64_t last_round_digest_ = 0;  // the ring of the last completed round
+  uint64_t synced_digest_ = 0;      // the ring of the last round that reached every peer
+  bool synced_once_ = false;
+  Clock::Duration round_started_{};
+  ObjectId scan_cursor_;
+  std::map<std::string, RangeDigest> building_;
+  std::vector<KeyVersion> handoff_;
+  uint64_t owned_keys_ = 0, owned_bytes_ = 0, handoff_bytes_ = 0;
+  std::deque<std::string> peer_queue_;  // node ids still to pull from this round
+  std::map<std::string, uint32_t> retries_;
+  bool all_peers_ok_ = true;
+  std::unordered_set<ObjectId, ObjectIdHash> lacking_;  // owned keys a replica lacked this round
+  uint64_t unreachable_keys_ = 0;
+  uint64_t pulled_this_round_ = 0;
+  bool handoff_ran_ = false;
+  uint64_t leaves_pending_ = 0, pending_bytes_ = 0;
+  size_t peers_total_ = 0, peers_done_ = 0;
+
+  // Handoff in progress: per target node, the versions to offer; per key, confirmations due.
+  std::map<std::string, std::vector<KeyVersion>> offers_;
+  std::map<ObjectId, std::pair<RecordMeta, uint32_t>> awaiting_;
+  std::deque<std::pair<std::string, KeyVersion>> pushes_;  // (address, version) to push
+  size_t in_flight_ = 0;
+
+  // Leaving.
+  bool leaving_ = false;
+  bool drained_ = false;
+
+  // Scrub.
+  ObjectId scrub_cursor_;
+  bool scrub_armed_ = false;
+  std::unordered_set<ObjectId, ObjectIdHash> repairing_;
+
+  // Throttle and traffic counters.
+  double tokens_ = 0;
+  Clock::Duration tokens_at_{};
+  std::deque<std::pair<Clock::Duration, uint64_t>> traffic_;  // recent (time, bytes)
+
+  Clock::TimerId tick_timer_ = 0;
+  Clock::Duration next_round_at_{};
+  uint64_t seen_ring_ = 0;
+  Clock::Duration ring_changed_at_{};
+  RepairStatus stats_;
+};
+
+}  // namespace ringstore

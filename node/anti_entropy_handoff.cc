@@ -1,0 +1,268 @@
+// AntiEntropy: handing off records no longer placed here, scrubbing, repairing corrupt
+// records, the repair throttle and the status report (see anti_entropy.h).
+#include <algorithm>
+
+#include "node/anti_entropy.h"
+#include "dht/lww_map.h"
+#include "routing/placement.h"
+
+namespace ringstore {
+
+namespace {
+constexpr auto kTrafficWindow = std::chrono::seconds(5);
+constexpr size_t kScrubBatch = 64;
+}  // namespace
+
+void AntiEntropy::BeginHandoff() {
+  offers_.clear();
+  awaiting_.clear();
+  pushes_.clear();
+  // The new owners pull first; what is still missing after a round on an unchanged ring is
+  // pushed. So a handoff waits for the ring to have stayed the same for a whole round.
+  const bool stable = ring_digest_ == last_round_digest_;
+  if (handoff_.empty() || !stable) {
+    if (handoff_.empty() && leaving_ && stable && all_peers_ok_ && !drained_) {
+      drained_ = true;
+      log_->warn("decommission: every record is with its new owners");
+      membership_.Depart();
+    }
+    return EndRound(nullptr);
+  }
+  handoff_ran_ = true;
+  const RouteTable& live = membership_.table();
+  for (const KeyVersion& v : handoff_) {
+    auto replicas = PlaceReplicas(ring_, v.id, options_.replicas);
+    if (replicas.empty()) continue;
+    awaiting_[v.id] = {v.meta, static_cast<uint32_t>(replicas.size())};
+    for (const NodeEntry* n : replicas) {
+      const NodeEntry* e = live.Find(n->node_id);
+      if (e != nullptr && e->state != NodeState::kDown && e->state != NodeState::kLeft) offers_[n->node_id].push_back(v);
+    }
+  }
+  log_->info("anti-entropy: handing off {} records ({} bytes) that are no longer placed here, to {} nodes",
+             handoff_.size(), handoff_bytes_, offers_.size());
+  HandoffNextTarget();
+}
+
+void AntiEntropy::HandoffNextTarget() {
+  if (!active_) return;
+  if (RoundStale()) return EndRound("the ring changed during the handoff");
+  if (!pushes_.empty() || in_flight_ > 0) return PushNext();
+  if (offers_.empty()) return EndRound(nullptr);
+  auto it = offers_.begin();
+  const std::string node_id = it->first;
+  const NodeEntry* e = membership_.table().Find(node_id);
+  if (e == nullptr || e->state == NodeState::kDown || e->state == NodeState::kLeft) {
+    offers_.erase(it);
+    return HandoffNextTarget();
+  }
+  // One SYNC_HAVE at a time per target, in chunks.
+  SyncHaveRequest req;
+  auto& list = it->second;
+  const size_t n = std::min(list.size(), size_t{1024});
+  req.entries.assign(list.end() - static_cast<long>(n), list.end());
+  list.resize(list.size() - n);
+  if (list.empty()) offers_.erase(it);
+  const std::string address = e->address;
+  std::weak_ptr<bool> alive = alive_;
+  peers_.Request(
+      address, [req](uint64_t rid) { return EncodeSyncHaveRequest(rid, req); }, options_.request_timeout,
+      [this, alive, req, address, round = round_no_](Result<Frame> f) {
+        if (alive.expired() || !active_ || round != round_no_) return;
+        Result<SyncHaveReply> reply = Status::Unavailable("no reply");
+        if (f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kSyncHaveReply)) reply = DecodeSyncHaveReply(f->body);
+        if (!reply.ok() || reply->have.size() != req.entries.size()) {
+          log_->info("anti-entropy: handoff to {} failed: {}", address,
+                     f.ok() ? std::string("bad reply") : f.status().ToString());
+          return HandoffNextTarget();  // those keys stay here, for the next round
+        }
+        for (size_t i = 0; i < req.entries.size(); ++i) {
+          if (reply->have[i]) {
+            Confirmed(req.entries[i].id, req.entries[i].meta);
+          } else {
+            pushes_.emplace_back(address, req.entries[i]);
+            pending_bytes_ += req.entries[i].meta.size;
+          }
+        }
+        HandoffNextTarget();
+      });
+}
+
+void AntiEntropy::PushNext() {
+  while (!pushes_.empty() && in_flight_ < options_.max_in_flight) {
+    auto [address, v] = pushes_.front();
+    pushes_.pop_front();
+    ++in_flight_;
+    std::weak_ptr<bool> alive = alive_;
+    auto done = [this, alive, round = round_no_, size = v.meta.size] {
+      if (alive.expired()) return;
+      --in_flight_;
+      pending_bytes_ -= std::min(pending_bytes_, size);
+      if (active_ && round == round_no_) HandoffNextTarget();
+    };
+    Throttle(v.meta.size, [this, alive, address, v, done] {
+      if (alive.expired()) return;
+      store_.Get(v.id, [this, alive, address, v, done](Result<Record> r) {
+        if (alive.expired()) return;
+        if (!r.ok()) return done();  // gone (purged, or damaged: the scrub repairs it)
+        const bool same = !Supersedes(r->meta, v.meta) && !Supersedes(v.meta, r->meta);
+        const uint64_t bytes = r->value.size();
+        const Txn txn = CopyRecordTxn(v.id, std::move(*r));
+        peers_.Request(
+            address, [txn](uint64_t rid) { return EncodeTxn(rid, txn); }, options_.request_timeout,
+            [this, alive, v, same, bytes, done](Result<Frame> f) {
+              if (alive.expired()) return;
+              if (f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kAck)) {
+                ++stats_.pushed_records;
+                stats_.pushed_bytes += bytes;
+                CountTraffic(bytes);
+                if (same) Confirmed(v.id, v.meta);
+              }
+              done();
+            });
+      });
+    });
+  }
+}
+
+void AntiEntropy::Confirmed(const ObjectId& id, const RecordMeta& meta) {
+  auto it = awaiting_.find(id);
+  if (it == awaiting_.end()) return;
+  if (--it->second.second > 0) return;
+  awaiting_.erase(it);
+  // Every replica has this version or a newer one: drop our copy, unless it changed since.
+  WriteOp op{id, Record{meta, {}}};
+  op.purge = true;
+  std::weak_ptr<bool> alive = alive_;
+  store_.Apply({op}, [this, alive](Status s) {
+    if (alive.expired()) return;
+    if (s.ok()) {
+      ++stats_.purged_records;
+    } else {
+      log_->warn("anti-entropy: dropping a handed-off copy failed: {}", s.ToString());
+    }
+  });
+}
+
+void AntiEntropy::Decommission() {
+  if (leaving_) return;
+  leaving_ = true;
+  membership_.Leave();
+}
+
+// ---- scrub and repair ---------------------------------------------------------------
+
+void AntiEntropy::ScrubNext() {
+  if (!running_ || options_.scrub_bytes_per_s <= 0) return;
+  std::weak_ptr<bool> alive = alive_;
+  store_.Scan(scrub_cursor_, ObjectId::Max(), kScrubBatch, /*with_values=*/true,
+              [this, alive](Result<std::vector<ScanEntry>> r) {
+                if (alive.expired() || !running_) return;
+                Clock::Duration wait = options_.scrub_pause;
+                if (r.ok()) {
+                  uint64_t bytes = 0;
+                  for (const ScanEntry& e : *r) {
+                    ++stats_.scrubbed;
+                    bytes += e.record.value.size();
+                    if (e.corrupt) {
+                      ++stats_.corrupt_found;
+                      log_->error("scrub: record {} fails its checksum: quarantined until it is repaired", e.id.Hex());
+                      ReportCorrupt(e.id);
+                    }
+                  }
+                  if (r->size() == kScrubBatch) {
+                    scrub_cursor_ = r->back().id.Successor();
+                    wait = std::chrono::duration_cast<Clock::Duration>(
+                        std::chrono::duration<double>(static_cast<double>(bytes + 4096 * r->size()) / options_.scrub_bytes_per_s));
+                  } else {
+                    scrub_cursor_ = ObjectId::Min();  // a whole pass done
+                  }
+                } else {
+                  log_->warn("scrub: store scan failed: {}", r.status().ToString());
+                }
+                Later(wait, [this] { ScrubNext(); });
+              });
+}
+
+void AntiEntropy::ReportCorrupt(const ObjectId& id) {
+  if (!repairing_.insert(id).second) return;
+  std::vector<std::string> addresses;
+  const RouteTable& live = membership_.table();
+  for (const NodeEntry* n : PlaceReplicas(live, id, options_.replicas)) {
+    if (n->node_id != self_id_ && n->state != NodeState::kDown) addresses.push_back(n->address);
+  }
+  Repair(id, std::move(addresses));
+}
+
+void AntiEntropy::Repair(const ObjectId& id, std::vector<std::string> addresses) {
+  if (addresses.empty()) {
+    repairing_.erase(id);
+    log_->error("repair: no replica could give an intact copy of {} (it stays quarantined; the next scrub tries again)",
+                id.Hex());
+    return;
+  }
+  const std::string address = addresses.back();
+  addresses.pop_back();
+  std::weak_ptr<bool> alive = alive_;
+  peers_.Request(
+      address, [id](uint64_t rid) { return EncodeKeyRequest(Kind::kGet, rid, id); }, options_.request_timeout,
+      [this, alive, id, addresses = std::move(addresses)](Result<Frame> f) mutable {
+        if (alive.expired()) return;
+        Result<Record> rec = Status::Unavailable("no reply");
+        if (f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kGetReply)) rec = DecodeRecordReply(Kind::kGetReply, f->body);
+        if (!rec.ok() || !rec->Intact()) return Repair(id, std::move(addresses));
+        // The same version rewrites damaged bytes; a newer one replaces them (Store::Apply).
+        store_.Apply({WriteOp{id, std::move(*rec)}}, [this, alive, id, addresses = std::move(addresses)](Status s) mutable {
+          if (alive.expired()) return;
+          if (!s.ok()) return Repair(id, std::move(addresses));
+          repairing_.erase(id);
+          ++stats_.repaired;
+          log_->info("repair: record {} restored from a replica", id.Hex().substr(0, 16));
+        });
+      });
+}
+
+// ---- throttle and status ------------------------------------------------------------
+
+void AntiEntropy::Throttle(uint64_t bytes, std::function<void()> fn) {
+  const double rate = options_.rate_bytes_per_s;
+  if (rate <= 0) return fn();
+  const auto now = clock_.Now();
+  const double elapsed = std::chrono::duration<double>(now - tokens_at_).count();
+  tokens_ = std::min(tokens_ + elapsed * rate, rate * 0.25);  // a quarter second of burst
+  tokens_at_ = now;
+  tokens_ -= static_cast<double>(bytes);
+  if (tokens_ >= 0) return fn();
+  Later(std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(-tokens_ / rate)), std::move(fn));
+}
+
+void AntiEntropy::CountTraffic(uint64_t bytes) {
+  const auto now = clock_.Now();
+  traffic_.emplace_back(now, bytes);
+  while (!traffic_.empty() && now - traffic_.front().first > kTrafficWindow) traffic_.pop_front();
+}
+
+RepairStatus AntiEntropy::status() const {
+  RepairStatus s = stats_;
+  s.round_active = active_ ? 1 : 0;
+  s.synced = synced() ? 1 : 0;
+  s.leaves_pending = leaves_pending_;
+  s.pending_bytes = pending_bytes_;
+  if (active_ && !awaiting_.empty()) s.pending_bytes += handoff_bytes_;
+  uint64_t recent = 0;
+  const auto now = clock_.Now();
+  for (const auto& [t, b] : traffic_) {
+    if (now - t <= kTrafficWindow) recent += b;
+  }
+  s.rate_bytes_per_s = recent / static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(kTrafficWindow).count());
+  if (!awaiting_.empty()) {  // still waiting for their new owners
+    s.handoff_keys = awaiting_.size();
+    s.handoff_bytes = 0;
+    for (const auto& [id, w] : awaiting_) s.handoff_bytes += w.first.size;
+  }
+  s.leaving = leaving_ ? 1 : 0;
+  s.left = drained_ ? 1 : 0;
+  return s;
+}
+
+}  // namespace ringstore

@@ -1,0 +1,167 @@
+// AntiEntropy: answering SYNC_TREE, SYNC_KEYS, SYNC_HAVE, SCAN and NODE_STATUS (see
+// anti_entropy.h and docs/wire-protocol.md §8).
+#include <algorithm>
+
+#include "node/anti_entropy.h"
+#include "dht/lww_map.h"
+#include "routing/placement.h"
+
+namespace ringstore {
+
+bool AntiEntropy::Handles(Kind kind) {
+  return kind == Kind::kScan || kind == Kind::kNodeStatus || kind == Kind::kSyncTree || kind == Kind::kSyncKeys ||
+         kind == Kind::kSyncHave;
+}
+
+void AntiEntropy::OnRequest(const Frame& frame, std::function<void(std::string)> done) {
+  const uint64_t rid = frame.header.request_id;
+  auto fail = [&](const Status& s) { done(EncodeError(rid, s)); };
+  switch (static_cast<Kind>(frame.header.kind)) {
+    case Kind::kNodeStatus:
+      return done(EncodeRepairStatus(rid, status()));
+    case Kind::kScan: {
+      auto m = DecodeScanRequest(frame.body);
+      if (!m.ok()) return fail(m.status());
+      return ServeScan(rid, *m, std::move(done));
+    }
+    case Kind::kSyncTree: {
+      auto m = DecodeSyncTreeRequest(frame.body);
+      if (!m.ok()) return fail(m.status());
+      return ServeTree(rid, *m, std::move(done));
+    }
+    case Kind::kSyncKeys: {
+      auto m = DecodeSyncKeysRequest(frame.body);
+      if (!m.ok()) return fail(m.status());
+      return ServeKeys(rid, std::move(*m), std::move(done));
+    }
+    case Kind::kSyncHave: {
+      auto m = DecodeSyncHaveRequest(frame.body);
+      if (!m.ok()) return fail(m.status());
+      return ServeHave(rid, std::move(*m), std::move(done));
+    }
+    default:
+      return fail(Status::ProtocolError("not a repair request"));
+  }
+}
+
+void AntiEntropy::ServeTree(uint64_t rid, const SyncTreeRequest& m, std::function<void(std::string)> done) {
+  if (m.scope.replicas != options_.replicas) {
+    return done(EncodeError(rid, Status::InvalidArgument("this node keeps " + std::to_string(options_.replicas) +
+                                                         " replicas, the peer " + std::to_string(m.scope.replicas))));
+  }
+  if (!answer_ready_ || answer_digest_ != m.scope.ring_digest) {
+    return done(EncodeError(rid, Status::Unavailable("no digest for that ring yet")));
+  }
+  static const RangeDigest kEmpty = [] {
+    RangeDigest d;
+    d.Finish();
+    return d;
+  }();
+  auto it = answer_trees_.find(m.scope.from);
+  const RangeDigest& tree = it == answer_trees_.end() ? kEmpty : it->second;
+  SyncTreeReply reply;
+  for (uint32_t index : m.indices) {
+    if (index >= RangeDigest::Width(m.level)) return done(EncodeError(rid, Status::ProtocolError("tree index out of range")));
+    for (uint64_t h : tree.Children(m.level, index)) reply.hashes.push_back(h);
+  }
+  done(EncodeSyncTreeReply(rid, reply));
+}
+
+void AntiEntropy::ServeKeys(uint64_t rid, SyncKeysRequest m, std::function<void(std::string)> done) {
+  if (m.scope.replicas != options_.replicas || m.scope.ring_digest != membership_.table().RingDigest()) {
+    return done(EncodeError(rid, Status::Unavailable("this node places keys by another ring")));
+  }
+  if (m.leaves.empty()) return done(EncodeError(rid, Status::InvalidArgument("no leaves asked for")));
+  // The leaves one after the other, each read now, until the reply is full.
+  struct State {
+    SyncKeysRequest req;
+    SyncKeysReply reply;
+    size_t next = 0;
+    std::function<void(std::string)> done;
+    uint64_t rid;
+  };
+  auto st = std::make_shared<State>();
+  st->req = std::move(m);
+  st->done = std::move(done);
+  st->rid = rid;
+  auto step = std::make_shared<std::function<void()>>();
+  std::weak_ptr<bool> alive = alive_;
+  *step = [this, alive, st, step]() {
+    if (st->next >= st->req.leaves.size()) {
+      auto d = std::move(st->done);
+      std::string out = EncodeSyncKeysReply(st->rid, st->reply);
+      *step = nullptr;  // breaks the self-reference
+      return d(std::move(out));
+    }
+    const uint32_t leaf = st->req.leaves[st->next];
+    store_.Scan(RangeDigest::LeafBegin(leaf), RangeDigest::LeafEnd(leaf), kMaxSyncEntries, false,
+                [this, alive, st, step, leaf](Result<std::vector<ScanEntry>> r) {
+                  if (alive.expired()) return;
+                  if (!r.ok()) {
+                    auto d = std::move(st->done);
+                    *step = nullptr;
+                    return d(EncodeError(st->rid, r.status()));
+                  }
+                  const RouteTable& table = membership_.table();
+                  std::vector<KeyVersion> mine;
+                  for (const ScanEntry& e : *r) {
+                    if (!e.corrupt && Shared(table, e.id, st->req.scope.from)) mine.push_back(KeyVersion{e.id, e.record.meta});
+                  }
+                  // A leaf goes whole or not at all, except one too big for any reply.
+                  if (!st->reply.done.empty() && st->reply.entries.size() + mine.size() > kMaxSyncEntries) {
+                    st->next = st->req.leaves.size();
+                    return (*step)();
+                  }
+                  if (mine.size() > kMaxSyncEntries) mine.resize(kMaxSyncEntries);
+                  st->reply.done.push_back(leaf);
+                  st->reply.entries.insert(st->reply.entries.end(), mine.begin(), mine.end());
+                  ++st->next;
+                  (*step)();
+                });
+  };
+  (*step)();
+}
+
+void AntiEntropy::ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(std::string)> done) {
+  struct State {
+    SyncHaveReply reply;
+    size_t waiting = 0;
+    std::function<void(std::string)> done;
+  };
+  auto st = std::make_shared<State>();
+  st->reply.have.assign(m.entries.size(), false);
+  st->waiting = m.entries.size();
+  st->done = std::move(done);
+  if (st->waiting == 0) return st->done(EncodeSyncHaveReply(rid, st->reply));
+  std::weak_ptr<bool> alive = alive_;
+  for (size_t i = 0; i < m.entries.size(); ++i) {
+    const RecordMeta want = m.entries[i].meta;
+    store_.Stat(m.entries[i].id, [alive, st, i, want, rid](Result<RecordMeta> r) {
+      if (alive.expired()) return;
+      if (r.ok()) {
+        const bool same = !Supersedes(*r, want) && !Supersedes(want, *r);
+        // A map has it only as the very same version (a merge may still add entries).
+        st->reply.have[i] = IsMapRecord(want) || IsMapRecord(*r) ? same : (same || Supersedes(*r, want));
+      }
+      if (--st->waiting == 0) st->done(EncodeSyncHaveReply(rid, st->reply));
+    });
+  }
+}
+
+void AntiEntropy::ServeScan(uint64_t rid, const ScanRequest& m, std::function<void(std::string)> done) {
+  std::weak_ptr<bool> alive = alive_;
+  store_.Scan(m.begin, m.end, m.limit, false, [alive, rid, limit = m.limit, done](Result<std::vector<ScanEntry>> r) {
+    if (alive.expired()) return;
+    if (!r.ok()) return done(EncodeError(rid, r.status()));
+    ScanReply reply;
+    reply.more = r->size() >= limit;
+    for (const ScanEntry& e : *r) {
+      KeyVersion v{e.id, e.record.meta};
+      if (e.corrupt) v.meta.flags |= kScanCorrupt;
+      reply.entries.push_back(v);
+    }
+    done(EncodeScanReply(rid, reply));
+  });
+}
+
+}  // namespace ringstore
