@@ -101,6 +101,7 @@ struct RepairStatus {
   uint64_t last_round_ms = 0;
   uint64_t leaving = 0;           // 1 while decommissioning
   uint64_t left = 0;              // 1 once decommissioned
+  uint64_t tombstones_collected = 0;
 };
 
 std::string EncodeScanRequest(uint64_t request_id, const ScanRequest& m);

@@ -23,6 +23,7 @@ struct AntiEntropy::PeerRun {
   std::vector<uint32_t> indices;     // tree nodes at `level` still to ask about
   std::vector<uint32_t> next;        // the differing children found so far (level + 1)
   std::vector<uint32_t> leaves;      // differing leaves still to list
+  std::vector<uint32_t> differing;   // every differing leaf (sorted), for tombstone collection
   std::deque<KeyVersion> pulls;      // records to copy in from the peer
   size_t pulls_in_flight = 0;
   size_t leaves_in_flight = 0;       // listed leaves being compared with ours
@@ -112,6 +113,7 @@ void AntiEntropy::BeginRound() {
   unreachable_keys_ = 0;
   pulled_this_round_ = 0;
   handoff_ran_ = false;
+  gc_.clear();
   leaves_pending_ = pending_bytes_ = 0;
   all_peers_ok_ = true;
   retries_.clear();
@@ -150,6 +152,13 @@ void AntiEntropy::ScanNext() {
                   }
                   ++owned_keys_;
                   owned_bytes_ += e.record.meta.size;
+                  if (Collectable(e.record.meta) && gc_.size() < options_.max_gc) {
+                    GcCandidate& c = gc_[e.id];
+                    c.meta = e.record.meta;
+                    for (const NodeEntry* n : replicas) {
+                      if (n->node_id != self_id_) c.pending.push_back(n->node_id);
+                    }
+                  }
                   for (const NodeEntry* n : replicas) {
                     if (n->node_id == self_id_) continue;
                     RangeDigest& d = building_[n->node_id];
@@ -225,6 +234,7 @@ void AntiEntropy::AskTree(std::shared_ptr<PeerRun> run) {
     if (run->level + 1 >= RangeDigest::kDepth) {
       run->leaves = std::move(run->next);
       run->next.clear();
+      run->differing = run->leaves;
       leaves_pending_ += run->leaves.size();
       return AskKeys(run);
     }
@@ -325,7 +335,7 @@ void AntiEntropy::CompareLeaf(std::shared_ptr<PeerRun> run, uint32_t leaf, std::
   // Our side of the leaf, read now (the digest was built from an older scan).
   std::weak_ptr<bool> alive = alive_;
   store_.Scan(RangeDigest::LeafBegin(leaf), RangeDigest::LeafEnd(leaf), kMaxSyncEntries + 1, false,
-              [this, alive, run, theirs = std::move(theirs)](Result<std::vector<ScanEntry>> r) {
+              [this, alive, run, leaf, theirs = std::move(theirs)](Result<std::vector<ScanEntry>> r) {
                 if (alive.expired()) return;
                 --run->leaves_in_flight;
                 if (!Current(*run)) return;
@@ -339,8 +349,10 @@ void AntiEntropy::CompareLeaf(std::shared_ptr<PeerRun> run, uint32_t leaf, std::
                 for (const KeyVersion& v : theirs) {
                   seen.insert(v.id);
                   auto it = mine.find(v.id);
-                  bool pull = it == mine.end();
-                  if (!pull) {
+                  // A tombstone past its grace for a key we hold nothing of: we collected it
+                  // (or never had the key); pulling it would undo the collection.
+                  bool pull = it == mine.end() && !Collectable(v.meta);
+                  if (it != mine.end()) {
                     const bool map = IsMapRecord(v.meta) || IsMapRecord(it->second);
                     const bool differ = Supersedes(v.meta, it->second) || Supersedes(it->second, v.meta);
                     pull = map ? differ : Supersedes(v.meta, it->second);
@@ -352,7 +364,22 @@ void AntiEntropy::CompareLeaf(std::shared_ptr<PeerRun> run, uint32_t leaf, std::
                   }
                 }
                 for (const auto& [id, meta] : mine) {
-                  if (seen.count(id) == 0) lacking_.insert(id);
+                  if (seen.count(id) == 0 && !Collectable(meta)) lacking_.insert(id);
+                }
+                // Tombstones to collect in this leaf: the peer confirms one by holding the same
+                // version or nothing of the key.
+                std::map<ObjectId, const KeyVersion*> by_id;
+                for (const KeyVersion& v : theirs) by_id.emplace(v.id, &v);
+                for (auto g = gc_.lower_bound(RangeDigest::LeafBegin(leaf));
+                     g != gc_.end() && g->first < RangeDigest::LeafEnd(leaf); ++g) {
+                  auto t = by_id.find(g->first);
+                  const bool same = t == by_id.end() || (!Supersedes(t->second->meta, g->second.meta) &&
+                                                         !Supersedes(g->second.meta, t->second->meta));
+                  if (same) {
+                    std::erase(g->second.pending, run->node_id);
+                  } else {
+                    g->second.blocked = true;
+                  }
                 }
                 PumpPulls(run);
                 AskKeys(run);
@@ -414,6 +441,7 @@ void AntiEntropy::Fail(std::shared_ptr<PeerRun> run, const std::string& why) {
 void AntiEntropy::MaybeFinish(std::shared_ptr<PeerRun> run) {
   if (!Current(*run) || run->asking || run->leaves_in_flight > 0 || run->pulls_in_flight > 0) return;
   if (!run->failed && (!run->leaves.empty() || !run->pulls.empty() || !run->indices.empty())) return;
+  if (!run->failed) ConfirmTombstones(*run);
   if (run->failed) {
     all_peers_ok_ = false;
     if (auto t = answer_trees_.find(run->node_id); t != answer_trees_.end()) unreachable_keys_ += t->second.entries();
@@ -438,6 +466,7 @@ void AntiEntropy::EndRound(const char* why) {
     stats_.last_round_ms = static_cast<uint64_t>(Ms(took));
     stats_.under_replicated = lacking_.size() + unreachable_keys_;
     last_round_digest_ = ring_digest_;
+    CollectTombstones();
     if (all_peers_ok_) {
       synced_digest_ = ring_digest_;
       synced_once_ = true;
@@ -466,6 +495,47 @@ void AntiEntropy::EndRound(const char* why) {
     for (const auto& [id, w] : awaiting_) stats_.handoff_bytes += w.first.size;
   }
   awaiting_.clear();
+}
+
+bool AntiEntropy::Collectable(const RecordMeta& meta) const { return meta.tombstone() && PastGrace(meta); }
+
+bool AntiEntropy::PastGrace(const RecordMeta& meta) const {
+  if (options_.tombstone_grace.count() <= 0) return false;
+  const int64_t age_ms = clock_.WallMicros() / 1000 - static_cast<int64_t>(TimestampWallMs(meta.ts));
+  return age_ms > std::chrono::duration_cast<std::chrono::milliseconds>(options_.tombstone_grace).count();
+}
+
+void AntiEntropy::ConfirmTombstones(const PeerRun& run) {
+  // Candidates outside the leaves that differed: the peer's digest of that leaf equals ours,
+  // so it holds the same versions there (as of its last scan).
+  for (auto& [id, c] : gc_) {
+    if (!std::binary_search(run.differing.begin(), run.differing.end(), RangeDigest::LeafOf(id))) {
+      std::erase(c.pending, run.node_id);
+    }
+  }
+}
+
+void AntiEntropy::CollectTombstones() {
+  std::vector<WriteOp> ops;
+  for (auto& [id, c] : gc_) {
+    if (!c.pending.empty() || c.blocked) continue;
+    WriteOp op{id, Record{c.meta, {}}};
+    op.purge = true;
+    ops.push_back(std::move(op));
+  }
+  gc_.clear();
+  if (ops.empty()) return;
+  const size_t n = ops.size();
+  std::weak_ptr<bool> alive = alive_;
+  store_.Apply(std::move(ops), [this, alive, n](Status s) {
+    if (alive.expired()) return;
+    if (s.ok()) {
+      stats_.tombstones_collected += n;
+      log_->debug("anti-entropy: collected {} tombstones every replica had", n);
+    } else {
+      log_->warn("anti-entropy: collecting tombstones failed: {}", s.ToString());
+    }
+  });
 }
 
 bool AntiEntropy::Shared(const RouteTable& table, const ObjectId& id, const std::string& peer) const {

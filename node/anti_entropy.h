@@ -18,6 +18,13 @@
 //  - Scrub. A cursor rereads every record with its value at scrub_bytes_per_s; a record
 //    that fails its checksum (and any the read path reports) is repaired from a replica
 //    that has it intact. Until then the store refuses to serve it (quarantine).
+//  - Tombstones. A tombstone past tombstone_grace is dropped once, in one round, every other
+//    replica was compared and had it or held nothing of the key. Such a tombstone is never
+//    pulled by a node that holds nothing of the key (so a dropped one does not come back),
+//    but always by a node holding an older version (so the delete still wins there). And a
+//    handoff offer of any version past the grace, for a key the replica holds nothing of, is
+//    declined: that copy sat outside the replicas, and its key may have been deleted and
+//    collected meanwhile.
 //  - Serving. It answers peers' SYNC_* requests, SCAN and NODE_STATUS.
 // Repair traffic (pulls and pushes) is throttled to rate_bytes_per_s.
 // Bounds: scan_batch records per store scan, max_in_flight transfers, max_handoff records
@@ -63,6 +70,10 @@ struct AntiEntropyOptions {
   // Scrub reads, bytes per second (0: no scrub).
   double scrub_bytes_per_s = 16.0 * 1024 * 1024;
   Clock::Duration scrub_pause = std::chrono::seconds(10);  // after a whole pass
+  // Tombstones older than this (by their timestamp's wall clock) are collected once every
+  // replica of their key has them or holds nothing of the key (see docs/repair.md). 0: never.
+  Clock::Duration tombstone_grace = std::chrono::hours(24);
+  size_t max_gc = 100'000;  // tombstones considered per round
 };
 
 class AntiEntropy {
@@ -119,6 +130,12 @@ class AntiEntropy {
   void HandoffNextTarget();
   void PushNext();
   void Confirmed(const ObjectId& id, const RecordMeta& meta);
+  // Tombstone collection.
+  // A tombstone past tombstone_grace; any version past it.
+  bool Collectable(const RecordMeta& meta) const;
+  bool PastGrace(const RecordMeta& meta) const;
+  void ConfirmTombstones(const PeerRun& run);
+  void CollectTombstones();
   // Scrub and repair.
   void ScrubNext();
   void Repair(const ObjectId& id, std::vector<std::string> addresses);
@@ -180,6 +197,14 @@ class AntiEntropy {
   std::map<ObjectId, std::pair<RecordMeta, uint32_t>> awaiting_;
   std::deque<std::pair<std::string, KeyVersion>> pushes_;  // (address, version) to push
   size_t in_flight_ = 0;
+
+  // Tombstones past their grace this round: who must still confirm each.
+  struct GcCandidate {
+    RecordMeta meta;
+    std::vector<std::string> pending;  // replicas not yet seen with it (or without the key)
+    bool blocked = false;              // a replica holds another version
+  };
+  std::map<ObjectId, GcCandidate> gc_;
 
   // Leaving.
   bool leaving_ = false;

@@ -187,6 +187,12 @@ int main(int argc, char** argv) {
   app.add_option("--scrub-rate", scrub_rate_mb, "MB/s of scrub reads, which verify every stored checksum (0: off)")
       ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();
+  double tombstone_grace_s = 86400;
+  app.add_option("--tombstone-grace", tombstone_grace_s,
+                 "Seconds a tombstone is kept at least; after that it is dropped once every replica has it. Must "
+                 "exceed --replace-after and any outage a node comes back from with its data (0: keep forever)")
+      ->check(CLI::Range(0.0, 1e9))
+      ->capture_default_str();
   app.add_option("--ready-file", ready_file,
                  "Once listening, write the bound HOST:PORT to this file (for scripts)");
   try {
@@ -195,6 +201,11 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
 
+  if (tombstone_grace_s > 0 && replace_after_s > 0 && tombstone_grace_s <= replace_after_s) {
+    std::cerr << "ringstore-node: --tombstone-grace (" << tombstone_grace_s << " s) must be longer than --replace-after ("
+              << replace_after_s << " s): a replaced node's stale copies could otherwise bring deleted objects back\n";
+    return 2;
+  }
   std::error_code ec;
   fs::create_directories(data_dir, ec);
   if (ec) {
@@ -287,6 +298,7 @@ int main(int argc, char** argv) {
   ao.interval = std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(repair_interval_s));
   ao.rate_bytes_per_s = rebalance_rate_mb * 1e6;
   ao.scrub_bytes_per_s = scrub_rate_mb * 1e6;
+  ao.tombstone_grace = std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(tombstone_grace_s));
   AntiEntropy repair(ao, *node_id, clock, **store, peers, membership, log);
   core.AttachRepair(&repair);
   membership.Start(seeds);

@@ -44,6 +44,7 @@ class World {
     node_options_.repair.request_timeout = seconds(3);
     node_options_.repair.retry_delay = milliseconds(200);
     node_options_.repair.scrub_pause = seconds(2);
+    node_options_.repair.tombstone_grace = Seconds(o.tombstone_grace_s);
     node_options_.run_repair = !o.bug_no_repair;
   }
 
@@ -354,16 +355,21 @@ SimReport RunScenario(const SimOptions& o) {
       for (uint32_t k = 0; k < o.keys; ++k) {
         std::optional<std::pair<Timestamp, uint64_t>> first;
         bool differ = false;
+        std::string held;
         for (const NodeEntry* e : PlaceReplicas(*table, KeyId(k), o.quorum.n)) {
           Record* r = by_address[e->address]->records().MutableRecordForTest(KeyId(k));
           const std::pair<Timestamp, uint64_t> v =
               r ? std::make_pair(r->meta.ts, r->meta.checksum) : std::make_pair(Timestamp{0}, uint64_t{0});
           if (!first) first = v;
           else if (*first != v) differ = true;
+          held += " " + e->address + "=" +
+                  (r == nullptr ? std::string("none") : (r->meta.tombstone() ? "del@" : "put@") + std::to_string(r->meta.ts));
         }
         if (differ) {
           ++divergent;
-          if (out) out->push_back({"G2", k, "replicas still differ " + Fmt(Seconds(o.converge_limit_s)) + " after the faults stopped"});
+          if (out) {
+            out->push_back({"G2", k, "replicas still differ " + Fmt(Seconds(o.converge_limit_s)) + " after the faults stopped:" + held});
+          }
         }
       }
     }
@@ -386,6 +392,17 @@ SimReport RunScenario(const SimOptions& o) {
     return divergence(nullptr) == std::make_pair(uint64_t{0}, uint64_t{0});
   });
   report.converge_s = converged ? ToSeconds(w.loop_.now() - quiet) : -1;
+  if (o.linger_s > 0) {
+    w.loop_.RunUntil(w.loop_.now() + Seconds(o.linger_s));
+    RunUntil(w.loop_, w.loop_.now() + Seconds(o.converge_limit_s), [&] {
+      if (w.loop_.now() < next_poll) return false;
+      next_poll = w.loop_.now() + milliseconds(500);
+      return divergence(nullptr) == std::make_pair(uint64_t{0}, uint64_t{0});
+    });
+  }
+  for (const auto& n : w.nodes_) {
+    if (n->repair() != nullptr) report.tombstones_collected += n->repair()->status().tombstones_collected;
+  }
   std::vector<Finding> convergence_findings;
   std::tie(report.divergent_keys, report.unrepaired) = divergence(&convergence_findings);
 

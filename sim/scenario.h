@@ -27,6 +27,12 @@ struct SimOptions {
   double settle_limit_s = 30;    // the longest the membership may take to settle afterwards
   double converge_limit_s = 60;  // then, the longest anti-entropy may take to bring replicas together (G2, G5)
   double replace_after_s = 6;    // a node down this long is replaced (membership replace_after)
+  // Tombstones older than this are collected once every replica has them. Must exceed
+  // replace_after_s: a replaced node that returns may otherwise bring a deleted value back.
+  double tombstone_grace_s = 10;
+  // Virtual seconds to run on after convergence, before the final reads: long enough and
+  // tombstones pass their grace and are collected, and the reads check none came back.
+  double linger_s = 0;
   std::set<std::string> faults;  // from FaultKinds()
   Quorum quorum;
   uint32_t fallbacks = 3;        // nodes a client tries past N when replicas fail (sloppy quorum)
@@ -46,6 +52,7 @@ struct SimReport {
   uint64_t stale_reads = 0;      // G3 findings (quiet phase)
   uint64_t divergent_keys = 0;   // G2: keys whose N replicas differ
   uint64_t unrepaired = 0;       // G5: corrupted records still corrupt
+  uint64_t tombstones_collected = 0;
   uint64_t faults_injected = 0;
   double settle_s = -1;          // membership convergence after the heal; -1: never
   double converge_s = -1;        // replica convergence (G2, G5) after settling; -1: not within the limit

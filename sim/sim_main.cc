@@ -33,7 +33,8 @@ void PrintReport(const SimOptions& o, const SimReport& r, bool verbose) {
               static_cast<unsigned long long>(r.unrepaired));
   if (r.settle_s >= 0) std::printf("  membership settled %.2f s after the heal\n", r.settle_s);
   else std::printf("  membership did NOT settle after the heal\n");
-  if (r.converge_s >= 0) std::printf("  replicas converged %.2f s after that\n", r.converge_s);
+  if (r.converge_s >= 0) std::printf("  replicas converged %.2f s after that; %llu tombstones collected\n", r.converge_s,
+                                     static_cast<unsigned long long>(r.tombstones_collected));
   else std::printf("  replicas did NOT converge within the limit\n");
   std::printf("  messages %llu, events %llu, virtual %.1f s, wall %.2f s, trace %016llx\n",
               static_cast<unsigned long long>(r.messages), static_cast<unsigned long long>(r.events), r.virtual_s,
@@ -93,6 +94,15 @@ int main(int argc, char** argv) {
   app.add_option("--replace-after", o.replace_after_s, "Virtual seconds a node may stay down before it is replaced")
       ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();
+  app.add_option("--tombstone-grace", o.tombstone_grace_s,
+                 "Virtual seconds before a tombstone may be collected (once every replica has it; 0: never)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  app.add_option("--linger", o.linger_s,
+                 "Virtual seconds to run on after the replicas converge, before the final reads (tombstones "
+                 "past their grace are collected meanwhile)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
   app.add_option("--converge-limit", o.converge_limit_s,
                  "Virtual seconds repair may take, once the membership settles, to make replicas agree (G2, G5)")
       ->check(CLI::PositiveNumber)
@@ -106,6 +116,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (o.tombstone_grace_s > 0 && o.replace_after_s > 0 && o.tombstone_grace_s <= o.replace_after_s) {
+    std::cerr << "ringstore-sim: --tombstone-grace must exceed --replace-after\n";
+    return 2;
   }
   if (o.quorum.w > o.quorum.n || o.quorum.r > o.quorum.n) {
     std::cerr << "ringstore-sim: need W <= N and R <= N\n";

@@ -158,6 +158,8 @@ void SimNode::Crash() { instance_.reset(); }
 
 const RouteTable* SimNode::table() const { return instance_ ? &instance_->membership->table() : nullptr; }
 
+const AntiEntropy* SimNode::repair() const { return instance_ ? instance_->repair.get() : nullptr; }
+
 const NodeStats* SimNode::stats() const { return instance_ ? &instance_->core->stats() : nullptr; }
 
 void SimNode::SetSkew(int64_t offset_us, double drift_ppm) {

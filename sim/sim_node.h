@@ -79,6 +79,8 @@ class SimNode {
   // The node's current route table (nullptr while down).
   const RouteTable* table() const;
   const NodeStats* stats() const;
+  // The node's repair (nullptr while down, or when it runs none).
+  const AntiEntropy* repair() const;
   // The machine's clock is off by offset_us and runs drift_ppm fast; kept across restarts.
   void SetSkew(int64_t offset_us, double drift_ppm);
   uint64_t incarnation() const { return incarnation_; }

@@ -142,5 +142,22 @@ TEST(SimScenarioTest, WithoutRepairReplicasDivergeAndCorruptionStays) {
   EXPECT_GT(unrepaired, 0u) << "without repair, every corruption went away: the G5 check proves nothing";
 }
 
+TEST(SimScenarioTest, TombstonesAreCollectedAndNoDeletedKeyComesBack) {
+  SimOptions o = Small();
+  o.faults = {"partition", "crash", "churn"};
+  o.duration_s = 20;
+  o.tombstone_grace_s = 8;
+  o.linger_s = 20;
+  uint64_t collected = 0;
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    o.seed = seed;
+    const SimReport r = RunScenario(o);
+    EXPECT_TRUE(r.ok()) << "seed " << seed << ": " << r.lost << " lost, " << r.resurrected << " resurrected, "
+                        << r.divergent_keys << " divergent";
+    collected += r.tombstones_collected;
+  }
+  EXPECT_GT(collected, 0u) << "no tombstone was collected: the test proves nothing";
+}
+
 }  // namespace
 }  // namespace ringstore::sim
