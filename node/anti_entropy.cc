@@ -11,6 +11,8 @@ namespace ringstore {
 
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(250);
+constexpr size_t kPullBatch = 64;
+constexpr uint64_t kPullBatchBytes = 4u << 20;
 int64_t Ms(Clock::Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 }  // namespace
 
@@ -26,6 +28,9 @@ struct AntiEntropy::PeerRun {
   std::vector<uint32_t> differing;   // every differing leaf (sorted), for tombstone collection
   std::deque<KeyVersion> pulls;      // records to copy in from the peer
   size_t pulls_in_flight = 0;
+  std::vector<WriteOp> batch;        // pulled records not stored yet
+  uint64_t batch_bytes = 0;
+  size_t storing = 0;                // store writes of pulled records in flight
   size_t leaves_in_flight = 0;       // listed leaves being compared with ours
   bool asking = false;               // a SYNC_TREE or SYNC_KEYS request is out
   bool failed = false;
@@ -397,39 +402,55 @@ void AntiEntropy::PumpPulls(std::shared_ptr<PeerRun> run) {
           run->address, [id = v.id](uint64_t rid) { return EncodeKeyRequest(Kind::kGet, rid, id); },
           options_.request_timeout, [this, alive, run, v](Result<Frame> f) {
             if (alive.expired()) return;
-            auto done = [this, run, v] {
-              --run->pulls_in_flight;
-              pending_bytes_ -= std::min(pending_bytes_, v.meta.size);
-              PumpPulls(run);
-              AskKeys(run);
-            };
+            --run->pulls_in_flight;
+            pending_bytes_ -= std::min(pending_bytes_, v.meta.size);
             if (!f.ok()) {
               run->failed = true;
               if (run->why.empty()) run->why = f.status().ToString();
-              return done();
-            }
-            // Gone or damaged there since it was listed: nothing to copy (the peer repairs its
-            // own copy, or pulls ours).
-            if (f->header.kind != static_cast<uint16_t>(Kind::kGetReply)) return done();
-            auto rec = DecodeRecordReply(Kind::kGetReply, f->body);
-            if (!rec.ok() || !rec->Intact()) return done();
-            const uint64_t bytes = rec->value.size();
-            std::weak_ptr<bool> alive2 = alive_;
-            store_.Apply({WriteOp{v.id, std::move(*rec)}}, [this, alive2, bytes, done](Status s) {
-              if (alive2.expired()) return;
-              if (s.ok()) {
-                ++pulled_this_round_;
-                ++stats_.pulled_records;
-                stats_.pulled_bytes += bytes;
-                CountTraffic(bytes);
-              } else {
-                log_->warn("anti-entropy: storing a pulled record failed: {}", s.ToString());
+            } else if (f->header.kind == static_cast<uint16_t>(Kind::kGetReply)) {
+              // (Anything else: gone or damaged there since it was listed. Nothing to copy; the
+              // peer repairs its own copy, or pulls ours.)
+              auto rec = DecodeRecordReply(Kind::kGetReply, f->body);
+              if (rec.ok() && rec->Intact()) {
+                run->batch_bytes += rec->value.size();
+                run->batch.push_back(WriteOp{v.id, std::move(*rec)});
               }
-              done();
-            });
+            }
+            // Pulled records are stored in batches: one group commit (and one fsync) for many.
+            if (run->batch.size() >= kPullBatch || run->batch_bytes >= kPullBatchBytes || run->pulls_in_flight == 0) {
+              StorePulls(run);
+            }
+            PumpPulls(run);
+            AskKeys(run);
           });
     });
   }
+}
+
+void AntiEntropy::StorePulls(std::shared_ptr<PeerRun> run) {
+  if (run->batch.empty()) return;
+  std::vector<WriteOp> ops = std::move(run->batch);
+  run->batch.clear();
+  const uint64_t bytes = run->batch_bytes, records = ops.size();
+  run->batch_bytes = 0;
+  ++run->storing;
+  std::weak_ptr<bool> alive = alive_;
+  store_.Apply(std::move(ops), [this, alive, run, bytes, records](Status s) {
+    if (alive.expired()) return;
+    --run->storing;
+    if (s.ok()) {
+      pulled_this_round_ += records;
+      stats_.pulled_records += records;
+      stats_.pulled_bytes += bytes;
+      CountTraffic(bytes);
+    } else {
+      log_->warn("anti-entropy: storing pulled records failed: {}", s.ToString());
+      run->failed = true;
+      if (run->why.empty()) run->why = s.ToString();
+    }
+    PumpPulls(run);
+    AskKeys(run);
+  });
 }
 
 void AntiEntropy::Fail(std::shared_ptr<PeerRun> run, const std::string& why) {
@@ -439,7 +460,9 @@ void AntiEntropy::Fail(std::shared_ptr<PeerRun> run, const std::string& why) {
 }
 
 void AntiEntropy::MaybeFinish(std::shared_ptr<PeerRun> run) {
-  if (!Current(*run) || run->asking || run->leaves_in_flight > 0 || run->pulls_in_flight > 0) return;
+  if (!Current(*run) || run->asking || run->leaves_in_flight > 0 || run->pulls_in_flight > 0 || run->storing > 0) return;
+  StorePulls(run);  // a failed run may hold a partial batch
+  if (run->storing > 0) return;
   if (!run->failed && (!run->leaves.empty() || !run->pulls.empty() || !run->indices.empty())) return;
   if (!run->failed) ConfirmTombstones(*run);
   if (run->failed) {

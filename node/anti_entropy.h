@@ -63,7 +63,7 @@ struct AntiEntropyOptions {
   Clock::Duration retry_delay = std::chrono::milliseconds(500);
   uint32_t max_retries = 40;
   size_t scan_batch = 1024;
-  size_t max_in_flight = 16;
+  size_t max_in_flight = 32;
   size_t max_handoff = 1'000'000;
   // Repair and rebalance traffic, bytes per second in and out (0: unlimited).
   double rate_bytes_per_s = 128.0 * 1024 * 1024;
@@ -121,6 +121,7 @@ class AntiEntropy {
   void AskKeys(std::shared_ptr<PeerRun> run);
   void CompareLeaf(std::shared_ptr<PeerRun> run, uint32_t leaf, std::vector<KeyVersion> theirs);
   void PumpPulls(std::shared_ptr<PeerRun> run);
+  void StorePulls(std::shared_ptr<PeerRun> run);
   void Fail(std::shared_ptr<PeerRun> run, const std::string& why);
   // Ends the peer's pull once nothing of it is in flight, and moves to the next peer.
   void MaybeFinish(std::shared_ptr<PeerRun> run);

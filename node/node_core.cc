@@ -249,8 +249,9 @@ void NodeCore::HandleGet(ConnId conn, const Frame& frame) {
   uint32_t route_n = 0;
   auto id = DecodeKeyRequest(frame.body, &route_n);
   if (!id.ok()) return SendError(conn, rid, id.status());
-  // Hot records are answered at once; the rest waits for the disk.
-  if (auto cached = store_.GetIfCached(*id)) {
+  // Hot records are answered at once; the rest waits for the disk. A miss takes the slow path,
+  // which decides whether to forward it.
+  if (auto cached = store_.GetIfCached(*id); cached && !cached->status().IsNotFound()) {
     transport_.Send(conn, GetReply(rid, *id, std::move(*cached)));
     return;
   }

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Rebalance throughput (issue 5): a 3-node ring holding KEYS objects of SIZE bytes gets a 4th
+# node while a GET load runs. It prints, as medians of REPEAT rounds measured in the same run:
+#  - the rate the new node filled at (MB it pulled / seconds from its start until it reported
+#    itself synced under the new ring), next to fio's sequential write rate on the same
+#    filesystem (1 MiB writes, fsync at the end);
+#  - the GET p99 during the move, next to the same load's p99 on the idle 3-node ring.
+# Targets: rebalance >= 0.5x fio, and GET p99 during it <= 2x idle.
+# The GET load runs LOAD_S seconds from the join; the script prints how long the move took, so
+# a reader can see whether the window was all move.
+#   KEYS (default 20000), SIZE (default 16384), RATE (--rebalance-rate MB/s, default the node's),
+#   LOAD_S (default 10),
+#   REPEAT (default 3), BIN_DIR, BENCH_DIR (data dirs; default a directory under /work)
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
+BIN_DIR=${BIN_DIR:-$SCRIPT_DIR/../build}
+KEYS=${KEYS:-20000}
+SIZE=${SIZE:-16384}
+REPEAT=${REPEAT:-3}
+RATE=${RATE:-}
+LOAD_S=${LOAD_S:-10}
+NODE="$BIN_DIR/node/ringstore-node"
+CLI="$BIN_DIR/tools/ringstore"
+for b in "$NODE" "$CLI"; do
+  [[ -x $b ]] || { echo "rebalance_bench: missing $b (build first: make build)" >&2; exit 2; }
+done
+command -v fio >/dev/null || { echo "rebalance_bench: fio is missing (scripts/install-deps.sh installs it)" >&2; exit 2; }
+base=${BENCH_DIR:-$([[ -d /work && -w /work ]] && echo /work || echo "${TMPDIR:-/tmp}")}
+WORK=$(mktemp -d "$base/ringstore-rebalance-bench.XXXXXX")
+PIDS=()
+stop_all() {
+  for p in "${PIDS[@]:-}"; do [[ -n $p ]] && kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do [[ -n $p ]] && wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+cleanup() { stop_all; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+NODE_ARGS=(--repair-interval 5 --probe-interval-ms 300 --suspicion-timeout-ms 1500)
+[[ -n $RATE ]] && NODE_ARGS+=(--rebalance-rate "$RATE")
+
+# start_node NAME [ARGS...] -> sets ADDR (not a $(...): the node would hold the pipe open).
+start_node() {
+  local name=$1; shift
+  rm -f "$WORK/$name.addr"
+  "$NODE" --data "$WORK/$name" --listen 127.0.0.1:0 --ready-file "$WORK/$name.addr" "${NODE_ARGS[@]}" "$@" \
+    >"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 200); do [[ -s $WORK/$name.addr ]] && break; sleep 0.05; done
+  [[ -s $WORK/$name.addr ]] || { echo "rebalance_bench: $name did not start:" >&2; tail "$WORK/$name.log" >&2; exit 1; }
+  ADDR=$(cat "$WORK/$name.addr")
+}
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
+
+FIO=() MOVE=() IDLE=() BUSY=()
+GET=(--replicas 3 --w 2 --r 2 bench --op get --no-prefill --keys "$KEYS" --size "$SIZE" --in-flight 8 --connections 1)
+echo "rebalance_bench: $(date -u +%FT%TZ), $(nproc) cores, KEYS=$KEYS SIZE=$SIZE REPEAT=$REPEAT, data in $WORK" >&2
+for round in $(seq "$REPEAT"); do
+  mkdir -p "$WORK/fio"
+  fio_out=$(fio --name=seqwrite --directory="$WORK/fio" --rw=write --bs=1M --size=1G --ioengine=psync \
+    --end_fsync=1 --output-format=terse --terse-version=3 2>/dev/null)
+  rm -rf "$WORK/fio"
+  FIO+=("$(awk -F';' '{printf "%.1f", $48 / 1024}' <<<"$fio_out")")  # write bandwidth, KiB/s -> MiB/s
+
+  start_node "r$round-n1"; a1=$ADDR
+  start_node "r$round-n2" --join "$a1"
+  start_node "r$round-n3" --join "$a1"
+  for _ in $(seq 100); do "$CLI" --cluster "$a1" ring 2>/dev/null | grep -q '3 nodes (3 up' && break; sleep 0.1; done
+  "$CLI" --cluster "$a1" --replicas 3 --w 2 bench --op fill --keys "$KEYS" --size "$SIZE" --in-flight 32 >/dev/null 2>&1
+  idle=$("$CLI" --cluster "$a1" "${GET[@]}" --duration 5 2>/dev/null | grep '^RESULT')
+  IDLE+=("$(field p99_us "$idle")")
+
+  # The move, under the same GET load.
+  "$CLI" --cluster "$a1" "${GET[@]}" --duration "$LOAD_S" >"$WORK/busy.out" 2>/dev/null &
+  load=$!
+  t0=$(date +%s.%N)
+  start_node "r$round-n4" --join "$a1"
+  new=$(head -c 8 "$WORK/r$round-n4/NODE_ID")
+  row=""
+  for _ in $(seq 1200); do
+    row=$("$CLI" --cluster "$a1" status 2>/dev/null | grep -E "^$new +[0-9]+\+? +yes " || true)
+    [[ -n $row ]] && break
+    sleep 0.1
+  done
+  t1=$(date +%s.%N)
+  [[ -n $row ]] || { echo "rebalance_bench: the new node did not sync within 120 s" >&2; exit 1; }
+  pulled=$(awk '{print $6}' <<<"$row")
+  MOVE+=("$(awk -v mb="$pulled" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", mb / (b - a)}')")
+  wait "$load" 2>/dev/null || true
+  busy=$(grep '^RESULT' "$WORK/busy.out" || true)
+  [[ -n $busy ]] || busy=" p99_us=0"
+  BUSY+=("$(field p99_us "$busy")")
+  echo "rebalance_bench: round $round: fio ${FIO[-1]} MB/s; moved $pulled MB in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s = ${MOVE[-1]} MB/s; GET p99 idle ${IDLE[-1]} us, during ${BUSY[-1]} us" >&2
+  stop_all
+  rm -rf "$WORK"/r"$round"-*
+done
+
+f=$(median "${FIO[*]}"); m=$(median "${MOVE[*]}"); i=$(median "${IDLE[*]}"); b=$(median "${BUSY[*]}")
+echo
+echo "metric (medians of $REPEAT)              | value    | baseline | ratio | target"
+echo "----------------------------------------|----------|----------|-------|-------"
+awk -v m="$m" -v f="$f" 'BEGIN {printf "rebalance MB/s vs fio seq write MB/s    | %8.1f | %8.1f | %5.2f | >= 0.5\n", m, f, m / f}'
+awk -v b="$b" -v i="$i" 'BEGIN {printf "GET p99 us during the move vs idle     | %8.0f | %8.0f | %5.2f | <= 2\n", b, i, (i > 0 ? b / i : 0)}'
+echo
+echo "samples: fio ${FIO[*]}; move ${MOVE[*]}; idle p99 ${IDLE[*]}; busy p99 ${BUSY[*]}"
