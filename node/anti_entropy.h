@@ -143,6 +143,8 @@ class AntiEntropy {
   // Serving.
   void ServeTree(uint64_t rid, const SyncTreeRequest& m, std::function<void(std::string)> done);
   void ServeKeys(uint64_t rid, SyncKeysRequest m, std::function<void(std::string)> done);
+  struct KeysJob;
+  void KeysStep(std::shared_ptr<KeysJob> job);
   void ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(std::string)> done);
   void ServeScan(uint64_t rid, const ScanRequest& m, std::function<void(std::string)> done);
   // Whether both this node and peer are among id's N replicas in table.

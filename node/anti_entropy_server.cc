@@ -67,59 +67,52 @@ void AntiEntropy::ServeTree(uint64_t rid, const SyncTreeRequest& m, std::functio
   done(EncodeSyncTreeReply(rid, reply));
 }
 
+// One SYNC_KEYS being answered: the leaves one after the other, each read now, until the
+// reply is full.
+struct AntiEntropy::KeysJob {
+  uint64_t rid = 0;
+  SyncKeysRequest req;
+  SyncKeysReply reply;
+  size_t next = 0;
+  std::function<void(std::string)> done;
+};
+
 void AntiEntropy::ServeKeys(uint64_t rid, SyncKeysRequest m, std::function<void(std::string)> done) {
   if (m.scope.replicas != options_.replicas || m.scope.ring_digest != membership_.table().RingDigest()) {
     return done(EncodeError(rid, Status::Unavailable("this node places keys by another ring")));
   }
   if (m.leaves.empty()) return done(EncodeError(rid, Status::InvalidArgument("no leaves asked for")));
-  // The leaves one after the other, each read now, until the reply is full.
-  struct State {
-    SyncKeysRequest req;
-    SyncKeysReply reply;
-    size_t next = 0;
-    std::function<void(std::string)> done;
-    uint64_t rid;
-  };
-  auto st = std::make_shared<State>();
-  st->req = std::move(m);
-  st->done = std::move(done);
-  st->rid = rid;
-  auto step = std::make_shared<std::function<void()>>();
+  auto job = std::make_shared<KeysJob>();
+  job->rid = rid;
+  job->req = std::move(m);
+  job->done = std::move(done);
+  KeysStep(std::move(job));
+}
+
+void AntiEntropy::KeysStep(std::shared_ptr<KeysJob> job) {
+  if (job->next >= job->req.leaves.size()) return job->done(EncodeSyncKeysReply(job->rid, job->reply));
+  const uint32_t leaf = job->req.leaves[job->next];
   std::weak_ptr<bool> alive = alive_;
-  *step = [this, alive, st, step]() {
-    if (st->next >= st->req.leaves.size()) {
-      auto d = std::move(st->done);
-      std::string out = EncodeSyncKeysReply(st->rid, st->reply);
-      *step = nullptr;  // breaks the self-reference
-      return d(std::move(out));
-    }
-    const uint32_t leaf = st->req.leaves[st->next];
-    store_.Scan(RangeDigest::LeafBegin(leaf), RangeDigest::LeafEnd(leaf), kMaxSyncEntries, false,
-                [this, alive, st, step, leaf](Result<std::vector<ScanEntry>> r) {
-                  if (alive.expired()) return;
-                  if (!r.ok()) {
-                    auto d = std::move(st->done);
-                    *step = nullptr;
-                    return d(EncodeError(st->rid, r.status()));
-                  }
-                  const RouteTable& table = membership_.table();
-                  std::vector<KeyVersion> mine;
-                  for (const ScanEntry& e : *r) {
-                    if (!e.corrupt && Shared(table, e.id, st->req.scope.from)) mine.push_back(KeyVersion{e.id, e.record.meta});
-                  }
-                  // A leaf goes whole or not at all, except one too big for any reply.
-                  if (!st->reply.done.empty() && st->reply.entries.size() + mine.size() > kMaxSyncEntries) {
-                    st->next = st->req.leaves.size();
-                    return (*step)();
-                  }
-                  if (mine.size() > kMaxSyncEntries) mine.resize(kMaxSyncEntries);
-                  st->reply.done.push_back(leaf);
-                  st->reply.entries.insert(st->reply.entries.end(), mine.begin(), mine.end());
-                  ++st->next;
-                  (*step)();
-                });
-  };
-  (*step)();
+  store_.Scan(RangeDigest::LeafBegin(leaf), RangeDigest::LeafEnd(leaf), kMaxSyncEntries, false,
+              [this, alive, job, leaf](Result<std::vector<ScanEntry>> r) {
+                if (alive.expired()) return;
+                if (!r.ok()) return job->done(EncodeError(job->rid, r.status()));
+                const RouteTable& table = membership_.table();
+                std::vector<KeyVersion> mine;
+                for (const ScanEntry& e : *r) {
+                  if (!e.corrupt && Shared(table, e.id, job->req.scope.from)) mine.push_back(KeyVersion{e.id, e.record.meta});
+                }
+                // A leaf goes whole or not at all, except one too big for any reply.
+                if (!job->reply.done.empty() && job->reply.entries.size() + mine.size() > kMaxSyncEntries) {
+                  job->next = job->req.leaves.size();
+                  return KeysStep(job);
+                }
+                if (mine.size() > kMaxSyncEntries) mine.resize(kMaxSyncEntries);
+                job->reply.done.push_back(leaf);
+                job->reply.entries.insert(job->reply.entries.end(), mine.begin(), mine.end());
+                ++job->next;
+                KeysStep(job);
+              });
 }
 
 void AntiEntropy::ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(std::string)> done) {

@@ -16,6 +16,7 @@ STATUS_ROW = re.compile(r"^([0-9a-f]{8})\s+(\d+)\+?\s+(yes|no)\s+(\d+)\s+(\d+)\s
 VERIFY = re.compile(r"under-replicated: (\d+); copies on nodes outside the placement \(to be handed off\): (\d+); "
                     r"corrupt records: (\d+)")
 OBJECTS = re.compile(r"^(\d+) objects \((\d+) of them tombstones\) on (\d+) nodes")
+LISTED = re.compile(r"listed ([0-9a-f]{8}) at \S+: (\d+) records")
 
 
 def fill(ctx, node, keys, size, namespace):
@@ -47,15 +48,17 @@ def verify(ctx, node, n=3):
     for line in text.splitlines():
         o = o or OBJECTS.match(line)
     check(m is not None and o is not None, f"node verify: unexpected output: {r.describe()}")
+    held = {mm.group(1): int(mm.group(2)) for mm in LISTED.finditer(r.stderr.decode())}
     return {"ok": r.returncode == EXIT_OK, "objects": int(o.group(1)), "nodes": int(o.group(3)),
-            "under": int(m.group(1)), "extra": int(m.group(2)), "corrupt": int(m.group(3)), "text": text}
+            "under": int(m.group(1)), "extra": int(m.group(2)), "corrupt": int(m.group(3)), "held": held,
+            "text": text}
 
 
-def wait_whole(ctx, node, objects, bound_s, what, n=3):
+def wait_whole(ctx, node, objects, bound_s, what, n=3, last=None):
     """Waits until every object has its N copies on its placement nodes and no copy is left
-    elsewhere; returns the seconds it took."""
+    elsewhere; returns the seconds it took (and leaves the last verify in `last`)."""
     t0 = time.monotonic()
-    last = {}
+    last = {} if last is None else last
 
     def whole():
         last.update(verify(ctx, node, n))

@@ -29,7 +29,9 @@ def test(ctx, args):
     load = ReadLoad(ctx, nodes[1], KEYS, SIZE, "join", seconds=30)
     newcomer = ctx.node("n4", extra_args=REPAIR + ["--join", nodes[0].addr])
     newcomer.start()
-    took = wait_whole(ctx, nodes[0], KEYS, MOVE_BOUND_S, "every object to have its copies on the new placement")
+    final = {}
+    took = wait_whole(ctx, nodes[0], KEYS, MOVE_BOUND_S, "every object to have its copies on the new placement",
+                      last=final)
     log(f"data moved and old copies dropped {took:.1f} s after the join")
     reads, _, p50, p99 = load.finish(timeout=60)
     log(f"read load: {reads} verified reads during the join, none failed (p50 {p50:.0f} us, p99 {p99:.0f} us)")
@@ -37,11 +39,11 @@ def test(ctx, args):
     rows = status(ctx, nodes[0])
     moved_mb = sum(r["pulled_mb"] + r["pushed_mb"] for r in rows.values())
     ideal_mb = KEYS * SIZE * 3 / 4 / 1e6
-    new = rows.get(node_id(newcomer))
-    check(new is not None and new["records"] > 0, f"the new node holds nothing: {rows}")
-    share = new["records"] / (KEYS * 3)
+    held = final["held"].get(node_id(newcomer), 0)
+    check(held > 0, f"the new node holds nothing: {final['held']}")
+    share = held / (KEYS * 3)
     log(f"moved {moved_mb:.1f} MB; ideal {ideal_mb:.1f} MB (a quarter of {KEYS} x {SIZE} B x 3); the new node "
-        f"holds {new['records']} records ({100 * share:.1f}% of the copies)")
+        f"holds {held} records ({100 * share:.1f}% of the copies)")
     check(moved_mb <= 1.2 * ideal_mb, f"moved {moved_mb:.1f} MB, more than 1.2x the ideal {ideal_mb:.1f} MB")
     check(moved_mb >= 0.8 * ideal_mb, f"moved only {moved_mb:.1f} MB of an ideal {ideal_mb:.1f} MB")
     return f"join moved {moved_mb:.1f} MB (ideal {ideal_mb:.1f}) in {took:.1f} s; {reads} reads, none failed"
