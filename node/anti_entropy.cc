@@ -117,6 +117,7 @@ void AntiEntropy::BeginRound() {
   lacking_.clear();
   unreachable_keys_ = 0;
   pulled_this_round_ = 0;
+  moved_at_start_ = stats_.pushed_records + stats_.purged_records;
   handoff_ran_ = false;
   gc_.clear();
   leaves_pending_ = pending_bytes_ = 0;
@@ -503,7 +504,10 @@ void AntiEntropy::EndRound(const char* why) {
     }
     // A round that moved data, or left some to hand off, is followed soon by another, so that
     // a join or a decommission finishes in a few rounds, not a few intervals.
-    const bool busy = !handoff_.empty() || !all_peers_ok_ || pulled_this_round_ > 0 || leaving_;
+    // (Work that could not progress is not a reason: an unreachable peer, or a handoff whose
+    // replica is down, will not get anywhere sooner.)
+    const bool busy = pulled_this_round_ > 0 || stats_.pushed_records + stats_.purged_records > moved_at_start_ ||
+                      (!handoff_.empty() && !handoff_ran_) || leaving_;
     next_round_at_ = clock_.Now() + (busy && !drained_ ? options_.ring_settle : options_.interval);
   } else {
     log_->info("anti-entropy round stopped after {} ms: {}", Ms(took), why);

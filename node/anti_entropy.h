@@ -191,6 +191,7 @@ class AntiEntropy {
   std::unordered_set<ObjectId, ObjectIdHash> lacking_;  // owned keys a replica lacked this round
   uint64_t unreachable_keys_ = 0;
   uint64_t pulled_this_round_ = 0;
+  uint64_t moved_at_start_ = 0;  // pushed + purged when the round began
   bool handoff_ran_ = false;
   uint64_t leaves_pending_ = 0, pending_bytes_ = 0;
   size_t peers_total_ = 0, peers_done_ = 0;

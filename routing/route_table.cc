@@ -4,6 +4,7 @@
 #include <cassert>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 
 #include "dht/checksum.h"
 
@@ -34,6 +35,31 @@ bool NodeEntry::Overrides(const NodeEntry& other) const {
   // between two versions nobody should produce; break it deterministically.
   return std::tie(address, zone, ring_seed, vnodes, leaving) >
          std::tie(other.address, other.zone, other.ring_seed, other.vnodes, other.leaving);
+}
+
+RouteTable& RouteTable::operator=(const RouteTable& o) {
+  if (this == &o) return *this;
+  entries_ = o.entries_;
+  local_version_ = o.local_version_;
+  digest_valid_ = o.digest_valid_;
+  digest_ = o.digest_;
+  ring_valid_ = o.ring_valid_;
+  ring_.clear();
+  if (ring_valid_) {
+    // Both maps hold the same keys in the same order: map each entry of o to ours.
+    std::unordered_map<const NodeEntry*, const NodeEntry*> to_mine;
+    to_mine.reserve(entries_.size());
+    auto b = entries_.cbegin();
+    for (auto a = o.entries_.cbegin(); a != o.entries_.cend(); ++a, ++b) {
+      to_mine.emplace(&a->second, &b->second);
+    }
+    ring_.reserve(o.ring_.size());
+    for (const Point& p : o.ring_) ring_.push_back(Point{p.id, to_mine.at(p.node)});
+    ring_nodes_ = o.ring_nodes_;
+    ring_zones_ = o.ring_zones_;
+    ring_digest_ = o.ring_digest_;
+  }
+  return *this;
 }
 
 bool RouteTable::Merge(const NodeEntry& entry) {

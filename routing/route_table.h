@@ -55,18 +55,10 @@ struct NodeEntry {
 class RouteTable {
  public:
   RouteTable() = default;
-  // A copy gets its own ring (the ring points into the entries of its own table).
-  RouteTable(const RouteTable& o) : entries_(o.entries_), local_version_(o.local_version_) {}
-  RouteTable& operator=(const RouteTable& o) {
-    if (this != &o) {
-      entries_ = o.entries_;
-      local_version_ = o.local_version_;
-      ring_valid_ = false;
-      ring_.clear();
-      digest_valid_ = false;
-    }
-    return *this;
-  }
+  // A copy gets its own ring, pointing into its own entries; a valid ring is carried over
+  // (re-pointed) rather than rebuilt, since a rebuild hashes every ring id.
+  RouteTable(const RouteTable& o) { *this = o; }
+  RouteTable& operator=(const RouteTable& o);
   // Adds or replaces the entry if it overrides what the table has. True if the table changed.
   bool Merge(const NodeEntry& entry);
   const NodeEntry* Find(const std::string& node_id) const;

@@ -38,7 +38,7 @@ class World {
     node_options_.membership.suspicion_timeout = seconds(1);
     node_options_.membership.replace_after = Seconds(o.replace_after_s);
     node_options_.repair.replicas = o.quorum.n;
-    node_options_.repair.interval = seconds(2);
+    node_options_.repair.interval = Seconds(o.repair_interval_s);
     node_options_.repair.first_round = seconds(1);
     node_options_.repair.ring_settle = seconds(1);
     node_options_.repair.request_timeout = seconds(3);

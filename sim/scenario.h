@@ -33,6 +33,7 @@ struct SimOptions {
   // Virtual seconds to run on after convergence, before the final reads: long enough and
   // tombstones pass their grace and are collected, and the reads check none came back.
   double linger_s = 0;
+  double repair_interval_s = 2;  // between anti-entropy rounds on each node
   std::set<std::string> faults;  // from FaultKinds()
   Quorum quorum;
   uint32_t fallbacks = 3;        // nodes a client tries past N when replicas fail (sloppy quorum)

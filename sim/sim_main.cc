@@ -98,6 +98,9 @@ int main(int argc, char** argv) {
                  "Virtual seconds before a tombstone may be collected (once every replica has it; 0: never)")
       ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();
+  app.add_option("--repair-interval", o.repair_interval_s, "Virtual seconds between anti-entropy rounds on each node")
+      ->check(CLI::Range(0.1, 1e6))
+      ->capture_default_str();
   app.add_option("--linger", o.linger_s,
                  "Virtual seconds to run on after the replicas converge, before the final reads (tombstones "
                  "past their grace are collected meanwhile)")

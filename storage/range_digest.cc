@@ -37,24 +37,51 @@ uint32_t RangeDigest::Width(uint32_t level) {
   return w;
 }
 
-void RangeDigest::Finish() {
-  levels_.assign(kDepth, {});
-  const std::vector<uint64_t>* below = &leaves_;
-  for (int level = static_cast<int>(kDepth) - 1; level >= 0; --level) {
-    auto& cur = levels_[static_cast<size_t>(level)];
-    cur.assign(Width(static_cast<uint32_t>(level)), 0);
-    for (uint32_t i = 0; i < cur.size(); ++i) {
-      cur[i] = Checksum64(below->data() + static_cast<size_t>(i) * kFanout, kFanout * sizeof(uint64_t));
+namespace {
+// The hash of an empty subtree whose root is at `level`.
+uint64_t EmptyHash(uint32_t level) {
+  static const std::array<uint64_t, RangeDigest::kDepth + 1> kEmpty = [] {
+    std::array<uint64_t, RangeDigest::kDepth + 1> e{};
+    e[RangeDigest::kDepth] = 0;  // an empty leaf sums nothing
+    for (int l = static_cast<int>(RangeDigest::kDepth) - 1; l >= 0; --l) {
+      std::array<uint64_t, RangeDigest::kFanout> kids;
+      kids.fill(e[static_cast<size_t>(l) + 1]);
+      e[static_cast<size_t>(l)] = Checksum64(kids.data(), sizeof kids);
     }
-    below = &cur;
+    return e;
+  }();
+  return kEmpty[level];
+}
+}  // namespace
+
+void RangeDigest::Finish() {
+  for (uint32_t l = 0; l < kDepth; ++l) levels_[l].clear();
+  for (int level = static_cast<int>(kDepth) - 1; level >= 0; --level) {
+    const auto& below = levels_[static_cast<size_t>(level) + 1];
+    auto& cur = levels_[static_cast<size_t>(level)];
+    for (auto it = below.begin(); it != below.end();) {
+      const uint32_t parent = it->first / kFanout;
+      std::array<uint64_t, kFanout> kids;
+      kids.fill(EmptyHash(static_cast<uint32_t>(level) + 1));
+      for (; it != below.end() && it->first / kFanout == parent; ++it) kids[it->first % kFanout] = it->second;
+      cur[parent] = Checksum64(kids.data(), sizeof kids);
+    }
   }
+}
+
+uint64_t RangeDigest::Root() const {
+  auto it = levels_[0].find(0);
+  return it == levels_[0].end() ? EmptyHash(0) : it->second;
 }
 
 std::array<uint64_t, RangeDigest::kFanout> RangeDigest::Children(uint32_t level, uint32_t index) const {
   std::array<uint64_t, kFanout> out{};
-  if (level >= kDepth || index >= Width(level) || levels_.empty()) return out;
-  const std::vector<uint64_t>& below = level + 1 == kDepth ? leaves_ : levels_[level + 1];
-  for (uint32_t c = 0; c < kFanout; ++c) out[c] = below[static_cast<size_t>(index) * kFanout + c];
+  if (level >= kDepth || index >= Width(level)) return out;
+  out.fill(EmptyHash(level + 1));
+  const auto& below = levels_[level + 1];
+  for (auto it = below.lower_bound(index * kFanout); it != below.end() && it->first < (index + 1) * kFanout; ++it) {
+    out[it->first % kFanout] = it->second;
+  }
   return out;
 }
 

@@ -10,7 +10,7 @@
 
 #include <array>
 #include <cstdint>
-#include <vector>
+#include <map>
 
 #include "dht/object_id.h"
 #include "dht/record.h"
@@ -33,20 +33,22 @@ class RangeDigest {
   // Nodes at a level: kFanout ^ level.
   static uint32_t Width(uint32_t level);
 
-  RangeDigest() : leaves_(kLeaves, 0) {}
-  void Add(const ObjectId& id, const RecordMeta& meta) { leaves_[LeafOf(id)] += EntryHash(id, meta); }
+  // Leaves and inner nodes are kept sparse: memory and Finish's work grow with the leaves that
+  // hold records, not with kLeaves (a node in a large ring builds one digest per peer, most
+  // of them small). An empty subtree hashes to a fixed value per level.
+  void Add(const ObjectId& id, const RecordMeta& meta) { levels_[kDepth][LeafOf(id)] += EntryHash(id, meta); }
   // Computes the inner levels; call after the last Add and before Children.
   void Finish();
   // The kFanout hashes under node `index` of `level` (level < kDepth), after Finish.
   std::array<uint64_t, kFanout> Children(uint32_t level, uint32_t index) const;
-  uint64_t Root() const { return levels_.empty() ? 0 : levels_[0][0]; }
+  uint64_t Root() const;
   bool empty() const { return entries_ == 0; }
   void CountEntry() { ++entries_; }
   uint64_t entries() const { return entries_; }
 
  private:
-  std::vector<uint64_t> leaves_;
-  std::vector<std::vector<uint64_t>> levels_;  // [0, kDepth): inner levels, after Finish
+  // levels_[l]: the non-empty nodes of level l (0 root .. kDepth leaves), by index.
+  std::array<std::map<uint32_t, uint64_t>, kDepth + 1> levels_;
   uint64_t entries_ = 0;
 };
 
