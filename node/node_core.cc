@@ -249,11 +249,16 @@ void NodeCore::HandleGet(ConnId conn, const Frame& frame) {
   uint32_t route_n = 0;
   auto id = DecodeKeyRequest(frame.body, &route_n);
   if (!id.ok()) return SendError(conn, rid, id.status());
-  // Hot records are answered at once; the rest waits for the disk. A miss takes the slow path,
-  // which decides whether to forward it.
-  if (auto cached = store_.GetIfCached(*id); cached && !cached->status().IsNotFound()) {
-    transport_.Send(conn, GetReply(rid, *id, std::move(*cached)));
-    return;
+  // Hot records are answered at once; the rest waits for the disk. A miss is answered at once
+  // too when the key is ours and this node is in sync; otherwise the slow path decides
+  // whether to forward it.
+  if (auto cached = store_.GetIfCached(*id)) {
+    const bool answer = !cached->status().IsNotFound() ||
+                        (Mine(*id, route_n) && (route_n == 0 || repair_ == nullptr || repair_->synced()));
+    if (answer) {
+      transport_.Send(conn, GetReply(rid, *id, std::move(*cached)));
+      return;
+    }
   }
   if (!Admit(conn, rid)) return;
   store_.Get(*id, [this, conn, rid, route_n, id = *id](Result<Record> r) {
