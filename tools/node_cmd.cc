@@ -205,28 +205,6 @@ int Decommission(Session& session, const RouteTable& table, const NodeArgs& args
 
 }  // namespace
 
-CLI::App* AddNodeCommands(CLI::App& app, NodeArgs& args) {
-  auto* node = app.add_subcommand("node", "Per-node administration: verify replication, decommission a node");
-  node->require_subcommand(1);
-  args.verify = node->add_subcommand(
-      "verify",
-      "List every node's records and check that each object has N copies of its newest version on its placement "
-      "nodes. Exit status 0 when all do, 1 when some do not (or a node could not be listed)");
-  args.verify->add_option("--n", args.replicas, "N: the copies each object should have")
-      ->check(CLI::Range(1u, kMaxReplicas))
-      ->capture_default_str();
-  args.decommission = node->add_subcommand(
-      "decommission",
-      "Take NODE off the ring: it hands its records to their new owners, then leaves the cluster for good. Progress "
-      "is printed until it has left; interrupting the command does not stop it, and running it again follows it");
-  args.decommission->add_option("NODE", args.node, "Node id (or its first digits) or HOST:PORT")->required();
-  args.decommission->add_flag("--no-wait", args.no_wait, "Ask for the decommission and return");
-  args.decommission->add_option("--poll", args.poll_s, "Seconds between progress lines")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  return node;
-}
-
 int RunNode(Session& session, const NodeArgs& args) {
   auto m = FetchTable(session, 0);
   if (!m.ok()) {
@@ -235,7 +213,7 @@ int RunNode(Session& session, const NodeArgs& args) {
   }
   RouteTable table;
   for (const auto& e : m->entries) table.Merge(e);
-  if (args.verify->parsed()) return Verify(session, table, args.replicas);
+  if (args.run_verify) return Verify(session, table, args.replicas);
   return Decommission(session, table, args);
 }
 

@@ -7,11 +7,15 @@
 // Thread-safety: single-threaded.
 #pragma once
 
-#include <CLI/CLI.hpp>
-
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tools/session.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace ringstore {
 
@@ -22,8 +26,10 @@ struct NodeArgs {
   double poll_s = 1.0;
   CLI::App* verify = nullptr;
   CLI::App* decommission = nullptr;
+  bool run_verify = false;   // which one was given (set by the caller after parsing)
 };
 
+// Defined in tools/ringstore_main.cc, the one file that includes CLI11 (a slow header).
 CLI::App* AddNodeCommands(CLI::App& app, NodeArgs& args);
 
 // session.client(0) is connected to a member. Returns a process exit status.

@@ -92,6 +92,32 @@ std::string Describe(const std::string& key, const ObjectId& id, const RecordMet
 
 }  // namespace
 
+namespace ringstore {
+
+CLI::App* AddNodeCommands(CLI::App& app, NodeArgs& args) {
+  auto* node = app.add_subcommand("node", "Per-node administration: verify replication, decommission a node");
+  node->require_subcommand(1);
+  args.verify = node->add_subcommand(
+      "verify",
+      "List every node's records and check that each object has N copies of its newest version on its placement "
+      "nodes. Exit status 0 when all do, 1 when some do not (or a node could not be listed)");
+  args.verify->add_option("--n", args.replicas, "N: the copies each object should have")
+      ->check(CLI::Range(1u, kMaxReplicas))
+      ->capture_default_str();
+  args.decommission = node->add_subcommand(
+      "decommission",
+      "Take NODE off the ring: it hands its records to their new owners, then leaves the cluster for good. Progress "
+      "is printed until it has left; interrupting the command does not stop it, and running it again follows it");
+  args.decommission->add_option("NODE", args.node, "Node id (or its first digits) or HOST:PORT")->required();
+  args.decommission->add_flag("--no-wait", args.no_wait, "Ask for the decommission and return");
+  args.decommission->add_option("--poll", args.poll_s, "Seconds between progress lines")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  return node;
+}
+
+}  // namespace ringstore
+
 int main(int argc, char** argv) {
   CLI::App app{"ringstore: command-line client for a ringstore cluster."};
   app.footer(
@@ -200,7 +226,10 @@ int main(int argc, char** argv) {
       std::cerr << "ringstore: cluster unreachable at " << seeds.front() << ": " << s.ToString() << "\n";
       return kExitUnreachable;
     }
-    if (node_cmd->parsed()) return RunNode(session, node_args);
+    if (node_cmd->parsed()) {
+      node_args.run_verify = node_args.verify->parsed();
+      return RunNode(session, node_args);
+    }
     return ring->parsed() ? RunRing(session, ring_replicas) : RunStatus(session);
   }
   if (Status s = session.ConnectCluster(seeds); !s.ok()) {
