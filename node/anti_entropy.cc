@@ -408,11 +408,11 @@ void AntiEntropy::PumpPulls(std::shared_ptr<PeerRun> run) {
             if (!f.ok()) {
               run->failed = true;
               if (run->why.empty()) run->why = f.status().ToString();
-            } else if (f->header.kind == static_cast<uint16_t>(Kind::kGetReply)) {
-              // (Anything else: gone or damaged there since it was listed. Nothing to copy; the
-              // peer repairs its own copy, or pulls ours.)
-              auto rec = DecodeRecordReply(Kind::kGetReply, f->body);
-              if (rec.ok() && rec->Intact()) {
+            } else {
+              // Not a record: gone or damaged there since it was listed. Nothing to copy; the
+              // peer repairs its own copy, or pulls ours.
+              auto rec = IntactRecord(f);
+              if (rec.ok()) {
                 run->batch_bytes += rec->value.size();
                 run->batch.push_back(WriteOp{v.id, std::move(*rec)});
               }

@@ -102,7 +102,6 @@ class AntiEntropy {
   // the new owners, and once a round finds nothing left here it departs (Left). Idempotent,
   // and resumed after a restart by calling it again.
   void Decommission();
-  bool drained() const { return drained_; }
 
   RepairStatus status() const;
 
@@ -152,6 +151,8 @@ class AntiEntropy {
   // Waits until bytes fit the repair rate, then runs fn.
   void Throttle(uint64_t bytes, std::function<void()> fn);
   void CountTraffic(uint64_t bytes);
+  // The record in a peer's reply to GET, if the reply is one and the record is intact.
+  static Result<Record> IntactRecord(const Result<Frame>& reply);
   // Runs fn on the strand, later (never inline), unless this object is gone.
   void Later(Clock::Duration d, std::function<void()> fn);
 

@@ -208,9 +208,8 @@ void AntiEntropy::Repair(const ObjectId& id, std::vector<std::string> addresses)
       address, [id](uint64_t rid) { return EncodeKeyRequest(Kind::kGet, rid, id); }, options_.request_timeout,
       [this, alive, id, addresses = std::move(addresses)](Result<Frame> f) mutable {
         if (alive.expired()) return;
-        Result<Record> rec = Status::Unavailable("no reply");
-        if (f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kGetReply)) rec = DecodeRecordReply(Kind::kGetReply, f->body);
-        if (!rec.ok() || !rec->Intact()) return Repair(id, std::move(addresses));
+        Result<Record> rec = IntactRecord(f);
+        if (!rec.ok()) return Repair(id, std::move(addresses));
         // The same version rewrites damaged bytes; a newer one replaces them (Store::Apply).
         store_.Apply({WriteOp{id, std::move(*rec)}}, [this, alive, id, addresses = std::move(addresses)](Status s) mutable {
           if (alive.expired()) return;
@@ -223,6 +222,14 @@ void AntiEntropy::Repair(const ObjectId& id, std::vector<std::string> addresses)
 }
 
 // ---- throttle and status ------------------------------------------------------------
+
+Result<Record> AntiEntropy::IntactRecord(const Result<Frame>& reply) {
+  if (!reply.ok()) return reply.status();
+  if (reply->header.kind != static_cast<uint16_t>(Kind::kGetReply)) return Status::NotFound("not a record");
+  auto rec = DecodeRecordReply(Kind::kGetReply, reply->body);
+  if (rec.ok() && !rec->Intact()) return Status::Corruption("record fails its checksum");
+  return rec;
+}
 
 void AntiEntropy::Throttle(uint64_t bytes, std::function<void()> fn) {
   const double rate = options_.rate_bytes_per_s;

@@ -106,14 +106,6 @@ void NodeCore::OnFrame(ConnId conn, Frame frame) {
     case Kind::kDiskUsage:
       if (!options_.disk_usage) return SendError(conn, rid, Status::Unavailable("this node does not know its disk"));
       return transport_.Send(conn, EncodeDiskUsage(rid, options_.disk_usage()));
-    case Kind::kScan:
-    case Kind::kNodeStatus:
-    case Kind::kSyncTree:
-    case Kind::kSyncKeys:
-    case Kind::kSyncHave:
-      if (repair_ == nullptr) return SendError(conn, rid, Status::Unavailable("this node runs no repair"));
-      if (!Admit(conn, rid)) return;
-      return repair_->OnRequest(frame, [this, conn](std::string reply) { Finish(conn, std::move(reply)); });
     case Kind::kDecommission:
       if (repair_ == nullptr || membership_ == nullptr) return SendError(conn, rid, Status::Unavailable("this node runs no repair"));
       repair_->Decommission();
@@ -121,6 +113,11 @@ void NodeCore::OnFrame(ConnId conn, Frame frame) {
     case Kind::kHello:
       return SendError(conn, rid, Status::ProtocolError("HELLO sent twice"));
     default:
+      if (AntiEntropy::Handles(kind)) {
+        if (repair_ == nullptr) return SendError(conn, rid, Status::Unavailable("this node runs no repair"));
+        if (!Admit(conn, rid)) return;
+        return repair_->OnRequest(frame, [this, conn](std::string reply) { Finish(conn, std::move(reply)); });
+      }
       return SendError(conn, rid,
                        Status::ProtocolError("unexpected message kind " +
                                              std::to_string(frame.header.kind) + " (" +

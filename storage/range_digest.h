@@ -42,7 +42,6 @@ class RangeDigest {
   // The kFanout hashes under node `index` of `level` (level < kDepth), after Finish.
   std::array<uint64_t, kFanout> Children(uint32_t level, uint32_t index) const;
   uint64_t Root() const;
-  bool empty() const { return entries_ == 0; }
   void CountEntry() { ++entries_; }
   uint64_t entries() const { return entries_; }
 
