@@ -22,7 +22,9 @@ NodeCore::NodeCore(NodeOptions options, Clock& clock, Transport& transport, Stor
 void NodeCore::Start() { transport_.SetHandler(this); }
 
 void NodeCore::OnAccepted(ConnId conn, const std::string& peer_address) {
-  conns_[conn] = Conn{peer_address};
+  Conn fresh;
+  fresh.peer = peer_address;
+  conns_[conn] = std::move(fresh);
   stats_.connections = conns_.size();
   transport_.SetFrameLimit(conn, kMaxHandshakeBodyBytes);
   log_->debug("connection {} from {}", conn, peer_address);

@@ -10,20 +10,9 @@
 #include "blockgateway/volume.h"  // ParseSize, FormatSize
 #include "fsgateway/fs_catalog.h"
 #include "node/runtime/asio_clock.h"
+#include "tools/exit_status.h"
 
 namespace ringstore {
-
-namespace {
-
-constexpr int kExitOk = 0, kExitNotFound = 1, kExitUsage = 2, kExitUnreachable = 3, kExitError = 4;
-
-int Fail(const std::string& what, const Status& s) {
-  std::cerr << "ringstore: " << what << ": " << (s.message().empty() ? s.ToString() : s.message()) << "\n";
-  if (s.IsNotFound()) return kExitNotFound;
-  return s.code() == Code::kInvalidArgument ? kExitUsage : kExitError;
-}
-
-}  // namespace
 
 CLI::App* AddFsCommands(CLI::App& app, FsArgs& a) {
   auto* fs = app.add_subcommand("fs", "Create, list and remove filesystems (mounted with ringstore-fs)");
@@ -41,13 +30,13 @@ CLI::App* AddFsCommands(CLI::App& app, FsArgs& a) {
 int RunFs(const std::vector<std::string>& seeds, const std::string& cluster_id, double timeout_s, const FsArgs& a,
           Quorum quorum) {
   if (a.create->parsed() || a.rm->parsed()) {
-    if (Status s = fs::ValidateFsName(a.name); !s.ok()) return Fail("fs", s);
+    if (Status s = fs::ValidateFsName(a.name); !s.ok()) return FailCatalog("fs", s);
   }
   uint64_t chunk = 0;
   if (a.create->parsed()) {
     auto c = block::ParseSize(a.chunk_size);
-    if (!c.ok()) return Fail("fs create: --chunk-size", c.status());
-    if (Status s = fs::ValidateChunkSize(*c); !s.ok()) return Fail("fs create: --chunk-size", s);
+    if (!c.ok()) return FailCatalog("fs create: --chunk-size", c.status());
+    if (Status s = fs::ValidateChunkSize(*c); !s.ok()) return FailCatalog("fs create: --chunk-size", s);
     chunk = *c;
   }
   fs::ClusterIoOptions o;
@@ -73,7 +62,7 @@ int RunFs(const std::vector<std::string>& seeds, const std::string& cluster_id, 
       m.uuid.append(reinterpret_cast<const char*>(&v), sizeof v);
     }
     Status s = catalog.Create(m, getuid(), getgid(), std::time(nullptr));
-    if (!s.ok()) return Fail("fs create " + a.name, s);
+    if (!s.ok()) return FailCatalog("fs create " + a.name, s);
     const Quorum fit = FitToRing(quorum, ring_nodes);
     std::cout << "created filesystem " << m.name << ": chunks of " << block::FormatSize(m.chunk_size) << ", N=" << fit.n
               << " W=" << fit.w << " R=" << fit.r << "\n";
@@ -81,7 +70,7 @@ int RunFs(const std::vector<std::string>& seeds, const std::string& cluster_id, 
   }
   if (a.ls->parsed()) {
     auto names = catalog.List();
-    if (!names.ok()) return Fail("fs ls", names.status());
+    if (!names.ok()) return FailCatalog("fs ls", names.status());
     std::printf("%-24s %10s %-11s %s\n", "NAME", "CHUNK", "N/W/R", "CREATED");
     for (const auto& name : *names) {
       auto m = catalog.Open(name);
@@ -107,7 +96,7 @@ int RunFs(const std::vector<std::string>& seeds, const std::string& cluster_id, 
         std::cerr << "ringstore: removing " << a.name << ": " << n << " objects deleted\n";
       }
     });
-    if (!s.ok()) return Fail("fs rm " + a.name, s);
+    if (!s.ok()) return FailCatalog("fs rm " + a.name, s);
     std::cout << "removed filesystem " << a.name << "\n";
     return kExitOk;
   }

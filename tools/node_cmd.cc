@@ -7,12 +7,11 @@
 #include "dht/sync_messages.h"
 #include "routing/placement.h"
 #include "tools/ring_cmd.h"
+#include "tools/exit_status.h"
 
 namespace ringstore {
 
 namespace {
-
-constexpr int kExitOk = 0, kExitIncomplete = 1, kExitUsage = 2, kExitUnreachable = 3, kExitError = 4;
 
 double Mb(uint64_t bytes) { return static_cast<double>(bytes) / 1e6; }
 

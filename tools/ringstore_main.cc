@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "routing/placement.h"
+#include "tools/exit_status.h"
 #include "tools/bench.h"
 #include "tools/ring_cmd.h"
 #include "node/runtime/address.h"
@@ -23,7 +24,6 @@ using namespace ringstore;
 
 namespace {
 
-constexpr int kExitOk = 0, kExitNotFound = 1, kExitUsage = 2, kExitUnreachable = 3, kExitError = 4;
 
 // An error from the cluster: 1 for not found, else 4 (a refusal by the node is not a
 // usage error of this command line).

@@ -6,6 +6,7 @@
 
 #include "blockgateway/volume.h"
 #include "dht/random.h"
+#include "tools/exit_status.h"
 
 namespace ringstore {
 
@@ -13,14 +14,6 @@ using block::VolumeCatalog;
 using block::VolumeMeta;
 
 namespace {
-
-constexpr int kExitOk = 0, kExitNotFound = 1, kExitUsage = 2, kExitError = 4;
-
-int Fail(const std::string& what, const Status& s) {
-  std::cerr << "ringstore: " << what << ": " << (s.message().empty() ? s.ToString() : s.message()) << "\n";
-  if (s.IsNotFound()) return kExitNotFound;
-  return s.code() == Code::kInvalidArgument ? kExitUsage : kExitError;
-}
 
 // Progress on stderr for long runs, at most every 5%.
 block::Progress Reporter(const std::string& what) {
@@ -67,9 +60,9 @@ int RunVolume(Session& session, const VolumeArgs& a, Quorum quorum) {
   VolumeCatalog catalog(client, FitQuorum(Quorum{}, client.table().ring_nodes(), false));
   if (a.create->parsed()) {
     auto size = block::ParseSize(a.size);
-    if (!size.ok()) return Fail("volume create", size.status());
+    if (!size.ok()) return FailCatalog("volume create", size.status());
     auto chunk = block::ParseSize(a.chunk_size);
-    if (!chunk.ok()) return Fail("volume create: --chunk-size", chunk.status());
+    if (!chunk.ok()) return FailCatalog("volume create: --chunk-size", chunk.status());
     VolumeMeta m;
     m.name = a.name;
     m.size = *size;
@@ -82,7 +75,7 @@ int RunVolume(Session& session, const VolumeArgs& a, Quorum quorum) {
       m.uuid.append(reinterpret_cast<const char*>(&v), sizeof v);
     }
     Status s = session.WaitStatus([&](auto cb) { catalog.Create(m, std::move(cb)); });
-    if (!s.ok()) return Fail("volume create " + a.name, s);
+    if (!s.ok()) return FailCatalog("volume create " + a.name, s);
     const Quorum fit = FitToRing(quorum, client.table().ring_nodes());
     std::cout << "created volume " << m.name << ": " << block::FormatSize(m.size) << " in chunks of "
               << block::FormatSize(m.chunk_size) << ", N=" << fit.n << " W=" << fit.w << " R=" << fit.r << "\n";
@@ -90,7 +83,7 @@ int RunVolume(Session& session, const VolumeArgs& a, Quorum quorum) {
   }
   if (a.ls->parsed()) {
     auto vols = session.Wait<std::vector<VolumeMeta>>([&](auto cb) { catalog.List(std::move(cb)); });
-    if (!vols.ok()) return Fail("volume ls", vols.status());
+    if (!vols.ok()) return FailCatalog("volume ls", vols.status());
     std::printf("%-24s %14s %10s %-11s %s\n", "NAME", "SIZE", "CHUNK", "N/W/R", "CREATED");
     for (const auto& v : *vols) {
       const std::string q = std::to_string(v.quorum.n) + "/" + std::to_string(v.quorum.w) + "/" + std::to_string(v.quorum.r);
@@ -101,16 +94,16 @@ int RunVolume(Session& session, const VolumeArgs& a, Quorum quorum) {
   }
   if (a.rm->parsed()) {
     Status s = session.WaitStatus([&](auto cb) { catalog.Remove(a.name, Reporter("removing " + a.name), std::move(cb)); });
-    if (!s.ok()) return Fail("volume rm " + a.name, s);
+    if (!s.ok()) return FailCatalog("volume rm " + a.name, s);
     std::cout << "removed volume " << a.name << "\n";
     return kExitOk;
   }
   if (a.resize->parsed()) {
     auto size = block::ParseSize(a.size);
-    if (!size.ok()) return Fail("volume resize", size.status());
+    if (!size.ok()) return FailCatalog("volume resize", size.status());
     Status s = session.WaitStatus(
         [&](auto cb) { catalog.Resize(a.name, *size, Reporter("shrinking " + a.name), std::move(cb)); });
-    if (!s.ok()) return Fail("volume resize " + a.name, s);
+    if (!s.ok()) return FailCatalog("volume resize " + a.name, s);
     std::cout << "volume " << a.name << " is now " << block::FormatSize(*size)
               << " (attached clients see it when they reconnect)\n";
     return kExitOk;
