@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
   app.add_option("--cluster-id", cluster_id, "Cluster id to expect")
       ->envname("RINGSTORE_CLUSTER_ID")
       ->capture_default_str();
+  std::string tls_dir;
+  app.add_option("--tls-dir", tls_dir, "Connect to the nodes with TLS: DIR holds ca.crt, tls.crt and tls.key (`ringstore cert issue client`) (the NBD side stays plaintext)")
+      ->envname("RINGSTORE_TLS_DIR");
   app.add_flag("--read-only", read_only, "Serve every volume read-only (writes get EPERM)");
   app.add_option("--cache-mb", cache_mb, "Memory for clean chunks, per volume, in MiB")
       ->check(CLI::Range(1, 1 << 20))
@@ -70,7 +73,17 @@ int main(int argc, char** argv) {
   cco.connection.cluster_id = cluster_id;
   cco.connection.request_timeout = std::chrono::seconds(10);
   cco.connection.connect_timeout = std::chrono::seconds(3);
-  ClusterClient client(cco, clock, random, [&io] { return std::make_unique<AsioTransport>(io); });
+  AsioTransportOptions transport_options;
+  if (!tls_dir.empty()) {
+    auto t = TlsContext::Load(tls_dir, cluster_id);
+    if (!t.ok()) {
+      log->error("{}", t.status().message());
+      return 2;
+    }
+    transport_options.tls = std::move(*t);
+  }
+  ClusterClient client(cco, clock, random,
+                       [&io, transport_options] { return std::make_unique<AsioTransport>(io, transport_options); });
 
   std::optional<Status> connected;
   client.Connect(*seeds, [&](Status s) { connected = s; });

@@ -227,6 +227,10 @@ void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
     }
     op->last_error = Status::FromCode(s.code(), address + ": " + s.message());
     if (s.code() == Code::kNotMine) op->not_mine = true;
+    if (s.code() == Code::kPermissionDenied) {  // every node would say the same: the certificate's role
+      op->done = true;
+      return op->cb(s);
+    }
     if (op->next < op->candidates.size() ||
         MoreCandidates(op->txn.ops.front().id, op->q.n, op->candidates)) {
       return SendWrite(op);  // the next in the preference list

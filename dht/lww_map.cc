@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <tuple>
 
+#include "dht/wire_codec.h"
+
 namespace ringstore {
 namespace {
 
@@ -19,8 +21,6 @@ void PackBin(msgpack::packer<StringWriter>& pk, std::string_view b) {
   pk.pack_bin(static_cast<uint32_t>(b.size()));
   pk.pack_bin_body(b.data(), static_cast<uint32_t>(b.size()));
 }
-
-bool ReferenceAll(msgpack::type::object_type, std::size_t, void*) { return true; }
 
 Status BinField(const msgpack::object& o, size_t max, std::string_view what, std::string* out) {
   if (o.type != msgpack::type::BIN && o.type != msgpack::type::STR) {
@@ -105,7 +105,7 @@ Result<LwwMap> DecodeLwwMap(std::string_view bytes) {
                                       /*bin=*/kMaxMapPayloadBytes, /*ext=*/0, /*depth=*/3);
     msgpack::zone zone;
     bool referenced = false;
-    msgpack::object root = msgpack::unpack(zone, bytes.data(), bytes.size(), off, referenced, ReferenceAll, nullptr, limit);
+    msgpack::object root = msgpack::unpack(zone, bytes.data(), bytes.size(), off, referenced, wire::ReferenceAll, nullptr, limit);
     if (off != bytes.size()) return Status::InvalidArgument("map record: trailing bytes");
     RS_TRY(DecodeInto(root, &map));
   } catch (const std::exception& e) {

@@ -17,6 +17,7 @@ const char* CodeName(Code code) {
     case Code::kShuttingDown: return "ShuttingDown";
     case Code::kTooLarge: return "TooLarge";
     case Code::kNotMine: return "NotMine";
+    case Code::kPermissionDenied: return "PermissionDenied";
   }
   return "Unknown";
 }

@@ -26,6 +26,7 @@ enum class Code : uint32_t {
   kShuttingDown = 10,
   kTooLarge = 11,
   kNotMine = 12,      // the key is not placed on this node by its table: refresh the route
+  kPermissionDenied = 13,  // the peer's certificate role may not make this request
 };
 
 const char* CodeName(Code code);
@@ -46,6 +47,7 @@ class [[nodiscard]] Status {
   static Status ShuttingDown(std::string msg) { return Status(Code::kShuttingDown, std::move(msg)); }
   static Status TooLarge(std::string msg) { return Status(Code::kTooLarge, std::move(msg)); }
   static Status NotMine(std::string msg) { return Status(Code::kNotMine, std::move(msg)); }
+  static Status PermissionDenied(std::string msg) { return Status(Code::kPermissionDenied, std::move(msg)); }
   static Status FromCode(Code code, std::string msg) { return Status(code, std::move(msg)); }
 
   bool ok() const { return code_ == Code::kOk; }

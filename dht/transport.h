@@ -8,6 +8,7 @@
 #include <string>
 
 #include "dht/frame.h"
+#include "dht/peer_identity.h"
 #include "dht/status.h"
 
 namespace ringstore {
@@ -27,6 +28,9 @@ class TransportHandler {
   virtual void OnStreamError(ConnId conn, const Status& status) = 0;
   // The connection is gone (peer closed, I/O error, Close()). No more callbacks for conn.
   virtual void OnClosed(ConnId conn, const Status& why) = 0;
+  // A peer was turned away before it became a connection (a failed TLS handshake, a
+  // certificate for another cluster, plaintext at a TLS listener). For the log.
+  virtual void OnRefused(const std::string& peer_address, const Status& why) {}
 };
 
 class Transport {
@@ -46,6 +50,8 @@ class Transport {
   virtual void StopAccepting() = 0;
   // Largest frame body accepted on conn from the next header on (default kMaxFrameBodyBytes).
   virtual void SetFrameLimit(ConnId conn, size_t max_body_bytes) = 0;
+  // Who the peer of conn proved to be. Without TLS: Role::kOpen (no one is authenticated).
+  virtual PeerIdentity PeerOf(ConnId conn) const { return {}; }
 };
 
 }  // namespace ringstore

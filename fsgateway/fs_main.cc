@@ -56,6 +56,9 @@ int main(int argc, char** argv) {
   app.add_option("--cluster-id", cluster_id, "Cluster id to expect")
       ->envname("RINGSTORE_CLUSTER_ID")
       ->capture_default_str();
+  std::string tls_dir;
+  app.add_option("--tls-dir", tls_dir, "Connect to the nodes with TLS: DIR holds ca.crt, tls.crt and tls.key (`ringstore cert issue client`)")
+      ->envname("RINGSTORE_TLS_DIR");
   app.add_option("--io-timeout", io_timeout_s,
                  "Seconds an operation keeps retrying while replicas are unreachable, before EIO")
       ->check(CLI::PositiveNumber)
@@ -108,6 +111,14 @@ int main(int argc, char** argv) {
   ClusterIoOptions io_options;
   io_options.cluster_id = cluster_id;
   io_options.io_timeout = std::chrono::milliseconds(static_cast<int64_t>(io_timeout_s * 1000));
+  if (!tls_dir.empty()) {
+    auto t = TlsContext::Load(tls_dir, cluster_id);
+    if (!t.ok()) {
+      log->error("{}", t.status().message());
+      return 2;
+    }
+    io_options.tls = std::move(*t);
+  }
   auto io = ClusterObjectIo::Connect(*seeds, io_options);
   if (!io.ok()) {
     log->error("cluster unreachable at {}: {}", cluster, io.status().ToString());

@@ -204,7 +204,11 @@ Result<std::unique_ptr<ClusterObjectIo>> ClusterObjectIo::Connect(const std::vec
   cco.connections_per_node = options.connections_per_node;
   Impl* raw = impl.get();
   impl->client = std::make_unique<ClusterClient>(cco, impl->clock, impl->random,
-                                                 [raw] { return std::make_unique<AsioTransport>(raw->io); });
+                                                 [raw] {
+    AsioTransportOptions t;
+    t.tls = raw->options.tls;
+    return std::make_unique<AsioTransport>(raw->io, t);
+  });
   std::optional<Status> connected;
   impl->client->Connect(seeds, [&](Status s) { connected = s; });
   while (!connected) impl->io.run_one();

@@ -22,6 +22,7 @@
 #include "dht/lww_map.h"
 #include "dht/object_id.h"
 #include "dht/status.h"
+#include "node/runtime/tls.h"
 
 namespace ringstore::fs {
 
@@ -83,6 +84,7 @@ struct ClusterIoOptions {
   std::chrono::milliseconds io_timeout{30000};
   std::chrono::milliseconds request_timeout{10000};
   uint32_t connections_per_node = 2;
+  std::shared_ptr<TlsContext> tls;  // --tls-dir; null: plaintext
 };
 
 class ClusterObjectIo final : public ObjectIo {

@@ -4,8 +4,8 @@
 
 #include <cstdio>
 
-
 #include "dht/lww_map.h"
+#include "node/access_policy.h"
 #include "routing/placement.h"
 
 namespace ringstore {
@@ -24,6 +24,7 @@ void NodeCore::Start() { transport_.SetHandler(this); }
 void NodeCore::OnAccepted(ConnId conn, const std::string& peer_address) {
   Conn fresh;
   fresh.peer = peer_address;
+  fresh.identity = transport_.PeerOf(conn);
   conns_[conn] = std::move(fresh);
   stats_.connections = conns_.size();
   transport_.SetFrameLimit(conn, kMaxHandshakeBodyBytes);
@@ -43,6 +44,11 @@ void NodeCore::OnClosed(ConnId conn, const Status& why) {
   Unwatch(conn, it->second);
   conns_.erase(it);
   stats_.connections = conns_.size();
+}
+
+void NodeCore::OnRefused(const std::string& peer_address, const Status& why) {
+  ++stats_.handshakes_refused;
+  log_->warn("refused a connection from {}: {}", peer_address, why.ToString());
 }
 
 void NodeCore::OnStreamError(ConnId conn, const Status& status) {
@@ -85,6 +91,11 @@ void NodeCore::OnFrame(ConnId conn, Frame frame) {
   if (shutting_down_) {
     SendError(conn, rid, Status::ShuttingDown("node is shutting down"));
     return;
+  }
+  if (Status allowed = Authorize(c.identity, frame.header.kind); !allowed.ok()) {
+    ++stats_.permission_denied;
+    log_->info("{} from {}", allowed.message(), c.peer);
+    return SendError(conn, rid, allowed);
   }
   switch (kind) {
     case Kind::kPut:

@@ -46,6 +46,7 @@ struct NodeStats {
   uint64_t errors_sent = 0;
   uint64_t stream_errors = 0;
   uint64_t handshakes_refused = 0;
+  uint64_t permission_denied = 0;  // requests refused by the access policy (certificate role)
   uint64_t corruptions = 0;
   uint64_t not_mine = 0;   // writes refused with NotMine
   uint64_t forwarded = 0;  // reads forwarded to a replica
@@ -87,10 +88,12 @@ class NodeCore final : public TransportHandler {
   void OnFrame(ConnId conn, Frame frame) override;
   void OnStreamError(ConnId conn, const Status& status) override;
   void OnClosed(ConnId conn, const Status& why) override;
+  void OnRefused(const std::string& peer_address, const Status& why) override;
 
  private:
   struct Conn {
     std::string peer;
+    PeerIdentity identity;  // what the peer's certificate proves (Role::kOpen without TLS)
     bool hello_done = false;
     size_t in_flight = 0;
     std::vector<ObjectId> watching;  // channels (WATCH), at most kMaxWatchesPerConn

@@ -140,6 +140,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--cluster-id", cluster_id, "Cluster id; peers with another id are refused")
       ->capture_default_str();
+  std::string tls_dir;
+  app.add_option("--tls-dir", tls_dir,
+                 "Run with TLS and mutual authentication on every link: DIR holds ca.crt, tls.crt and tls.key "
+                 "(`ringstore cert issue node`). Plaintext peers and clients are then refused");
   app.add_option("--durability", durability,
                  "sync: acknowledge after the WAL is fsynced; async: after the OS has the write")
       ->check(CLI::IsMember({"sync", "async"}))
@@ -206,6 +210,19 @@ int main(int argc, char** argv) {
               << replace_after_s << " s): a replaced node's stale copies could otherwise bring deleted objects back\n";
     return 2;
   }
+  std::shared_ptr<TlsContext> tls;
+  if (!tls_dir.empty()) {
+    auto t = TlsContext::Load(tls_dir, cluster_id);
+    if (t.ok() && (*t)->self().role != Role::kNode) {
+      t = Status::InvalidArgument(tls_dir + "/tls.crt is the certificate of " + (*t)->self().Describe() +
+                                  "; a node needs one from `ringstore cert issue node`");
+    }
+    if (!t.ok()) {
+      std::cerr << "ringstore-node: " << t.status().message() << "\n";
+      return 2;
+    }
+    tls = std::move(*t);
+  }
   std::error_code ec;
   fs::create_directories(data_dir, ec);
   if (ec) {
@@ -235,7 +252,9 @@ int main(int argc, char** argv) {
   }
 
   AsioClock clock(io);
-  AsioTransport transport(io);
+  AsioTransportOptions transport_options;
+  transport_options.tls = tls;
+  AsioTransport transport(io, transport_options);
   NodeOptions no;
   no.cluster_id = cluster_id;
   no.node_id = *node_id;

@@ -131,10 +131,10 @@ class Driver {
 }  // namespace
 
 int RunBench(const std::vector<std::string>& seeds, const ClientOptions& client_options, Quorum quorum,
-             const BenchOptions& o) {
+             const BenchOptions& o, std::shared_ptr<TlsContext> tls) {
   ClusterClientOptions cco;
   cco.connections_per_node = static_cast<uint32_t>(o.connections);
-  Session session(client_options, cco);
+  Session session(client_options, cco, std::move(tls));
   if (Status s = session.ConnectCluster(seeds); !s.ok()) {
     std::cerr << "ringstore bench: cluster unreachable: " << s.ToString() << "\n";
     return 3;

@@ -10,6 +10,7 @@
 
 #include "dht/client.h"
 #include "dht/cluster_client.h"
+#include "node/runtime/tls.h"
 
 namespace ringstore {
 
@@ -26,7 +27,8 @@ struct BenchOptions {
 
 void AddBenchOptions(CLI::App& cmd, BenchOptions& o);
 // Returns a process exit status (0, 3 unreachable, 4 errors during the run).
+// tls: for a TLS cluster (--tls-dir), else null.
 int RunBench(const std::vector<std::string>& seeds, const ClientOptions& client_options, Quorum quorum,
-             const BenchOptions& o);
+             const BenchOptions& o, std::shared_ptr<TlsContext> tls);
 
 }  // namespace ringstore

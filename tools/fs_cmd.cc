@@ -28,7 +28,7 @@ CLI::App* AddFsCommands(CLI::App& app, FsArgs& a) {
 }
 
 int RunFs(const std::vector<std::string>& seeds, const std::string& cluster_id, double timeout_s, const FsArgs& a,
-          Quorum quorum) {
+          Quorum quorum, std::shared_ptr<TlsContext> tls) {
   if (a.create->parsed() || a.rm->parsed()) {
     if (Status s = fs::ValidateFsName(a.name); !s.ok()) return FailCatalog("fs", s);
   }
@@ -43,6 +43,7 @@ int RunFs(const std::vector<std::string>& seeds, const std::string& cluster_id, 
   o.cluster_id = cluster_id;
   o.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   o.io_timeout = o.request_timeout;
+  o.tls = std::move(tls);
   auto io = fs::ClusterObjectIo::Connect(seeds, o);
   if (!io.ok()) {
     std::cerr << "ringstore: cluster unreachable: " << io.status().ToString() << "\n";

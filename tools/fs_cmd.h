@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dht/cluster_client.h"
+#include "node/runtime/tls.h"
 
 namespace ringstore {
 
@@ -25,6 +26,6 @@ CLI::App* AddFsCommands(CLI::App& app, FsArgs& args);
 // Runs the parsed fs subcommand against the cluster at seeds. quorum is the N/W/R a new
 // filesystem keeps. Returns a process exit status.
 int RunFs(const std::vector<std::string>& seeds, const std::string& cluster_id, double timeout_s, const FsArgs& args,
-          Quorum quorum);
+          Quorum quorum, std::shared_ptr<TlsContext> tls);
 
 }  // namespace ringstore

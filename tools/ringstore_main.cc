@@ -13,6 +13,7 @@
 #include "routing/placement.h"
 #include "tools/exit_status.h"
 #include "tools/bench.h"
+#include "tools/cert_cmd.h"
 #include "tools/ring_cmd.h"
 #include "node/runtime/address.h"
 #include "tools/session.h"
@@ -116,6 +117,37 @@ CLI::App* AddNodeCommands(CLI::App& app, NodeArgs& args) {
   return node;
 }
 
+CLI::App* AddCertCommands(CLI::App& app, CertArgs& a) {
+  auto* cert = app.add_subcommand(
+      "cert", "The cluster's certificate authority: make the CA, and issue node and client certificates for --tls-dir");
+  cert->require_subcommand(1);
+  a.init_ca = cert->add_subcommand("init-ca", "Create the CA of --cluster-id in DIR: ca.crt and ca.key (mode 0600)");
+  a.init_ca->add_option("DIR", a.dir, "Directory for the CA")->required();
+  auto* issue = cert->add_subcommand("issue", "Issue a certificate signed by the CA into --out (ca.crt, tls.crt, tls.key)");
+  issue->require_subcommand(1);
+  a.issue_node = issue->add_subcommand("node", "A node's certificate (node-to-node and client-to-node links)");
+  a.issue_client = issue->add_subcommand("client", "A client's certificate, with the role the nodes enforce");
+  for (CLI::App* sub : {a.issue_node, a.issue_client}) {
+    sub->add_option("NAME", a.name, "The party's name (letters, digits, '.', '_', '-')")->required();
+    sub->add_option("--ca", a.ca_dir, "The CA's directory (from init-ca)")->required();
+    sub->add_option("--out", a.out_dir, "Directory to write: use it as the party's --tls-dir")->required();
+  }
+  a.issue_client->add_option("--role", a.role, "read-only: GET/STAT; read-write: also PUT/DEL/TXN; admin: also "
+                                               "decommission and scans")
+      ->required()
+      ->check(CLI::IsMember({"read-only", "read-write", "admin"}));
+  for (CLI::App* sub : {a.init_ca, a.issue_node, a.issue_client}) {
+    sub->add_option("--days", a.days, "Days of validity (default 3650 for the CA, 825 for a party)")
+        ->check(CLI::Range(1, 36500));
+    sub->add_option("--backdate", a.backdate_days, "Start the validity this many days in the past")
+        ->check(CLI::Range(0, 36500));
+    sub->add_flag("--force", a.force, "Replace existing key and certificate files");
+  }
+  a.show = cert->add_subcommand("show", "Print the identity and validity of a certificate (or DIR/tls.crt)");
+  a.show->add_option("PATH", a.dir, "A --tls-dir or a certificate file")->required();
+  return cert;
+}
+
 }  // namespace ringstore
 
 int main(int argc, char** argv) {
@@ -147,6 +179,11 @@ int main(int argc, char** argv) {
   app.add_option("--timeout", timeout_s, "Seconds to wait for each request")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  std::string tls_dir;
+  app.add_option("--tls-dir", tls_dir,
+                 "Connect with TLS: DIR holds ca.crt and this client's tls.crt and tls.key (`ringstore cert issue "
+                 "client`)")
+      ->envname("RINGSTORE_TLS_DIR");
 
   std::string key, file;
   auto* put = app.add_subcommand("put", "Store FILE (or stdin) as the value of KEY");
@@ -174,12 +211,30 @@ int main(int argc, char** argv) {
   auto* fs_cmd = AddFsCommands(app, fs_args);
   NodeArgs node_args;
   auto* node_cmd = AddNodeCommands(app, node_args);
+  CertArgs cert_args;
+  auto* cert = AddCertCommands(app, cert_args);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (cert->parsed()) {
+    cert_args.command = cert_args.init_ca->parsed()        ? CertArgs::kInitCa
+                        : cert_args.issue_node->parsed()   ? CertArgs::kIssueNode
+                        : cert_args.issue_client->parsed() ? CertArgs::kIssueClient
+                                                           : CertArgs::kShow;
+    return RunCert(cert_args, cluster_id);
+  }
+  std::shared_ptr<TlsContext> tls;
+  if (!tls_dir.empty()) {
+    auto t = TlsContext::Load(tls_dir, cluster_id);
+    if (!t.ok()) {
+      std::cerr << "ringstore: " << t.status().message() << "\n";
+      return kExitUsage;
+    }
+    tls = std::move(*t);
   }
   if (cluster.empty()) {
     std::cerr << "ringstore: no cluster given: use --cluster HOST:PORT or set RINGSTORE_CLUSTER\n";
@@ -209,8 +264,8 @@ int main(int argc, char** argv) {
   co.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   co.connect_timeout = std::min<Clock::Duration>(co.request_timeout, std::chrono::seconds(5));
 
-  if (bench->parsed()) return RunBench(seeds, co, quorum, bench_opts);
-  if (fs_cmd->parsed()) return RunFs(seeds, cluster_id, timeout_s, fs_args, quorum);
+  if (bench->parsed()) return RunBench(seeds, co, quorum, bench_opts, tls);
+  if (fs_cmd->parsed()) return RunFs(seeds, cluster_id, timeout_s, fs_args, quorum, tls);
 
   // Read the input before connecting, so that a bad file is a usage error.
   std::string value;
@@ -220,7 +275,7 @@ int main(int argc, char** argv) {
     value = std::move(*in);
   }
 
-  Session session(co);
+  Session session(co, {}, tls);
   if (ring->parsed() || status->parsed() || node_cmd->parsed()) {
     if (Status s = session.AddClient(seeds.front()); !s.ok()) {
       std::cerr << "ringstore: cluster unreachable at " << seeds.front() << ": " << s.ToString() << "\n";

@@ -4,11 +4,16 @@
 
 namespace ringstore {
 
-Session::Session(ClientOptions options, ClusterClientOptions cluster_options)
-    : options_(std::move(options)), io_(1), clock_(io_), random_(OsRandomSeed()) {
+Session::Session(ClientOptions options, ClusterClientOptions cluster_options, std::shared_ptr<TlsContext> tls)
+    : options_(std::move(options)), tls_(std::move(tls)), io_(1), clock_(io_), random_(OsRandomSeed()) {
   cluster_options.connection = options_;
-  cluster_ = std::make_unique<ClusterClient>(cluster_options, clock_, random_,
-                                             [this] { return std::make_unique<AsioTransport>(io_); });
+  cluster_ = std::make_unique<ClusterClient>(cluster_options, clock_, random_, [this] { return NewTransport(); });
+}
+
+std::unique_ptr<AsioTransport> Session::NewTransport() {
+  AsioTransportOptions o;
+  o.tls = tls_;
+  return std::make_unique<AsioTransport>(io_, o);
 }
 
 Session::~Session() {
@@ -47,7 +52,7 @@ void Session::DrainRepairs() {
 
 Status Session::AddClient(const std::string& address) {
   Entry e;
-  e.transport = std::make_unique<AsioTransport>(io_);
+  e.transport = NewTransport();
   e.client = std::make_unique<Client>(options_, clock_, *e.transport, random_);
   Client* c = e.client.get();
   clients_.push_back(std::move(e));

@@ -24,7 +24,9 @@ Quorum FitQuorum(Quorum q, size_t ring_nodes, bool warn);
 
 class Session {
  public:
-  explicit Session(ClientOptions options, ClusterClientOptions cluster_options = {});
+  // tls: every connection uses it (--tls-dir); null for plaintext.
+  explicit Session(ClientOptions options, ClusterClientOptions cluster_options = {},
+                   std::shared_ptr<TlsContext> tls = nullptr);
   ~Session();
 
   // The cluster client, connected through the first of seeds that answers.
@@ -52,11 +54,13 @@ class Session {
   void DrainRepairs();
 
  private:
+  std::unique_ptr<AsioTransport> NewTransport();
   struct Entry {
     std::unique_ptr<AsioTransport> transport;
     std::unique_ptr<Client> client;
   };
   ClientOptions options_;
+  std::shared_ptr<TlsContext> tls_;
   boost::asio::io_context io_;
   AsioClock clock_;
   SeededRandom random_;

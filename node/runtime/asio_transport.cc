@@ -2,6 +2,8 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 
 #include "node/runtime/acceptor.h"
@@ -12,11 +14,32 @@ namespace ringstore {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
+namespace {
+
+constexpr uint8_t kTlsHandshakeRecord = 0x16;  // the first byte a TLS client sends
+constexpr size_t kTlsGatherBytes = 256u << 10;
+
+// Runs fn with the connection's stream: the TLS stream over the socket, or the socket.
+template <class C, class Fn>
+void WithStream(C& c, Fn&& fn) {
+  if (c.tls) {
+    fn(*c.tls);
+  } else {
+    fn(c.socket);
+  }
+}
+
+}  // namespace
+
 struct AsioTransport::Connection {
   Connection(asio::io_context& io, ConnId id_, size_t buffer_bytes)
       : socket(io), resolver(io), id(id_), read_buf(buffer_bytes) {}
   tcp::socket socket;
   tcp::resolver resolver;
+  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;  // set on a TLS connection
+  PeerIdentity peer;
+  std::string tls_out;  // small frames gathered into one buffer: SSL writes one buffer at a time
+  uint64_t bytes_in = 0;
   ConnId id;
   FrameDecoder decoder;
   std::vector<char> read_buf;
@@ -67,18 +90,86 @@ void AsioTransport::Accept() {
         c->socket.close(ec);
       } else {
         c->socket.set_option(tcp::no_delay(true), ec);
-        c->connected = true;
-        conns_.emplace(c->id, c);
         boost::system::error_code pec;
         auto peer = c->socket.remote_endpoint(pec);
-        if (handler_) {
-          handler_->OnAccepted(c->id, pec ? std::string("?")
-                                          : HostPort{peer.address().to_string(), peer.port()}.ToString());
+        const std::string name = pec ? std::string("?") : HostPort{peer.address().to_string(), peer.port()}.ToString();
+        if (options_.tls) {
+          AcceptTls(c, name);
+        } else {
+          Admit(c, name);
+          StartRead(c);
         }
-        StartRead(c);
       }
     }
     Accept();
+  });
+}
+
+void AsioTransport::Admit(const ConnPtr& c, const std::string& peer) {
+  c->connected = true;
+  conns_.emplace(c->id, c);
+  if (handler_) handler_->OnAccepted(c->id, peer);
+}
+
+void AsioTransport::RefuseAdmitted(const ConnPtr& c, const Status& why) {
+  if (handler_) handler_->OnStreamError(c->id, why);
+  c->close_after_flush = true;
+  if (c->out.empty()) Fail(c, why);
+}
+
+void AsioTransport::AcceptTls(const ConnPtr& c, const std::string& peer) {
+  // Peek at the first byte: a TLS client opens with a handshake record, a plaintext
+  // ringstore peer with a frame. The plaintext one gets a plaintext error it can read.
+  c->socket.async_wait(tcp::socket::wait_read, [this, c, peer, alive = alive_](boost::system::error_code ec) {
+    if (!*alive || ec) return;
+    uint8_t first = 0;
+    if (c->socket.receive(asio::buffer(&first, 1), tcp::socket::message_peek, ec) != 1 || ec) return;
+    c->peer.role = Role::kReadOnly;  // until the certificate says more (never read from if refused)
+    if (first != kTlsHandshakeRecord) {
+      Admit(c, peer);
+      return RefuseAdmitted(c, Status::Refused("this node requires TLS: connect with --tls-dir and a certificate "
+                                               "signed by the cluster's CA"));
+    }
+    c->tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(c->socket, options_.tls->native());
+    c->tls->async_handshake(asio::ssl::stream_base::server, [this, c, peer, alive](boost::system::error_code ec) {
+      if (!*alive) return;
+      if (ec) {
+        // A peer that hangs up mid-handshake (a client that is done) was not refused.
+        const bool hung_up = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+        if (handler_ && !hung_up) {
+          handler_->OnRefused(peer, Status::Refused("TLS handshake failed: " +
+                                                    TlsContext::ExplainFailure(ec, c->tls->native_handle())));
+        }
+        c->socket.close(ec);
+        return;
+      }
+      auto id = options_.tls->VerifiedPeer(c->tls->native_handle());
+      if (id.ok()) c->peer = std::move(*id);
+      Admit(c, peer);
+      if (!id.ok()) return RefuseAdmitted(c, id.status());
+      StartRead(c);
+    });
+  });
+}
+
+void AsioTransport::ConnectTls(const ConnPtr& c, const std::string& address) {
+  c->tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(c->socket, options_.tls->native());
+  c->tls->async_handshake(asio::ssl::stream_base::client, [this, c, address, alive = alive_](boost::system::error_code ec) {
+    if (!*alive || c->closed) return;
+    if (ec) {
+      return Fail(c, Status::Refused("TLS handshake with " + address + " failed: " +
+                                     TlsContext::ExplainFailure(ec, c->tls->native_handle())));
+    }
+    auto id = options_.tls->VerifiedPeer(c->tls->native_handle());
+    if (id.ok() && id->role != Role::kNode) {
+      id = Status::Refused(address + " presented the certificate of " + id->Describe() + ", not of a node");
+    }
+    if (!id.ok()) return Fail(c, Status::Refused(address + ": " + id.status().message()));
+    c->peer = std::move(*id);
+    c->connected = true;
+    if (handler_) handler_->OnConnected(c->id);
+    StartRead(c);
+    StartWrite(c);
   });
 }
 
@@ -105,6 +196,7 @@ ConnId AsioTransport::Connect(const std::string& address) {
                                                                    ec.message()));
                               }
                               c->socket.set_option(tcp::no_delay(true), ec);
+                              if (options_.tls) return ConnectTls(c, address);
                               c->connected = true;
                               if (handler_) handler_->OnConnected(c->id);
                               StartRead(c);
@@ -134,6 +226,14 @@ void AsioTransport::SetFrameLimit(ConnId conn, size_t max_body_bytes) {
   if (auto c = Find(conn)) c->decoder.set_max_body_bytes(max_body_bytes);
 }
 
+PeerIdentity AsioTransport::PeerOf(ConnId conn) const {
+  auto it = conns_.find(conn);
+  if (it != conns_.end()) return it->second->peer;
+  PeerIdentity unknown;
+  if (options_.tls) unknown.role = Role::kReadOnly;  // never more than the least role
+  return unknown;
+}
+
 void AsioTransport::Close(ConnId conn) {
   auto c = Find(conn);
   if (!c) return;
@@ -159,14 +259,12 @@ void AsioTransport::Enqueue(const ConnPtr& c, std::string bytes) {
 
 void AsioTransport::StartWrite(const ConnPtr& c) {
   if (c->closed || c->writing_frames > 0 || c->out.empty()) return;
-  std::vector<asio::const_buffer> bufs;
-  const size_t n = std::min(c->out.size(), options_.max_gather_frames);
-  bufs.reserve(n);
-  for (size_t i = 0; i < n; ++i) bufs.emplace_back(asio::buffer(c->out[i]));
-  c->writing_frames = n;
-  asio::async_write(c->socket, bufs, [this, c, alive = alive_](boost::system::error_code ec, size_t) {
+  auto on_written = [this, c, alive = alive_](boost::system::error_code ec, size_t) {
     if (!*alive || c->closed) return;
-    if (ec) return Fail(c, Status::Unavailable("write failed: " + ec.message()));
+    if (ec) {
+      return Fail(c, Status::Unavailable("write failed: " + (c->tls ? TlsContext::ExplainFailure(ec, c->tls->native_handle())
+                                                                     : ec.message())));
+    }
     for (size_t i = 0; i < c->writing_frames; ++i) {
       c->out_bytes -= c->out.front().size();
       c->out.pop_front();
@@ -178,7 +276,31 @@ void AsioTransport::StartWrite(const ConnPtr& c) {
       StartRead(c);
     }
     StartWrite(c);
-  });
+  };
+  if (c->tls) {
+    // An SSL stream writes one buffer per record: gather small frames so they share records
+    // and system calls; a large frame goes as it is.
+    if (c->out.front().size() >= kTlsGatherBytes) {
+      c->writing_frames = 1;
+      asio::async_write(*c->tls, asio::buffer(c->out.front()), std::move(on_written));
+      return;
+    }
+    c->tls_out.clear();
+    size_t n = 0;
+    while (n < c->out.size() && n < options_.max_gather_frames &&
+           c->tls_out.size() + c->out[n].size() <= kTlsGatherBytes) {
+      c->tls_out += c->out[n++];
+    }
+    c->writing_frames = n;
+    asio::async_write(*c->tls, asio::buffer(c->tls_out), std::move(on_written));
+    return;
+  }
+  std::vector<asio::const_buffer> bufs;
+  const size_t n = std::min(c->out.size(), options_.max_gather_frames);
+  bufs.reserve(n);
+  for (size_t i = 0; i < n; ++i) bufs.emplace_back(asio::buffer(c->out[i]));
+  c->writing_frames = n;
+  asio::async_write(c->socket, bufs, std::move(on_written));
 }
 
 void AsioTransport::StartRead(const ConnPtr& c) {
@@ -188,30 +310,32 @@ void AsioTransport::StartRead(const ConnPtr& c) {
     return;
   }
   c->reading = true;
-  c->socket.async_read_some(asio::buffer(c->read_buf),
-                            [this, c, alive = alive_](boost::system::error_code ec, size_t n) {
-                              if (!*alive || c->closed) return;
-                              c->reading = false;
-                              if (ec == asio::error::eof && c->decoder.MidFrame()) {
-                                // Half-closed mid-frame: say so, then close after the reply.
-                                const Status why = Status::ProtocolError("connection closed mid-frame (truncated frame)");
-                                if (handler_) handler_->OnStreamError(c->id, why);
-                                c->close_after_flush = true;
-                                if (c->out.empty()) Fail(c, why);
-                                return;
-                              }
-                              if (ec) {
-                                return Fail(c, ec == asio::error::eof
-                                                   ? Status::Ok()
-                                                   : Status::Unavailable("read failed: " + ec.message()));
-                              }
-                              OnRead(c, n);
-                            });
+  auto on_read = [this, c, alive = alive_](boost::system::error_code ec, size_t n) {
+    if (!*alive || c->closed) return;
+    c->reading = false;
+    // Our peers close without a TLS close_notify, as they would close a plaintext socket.
+    if (c->tls && ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
+    if (ec == asio::error::eof && c->decoder.MidFrame()) {
+      // Half-closed mid-frame: say so, then close after the reply.
+      const Status why = Status::ProtocolError("connection closed mid-frame (truncated frame)");
+      if (handler_) handler_->OnStreamError(c->id, why);
+      c->close_after_flush = true;
+      if (c->out.empty()) Fail(c, why);
+      return;
+    }
+    if (ec == asio::error::eof) return Fail(c, Status::Ok());
+    if (ec && c->tls) return Fail(c, Status::Refused(TlsContext::ExplainFailure(ec, c->tls->native_handle())));
+    if (ec) return Fail(c, Status::Unavailable("read failed: " + ec.message()));
+    OnRead(c, n);
+  };
+  WithStream(*c, [&](auto& stream) { stream.async_read_some(asio::buffer(c->read_buf), std::move(on_read)); });
 }
 
 void AsioTransport::OnRead(const ConnPtr& c, size_t n) {
   Status s;
   const char* p = c->read_buf.data();
+  const bool first_bytes = c->bytes_in == 0;
+  c->bytes_in += n;
   // Frame by frame: the handler sees each frame (and may change the frame limit) before the
   // next header is parsed. Once it has closed the connection, the rest is not served.
   while (n > 0 && s.ok() && !c->closed && !c->close_after_flush) {
@@ -230,6 +354,9 @@ void AsioTransport::OnRead(const ConnPtr& c, size_t n) {
     }
   }
   if (c->closed) return;
+  if (!s.ok() && first_bytes && !c->tls && static_cast<uint8_t>(c->read_buf[0]) == kTlsHandshakeRecord) {
+    s = Status::Refused("a TLS client connected, but this party runs without TLS (give it --tls-dir to accept TLS)");
+  }
   if (!s.ok()) {
     if (handler_) handler_->OnStreamError(c->id, s);
     c->close_after_flush = true;

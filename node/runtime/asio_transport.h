@@ -2,6 +2,10 @@
 // byte stream with FrameDecoder, and writes queued frames with gathered writes started after
 // the ready handlers have run (corking), so that many pipelined replies share a system call. Reading from a connection pauses while
 // its unsent replies exceed a high-water mark (backpressure on a slow reader).
+// With options.tls every connection is TLS with mutual certificate authentication
+// (node/runtime/tls.h): an accepted peer becomes a connection only after its handshake and
+// its certificate's cluster check, and PeerOf() then says who it is. A plaintext peer at a
+// TLS listener, and a TLS peer at a plaintext one, are refused with a clear error.
 // It owns its sockets; the handler must outlive it.
 // Thread-safety: one io_context thread; every call and callback runs there.
 #pragma once
@@ -17,6 +21,7 @@
 #include <vector>
 
 #include "dht/transport.h"
+#include "node/runtime/tls.h"
 
 namespace ringstore {
 
@@ -27,6 +32,8 @@ struct AsioTransportOptions {
   // Frames gathered into one write.
   size_t max_gather_frames = 256;
   size_t max_connections = 4096;
+  // TLS for every connection (shared with the program's other transports); null: plaintext.
+  std::shared_ptr<TlsContext> tls;
 };
 
 class AsioTransport final : public Transport {
@@ -47,12 +54,20 @@ class AsioTransport final : public Transport {
   void Close(ConnId conn) override;
   void StopAccepting() override;
   void SetFrameLimit(ConnId conn, size_t max_body_bytes) override;
+  PeerIdentity PeerOf(ConnId conn) const override;
 
  private:
   struct Connection;
   using ConnPtr = std::shared_ptr<Connection>;
 
   void Accept();
+  // Registers an accepted peer as a connection and tells the handler.
+  void Admit(const ConnPtr& c, const std::string& peer);
+  // TLS listener: plaintext is refused; otherwise the handshake, then the cluster check.
+  void AcceptTls(const ConnPtr& c, const std::string& peer);
+  void ConnectTls(const ConnPtr& c, const std::string& address);
+  // Refuses c with a frame-level error (the handler sends it), then closes.
+  void RefuseAdmitted(const ConnPtr& c, const Status& why);
   void StartRead(const ConnPtr& c);
   void OnRead(const ConnPtr& c, size_t n);
   void Enqueue(const ConnPtr& c, std::string bytes);

@@ -480,6 +480,8 @@ class Context:
         self.nodes = []
         self.gateways = []
         self.scratch = self.mkdtemp("scratch-")
+        # When set, every ctx.cli() run passes --tls-dir with it (a TLS cluster's tests).
+        self.cli_tls_dir = None
 
     def mkdtemp(self, prefix):
         d = tempfile.mkdtemp(prefix=f"ringstore-it-{prefix}")
@@ -523,6 +525,8 @@ class Context:
             cmd += ["--cluster-id", cluster_id]
         if cli_timeout is not None:
             cmd += ["--timeout", str(cli_timeout)]
+        if self.cli_tls_dir is not None:
+            cmd += ["--tls-dir", self.cli_tls_dir]
         cmd += [str(a) for a in args]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("RINGSTORE_")}
         full_env.update(env or {})
