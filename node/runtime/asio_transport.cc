@@ -2,12 +2,12 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/write.hpp>
 
 #include "node/runtime/acceptor.h"
 #include "node/runtime/address.h"
+#include "node/runtime/tls_session.h"
 
 namespace ringstore {
 
@@ -17,17 +17,10 @@ using asio::ip::tcp;
 namespace {
 
 constexpr uint8_t kTlsHandshakeRecord = 0x16;  // the first byte a TLS client sends
-constexpr size_t kTlsGatherBytes = 256u << 10;
-
-// Runs fn with the connection's stream: the TLS stream over the socket, or the socket.
-template <class C, class Fn>
-void WithStream(C& c, Fn&& fn) {
-  if (c.tls) {
-    fn(*c.tls);
-  } else {
-    fn(c.socket);
-  }
-}
+// Frames smaller than this are joined before encryption, so that they share records.
+constexpr size_t kTlsJoinBytes = 16u << 10;
+// Plaintext encrypted per socket write (a larger frame goes whole).
+constexpr size_t kTlsFlushBytes = 1u << 20;
 
 }  // namespace
 
@@ -36,9 +29,14 @@ struct AsioTransport::Connection {
       : socket(io), resolver(io), id(id_), read_buf(buffer_bytes) {}
   tcp::socket socket;
   tcp::resolver resolver;
-  std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;  // set on a TLS connection
+  std::unique_ptr<TlsSession> tls;  // set on a TLS connection
+  std::string tls_peer;             // for messages: the peer's address (accepted) or the address dialled
+  std::string tls_out;              // ciphertext being written
+  std::string tls_join;             // small frames joined before encryption
+  std::string plain_in;             // decrypted bytes of the last read
+  bool tls_writing = false;         // a write of tls_out is in flight
+  bool announced = false;           // the handler knows this connection (OnAccepted or Connect)
   PeerIdentity peer;
-  std::string tls_out;  // small frames gathered into one buffer: SSL writes one buffer at a time
   uint64_t bytes_in = 0;
   ConnId id;
   FrameDecoder decoder;
@@ -107,6 +105,7 @@ void AsioTransport::Accept() {
 
 void AsioTransport::Admit(const ConnPtr& c, const std::string& peer) {
   c->connected = true;
+  c->announced = true;
   conns_.emplace(c->id, c);
   if (handler_) handler_->OnAccepted(c->id, peer);
 }
@@ -130,51 +129,126 @@ void AsioTransport::AcceptTls(const ConnPtr& c, const std::string& peer) {
       return RefuseAdmitted(c, Status::Refused("this node requires TLS: connect with --tls-dir and a certificate "
                                                "signed by the cluster's CA"));
     }
-    c->tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(c->socket, options_.tls->native());
-    c->tls->async_handshake(asio::ssl::stream_base::server, [this, c, peer, alive](boost::system::error_code ec) {
-      if (!*alive) return;
-      if (ec) {
-        // A peer that hangs up mid-handshake (a client that is done) was not refused.
-        const bool hung_up = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
-        if (handler_ && !hung_up) {
-          handler_->OnRefused(peer, Status::Refused("TLS handshake failed: " +
-                                                    TlsContext::ExplainFailure(ec, c->tls->native_handle())));
-        }
-        c->socket.close(ec);
-        return;
-      }
-      auto id = options_.tls->VerifiedPeer(c->tls->native_handle());
-      if (id.ok()) c->peer = std::move(*id);
-      Admit(c, peer);
-      if (!id.ok()) return RefuseAdmitted(c, id.status());
-      StartRead(c);
-    });
+    c->tls = std::make_unique<TlsSession>(options_.tls->native().native_handle(), TlsSession::Side::kServer);
+    c->tls_peer = peer;
+    StartRead(c);
   });
 }
 
 void AsioTransport::ConnectTls(const ConnPtr& c, const std::string& address) {
-  c->tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(c->socket, options_.tls->native());
-  c->tls->async_handshake(asio::ssl::stream_base::client, [this, c, address, alive = alive_](boost::system::error_code ec) {
+  c->tls = std::make_unique<TlsSession>(options_.tls->native().native_handle(), TlsSession::Side::kClient);
+  c->tls_peer = address;
+  if (!TlsStep(c)) return;
+  StartRead(c);
+}
+
+bool AsioTransport::TlsStep(const ConnPtr& c) {
+  const bool server = !c->announced;
+  Status s = c->tls->Handshake();
+  FlushTls(c);  // the next handshake message, or the alert that tells the peer why
+  if (!s.ok()) {
+    if (server) {
+      if (handler_) handler_->OnRefused(c->tls_peer, Status::Refused("TLS handshake failed: " + s.message()));
+      c->close_after_flush = true;
+      if (!c->tls_writing) Fail(c, s);
+    } else {
+      Fail(c, Status::Refused("TLS handshake with " + c->tls_peer + " failed: " + s.message()));
+    }
+    return false;
+  }
+  if (!c->tls->established()) return true;
+  auto id = options_.tls->VerifiedPeer(c->tls->native());
+  if (server) {
+    if (id.ok()) c->peer = std::move(*id);
+    Admit(c, c->tls_peer);
+    if (!id.ok()) {
+      RefuseAdmitted(c, id.status());
+      return false;
+    }
+    return true;
+  }
+  if (id.ok() && id->role != Role::kNode) {
+    id = Status::Refused(c->tls_peer + " presented the certificate of " + id->Describe() + ", not of a node");
+  }
+  if (!id.ok()) {
+    Fail(c, Status::Refused(c->tls_peer + ": " + id.status().message()));
+    return false;
+  }
+  c->peer = std::move(*id);
+  c->connected = true;
+  if (handler_) handler_->OnConnected(c->id);
+  StartWrite(c);
+  return !c->closed;
+}
+
+void AsioTransport::OnTlsRead(const ConnPtr& c, size_t n) {
+  c->tls->Feed(c->read_buf.data(), n);
+  if (!c->tls->established()) {
+    if (!TlsStep(c)) return;
+    if (!c->tls->established()) return StartRead(c);
+  }
+  // Application data may follow the handshake in the same read.
+  c->plain_in.clear();
+  bool peer_closed = false;
+  Status s = c->tls->Read(&c->plain_in, &peer_closed);
+  if (c->tls->HasOutput()) FlushTls(c);
+  if (!s.ok()) return Fail(c, s);
+  if (!c->plain_in.empty()) OnBytes(c, c->plain_in.data(), c->plain_in.size());
+  if (c->closed) return;
+  if (peer_closed) return Fail(c, Status::Ok());
+  if (c->plain_in.empty()) StartRead(c);
+}
+
+void AsioTransport::FlushTls(const ConnPtr& c) {
+  if (c->closed || c->tls_writing) return;
+  size_t n = 0, plain = 0;
+  if (c->tls->established() && c->connected) {
+    c->tls_join.clear();
+    Status s;
+    while (s.ok() && n < c->out.size() && n < options_.max_gather_frames && plain < kTlsFlushBytes) {
+      const std::string& f = c->out[n++];
+      plain += f.size();
+      if (f.size() < kTlsJoinBytes) {
+        c->tls_join += f;
+        continue;
+      }
+      if (!c->tls_join.empty()) s = c->tls->Write(c->tls_join.data(), c->tls_join.size());
+      c->tls_join.clear();
+      if (s.ok()) s = c->tls->Write(f.data(), f.size());
+    }
+    if (s.ok() && !c->tls_join.empty()) s = c->tls->Write(c->tls_join.data(), c->tls_join.size());
+    if (!s.ok()) return Fail(c, s);
+  }
+  c->tls_out.clear();
+  c->tls->TakeOutput(&c->tls_out);
+  if (c->tls_out.empty()) return;
+  c->tls_writing = true;
+  c->writing_frames = n;
+  asio::async_write(c->socket, asio::buffer(c->tls_out), [this, c, alive = alive_](boost::system::error_code ec, size_t) {
     if (!*alive || c->closed) return;
-    if (ec) {
-      return Fail(c, Status::Refused("TLS handshake with " + address + " failed: " +
-                                     TlsContext::ExplainFailure(ec, c->tls->native_handle())));
-    }
-    auto id = options_.tls->VerifiedPeer(c->tls->native_handle());
-    if (id.ok() && id->role != Role::kNode) {
-      id = Status::Refused(address + " presented the certificate of " + id->Describe() + ", not of a node");
-    }
-    if (!id.ok()) return Fail(c, Status::Refused(address + ": " + id.status().message()));
-    c->peer = std::move(*id);
-    c->connected = true;
-    if (handler_) handler_->OnConnected(c->id);
-    StartRead(c);
-    StartWrite(c);
+    c->tls_writing = false;
+    if (ec) return Fail(c, Status::Unavailable("write failed: " + ec.message()));
+    Written(c);
   });
+}
+
+void AsioTransport::Written(const ConnPtr& c) {
+  for (size_t i = 0; i < c->writing_frames; ++i) {
+    c->out_bytes -= c->out.front().size();
+    c->out.pop_front();
+  }
+  c->writing_frames = 0;
+  if (c->out.empty() && c->close_after_flush) return Fail(c, Status::Ok());
+  if (c->read_paused && c->out_bytes <= options_.write_high_water_bytes / 2) {
+    c->read_paused = false;
+    StartRead(c);
+  }
+  StartWrite(c);
 }
 
 ConnId AsioTransport::Connect(const std::string& address) {
   auto c = std::make_shared<Connection>(io_, next_id_++, options_.read_buffer_bytes);
+  c->announced = true;
   conns_.emplace(c->id, c);
   auto hp = ParseHostPort(address);
   if (!hp.ok()) {
@@ -247,7 +321,7 @@ void AsioTransport::Enqueue(const ConnPtr& c, std::string bytes) {
   c->out.push_back(std::move(bytes));
   // Corking: the write starts after the handlers that are ready now have run, so the
   // replies to a batch of pipelined requests leave in one writev instead of one each.
-  if (c->connected && c->writing_frames == 0 && !c->flush_posted) {
+  if (c->connected && c->writing_frames == 0 && !c->tls_writing && !c->flush_posted) {
     c->flush_posted = true;
     asio::post(io_, [this, c, alive = alive_] {
       if (!*alive) return;
@@ -258,49 +332,18 @@ void AsioTransport::Enqueue(const ConnPtr& c, std::string bytes) {
 }
 
 void AsioTransport::StartWrite(const ConnPtr& c) {
+  if (c->tls) return FlushTls(c);
   if (c->closed || c->writing_frames > 0 || c->out.empty()) return;
-  auto on_written = [this, c, alive = alive_](boost::system::error_code ec, size_t) {
-    if (!*alive || c->closed) return;
-    if (ec) {
-      return Fail(c, Status::Unavailable("write failed: " + (c->tls ? TlsContext::ExplainFailure(ec, c->tls->native_handle())
-                                                                     : ec.message())));
-    }
-    for (size_t i = 0; i < c->writing_frames; ++i) {
-      c->out_bytes -= c->out.front().size();
-      c->out.pop_front();
-    }
-    c->writing_frames = 0;
-    if (c->out.empty() && c->close_after_flush) return Fail(c, Status::Ok());
-    if (c->read_paused && c->out_bytes <= options_.write_high_water_bytes / 2) {
-      c->read_paused = false;
-      StartRead(c);
-    }
-    StartWrite(c);
-  };
-  if (c->tls) {
-    // An SSL stream writes one buffer per record: gather small frames so they share records
-    // and system calls; a large frame goes as it is.
-    if (c->out.front().size() >= kTlsGatherBytes) {
-      c->writing_frames = 1;
-      asio::async_write(*c->tls, asio::buffer(c->out.front()), std::move(on_written));
-      return;
-    }
-    c->tls_out.clear();
-    size_t n = 0;
-    while (n < c->out.size() && n < options_.max_gather_frames &&
-           c->tls_out.size() + c->out[n].size() <= kTlsGatherBytes) {
-      c->tls_out += c->out[n++];
-    }
-    c->writing_frames = n;
-    asio::async_write(*c->tls, asio::buffer(c->tls_out), std::move(on_written));
-    return;
-  }
   std::vector<asio::const_buffer> bufs;
   const size_t n = std::min(c->out.size(), options_.max_gather_frames);
   bufs.reserve(n);
   for (size_t i = 0; i < n; ++i) bufs.emplace_back(asio::buffer(c->out[i]));
   c->writing_frames = n;
-  asio::async_write(c->socket, bufs, std::move(on_written));
+  asio::async_write(c->socket, bufs, [this, c, alive = alive_](boost::system::error_code ec, size_t) {
+    if (!*alive || c->closed) return;
+    if (ec) return Fail(c, Status::Unavailable("write failed: " + ec.message()));
+    Written(c);
+  });
 }
 
 void AsioTransport::StartRead(const ConnPtr& c) {
@@ -313,8 +356,6 @@ void AsioTransport::StartRead(const ConnPtr& c) {
   auto on_read = [this, c, alive = alive_](boost::system::error_code ec, size_t n) {
     if (!*alive || c->closed) return;
     c->reading = false;
-    // Our peers close without a TLS close_notify, as they would close a plaintext socket.
-    if (c->tls && ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
     if (ec == asio::error::eof && c->decoder.MidFrame()) {
       // Half-closed mid-frame: say so, then close after the reply.
       const Status why = Status::ProtocolError("connection closed mid-frame (truncated frame)");
@@ -323,17 +364,20 @@ void AsioTransport::StartRead(const ConnPtr& c) {
       if (c->out.empty()) Fail(c, why);
       return;
     }
+    if (ec == asio::error::eof && c->tls && !c->tls->established() && c->announced) {
+      return Fail(c, Status::Refused("TLS handshake with " + c->tls_peer + " failed: the peer closed the connection"));
+    }
     if (ec == asio::error::eof) return Fail(c, Status::Ok());
-    if (ec && c->tls) return Fail(c, Status::Refused(TlsContext::ExplainFailure(ec, c->tls->native_handle())));
     if (ec) return Fail(c, Status::Unavailable("read failed: " + ec.message()));
-    OnRead(c, n);
+    if (c->tls) return OnTlsRead(c, n);
+    OnBytes(c, c->read_buf.data(), n);
   };
-  WithStream(*c, [&](auto& stream) { stream.async_read_some(asio::buffer(c->read_buf), std::move(on_read)); });
+  c->socket.async_read_some(asio::buffer(c->read_buf), std::move(on_read));
 }
 
-void AsioTransport::OnRead(const ConnPtr& c, size_t n) {
+void AsioTransport::OnBytes(const ConnPtr& c, const char* p, size_t n) {
   Status s;
-  const char* p = c->read_buf.data();
+  const char* start = p;
   const bool first_bytes = c->bytes_in == 0;
   c->bytes_in += n;
   // Frame by frame: the handler sees each frame (and may change the frame limit) before the
@@ -354,8 +398,12 @@ void AsioTransport::OnRead(const ConnPtr& c, size_t n) {
     }
   }
   if (c->closed) return;
-  if (!s.ok() && first_bytes && !c->tls && static_cast<uint8_t>(c->read_buf[0]) == kTlsHandshakeRecord) {
-    s = Status::Refused("a TLS client connected, but this party runs without TLS (give it --tls-dir to accept TLS)");
+  // Bad magic that is a TLS record header (0x16 0x03 0x00-0x04): say what it probably is.
+  const auto* b = reinterpret_cast<const uint8_t*>(start);
+  if (!s.ok() && first_bytes && !c->tls && c->bytes_in >= 3 && b[0] == kTlsHandshakeRecord && b[1] == 0x03 &&
+      b[2] <= 0x04) {
+    s = Status::ProtocolError("a TLS client connected, but this party runs without TLS (give it --tls-dir to accept "
+                              "TLS)");
   }
   if (!s.ok()) {
     if (handler_) handler_->OnStreamError(c->id, s);
@@ -373,7 +421,7 @@ void AsioTransport::Fail(const ConnPtr& c, const Status& why) {
   c->socket.shutdown(tcp::socket::shutdown_both, ec);
   c->socket.close(ec);
   conns_.erase(c->id);
-  if (handler_) handler_->OnClosed(c->id, why);
+  if (handler_ && c->announced) handler_->OnClosed(c->id, why);
 }
 
 }  // namespace ringstore

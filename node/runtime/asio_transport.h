@@ -66,10 +66,20 @@ class AsioTransport final : public Transport {
   // TLS listener: plaintext is refused; otherwise the handshake, then the cluster check.
   void AcceptTls(const ConnPtr& c, const std::string& peer);
   void ConnectTls(const ConnPtr& c, const std::string& address);
+  // Advances c's handshake and sends what it produced; once it is complete, checks the
+  // peer's certificate and announces the connection. False when c was refused or closed.
+  bool TlsStep(const ConnPtr& c);
+  // TLS: ciphertext arrived in read_buf.
+  void OnTlsRead(const ConnPtr& c, size_t n);
+  // TLS: encrypts queued frames (once established) and writes all pending ciphertext.
+  void FlushTls(const ConnPtr& c);
+  // A write of writing_frames frames completed.
+  void Written(const ConnPtr& c);
   // Refuses c with a frame-level error (the handler sends it), then closes.
   void RefuseAdmitted(const ConnPtr& c, const Status& why);
   void StartRead(const ConnPtr& c);
-  void OnRead(const ConnPtr& c, size_t n);
+  // Plaintext bytes from the peer: frames for the handler.
+  void OnBytes(const ConnPtr& c, const char* p, size_t n);
   void Enqueue(const ConnPtr& c, std::string bytes);
   void StartWrite(const ConnPtr& c);
   void Fail(const ConnPtr& c, const Status& why);

@@ -1,7 +1,6 @@
 #include "node/runtime/tls.h"
 
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/error.hpp>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -82,6 +81,7 @@ Result<std::shared_ptr<TlsContext>> TlsContext::Load(const std::string& dir, con
     return Status::InvalidArgument(key + " is not the key of " + crt);
   }
   t->ctx_->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  SSL_CTX_set_num_tickets(native, 0);  // sessions are never resumed: no tickets to make
   return t;
 }
 
@@ -98,13 +98,12 @@ Result<PeerIdentity> TlsContext::VerifiedPeer(SSL* ssl) const {
   return id;
 }
 
-std::string TlsContext::ExplainFailure(const boost::system::error_code& ec, SSL* ssl) {
-  if (ec == ssl::error::stream_truncated) return "the peer closed the TLS connection abruptly";
-  if (ec.category() != boost::asio::error::get_ssl_category()) return ec.message();
-  const int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
-  std::string what = ec.message();
+std::string TlsContext::ExplainError(unsigned long err, SSL* ssl) {
+  const int reason = ERR_GET_REASON(err);
+  const char* text = ERR_reason_error_string(err);
+  const std::string what = text != nullptr ? text : "error " + std::to_string(err);
   if (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
-      reason == SSL_R_RECORD_LENGTH_MISMATCH || reason == SSL_R_HTTP_REQUEST) {
+      reason == SSL_R_RECORD_LENGTH_MISMATCH || reason == SSL_R_HTTP_REQUEST || reason == SSL_R_UNEXPECTED_RECORD) {
     return "the peer does not speak TLS; is it running without --tls-dir? (" + what + ")";
   }
   if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
@@ -112,9 +111,8 @@ std::string TlsContext::ExplainFailure(const boost::system::error_code& ec, SSL*
     return "the peer's certificate does not verify against our ca.crt: " +
            std::string(X509_verify_cert_error_string(v));
   }
-  if (what.find("alert") != std::string::npos) {
-    return "the peer refused this party's certificate (" + what + ")";
-  }
+  if (what.find("alert") != std::string::npos) return "the peer refused this party's certificate (" + what + ")";
+  if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) return "the peer presented no certificate";
   return "TLS error: " + what;
 }
 

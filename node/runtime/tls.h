@@ -20,9 +20,6 @@
 namespace boost::asio::ssl {
 class context;
 }
-namespace boost::system {
-class error_code;
-}
 struct ssl_st;
 struct x509_st;
 
@@ -57,9 +54,10 @@ class TlsContext {
   // (Refused) when it is for another cluster.
   Result<PeerIdentity> VerifiedPeer(ssl_st* ssl) const;
 
-  // One clear line for a failed handshake or TLS read: whether the peer does not speak TLS,
-  // refused our certificate, or presented one that does not verify (and why).
-  static std::string ExplainFailure(const boost::system::error_code& ec, ssl_st* ssl);
+  // One clear line for an OpenSSL error (ERR_get_error) in a handshake or a read: whether the
+  // peer does not speak TLS, refused our certificate, or presented one that does not verify
+  // (and why).
+  static std::string ExplainError(unsigned long err, ssl_st* ssl);
 
  private:
   TlsContext();
