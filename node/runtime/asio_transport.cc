@@ -33,7 +33,8 @@ struct AsioTransport::Connection {
   std::string tls_peer;             // for messages: the peer's address (accepted) or the address dialled
   std::string tls_out;              // ciphertext being written
   std::string tls_join;             // small frames joined before encryption
-  std::string plain_in;             // decrypted bytes of the last read
+  std::unique_ptr<char[]> plain;    // decrypted bytes of the last read
+  size_t plain_cap = 0;
   bool tls_writing = false;         // a write of tls_out is in flight
   bool announced = false;           // the handler knows this connection (OnAccepted or Connect)
   PeerIdentity peer;
@@ -188,15 +189,21 @@ void AsioTransport::OnTlsRead(const ConnPtr& c, size_t n) {
     if (!c->tls->established()) return StartRead(c);
   }
   // Application data may follow the handshake in the same read.
-  c->plain_in.clear();
-  bool peer_closed = false;
-  Status s = c->tls->Read(&c->plain_in, &peer_closed);
-  if (c->tls->HasOutput()) FlushTls(c);
-  if (!s.ok()) return Fail(c, s);
-  if (!c->plain_in.empty()) OnBytes(c, c->plain_in.data(), c->plain_in.size());
-  if (c->closed) return;
-  if (peer_closed) return Fail(c, Status::Ok());
-  if (c->plain_in.empty()) StartRead(c);
+  if (!c->plain) {
+    c->plain_cap = c->read_buf.size();
+    c->plain.reset(new char[c->plain_cap]);
+  }
+  for (;;) {
+    size_t got = 0;
+    bool peer_closed = false;
+    Status s = c->tls->Read(c->plain.get(), c->plain_cap, &got, &peer_closed);
+    if (c->tls->HasOutput()) FlushTls(c);
+    if (!s.ok()) return Fail(c, s);
+    // The frames are handled as they are decrypted; reading goes on once all are.
+    if (got > 0 && !OnFrames(c, c->plain.get(), got)) return;
+    if (peer_closed) return Fail(c, Status::Ok());
+    if (got < c->plain_cap) return StartRead(c);
+  }
 }
 
 void AsioTransport::FlushTls(const ConnPtr& c) {
@@ -376,6 +383,10 @@ void AsioTransport::StartRead(const ConnPtr& c) {
 }
 
 void AsioTransport::OnBytes(const ConnPtr& c, const char* p, size_t n) {
+  if (OnFrames(c, p, n)) StartRead(c);
+}
+
+bool AsioTransport::OnFrames(const ConnPtr& c, const char* p, size_t n) {
   Status s;
   const char* start = p;
   const bool first_bytes = c->bytes_in == 0;
@@ -388,7 +399,8 @@ void AsioTransport::OnBytes(const ConnPtr& c, const char* p, size_t n) {
       s = c->decoder.FeedOne(p, n, &used);
     } catch (const std::bad_alloc&) {
       // Out of memory while buffering this peer's frame: drop the connection, not the node.
-      return Fail(c, Status::IOError("out of memory while reading a frame"));
+      Fail(c, Status::IOError("out of memory while reading a frame"));
+      return false;
     }
     p += used;
     n -= used;
@@ -397,7 +409,7 @@ void AsioTransport::OnBytes(const ConnPtr& c, const char* p, size_t n) {
       if (handler_) handler_->OnFrame(c->id, std::move(f));
     }
   }
-  if (c->closed) return;
+  if (c->closed) return false;
   // Bad magic that is a TLS record header (0x16 0x03 0x00-0x04): say what it probably is.
   const auto* b = reinterpret_cast<const uint8_t*>(start);
   if (!s.ok() && first_bytes && !c->tls && c->bytes_in >= 3 && b[0] == kTlsHandshakeRecord && b[1] == 0x03 &&
@@ -409,9 +421,9 @@ void AsioTransport::OnBytes(const ConnPtr& c, const char* p, size_t n) {
     if (handler_) handler_->OnStreamError(c->id, s);
     c->close_after_flush = true;
     if (c->out.empty()) Fail(c, s);
-    return;
+    return false;
   }
-  StartRead(c);
+  return true;
 }
 
 void AsioTransport::Fail(const ConnPtr& c, const Status& why) {

@@ -78,8 +78,10 @@ class AsioTransport final : public Transport {
   // Refuses c with a frame-level error (the handler sends it), then closes.
   void RefuseAdmitted(const ConnPtr& c, const Status& why);
   void StartRead(const ConnPtr& c);
-  // Plaintext bytes from the peer: frames for the handler.
+  // Plaintext bytes from the peer: frames for the handler, then the next read.
   void OnBytes(const ConnPtr& c, const char* p, size_t n);
+  // The frames in p for the handler; false when the connection is closing (read no more).
+  bool OnFrames(const ConnPtr& c, const char* p, size_t n);
   void Enqueue(const ConnPtr& c, std::string bytes);
   void StartWrite(const ConnPtr& c);
   void Fail(const ConnPtr& c, const Status& why);

@@ -4,13 +4,64 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include "node/runtime/tls.h"
 
 namespace ringstore {
 
+struct TlsSession::Bio {
+  static TlsSession* Of(BIO* b) { return static_cast<TlsSession*>(BIO_get_data(b)); }
+  static int Write(BIO* b, const char* data, size_t n, size_t* written) {
+    Of(b)->out_.append(data, n);
+    *written = n;
+    return 1;
+  }
+  static int Read(BIO* b, char* data, size_t n, size_t* read) {
+    TlsSession* s = Of(b);
+    BIO_clear_retry_flags(b);
+    if (s->in_len_ == 0) {
+      BIO_set_retry_read(b);
+      *read = 0;
+      return 0;
+    }
+    const size_t k = std::min(n, s->in_len_);
+    std::memcpy(data, s->in_, k);
+    s->in_ += k;
+    s->in_len_ -= k;
+    *read = k;
+    return 1;
+  }
+  static long Ctrl(BIO* b, int cmd, long, void*) {
+    switch (cmd) {
+      case BIO_CTRL_FLUSH: return 1;
+      case BIO_CTRL_PENDING: return static_cast<long>(Of(b)->in_len_);
+      case BIO_CTRL_WPENDING: return static_cast<long>(Of(b)->out_.size());
+      default: return 0;
+    }
+  }
+  static int Create(BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  }
+  static BIO_METHOD* Methods() {
+    static BIO_METHOD* const m = [] {
+      BIO_METHOD* bm = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "ringstore TLS buffers");
+      BIO_meth_set_write_ex(bm, Write);
+      BIO_meth_set_read_ex(bm, Read);
+      BIO_meth_set_ctrl(bm, Ctrl);
+      BIO_meth_set_create(bm, Create);
+      return bm;
+    }();
+    return m;
+  }
+};
+
 TlsSession::TlsSession(SSL_CTX* ctx, Side side) : ssl_(SSL_new(ctx)) {
-  // A memory BIO each way; SSL_set_bio hands both to the SSL object, which frees them.
-  SSL_set_bio(ssl_, BIO_new(BIO_s_mem()), BIO_new(BIO_s_mem()));
+  BIO* bio = BIO_new(Bio::Methods());
+  BIO_set_data(bio, this);
+  SSL_set_bio(ssl_, bio, bio);  // one BIO both ways; the SSL object frees it
   if (side == Side::kServer) {
     SSL_set_accept_state(ssl_);
   } else {
@@ -20,7 +71,30 @@ TlsSession::TlsSession(SSL_CTX* ctx, Side side) : ssl_(SSL_new(ctx)) {
 
 TlsSession::~TlsSession() { SSL_free(ssl_); }
 
-void TlsSession::Feed(const char* data, size_t n) { BIO_write(SSL_get_rbio(ssl_), data, static_cast<int>(n)); }
+void TlsSession::Feed(const char* data, size_t n) {
+  if (in_len_ == 0) {
+    in_ = data;
+    in_len_ = n;
+    return;
+  }
+  KeepRest();
+  stash_.append(data, n);
+  in_ = stash_.data();
+  in_len_ = stash_.size();
+}
+
+void TlsSession::KeepRest() {
+  if (in_len_ == 0) {
+    stash_.clear();
+    return;
+  }
+  if (!stash_.empty() && in_ >= stash_.data() && in_ < stash_.data() + stash_.size()) {
+    stash_.erase(0, static_cast<size_t>(in_ - stash_.data()));
+  } else {
+    stash_.assign(in_, in_len_);
+  }
+  in_ = stash_.data();
+}
 
 Status TlsSession::Failure(int ret, const char* what) {
   const int e = SSL_get_error(ssl_, ret);
@@ -35,33 +109,33 @@ Status TlsSession::Handshake() {
   if (established_) return Status::Ok();
   ERR_clear_error();
   const int r = SSL_do_handshake(ssl_);
+  Status s;
   if (r == 1) {
     established_ = true;
-    return Status::Ok();
+  } else {
+    s = Failure(r, "");
   }
-  const int e = SSL_get_error(ssl_, r);
-  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return Status::Ok();
-  return Failure(r, "");
+  KeepRest();
+  return s;
 }
 
-Status TlsSession::Read(std::string* out, bool* closed) {
+Status TlsSession::Read(char* buf, size_t cap, size_t* got, bool* closed) {
   *closed = false;
+  *got = 0;
   ERR_clear_error();
-  for (;;) {
-    const size_t at = out->size();
-    out->resize(at + 16384);
-    size_t got = 0;
-    const int r = SSL_read_ex(ssl_, out->data() + at, 16384, &got);
-    out->resize(at + got);
-    if (r == 1) continue;
-    const int e = SSL_get_error(ssl_, 0);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return Status::Ok();
-    if (e == SSL_ERROR_ZERO_RETURN) {
-      *closed = true;
-      return Status::Ok();
+  Status s;
+  while (*got < cap) {
+    size_t n = 0;
+    if (SSL_read_ex(ssl_, buf + *got, cap - *got, &n) == 1) {
+      *got += n;
+      continue;
     }
-    return Failure(0, "");
+    if (SSL_get_error(ssl_, 0) == SSL_ERROR_ZERO_RETURN) *closed = true;
+    s = Failure(0, "");
+    break;
   }
+  KeepRest();
+  return s;
 }
 
 Status TlsSession::Write(const char* data, size_t n) {
@@ -71,16 +145,9 @@ Status TlsSession::Write(const char* data, size_t n) {
   return Failure(0, "cannot encrypt: ");
 }
 
-bool TlsSession::HasOutput() const { return BIO_ctrl_pending(SSL_get_wbio(ssl_)) > 0; }
-
 void TlsSession::TakeOutput(std::string* out) {
-  BIO* w = SSL_get_wbio(ssl_);
-  const size_t pending = BIO_ctrl_pending(w);
-  if (pending == 0) return;
-  const size_t at = out->size();
-  out->resize(at + pending);
-  const int got = BIO_read(w, out->data() + at, static_cast<int>(pending));
-  out->resize(at + (got > 0 ? static_cast<size_t>(got) : 0));
+  out->swap(out_);
+  out_.clear();
 }
 
 }  // namespace ringstore

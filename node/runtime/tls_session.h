@@ -4,6 +4,8 @@
 // encrypts outgoing plaintext. Batching is the point: one socket read of up to 256 KiB is
 // decrypted in one call, and many queued frames become one buffer of records for one write,
 // where an ssl::stream makes a system call per 16 KiB record.
+// The session's BIO reads the fed bytes in place and appends its output to a string, so the
+// only copies are OpenSSL's own (see Feed for how long fed bytes must live).
 // Owned by its connection; single-threaded (the transport's io_context thread).
 #pragma once
 
@@ -25,29 +27,38 @@ class TlsSession {
   TlsSession(const TlsSession&) = delete;
   TlsSession& operator=(const TlsSession&) = delete;
 
-  // Ciphertext read from the socket.
+  // Ciphertext read from the socket. It is read in place: the bytes must stay valid until the
+  // next Handshake() or Read() returns (what those leave unread is copied then).
   void Feed(const char* data, size_t n);
   // Advances the handshake with what has been fed. OK once it is complete (see established());
   // an error explains the failure (ExplainFailure). Call TakeOutput afterwards either way:
   // a failed handshake leaves an alert for the peer.
   Status Handshake();
   bool established() const { return established_; }
-  // Decrypts everything fed so far and appends the plaintext to out. Refused on a TLS error
-  // (an alert from the peer, a bad record); OK with nothing appended when a record is partial.
-  // Sets *closed when the peer sent close_notify.
-  Status Read(std::string* out, bool* closed);
+  // Decrypts what has been fed into buf, up to cap bytes, and sets *got. Call again while
+  // *got == cap. Refused on a TLS error (an alert from the peer, a bad record); OK with
+  // *got == 0 when only a partial record is left. Sets *closed when the peer sent close_notify.
+  Status Read(char* buf, size_t cap, size_t* got, bool* closed);
   // Encrypts n bytes (the handshake must be complete).
   Status Write(const char* data, size_t n);
-  // Moves the ciphertext waiting to be sent (handshake messages, records, alerts) into out.
+  // Swaps the ciphertext waiting to be sent (handshake messages, records, alerts) into out,
+  // which must be empty; its old buffer is reused for the next output.
   void TakeOutput(std::string* out);
-  bool HasOutput() const;
+  bool HasOutput() const { return !out_.empty(); }
 
   ssl_st* native() { return ssl_; }
 
  private:
+  struct Bio;  // the BIO callbacks
   Status Failure(int ret, const char* what);
+  // Copies the fed bytes OpenSSL has not read yet into stash_.
+  void KeepRest();
   ssl_st* ssl_ = nullptr;
   bool established_ = false;
+  const char* in_ = nullptr;  // fed, not yet read by OpenSSL
+  size_t in_len_ = 0;
+  std::string stash_;         // holds in_ between feeds
+  std::string out_;           // ciphertext to send
 };
 
 }  // namespace ringstore
