@@ -325,7 +325,8 @@ void ClusterClient::Watch(const ObjectId& channel, std::function<void(std::strin
 }
 
 void ClusterClient::RenewWatches() {
-  for (const auto& [channel, handler] : watches_) {
+  for (const auto& watch : watches_) {
+    const ObjectId& channel = watch.first;
     const std::string home = Home(channel);
     if (home.empty()) continue;
     With(home, [channel](Client* c, Status s) {

@@ -1,0 +1,42 @@
+// libFuzzer target: the NBD server's protocol state machine (blockgateway/nbd_protocol.h),
+// fed a client's bytes: the handshake, options and transmission requests. Lookups and
+// requests are answered at once; the session must never crash and its output is drained.
+#include <cstddef>
+#include <cstdint>
+
+#include "blockgateway/nbd_protocol.h"
+
+using namespace ringstore::block::nbd;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  NbdSession* session = nullptr;
+  NbdSession::Hooks hooks;
+  hooks.lookup = [](const std::string& name, std::function<void(ringstore::Result<ExportInfo>)> done) {
+    if (name == "missing") return done(ringstore::Status::NotFound("no such export"));
+    ExportInfo e;
+    e.size = 1 << 20;
+    e.read_only = name == "ro";
+    done(e);
+  };
+  hooks.list = [](std::function<void(ringstore::Result<std::vector<std::string>>)> done) {
+    done(std::vector<std::string>{"a", "ro"});
+  };
+  hooks.request = [&session](Request r) {
+    session->Reply(r.handle, 0, r.type == kCmdRead ? std::string(r.length, '\0') : std::string());
+  };
+  SessionLimits limits;
+  limits.max_in_flight_bytes = 4 << 20;
+  NbdSession s(hooks, limits);
+  session = &s;
+  s.Start();
+  size_t at = 0;
+  // Pieces of 1 to 64 bytes, sized by the input itself, so short reads are explored too.
+  while (at < size && !s.Done()) {
+    const size_t n = std::min<size_t>(size - at, 1 + data[at] % 64);
+    s.Feed(reinterpret_cast<const char*>(data + at), n);
+    at += n;
+    (void)s.TakeOutput();
+  }
+  (void)s.TakeOutput();
+  return 0;
+}
