@@ -36,7 +36,10 @@ int main(int argc, char** argv) {
       ->envname("RINGSTORE_CLUSTER_ID")
       ->capture_default_str();
   std::string tls_dir;
-  app.add_option("--tls-dir", tls_dir, "Connect to the nodes with TLS: DIR holds ca.crt, tls.crt and tls.key (`ringstore cert issue client`) (the NBD side stays plaintext)")
+  app.add_option("--tls-dir", tls_dir,
+                 "TLS on both sides: DIR holds ca.crt, tls.crt and tls.key (`ringstore cert issue client NAME --role "
+                 "read-write --host HOST`). The gateway connects to the nodes with it, and NBD clients must use "
+                 "STARTTLS (FORCEDTLS) with a certificate from the same CA; a read-only one sees exports read-only")
       ->envname("RINGSTORE_TLS_DIR");
   app.add_flag("--read-only", read_only, "Serve every volume read-only (writes get EPERM)");
   app.add_option("--cache-mb", cache_mb, "Memory for clean chunks, per volume, in MiB")
@@ -95,6 +98,8 @@ int main(int argc, char** argv) {
 
   ServerOptions so;
   so.read_only = read_only;
+  so.tls = transport_options.tls;
+  so.session.require_tls = so.tls != nullptr;
   so.cache.cache_bytes = cache_mb << 20;
   so.cache.dirty_bytes = dirty_mb << 20;
   so.retry.retry_budget = std::chrono::milliseconds(static_cast<int64_t>(io_timeout_s * 1000));

@@ -49,6 +49,8 @@ std::vector<std::string> NbdSession::TakeOutput() {
 
 bool NbdSession::WantsInput() const {
   switch (state_) {
+    case State::kStartTls:
+    case State::kTlsHandshake:
     case State::kWaiting:
     case State::kDisconnecting:
     case State::kClosed:
@@ -197,6 +199,8 @@ bool NbdSession::Step() {
     case State::kWaiting:
     case State::kDisconnecting:
     case State::kClosed:
+    case State::kStartTls:
+    case State::kTlsHandshake:
       return false;
   }
   return false;
@@ -206,8 +210,35 @@ void NbdSession::OptionReply(uint32_t option, uint32_t type, std::string data) {
   Emit(Be(kOptReplyMagic, 8) + Be(option, 4) + Be(type, 4) + Be(data.size(), 4) + data);
 }
 
+std::string NbdSession::BeginTls() {
+  std::string rest = in_.substr(in_pos_);
+  in_.clear();
+  in_pos_ = 0;
+  state_ = State::kTlsHandshake;
+  return rest;
+}
+
+void NbdSession::TlsEstablished() {
+  if (state_ != State::kTlsHandshake) return;
+  tls_active_ = true;
+  state_ = State::kOptionHeader;
+  Process();
+}
+
 void NbdSession::HandleOption(uint32_t option, std::string data) {
+  if (limits_.require_tls && !tls_active_ && option != kOptStartTls && option != kOptAbort) {
+    ++tls_refusals_;
+    if (option == kOptExportName) return Close("TLS is required, and the client sent EXPORT_NAME before STARTTLS");
+    return OptionReply(option, kRepErrTlsReqd, "TLS is required: send NBD_OPT_STARTTLS first");
+  }
   switch (option) {
+    case kOptStartTls:
+      if (!limits_.require_tls) return OptionReply(option, kRepErrUnsup, "this server does not offer TLS");
+      if (tls_active_) return OptionReply(option, kRepErrInvalid, "TLS is already on");
+      if (!data.empty()) return OptionReply(option, kRepErrInvalid, "STARTTLS takes no data");
+      OptionReply(option, kRepAck);
+      state_ = State::kStartTls;
+      return;
     case kOptExportName: {
       state_ = State::kWaiting;
       std::weak_ptr<bool> alive = alive_;

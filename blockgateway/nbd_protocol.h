@@ -43,7 +43,7 @@ enum Option : uint32_t {
 };
 enum OptReply : uint32_t {
   kRepAck = 1, kRepServer = 2, kRepInfo = 3,
-  kRepErrUnsup = 0x80000001u, kRepErrPolicy = 0x80000002u, kRepErrInvalid = 0x80000003u,
+  kRepErrUnsup = 0x80000001u, kRepErrPolicy = 0x80000002u, kRepErrInvalid = 0x80000003u, kRepErrTlsReqd = 0x80000005u,
   kRepErrUnknown = 0x80000006u, kRepErrShutdown = 0x80000007u, kRepErrTooBig = 0x80000009u,
 };
 enum Info : uint16_t { kInfoExport = 0, kInfoName = 1, kInfoDescription = 2, kInfoBlockSize = 3 };
@@ -86,6 +86,9 @@ struct SessionLimits {
   uint32_t max_in_flight = 128;               // requests handed out and not yet answered
   uint64_t max_in_flight_bytes = 128u << 20;  // their payload plus read lengths
   uint64_t max_output_bytes = 64u << 20;      // unsent replies before input pauses
+  // FORCEDTLS: every option but STARTTLS and ABORT gets REP_ERR_TLS_REQD until TLS is on,
+  // and EXPORT_NAME closes the session. Without it, STARTTLS gets REP_ERR_UNSUP.
+  bool require_tls = false;
 };
 
 class NbdSession {
@@ -120,6 +123,19 @@ class NbdSession {
   // The session is over: close once the output is sent.
   bool Done() const;
   const std::string& close_reason() const { return close_reason_; }
+  // Ends the session (a failure outside the protocol, such as a failed TLS handshake).
+  void Fail(std::string reason) { Close(std::move(reason)); }
+
+  // STARTTLS: once the session has acknowledged it (and its output is sent), the server
+  // calls BeginTls, which returns the bytes already received after the option (the start of
+  // the client's TLS handshake); when the handshake is complete it calls TlsEstablished, and
+  // option haggling goes on over TLS.
+  bool StartTlsPending() const { return state_ == State::kStartTls; }
+  std::string BeginTls();
+  void TlsEstablished();
+  bool tls_active() const { return tls_active_; }
+  // Options refused with REP_ERR_TLS_REQD (for the server's log).
+  uint32_t tls_refusals() const { return tls_refusals_; }
   bool transmitting() const { return state_ == State::kTransmission || state_ == State::kDisconnecting; }
   const std::string& export_name() const { return export_name_; }
   uint32_t in_flight() const { return in_flight_; }
@@ -127,7 +143,7 @@ class NbdSession {
  private:
   enum class State {
     kClientFlags, kOptionHeader, kOptionData, kSkipOption, kWaiting, kTransmission, kSkipPayload,
-    kDisconnecting, kClosed,
+    kDisconnecting, kClosed, kStartTls, kTlsHandshake,
   };
   void Process();
   bool Step();  // one unit of parsing; false when it needs more input or must pause
@@ -149,6 +165,8 @@ class NbdSession {
   std::deque<std::string> out_;
   uint64_t out_bytes_ = 0;
   bool no_zeroes_ = false;
+  bool tls_active_ = false;
+  uint32_t tls_refusals_ = 0;
   uint32_t options_seen_ = 0;
   uint32_t cur_option_ = 0;
   uint32_t cur_length_ = 0;

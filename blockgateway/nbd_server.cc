@@ -3,6 +3,7 @@
 #include <boost/asio/write.hpp>
 
 #include "node/runtime/acceptor.h"
+#include "node/runtime/tls_session.h"
 
 namespace ringstore::block {
 
@@ -49,7 +50,7 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
           done(v.status());
         } else {
           volume_ = *v;
-          done(nbd::ExportInfo{volume_->meta.size, server_.options_.read_only});
+          done(nbd::ExportInfo{volume_->meta.size, server_.options_.read_only || client_read_only_});
         }
         Drive();
       });
@@ -78,8 +79,10 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
   // Moves bytes: sends pending output, reads when the session wants input, closes when done.
   void Drive() {
     if (closed_) return;
-    if (!writing_ && session_->HasOutput()) Write();
-    if (!reading_ && !read_failed_ && session_->WantsInput()) Read();
+    if (!writing_ && !tls_ && session_->StartTlsPending() && !session_->HasOutput()) BeginTls();
+    const bool handshaking = tls_ && !tls_->established();
+    if (!writing_ && (session_->HasOutput() || (tls_ && tls_->HasOutput()))) Write();
+    if (!reading_ && !read_failed_ && (session_->WantsInput() || handshaking)) Read();
     if (!writing_ && !session_->HasOutput() && (session_->Done() || (read_failed_ && session_->in_flight() == 0))) {
       Finish();
     }
@@ -93,6 +96,11 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
       if (closed_) return;
       if (ec) {
         read_failed_ = true;  // the client went away: finish what is in flight, then close
+        if (tls_ && !tls_->established()) {
+          session_->Fail("TLS handshake failed: the client hung up (did it refuse this gateway's certificate?)");
+        }
+      } else if (tls_) {
+        FeedTls(buf_.data(), n);
       } else {
         session_->Feed(buf_.data(), n);
       }
@@ -100,9 +108,53 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
     });
   }
 
+  // STARTTLS was acknowledged and the reply sent: from here on the bytes are TLS.
+  void BeginTls() {
+    tls_ = std::make_unique<TlsSession>(server_.options_.tls->ssl_ctx(), TlsSession::Side::kServer);
+    const std::string early = session_->BeginTls();
+    if (!early.empty()) FeedTls(early.data(), early.size());
+  }
+
+  void FeedTls(const char* data, size_t n) {
+    tls_->Feed(data, n);
+    if (!tls_->established()) {
+      if (Status s = tls_->Handshake(); !s.ok()) return session_->Fail("TLS handshake failed: " + s.message());
+      if (!tls_->established()) return;
+      auto id = server_.options_.tls->VerifiedPeer(tls_->native());
+      if (!id.ok()) return session_->Fail("TLS: " + id.status().message());
+      client_read_only_ = id->role == Role::kReadOnly;
+      server_.log_->info("nbd connection {} from {}: TLS with {}{}", id_, peer_, id->Describe(),
+                         client_read_only_ ? ", exports read-only" : "");
+      session_->TlsEstablished();
+    }
+    std::string plain;
+    plain.resize(buf_.size());
+    for (;;) {
+      size_t got = 0;
+      bool closed = false;
+      if (Status s = tls_->Read(plain.data(), plain.size(), &got, &closed); !s.ok()) {
+        read_failed_ = true;
+        return session_->Fail("TLS: " + s.message());
+      }
+      if (got > 0) session_->Feed(plain.data(), got);
+      if (closed) read_failed_ = true;
+      if (got < plain.size() || closed) return;
+    }
+  }
+
   void Write() {
     writing_ = true;
     out_ = session_->TakeOutput();
+    if (tls_) {
+      // Encrypt the session's output (once the handshake is done) behind any handshake bytes.
+      Status s;
+      for (const auto& b : out_) {
+        if (s.ok() && tls_->established()) s = tls_->Write(b.data(), b.size());
+      }
+      out_.assign(1, std::string());
+      tls_->TakeOutput(&out_[0]);
+      if (!s.ok()) session_->Fail("TLS: " + s.message());
+    }
     std::vector<asio::const_buffer> bufs;
     bufs.reserve(out_.size());
     for (const auto& s : out_) bufs.emplace_back(asio::buffer(s));
@@ -122,6 +174,10 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
   void Finish() {
     if (closed_) return;
     closed_ = true;
+    if (session_->tls_refusals() > 0) {
+      server_.log_->info("nbd connection {} from {}: refused {} option(s) sent without TLS (this gateway requires "
+                         "STARTTLS)", id_, peer_, session_->tls_refusals());
+    }
     if (!session_->close_reason().empty()) {
       server_.log_->info("nbd connection {} from {} closed: {}", id_, peer_, session_->close_reason());
     } else {
@@ -175,6 +231,8 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
   std::vector<std::string> out_;
   std::unique_ptr<nbd::NbdSession> session_;
   std::shared_ptr<Volume> volume_;
+  std::unique_ptr<TlsSession> tls_;  // after STARTTLS
+  bool client_read_only_ = false;    // a read-only certificate: every export read-only
   bool reading_ = false, writing_ = false, read_failed_ = false, closed_ = false;
 };
 

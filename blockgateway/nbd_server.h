@@ -23,6 +23,7 @@
 #include "blockgateway/volume.h"
 #include "blockgateway/volume_cache.h"
 #include "dht/cluster_client.h"
+#include "node/runtime/tls.h"
 
 namespace ringstore::block {
 
@@ -32,6 +33,9 @@ struct ServerOptions {
   RetryPolicy retry;
   nbd::SessionLimits session;
   Quorum meta_quorum;  // for volume metadata reads
+  // NBD over TLS in FORCEDTLS mode (STARTTLS, mutual authentication against the cluster's
+  // CA; a read-only client certificate sees every export read-only). Null: plaintext NBD.
+  std::shared_ptr<TlsContext> tls;
 };
 
 class NbdServer {

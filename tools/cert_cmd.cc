@@ -111,10 +111,21 @@ struct CertSpec {
   std::string cluster_id;
   std::string uri;  // the subject alternative name
   bool ca = false;
-  bool server = false;  // may also serve TLS (nodes)
+  bool server = false;  // may also serve TLS (nodes, and parties given --host)
+  std::vector<std::string> hosts;  // DNS names or IP addresses, as more subject alternative names
   int days = 0;
   int backdate_days = 0;
 };
+
+// "URI:ringstore://...,DNS:name,IP:addr": the identity, then the hosts the party serves as.
+std::string SubjectAltNames(const CertSpec& spec) {
+  std::string san = "URI:" + spec.uri;
+  for (const std::string& h : spec.hosts) {
+    const bool ip = h.find_first_not_of("0123456789.") == std::string::npos || h.find(':') != std::string::npos;
+    san += (ip ? ",IP:" : ",DNS:") + h;
+  }
+  return san;
+}
 
 // Makes a certificate for key, signed by issuer_key (self-signed when issuer is null).
 Result<X509Ptr> MakeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key) {
@@ -140,7 +151,7 @@ Result<X509Ptr> MakeCert(const CertSpec& spec, EVP_PKEY* key, X509* issuer, EVP_
             AddExtension(cert.get(), signer, NID_key_usage,
                          spec.ca ? "critical,keyCertSign,cRLSign" : "critical,digitalSignature") &&
             AddExtension(cert.get(), signer, NID_subject_key_identifier, "hash") &&
-            AddExtension(cert.get(), signer, NID_subject_alt_name, "URI:" + spec.uri);
+            AddExtension(cert.get(), signer, NID_subject_alt_name, SubjectAltNames(spec));
   if (ok && !spec.ca) {
     ok = AddExtension(cert.get(), signer, NID_ext_key_usage, spec.server ? "serverAuth,clientAuth" : "clientAuth") &&
          AddExtension(cert.get(), signer, NID_authority_key_identifier, "keyid:always");
@@ -214,7 +225,11 @@ Failure Issue(const CertArgs& a, const std::string& cluster_id, Role role) {
   spec.common_name = a.name;
   spec.cluster_id = cluster_id;
   spec.uri = IdentityUri(id);
-  spec.server = role == Role::kNode;
+  for (const std::string& h : a.hosts) {
+    if (h.empty() || h.find_first_of(", \t") != std::string::npos) return BadInput("--host: bad host name '" + h + "'");
+  }
+  spec.hosts = a.hosts;
+  spec.server = role == Role::kNode || !a.hosts.empty();
   spec.days = a.days > 0 ? a.days : kPartyDays;
   spec.backdate_days = a.backdate_days;
   auto cert = MakeCert(spec, key.get(), ca->get(), ca_key->get());

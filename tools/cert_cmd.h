@@ -9,6 +9,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -22,6 +23,7 @@ struct CertArgs {
   std::string out_dir;  // issue: the party's --tls-dir
   std::string name;     // issue: the node's or client's name
   std::string role;     // issue client: read-only, read-write or admin
+  std::vector<std::string> hosts;  // issue: DNS names or IP addresses this party serves TLS as
   int days = 0;         // validity; 0: 3650 for a CA, 825 for a party
   int backdate_days = 0;
   bool force = false;

@@ -131,6 +131,9 @@ CLI::App* AddCertCommands(CLI::App& app, CertArgs& a) {
     sub->add_option("NAME", a.name, "The party's name (letters, digits, '.', '_', '-')")->required();
     sub->add_option("--ca", a.ca_dir, "The CA's directory (from init-ca)")->required();
     sub->add_option("--out", a.out_dir, "Directory to write: use it as the party's --tls-dir")->required();
+    sub->add_option("--host", a.hosts,
+                    "A DNS name or IP address the party serves TLS as (repeatable), for clients that check it, "
+                    "such as NBD clients of ringstore-block");
   }
   a.issue_client->add_option("--role", a.role, "read-only: GET/STAT; read-write: also PUT/DEL/TXN; admin: also "
                                                "decommission and scans")

@@ -2,7 +2,6 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/write.hpp>
 
 #include "node/runtime/acceptor.h"
@@ -130,14 +129,14 @@ void AsioTransport::AcceptTls(const ConnPtr& c, const std::string& peer) {
       return RefuseAdmitted(c, Status::Refused("this node requires TLS: connect with --tls-dir and a certificate "
                                                "signed by the cluster's CA"));
     }
-    c->tls = std::make_unique<TlsSession>(options_.tls->native().native_handle(), TlsSession::Side::kServer);
+    c->tls = std::make_unique<TlsSession>(options_.tls->ssl_ctx(), TlsSession::Side::kServer);
     c->tls_peer = peer;
     StartRead(c);
   });
 }
 
 void AsioTransport::ConnectTls(const ConnPtr& c, const std::string& address) {
-  c->tls = std::make_unique<TlsSession>(options_.tls->native().native_handle(), TlsSession::Side::kClient);
+  c->tls = std::make_unique<TlsSession>(options_.tls->ssl_ctx(), TlsSession::Side::kClient);
   c->tls_peer = address;
   if (!TlsStep(c)) return;
   StartRead(c);

@@ -45,6 +45,8 @@ Result<PeerIdentity> CertificateFileIdentity(const std::string& path) {
   return id;
 }
 
+SSL_CTX* TlsContext::ssl_ctx() { return ctx_->native_handle(); }
+
 TlsContext::TlsContext() : ctx_(std::make_unique<ssl::context>(ssl::context::tls)) {}
 TlsContext::~TlsContext() = default;
 

@@ -21,6 +21,7 @@ namespace boost::asio::ssl {
 class context;
 }
 struct ssl_st;
+struct ssl_ctx_st;
 struct x509_st;
 
 namespace ringstore {
@@ -47,6 +48,8 @@ class TlsContext {
   TlsContext& operator=(const TlsContext&) = delete;
 
   boost::asio::ssl::context& native() { return *ctx_; }
+  // OpenSSL's context, for new TLS sessions.
+  ssl_ctx_st* ssl_ctx();
   // Who this party is, by its own certificate.
   const PeerIdentity& self() const { return self_; }
 

@@ -329,3 +329,66 @@ TEST(NbdHandshakeTest, TooManyOptionsClose) {
 
 }  // namespace
 }  // namespace ringstore::block::nbd
+
+namespace ringstore::block::nbd {
+namespace {
+
+using namespace ringstore::block::nbd::testing;
+
+SessionLimits ForcedTls() {
+  SessionLimits l;
+  l.require_tls = true;
+  return l;
+}
+
+TEST(NbdStartTlsTest, ForcedTlsRefusesOptionsUntilStartTlsThenGoesOnOverTls) {
+  Harness h(ForcedTls());
+  h.Feed(ClientFlags(kClientFixedNewstyle | kClientNoZeroes) + Opt(kOptList) + Opt(kOptGo, InfoData("disk")) +
+         Opt(kOptStartTls));
+  h.SkipGreeting();
+  for (uint32_t option : {uint32_t{kOptList}, uint32_t{kOptGo}}) {
+    OptRep r = h.ReadOpt();
+    EXPECT_EQ(r.option, option);
+    EXPECT_EQ(r.type, kRepErrTlsReqd);
+  }
+  EXPECT_EQ(h.session.tls_refusals(), 2u);
+  OptRep ack = h.ReadOpt();
+  EXPECT_EQ(ack.option, kOptStartTls);
+  EXPECT_EQ(ack.type, kRepAck);
+  EXPECT_TRUE(h.looked_up.empty());
+  // The server switches: the bytes after STARTTLS are the client's TLS handshake, not options.
+  ASSERT_TRUE(h.session.StartTlsPending());
+  EXPECT_FALSE(h.session.WantsInput());
+  h.Feed("\x16\x03\x01");
+  EXPECT_EQ(h.session.BeginTls(), "\x16\x03\x01");
+  EXPECT_FALSE(h.session.WantsInput());
+  h.session.TlsEstablished();
+  EXPECT_TRUE(h.session.tls_active());
+  // Over TLS (the harness now stands for the decrypted stream): GO works; STARTTLS again does not.
+  h.Feed(Opt(kOptStartTls) + Opt(kOptGo, InfoData("disk")));
+  OptRep again = h.ReadOpt();
+  EXPECT_EQ(again.option, kOptStartTls);
+  EXPECT_EQ(again.type, kRepErrInvalid);
+  while (h.ReadOpt().type != kRepAck) {
+  }
+  EXPECT_TRUE(h.session.transmitting());
+}
+
+TEST(NbdStartTlsTest, ExportNameBeforeStartTlsClosesAndStartTlsWithoutTlsIsUnsupported) {
+  Harness forced(ForcedTls());
+  forced.Feed(ClientFlags(kClientFixedNewstyle) + Opt(kOptExportName, "disk"));
+  forced.Collect();
+  EXPECT_TRUE(forced.session.Done());
+  EXPECT_NE(forced.session.close_reason().find("EXPORT_NAME before STARTTLS"), std::string::npos);
+
+  Harness plain;
+  plain.Feed(ClientFlags(kClientFixedNewstyle) + Opt(kOptStartTls));
+  plain.SkipGreeting();
+  OptRep r = plain.ReadOpt();
+  EXPECT_EQ(r.option, kOptStartTls);
+  EXPECT_EQ(r.type, kRepErrUnsup);
+  EXPECT_FALSE(plain.session.StartTlsPending());
+}
+
+}  // namespace
+}  // namespace ringstore::block::nbd
