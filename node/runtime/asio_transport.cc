@@ -2,6 +2,7 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
 #include "node/runtime/acceptor.h"
@@ -25,9 +26,11 @@ constexpr size_t kTlsFlushBytes = 1u << 20;
 
 struct AsioTransport::Connection {
   Connection(asio::io_context& io, ConnId id_, size_t buffer_bytes)
-      : socket(io), resolver(io), id(id_), read_buf(buffer_bytes) {}
+      : socket(io), resolver(io), deadline(io), id(id_), read_buf(buffer_bytes) {}
   tcp::socket socket;
   tcp::resolver resolver;
+  asio::steady_timer deadline;      // an accepted TLS peer's handshake must end before it
+  bool counted = false;             // counted in handshaking_
   std::unique_ptr<TlsSession> tls;  // set on a TLS connection
   std::string tls_peer;             // for messages: the peer's address (accepted) or the address dialled
   std::string tls_out;              // ciphertext being written
@@ -84,7 +87,7 @@ void AsioTransport::Accept() {
   acceptor_->async_accept(c->socket, [this, c, alive = alive_](boost::system::error_code ec) {
     if (!*alive || !acceptor_ || !acceptor_->is_open()) return;
     if (!ec) {
-      if (conns_.size() >= options_.max_connections) {
+      if (conns_.size() + handshaking_ >= options_.max_connections) {
         c->socket.close(ec);
       } else {
         c->socket.set_option(tcp::no_delay(true), ec);
@@ -104,6 +107,11 @@ void AsioTransport::Accept() {
 }
 
 void AsioTransport::Admit(const ConnPtr& c, const std::string& peer) {
+  if (c->counted) {
+    c->counted = false;
+    --handshaking_;
+    c->deadline.cancel();
+  }
   c->connected = true;
   c->announced = true;
   conns_.emplace(c->id, c);
@@ -117,12 +125,26 @@ void AsioTransport::RefuseAdmitted(const ConnPtr& c, const Status& why) {
 }
 
 void AsioTransport::AcceptTls(const ConnPtr& c, const std::string& peer) {
+  // Until it is admitted, the peer counts against max_connections and has a deadline.
+  c->counted = true;
+  ++handshaking_;
+  c->deadline.expires_after(options_.tls_handshake_timeout);
+  c->deadline.async_wait([this, c, peer, alive = alive_](boost::system::error_code ec) {
+    if (!*alive || ec || c->announced || c->closed) return;
+    if (handler_) {
+      handler_->OnRefused(peer, Status::Refused("no TLS handshake within " +
+                                                std::to_string(options_.tls_handshake_timeout.count()) + " ms"));
+    }
+    Fail(c, Status::Ok());
+  });
   // Peek at the first byte: a TLS client opens with a handshake record, a plaintext
   // ringstore peer with a frame. The plaintext one gets a plaintext error it can read.
   c->socket.async_wait(tcp::socket::wait_read, [this, c, peer, alive = alive_](boost::system::error_code ec) {
-    if (!*alive || ec) return;
+    if (!*alive) return;
     uint8_t first = 0;
-    if (c->socket.receive(asio::buffer(&first, 1), tcp::socket::message_peek, ec) != 1 || ec) return;
+    if (ec || c->socket.receive(asio::buffer(&first, 1), tcp::socket::message_peek, ec) != 1 || ec) {
+      return Fail(c, Status::Ok());  // gone before saying anything
+    }
     c->peer.role = Role::kReadOnly;  // until the certificate says more (never read from if refused)
     if (first != kTlsHandshakeRecord) {
       Admit(c, peer);
@@ -428,6 +450,11 @@ bool AsioTransport::OnFrames(const ConnPtr& c, const char* p, size_t n) {
 void AsioTransport::Fail(const ConnPtr& c, const Status& why) {
   if (c->closed) return;
   c->closed = true;
+  if (c->counted) {
+    c->counted = false;
+    --handshaking_;
+  }
+  c->deadline.cancel();
   boost::system::error_code ec;
   c->socket.shutdown(tcp::socket::shutdown_both, ec);
   c->socket.close(ec);

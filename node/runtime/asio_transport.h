@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <string>
@@ -31,7 +32,9 @@ struct AsioTransportOptions {
   size_t write_high_water_bytes = 128u << 20;
   // Frames gathered into one write.
   size_t max_gather_frames = 256;
-  size_t max_connections = 4096;
+  size_t max_connections = 4096;  // accepted, counting those still in their TLS handshake
+  // An accepted peer that has not completed its TLS handshake by then is dropped.
+  std::chrono::milliseconds tls_handshake_timeout{10000};
   // TLS for every connection (shared with the program's other transports); null: plaintext.
   std::shared_ptr<TlsContext> tls;
 };
@@ -93,6 +96,7 @@ class AsioTransport final : public Transport {
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::string local_address_;
   ConnId next_id_ = 1;
+  size_t handshaking_ = 0;  // accepted TLS peers not yet admitted
   std::unordered_map<ConnId, ConnPtr> conns_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

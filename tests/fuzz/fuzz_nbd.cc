@@ -1,6 +1,8 @@
 // libFuzzer target: the NBD server's protocol state machine (blockgateway/nbd_protocol.h),
 // fed a client's bytes: the handshake, options and transmission requests. Lookups and
 // requests are answered at once; the session must never crash and its output is drained.
+// An odd first byte makes the session FORCEDTLS; its STARTTLS is then "handshaken" at once
+// (BeginTls, TlsEstablished), so option haggling after TLS is explored too.
 #include <cstddef>
 #include <cstdint>
 
@@ -26,6 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   };
   SessionLimits limits;
   limits.max_in_flight_bytes = 4 << 20;
+  limits.require_tls = size > 0 && (data[0] & 1) != 0;
   NbdSession s(hooks, limits);
   session = &s;
   s.Start();
@@ -36,6 +39,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     s.Feed(reinterpret_cast<const char*>(data + at), n);
     at += n;
     (void)s.TakeOutput();
+    if (s.StartTlsPending()) {
+      const std::string early = s.BeginTls();
+      s.TlsEstablished();
+      if (!early.empty()) s.Feed(early.data(), early.size());
+    }
   }
   (void)s.TakeOutput();
   return 0;

@@ -15,6 +15,7 @@ Run: python3 tests/integration/test_tls.py --bin-dir build
 """
 
 import os
+import socket
 import stat
 import sys
 import time
@@ -73,6 +74,10 @@ def test(ctx, args):
         n.start()
         nodes.append(n)
     wait_until(lambda: all(ring(ctx, n)["up"] == 3 for n in nodes), 20, "3 TLS nodes to form one ring")
+    # A peer that connects and never starts its handshake is dropped after 10 s (checked at the end).
+    host, port = first.addr.rsplit(":", 1)
+    silent = socket.create_connection((host, int(port)), timeout=30)
+    silent_t0 = time.monotonic()
 
     # A read-write client stores and reads; a read-only one reads.
     values = {f"k{i}": os.urandom(100 + i * 37) for i in range(OBJECTS)}
@@ -130,6 +135,10 @@ def test(ctx, args):
     for k, v in values.items():
         r = expect_rc(ctx.cli("get", k, cluster=fourth), EXIT_OK, f"get {k} via the new node")
         check(r.stdout == v, f"get {k} via the new node: wrong bytes")
+    wait_until(lambda: "no TLS handshake within 10000 ms" in first.log(), max(1.0, 15 - (time.monotonic() - silent_t0)),
+               "n1 to drop the peer that never started its TLS handshake")
+    check(silent.recv(1) == b"", "the silent peer's connection is still open")
+    silent.close()
     for n in nodes:
         check(n.stop() == 0, f"{n.name} did not exit cleanly on SIGTERM")
     return (f"{OBJECTS} objects over TLS; roles enforced; plaintext, other-CA and expired peers refused with "
