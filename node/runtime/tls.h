@@ -47,8 +47,7 @@ class TlsContext {
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
 
-  boost::asio::ssl::context& native() { return *ctx_; }
-  // OpenSSL's context, for new TLS sessions.
+  // OpenSSL's context, for new TLS sessions (TlsSession).
   ssl_ctx_st* ssl_ctx();
   // Who this party is, by its own certificate.
   const PeerIdentity& self() const { return self_; }
