@@ -127,19 +127,16 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
                          client_read_only_ ? ", exports read-only" : "");
       session_->TlsEstablished();
     }
-    std::string plain;
-    plain.resize(buf_.size());
-    for (;;) {
-      size_t got = 0;
-      bool closed = false;
-      if (Status s = tls_->Read(plain.data(), plain.size(), &got, &closed); !s.ok()) {
-        read_failed_ = true;
-        return session_->Fail("TLS: " + s.message());
-      }
-      if (got > 0) session_->Feed(plain.data(), got);
-      if (closed) read_failed_ = true;
-      if (got < plain.size() || closed) return;
+    bool closed = false;
+    Status s = tls_->Drain([this](const char* p, size_t n) {
+      session_->Feed(p, n);
+      return true;
+    }, &closed);
+    if (!s.ok()) {
+      read_failed_ = true;
+      return session_->Fail("TLS: " + s.message());
     }
+    if (closed) read_failed_ = true;
   }
 
   void Write() {

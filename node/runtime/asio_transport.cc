@@ -35,8 +35,6 @@ struct AsioTransport::Connection {
   std::string tls_peer;             // for messages: the peer's address (accepted) or the address dialled
   std::string tls_out;              // ciphertext being written
   std::string tls_join;             // small frames joined before encryption
-  std::unique_ptr<char[]> plain;    // decrypted bytes of the last read
-  size_t plain_cap = 0;
   bool tls_writing = false;         // a write of tls_out is in flight
   bool announced = false;           // the handler knows this connection (OnAccepted or Connect)
   PeerIdentity peer;
@@ -209,22 +207,15 @@ void AsioTransport::OnTlsRead(const ConnPtr& c, size_t n) {
     if (!TlsStep(c)) return;
     if (!c->tls->established()) return StartRead(c);
   }
-  // Application data may follow the handshake in the same read.
-  if (!c->plain) {
-    c->plain_cap = c->read_buf.size();
-    c->plain.reset(new char[c->plain_cap]);
-  }
-  for (;;) {
-    size_t got = 0;
-    bool peer_closed = false;
-    Status s = c->tls->Read(c->plain.get(), c->plain_cap, &got, &peer_closed);
-    if (c->tls->HasOutput()) FlushTls(c);
-    if (!s.ok()) return Fail(c, s);
-    // The frames are handled as they are decrypted; reading goes on once all are.
-    if (got > 0 && !OnFrames(c, c->plain.get(), got)) return;
-    if (peer_closed) return Fail(c, Status::Ok());
-    if (got < c->plain_cap) return StartRead(c);
-  }
+  // Application data may follow the handshake in the same read. The frames are handled as
+  // they are decrypted; reading goes on once all are.
+  bool open = true, peer_closed = false;
+  Status s = c->tls->Drain([&](const char* p, size_t n) { return open = OnFrames(c, p, n); }, &peer_closed);
+  if (c->closed) return;
+  if (c->tls->HasOutput()) FlushTls(c);
+  if (!s.ok()) return Fail(c, s);
+  if (peer_closed) return Fail(c, Status::Ok());
+  if (open) StartRead(c);
 }
 
 void AsioTransport::FlushTls(const ConnPtr& c) {

@@ -119,20 +119,30 @@ Status TlsSession::Handshake() {
   return s;
 }
 
-Status TlsSession::Read(char* buf, size_t cap, size_t* got, bool* closed) {
+Status TlsSession::Drain(const std::function<bool(const char*, size_t)>& sink, bool* closed) {
+  constexpr size_t kPlainBytes = 256u << 10;
+  if (!plain_) plain_.reset(new char[kPlainBytes]);
   *closed = false;
-  *got = 0;
   ERR_clear_error();
   Status s;
-  while (*got < cap) {
+  size_t got = 0;
+  for (bool more = true; more;) {
     size_t n = 0;
-    if (SSL_read_ex(ssl_, buf + *got, cap - *got, &n) == 1) {
-      *got += n;
-      continue;
+    const int r = SSL_read_ex(ssl_, plain_.get() + got, kPlainBytes - got, &n);
+    got += n;
+    if (r != 1) {
+      *closed = SSL_get_error(ssl_, 0) == SSL_ERROR_ZERO_RETURN;
+      s = Failure(0, "");
+      more = false;
     }
-    if (SSL_get_error(ssl_, 0) == SSL_ERROR_ZERO_RETURN) *closed = true;
-    s = Failure(0, "");
-    break;
+    // Hand over a full buffer, or what is left once nothing more can be decrypted.
+    if ((got == kPlainBytes || !more) && got > 0) {
+      // The sink may start the next socket read into the buffer that was fed (Asio reads
+      // speculatively when a read is started): keep what OpenSSL has not read first.
+      KeepRest();
+      if (!sink(plain_.get(), got)) more = false;
+      got = 0;
+    }
   }
   KeepRest();
   return s;

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
+#include <memory>
 #include <string>
 
 #include "dht/status.h"
@@ -28,17 +30,18 @@ class TlsSession {
   TlsSession& operator=(const TlsSession&) = delete;
 
   // Ciphertext read from the socket. It is read in place: the bytes must stay valid until the
-  // next Handshake() or Read() returns (what those leave unread is copied then).
+  // next Handshake() returns or Drain() calls its sink (what is left unread is copied then).
   void Feed(const char* data, size_t n);
   // Advances the handshake with what has been fed. OK once it is complete (see established());
   // an error explains the failure (ExplainFailure). Call TakeOutput afterwards either way:
   // a failed handshake leaves an alert for the peer.
   Status Handshake();
   bool established() const { return established_; }
-  // Decrypts what has been fed into buf, up to cap bytes, and sets *got. Call again while
-  // *got == cap. Refused on a TLS error (an alert from the peer, a bad record); OK with
-  // *got == 0 when only a partial record is left. Sets *closed when the peer sent close_notify.
-  Status Read(char* buf, size_t cap, size_t* got, bool* closed);
+  // Decrypts everything fed so far and hands the plaintext to sink in pieces of up to 256 KiB
+  // (from a buffer the session owns, valid during the call). Stops early, with OK, when sink
+  // returns false. Refused on a TLS error (an alert from the peer, a bad record); a partial
+  // record stays for the next Feed. Sets *closed when the peer sent close_notify.
+  Status Drain(const std::function<bool(const char*, size_t)>& sink, bool* closed);
   // Encrypts n bytes (the handshake must be complete).
   Status Write(const char* data, size_t n);
   // Swaps the ciphertext waiting to be sent (handshake messages, records, alerts) into out,
@@ -59,6 +62,7 @@ class TlsSession {
   size_t in_len_ = 0;
   std::string stash_;         // holds in_ between feeds
   std::string out_;           // ciphertext to send
+  std::unique_ptr<char[]> plain_;  // Drain's buffer, allocated on first use
 };
 
 }  // namespace ringstore
