@@ -83,6 +83,14 @@ int main(int argc, char** argv) {
       log->error("{}", t.status().message());
       return 2;
     }
+    const bool was_read_only = read_only;
+    if (Status s = CheckGatewayIdentity((*t)->self(), tls_dir, &read_only); !s.ok()) {
+      log->error("{}", s.message());
+      return 2;
+    }
+    if (read_only && !was_read_only) {
+      log->warn("{} has a read-only certificate: serving every volume read-only", (*t)->self().Describe());
+    }
     transport_options.tls = std::move(*t);
   }
   ClusterClient client(cco, clock, random,

@@ -56,7 +56,7 @@ void ClusterChunkStore::Run(std::shared_ptr<Attempt> a) {
     });
     return true;
   };
-  const ObjectId id = meta_.ChunkId(a->index);
+  const ObjectKey id = meta_.ChunkId(a->index);
   if (a->is_load) {
     client_.Get(id, quorum_, [this, a, retry_or](Result<Record> r) {
       if (!r.ok()) {

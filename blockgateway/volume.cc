@@ -15,13 +15,10 @@ namespace ringstore::block {
 namespace {
 
 constexpr uint32_t kMetaFormat = 1;
-constexpr char kMetaNamespace[] = "ringstore.volume";
-constexpr char kChunkNamespace[] = "ringstore.chunk";
-constexpr char kCatalogNamespace[] = "ringstore.volume-catalog";
 constexpr int kCatalogAttempts = 5;
 constexpr uint64_t kDeleteWindow = 64;  // chunk deletes in flight during remove/shrink
 
-ObjectId CatalogId() { return ObjectId::Of(kCatalogNamespace, "all"); }
+ObjectKey CatalogId() { return ObjectKey::Of(reserved::kVolumeCatalog, "all"); }
 
 template <typename F>
 Status Unpack(std::string_view bytes, F&& read) {
@@ -39,12 +36,12 @@ Status Unpack(std::string_view bytes, F&& read) {
 
 }  // namespace
 
-ObjectId VolumeMeta::ChunkId(uint64_t index) const {
+ObjectKey VolumeMeta::ChunkId(uint64_t index) const {
   std::string key = uuid;
   char le[8];
   PutLE(le, index, 8);
   key.append(le, sizeof le);
-  return ObjectId::Of(kChunkNamespace, key);
+  return ObjectKey::Of(reserved::kVolumeChunk, key);
 }
 
 Status ValidateVolumeName(const std::string& name) { return ValidateAdminName(name, "volume"); }
@@ -100,7 +97,7 @@ Status ValidateGeometry(uint64_t size, uint64_t chunk_size) {
   return Status::Ok();
 }
 
-ObjectId VolumeMetaId(const std::string& name) { return ObjectId::Of(kMetaNamespace, name); }
+ObjectKey VolumeMetaId(const std::string& name) { return ObjectKey::Of(reserved::kVolume, name); }
 
 std::string EncodeVolumeMeta(const VolumeMeta& m) {
   msgpack::sbuffer buf;
@@ -171,7 +168,7 @@ void VolumeCatalog::Create(VolumeMeta meta, std::function<void(Status)> done) {
   if (Status s = ValidateVolumeName(meta.name); !s.ok()) return done(s);
   if (Status s = ValidateGeometry(meta.size, meta.chunk_size); !s.ok()) return done(s);
   if (meta.uuid.size() != 16) return done(Status::InvalidArgument("a volume needs a 16-byte uuid"));
-  const ObjectId id = VolumeMetaId(meta.name);
+  const ObjectKey id = VolumeMetaId(meta.name);
   client_.Get(id, q_, [this, meta, id, done](Result<Record> r) {
     if (r.ok() && !r->meta.tombstone()) return done(Status::InvalidArgument("volume '" + meta.name + "' exists"));
     if (!r.ok() && !r.status().IsNotFound()) return done(r.status());
@@ -299,14 +296,22 @@ void VolumeCatalog::Remove(const std::string& name, Progress progress, std::func
       return done(m.status());
     }
     auto meta = std::make_shared<VolumeMeta>(std::move(*m));
-    DeleteChunks(meta, 0, meta->chunks(), progress, [this, meta, done](Status s) {
-      if (!s.ok()) return done(s);
-      client_.Del(VolumeMetaId(meta->name), q_, [this, meta, done](Result<Ack> a) {
-        if (!a.ok()) return done(a.status());
-        EditCatalog(meta->name, false, kCatalogAttempts, done);
+    Claim(*meta, [this, meta, progress, done](Status claimed) {
+      if (!claimed.ok()) return done(claimed);
+      DeleteChunks(meta, 0, meta->chunks(), progress, [this, meta, done](Status s) {
+        if (!s.ok()) return done(s);
+        client_.Del(VolumeMetaId(meta->name), q_, [this, meta, done](Result<Ack> a) {
+          if (!a.ok()) return done(a.status());
+          EditCatalog(meta->name, false, kCatalogAttempts, done);
+        });
       });
     });
   });
+}
+
+void VolumeCatalog::Claim(const VolumeMeta& meta, std::function<void(Status)> done) {
+  client_.Put(VolumeMetaId(meta.name), EncodeVolumeMeta(meta), q_,
+              [done](Result<Ack> a) { done(a.ok() ? Status::Ok() : a.status()); });
 }
 
 void VolumeCatalog::Resize(const std::string& name, uint64_t new_size, Progress progress,
@@ -330,16 +335,20 @@ void VolumeCatalog::Resize(const std::string& name, uint64_t new_size, Progress 
       if (!s.ok()) return write_meta(s);
       DeleteChunks(meta, keep, meta->chunks(), progress, write_meta);
     };
-    if (tail == 0) return drop(Status::Ok());
-    const Quorum q = ChunkQuorum(*meta);
-    const ObjectId last = meta->ChunkId(keep - 1);
-    client_.Get(last, q, [this, last, q, tail, drop](Result<Record> r) {
-      if (!r.ok() && r.status().IsNotFound()) return drop(Status::Ok());
-      if (!r.ok()) return drop(r.status());
-      if (r->meta.tombstone()) return drop(Status::Ok());
-      std::string data = std::move(r->value);
-      if (data.size() > tail) std::memset(data.data() + tail, 0, data.size() - tail);
-      client_.Put(last, std::move(data), q, [drop](Result<Ack> a) { drop(a.ok() ? Status::Ok() : a.status()); });
+    // Claim first: a client that may not write the metadata is refused before any chunk goes.
+    Claim(*meta, [this, meta, keep, tail, drop](Status claimed) {
+      if (!claimed.ok()) return drop(claimed);
+      if (tail == 0) return drop(Status::Ok());
+      const Quorum q = ChunkQuorum(*meta);
+      const ObjectKey last = meta->ChunkId(keep - 1);
+      client_.Get(last, q, [this, last, q, tail, drop](Result<Record> r) {
+        if (!r.ok() && r.status().IsNotFound()) return drop(Status::Ok());
+        if (!r.ok()) return drop(r.status());
+        if (r->meta.tombstone()) return drop(Status::Ok());
+        std::string data = std::move(r->value);
+        if (data.size() > tail) std::memset(data.data() + tail, 0, data.size() - tail);
+        client_.Put(last, std::move(data), q, [drop](Result<Ack> a) { drop(a.ok() ? Status::Ok() : a.status()); });
+      });
     });
   });
 }

@@ -19,6 +19,7 @@
 
 #include "dht/cluster_client.h"
 #include "dht/object_id.h"
+#include "dht/object_key.h"
 #include "dht/status.h"
 
 namespace ringstore::block {
@@ -40,7 +41,7 @@ struct VolumeMeta {
   uint64_t created_ms = 0;
 
   uint64_t chunks() const { return (size + chunk_size - 1) / chunk_size; }
-  ObjectId ChunkId(uint64_t index) const;
+  ObjectKey ChunkId(uint64_t index) const;
 };
 
 // Names are 1..64 bytes of [A-Za-z0-9._-], not starting with '.' or '-'.
@@ -52,7 +53,7 @@ std::string FormatSize(uint64_t bytes);
 // multiple of 512 no larger than kMaxVolumeSize.
 Status ValidateGeometry(uint64_t size, uint64_t chunk_size);
 
-ObjectId VolumeMetaId(const std::string& name);
+ObjectKey VolumeMetaId(const std::string& name);
 std::string EncodeVolumeMeta(const VolumeMeta& m);
 Result<VolumeMeta> DecodeVolumeMeta(std::string_view bytes);
 std::string EncodeCatalog(const std::vector<std::string>& names);
@@ -81,6 +82,10 @@ class VolumeCatalog {
   void ReadCatalog(std::function<void(Result<std::vector<std::string>>)> done);
   // Adds or removes a name: read, change, write, read back; retried a few times when a
   // concurrent change overwrote ours.
+  // Writes meta back unchanged: an admin-only write (node/access_policy.h), done before
+  // anything is deleted, so that a client without the admin role is refused before it
+  // removes a chunk.
+  void Claim(const VolumeMeta& meta, std::function<void(Status)> done);
   void EditCatalog(std::string name, bool add, int attempts, std::function<void(Status)> done);
   // Deletes chunks [from, to) with a bounded window in flight.
   void DeleteChunks(std::shared_ptr<VolumeMeta> meta, uint64_t from, uint64_t to, Progress progress,

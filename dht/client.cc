@@ -123,17 +123,17 @@ void Client::SendWrite(std::string frame, uint64_t rid, Callback<Ack> done) {
   });
 }
 
-void Client::Put(const ObjectId& id, std::string value, Callback<Ack> done) {
+void Client::Put(const ObjectKey& key, std::string value, Callback<Ack> done) {
   if (!Reserve([&](Status s) { done(s); })) return;
   if (value.size() > kMaxValueBytes) return done(Status::TooLarge("value larger than 64 MiB"));
   const uint64_t rid = next_rid_++;
-  SendWrite(EncodePut(rid, id, value, hlc_.Now(), random_.Next()), rid, std::move(done));
+  SendWrite(EncodePut(rid, key, value, hlc_.Now(), random_.Next()), rid, std::move(done));
 }
 
-void Client::Del(const ObjectId& id, Callback<Ack> done) {
+void Client::Del(const ObjectKey& key, Callback<Ack> done) {
   if (!Reserve([&](Status s) { done(s); })) return;
   const uint64_t rid = next_rid_++;
-  SendWrite(EncodeDel(rid, id, hlc_.Now(), random_.Next()), rid, std::move(done));
+  SendWrite(EncodeDel(rid, key, hlc_.Now(), random_.Next()), rid, std::move(done));
 }
 
 void Client::Commit(Txn txn, Callback<Ack> done) {
@@ -147,10 +147,10 @@ void Client::Commit(Txn txn, Callback<Ack> done) {
   SendWrite(EncodeTxn(rid, txn), rid, std::move(done));
 }
 
-void Client::Get(const ObjectId& id, Callback<Record> done, uint32_t route_n) {
+void Client::Get(const ObjectKey& key, Callback<Record> done, uint32_t route_n) {
   if (!Reserve([&](Status s) { done(s); })) return;
   const uint64_t rid = next_rid_++;
-  Call(EncodeKeyRequest(Kind::kGet, rid, id, route_n), rid, options_.request_timeout,
+  Call(EncodeKeyRequest(Kind::kGet, rid, key, route_n), rid, options_.request_timeout,
        [this, done = std::move(done)](Result<Frame> r) {
          r = ReplyOf(std::move(r), Kind::kGetReply);
          if (!r.ok()) return done(r.status());
@@ -160,10 +160,10 @@ void Client::Get(const ObjectId& id, Callback<Record> done, uint32_t route_n) {
        });
 }
 
-void Client::Stat(const ObjectId& id, Callback<RecordMeta> done, uint32_t route_n) {
+void Client::Stat(const ObjectKey& key, Callback<RecordMeta> done, uint32_t route_n) {
   if (!Reserve([&](Status s) { done(s); })) return;
   const uint64_t rid = next_rid_++;
-  Call(EncodeKeyRequest(Kind::kStat, rid, id, route_n), rid, options_.request_timeout,
+  Call(EncodeKeyRequest(Kind::kStat, rid, key, route_n), rid, options_.request_timeout,
        [done = std::move(done)](Result<Frame> r) {
          r = ReplyOf(std::move(r), Kind::kStatReply);
          if (!r.ok()) return done(r.status());

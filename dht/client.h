@@ -46,14 +46,16 @@ class Client final : public TransportHandler {
   bool connected() const { return ready_; }
   const std::string& server_node_id() const { return server_node_id_; }
 
-  void Put(const ObjectId& id, std::string value, Callback<Ack> done);
-  void Del(const ObjectId& id, Callback<Ack> done);
+  // Keys go with their names when the caller has them (dht/object_key.h): a node with TLS
+  // refuses a non-admin client's unnamed writes.
+  void Put(const ObjectKey& key, std::string value, Callback<Ack> done);
+  void Del(const ObjectKey& key, Callback<Ack> done);
   void Commit(Txn txn, Callback<Ack> done);
   // The newest record. A tombstone comes back as a record with the tombstone flag; the value
   // has been checked against its checksum. route_n > 0 lets a node that does not hold the
   // key forward the request (see EncodeKeyRequest).
-  void Get(const ObjectId& id, Callback<Record> done, uint32_t route_n = 0);
-  void Stat(const ObjectId& id, Callback<RecordMeta> done, uint32_t route_n = 0);
+  void Get(const ObjectKey& key, Callback<Record> done, uint32_t route_n = 0);
+  void Stat(const ObjectKey& key, Callback<RecordMeta> done, uint32_t route_n = 0);
 
   // Sends a frame of kind with body and returns the reply frame (an ERROR reply becomes its
   // Status). For requests whose bodies other modules code (the route table).

@@ -25,7 +25,7 @@ struct ClusterClient::WriteOp {
 };
 
 struct ClusterClient::ReadOp {
-  ObjectId id;
+  ObjectKey key;
   Quorum q;
   std::vector<std::string> candidates;
   size_t next = 0;
@@ -165,21 +165,21 @@ bool ClusterClient::MoreCandidates(const ObjectId& id, uint32_t n, std::vector<s
 
 // ---- writes -----------------------------------------------------------------------------
 
-void ClusterClient::Put(const ObjectId& id, std::string value, Quorum q, Callback<Ack> done) {
+void ClusterClient::Put(const ObjectKey& key, std::string value, Quorum q, Callback<Ack> done) {
   Txn txn;
-  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, std::move(value)});
+  txn.ops.push_back(TxnOp{TxnOpType::kPut, key.id, std::move(value), key.name});
   Write(std::move(txn), q, std::move(done));
 }
 
-void ClusterClient::Merge(const ObjectId& id, const LwwMap& entries, Quorum q, Callback<Ack> done) {
+void ClusterClient::Merge(const ObjectKey& key, const LwwMap& entries, Quorum q, Callback<Ack> done) {
   Txn txn;
-  txn.ops.push_back(TxnOp{TxnOpType::kMerge, id, EncodeLwwMap(entries)});
+  txn.ops.push_back(TxnOp{TxnOpType::kMerge, key.id, EncodeLwwMap(entries), key.name});
   Write(std::move(txn), q, std::move(done));
 }
 
-void ClusterClient::Del(const ObjectId& id, Quorum q, Callback<Ack> done) {
+void ClusterClient::Del(const ObjectKey& key, Quorum q, Callback<Ack> done) {
   Txn txn;
-  txn.ops.push_back(TxnOp{TxnOpType::kDel, id, {}});
+  txn.ops.push_back(TxnOp{TxnOpType::kDel, key.id, {}, key.name});
   Write(std::move(txn), q, std::move(done));
 }
 
@@ -357,7 +357,7 @@ void ClusterClient::Repair(const ReadOp& op) {
   // record whose bytes fail their checksum. Fire and forget; anti-entropy covers the rest.
   if (!options_.read_repair || op.meta_only || !op.best) return;
   const Record& best = *op.best;
-  const Txn txn = CopyRecordTxn(op.id, best);
+  const Txn txn = CopyRecordTxn(op.key, best);
   for (const auto& [address, meta] : op.seen) {
     if (IsMapRecord(best.meta)) {
       // A merged map can be newer than every reply without superseding them by timestamp:
@@ -378,25 +378,25 @@ void ClusterClient::Repair(const ReadOp& op) {
   }
 }
 
-void ClusterClient::Get(const ObjectId& id, Quorum q, Callback<Record> done) {
-  Read(id, q, /*meta_only=*/false, std::move(done));
+void ClusterClient::Get(const ObjectKey& key, Quorum q, Callback<Record> done) {
+  Read(key, q, /*meta_only=*/false, std::move(done));
 }
 
-void ClusterClient::Stat(const ObjectId& id, Quorum q, Callback<RecordMeta> done) {
-  Read(id, q, /*meta_only=*/true, [done = std::move(done)](Result<Record> r) {
+void ClusterClient::Stat(const ObjectKey& key, Quorum q, Callback<RecordMeta> done) {
+  Read(key, q, /*meta_only=*/true, [done = std::move(done)](Result<Record> r) {
     if (!r.ok()) return done(r.status());
     done(r->meta);
   });
 }
 
-void ClusterClient::Read(const ObjectId& id, Quorum q, bool meta_only, Callback<Record> done) {
+void ClusterClient::Read(const ObjectKey& key, Quorum q, bool meta_only, Callback<Record> done) {
   if (q.r == 0 || q.r > q.n || q.n > kMaxReplicas) return done(Status::InvalidArgument("need 1 <= R <= N <= 16"));
   if (table_.ring().empty()) return done(Status::Unavailable("no route table: not connected"));
   auto op = std::make_shared<ReadOp>();
-  op->id = id;
+  op->key = key;
   op->q = q;
   op->meta_only = meta_only;
-  op->candidates = Candidates(id, q.n);
+  op->candidates = Candidates(key.id, q.n);
   op->cb = std::move(done);
   const size_t first = std::min<size_t>(q.r, op->candidates.size());
   for (size_t i = 0; i < first && !op->done && op->next < op->candidates.size(); ++i) SendRead(op);
@@ -439,8 +439,12 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
       return;
     }
     op->last_error = Status::FromCode(r.status().code(), address + ": " + r.status().message());
+    if (r.status().code() == Code::kPermissionDenied) {  // every node would say the same
+      op->done = true;
+      return op->cb(r.status());
+    }
     if (r.status().IsCorruption()) op->seen.emplace_back(address, std::nullopt);  // repair it too
-    if (op->next < op->candidates.size() || MoreCandidates(op->id, op->q.n, op->candidates)) return SendRead(op);
+    if (op->next < op->candidates.size() || MoreCandidates(op->key.id, op->q.n, op->candidates)) return SendRead(op);
     if (op->responses + op->in_flight < op->q.r) {
       op->done = true;
       op->cb(Status::Unavailable(std::to_string(op->responses) + " of the " + std::to_string(op->q.r) +
@@ -449,9 +453,9 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
   };
   With(address, [op, on_result](Client* c, Status s) {
     if (!s.ok()) return on_result(s);
-    if (!op->meta_only) return c->Get(op->id, on_result, op->q.n);
+    if (!op->meta_only) return c->Get(op->key, on_result, op->q.n);
     c->Stat(
-        op->id,
+        op->key,
         [on_result](Result<RecordMeta> m) {
           on_result(m.ok() ? Result<Record>(Record{*m, {}}) : Result<Record>(m.status()));
         },

@@ -72,15 +72,15 @@ class ClusterClient {
   // Fetches the route table again from a member (seeds if none is up).
   void Refresh(std::function<void(Status)> done);
 
-  void Put(const ObjectId& id, std::string value, Quorum q, Callback<Ack> done);
+  void Put(const ObjectKey& key, std::string value, Quorum q, Callback<Ack> done);
   // Merges entries into the map record at id (dht/lww_map.h); entries with ts 0 take the
   // write's timestamp. Reads of a map record merge the R replies instead of picking one.
-  void Merge(const ObjectId& id, const LwwMap& entries, Quorum q, Callback<Ack> done);
-  void Del(const ObjectId& id, Quorum q, Callback<Ack> done);
+  void Merge(const ObjectKey& key, const LwwMap& entries, Quorum q, Callback<Ack> done);
+  void Del(const ObjectKey& key, Quorum q, Callback<Ack> done);
   // The newest record among R replies (a tombstone is a record); NotFound if none has one.
-  void Get(const ObjectId& id, Quorum q, Callback<Record> done);
+  void Get(const ObjectKey& key, Quorum q, Callback<Record> done);
   // The newest metadata among R replies, as Get but without values.
-  void Stat(const ObjectId& id, Quorum q, Callback<RecordMeta> done);
+  void Stat(const ObjectKey& key, Quorum q, Callback<RecordMeta> done);
 
   // The disks of the nodes that answer among those not known to be down or gone, each disk
   // once (by disk_id). Unavailable if none answers.
@@ -128,7 +128,7 @@ class ClusterClient {
   void SendWrite(const std::shared_ptr<WriteOp>& op);
   // After NotMine answers used up the candidates: refresh the table and try its replicas.
   void Reroute(const std::shared_ptr<WriteOp>& op);
-  void Read(const ObjectId& id, Quorum q, bool meta_only, Callback<Record> done);
+  void Read(const ObjectKey& key, Quorum q, bool meta_only, Callback<Record> done);
   void SendRead(const std::shared_ptr<ReadOp>& op);
   void Repair(const ReadOp& op);
   void ArmRefresh();

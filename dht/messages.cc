@@ -61,41 +61,66 @@ std::string EncodeHello(Kind kind, uint64_t request_id, const Hello& m) {
   return w.Finish(kind, request_id);
 }
 
-std::string EncodePut(uint64_t request_id, const ObjectId& id, std::string_view value,
+namespace {
+
+// The two name fields, when the name is known.
+uint32_t NameFields(const ObjectName& name) { return name.known ? 2 : 0; }
+size_t NameBytes(const ObjectName& name) { return name.known ? name.ns.size() + name.key.size() + 10 : 0; }
+void PackName(Packer& pk, const ObjectName& name) {
+  if (!name.known) return;
+  PackBin(pk, name.ns);
+  PackBin(pk, name.key);
+}
+// Reads the name at fields i and i+1 if the sender gave it.
+Status UnpackName(const Fields& f, uint32_t i, ObjectName* name) {
+  if (name == nullptr || f.size() < i + 2) return Status::Ok();
+  std::string_view ns, key;
+  RS_TRY(f.Bin(i, "namespace", &ns));
+  RS_TRY(f.Bin(i + 1, "key", &key));
+  if (ns.size() + key.size() > kMaxObjectNameBytes) return Status::TooLarge("object name longer than 8 KiB");
+  *name = ObjectName{std::string(ns), std::string(key), true};
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string EncodePut(uint64_t request_id, const ObjectKey& key, std::string_view value,
                       Timestamp ts, uint64_t txn_id) {
-  FrameWriter w(value.size() + 64);
+  FrameWriter w(value.size() + 64 + NameBytes(key.name));
   Packer pk(w);
-  pk.pack_array(4);
-  PackId(pk, id);
+  pk.pack_array(4 + NameFields(key.name));
+  PackId(pk, key.id);
   PackBin(pk, value);
   pk.pack_uint64(ts);
   pk.pack_uint64(txn_id);
+  PackName(pk, key.name);
   return w.Finish(Kind::kPut, request_id);
 }
 
-std::string EncodeDel(uint64_t request_id, const ObjectId& id, Timestamp ts, uint64_t txn_id) {
-  FrameWriter w(64);
+std::string EncodeDel(uint64_t request_id, const ObjectKey& key, Timestamp ts, uint64_t txn_id) {
+  FrameWriter w(64 + NameBytes(key.name));
   Packer pk(w);
-  pk.pack_array(3);
-  PackId(pk, id);
+  pk.pack_array(3 + NameFields(key.name));
+  PackId(pk, key.id);
   pk.pack_uint64(ts);
   pk.pack_uint64(txn_id);
+  PackName(pk, key.name);
   return w.Finish(Kind::kDel, request_id);
 }
 
-Txn CopyRecordTxn(const ObjectId& id, Record record) {
+Txn CopyRecordTxn(const ObjectKey& key, Record record) {
   Txn txn;
   txn.ts = record.meta.ts;
-  txn.txn_id = Checksum64(std::string(id.AsStringView()) + std::to_string(txn.ts));
+  txn.txn_id = Checksum64(std::string(key.id.AsStringView()) + std::to_string(txn.ts));
   const bool tomb = record.meta.tombstone();
   const TxnOpType type = tomb ? TxnOpType::kDel : IsMapRecord(record.meta) ? TxnOpType::kMerge : TxnOpType::kPut;
-  txn.ops.push_back(TxnOp{type, id, tomb ? std::string() : std::move(record.value)});
+  txn.ops.push_back(TxnOp{type, key.id, tomb ? std::string() : std::move(record.value), key.name});
   return txn;
 }
 
 std::string EncodeTxn(uint64_t request_id, const Txn& txn) {
   size_t hint = 32;
-  for (const auto& op : txn.ops) hint += op.value.size() + 48;
+  for (const auto& op : txn.ops) hint += op.value.size() + 48 + NameBytes(op.name);
   FrameWriter w(hint);
   Packer pk(w);
   pk.pack_array(txn.route_n > 0 ? 4 : 3);
@@ -103,21 +128,24 @@ std::string EncodeTxn(uint64_t request_id, const Txn& txn) {
   pk.pack_uint64(txn.ts);
   pk.pack_array(static_cast<uint32_t>(txn.ops.size()));
   for (const auto& op : txn.ops) {
-    pk.pack_array(3);
+    pk.pack_array(3 + NameFields(op.name));
     pk.pack_uint8(static_cast<uint8_t>(op.type));
     PackId(pk, op.id);
     PackBin(pk, op.value);
+    PackName(pk, op.name);
   }
   if (txn.route_n > 0) pk.pack_uint32(txn.route_n);
   return w.Finish(Kind::kTxn, request_id);
 }
 
-std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectId& id, uint32_t route_n) {
-  FrameWriter w(48);
+std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectKey& key, uint32_t route_n) {
+  FrameWriter w(48 + NameBytes(key.name));
   Packer pk(w);
-  pk.pack_array(route_n > 0 ? 2 : 1);
-  PackId(pk, id);
-  if (route_n > 0) pk.pack_uint32(route_n);
+  // route_n 0 means "not given"; it is sent when a name follows it.
+  pk.pack_array(key.name.known ? 4 : route_n > 0 ? 2 : 1);
+  PackId(pk, key.id);
+  if (route_n > 0 || key.name.known) pk.pack_uint32(route_n);
+  PackName(pk, key.name);
   return w.Finish(kind, request_id);
 }
 
@@ -191,6 +219,7 @@ Result<Txn> DecodeWrite(Kind kind, std::string_view body) {
       RS_TRY(CheckValueSize(value.size()));
       RS_TRY(f.U64(2, "ts", &txn.ts));
       RS_TRY(f.U64(3, "txn_id", &txn.txn_id));
+      RS_TRY(UnpackName(f, 4, &op.name));
       op.value.assign(value);
       txn.ops.push_back(std::move(op));
       return txn;
@@ -202,6 +231,7 @@ Result<Txn> DecodeWrite(Kind kind, std::string_view body) {
       RS_TRY(f.Id(0, "id", &op.id));
       RS_TRY(f.U64(1, "ts", &txn.ts));
       RS_TRY(f.U64(2, "txn_id", &txn.txn_id));
+      RS_TRY(UnpackName(f, 3, &op.name));
       txn.ops.push_back(std::move(op));
       return txn;
     }
@@ -228,6 +258,7 @@ Result<Txn> DecodeWrite(Kind kind, std::string_view body) {
     RS_TRY(opf.Bin(2, "op value", &value));
     total += value.size();
     RS_TRY(CheckValueSize(total));
+    RS_TRY(UnpackName(opf, 3, &op.name));
     op.value.assign(value);
     txn.ops.push_back(std::move(op));
   }
@@ -240,11 +271,12 @@ Result<Txn> DecodeWrite(Kind kind, std::string_view body) {
   return txn;
 }
 
-Result<ObjectId> DecodeKeyRequest(std::string_view body, uint32_t* route_n) {
+Result<ObjectId> DecodeKeyRequest(std::string_view body, uint32_t* route_n, ObjectName* name) {
   Fields f;
   RS_TRY(f.Parse(body, 1));
   ObjectId id;
   RS_TRY(f.Id(0, "id", &id));
+  RS_TRY(UnpackName(f, 2, name));
   if (route_n != nullptr) {
     *route_n = 0;
     if (f.size() > 1) {

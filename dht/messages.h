@@ -13,6 +13,7 @@
 #include "dht/frame.h"
 #include "dht/hlc.h"
 #include "dht/object_id.h"
+#include "dht/object_key.h"
 #include "dht/record.h"
 #include "dht/status.h"
 
@@ -87,6 +88,7 @@ struct TxnOp {
   TxnOpType type = TxnOpType::kPut;
   ObjectId id;
   std::string value;  // empty for kDel; an encoded LwwMap for kMerge
+  ObjectName name;    // what id is the hash of, when the client gives it (node/access_policy.h)
 };
 
 // PUT, DEL and TXN all decode into a Txn: a set of ops applied atomically with one timestamp.
@@ -133,18 +135,20 @@ struct ErrorReply {
 
 // Encoders return a whole frame (header + body), ready for Transport::Send.
 std::string EncodeHello(Kind kind, uint64_t request_id, const Hello& m);
-std::string EncodePut(uint64_t request_id, const ObjectId& id, std::string_view value,
+// A key's name, when known, is appended to the request (PUT, DEL, GET, STAT, each TXN op) as
+// two bin fields, namespace and key; a decoder that predates them ignores them.
+std::string EncodePut(uint64_t request_id, const ObjectKey& key, std::string_view value,
                       Timestamp ts, uint64_t txn_id);
-std::string EncodeDel(uint64_t request_id, const ObjectId& id, Timestamp ts, uint64_t txn_id);
+std::string EncodeDel(uint64_t request_id, const ObjectKey& key, Timestamp ts, uint64_t txn_id);
 std::string EncodeTxn(uint64_t request_id, const Txn& txn);
 // A TXN that writes record (a value, a map or a tombstone) of id again, under the record's own
 // timestamp and a transaction id derived from (id, timestamp): sending it to any replica, any
 // number of times, is idempotent. Read repair and hinted handoff copy records with it.
-Txn CopyRecordTxn(const ObjectId& id, Record record);
+Txn CopyRecordTxn(const ObjectKey& key, Record record);
 // kGet or kStat: a request that carries an object id and, optionally, the client's N
 // (route_n > 0): a node that does not hold the key and is not among its first
 // route_n + kRouteSlack nodes forwards the request to one that is.
-std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectId& id, uint32_t route_n = 0);
+std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectKey& key, uint32_t route_n = 0);
 std::string EncodeAck(uint64_t request_id, const Ack& m);
 std::string EncodeError(uint64_t request_id, const Status& status);
 // kGetReply carries the value; kStatReply the metadata only.
@@ -159,7 +163,7 @@ Result<DiskUsage> DecodeDiskUsage(std::string_view body);
 Result<ChannelMessage> DecodeChannelMessage(std::string_view body);
 // Accepts kPut, kDel and kTxn bodies.
 Result<Txn> DecodeWrite(Kind kind, std::string_view body);
-Result<ObjectId> DecodeKeyRequest(std::string_view body, uint32_t* route_n = nullptr);
+Result<ObjectId> DecodeKeyRequest(std::string_view body, uint32_t* route_n = nullptr, ObjectName* name = nullptr);
 Result<Ack> DecodeAck(std::string_view body);
 Result<ErrorReply> DecodeError(std::string_view body);
 Result<Record> DecodeRecordReply(Kind kind, std::string_view body);

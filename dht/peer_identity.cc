@@ -1,6 +1,7 @@
 #include "dht/peer_identity.h"
 
 #include "dht/admin_name.h"
+#include "dht/object_key.h"
 
 namespace ringstore {
 
@@ -28,18 +29,30 @@ Result<Role> ParseClientRole(std::string_view name) {
   return Status::InvalidArgument("unknown role '" + std::string(name) + "' (read-only, read-write or admin)");
 }
 
+Status ValidateClientNamespace(const std::string& ns) {
+  RS_TRY(ValidateAdminName(ns, "namespace"));
+  if (ns.compare(0, reserved::kReservedPrefix.size(), reserved::kReservedPrefix) == 0) {
+    return Status::InvalidArgument("namespaces starting with 'ringstore.' are ringstore's own");
+  }
+  return Status::Ok();
+}
+
 std::string PeerIdentity::Describe() const {
   switch (role) {
     case Role::kOpen: return "an unauthenticated peer";
     case Role::kNode: return "node '" + name + "'";
-    default: return "client '" + name + "' (" + RoleName(role) + ")";
+    default: break;
   }
+  const std::string scope = ns.empty() ? "" : ", namespace '" + ns + "'";
+  return "client '" + name + "' (" + RoleName(role) + scope + ")";
 }
 
 std::string IdentityUri(const PeerIdentity& id) {
   std::string uri = std::string(kScheme) + id.cluster_id;
   if (id.role == Role::kNode) return uri + "/node/" + id.name;
-  return uri + "/client/" + id.name + "?role=" + RoleName(id.role);
+  uri += "/client/" + id.name + "?role=" + RoleName(id.role);
+  if (!id.ns.empty()) uri += "&ns=" + id.ns;
+  return uri;
 }
 
 Result<PeerIdentity> ParseIdentityUri(std::string_view uri) {
@@ -72,10 +85,18 @@ Result<PeerIdentity> ParseIdentityUri(std::string_view uri) {
   }
   if (kind != "client") return bad("unknown kind '" + std::string(kind) + "'");
   constexpr std::string_view kRole = "role=";
+  constexpr std::string_view kNs = "&ns=";
   if (query.substr(0, kRole.size()) != kRole) return bad("a client identity needs ?role=");
-  auto role = ParseClientRole(query.substr(kRole.size()));
+  query = query.substr(kRole.size());
+  if (const size_t amp = query.find(kNs); amp != std::string_view::npos) {
+    id.ns = std::string(query.substr(amp + kNs.size()));
+    query = query.substr(0, amp);
+    if (Status s = ValidateClientNamespace(id.ns); !s.ok()) return bad(s.message());
+  }
+  auto role = ParseClientRole(query);
   if (!role.ok()) return bad(role.status().message());
   id.role = *role;
+  if (id.role == Role::kAdmin && !id.ns.empty()) return bad("an admin identity has no namespace");
   return id;
 }
 

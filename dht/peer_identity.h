@@ -2,7 +2,8 @@
 // and the role that decides what it may ask of a node. Certificates carry the identity as a
 // URI subject alternative name:
 //   ringstore://CLUSTER/node/NAME
-//   ringstore://CLUSTER/client/NAME?role=read-only|read-write|admin
+//   ringstore://CLUSTER/client/NAME?role=read-only|read-write|admin[&ns=NAMESPACE]
+// A client with a namespace may touch only objects of that namespace.
 // CLUSTER and NAME use only [A-Za-z0-9._-] (dht/admin_name.h), so the URI needs no escaping.
 // A connection without TLS has Role::kOpen: no one was authenticated and every request is
 // allowed, as in a cluster that runs without --tls-dir.
@@ -29,12 +30,18 @@ enum class Role : uint8_t {
 const char* RoleName(Role role);
 // A client role by name: admin, read-write or read-only (not node, not open).
 Result<Role> ParseClientRole(std::string_view name);
+// Whether ns can restrict a client: a name as for volumes (dht/admin_name.h) that is not one of
+// ringstore's own ("ringstore." ...).
+Status ValidateClientNamespace(const std::string& ns);
 
 struct PeerIdentity {
   Role role = Role::kOpen;
   std::string cluster_id;
   std::string name;
-  // "node 'n1'" or "client 'alice' (read-only)", for error messages and logs.
+  // A read-only or read-write client restricted to this namespace; empty: any namespace.
+  std::string ns;
+  // "node 'n1'", "client 'alice' (read-only)" or "client 'bob' (read-write, namespace
+  // 'photos')", for error messages and logs.
   std::string Describe() const;
 };
 

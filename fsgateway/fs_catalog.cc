@@ -18,7 +18,13 @@ Status FsCatalog::Create(const FsMeta& meta, uint32_t root_uid, uint32_t root_gi
   IoResult existing = io_.Get(SuperblockId(meta.name), q_);
   if (existing.status.ok()) return Status::InvalidArgument("filesystem '" + meta.name + "' already exists");
   if (!existing.status.IsNotFound()) return existing.status;
-  // The root first, then the superblock: a superblock always has its root.
+  // The catalog entry first: it is an admin-only write (node/access_policy.h), so a client
+  // without the admin role is refused before it writes anything. Then the root, then the
+  // superblock: a superblock always has its root. A create cut short leaves a listed name
+  // without a superblock, which `fs create` completes and `fs rm` drops.
+  LwwMap add;
+  add[meta.name] = MapEntry{0, false, {}};
+  RS_TRY(io_.Merge(CatalogId(), std::move(add), q_));
   Inode root;
   root.ino = kRootIno;
   root.mode = S_IFDIR | 0755;
@@ -28,10 +34,7 @@ Status FsCatalog::Create(const FsMeta& meta, uint32_t root_uid, uint32_t root_gi
   root.parent = kRootIno;
   root.atime = root.mtime = root.ctime = Timespec{now_sec, 0};
   RS_TRY(io_.Put(InodeId(meta, kRootIno), EncodeInode(root), meta.quorum));
-  RS_TRY(io_.Put(SuperblockId(meta.name), EncodeFsMeta(meta), q_));
-  LwwMap add;
-  add[meta.name] = MapEntry{0, false, {}};
-  return io_.Merge(CatalogId(), std::move(add), q_);
+  return io_.Put(SuperblockId(meta.name), EncodeFsMeta(meta), q_);
 }
 
 Result<FsMeta> FsCatalog::Open(const std::string& name) {
@@ -57,12 +60,22 @@ Result<std::vector<std::string>> FsCatalog::List() {
 
 Status FsCatalog::Remove(const std::string& name, const RemoveProgress& progress) {
   auto meta = Open(name);
+  if (meta.status().IsNotFound()) {
+    // Not there: make sure the catalog does not list it either (a create cut short).
+    LwwMap gone;
+    gone[name] = MapEntry{0, true, {}};
+    RS_TRY(io_.Merge(CatalogId(), std::move(gone), q_));
+    return meta.status();
+  }
   if (!meta.ok()) return meta.status();
   const Quorum q = meta->quorum;
+  // The superblock written back as it is: an admin-only write (node/access_policy.h), so a
+  // client without the admin role is refused before it deletes anything.
+  RS_TRY(io_.Put(SuperblockId(name), EncodeFsMeta(*meta), q_));
   // Walk breadth-first from the root, listing what to delete; then delete it in reverse, so
   // a directory's listing goes only after everything under it: an interrupted remove leaves
   // a tree that a second run still finds. An inode reached twice (hard links) is listed once.
-  std::vector<ObjectId> doomed;
+  std::vector<ObjectKey> doomed;
   std::deque<uint64_t> dirs{kRootIno};
   std::set<uint64_t> seen{kRootIno};
   while (!dirs.empty()) {

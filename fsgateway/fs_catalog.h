@@ -1,6 +1,8 @@
 // The admin operations on filesystems: create, list, open, remove (`ringstore fs`).
-// Create writes the superblock, the root directory's inode and a catalog entry; the catalog
-// is a map record, so two creates of different filesystems at once both stay listed.
+// Create writes a catalog entry, the root directory's inode and the superblock, in that order;
+// the catalog is a map record, so two creates of different filesystems at once both stay
+// listed. Create and Remove each begin with an admin-only write (node/access_policy.h), so
+// that a client without the admin role changes nothing.
 // Remove walks the tree from the root and deletes every inode, directory and chunk, then the
 // superblock and the catalog entry; it can be run again after an interruption.
 // Thread-safety: as the ObjectIo it runs on.

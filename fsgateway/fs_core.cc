@@ -16,6 +16,7 @@ int ErrnoOf(const Status& s) {
     case Code::kNotFound: return ENOENT;
     case Code::kInvalidArgument: return EINVAL;
     case Code::kTooLarge: return EFBIG;
+    case Code::kPermissionDenied: return EACCES;  // the gateway's certificate may not do it
     default: return EIO;
   }
 }

@@ -54,16 +54,16 @@ Status ValidateChunkSize(uint64_t chunk_size) {
   return Status::Ok();
 }
 
-ObjectId SuperblockId(const std::string& name) { return ObjectId::Of("ringstore.fs", name); }
-ObjectId CatalogId() { return ObjectId::Of("ringstore.fs-catalog", "all"); }
-ObjectId InodeId(const FsMeta& fs, uint64_t ino) { return ObjectId::Of("ringstore.inode", Key(fs, ino)); }
-ObjectId DirId(const FsMeta& fs, uint64_t ino) { return ObjectId::Of("ringstore.dir", Key(fs, ino)); }
-ObjectId ChunkId(const FsMeta& fs, uint64_t ino, uint64_t index) {
+ObjectKey SuperblockId(const std::string& name) { return ObjectKey::Of(reserved::kFs, name); }
+ObjectKey CatalogId() { return ObjectKey::Of(reserved::kFsCatalog, "all"); }
+ObjectKey InodeId(const FsMeta& fs, uint64_t ino) { return ObjectKey::Of(reserved::kFsInode, Key(fs, ino)); }
+ObjectKey DirId(const FsMeta& fs, uint64_t ino) { return ObjectKey::Of(reserved::kFsDir, Key(fs, ino)); }
+ObjectKey ChunkId(const FsMeta& fs, uint64_t ino, uint64_t index) {
   std::string key = Key(fs, ino);
   char le[8];
   PutLE(le, index, 8);
   key.append(le, sizeof le);
-  return ObjectId::Of("ringstore.fschunk", key);
+  return ObjectKey::Of(reserved::kFsChunk, key);
 }
 
 std::string EncodeFsMeta(const FsMeta& m) {

@@ -24,6 +24,7 @@
 
 #include "dht/cluster_client.h"
 #include "dht/object_id.h"
+#include "dht/object_key.h"
 #include "dht/status.h"
 
 namespace ringstore::fs {
@@ -51,11 +52,11 @@ struct FsMeta {
 Status ValidateFsName(const std::string& name);
 Status ValidateChunkSize(uint64_t chunk_size);
 
-ObjectId SuperblockId(const std::string& name);
-ObjectId CatalogId();
-ObjectId InodeId(const FsMeta& fs, uint64_t ino);
-ObjectId DirId(const FsMeta& fs, uint64_t ino);
-ObjectId ChunkId(const FsMeta& fs, uint64_t ino, uint64_t index);
+ObjectKey SuperblockId(const std::string& name);
+ObjectKey CatalogId();
+ObjectKey InodeId(const FsMeta& fs, uint64_t ino);
+ObjectKey DirId(const FsMeta& fs, uint64_t ino);
+ObjectKey ChunkId(const FsMeta& fs, uint64_t ino, uint64_t index);
 
 std::string EncodeFsMeta(const FsMeta& m);
 Result<FsMeta> DecodeFsMeta(std::string_view bytes);

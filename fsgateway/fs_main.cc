@@ -117,6 +117,15 @@ int main(int argc, char** argv) {
       log->error("{}", t.status().message());
       return 2;
     }
+    const bool was_read_only = read_only;
+    if (Status s = CheckGatewayIdentity((*t)->self(), tls_dir, &read_only); !s.ok()) {
+      log->error("{}", s.message());
+      return 2;
+    }
+    if (read_only && !was_read_only) {
+      log->warn("{} has a read-only certificate: mounting read-only", (*t)->self().Describe());
+      fuse_opts += ",ro";
+    }
     io_options.tls = std::move(*t);
   }
   auto io = ClusterObjectIo::Connect(*seeds, io_options);

@@ -19,7 +19,7 @@ constexpr size_t kMaxIncoming = 4096;
 Notifier::Notifier(ObjectIo& io, const FsMeta& fs, FsCore& core, uint64_t mount_id, NotifierCallbacks callbacks,
                    std::chrono::milliseconds batch_interval)
     : io_(io),
-      channel_(ObjectId::Of("ringstore.fs-events", fs.uuid)),
+      channel_(ObjectId::Of(reserved::kFsEvents, fs.uuid)),
       core_(core),
       mount_id_(mount_id),
       callbacks_(std::move(callbacks)),

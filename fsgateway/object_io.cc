@@ -17,14 +17,14 @@ namespace ringstore::fs {
 
 // ---- conveniences ---------------------------------------------------------------------
 
-IoResult ObjectIo::Get(const ObjectId& id, const Quorum& q) {
+IoResult ObjectIo::Get(const ObjectKey& id, const Quorum& q) {
   std::vector<IoOp> ops(1);
   ops[0].kind = IoOp::kGet;
   ops[0].id = id;
   return std::move(Run(std::move(ops), q)[0]);
 }
 
-Status ObjectIo::Put(const ObjectId& id, std::string value, const Quorum& q) {
+Status ObjectIo::Put(const ObjectKey& id, std::string value, const Quorum& q) {
   std::vector<IoOp> ops(1);
   ops[0].kind = IoOp::kPut;
   ops[0].id = id;
@@ -32,7 +32,7 @@ Status ObjectIo::Put(const ObjectId& id, std::string value, const Quorum& q) {
   return Run(std::move(ops), q)[0].status;
 }
 
-Status ObjectIo::Merge(const ObjectId& id, LwwMap entries, const Quorum& q) {
+Status ObjectIo::Merge(const ObjectKey& id, LwwMap entries, const Quorum& q) {
   std::vector<IoOp> ops(1);
   ops[0].kind = IoOp::kMerge;
   ops[0].id = id;
@@ -40,7 +40,7 @@ Status ObjectIo::Merge(const ObjectId& id, LwwMap entries, const Quorum& q) {
   return Run(std::move(ops), q)[0].status;
 }
 
-Status ObjectIo::Del(const ObjectId& id, const Quorum& q) {
+Status ObjectIo::Del(const ObjectKey& id, const Quorum& q) {
   std::vector<IoOp> ops(1);
   ops[0].kind = IoOp::kDel;
   ops[0].id = id;
@@ -58,7 +58,7 @@ std::vector<IoResult> MemoryObjectIo::Run(std::vector<IoOp> ops, const Quorum&) 
       out[i].status = fail_;
       continue;
     }
-    auto it = objects_.find(op.id);
+    auto it = objects_.find(op.id.id);
     const Record* stored = it == objects_.end() ? nullptr : &it->second;
     switch (op.kind) {
       case IoOp::kGet:
@@ -69,15 +69,15 @@ std::vector<IoResult> MemoryObjectIo::Run(std::vector<IoOp> ops, const Quorum&) 
           out[i].is_map = IsMapRecord(stored->meta);
         }
         break;
-      case IoOp::kPut: objects_[op.id] = MergeRecords(stored, Record::Value(++ts_, std::move(op.value))); break;
-      case IoOp::kDel: objects_[op.id] = MergeRecords(stored, Record::Tombstone(++ts_)); break;
+      case IoOp::kPut: objects_[op.id.id] = MergeRecords(stored, Record::Value(++ts_, std::move(op.value))); break;
+      case IoOp::kDel: objects_[op.id.id] = MergeRecords(stored, Record::Tombstone(++ts_)); break;
       case IoOp::kMerge: {
         auto rec = MapRecordFromWrite(EncodeLwwMap(op.entries), ++ts_);
         if (!rec.ok()) {
           out[i].status = rec.status();
           break;
         }
-        objects_[op.id] = MergeRecords(stored, *rec);
+        objects_[op.id.id] = MergeRecords(stored, *rec);
         break;
       }
     }

@@ -21,6 +21,7 @@
 #include "dht/cluster_client.h"
 #include "dht/lww_map.h"
 #include "dht/object_id.h"
+#include "dht/object_key.h"
 #include "dht/status.h"
 #include "node/runtime/tls.h"
 
@@ -28,7 +29,7 @@ namespace ringstore::fs {
 
 struct IoOp {
   enum Kind { kGet, kPut, kMerge, kDel } kind = kGet;
-  ObjectId id;
+  ObjectKey id;       // named, so that a TLS node lets a read-write gateway write it
   std::string value;  // kPut
   LwwMap entries;     // kMerge
 };
@@ -53,10 +54,10 @@ class ObjectIo {
   virtual void Watch(const ObjectId& channel, std::function<void(std::string)> handler) = 0;
   virtual void Notify(const ObjectId& channel, std::string payload) = 0;
 
-  IoResult Get(const ObjectId& id, const Quorum& q);
-  Status Put(const ObjectId& id, std::string value, const Quorum& q);
-  Status Merge(const ObjectId& id, LwwMap entries, const Quorum& q);
-  Status Del(const ObjectId& id, const Quorum& q);
+  IoResult Get(const ObjectKey& id, const Quorum& q);
+  Status Put(const ObjectKey& id, std::string value, const Quorum& q);
+  Status Merge(const ObjectKey& id, LwwMap entries, const Quorum& q);
+  Status Del(const ObjectKey& id, const Quorum& q);
 };
 
 class MemoryObjectIo final : public ObjectIo {

@@ -70,6 +70,21 @@ void NodeCore::SendError(ConnId conn, uint64_t request_id, const Status& status)
   transport_.Send(conn, EncodeError(request_id, status));
 }
 
+const PeerIdentity& NodeCore::Identity(ConnId conn) const {
+  // Unreachable (requests come only on known connections), but if it were, it would be denied
+  // everything the policy can deny: a read-only client with a namespace no name can match.
+  static const PeerIdentity kUnknown{Role::kReadOnly, "", "unknown connection", "-"};
+  auto it = conns_.find(conn);
+  return it == conns_.end() ? kUnknown : it->second.identity;
+}
+
+void NodeCore::Deny(ConnId conn, uint64_t request_id, const Status& why) {
+  ++stats_.permission_denied;
+  auto it = conns_.find(conn);
+  log_->info("{} from {}", why.message(), it == conns_.end() ? std::string("?") : it->second.peer);
+  SendError(conn, request_id, why);
+}
+
 void NodeCore::OnFrame(ConnId conn, Frame frame) {
   if (peers_ != nullptr && peers_->Owns(conn)) return peers_->OnFrame(conn, frame);
   auto it = conns_.find(conn);
@@ -92,11 +107,7 @@ void NodeCore::OnFrame(ConnId conn, Frame frame) {
     SendError(conn, rid, Status::ShuttingDown("node is shutting down"));
     return;
   }
-  if (Status allowed = Authorize(c.identity, frame.header.kind); !allowed.ok()) {
-    ++stats_.permission_denied;
-    log_->info("{} from {}", allowed.message(), c.peer);
-    return SendError(conn, rid, allowed);
-  }
+  if (Status allowed = Authorize(c.identity, frame.header.kind); !allowed.ok()) return Deny(conn, rid, allowed);
   switch (kind) {
     case Kind::kPut:
     case Kind::kDel:
@@ -192,6 +203,7 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
   const uint64_t rid = frame.header.request_id;
   auto txn = DecodeWrite(static_cast<Kind>(frame.header.kind), frame.body);
   if (!txn.ok()) return SendError(conn, rid, txn.status());
+  if (Status allowed = AuthorizeWrite(Identity(conn), *txn); !allowed.ok()) return Deny(conn, rid, allowed);
   std::vector<ObjectId> fallback_for;  // ops this node takes in for replicas that failed
   for (const auto& op : txn->ops) {
     const int rank = Rank(op.id, txn->route_n);
@@ -257,8 +269,10 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
 void NodeCore::HandleGet(ConnId conn, const Frame& frame) {
   const uint64_t rid = frame.header.request_id;
   uint32_t route_n = 0;
-  auto id = DecodeKeyRequest(frame.body, &route_n);
+  ObjectName name;
+  auto id = DecodeKeyRequest(frame.body, &route_n, &name);
   if (!id.ok()) return SendError(conn, rid, id.status());
+  if (Status allowed = AuthorizeRead(Identity(conn), *id, name); !allowed.ok()) return Deny(conn, rid, allowed);
   // Hot records are answered at once; the rest waits for the disk. A miss is answered at once
   // too when the key is ours and this node is in sync; otherwise the slow path decides
   // whether to forward it.
@@ -338,8 +352,10 @@ std::string NodeCore::GetReply(uint64_t rid, const ObjectId& id, Result<Record> 
 void NodeCore::HandleStat(ConnId conn, const Frame& frame) {
   const uint64_t rid = frame.header.request_id;
   uint32_t route_n = 0;
-  auto id = DecodeKeyRequest(frame.body, &route_n);
+  ObjectName name;
+  auto id = DecodeKeyRequest(frame.body, &route_n, &name);
   if (!id.ok()) return SendError(conn, rid, id.status());
+  if (Status allowed = AuthorizeRead(Identity(conn), *id, name); !allowed.ok()) return Deny(conn, rid, allowed);
   if (!Admit(conn, rid)) return;
   store_.Stat(*id, [this, conn, rid, route_n, id = *id](Result<RecordMeta> r) {
     if (r.status().IsNotFound() && !Mine(id, route_n)) return Forward(conn, rid, Kind::kStat, id, route_n);

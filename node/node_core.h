@@ -120,6 +120,10 @@ class NodeCore final : public TransportHandler {
   // The reply to a GET: the record, or the error (counting corruption).
   std::string GetReply(uint64_t rid, const ObjectId& id, Result<Record> r);
   void SendError(ConnId conn, uint64_t request_id, const Status& status);
+  // What conn's peer proved.
+  const PeerIdentity& Identity(ConnId conn) const;
+  // Refuses a request the access policy denied: counts, logs and answers it.
+  void Deny(ConnId conn, uint64_t request_id, const Status& why);
   // Counts a request in flight on conn; false (and a Busy reply) when a bound is hit.
   bool Admit(ConnId conn, uint64_t request_id);
   // Ends a request: sends its reply if the connection is still there.

@@ -42,7 +42,7 @@ class Driver {
     for (size_t i = 0; i < value_.size(); ++i) value_[i] = static_cast<char>('a' + (i * 7) % 26);
     end_ = s.clock().Now() + run_for;
     ids_.reserve(o.keys);
-    for (size_t k = 0; k < o.keys; ++k) ids_.push_back(ObjectId::Of(o.ns, "key-" + std::to_string(k)));
+    for (size_t k = 0; k < o.keys; ++k) ids_.push_back(ObjectKey::Of(o.ns, "key-" + std::to_string(k)));
     latencies_ns_.reserve(1 << 20);
   }
 
@@ -125,7 +125,7 @@ class Driver {
   uint64_t done_ = 0, errors_ = 0;
   Status first_error_;
   std::vector<int64_t> latencies_ns_;
-  std::vector<ObjectId> ids_;
+  std::vector<ObjectKey> ids_;
 };
 
 }  // namespace

@@ -200,6 +200,10 @@ Failure InitCa(const CertArgs& a, const std::string& cluster_id) {
 
 Failure Issue(const CertArgs& a, const std::string& cluster_id, Role role) {
   if (Status s = ValidateAdminName(a.name, "party"); !s.ok()) return BadInput("NAME: " + s.message());
+  if (!a.ns.empty()) {
+    if (role == Role::kAdmin) return BadInput("--namespace: an admin client cannot be restricted to a namespace");
+    if (Status s = ValidateClientNamespace(a.ns); !s.ok()) return BadInput("--namespace: " + s.message());
+  }
   auto ca = ReadCert(stdfs::path(a.ca_dir) / kTlsCaFile);
   if (!ca.ok()) return BadInput("--ca: " + ca.status().message());
   auto ca_key = ReadKey(stdfs::path(a.ca_dir) / kCaKeyFile);
@@ -221,6 +225,7 @@ Failure Issue(const CertArgs& a, const std::string& cluster_id, Role role) {
   id.role = role;
   id.cluster_id = cluster_id;
   id.name = a.name;
+  id.ns = a.ns;
   CertSpec spec;
   spec.common_name = a.name;
   spec.cluster_id = cluster_id;

@@ -23,6 +23,7 @@ struct CertArgs {
   std::string out_dir;  // issue: the party's --tls-dir
   std::string name;     // issue: the node's or client's name
   std::string role;     // issue client: read-only, read-write or admin
+  std::string ns;       // issue client: the one namespace it may use; empty: any
   std::vector<std::string> hosts;  // issue: DNS names or IP addresses this party serves TLS as
   int days = 0;         // validity; 0: 3650 for a CA, 825 for a party
   int backdate_days = 0;

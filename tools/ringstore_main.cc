@@ -136,9 +136,13 @@ CLI::App* AddCertCommands(CLI::App& app, CertArgs& a) {
                     "such as NBD clients of ringstore-block");
   }
   a.issue_client->add_option("--role", a.role, "read-only: GET/STAT; read-write: also PUT/DEL/TXN; admin: also "
-                                               "decommission and scans")
+                                               "decommission, scans, and creating, resizing and removing volumes "
+                                               "and filesystems")
       ->required()
       ->check(CLI::IsMember({"read-only", "read-write", "admin"}));
+  a.issue_client->add_option("--namespace", a.ns,
+                             "Restrict the client to objects of this namespace (read-only and read-write roles; "
+                             "such a client cannot mount filesystems or serve volumes)");
   for (CLI::App* sub : {a.init_ca, a.issue_node, a.issue_client}) {
     sub->add_option("--days", a.days, "Days of validity (default 3650 for the CA, 825 for a party)")
         ->check(CLI::Range(1, 36500));
@@ -298,13 +302,13 @@ int main(int argc, char** argv) {
   ClusterClient& client = session.cluster();
   const Quorum q = FitQuorum(quorum, client.table().ring_nodes(),
                              n_opt->count() > 0 || w_opt->count() > 0 || r_opt->count() > 0);
-  const ObjectId id = ObjectId::Of(ns, key);
+  const ObjectKey id = ObjectKey::Of(ns, key);
 
   if (put->parsed()) {
     const size_t size = value.size();
     auto r = session.Wait<Ack>([&](auto cb) { client.Put(id, std::move(value), q, std::move(cb)); });
     if (!r.ok()) return Fail("put " + key, r.status());
-    std::cout << "stored " << key << " (" << size << " bytes, id " << id.Hex().substr(0, 16) << ")\n";
+    std::cout << "stored " << key << " (" << size << " bytes, id " << id.id.Hex().substr(0, 16) << ")\n";
     return kExitOk;
   }
   if (get->parsed()) {
@@ -327,7 +331,7 @@ int main(int argc, char** argv) {
   if (stat->parsed()) {
     auto r = session.Wait<RecordMeta>([&](auto cb) { client.Stat(id, q, std::move(cb)); });
     if (!r.ok()) return Fail("stat " + key, r.status());
-    std::cout << Describe(key, id, *r);
+    std::cout << Describe(key, id.id, *r);
     return r->tombstone() ? kExitNotFound : kExitOk;
   }
   return kExitUsage;

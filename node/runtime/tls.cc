@@ -118,4 +118,14 @@ std::string TlsContext::ExplainError(unsigned long err, SSL* ssl) {
   return "TLS error: " + what;
 }
 
+Status CheckGatewayIdentity(const PeerIdentity& self, const std::string& tls_dir, bool* read_only) {
+  if (!self.ns.empty()) {
+    return Status::InvalidArgument(tls_dir + ": the certificate of " + self.Describe() +
+                                   " is restricted to one namespace, and volumes and filesystems live in "
+                                   "ringstore's own: use a certificate issued without --namespace");
+  }
+  if (self.role == Role::kReadOnly) *read_only = true;
+  return Status::Ok();
+}
+
 }  // namespace ringstore

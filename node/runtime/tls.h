@@ -38,6 +38,11 @@ Result<PeerIdentity> CertificateIdentity(x509_st* cert);
 // The same, for a PEM file.
 Result<PeerIdentity> CertificateFileIdentity(const std::string& path);
 
+// A gateway's check of its own certificate: InvalidArgument (naming tls_dir) for a
+// namespace-restricted one, since volumes and filesystems live in ringstore's own namespaces.
+// Sets *read_only (and returns OK) for a read-only one.
+Status CheckGatewayIdentity(const PeerIdentity& self, const std::string& tls_dir, bool* read_only);
+
 class TlsContext {
  public:
   // Loads DIR's three files and checks that the key matches the certificate and that the

@@ -295,20 +295,20 @@ TEST(VolumeChunkIdTest, DistinctPerUuidAndIndex) {
   b.uuid[15] ^= 1;
   std::set<ObjectId> ids;
   for (uint64_t i = 0; i < 1000; ++i) {
-    ids.insert(a.ChunkId(i));
-    ids.insert(b.ChunkId(i));
+    ids.insert(a.ChunkId(i).id);
+    ids.insert(b.ChunkId(i).id);
   }
-  for (uint64_t i : {uint64_t{1} << 32, uint64_t{1} << 40, UINT64_MAX}) ids.insert(a.ChunkId(i));
+  for (uint64_t i : {uint64_t{1} << 32, uint64_t{1} << 40, UINT64_MAX}) ids.insert(a.ChunkId(i).id);
   EXPECT_EQ(ids.size(), 2003u);
   // Stable: the same volume and index always name the same object, whatever else changes.
   VolumeMeta c = a;
   c.name = "renamed";
   c.size = 512;
-  EXPECT_EQ(c.ChunkId(7), a.ChunkId(7));
+  EXPECT_EQ(c.ChunkId(7).id, a.ChunkId(7).id);
   // Not the metadata's id, and metadata ids differ by name.
-  EXPECT_EQ(ids.count(VolumeMetaId(a.name)), 0u);
-  EXPECT_NE(VolumeMetaId("a"), VolumeMetaId("b"));
-  EXPECT_EQ(VolumeMetaId("a"), VolumeMetaId("a"));
+  EXPECT_EQ(ids.count(VolumeMetaId(a.name).id), 0u);
+  EXPECT_NE(VolumeMetaId("a").id, VolumeMetaId("b").id);
+  EXPECT_EQ(VolumeMetaId("a").id, VolumeMetaId("a").id);
 }
 
 }  // namespace

@@ -108,6 +108,62 @@ TEST(MessagesTest, RouteNTravelsOnlyWhenGiven) {
   EXPECT_EQ(routed_txn->ops[0].value, "a");
 }
 
+TEST(MessagesTest, ObjectNamesTravelWithEveryRequestThatNamesAnObject) {
+  const ObjectKey key = ObjectKey::Of("photos", std::string("cat\0.jpg", 8));  // keys are bytes
+  auto put = DecodeWrite(Kind::kPut, Parse(EncodePut(1, key, "v", 9, 5)).body);
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_TRUE(put->ops[0].name.known);
+  EXPECT_EQ(put->ops[0].name.ns, "photos");
+  EXPECT_EQ(put->ops[0].name.key, key.name.key);
+  EXPECT_TRUE(put->ops[0].name.Names(put->ops[0].id));
+  EXPECT_EQ(put->txn_id, 5u);
+
+  auto del = DecodeWrite(Kind::kDel, Parse(EncodeDel(2, key, 9, 6)).body);
+  ASSERT_TRUE(del.ok()) << del.status().ToString();
+  EXPECT_TRUE(del->ops[0].name.Names(kId) == false && del->ops[0].name.Names(key.id));
+
+  Txn txn{7, 8, {{TxnOpType::kPut, key.id, "a", key.name}, {TxnOpType::kDel, kId, ""}}};
+  txn.route_n = 3;
+  auto t = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(3, txn)).body);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->ops[0].name.Names(key.id));
+  EXPECT_FALSE(t->ops[1].name.known);  // an op without a name stays without one
+  EXPECT_EQ(t->route_n, 3u);
+
+  // GET and STAT carry route_n (0: not given) before the name.
+  for (uint32_t route_n : {0u, 2u}) {
+    uint32_t n = 99;
+    ObjectName name;
+    auto id = DecodeKeyRequest(Parse(EncodeKeyRequest(Kind::kGet, 4, key, route_n)).body, &n, &name);
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    EXPECT_EQ(*id, key.id);
+    EXPECT_EQ(n, route_n);
+    EXPECT_TRUE(name.Names(key.id));
+  }
+  ObjectName none;
+  ASSERT_TRUE(DecodeKeyRequest(Parse(EncodeKeyRequest(Kind::kGet, 5, kId, 2)).body, nullptr, &none).ok());
+  EXPECT_FALSE(none.known);
+
+  // A name is bounded, and its fields are typed.
+  const ObjectKey huge = ObjectKey::Of("ns", std::string(kMaxObjectNameBytes, 'k'));
+  EXPECT_EQ(DecodeWrite(Kind::kPut, Parse(EncodePut(6, huge, "v", 1, 1)).body).status().code(), Code::kTooLarge);
+  const std::string raw(kId.AsStringView());
+  EXPECT_EQ(DecodeKeyRequest(Body(BinRef(raw), 0, std::string("ns"), std::string("k")), nullptr, &none).status().code(),
+            Code::kProtocolError);
+}
+
+TEST(MessagesTest, ANameNamesOnlyTheIdItHashesTo) {
+  const ObjectKey key = ObjectKey::Of("a", "b");
+  EXPECT_TRUE(key.name.Names(ObjectId::Of("a", "b")));
+  EXPECT_FALSE(key.name.Names(ObjectId::Of("a", "c")));
+  EXPECT_FALSE(ObjectName{}.Names(ObjectId::Of("", "")));  // not given
+  // "x\0y" + "\0" + "z" hashes like namespace "x" with key "y\0z": a namespace holding NUL
+  // names nothing, so a namespace check cannot be dodged by moving the split.
+  const ObjectName shifted{std::string("x\0y", 3), "z", true};
+  EXPECT_FALSE(shifted.Names(ObjectId::Of("x", std::string("y\0z", 3))));
+  EXPECT_FALSE(ObjectKey(kId).name.known);
+}
+
 TEST(MessagesTest, RepliesRoundTrip) {
   EXPECT_EQ(DecodeAck(Parse(EncodeAck(1, Ack{1234})).body)->ts, 1234u);
   auto err = DecodeError(Parse(EncodeError(1, Status::NotFound("gone"))).body);

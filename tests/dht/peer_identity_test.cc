@@ -31,6 +31,27 @@ TEST(PeerIdentityTest, MalformedUrisAreRefused) {
   }
 }
 
+TEST(PeerIdentityTest, ANamespaceTravelsInTheUriOfReadOnlyAndReadWriteClients) {
+  for (Role role : {Role::kReadWrite, Role::kReadOnly}) {
+    PeerIdentity id{role, "c", "bob", "photos"};
+    auto back = ParseIdentityUri(IdentityUri(id));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->ns, "photos");
+    EXPECT_EQ(back->role, role);
+  }
+  EXPECT_EQ(IdentityUri({Role::kReadWrite, "c", "bob", "photos"}), "ringstore://c/client/bob?role=read-write&ns=photos");
+  EXPECT_EQ((PeerIdentity{Role::kReadWrite, "c", "bob", "photos"}).Describe(),
+            "client 'bob' (read-write, namespace 'photos')");
+  for (const char* bad : {"ringstore://c/client/a?role=admin&ns=photos", "ringstore://c/client/a?role=read-only&ns=",
+                          "ringstore://c/client/a?role=read-only&ns=ringstore.volume",
+                          "ringstore://c/client/a?role=read-only&ns=a/b"}) {
+    EXPECT_FALSE(ParseIdentityUri(bad).ok()) << bad;
+  }
+  EXPECT_TRUE(ValidateClientNamespace("photos-2024").ok());
+  EXPECT_FALSE(ValidateClientNamespace("ringstore.fs").ok());
+  EXPECT_FALSE(ValidateClientNamespace("").ok());
+}
+
 TEST(PeerIdentityTest, ClientRolesParseByName) {
   EXPECT_EQ(*ParseClientRole("read-only"), Role::kReadOnly);
   EXPECT_EQ(*ParseClientRole("read-write"), Role::kReadWrite);

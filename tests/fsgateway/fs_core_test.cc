@@ -93,8 +93,8 @@ TEST(FsLayoutTest, EncodingsRoundTrip) {
   EXPECT_EQ(e->ino, 42u);
   EXPECT_FALSE(DecodeInode("garbage").ok());
   EXPECT_FALSE(DecodeFsMeta(EncodeInode(n)).ok());
-  EXPECT_NE(InodeId(TestMeta(), 1), DirId(TestMeta(), 1));
-  EXPECT_NE(ChunkId(TestMeta(), 1, 0), ChunkId(TestMeta(), 1, 1));
+  EXPECT_NE(InodeId(TestMeta(), 1).id, DirId(TestMeta(), 1).id);
+  EXPECT_NE(ChunkId(TestMeta(), 1, 0).id, ChunkId(TestMeta(), 1, 1).id);
 }
 
 TEST_F(FsCoreTest, CreateLookupAndTheErrorsOfNames) {

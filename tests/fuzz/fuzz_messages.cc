@@ -31,7 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     case 6: {
       uint32_t route_n = 0;
-      (void)DecodeKeyRequest(body, &route_n);
+      ObjectName name;
+      (void)DecodeKeyRequest(body, &route_n, &name);
       break;
     }
     case 7: (void)DecodeAck(body); break;

@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
   Txn txn;
   txn.txn_id = 7;
   txn.ts = 99;
-  txn.ops = {{TxnOpType::kPut, id, "value"}, {TxnOpType::kDel, ObjectId::Of("ns", "k2"), ""}};
+  const ObjectKey named = ObjectKey::Of("ns", "named");  // requests that carry the object's name
+  txn.ops = {{TxnOpType::kPut, id, "value"}, {TxnOpType::kDel, named.id, "", named.name}};
   const Record record = Record::Value(5, "hello");
   NodeEntry entry;
   entry.node_id = "00112233445566778899aabbccddeeff";
@@ -72,10 +73,10 @@ int main(int argc, char** argv) {
       Body(EncodeHello(Kind::kHello, 1, hello)),
       Body(EncodeDiskUsage(1, DiskUsage{100, 50, "disk"})),
       Body(EncodeChannelMessage(Kind::kNotify, 1, ChannelMessage{id, "payload"})),
-      Body(EncodePut(1, id, "value", 0, 3)),
-      Body(EncodeDel(1, id, 9, 3)),
+      Body(EncodePut(1, named, "value", 0, 3)),
+      Body(EncodeDel(1, named, 9, 3)),
       Body(EncodeTxn(1, txn)),
-      Body(EncodeKeyRequest(Kind::kGet, 1, id, 3)),
+      Body(EncodeKeyRequest(Kind::kGet, 1, named, 3)),
       Body(EncodeAck(1, Ack{77})),
       Body(EncodeError(1, Status::NotFound("gone"))),
       Body(EncodeRecordReply(Kind::kGetReply, 1, record)),

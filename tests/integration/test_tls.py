@@ -9,6 +9,8 @@ text when:
   - a plaintext client reaches a TLS node, and a TLS client reaches a plaintext node;
   - a client presents a certificate from another CA, or an expired one;
   - a read-only client writes, and a read-write client asks for an admin's SCAN;
+  - a read-write client creates or removes a volume or a filesystem (admin only);
+  - a client restricted to a namespace reads or writes another one;
   - a plaintext node tries to join the TLS cluster (both sides log why, and it stays out).
 
 Run: python3 tests/integration/test_tls.py --bin-dir build
@@ -24,7 +26,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import EXIT_ERROR, EXIT_OK, EXIT_UNREACHABLE, check, expect_rc, log, ring, wait_until  # noqa: E402
-from repair_common import wait_whole  # noqa: E402
+from repair_common import OBJECTS as VERIFIED, verify, wait_whole  # noqa: E402
 
 OBJECTS = 40
 FAST = ["--probe-interval-ms", "300", "--suspicion-timeout-ms", "1500", "--repair-interval", "2"]
@@ -98,6 +100,42 @@ def test(ctx, args):
     check(r.returncode != EXIT_OK and "may not send SCAN (it needs the admin role)" in r.stdout.decode(),
           f"node verify with read-write: {r.describe()}")
 
+    # Only admin manages volumes and filesystems: their catalogs are admin-only namespaces.
+    for what in (("volume", "create", "v1", "16M"), ("fs", "create", "f1")):
+        r = ctx.cli(*what, cluster=first)
+        check(r.returncode != EXIT_OK and "may not write namespace 'ringstore." in stderr_of(r) and
+              "with the admin role" in stderr_of(r), f"{' '.join(what)} with read-write: {r.describe()}")
+    ctx.cli_tls_dir = dirs["admin"]
+    expect_rc(ctx.cli("volume", "create", "v1", "16M", cluster=first), EXIT_OK, "volume create with admin")
+    expect_rc(ctx.cli("fs", "create", "f1", cluster=first), EXIT_OK, "fs create with admin")
+    ctx.cli_tls_dir = dirs["read-write"]
+    listed = expect_rc(ctx.cli("volume", "ls", cluster=first), EXIT_OK, "volume ls with read-write").stdout.decode()
+    check("v1" in listed, f"volume ls with read-write: {listed!r}")
+    expect_rc(ctx.cli("put", "v1-data", "-", cluster=first, input=b"x"), EXIT_OK, "read-write put")
+    r = ctx.cli("volume", "rm", "v1", cluster=first)
+    check(r.returncode != EXIT_OK and "may not write namespace" in stderr_of(r), f"volume rm with read-write: {r.describe()}")
+
+    # A namespace-restricted client touches only its namespace.
+    dirs["photos"] = os.path.join(pki, "photos")
+    cert(ctx, "issue", "client", "bob", "--role", "read-write", "--namespace", "photos", "--ca", ca, "--out",
+         dirs["photos"])
+    r = cert(ctx, "issue", "client", "root2", "--role", "admin", "--namespace", "photos", "--ca", ca, "--out",
+             os.path.join(pki, "root2"), want=harness.EXIT_USAGE)
+    check("an admin client cannot be restricted" in stderr_of(r), f"admin with --namespace: {r.describe()}")
+    shown = expect_rc(ctx.cli("cert", "show", dirs["photos"]), EXIT_OK, "cert show").stdout.decode()
+    check("client 'bob' (read-write, namespace 'photos')" in shown, f"cert show of bob:\n{shown}")
+    ctx.cli_tls_dir = dirs["photos"]
+    expect_rc(ctx.cli("--namespace", "photos", "put", "cat.jpg", "-", cluster=first, input=b"meow"), EXIT_OK,
+              "put in its own namespace")
+    r = expect_rc(ctx.cli("--namespace", "photos", "get", "cat.jpg", cluster=nodes[2]), EXIT_OK, "get in its namespace")
+    check(r.stdout == b"meow", "get in its own namespace: wrong bytes")
+    r = ctx.cli("--namespace", "videos", "put", "dog.mp4", "-", cluster=first, input=b"woof")
+    check(r.returncode != EXIT_OK and "client 'bob' (read-write, namespace 'photos') may not use namespace 'videos'" in
+          stderr_of(r), f"put in another namespace: {r.describe()}")
+    r = ctx.cli("get", "k1", cluster=first)  # the default namespace
+    check(r.returncode != EXIT_OK and "may not use namespace 'default'" in stderr_of(r),
+          f"get in another namespace: {r.describe()}")
+
     # Refusals, with the reason on the client's side.
     ctx.cli_tls_dir = None
     r = expect_rc(ctx.cli("get", "k1", cluster=first), EXIT_UNREACHABLE, "plaintext client at a TLS node")
@@ -123,13 +161,22 @@ def test(ctx, args):
     check(plain.stop() == 0, "the plaintext node did not stop cleanly")
     check(ring(ctx, first)["nodes"] == 3, "the plaintext node made it into the ring")
 
+    # Nothing was deleted by the refused removes (no tombstones), and the store holds the objects
+    # put, the volume's and filesystem's metadata and catalogs, and the restricted client's one.
+    held = verify(ctx, first)
+    stored = held["objects"]
+    counts = next(m for m in map(VERIFIED.match, held["text"].splitlines()) if m)
+    tombstones = int(counts.group(2))
+    check(tombstones == 0, f"refused removes deleted objects:\n{held['text']}")
+    check(stored == OBJECTS + 1 + 5 + 1, f"{stored} objects stored, want {OBJECTS + 7}:\n{held['text']}")
+
     # Join and repair over TLS: a fourth node gets its share; every object ends whole.
     t0 = time.monotonic()
     fourth = ctx.node("n4", extra_args=FAST + ["--tls-dir", dirs["n4"], "--join", first.addr])
     fourth.start()
     nodes.append(fourth)
     wait_until(lambda: all(ring(ctx, n)["up"] == 4 for n in nodes), 20, "4 TLS nodes in one ring")
-    wait_whole(ctx, first, OBJECTS, 60, "every object whole on the 4-node TLS ring")
+    wait_whole(ctx, first, stored, 60, "every object whole on the 4-node TLS ring")
     join_s = time.monotonic() - t0
     ctx.cli_tls_dir = dirs["read-only"]
     for k, v in values.items():
@@ -141,7 +188,7 @@ def test(ctx, args):
     silent.close()
     for n in nodes:
         check(n.stop() == 0, f"{n.name} did not exit cleanly on SIGTERM")
-    return (f"{OBJECTS} objects over TLS; roles enforced; plaintext, other-CA and expired peers refused with "
+    return (f"{OBJECTS} objects over TLS; roles and namespaces enforced; plaintext, other-CA and expired peers refused with "
             f"clear errors; a 4th node joined and repair made every object whole in {join_s:.1f}s")
 
 

@@ -21,6 +21,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nbd_common import *  # noqa: E402,F401,F403
 import nbd_common as nc  # noqa: E402
+from tls_common import make_pki, start_tls_ring  # noqa: E402
 
 MiB = 1 << 20
 COPY_BYTES = 16 * MiB
@@ -36,32 +37,12 @@ def libnbd_dir(ctx, tls_dir):
 
 def test(ctx, args):
     nc.require_tools("nbdinfo", "nbdcopy")
-    pki = ctx.mkdtemp("pki-")
-    dirs = {}
-
-    def cert(*a):
-        expect_rc(ctx.cli("cert", *a), EXIT_OK, "cert " + " ".join(a))
-
-    cert("init-ca", os.path.join(pki, "ca"))
-    cert("init-ca", os.path.join(pki, "other-ca"))
-    for name, extra in (("n1", []), ("n2", []), ("n3", [])):
-        dirs[name] = os.path.join(pki, name)
-        cert("issue", "node", name, "--ca", os.path.join(pki, "ca"), "--out", dirs[name], *extra)
-    for name, role, ca, extra in (("admin", "admin", "ca", []), ("gw", "read-write", "ca", ["--host", "127.0.0.1"]),
-                                  ("rw", "read-write", "ca", []), ("ro", "read-only", "ca", []),
-                                  ("stranger", "read-write", "other-ca", [])):
-        dirs[name] = os.path.join(pki, name)
-        cert("issue", "client", name, "--role", role, "--ca", os.path.join(pki, ca), "--out", dirs[name], *extra)
-
+    dirs = make_pki(ctx, 3, [("admin", "admin", []), ("gw", "read-write", ["--host", "127.0.0.1"]),
+                             ("rw", "read-write", []), ("ro", "read-only", [])],
+                    other_ca_clients=[("stranger", "read-write", [])])
     ctx.cli_tls_dir = dirs["admin"]
-    first = ctx.node("n1", extra_args=list(nc.FAST_FD) + ["--tls-dir", dirs["n1"]])
-    first.start()
-    nodes = [first]
-    for i in (2, 3):
-        n = ctx.node(f"n{i}", extra_args=list(nc.FAST_FD) + ["--tls-dir", dirs[f"n{i}"], "--join", first.addr])
-        n.start()
-        nodes.append(n)
-    wait_until(lambda: all(harness.ring(ctx, n)["up"] == 3 for n in nodes), 20, "3 TLS nodes in one ring")
+    nodes = start_tls_ring(ctx, dirs, 3, nc.FAST_FD)
+    first = nodes[0]
     nc.create_volume(ctx, first, "vol", "64M")
     gw = ctx.gateway(nodes, extra_args=["--tls-dir", dirs["gw"]])
     gw.start()
