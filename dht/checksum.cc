@@ -4,7 +4,7 @@
 // this file: no PLT call, and the compiler specialises it. Long ones go to libxxhash's
 // dispatching entry point, which picks AVX2 or AVX-512 at run time where the CPU has them
 // (this build targets plain x86-64, whose inlined code is SSE2 only): measured on this
-// machine, 28-33 GB/s against 13.8 GB/s for 1 MiB (docs/building.md §7). Same algorithm,
+// machine, 28-33 GB/s against 13.8 GB/s for 1 MiB (docs/building.md §6). Same algorithm,
 // same results.
 #define XXH_INLINE_ALL
 #include <xxhash.h>
