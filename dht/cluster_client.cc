@@ -357,7 +357,7 @@ void ClusterClient::Repair(const ReadOp& op) {
   // record whose bytes fail their checksum. Fire and forget; anti-entropy covers the rest.
   if (!options_.read_repair || op.meta_only || !op.best) return;
   const Record& best = *op.best;
-  const Txn txn = CopyRecordTxn(op.key, best);
+  std::shared_ptr<const Txn> txn;  // built only if a replica needs it: it copies the value
   for (const auto& [address, meta] : op.seen) {
     if (IsMapRecord(best.meta)) {
       // A merged map can be newer than every reply without superseding them by timestamp:
@@ -366,6 +366,7 @@ void ClusterClient::Repair(const ReadOp& op) {
     } else if (meta && !Supersedes(best.meta, *meta)) {
       continue;  // as new as the best
     }
+    if (txn == nullptr) txn = std::make_shared<const Txn>(CopyRecordTxn(op.key, best));
     ++read_repairs_;
     ++repairs_in_flight_;
     With(address, [this, txn](Client* c, Status s) {
@@ -373,7 +374,7 @@ void ClusterClient::Repair(const ReadOp& op) {
         --repairs_in_flight_;
         return;
       }
-      c->Commit(txn, [this](Result<Ack>) { --repairs_in_flight_; });
+      c->Commit(*txn, [this](Result<Ack>) { --repairs_in_flight_; });
     });
   }
 }

@@ -85,6 +85,11 @@ Status FrameDecoder::FeedOne(const char* data, size_t len, size_t* consumed) {
     }
     const size_t need = header_.body_len - buffer_.size();
     const size_t take = std::min(need, len);
+    if (buffer_.size() + take > buffer_.capacity()) {
+      // The body keeps coming: grow 8-fold rather than doubling, so that a large body is
+      // moved once or twice on its way in instead of at every doubling.
+      buffer_.reserve(std::min<size_t>(header_.body_len, std::max(buffer_.size() + take, buffer_.capacity() * 8)));
+    }
     buffer_.append(data, take);
     data += take;
     len -= take;

@@ -19,8 +19,9 @@ namespace {
 constexpr uint8_t kTlsHandshakeRecord = 0x16;  // the first byte a TLS client sends
 // Frames smaller than this are joined before encryption, so that they share records.
 constexpr size_t kTlsJoinBytes = 16u << 10;
-// Plaintext encrypted per socket write (a larger frame goes whole).
-constexpr size_t kTlsFlushBytes = 1u << 20;
+// Plaintext encrypted per socket write. A larger frame goes in pieces, so that the peer
+// decrypts the first while this side encrypts the next.
+constexpr size_t kTlsFlushBytes = 256u << 10;
 
 }  // namespace
 
@@ -36,6 +37,8 @@ struct AsioTransport::Connection {
   std::string tls_out;              // ciphertext being written
   std::string tls_join;             // small frames joined before encryption
   bool tls_writing = false;         // a write of tls_out is in flight
+  size_t tls_sent = 0;              // bytes of out.front() already encrypted (a frame in pieces)
+  size_t tls_sending = 0;           // what tls_sent becomes when the write in flight completes
   bool announced = false;           // the handler knows this connection (OnAccepted or Connect)
   PeerIdentity peer;
   uint64_t bytes_in = 0;
@@ -224,16 +227,26 @@ void AsioTransport::FlushTls(const ConnPtr& c) {
   if (c->tls->established() && c->connected) {
     c->tls_join.clear();
     Status s;
+    c->tls_sending = 0;
     while (s.ok() && n < c->out.size() && n < options_.max_gather_frames && plain < kTlsFlushBytes) {
-      const std::string& f = c->out[n++];
-      plain += f.size();
-      if (f.size() < kTlsJoinBytes) {
+      const std::string& f = c->out[n];
+      const size_t from = n == 0 ? c->tls_sent : 0;
+      if (from == 0 && f.size() < kTlsJoinBytes) {
         c->tls_join += f;
+        plain += f.size();
+        ++n;
         continue;
       }
       if (!c->tls_join.empty()) s = c->tls->Write(c->tls_join.data(), c->tls_join.size());
       c->tls_join.clear();
-      if (s.ok()) s = c->tls->Write(f.data(), f.size());
+      const size_t take = std::min(f.size() - from, kTlsFlushBytes - std::min(plain, kTlsFlushBytes));
+      if (s.ok()) s = c->tls->Write(f.data() + from, take);
+      plain += take;
+      if (from + take < f.size()) {  // the rest of this frame goes with the next write
+        c->tls_sending = from + take;
+        break;
+      }
+      ++n;
     }
     if (s.ok() && !c->tls_join.empty()) s = c->tls->Write(c->tls_join.data(), c->tls_join.size());
     if (!s.ok()) return Fail(c, s);
@@ -257,6 +270,8 @@ void AsioTransport::Written(const ConnPtr& c) {
     c->out.pop_front();
   }
   c->writing_frames = 0;
+  c->tls_sent = c->tls_sending;  // 0 unless the new front frame went partly
+  c->tls_sending = 0;
   if (c->out.empty() && c->close_after_flush) return Fail(c, Status::Ok());
   if (c->read_paused && c->out_bytes <= options_.write_high_water_bytes / 2) {
     c->read_paused = false;
