@@ -71,11 +71,12 @@ void Notifier::Run() {
     inodes.swap(out_inodes_);
     entries.swap(out_entries_);
     const bool stop = stopping_;
+    // Counted before they are applied: whoever sees an event's effect sees it counted.
+    received_ += incoming.size();
     lock.unlock();
     for (const auto& payload : incoming) Apply(payload);
     if (!inodes.empty() || !entries.empty()) Publish(std::move(inodes), std::move(entries));
     lock.lock();
-    received_ += incoming.size();
     if (stop) return;
   }
 }
