@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "dht/admin_name.h"
+#include "dht/lww_map.h"
 #include "dht/endian.h"
 
 namespace ringstore::block {
@@ -15,7 +16,6 @@ namespace ringstore::block {
 namespace {
 
 constexpr uint32_t kMetaFormat = 1;
-constexpr int kCatalogAttempts = 5;
 constexpr uint64_t kDeleteWindow = 64;  // chunk deletes in flight during remove/shrink
 
 ObjectKey CatalogId() { return ObjectKey::Of(reserved::kVolumeCatalog, "all"); }
@@ -174,7 +174,7 @@ void VolumeCatalog::Create(VolumeMeta meta, std::function<void(Status)> done) {
     if (!r.ok() && !r.status().IsNotFound()) return done(r.status());
     client_.Put(id, EncodeVolumeMeta(meta), q_, [this, meta, done](Result<Ack> a) {
       if (!a.ok()) return done(a.status());
-      EditCatalog(meta.name, true, kCatalogAttempts, done);
+      EditCatalog(meta.name, true, done);
     });
   });
 }
@@ -193,44 +193,41 @@ void VolumeCatalog::Open(const std::string& name, std::function<void(Result<Volu
   });
 }
 
-void VolumeCatalog::ReadCatalog(std::function<void(Result<std::vector<std::string>>)> done) {
+void VolumeCatalog::ReadCatalog(std::function<void(Result<std::vector<std::string>>, bool legacy)> done) {
   client_.Get(CatalogId(), q_, [done](Result<Record> r) {
-    if (!r.ok() && r.status().IsNotFound()) return done(std::vector<std::string>{});
-    if (!r.ok()) return done(r.status());
-    if (r->meta.tombstone()) return done(std::vector<std::string>{});
-    done(DecodeCatalog(r->value));
+    if (!r.ok() && r.status().IsNotFound()) return done(std::vector<std::string>{}, false);
+    if (!r.ok()) return done(r.status(), false);
+    if (r->meta.tombstone()) return done(std::vector<std::string>{}, false);
+    if (!IsMapRecord(r->meta)) return done(DecodeCatalog(r->value), true);
+    auto map = DecodeLwwMap(r->value);
+    if (!map.ok()) return done(Status::Corruption("the volume catalog is not a map: " + map.status().message()), false);
+    std::vector<std::string> names;
+    for (const auto& [name, e] : *map) {
+      if (!e.deleted) names.push_back(name);  // in name order: the map is sorted
+    }
+    done(std::move(names), false);
   });
 }
 
-void VolumeCatalog::EditCatalog(std::string name, bool add, int attempts, std::function<void(Status)> done) {
-  ReadCatalog([this, name, add, attempts, done](Result<std::vector<std::string>> r) {
+void VolumeCatalog::EditCatalog(std::string name, bool add, std::function<void(Status)> done) {
+  ReadCatalog([this, name, add, done](Result<std::vector<std::string>> r, bool legacy) {
     if (!r.ok()) return done(r.status());
-    std::vector<std::string> names = std::move(*r);
-    auto it = std::lower_bound(names.begin(), names.end(), name);
-    const bool present = it != names.end() && *it == name;
-    if (present == add) return done(Status::Ok());
-    if (add) {
-      if (names.size() >= kMaxVolumes) return done(Status::TooLarge("the catalog holds at most 10000 volumes"));
-      names.insert(it, name);
-    } else {
-      names.erase(it);
+    const bool present = std::binary_search(r->begin(), r->end(), name);
+    if (present == add && !legacy) return done(Status::Ok());
+    if (add && !present && r->size() >= kMaxVolumes) {
+      return done(Status::TooLarge("the catalog holds at most 10000 volumes"));
     }
-    client_.Put(CatalogId(), EncodeCatalog(names), q_, [this, name, add, attempts, done](Result<Ack> a) {
-      if (!a.ok()) return done(a.status());
-      // Read back: a concurrent edit by another client may have overwritten this one.
-      ReadCatalog([this, name, add, attempts, done](Result<std::vector<std::string>> back) {
-        if (!back.ok()) return done(back.status());
-        const bool now = std::binary_search(back->begin(), back->end(), name);
-        if (now == add) return done(Status::Ok());
-        if (attempts <= 1) return done(Status::Busy("the volume catalog kept changing; try again"));
-        EditCatalog(name, add, attempts - 1, done);
-      });
-    });
+    LwwMap change;
+    if (legacy) {
+      for (const auto& n : *r) change[n] = MapEntry{0, false, {}};  // carried into the map
+    }
+    change[name] = MapEntry{0, !add, {}};
+    client_.Merge(CatalogId(), change, q_, [done](Result<Ack> a) { done(a.ok() ? Status::Ok() : a.status()); });
   });
 }
 
 void VolumeCatalog::List(std::function<void(Result<std::vector<VolumeMeta>>)> done) {
-  ReadCatalog([this, done](Result<std::vector<std::string>> names) {
+  ReadCatalog([this, done](Result<std::vector<std::string>> names, bool) {
     if (!names.ok()) return done(names.status());
     struct State {
       std::vector<VolumeMeta> out;
@@ -291,7 +288,7 @@ void VolumeCatalog::Remove(const std::string& name, Progress progress, std::func
     if (!m.ok()) {
       // Not there: make sure the catalog does not list it either.
       if (m.status().IsNotFound()) {
-        return EditCatalog(name, false, kCatalogAttempts, [m, done](Status) { done(m.status()); });
+        return EditCatalog(name, false, [m, done](Status) { done(m.status()); });
       }
       return done(m.status());
     }
@@ -302,7 +299,7 @@ void VolumeCatalog::Remove(const std::string& name, Progress progress, std::func
         if (!s.ok()) return done(s);
         client_.Del(VolumeMetaId(meta->name), q_, [this, meta, done](Result<Ack> a) {
           if (!a.ok()) return done(a.status());
-          EditCatalog(meta->name, false, kCatalogAttempts, done);
+          EditCatalog(meta->name, false, done);
         });
       });
     });

@@ -6,7 +6,10 @@
 // chunks. Volumes are thin: a chunk that was never written (or was trimmed whole) has no
 // object, or a tombstone, and reads as zeros. A chunk object, when present, holds exactly
 // chunk_size bytes and is always written whole (DESIGN.md's pitfall on partial writes).
-// The names of all volumes are kept in one catalog object, for `volume ls`.
+// The names of all volumes are kept in one catalog object, for `volume ls`: a map record
+// (dht/lww_map.h), so that concurrent creates and removes of different volumes all stay.
+// Catalogs written before that are a plain list (EncodeCatalog); they are still read, and the
+// first edit carries their names into the map.
 //
 // VolumeCatalog runs the admin operations (create, list, remove, resize, open) over a
 // ClusterClient. Thread-safety: strand-confined, like the ClusterClient it borrows.
@@ -56,6 +59,7 @@ Status ValidateGeometry(uint64_t size, uint64_t chunk_size);
 ObjectKey VolumeMetaId(const std::string& name);
 std::string EncodeVolumeMeta(const VolumeMeta& m);
 Result<VolumeMeta> DecodeVolumeMeta(std::string_view bytes);
+// The catalog's first format, a plain list of names (read, and written only by tests).
 std::string EncodeCatalog(const std::vector<std::string>& names);
 Result<std::vector<std::string>> DecodeCatalog(std::string_view bytes);
 
@@ -79,14 +83,14 @@ class VolumeCatalog {
   void Resize(const std::string& name, uint64_t new_size, Progress progress, std::function<void(Status)> done);
 
  private:
-  void ReadCatalog(std::function<void(Result<std::vector<std::string>>)> done);
-  // Adds or removes a name: read, change, write, read back; retried a few times when a
-  // concurrent change overwrote ours.
+  // The listed names, sorted; *legacy (if given) tells whether the catalog is a plain list.
+  void ReadCatalog(std::function<void(Result<std::vector<std::string>>, bool legacy)> done);
+  // Adds or removes a name with one merge of one map entry.
+  void EditCatalog(std::string name, bool add, std::function<void(Status)> done);
   // Writes meta back unchanged: an admin-only write (node/access_policy.h), done before
   // anything is deleted, so that a client without the admin role is refused before it
   // removes a chunk.
   void Claim(const VolumeMeta& meta, std::function<void(Status)> done);
-  void EditCatalog(std::string name, bool add, int attempts, std::function<void(Status)> done);
   // Deletes chunks [from, to) with a bounded window in flight.
   void DeleteChunks(std::shared_ptr<VolumeMeta> meta, uint64_t from, uint64_t to, Progress progress,
                     std::function<void(Status)> done);

@@ -4,12 +4,8 @@
 
 #include <gtest/gtest.h>
 
-#include "node/node_core.h"
 #include "routing/placement.h"
-#include "storage/memory_store.h"
-#include "tests/support/fake_clock.h"
-#include "tests/support/fake_network.h"
-#include "tests/support/null_log.h"
+#include "tests/support/fake_ring.h"
 
 namespace ringstore {
 namespace {
@@ -19,87 +15,7 @@ using testing::FakeNetwork;
 using testing::FakeTransport;
 
 using testing::NullLog;
-
-class Ring {
- public:
-  struct Node {
-    std::string address;
-    std::unique_ptr<FakeTransport> transport;
-    std::unique_ptr<MemoryStore> store;
-    std::unique_ptr<NodeCore> core;
-    std::unique_ptr<SeededRandom> random;
-    std::unique_ptr<PeerLinks> peers;
-    std::unique_ptr<Membership> membership;
-    std::unique_ptr<HintedHandoff> handoff;  // attached by the tests that want it
-  };
-
-  Ring(int n, uint64_t seed) : seed_(seed) {
-    for (int i = 0; i < n; ++i) AddNode(i);
-  }
-  void AddNode(int i) {
-    const uint64_t seed = seed_;
-    auto node = std::make_unique<Node>();
-    node->address = "node" + std::to_string(i) + ":7400";
-    char id[33];
-    std::snprintf(id, sizeof id, "%032d", i);
-    node->transport = std::make_unique<FakeTransport>(net, node->address);
-    node->store = std::make_unique<MemoryStore>(net.executor());
-    NodeOptions no;
-    no.node_id = id;
-    node->core = std::make_unique<NodeCore>(no, clock, *node->transport, *node->store, NullLog());
-    node->core->Start();
-    node->random = std::make_unique<SeededRandom>(seed * 31 + static_cast<uint64_t>(i));
-    node->peers = std::make_unique<PeerLinks>(PeerLinkOptions{}, "ringstore", id, *node->transport, clock, NullLog());
-    NodeEntry self;
-    self.node_id = id;
-    self.address = node->address;
-    self.ring_seed = seed * 1000 + static_cast<uint64_t>(i);
-    self.vnodes = 64;
-    MembershipOptions mo;
-    mo.probe_interval = std::chrono::milliseconds(300);
-    mo.probe_timeout = std::chrono::milliseconds(100);
-    mo.suspicion_timeout = std::chrono::seconds(1);
-    node->membership = std::make_unique<Membership>(mo, self, clock, *node->random, *node->peers, NullLog());
-    node->core->AttachMembership(node->membership.get(), node->peers.get());
-    node->membership->Start(i == 0 ? std::vector<std::string>{} : std::vector<std::string>{"node0:7400"});
-    nodes.push_back(std::move(node));
-  }
-  ~Ring() {
-    for (auto& n : nodes) {
-      n->handoff.reset();
-      n->membership->Stop();
-    }
-  }
-  // Lets virtual time pass, delivering everything that is due.
-  void Pump(Clock::Duration d) {
-    const auto end = clock.Now() + d;
-    while (clock.Now() < end) {
-      net.RunUntilIdle();
-      clock.Advance(std::chrono::milliseconds(5));
-    }
-    net.RunUntilIdle();
-  }
-  bool Converged() {
-    for (auto& n : nodes) {
-      if (n->membership->table().size() != nodes.size() ||
-          n->membership->table().Digest() != nodes[0]->membership->table().Digest()) {
-        return false;
-      }
-    }
-    return true;
-  }
-  Node* ByAddress(const std::string& a) {
-    for (auto& n : nodes) {
-      if (n->address == a) return n.get();
-    }
-    return nullptr;
-  }
-
-  FakeNetwork net;
-  FakeClock clock;
-  std::vector<std::unique_ptr<Node>> nodes;
-  uint64_t seed_;
-};
+using testing::Ring;
 
 class ClusterClientTest : public ::testing::Test {
  protected:
@@ -329,7 +245,7 @@ TEST_F(ClusterClientTest, AReadOfAKeyANodeDoesNotHoldIsForwardedToItsReplica) {
   // A write carrying route_n is refused by the outsider.
   Txn txn;
   txn.route_n = 1;
-  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, "x"});
+  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, "x", {}});
   auto w = Call<Ack>([&](auto cb) { c.Commit(txn, cb); });
   EXPECT_EQ(w.status().code(), Code::kNotMine) << w.status().ToString();
 }
@@ -426,7 +342,7 @@ TEST_F(ClusterClientTest, AFallbackHandsItsWriteToTheReplicas) {
   Client& c = direct->client;
   Txn txn;
   txn.route_n = 1;
-  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, "hinted"});
+  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, "hinted", {}});
   ASSERT_TRUE(Call<Ack>([&](auto cb) { c.Commit(txn, cb); }).ok());
   EXPECT_EQ(replica->store->MutableRecordForTest(id), nullptr);
   EXPECT_EQ(fallback->handoff->stats().pending, 1u);

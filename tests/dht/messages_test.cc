@@ -55,7 +55,7 @@ TEST(MessagesTest, DiskUsageRoundTripsAndMergeOpsDecode) {
   Txn t;
   t.txn_id = 3;
   t.ts = 4;
-  t.ops.push_back(TxnOp{TxnOpType::kMerge, kId, "map bytes"});
+  t.ops.push_back(TxnOp{TxnOpType::kMerge, kId, "map bytes", {}});
   auto back = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(1, t)).body);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->ops[0].type, TxnOpType::kMerge);
@@ -76,7 +76,7 @@ TEST(MessagesTest, WritesRoundTripAsTxns) {
   EXPECT_EQ(del->ops[0].type, TxnOpType::kDel);
   EXPECT_EQ(del->ts, 100u);
 
-  Txn txn{77, 101, {{TxnOpType::kPut, kId, "a"}, {TxnOpType::kDel, ObjectId::Of("ns", "k2"), ""}}};
+  Txn txn{77, 101, {{TxnOpType::kPut, kId, "a", {}}, {TxnOpType::kDel, ObjectId::Of("ns", "k2"), "", {}}}};
   auto back = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(3, txn)).body);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->txn_id, 77u);
@@ -97,7 +97,7 @@ TEST(MessagesTest, RouteNTravelsOnlyWhenGiven) {
   EXPECT_EQ(DecodeKeyRequest(Body(BinRef(std::string(kId.AsStringView())), std::string("x")), &n).status().code(),
             Code::kProtocolError);
 
-  Txn txn{7, 8, {{TxnOpType::kPut, kId, "a"}}};
+  Txn txn{7, 8, {{TxnOpType::kPut, kId, "a", {}}}};
   auto old_form = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(3, txn)).body);
   ASSERT_TRUE(old_form.ok());
   EXPECT_EQ(old_form->route_n, 0u);
@@ -122,7 +122,7 @@ TEST(MessagesTest, ObjectNamesTravelWithEveryRequestThatNamesAnObject) {
   ASSERT_TRUE(del.ok()) << del.status().ToString();
   EXPECT_TRUE(del->ops[0].name.Names(kId) == false && del->ops[0].name.Names(key.id));
 
-  Txn txn{7, 8, {{TxnOpType::kPut, key.id, "a", key.name}, {TxnOpType::kDel, kId, ""}}};
+  Txn txn{7, 8, {{TxnOpType::kPut, key.id, "a", key.name}, {TxnOpType::kDel, kId, "", {}}}};
   txn.route_n = 3;
   auto t = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(3, txn)).body);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
@@ -253,7 +253,7 @@ TEST(MessagesTest, TrailingUnknownFieldsAreIgnored) {
 TEST(MessagesTest, RandomMutationsNeverCrash) {
   // Seeded so a failure replays: flip, truncate and extend valid bodies of every kind.
   SeededRandom rnd(20261121);
-  Txn txn{1, 2, {{TxnOpType::kPut, kId, "abc"}, {TxnOpType::kDel, kId, ""}}};
+  Txn txn{1, 2, {{TxnOpType::kPut, kId, "abc", {}}, {TxnOpType::kDel, kId, "", {}}}};
   const std::vector<std::pair<Kind, std::string>> seeds = {
       {Kind::kHello, Parse(EncodeHello(Kind::kHello, 1, Hello{"c", 1, {"f"}, "n"})).body},
       {Kind::kPut, Parse(EncodePut(1, kId, "value", 3, 4)).body},

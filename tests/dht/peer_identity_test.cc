@@ -17,8 +17,8 @@ TEST(PeerIdentityTest, UrisRoundTripForEveryRole) {
     EXPECT_EQ(back->cluster_id, "prod-1");
     EXPECT_EQ(back->name, "web.frontend_2");
   }
-  EXPECT_EQ(IdentityUri({Role::kReadOnly, "c", "alice"}), "ringstore://c/client/alice?role=read-only");
-  EXPECT_EQ(IdentityUri({Role::kNode, "c", "n1"}), "ringstore://c/node/n1");
+  EXPECT_EQ(IdentityUri({Role::kReadOnly, "c", "alice", ""}), "ringstore://c/client/alice?role=read-only");
+  EXPECT_EQ(IdentityUri({Role::kNode, "c", "n1", ""}), "ringstore://c/node/n1");
 }
 
 TEST(PeerIdentityTest, MalformedUrisAreRefused) {
@@ -58,7 +58,7 @@ TEST(PeerIdentityTest, ClientRolesParseByName) {
   EXPECT_EQ(*ParseClientRole("admin"), Role::kAdmin);
   EXPECT_FALSE(ParseClientRole("node").ok());
   EXPECT_FALSE(ParseClientRole("open").ok());
-  EXPECT_EQ((PeerIdentity{Role::kReadOnly, "c", "bob"}).Describe(), "client 'bob' (read-only)");
+  EXPECT_EQ((PeerIdentity{Role::kReadOnly, "c", "bob", ""}).Describe(), "client 'bob' (read-only)");
 }
 
 }  // namespace

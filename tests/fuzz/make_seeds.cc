@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
   txn.txn_id = 7;
   txn.ts = 99;
   const ObjectKey named = ObjectKey::Of("ns", "named");  // requests that carry the object's name
-  txn.ops = {{TxnOpType::kPut, id, "value"}, {TxnOpType::kDel, named.id, "", named.name}};
+  txn.ops = {{TxnOpType::kPut, id, "value", {}}, {TxnOpType::kDel, named.id, "", named.name}};
   const Record record = Record::Value(5, "hello");
   NodeEntry entry;
   entry.node_id = "00112233445566778899aabbccddeeff";

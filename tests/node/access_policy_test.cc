@@ -8,7 +8,7 @@ namespace ringstore {
 namespace {
 
 bool Allowed(Role role, Kind kind) {
-  PeerIdentity who{role, "c", "x"};
+  PeerIdentity who{role, "c", "x", ""};
   return Authorize(who, static_cast<uint16_t>(kind)).ok();
 }
 
@@ -43,10 +43,10 @@ TEST(AccessPolicyTest, EachRoleGetsExactlyItsRequests) {
 }
 
 TEST(AccessPolicyTest, TheRefusalNamesThePeerTheRequestAndTheRoleNeeded) {
-  const Status s = Authorize(PeerIdentity{Role::kReadOnly, "c", "alice"}, static_cast<uint16_t>(Kind::kPut));
+  const Status s = Authorize(PeerIdentity{Role::kReadOnly, "c", "alice", ""}, static_cast<uint16_t>(Kind::kPut));
   EXPECT_EQ(s.code(), Code::kPermissionDenied);
   EXPECT_EQ(s.message(), "permission denied: client 'alice' (read-only) may not send PUT (it needs the read-write role)");
-  const Status g = Authorize(PeerIdentity{Role::kAdmin, "c", "root"}, static_cast<uint16_t>(Kind::kGossip));
+  const Status g = Authorize(PeerIdentity{Role::kAdmin, "c", "root", ""}, static_cast<uint16_t>(Kind::kGossip));
   EXPECT_NE(g.message().find("needs node certificates"), std::string::npos) << g.message();
 }
 
@@ -62,13 +62,13 @@ TxnOp Named(TxnOpType type, std::string_view ns, std::string_view key) {
 }
 
 TEST(AccessPolicyTest, AReadWriteClientMustNameWhatItWritesAndMayNotWriteTheCatalogs) {
-  const PeerIdentity rw{Role::kReadWrite, "c", "gw"};
+  const PeerIdentity rw{Role::kReadWrite, "c", "gw", ""};
   EXPECT_TRUE(AuthorizeWrite(rw, WriteOf({Named(TxnOpType::kPut, "default", "k")})).ok());
   EXPECT_TRUE(AuthorizeWrite(rw, WriteOf({Named(TxnOpType::kPut, "ringstore.chunk", "x"),
                                           Named(TxnOpType::kMerge, "ringstore.dir", "y")}))
                   .ok());
   // Unnamed: the node cannot tell the namespace.
-  const Status unnamed = AuthorizeWrite(rw, WriteOf({TxnOp{TxnOpType::kPut, ObjectId::Of("default", "k"), ""}}));
+  const Status unnamed = AuthorizeWrite(rw, WriteOf({TxnOp{TxnOpType::kPut, ObjectId::Of("default", "k"), "", {}}}));
   EXPECT_EQ(unnamed.code(), Code::kPermissionDenied);
   EXPECT_NE(unnamed.message().find("must name object"), std::string::npos) << unnamed.message();
   // A name that is not the id's.
@@ -88,13 +88,13 @@ TEST(AccessPolicyTest, AReadWriteClientMustNameWhatItWritesAndMayNotWriteTheCata
   }
   // Admins, nodes and plaintext clusters may write anything, named or not.
   for (Role r : {Role::kAdmin, Role::kNode, Role::kOpen}) {
-    EXPECT_TRUE(AuthorizeWrite(PeerIdentity{r, "c", "x"}, WriteOf({Named(TxnOpType::kPut, "ringstore.fs", "a")})).ok());
-    EXPECT_TRUE(AuthorizeWrite(PeerIdentity{r, "c", "x"}, WriteOf({TxnOp{TxnOpType::kDel, ObjectId::Of("a", "b"), ""}}))
+    EXPECT_TRUE(AuthorizeWrite(PeerIdentity{r, "c", "x", ""}, WriteOf({Named(TxnOpType::kPut, "ringstore.fs", "a")})).ok());
+    EXPECT_TRUE(AuthorizeWrite(PeerIdentity{r, "c", "x", ""}, WriteOf({TxnOp{TxnOpType::kDel, ObjectId::Of("a", "b"), "", {}}}))
                     .ok());
   }
   // Reads need no name without a namespace restriction.
   EXPECT_TRUE(AuthorizeRead(rw, ObjectId::Of("ringstore.volume", "v"), ObjectName{}).ok());
-  EXPECT_TRUE(AuthorizeRead(PeerIdentity{Role::kReadOnly, "c", "r"}, ObjectId::Of("x", "y"), ObjectName{}).ok());
+  EXPECT_TRUE(AuthorizeRead(PeerIdentity{Role::kReadOnly, "c", "r", ""}, ObjectId::Of("x", "y"), ObjectName{}).ok());
 }
 
 TEST(AccessPolicyTest, ANamespaceRestrictedClientStaysInItsNamespace) {
@@ -122,7 +122,7 @@ TEST(AccessPolicyTest, ANamespaceRestrictedClientStaysInItsNamespace) {
     const Status s = Authorize(bob, static_cast<uint16_t>(k));
     EXPECT_EQ(s.code(), Code::kPermissionDenied);
     EXPECT_NE(s.message().find("change notification"), std::string::npos) << s.message();
-    EXPECT_TRUE(Authorize(PeerIdentity{Role::kReadWrite, "c", "gw"}, static_cast<uint16_t>(k)).ok());
+    EXPECT_TRUE(Authorize(PeerIdentity{Role::kReadWrite, "c", "gw", ""}, static_cast<uint16_t>(k)).ok());
   }
   EXPECT_TRUE(Authorize(bob, static_cast<uint16_t>(Kind::kRouteTable)).ok());
 }

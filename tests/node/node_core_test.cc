@@ -116,7 +116,7 @@ TEST_F(NodeCoreTest, PutGetStatDeleteThroughTheClient) {
 
 TEST_F(NodeCoreTest, TxnAppliesAllOps) {
   Txn txn;
-  txn.ops = {{TxnOpType::kPut, ObjectId::Of("t", "x"), "1"}, {TxnOpType::kPut, ObjectId::Of("t", "y"), "2"}};
+  txn.ops = {{TxnOpType::kPut, ObjectId::Of("t", "x"), "1", {}}, {TxnOpType::kPut, ObjectId::Of("t", "y"), "2", {}}};
   ASSERT_TRUE(Call<Ack>([&](auto cb) { client_.Commit(txn, cb); }).ok());
   EXPECT_EQ(Get("x")->value, "1");
   EXPECT_EQ(Get("y")->value, "2");
