@@ -7,7 +7,9 @@ A 3-node TLS ring; the gateway uses one certificate (`cert issue client gw --rol
   * with a read-only certificate, the same export is read-only;
   * without TLS, nbdinfo is refused (the gateway logs that options came without TLS);
   * with a certificate from another CA, the TLS handshake fails (the gateway logs why);
-  * nbdcopy of 16 MiB of random data in and back out over TLS: the sha256 matches.
+  * nbdcopy of 16 MiB of random data in and back out over TLS: the sha256 matches;
+  * a gateway with a read-only certificate serves the export read-only, and one with a
+    namespace-restricted certificate refuses to start.
 
 Run: /usr/bin/python3 tests/nbd/test_nbd_tls.py --bin-dir build
 """
@@ -38,7 +40,9 @@ def libnbd_dir(ctx, tls_dir):
 def test(ctx, args):
     nc.require_tools("nbdinfo", "nbdcopy")
     dirs = make_pki(ctx, 3, [("admin", "admin", []), ("gw", "read-write", ["--host", "127.0.0.1"]),
-                             ("rw", "read-write", []), ("ro", "read-only", [])],
+                             ("rw", "read-write", []), ("ro", "read-only", []),
+                             ("gwro", "read-only", ["--host", "127.0.0.1"]),
+                             ("bob", "read-write", ["--namespace", "photos"])],
                     other_ca_clients=[("stranger", "read-write", [])])
     ctx.cli_tls_dir = dirs["admin"]
     nodes = start_tls_ring(ctx, dirs, 3, nc.FAST_FD)
@@ -71,10 +75,24 @@ def test(ctx, args):
     nc.tool(["nbdcopy", uri("rw"), back], "nbdcopy out over TLS", timeout=120)
     got = nc.sha256_range(back, 0, COPY_BYTES)
     check(got == want, f"nbdcopy over TLS: sha256 {got} != {want}")
+    # A gateway whose own certificate is read-only serves every export read-only; one with a
+    # namespace-restricted certificate refuses to start.
+    gw_ro = ctx.gateway(nodes, name="block-ro", extra_args=["--tls-dir", dirs["gwro"]])
+    gw_ro.start()
+    exp = nc.nbdinfo(f"nbds://{gw_ro.addr}/vol?tls-certificates={libnbd_dir(ctx, dirs['rw'])}")["exports"][0]
+    check(exp["is_read_only"] is True, f"nbdinfo at a gateway with a read-only certificate: {exp}")
+    check("has a read-only certificate: serving every volume read-only" in gw_ro.log(),
+          "the read-only gateway did not say why it serves read-only")
+    check(gw_ro.stop() == 0, "the read-only gateway did not exit cleanly")
+    r = harness.run_tool([ctx.block_bin, "--cluster", first.addr, "--listen", "127.0.0.1:0", "--tls-dir", dirs["bob"]],
+                         30)
+    check(r.returncode == 2 and "is restricted to one namespace" in r.stderr.decode() + r.stdout.decode(),
+          f"ringstore-block with a namespace-restricted certificate: {r.describe()}")
     check(gw.stop() == 0, "the gateway did not exit cleanly")
     for n in nodes:
         check(n.stop() == 0, f"{n.name} did not exit cleanly")
-    return "NBD STARTTLS: info, read-only role, plaintext and other-CA refusals, 16 MiB nbdcopy round trip"
+    return ("NBD STARTTLS: info, read-only role, plaintext and other-CA refusals, 16 MiB nbdcopy round trip, "
+            "read-only and namespace gateway certificates")
 
 
 if __name__ == "__main__":
