@@ -293,7 +293,7 @@ void VolumeCatalog::Remove(const std::string& name, Progress progress, std::func
       return done(m.status());
     }
     auto meta = std::make_shared<VolumeMeta>(std::move(*m));
-    Claim(*meta, [this, meta, progress, done](Status claimed) {
+    Claim("volume rm " + meta->name, [this, meta, progress, done](Status claimed) {
       if (!claimed.ok()) return done(claimed);
       DeleteChunks(meta, 0, meta->chunks(), progress, [this, meta, done](Status s) {
         if (!s.ok()) return done(s);
@@ -306,8 +306,8 @@ void VolumeCatalog::Remove(const std::string& name, Progress progress, std::func
   });
 }
 
-void VolumeCatalog::Claim(const VolumeMeta& meta, std::function<void(Status)> done) {
-  client_.Put(VolumeMetaId(meta.name), EncodeVolumeMeta(meta), q_,
+void VolumeCatalog::Claim(const std::string& what, std::function<void(Status)> done) {
+  client_.Put(ObjectKey::Of(reserved::kVolumeCatalog, reserved::kLastAdminOpKey), what, q_,
               [done](Result<Ack> a) { done(a.ok() ? Status::Ok() : a.status()); });
 }
 
@@ -333,7 +333,7 @@ void VolumeCatalog::Resize(const std::string& name, uint64_t new_size, Progress 
       DeleteChunks(meta, keep, meta->chunks(), progress, write_meta);
     };
     // Claim first: a client that may not write the metadata is refused before any chunk goes.
-    Claim(*meta, [this, meta, keep, tail, drop](Status claimed) {
+    Claim("volume resize " + meta->name + " " + std::to_string(new_size), [this, meta, keep, tail, drop](Status claimed) {
       if (!claimed.ok()) return drop(claimed);
       if (tail == 0) return drop(Status::Ok());
       const Quorum q = ChunkQuorum(*meta);

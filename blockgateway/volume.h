@@ -87,10 +87,11 @@ class VolumeCatalog {
   void ReadCatalog(std::function<void(Result<std::vector<std::string>>, bool legacy)> done);
   // Adds or removes a name with one merge of one map entry.
   void EditCatalog(std::string name, bool add, std::function<void(Status)> done);
-  // Writes meta back unchanged: an admin-only write (node/access_policy.h), done before
-  // anything is deleted, so that a client without the admin role is refused before it
-  // removes a chunk.
-  void Claim(const VolumeMeta& meta, std::function<void(Status)> done);
+  // The admin check that comes before anything is deleted: writes what (say "volume rm
+  // NAME") to the object H("ringstore.volume-catalog", "last-admin-op"), an admin-only write
+  // (node/access_policy.h), so a client without the admin role is refused before it removes
+  // a chunk. Nothing reads it but people; it changes no volume.
+  void Claim(const std::string& what, std::function<void(Status)> done);
   // Deletes chunks [from, to) with a bounded window in flight.
   void DeleteChunks(std::shared_ptr<VolumeMeta> meta, uint64_t from, uint64_t to, Progress progress,
                     std::function<void(Status)> done);

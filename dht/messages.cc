@@ -64,10 +64,10 @@ std::string EncodeHello(Kind kind, uint64_t request_id, const Hello& m) {
 namespace {
 
 // The two name fields, when the name is known.
-uint32_t NameFields(const ObjectName& name) { return name.known ? 2 : 0; }
-size_t NameBytes(const ObjectName& name) { return name.known ? name.ns.size() + name.key.size() + 10 : 0; }
+uint32_t NameFields(const ObjectName& name) { return Sendable(name) ? 2 : 0; }
+size_t NameBytes(const ObjectName& name) { return Sendable(name) ? name.ns.size() + name.key.size() + 10 : 0; }
 void PackName(Packer& pk, const ObjectName& name) {
-  if (!name.known) return;
+  if (!Sendable(name)) return;
   PackBin(pk, name.ns);
   PackBin(pk, name.key);
 }
@@ -77,7 +77,7 @@ Status UnpackName(const Fields& f, uint32_t i, ObjectName* name) {
   std::string_view ns, key;
   RS_TRY(f.Bin(i, "namespace", &ns));
   RS_TRY(f.Bin(i + 1, "key", &key));
-  if (ns.size() + key.size() > kMaxObjectNameBytes) return Status::TooLarge("object name longer than 8 KiB");
+  if (ns.size() + key.size() > kMaxObjectNameBytes) return Status::TooLarge("object name longer than 64 KiB");
   *name = ObjectName{std::string(ns), std::string(key), true};
   return Status::Ok();
 }
@@ -142,9 +142,10 @@ std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectKey& ke
   FrameWriter w(48 + NameBytes(key.name));
   Packer pk(w);
   // route_n 0 means "not given"; it is sent when a name follows it.
-  pk.pack_array(key.name.known ? 4 : route_n > 0 ? 2 : 1);
+  const bool named = Sendable(key.name);
+  pk.pack_array(named ? 4 : route_n > 0 ? 2 : 1);
   PackId(pk, key.id);
-  if (route_n > 0 || key.name.known) pk.pack_uint32(route_n);
+  if (route_n > 0 || named) pk.pack_uint32(route_n);
   PackName(pk, key.name);
   return w.Finish(kind, request_id);
 }

@@ -27,8 +27,11 @@ struct ObjectName {
   }
 };
 
-// Bounds the name a request may carry: namespace and key together.
-constexpr size_t kMaxObjectNameBytes = 8192;
+// Bounds the name a request may carry: namespace and key together. A longer name is not
+// sent (the request goes by id alone, as before names were sent), so long keys keep working
+// wherever the node does not need the name.
+constexpr size_t kMaxObjectNameBytes = 64u << 10;
+inline bool Sendable(const ObjectName& n) { return n.known && n.ns.size() + n.key.size() <= kMaxObjectNameBytes; }
 
 struct ObjectKey {
   ObjectId id;
@@ -59,6 +62,10 @@ constexpr std::string_view kFsChunk = "ringstore.fschunk";
 constexpr std::string_view kFsEvents = "ringstore.fs-events";
 // Every reserved namespace starts with this; a namespace-restricted client may not be given one.
 constexpr std::string_view kReservedPrefix = "ringstore.";
+
+// In the two catalog namespaces: the last admin command that deleted something ("volume rm
+// NAME", "fs rm NAME"), written before it deletes anything, as its admin check.
+constexpr std::string_view kLastAdminOpKey = "last-admin-op";
 
 inline bool IsAdminOnly(std::string_view n) {
   return n == kVolume || n == kVolumeCatalog || n == kFs || n == kFsCatalog;

@@ -69,9 +69,9 @@ Status FsCatalog::Remove(const std::string& name, const RemoveProgress& progress
   }
   if (!meta.ok()) return meta.status();
   const Quorum q = meta->quorum;
-  // The superblock written back as it is: an admin-only write (node/access_policy.h), so a
-  // client without the admin role is refused before it deletes anything.
-  RS_TRY(io_.Put(SuperblockId(name), EncodeFsMeta(*meta), q_));
+  // The admin check (node/access_policy.h): a write to an admin-only object, so that a client
+  // without the admin role is refused before it deletes anything. It changes no filesystem.
+  RS_TRY(io_.Put(ObjectKey::Of(reserved::kFsCatalog, reserved::kLastAdminOpKey), "fs rm " + name, q_));
   // Walk breadth-first from the root, listing what to delete; then delete it in reverse, so
   // a directory's listing goes only after everything under it: an interrupted remove leaves
   // a tree that a second run still finds. An inode reached twice (hard links) is listed once.

@@ -87,8 +87,8 @@ Status AuthorizeWrite(const PeerIdentity& peer, const Txn& txn) {
     }
     if (!op.name.known) {
       return Denied(peer, "must name object " + Short(op.id) +
-                              " (namespace and key) to write it; a client built before names were sent cannot "
-                              "write with a non-admin certificate");
+                              " (namespace and key) to write it; names over 64 KiB are not sent, and a client built "
+                              "before names were sent cannot write with a non-admin certificate");
     }
     if (!op.name.Names(op.id)) {
       return Denied(peer, "named object " + Short(op.id) + " with a key that does not hash to it");

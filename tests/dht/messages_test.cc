@@ -144,10 +144,29 @@ TEST(MessagesTest, ObjectNamesTravelWithEveryRequestThatNamesAnObject) {
   ASSERT_TRUE(DecodeKeyRequest(Parse(EncodeKeyRequest(Kind::kGet, 5, kId, 2)).body, nullptr, &none).ok());
   EXPECT_FALSE(none.known);
 
-  // A name is bounded, and its fields are typed.
+  // A name over the bound is not sent: the request goes by id, as before names were sent.
   const ObjectKey huge = ObjectKey::Of("ns", std::string(kMaxObjectNameBytes, 'k'));
-  EXPECT_EQ(DecodeWrite(Kind::kPut, Parse(EncodePut(6, huge, "v", 1, 1)).body).status().code(), Code::kTooLarge);
+  auto unnamed = DecodeWrite(Kind::kPut, Parse(EncodePut(6, huge, "v", 1, 1)).body);
+  ASSERT_TRUE(unnamed.ok()) << unnamed.status().ToString();
+  EXPECT_EQ(unnamed->ops[0].id, huge.id);
+  EXPECT_FALSE(unnamed->ops[0].name.known);
+  ObjectName over;
+  ASSERT_TRUE(DecodeKeyRequest(Parse(EncodeKeyRequest(Kind::kGet, 7, huge)).body, nullptr, &over).ok());
+  EXPECT_FALSE(over.known);
+  // One that arrives anyway is refused; the fields are typed.
   const std::string raw(kId.AsStringView());
+  msgpack::sbuffer big;
+  msgpack::packer<msgpack::sbuffer> bpk(big);
+  bpk.pack_array(4);
+  bpk.pack_bin(32);
+  bpk.pack_bin_body(raw.data(), 32);
+  bpk.pack_uint32(0);
+  bpk.pack_bin(2);
+  bpk.pack_bin_body("ns", 2);
+  const std::string long_key(kMaxObjectNameBytes, 'k');
+  bpk.pack_bin(static_cast<uint32_t>(long_key.size()));
+  bpk.pack_bin_body(long_key.data(), static_cast<uint32_t>(long_key.size()));
+  EXPECT_EQ(DecodeKeyRequest(std::string_view(big.data(), big.size()), nullptr, &over).status().code(), Code::kTooLarge);
   EXPECT_EQ(DecodeKeyRequest(Body(BinRef(raw), 0, std::string("ns"), std::string("k")), nullptr, &none).status().code(),
             Code::kProtocolError);
 }

@@ -435,8 +435,10 @@ TEST(FsCatalogTest, CreateListOpenRemove) {
   ASSERT_TRUE(catalog.Remove("one", nullptr).ok());
   EXPECT_TRUE(catalog.Open("one").status().IsNotFound());
   EXPECT_EQ(catalog.List().value(), std::vector<std::string>{"two"});
-  // Left: two's superblock and root inode, and the catalog.
-  EXPECT_EQ(io.objects(), 3u);
+  // Left: two's superblock and root inode, the catalog, and the record of the last admin
+  // command (the remove's admin check).
+  EXPECT_EQ(io.objects(), 4u);
+  EXPECT_EQ(io.Get(ObjectKey::Of(reserved::kFsCatalog, reserved::kLastAdminOpKey), Quorum{}).value, "fs rm one");
   EXPECT_GT(with_one, 3u);
   EXPECT_FALSE(ValidateFsName("-bad").ok());
   EXPECT_FALSE(ValidateChunkSize(3000).ok());
