@@ -8,8 +8,8 @@
 #include <memory>
 
 #include "dht/admin_name.h"
-#include "dht/lww_map.h"
 #include "dht/endian.h"
+#include "dht/lww_map.h"
 
 namespace ringstore::block {
 
@@ -332,7 +332,7 @@ void VolumeCatalog::Resize(const std::string& name, uint64_t new_size, Progress 
       if (!s.ok()) return write_meta(s);
       DeleteChunks(meta, keep, meta->chunks(), progress, write_meta);
     };
-    // Claim first: a client that may not write the metadata is refused before any chunk goes.
+    // The admin check first: a client without the admin role is refused before any chunk goes.
     Claim("volume resize " + meta->name + " " + std::to_string(new_size), [this, meta, keep, tail, drop](Status claimed) {
       if (!claimed.ok()) return drop(claimed);
       if (tail == 0) return drop(Status::Ok());

@@ -22,9 +22,7 @@ Status FsCatalog::Create(const FsMeta& meta, uint32_t root_uid, uint32_t root_gi
   // without the admin role is refused before it writes anything. Then the root, then the
   // superblock: a superblock always has its root. A create cut short leaves a listed name
   // without a superblock, which `fs create` completes and `fs rm` drops.
-  LwwMap add;
-  add[meta.name] = MapEntry{0, false, {}};
-  RS_TRY(io_.Merge(CatalogId(), std::move(add), q_));
+  RS_TRY(SetListed(meta.name, true));
   Inode root;
   root.ino = kRootIno;
   root.mode = S_IFDIR | 0755;
@@ -62,9 +60,7 @@ Status FsCatalog::Remove(const std::string& name, const RemoveProgress& progress
   auto meta = Open(name);
   if (meta.status().IsNotFound()) {
     // Not there: make sure the catalog does not list it either (a create cut short).
-    LwwMap gone;
-    gone[name] = MapEntry{0, true, {}};
-    RS_TRY(io_.Merge(CatalogId(), std::move(gone), q_));
+    RS_TRY(SetListed(name, false));
     return meta.status();
   }
   if (!meta.ok()) return meta.status();
@@ -121,9 +117,13 @@ Status FsCatalog::Remove(const std::string& name, const RemoveProgress& progress
     if (progress) progress(removed);
   }
   RS_TRY(io_.Del(SuperblockId(name), q_));
-  LwwMap gone;
-  gone[name] = MapEntry{0, true, {}};
-  return io_.Merge(CatalogId(), std::move(gone), q_);
+  return SetListed(name, false);
+}
+
+Status FsCatalog::SetListed(const std::string& name, bool listed) {
+  LwwMap entry;
+  entry[name] = MapEntry{0, !listed, {}};
+  return io_.Merge(CatalogId(), std::move(entry), q_);
 }
 
 }  // namespace ringstore::fs

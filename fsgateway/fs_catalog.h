@@ -31,6 +31,9 @@ class FsCatalog {
   Status Remove(const std::string& name, const RemoveProgress& progress);
 
  private:
+  // Adds name's catalog entry, or a deleted one: one merge of one map entry.
+  Status SetListed(const std::string& name, bool listed);
+
   ObjectIo& io_;
   Quorum q_;
 };

@@ -10,17 +10,6 @@
 
 namespace ringstore::fs {
 
-int ErrnoOf(const Status& s) {
-  switch (s.code()) {
-    case Code::kOk: return 0;
-    case Code::kNotFound: return ENOENT;
-    case Code::kInvalidArgument: return EINVAL;
-    case Code::kTooLarge: return EFBIG;
-    case Code::kPermissionDenied: return EACCES;  // the gateway's certificate may not do it
-    default: return EIO;
-  }
-}
-
 namespace {
 bool IsDir(uint32_t mode) { return S_ISDIR(mode); }
 }  // namespace

@@ -203,7 +203,4 @@ class FsCore {
   }
 };
 
-// errno for a failed cluster operation.
-int ErrnoOf(const Status& s);
-
 }  // namespace ringstore::fs

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
 #include <future>
 #include <optional>
@@ -14,6 +15,17 @@
 #include "node/runtime/asio_transport.h"
 
 namespace ringstore::fs {
+
+int ErrnoOf(const Status& s) {
+  switch (s.code()) {
+    case Code::kOk: return 0;
+    case Code::kNotFound: return ENOENT;
+    case Code::kInvalidArgument: return EINVAL;
+    case Code::kTooLarge: return EFBIG;
+    case Code::kPermissionDenied: return EACCES;  // the gateway's certificate may not do it
+    default: return EIO;
+  }
+}
 
 // ---- conveniences ---------------------------------------------------------------------
 

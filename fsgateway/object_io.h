@@ -41,6 +41,9 @@ struct IoResult {
   bool is_map = false;
 };
 
+// errno for a failed object operation, as the filesystem answers it.
+int ErrnoOf(const Status& s);
+
 class ObjectIo {
  public:
   virtual ~ObjectIo() = default;
