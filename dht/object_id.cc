@@ -95,10 +95,4 @@ std::string ObjectId::Hex() const {
   return s;
 }
 
-uint64_t ObjectId::Prefix64() const {
-  uint64_t v = 0;
-  for (size_t i = 0; i < 8; ++i) v = v << 8 | bytes_[i];
-  return v;
-}
-
 }  // namespace ringstore

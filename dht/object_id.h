@@ -40,7 +40,11 @@ class ObjectId {
   }
   std::string Hex() const;
   // First 8 bytes as a big-endian integer: cheap for sharding and logs.
-  uint64_t Prefix64() const;
+  uint64_t Prefix64() const {
+    uint64_t v = 0;
+    for (size_t i = 0; i < 8; ++i) v = v << 8 | bytes_[i];
+    return v;
+  }
 
   auto operator<=>(const ObjectId&) const = default;
 

@@ -125,8 +125,9 @@ void AntiEntropy::BeginRound() {
   retries_.clear();
   // Every other node on the ring gets a digest, empty or not: a peer that shares keys with us
   // but holds none of them must still find out what it lacks.
-  for (const auto& p : ring_.ring()) {
-    if (p.node->node_id != self_id_) building_.try_emplace(p.node->node_id);
+  // (By entry, in key order: the nodes with points on the ring.)
+  for (const auto& [id, e] : ring_.entries()) {
+    if (RouteTable::OnRing(e) && e.vnodes > 0 && id != self_id_) building_.emplace_hint(building_.end(), id, RangeDigest());
   }
   stats_.round_active = 1;
   log_->debug("anti-entropy round {}: {} peers on the ring", stats_.rounds + 1, building_.size());

@@ -380,11 +380,7 @@ void NodeCore::HandleMembership(ConnId conn, const Frame& frame) {
   const uint64_t rid = frame.header.request_id;
   if (membership_ == nullptr) return SendError(conn, rid, Status::Unavailable("this node has no ring yet"));
   if (static_cast<Kind>(frame.header.kind) == Kind::kRouteTable) {
-    GossipMessage m;
-    m.from = membership_->self().address;
-    m.digest = membership_->table().Digest();
-    for (const auto& [id, e] : membership_->table().entries()) m.entries.push_back(e);
-    transport_.Send(conn, EncodeGossip(Kind::kRouteTableReply, m, rid));
+    transport_.Send(conn, EncodeGossip(Kind::kRouteTableReply, membership_->self().address, membership_->table(), rid));
     return;
   }
   if (Status s = membership_->OnFrame(frame); !s.ok()) SendError(conn, rid, s);

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "dht/clock.h"
 #include "dht/transport.h"
@@ -69,8 +70,8 @@ class PeerLinks final : public MembershipSender {
   Transport& transport_;
   Clock& clock_;
   std::shared_ptr<spdlog::logger> log_;
-  std::map<std::string, Link> by_address_;
-  std::map<ConnId, std::string> by_conn_;
+  std::unordered_map<std::string, Link> by_address_;  // iterated only to cancel timers
+  std::unordered_map<ConnId, std::string> by_conn_;
 };
 
 }  // namespace ringstore

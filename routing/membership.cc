@@ -56,32 +56,44 @@ void Membership::ArmGossip(Clock::Duration delay) {
   gossip_timer_ = clock_.Schedule(delay, [this] { GossipTick(); });
 }
 
-std::vector<const NodeEntry*> Membership::Members(bool include_down) const {
-  std::vector<const NodeEntry*> out;
+const Membership::MemberView& Membership::Members() const {
+  if (members_.version == table_.local_version()) return members_;
+  members_.version = table_.local_version();
+  members_.live.clear();
+  members_.down.clear();
+  const NodeEntry* me = table_.Find(self_.node_id);
   for (const auto& [id, e] : table_.entries()) {
-    if (id == self_.node_id || e.state == NodeState::kLeft) continue;
-    if (e.state == NodeState::kDown && !include_down) continue;
-    out.push_back(&e);
+    if (&e == me || e.state == NodeState::kLeft) continue;
+    (e.state == NodeState::kDown ? members_.down : members_.live).push_back(&e);
   }
-  return out;
+  return members_;
 }
 
-GossipMessage Membership::MakeGossip(bool with_entries) const {
+std::string Membership::GossipFrame(Kind kind, bool with_entries) const {
+  if (with_entries) {
+    // The whole table is encoded once per version of it: in a large cluster under faults it
+    // goes out many times between changes. Another kind only takes a new header.
+    if (table_frame_.empty() || table_frame_version_ != table_.local_version()) {
+      table_frame_ = EncodeGossip(kind, self_.address, table_);
+      table_frame_version_ = table_.local_version();
+    } else if (table_frame_kind_ != kind) {
+      EncodeFrameHeader(static_cast<uint16_t>(kind), 0, std::string_view(table_frame_).substr(kFrameHeaderBytes), 0,
+                        table_frame_.data());
+    }
+    table_frame_kind_ = kind;
+    return table_frame_;
+  }
   GossipMessage m;
   m.from = self_.address;
   m.digest = table_.Digest();
-  if (with_entries) {
-    m.entries.reserve(table_.size());
-    for (const auto& [id, e] : table_.entries()) m.entries.push_back(e);
-  }
-  return m;
+  return EncodeGossip(kind, m);
 }
 
 void Membership::GossipTick() {
   if (!running_) return;
   // A joined member pushes its digest only; the table travels when the digests differ (see
   // OnGossip). A node that has not joined pushes its table, so that the seed learns of it.
-  const std::string frame = EncodeGossip(Kind::kGossip, MakeGossip(/*with_entries=*/!joined_));
+  const std::string frame = GossipFrame(Kind::kGossip, /*with_entries=*/!joined_);
   if (!joined_) {
     // No member has answered yet: try the seeds in turn, backing off.
     const std::string& seed = seeds_[join_attempts_ % seeds_.size()];
@@ -96,19 +108,15 @@ void Membership::GossipTick() {
     join_backoff_ = std::min(options_.join_backoff_max, join_backoff_ * 2);
     return;
   }
-  auto live = Members(/*include_down=*/false);
-  if (!live.empty()) {
-    sender_.SendTo(live[random_.Uniform(live.size())]->address, frame);
+  const MemberView& m = Members();
+  if (!m.live.empty()) {
+    sender_.SendTo(m.live[random_.Uniform(m.live.size())]->address, frame);
   } else if (!seeds_.empty()) {
     sender_.SendTo(seeds_[random_.Uniform(seeds_.size())], frame);  // alone: look for the others
   }
   // Now and then, a member believed down: this is how a recovered node is noticed.
-  std::vector<const NodeEntry*> down;
-  for (const auto* e : Members(/*include_down=*/true)) {
-    if (e->state == NodeState::kDown) down.push_back(e);
-  }
-  if (!down.empty() && random_.NextDouble() < options_.gossip_to_down_probability) {
-    sender_.SendTo(down[random_.Uniform(down.size())]->address, frame);
+  if (!m.down.empty() && random_.NextDouble() < options_.gossip_to_down_probability) {
+    sender_.SendTo(m.down[random_.Uniform(m.down.size())]->address, frame);
   }
   ArmGossip(options_.gossip_interval);
 }
@@ -131,10 +139,12 @@ void Membership::Merge(const std::vector<NodeEntry>& entries) {
       }
       continue;
     }
-    const NodeEntry* before = table_.Find(e.node_id);
-    const NodeState old_state = before ? before->state : NodeState::kLeft;
-    if (table_.Merge(e)) {
+    std::optional<NodeState> before;
+    if (table_.Merge(e, &before)) {
       changed = true;
+      Track(suspects_, e.node_id, e.state == NodeState::kSuspect);
+      Track(downs_, e.node_id, e.state == NodeState::kDown);
+      const NodeState old_state = before.value_or(NodeState::kLeft);
       if (!before) {
         log_->info("member {} at {} joined (zone '{}', {} ring ids)", e.node_id.substr(0, 8), e.address, e.zone,
                    e.vnodes);
@@ -146,6 +156,14 @@ void Membership::Merge(const std::vector<NodeEntry>& entries) {
     }
   }
   if (changed && on_change_) on_change_();
+}
+
+void Membership::Track(std::set<std::string>& ids, const std::string& id, bool in) {
+  if (in) {
+    ids.insert(id);
+  } else if (!ids.empty()) {
+    ids.erase(id);
+  }
 }
 
 void Membership::SetState(const std::string& node_id, NodeState state) {
@@ -167,11 +185,11 @@ void Membership::OnGossip(Kind kind, const GossipMessage& m) {
   if (table_.Digest() == m.digest) return;
   if (kind == Kind::kGossip) {
     // Pull half: answer a push whose sender's table differs from ours with our table.
-    sender_.SendTo(m.from, EncodeGossip(Kind::kGossipReply, MakeGossip(true)));
+    sender_.SendTo(m.from, GossipFrame(Kind::kGossipReply, true));
   } else if (!m.entries.empty()) {
     // Their table, merged, still differs from theirs: we know something they do not. Push
     // ours; they merge it and, holding the union, have nothing more to answer.
-    sender_.SendTo(m.from, EncodeGossip(Kind::kGossip, MakeGossip(true)));
+    sender_.SendTo(m.from, GossipFrame(Kind::kGossip, true));
   }
 }
 
@@ -196,7 +214,7 @@ void Membership::ProbeTick() {
 
   // The next member of a shuffled round (SWIM's round-robin keeps detection time bounded).
   if (probe_order_.empty()) {
-    for (const auto* e : Members(/*include_down=*/false)) probe_order_.push_back(e->node_id);
+    for (const auto* e : Members().live) probe_order_.push_back(e->node_id);
     for (size_t i = probe_order_.size(); i > 1; --i) std::swap(probe_order_[i - 1], probe_order_[random_.Uniform(i)]);
   }
   probe_ = Probe{};
@@ -217,7 +235,7 @@ void Membership::ProbeTick() {
 
 void Membership::SendIndirectProbes() {
   std::vector<const NodeEntry*> helpers;
-  for (const auto* e : Members(/*include_down=*/false)) {
+  for (const auto* e : Members().live) {
     if (e->node_id != probe_.node_id && e->state == NodeState::kUp) helpers.push_back(e);
   }
   for (uint32_t i = 0; i < options_.indirect_probes && !helpers.empty(); ++i) {
@@ -232,11 +250,10 @@ void Membership::CheckReplacements() {
   if (options_.replace_after.count() <= 0) return;
   const auto now = clock_.Now();
   std::vector<std::string> replace;
-  for (const auto& [id, e] : table_.entries()) {
-    if (e.state != NodeState::kDown || id == self_.node_id) {
-      down_since_.erase(id);
-      continue;
-    }
+  // Clocks run for the members that are down (downs_, kept by Merge), from the first tick
+  // that sees them so.
+  std::erase_if(down_since_, [&](const auto& d) { return downs_.count(d.first) == 0; });
+  for (const std::string& id : downs_) {
     auto [it, fresh] = down_since_.emplace(id, now);
     if (!fresh && now - it->second >= options_.replace_after) replace.push_back(id);
   }
@@ -270,9 +287,7 @@ void Membership::CheckSuspects() {
     }
   }
   // Suspects we learned of by gossip also time out here: start their clocks.
-  for (const auto* e : Members(/*include_down=*/false)) {
-    if (e->state == NodeState::kSuspect && !suspect_since_.count(e->node_id)) suspect_since_[e->node_id] = now;
-  }
+  for (const std::string& id : suspects_) suspect_since_.try_emplace(id, now);
 }
 
 void Membership::OnPing(const ProbeMessage& m) {

@@ -22,6 +22,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -99,9 +100,16 @@ class Membership {
   void CheckReplacements();
   void Merge(const std::vector<NodeEntry>& entries);
   void SetState(const std::string& node_id, NodeState state);
-  std::vector<const NodeEntry*> Members(bool include_down) const;
-  // Our address and digest, and the whole table when with_entries.
-  GossipMessage MakeGossip(bool with_entries) const;
+  // The other members not Left, in node-id order: live (up or suspect) and down. Rebuilt
+  // when the table has changed since the last call; the pointers stay valid until then.
+  struct MemberView {
+    uint64_t version = 0;
+    std::vector<const NodeEntry*> live, down;
+  };
+  const MemberView& Members() const;
+  // A gossip frame with our digest, and our whole table when with_entries.
+  std::string GossipFrame(Kind kind, bool with_entries) const;
+  static void Track(std::set<std::string>& ids, const std::string& id, bool in);
   void OnGossip(Kind kind, const GossipMessage& m);
   void OnPing(const ProbeMessage& m);
   void OnPingReq(const ProbeMessage& m);
@@ -143,6 +151,14 @@ class Membership {
   std::map<uint64_t, Relay> relays_;
   // Suspected members and when we suspected them (at the suspected incarnation).
   std::map<std::string, Clock::Duration> suspect_since_;
+  // The other members in state suspect, and in state down: kept by Merge, so that the probe
+  // tick does not walk the whole table.
+  std::set<std::string> suspects_, downs_;
+  // GossipFrame's last whole-table frame, of table_ at table_frame_version_.
+  mutable MemberView members_;
+  mutable std::string table_frame_;
+  mutable uint64_t table_frame_version_ = 0;
+  mutable Kind table_frame_kind_ = Kind::kGossip;
   // Members seen Down, and since when (by this node's clock).
   std::map<std::string, Clock::Duration> down_since_;
 };

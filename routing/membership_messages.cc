@@ -46,16 +46,38 @@ Status UnpackEntry(const msgpack::object& o, NodeEntry* e) {
 
 }  // namespace
 
-std::string EncodeGossip(Kind kind, const GossipMessage& m, uint64_t request_id) {
-  FrameWriter w(64 + m.entries.size() * 96);
+namespace {
+
+// The entries go from wherever they are kept, without a copy: a vector or a table's map.
+template <typename Each>
+std::string EncodeGossipOf(Kind kind, std::string_view from, uint64_t digest, size_t count, uint64_t request_id,
+                           Each&& each) {
+  FrameWriter w(64 + count * 96);
   Packer pk(w);
   pk.pack_array(3);
-  PackStr(pk, m.from);
-  pk.pack_uint64(m.digest);
-  const size_t n = std::min(m.entries.size(), kMaxGossipEntries);
+  PackStr(pk, from);
+  pk.pack_uint64(digest);
+  const size_t n = std::min(count, kMaxGossipEntries);
   pk.pack_array(static_cast<uint32_t>(n));
-  for (size_t i = 0; i < n; ++i) PackEntry(pk, m.entries[i]);
+  size_t i = 0;
+  each([&](const NodeEntry& e) {
+    if (i++ < n) PackEntry(pk, e);
+  });
   return w.Finish(kind, request_id);
+}
+
+}  // namespace
+
+std::string EncodeGossip(Kind kind, const GossipMessage& m, uint64_t request_id) {
+  return EncodeGossipOf(kind, m.from, m.digest, m.entries.size(), request_id, [&](auto&& visit) {
+    for (const NodeEntry& e : m.entries) visit(e);
+  });
+}
+
+std::string EncodeGossip(Kind kind, std::string_view from, const RouteTable& table, uint64_t request_id) {
+  return EncodeGossipOf(kind, from, table.Digest(), table.size(), request_id, [&](auto&& visit) {
+    for (const auto& [id, e] : table.entries()) visit(e);
+  });
 }
 
 Result<GossipMessage> DecodeGossip(std::string_view body) {

@@ -33,6 +33,8 @@ struct ProbeMessage {
 
 // kGossip, kGossipReply, or kRouteTableReply (with the request id it answers).
 std::string EncodeGossip(Kind kind, const GossipMessage& m, uint64_t request_id = 0);
+// The same message with the whole of table (its digest and every entry), encoded from it.
+std::string EncodeGossip(Kind kind, std::string_view from, const RouteTable& table, uint64_t request_id = 0);
 Result<GossipMessage> DecodeGossip(std::string_view body);
 std::string EncodeProbe(Kind kind, const ProbeMessage& m);
 Result<ProbeMessage> DecodeProbe(std::string_view body);

@@ -26,8 +26,12 @@ std::vector<const NodeEntry*> PlaceReplicas(const RouteTable& table, const Objec
 
   for (uint32_t r = 0; r < n && chosen.size() < table.ring_nodes(); ++r) {
     const ObjectId rid = ReplicaId(id, r);
-    auto start = std::lower_bound(ring.begin(), ring.end(), rid,
-                                  [](const RouteTable::Point& p, const ObjectId& x) { return p.id < x; });
+    // The 64-bit prefix decides almost every comparison without a 32-byte compare.
+    const uint64_t rp = rid.Prefix64();
+    auto start = std::lower_bound(ring.begin(), ring.end(), rid, [rp](const RouteTable::Point& p, const ObjectId& x) {
+      const uint64_t pp = p.id.Prefix64();
+      return pp != rp ? pp < rp : p.id < x;
+    });
     const size_t first = static_cast<size_t>(start - ring.begin()) % ring.size();
     // Prefer a node in an unused zone while there is one; otherwise any unchosen node.
     const bool want_new_zone = zones_used.size() < table.ring_zones();

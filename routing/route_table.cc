@@ -7,6 +7,7 @@
 #include <unordered_map>
 
 #include "dht/checksum.h"
+#include "routing/ring_layout.h"
 
 namespace ringstore {
 
@@ -27,6 +28,7 @@ ObjectId NodeEntry::RingId(uint32_t i) const {
   return ObjectId::Sha256(std::string_view(in, sizeof in));
 }
 
+
 bool NodeEntry::Overrides(const NodeEntry& other) const {
   if (incarnation != other.incarnation) return incarnation > other.incarnation;
   if (state != other.state) return static_cast<uint8_t>(state) > static_cast<uint8_t>(other.state);
@@ -40,9 +42,11 @@ bool NodeEntry::Overrides(const NodeEntry& other) const {
 RouteTable& RouteTable::operator=(const RouteTable& o) {
   if (this == &o) return *this;
   entries_ = o.entries_;
+  index_.clear();
+  index_.reserve(entries_.size());
+  for (auto& [id, e] : entries_) index_.emplace(id, &e);
   local_version_ = o.local_version_;
-  digest_valid_ = o.digest_valid_;
-  digest_ = o.digest_;
+  digest_sum_ = o.digest_sum_;
   ring_valid_ = o.ring_valid_;
   ring_.clear();
   if (ring_valid_) {
@@ -62,66 +66,59 @@ RouteTable& RouteTable::operator=(const RouteTable& o) {
   return *this;
 }
 
-bool RouteTable::Merge(const NodeEntry& entry) {
-  auto it = entries_.find(entry.node_id);
-  if (it == entries_.end()) {
-    entries_.emplace(entry.node_id, entry);
+bool RouteTable::Merge(const NodeEntry& entry, std::optional<NodeState>* before) {
+  auto it = index_.find(entry.node_id);
+  if (before != nullptr) *before = it == index_.end() ? std::nullopt : std::optional<NodeState>(it->second->state);
+  if (it == index_.end()) {
+    auto added = entries_.emplace(entry.node_id, entry).first;
+    index_.emplace(added->first, &added->second);
+    digest_sum_ += EntryHash(entry);
     Invalidate();
     return true;
   }
-  if (!entry.Overrides(it->second)) return false;
+  NodeEntry& old = *it->second;
+  if (!entry.Overrides(old)) return false;
   // The ring holds pointers to the entries and reads their state when used, so only a change
   // of what places points (on the ring or not, seed, count, zone) rebuilds it: state flips
   // between up, suspect and down are frequent, and a rebuild hashes every ring id.
-  const NodeEntry& old = it->second;
   const bool ring_changed = (old.state == NodeState::kLeft) != (entry.state == NodeState::kLeft) || old.leaving != entry.leaving ||
                             old.ring_seed != entry.ring_seed || old.vnodes != entry.vnodes || old.zone != entry.zone;
-  it->second = entry;
+  digest_sum_ += EntryHash(entry) - EntryHash(old);
+  old = entry;
   Invalidate(ring_changed);
   return true;
 }
 
 const NodeEntry* RouteTable::Find(const std::string& node_id) const {
-  auto it = entries_.find(node_id);
-  return it == entries_.end() ? nullptr : &it->second;
+  auto it = index_.find(node_id);
+  return it == index_.end() ? nullptr : it->second;
 }
 
-uint64_t RouteTable::Digest() const {
-  if (digest_valid_) return digest_;
-  uint64_t h = 0x9e3779b97f4a7c15ULL;
-  for (const auto& [id, e] : entries_) {
-    std::string s = e.node_id + '\0' + e.address + '\0' + e.zone + '\0';
-    s.push_back(static_cast<char>(e.state));
-    s.push_back(e.leaving ? 1 : 0);
-    for (uint64_t v : {e.incarnation, e.ring_seed, static_cast<uint64_t>(e.vnodes)}) {
-      for (int b = 0; b < 8; ++b) s.push_back(static_cast<char>(v >> (8 * b)));
-    }
-    h = Checksum64(s, h);
+uint64_t RouteTable::EntryHash(const NodeEntry& e) {
+  thread_local std::string s;  // reused: this runs on every merge
+  s.clear();
+  s.append(e.node_id).push_back('\0');
+  s.append(e.address).push_back('\0');
+  s.append(e.zone).push_back('\0');
+  s.push_back(static_cast<char>(e.state));
+  s.push_back(e.leaving ? 1 : 0);
+  for (uint64_t v : {e.incarnation, e.ring_seed, static_cast<uint64_t>(e.vnodes)}) {
+    for (int b = 0; b < 8; ++b) s.push_back(static_cast<char>(v >> (8 * b)));
   }
-  digest_ = h;
-  digest_valid_ = true;
-  return h;
+  return Checksum64(s, 0x9e3779b97f4a7c15ULL);
 }
+
+uint64_t RouteTable::Digest() const { return Checksum64(&digest_sum_, sizeof digest_sum_, entries_.size()); }
 
 const std::vector<RouteTable::Point>& RouteTable::ring() const {
   if (ring_valid_) return ring_;
-  ring_.clear();
-  ring_nodes_ = 0;
+  std::vector<const NodeEntry*> members;  // on the ring, in node-id order
   std::set<std::string> zones;
-  for (const auto& [id, e] : entries_) {
-    if (e.state == NodeState::kLeft || e.leaving) continue;
-    ++ring_nodes_;
-    zones.insert(e.zone);
-    const uint32_t n = std::min(e.vnodes, kMaxVnodes);
-    for (uint32_t i = 0; i < n; ++i) ring_.push_back(Point{e.RingId(i), &e});
-  }
-  std::sort(ring_.begin(), ring_.end(), [](const Point& a, const Point& b) {
-    return a.id != b.id ? a.id < b.id : a.node->node_id < b.node->node_id;
-  });
-  ring_zones_ = zones.size();
   uint64_t h = 0x52494e47ULL;
   for (const auto& [id, e] : entries_) {
-    if (e.state == NodeState::kLeft || e.leaving) continue;
+    if (!OnRing(e)) continue;
+    members.push_back(&e);
+    zones.insert(e.zone);
     std::string s = e.node_id + '\0' + e.zone + '\0';
     for (uint64_t v : {e.ring_seed, static_cast<uint64_t>(std::min(e.vnodes, kMaxVnodes))}) {
       for (int b = 0; b < 8; ++b) s.push_back(static_cast<char>(v >> (8 * b)));
@@ -129,6 +126,12 @@ const std::vector<RouteTable::Point>& RouteTable::ring() const {
     h = Checksum64(s, h);
   }
   ring_digest_ = h;
+  ring_nodes_ = members.size();
+  ring_zones_ = zones.size();
+  const auto layout = LayoutOf(members, h);
+  ring_.clear();
+  ring_.reserve(layout->points.size());
+  for (const RingLayout::Point& p : layout->points) ring_.push_back(Point{p.id, members[p.member]});
   ring_valid_ = true;
   return ring_;
 }

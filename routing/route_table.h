@@ -10,7 +10,10 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "dht/object_id.h"
@@ -60,12 +63,15 @@ class RouteTable {
   RouteTable(const RouteTable& o) { *this = o; }
   RouteTable& operator=(const RouteTable& o);
   // Adds or replaces the entry if it overrides what the table has. True if the table changed.
-  bool Merge(const NodeEntry& entry);
+  // With before: set to the entry's state before the merge, or nullopt when it was new.
+  bool Merge(const NodeEntry& entry, std::optional<NodeState>* before = nullptr);
   const NodeEntry* Find(const std::string& node_id) const;
   const std::map<std::string, NodeEntry>& entries() const { return entries_; }
   size_t size() const { return entries_.size(); }
 
   // A hash of every entry: equal digests mean equal tables (used to check convergence).
+  // O(1): kept up to date by Merge as the sum of the entries' hashes (a multiset hash, so
+  // the order of merges does not matter).
   uint64_t Digest() const;
   // A hash of what placement depends on: the nodes on the ring with their ring seeds, vnode
   // counts and zones. Unchanged by state flips between up, suspect and down, so two members
@@ -82,6 +88,8 @@ class RouteTable {
     const NodeEntry* node;
   };
   const std::vector<Point>& ring() const;
+  // Whether e's points are on the ring (it is not Left and not leaving).
+  static bool OnRing(const NodeEntry& e) { return e.state != NodeState::kLeft && !e.leaving; }
   // Distinct nodes and zones on the ring.
   size_t ring_nodes() const {
     ring();
@@ -99,17 +107,18 @@ class RouteTable {
   void Invalidate(bool ring_changed = true) {
     ++local_version_;
     if (ring_changed) ring_valid_ = false;
-    digest_valid_ = false;
   }
+  static uint64_t EntryHash(const NodeEntry& e);
   std::map<std::string, NodeEntry> entries_;
+  // entries_ by node id, for Find and Merge (hashing beats walking a map of 32-digit keys).
+  // The keys view entries_'s keys, which stay put; entries are never removed.
+  std::unordered_map<std::string_view, NodeEntry*> index_;
   uint64_t local_version_ = 0;
   mutable bool ring_valid_ = false;
   mutable std::vector<Point> ring_;
   mutable size_t ring_nodes_ = 0;
   mutable size_t ring_zones_ = 0;
-  // Digest() is O(entries) and asked for on every gossip exchange: kept until a change.
-  mutable bool digest_valid_ = false;
-  mutable uint64_t digest_ = 0;
+  uint64_t digest_sum_ = 0;  // sum of EntryHash over entries_, wrapping
   mutable uint64_t ring_digest_ = 0;  // valid with ring_valid_
 };
 

@@ -9,7 +9,7 @@ PACKAGES=(
   # libraries
   libboost-dev libboost-system-dev librocksdb-dev libssl-dev libmsgpack-cxx-dev
   libfuse3-dev fuse3 libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
-  libcli11-dev libxxhash-dev
+  libcli11-dev libxxhash-dev libjemalloc-dev
   # tests and benchmarks
   redis-server redis-tools fio iperf3 nbdkit libnbd-bin python3-libnbd qemu-utils
   e2fsprogs util-linux iproute2 iptables procps psmisc python3

@@ -1,39 +1,48 @@
 #include "sim/event_loop.h"
 
+#include <algorithm>
 #include <cmath>
-#include <memory>
 
 namespace ringstore::sim {
 
 uint64_t EventLoop::At(Time at, std::function<void()> fn) {
   if (at < now_) at = now_;
   const uint64_t id = next_seq_++;
-  queue_.emplace(std::make_pair(at, id), std::move(fn));
-  when_.emplace(id, at);
+  queue_.push_back(Event{at, id, std::move(fn)});
+  std::push_heap(queue_.begin(), queue_.end(), Later);
+  if (settled_.size() <= id) settled_.resize(std::max<size_t>(id + 1, settled_.size() * 2));
   return id;
 }
 
 void EventLoop::Cancel(uint64_t id) {
-  auto it = when_.find(id);
-  if (it == when_.end()) return;
-  queue_.erase(std::make_pair(it->second, id));
-  when_.erase(it);
+  if (id == 0 || id >= next_seq_ || settled_[id]) return;
+  settled_[id] = true;
+  ++cancelled_queued_;
+}
+
+void EventLoop::SkipCancelled() {
+  while (cancelled_queued_ > 0 && !queue_.empty() && settled_[queue_.front().id]) {
+    std::pop_heap(queue_.begin(), queue_.end(), Later);
+    queue_.pop_back();
+    --cancelled_queued_;
+  }
 }
 
 bool EventLoop::RunOne() {
+  SkipCancelled();
   if (queue_.empty()) return false;
-  auto it = queue_.begin();
-  now_ = it->first.first;
-  when_.erase(it->first.second);
-  auto fn = std::move(it->second);
-  queue_.erase(it);
+  std::pop_heap(queue_.begin(), queue_.end(), Later);
+  Event e = std::move(queue_.back());
+  queue_.pop_back();
+  now_ = e.at;
+  settled_[e.id] = true;
   ++events_run_;
-  fn();
+  e.fn();
   return true;
 }
 
 void EventLoop::RunUntil(Time t) {
-  while (!queue_.empty() && queue_.begin()->first.first <= t) RunOne();
+  for (SkipCancelled(); !queue_.empty() && queue_.front().at <= t; SkipCancelled()) RunOne();
   if (t > now_) now_ = t;
 }
 
@@ -61,12 +70,11 @@ int64_t SimClock::WallMicros() const {
 Clock::TimerId SimClock::Schedule(Duration delay, std::function<void()> fn) {
   const double rate = 1.0 + drift_ppm_ * 1e-6;
   const Time real(static_cast<int64_t>(std::ceil(static_cast<double>(delay.count()) / rate)));
-  auto holder = std::make_shared<uint64_t>(0);
-  const uint64_t id = loop_.After(real, [this, holder, fn = std::move(fn)] {
-    timers_.erase(*holder);
+  const uint64_t id = loop_.next_id();
+  loop_.After(real, [this, id, fn = std::move(fn)] {
+    timers_.erase(id);
     fn();
   });
-  *holder = id;
   timers_.insert(id);
   return id;
 }

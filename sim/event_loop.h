@@ -7,9 +7,9 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
-#include <set>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "dht/clock.h"
 
@@ -24,19 +24,32 @@ class EventLoop {
   uint64_t At(Time at, std::function<void()> fn);
   uint64_t After(Time delay, std::function<void()> fn) { return At(now_ + delay, std::move(fn)); }
   void Cancel(uint64_t id);
+  // The id the next At() returns.
+  uint64_t next_id() const { return next_seq_; }
   // Runs the next event; false when there is none.
   bool RunOne();
   // Runs every event due by t, then sets the time to t.
   void RunUntil(Time t);
-  size_t pending() const { return queue_.size(); }
+  size_t pending() const { return queue_.size() - cancelled_queued_; }
   uint64_t events_run() const { return events_run_; }
 
  private:
+  struct Event {
+    Time at;
+    uint64_t id;  // the sequence number: ties on time run in scheduling order
+    std::function<void()> fn;
+  };
+  // The heap's order: the earliest (time, id) on top.
+  static bool Later(const Event& a, const Event& b) { return a.at != b.at ? a.at > b.at : a.id > b.id; }
+  // Pops cancelled events off the top, so that the top is the next event to run.
+  void SkipCancelled();
+
   Time now_{0};
   uint64_t next_seq_ = 1;
   uint64_t events_run_ = 0;
-  std::map<std::pair<Time, uint64_t>, std::function<void()>> queue_;
-  std::unordered_map<uint64_t, Time> when_;  // id -> time, for Cancel
+  std::vector<Event> queue_;    // a binary heap (std::push_heap with Later)
+  std::vector<bool> settled_;   // by id: run or cancelled (a cancelled event stays queued until it surfaces)
+  size_t cancelled_queued_ = 0;  // cancelled events still in queue_
 };
 
 class SimClock final : public Clock {
@@ -63,7 +76,7 @@ class SimClock final : public Clock {
   double drift_ppm_ = 0;
   Time anchor_loop_{0};      // loop time when the drift last changed
   Duration anchor_mono_{0};  // Now() at that moment
-  std::set<uint64_t> timers_;
+  std::unordered_set<uint64_t> timers_;  // iterated only to cancel
 };
 
 }  // namespace ringstore::sim

@@ -44,7 +44,8 @@ void SimNetwork::Deliver(ConnId to, const std::string& from_host, std::string by
     Time at = loop_.now() + Latency();
     if (at < end.last_delivery) at = end.last_delivery;  // in order, as on TCP
     end.last_delivery = at;
-    loop_.At(at, [this, to, bytes] { Receive(to, bytes); });
+    std::string copy = i + 1 < copies ? bytes : std::move(bytes);
+    loop_.At(at, [this, to, b = std::move(copy)] { Receive(to, b); });
   }
 }
 

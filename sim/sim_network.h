@@ -16,6 +16,8 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 
 #include "dht/frame.h"
 #include "dht/random.h"
@@ -49,7 +51,9 @@ class SimNetwork {
   void Cut(const std::string& a, const std::string& b) { cuts_.insert({a, b}); }
   void Heal(const std::string& a, const std::string& b) { cuts_.erase({a, b}); }
   void HealAll() { cuts_.clear(); }
-  bool IsCut(const std::string& a, const std::string& b) const { return cuts_.count({a, b}) != 0; }
+  bool IsCut(const std::string& a, const std::string& b) const {
+    return !cuts_.empty() && cuts_.count(std::pair<std::string_view, std::string_view>(a, b)) != 0;
+  }
   size_t cuts() const { return cuts_.size(); }
 
   const NetStats& stats() const { return stats_; }
@@ -76,9 +80,18 @@ class SimNetwork {
   NetFaults faults_;
   NetStats stats_;
   uint64_t trace_ = 0x9e3779b97f4a7c15ull;
-  std::set<std::pair<std::string, std::string>> cuts_;
+  // Searchable by views, without copying the host names: IsCut runs per frame.
+  struct CutLess {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& x, const B& y) const {
+      return std::pair<std::string_view, std::string_view>(x.first, x.second) <
+             std::pair<std::string_view, std::string_view>(y.first, y.second);
+    }
+  };
+  std::set<std::pair<std::string, std::string>, CutLess> cuts_;
   std::map<std::string, SimTransport*> listeners_;
-  std::map<ConnId, std::unique_ptr<End>> ends_;
+  std::unordered_map<ConnId, std::unique_ptr<End>> ends_;  // never iterated: order is free
   ConnId next_conn_ = 1;
 };
 
