@@ -268,13 +268,18 @@ void AntiEntropy::AskTree(std::shared_ptr<PeerRun> run) {
         if (f->header.kind == static_cast<uint16_t>(Kind::kError)) {
           auto e = DecodeError(f->body);
           const Status s = e.ok() ? e->ToStatus() : e.status();
-          if (s.code() == Code::kUnavailable && ++retries_[run->node_id] <= options_.max_retries) {
-            // Its digest for this ring is not built yet: come back to it after the others.
+          Retry& retry = retries_[run->node_id];
+          const Clock::Duration wait = options_.retry_delay * (1u << std::min<uint32_t>(retry.count, 3));
+          if (s.code() == Code::kUnavailable && retry.waited + wait <= options_.retry_delay * options_.max_retries) {
+            // Its digest for this ring is not built yet: come back to it after the others,
+            // backing off (a peer builds its digest in its own round, which may be seconds away).
+            ++retry.count;
+            retry.waited += wait;
             --runs_in_flight_;
             run->round = 0;
             ++retries_waiting_;
             const uint64_t round = round_no_;
-            Later(options_.retry_delay, [this, id = run->node_id, round] {
+            Later(wait, [this, id = run->node_id, round] {
               if (!active_ || round != round_no_) return;
               --retries_waiting_;
               peer_queue_.push_back(id);

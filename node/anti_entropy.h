@@ -58,8 +58,9 @@ struct AntiEntropyOptions {
   // A round starts this long after the ring last changed (debounce of a join's gossip).
   Clock::Duration ring_settle = std::chrono::seconds(2);
   Clock::Duration request_timeout = std::chrono::seconds(10);
-  // A peer whose digest is not ready is asked again after retry_delay, at most max_retries
-  // times per round.
+  // A peer whose digest is not ready is asked again after retry_delay, then after twice,
+  // four and eight times as long, and so on at eight times, as long as the waits add up to
+  // no more than max_retries × retry_delay per round.
   Clock::Duration retry_delay = std::chrono::milliseconds(500);
   uint32_t max_retries = 40;
   size_t scan_batch = 1024;
@@ -187,7 +188,12 @@ class AntiEntropy {
   std::vector<KeyVersion> handoff_;
   uint64_t owned_keys_ = 0, owned_bytes_ = 0, handoff_bytes_ = 0;
   std::deque<std::string> peer_queue_;  // node ids still to pull from this round
-  std::map<std::string, uint32_t> retries_;
+  // Per peer this round: how often its digest was not ready yet, and how long we waited.
+  struct Retry {
+    uint32_t count = 0;
+    Clock::Duration waited{0};
+  };
+  std::map<std::string, Retry> retries_;
   bool all_peers_ok_ = true;
   std::unordered_set<ObjectId, ObjectIdHash> lacking_;  // owned keys a replica lacked this round
   uint64_t unreachable_keys_ = 0;

@@ -86,7 +86,7 @@ void NodeCore::Deny(ConnId conn, uint64_t request_id, const Status& why) {
 }
 
 void NodeCore::OnFrame(ConnId conn, Frame frame) {
-  if (peers_ != nullptr && peers_->Owns(conn)) return peers_->OnFrame(conn, frame);
+  if (peers_ != nullptr && peers_->Owns(conn)) return peers_->OnFrame(conn, std::move(frame));
   auto it = conns_.find(conn);
   if (it == conns_.end()) return;
   Conn& c = it->second;

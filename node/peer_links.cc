@@ -74,11 +74,11 @@ void PeerLinks::OnConnected(ConnId conn) {
   clock_.Cancel(link.deadline);
 }
 
-void PeerLinks::OnFrame(ConnId conn, const Frame& frame) {
+void PeerLinks::OnFrame(ConnId conn, Frame frame) {
   auto it = by_conn_.find(conn);
   if (it == by_conn_.end()) return;
+  if (pending_.count(frame.header.request_id) != 0) return Complete(frame.header.request_id, std::move(frame));
   const std::string address = it->second;
-  if (pending_.count(frame.header.request_id) != 0) return Complete(frame.header.request_id, frame);
   const auto kind = static_cast<Kind>(frame.header.kind);
   if (kind == Kind::kHelloReply) {
     auto hello = DecodeHello(frame.body);

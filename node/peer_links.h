@@ -42,7 +42,7 @@ class PeerLinks final : public MembershipSender {
                Clock::Duration timeout, std::function<void(Result<Frame>)> done);
   bool Owns(ConnId conn) const { return by_conn_.count(conn) != 0; }
   void OnConnected(ConnId conn);
-  void OnFrame(ConnId conn, const Frame& frame);
+  void OnFrame(ConnId conn, Frame frame);
   void OnClosed(ConnId conn, const Status& why);
   size_t links() const { return by_address_.size(); }
 
