@@ -28,7 +28,6 @@ ObjectId NodeEntry::RingId(uint32_t i) const {
   return ObjectId::Sha256(std::string_view(in, sizeof in));
 }
 
-
 bool NodeEntry::Overrides(const NodeEntry& other) const {
   if (incarnation != other.incarnation) return incarnation > other.incarnation;
   if (state != other.state) return static_cast<uint8_t>(state) > static_cast<uint8_t>(other.state);
