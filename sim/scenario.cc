@@ -338,18 +338,20 @@ SimReport RunScenario(const SimOptions& o) {
   // Let client tables catch up with the settled ring.
   w.loop_.RunUntil(w.loop_.now() + seconds(2));
 
+  // The ring the checks place keys by: the table of the first node that is up (after
+  // settling, every up node holds the same one).
+  auto settled_table = [&]() -> const RouteTable* {
+    for (const auto& n : w.nodes_) {
+      if (n->up()) return n->table();
+    }
+    return nullptr;
+  };
   // G2 and G5: once the faults stop, anti-entropy and scrub bring every key's N placement
   // nodes to the same record and repair every corrupted one, within converge_limit_s. Checked
   // before the final reads, whose read repair would otherwise do part of the work.
   auto divergence = [&](std::vector<Finding>* out) {
     uint64_t divergent = 0, unrepaired = 0;
-    const RouteTable* table = nullptr;
-    for (const auto& n : w.nodes_) {
-      if (n->up()) {
-        table = n->table();
-        break;
-      }
-    }
+    const RouteTable* table = settled_table();
     std::map<std::string, SimNode*> by_address;
     for (const auto& n : w.nodes_) by_address[n->address()] = n.get();
     if (table != nullptr) {
@@ -395,13 +397,7 @@ SimReport RunScenario(const SimOptions& o) {
       return !n->up() || n->repair() == nullptr || n->repair()->synced();
     });
     if (!synced) return false;
-    const RouteTable* table = nullptr;
-    for (const auto& n : w.nodes_) {
-      if (n->up()) {
-        table = n->table();
-        break;
-      }
-    }
+    const RouteTable* table = settled_table();
     if (table == nullptr) return true;
     for (uint32_t k = 0; k < o.keys; ++k) {
       std::set<std::string> replicas;
