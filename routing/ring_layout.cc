@@ -10,12 +10,11 @@ namespace ringstore {
 
 namespace {
 
-// What placement reads of a member; equal keys mean equal layouts.
+// What placement reads of a member; equal keys mean equal layouts (SameMembers).
 struct MemberKey {
   std::string node_id;
   uint64_t ring_seed;
   uint32_t vnodes;
-  bool operator==(const MemberKey&) const = default;
 };
 
 struct Cached {
