@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
   std::string data_dir, listen = "127.0.0.1:7400", cluster_id = "ringstore", durability = "sync";
   std::string log_level = "info", ready_file;
   size_t reader_threads = 2;
+  size_t row_cache_mb = 64;
   std::string join, zone, advertise;
   double capacity = 1.0;
   int64_t probe_interval_ms = 1000, suspicion_timeout_ms = 3000;
@@ -150,6 +151,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--reader-threads", reader_threads, "Threads serving reads")
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--row-cache-mb", row_cache_mb,
+                 "MiB of memory for small hot records (values up to 16 KiB), read without RocksDB (0: off)")
+      ->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
@@ -245,6 +250,7 @@ int main(int argc, char** argv) {
   ro.path = (fs::path(data_dir) / "db").string();
   ro.durability = durability == "async" ? Durability::kAsync : Durability::kSync;
   ro.reader_threads = reader_threads;
+  ro.row_cache_bytes = row_cache_mb << 20;
   auto store = RocksDbStore::Open(ro, strand);
   if (!store.ok()) {
     log->error("{}", store.status().ToString());

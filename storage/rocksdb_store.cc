@@ -60,7 +60,9 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
 }  // namespace
 
 RocksDbStore::RocksDbStore(RocksDbOptions options, Executor executor)
-    : options_(std::move(options)), executor_(std::move(executor)) {}
+    : options_(std::move(options)),
+      executor_(std::move(executor)),
+      rows_(std::make_shared<RowCache>(options_.row_cache_bytes, options_.row_cache_max_value_bytes)) {}
 
 Result<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOptions& options,
                                                          Executor executor) {
@@ -135,6 +137,7 @@ void RocksDbStore::Shutdown() {
 
 void RocksDbStore::Close(std::function<void(Status)> done) {
   closed_ = true;
+  rows_->Clear();
   Shutdown();
   executor_([done = std::move(done)] { done(Status::Ok()); });
 }
@@ -142,6 +145,14 @@ void RocksDbStore::Close(std::function<void(Status)> done) {
 // ---- writes ---------------------------------------------------------------------------
 
 void RocksDbStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) {
+  // The completion erases the written ids from the row cache on the strand (see the header).
+  std::vector<ObjectId> ids;
+  ids.reserve(ops.size());
+  for (const WriteOp& op : ops) ids.push_back(op.id);
+  done = [rows = rows_, ids = std::move(ids), done = std::move(done)](Status s) {
+    for (const ObjectId& id : ids) rows->Erase(id);
+    done(std::move(s));
+  };
   Status refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -405,6 +416,8 @@ rocksdb::Status RocksDbStore::CachedRead(const ObjectId& id, rocksdb::PinnableSl
 }
 
 std::optional<Result<Record>> RocksDbStore::CachedRecord(const ObjectId& id) {
+  if (closed_) return std::nullopt;
+  if (const Record* hit = rows_->Find(id)) return Result<Record>(*hit);
   rocksdb::PinnableSlice raw;
   rocksdb::Status s = CachedRead(id, &raw);
   if (s.IsIncomplete()) return std::nullopt;
@@ -413,13 +426,21 @@ std::optional<Result<Record>> RocksDbStore::CachedRecord(const ObjectId& id) {
   auto h = DecodeStoredHeader(bytes);
   if (h.ok() && h->external) return std::nullopt;
   Result<Record> r = h.ok() ? AttachValue(h->meta, bytes.substr(kRecordHeaderBytes)) : Result<Record>(h.status());
-  if (!r.ok()) r = Named(id, r.status());
+  if (!r.ok()) {
+    r = Named(id, r.status());
+  } else {
+    rows_->Insert(id, *r);  // checked by AttachValue
+  }
   return r;
 }
 
 std::optional<Result<Record>> RocksDbStore::GetIfCached(const ObjectId& id) { return CachedRecord(id); }
 
 bool RocksDbStore::TryCachedStat(const ObjectId& id, const std::function<void(Result<RecordMeta>)>& done) {
+  if (const Record* hit = closed_ ? nullptr : rows_->Find(id)) {
+    executor_([done, meta = hit->meta] { done(meta); });
+    return true;
+  }
   rocksdb::PinnableSlice raw;
   rocksdb::Status s = CachedRead(id, &raw);
   if (s.IsIncomplete()) return false;
@@ -571,6 +592,7 @@ Status RocksDbStore::RawPutForTest(const ObjectId& id, std::string_view bytes, b
   rocksdb::WriteOptions wo;
   wo.sync = true;
   const std::string key = value_key ? ValueKey(id) : std::string(id.AsStringView());
+  rows_->Erase(id);
   return FromRocks(db_->Put(wo, data_cf_, key, rocksdb::Slice(bytes.data(), bytes.size())));
 }
 

@@ -13,9 +13,16 @@
 // (A write is visible to reads on this node a moment before it is durable; it is never
 // acknowledged before.) A write of the same version as the stored
 // one rewrites it only if the stored bytes fail their checksum (repair).
-// Get/Stat are first tried from the memtable and block cache on the caller's strand (no disk
+// Get/Stat are first tried from the row cache (RowCache: small records, checked when they
+// entered it), then from the memtable and block cache on the caller's strand (no disk
 // I/O: RocksDB's kBlockCacheTier); the rest goes to reader threads, which serve Get/Stat/Scan
 // in batches (MultiGet). Completions are always posted to the executor (the node's strand).
+// The row cache is filled only by those strand reads, and a write erases its ids on the
+// strand when it completes, before its callback runs. So an entry is never older than the
+// last write acknowledged: a fill that read RocksDB before a write's commit is erased by that
+// write's completion, which runs after the commit; a fill after the completion reads the
+// committed record. (Reader-thread results never fill it: they may have read before a commit
+// whose completion has already run.)
 // Thread-safety: the public methods are called from the owner's strand; internal queues are
 // guarded by mu_.
 #pragma once
@@ -31,6 +38,7 @@
 #include <vector>
 
 #include "storage/record_format.h"
+#include "storage/row_cache.h"
 #include "storage/store.h"
 
 namespace rocksdb {
@@ -59,6 +67,9 @@ struct RocksDbOptions {
   size_t max_read_batch = 64;
   // Record headers the writer remembers, so that last-writer-wins checks skip a lookup.
   size_t max_cached_metas = 1u << 18;
+  // The row cache (RowCache): its budget, and the largest value it keeps. 0 turns it off.
+  size_t row_cache_bytes = 64u << 20;
+  size_t row_cache_max_value_bytes = 16u << 10;
 };
 
 class RocksDbStore final : public Store {
@@ -136,6 +147,9 @@ class RocksDbStore final : public Store {
   std::deque<ReadTask> reads_;        // guarded by mu_
   bool stopping_ = false;             // guarded by mu_
   bool closed_ = false;               // strand-only
+  // Strand-only. Shared with the write callbacks that erase from it, which may run after the
+  // store is gone.
+  std::shared_ptr<RowCache> rows_;
   std::unordered_map<ObjectId, StoredHeader, ObjectIdHash> meta_cache_;  // writer thread only
   // Sync durability: groups written but not yet fsynced, acknowledged by the syncer thread.
   struct SyncTask {
