@@ -304,28 +304,39 @@ int NodeCore::Rank(const ObjectId& id, uint32_t route_n) const {
 }
 
 void NodeCore::Forward(ConnId conn, uint64_t rid, Kind kind, const ObjectId& id, uint32_t route_n) {
-  const NodeEntry* target = nullptr;
-  for (const NodeEntry* e : PlaceReplicas(membership_->table(), id, route_n)) {
-    if (e->node_id != options_.node_id && e->state != NodeState::kDown) {
-      target = e;
-      break;
+  auto targets = std::make_shared<std::vector<std::string>>();
+  if (peers_ != nullptr) {
+    for (const NodeEntry* e : PlaceReplicas(membership_->table(), id, route_n + kRouteSlack)) {
+      if (e->node_id != options_.node_id && e->state != NodeState::kDown) targets->push_back(e->address);
     }
   }
-  if (target == nullptr || peers_ == nullptr) {
+  if (targets->empty()) {
     return Finish(conn, EncodeError(rid, Status::NotFound("not held here, and no live replica to ask")));
   }
   ++stats_.forwarded;
-  const std::string address = target->address;
-  // The request goes on without route_n, so the replica answers from its own store and never
+  ForwardTo(conn, rid, kind, id, std::move(targets), 0, Status::NotFound("not held by any node of its window"));
+}
+
+void NodeCore::ForwardTo(ConnId conn, uint64_t rid, Kind kind, const ObjectId& id,
+                         std::shared_ptr<const std::vector<std::string>> targets, size_t i, Status miss) {
+  if (i == targets->size()) return Finish(conn, EncodeError(rid, miss));
+  const std::string& address = (*targets)[i];
+  // The request goes on without route_n, so the node answers from its own store and never
   // forwards it again.
   peers_->Request(
       address, [kind, &id](uint64_t peer_rid) { return EncodeKeyRequest(kind, peer_rid, id); },
-      options_.forward_timeout, [this, conn, rid, address](Result<Frame> r) {
+      options_.forward_timeout, [this, conn, rid, kind, id, targets, i, miss](Result<Frame> r) {
+        const std::string& address = (*targets)[i];
         if (!r.ok()) {
-          return Finish(conn, EncodeError(rid, Status::Unavailable("forwarding to " + address +
-                                                                    " failed: " + r.status().ToString())));
+          // Once a node could not answer, "nobody has it" can no longer be said.
+          return ForwardTo(conn, rid, kind, id, targets, i + 1,
+                           Status::Unavailable("forwarding to " + address + " failed: " + r.status().ToString()));
         }
-        // The replica's reply, relayed under the client's request id.
+        if (r->header.kind == static_cast<uint16_t>(Kind::kError)) {
+          auto e = DecodeError(r->body);
+          if (e.ok() && e->ToStatus().IsNotFound()) return ForwardTo(conn, rid, kind, id, targets, i + 1, miss);
+        }
+        // The node's reply, relayed under the client's request id.
         std::string out(kFrameHeaderBytes, '\0');
         out += r->body;
         EncodeFrameHeader(r->header.kind, rid, std::string_view(out).substr(kFrameHeaderBytes), r->header.flags,

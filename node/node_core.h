@@ -114,9 +114,16 @@ class NodeCore final : public TransportHandler {
   // say (route_n 0) or there is no ring: everything is ours.
   int Rank(const ObjectId& id, uint32_t route_n) const;
   bool Mine(const ObjectId& id, uint32_t route_n) const { return Rank(id, route_n) >= 0; }
-  // A read (kGet or kStat) of a key this node does not hold and does not own: asks the key's
-  // first live replica and relays its answer as the reply to rid; then Finish.
+  // A read (kGet or kStat) of a key this node lacks, and either does not own or owns before
+  // it has synced: asks the other live nodes of the key's window (its first route_n +
+  // kRouteSlack nodes) in preference order, and relays the first answer that is not
+  // NotFound as the reply to rid; then Finish. Going down the list finds the former holders
+  // while every replica of the key is new: a join puts the joiner ahead of them, so up to
+  // kRouteSlack joins leave them inside the window.
   void Forward(ConnId conn, uint64_t rid, Kind kind, const ObjectId& id, uint32_t route_n);
+  // One step of Forward: asks (*targets)[i]. miss is the reply if no one has the key.
+  void ForwardTo(ConnId conn, uint64_t rid, Kind kind, const ObjectId& id,
+                 std::shared_ptr<const std::vector<std::string>> targets, size_t i, Status miss);
   // The reply to a GET: the record, or the error (counting corruption).
   std::string GetReply(uint64_t rid, const ObjectId& id, Result<Record> r);
   void SendError(ConnId conn, uint64_t request_id, const Status& status);

@@ -90,6 +90,30 @@ std::vector<Finding> CheckAcknowledgedWrites(const std::vector<HistoryOp>& histo
   return out;
 }
 
+uint64_t CountMissedReads(const std::vector<HistoryOp>& history) {
+  // Per key: acknowledged writes by completion time, with the running newest timestamp.
+  std::map<uint32_t, std::vector<std::pair<Time, Timestamp>>> writes;
+  for (const HistoryOp& op : history) {
+    if (op.type != OpType::kGet && op.outcome == Outcome::kOk) writes[op.key].emplace_back(op.complete, op.ts);
+  }
+  for (auto& [key, w] : writes) {
+    std::sort(w.begin(), w.end());
+    for (size_t i = 1; i < w.size(); ++i) w[i].second = std::max(w[i].second, w[i - 1].second);
+  }
+  uint64_t missed = 0;
+  for (const HistoryOp& op : history) {
+    if (op.type != OpType::kGet || op.outcome != Outcome::kOk) continue;
+    auto it = writes.find(op.key);
+    if (it == writes.end()) continue;
+    const auto& w = it->second;
+    // The last write completed strictly before the read was invoked.
+    auto after = std::lower_bound(w.begin(), w.end(), op.invoke,
+                                  [](const std::pair<Time, Timestamp>& e, Time t) { return e.first < t; });
+    if (after != w.begin() && op.ts < std::prev(after)->second) ++missed;
+  }
+  return missed;
+}
+
 std::vector<std::string> KeyHistory(const std::vector<HistoryOp>& history, uint32_t key, size_t last_n) {
   std::vector<std::string> lines;
   for (const HistoryOp& op : history) {

@@ -42,6 +42,12 @@ struct Finding {
 std::vector<Finding> CheckAcknowledgedWrites(const std::vector<HistoryOp>& history,
                                              const std::map<uint32_t, FinalRecord>& final);
 
+// Reads answered ok that returned an older record than a put or delete of their key that
+// was acknowledged before the read began. Counted, not judged: under faults a sloppy quorum
+// or a partition may hide the newest write from the R replicas a read reaches. A run that
+// expects none (a regression seed) says so with --max-missed-reads.
+uint64_t CountMissedReads(const std::vector<HistoryOp>& history);
+
 // The events of one key, one line each, for a failure report or --trace.
 std::vector<std::string> KeyHistory(const std::vector<HistoryOp>& history, uint32_t key, size_t last_n = 0);
 

@@ -499,6 +499,8 @@ SimReport RunScenario(const SimOptions& o) {
     if (f.check == "G4") ++report.resurrected;
     if (f.check == "G3") ++report.stale_reads;
   }
+  report.missed_reads = CountMissedReads(report.history);
+  report.max_missed_reads = o.max_missed_reads;
   report.findings = std::move(found);
   report.messages = w.net_.stats().frames_delivered;
   report.events = w.loop_.events_run();

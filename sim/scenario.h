@@ -44,6 +44,9 @@ struct SimOptions {
   // Another: the nodes run no repair (anti-entropy, handoff of moved ranges, scrub), so G2
   // and G5 can fail.
   bool bug_no_repair = false;
+  // Fail the run when more workload reads than this missed an earlier acknowledged write
+  // (CountMissedReads); -1: count them only.
+  int64_t max_missed_reads = -1;
 };
 
 struct SimReport {
@@ -51,6 +54,8 @@ struct SimReport {
   uint64_t lost = 0;             // G1 findings
   uint64_t resurrected = 0;      // G4 findings
   uint64_t stale_reads = 0;      // G3 findings (quiet phase)
+  uint64_t missed_reads = 0;     // workload reads older than an earlier acknowledged write
+  int64_t max_missed_reads = -1; // the run's bound on them (-1: none; see CountMissedReads)
   uint64_t divergent_keys = 0;   // G2: keys whose N replicas differ
   uint64_t unrepaired = 0;       // G5: corrupted records still corrupt
   uint64_t tombstones_collected = 0;
@@ -66,7 +71,8 @@ struct SimReport {
   std::vector<HistoryOp> history;
   // Whether every check passed: G1 to G5 and settling.
   bool ok() const {
-    return lost == 0 && resurrected == 0 && stale_reads == 0 && settle_s >= 0 && divergent_keys == 0 && unrepaired == 0;
+    return lost == 0 && resurrected == 0 && stale_reads == 0 && settle_s >= 0 && divergent_keys == 0 && unrepaired == 0 &&
+           (max_missed_reads < 0 || missed_reads <= static_cast<uint64_t>(max_missed_reads));
   }
 };
 

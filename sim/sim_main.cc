@@ -31,6 +31,11 @@ void PrintReport(const SimOptions& o, const SimReport& r, bool verbose) {
               static_cast<unsigned long long>(r.lost), static_cast<unsigned long long>(r.resurrected),
               static_cast<unsigned long long>(r.stale_reads), static_cast<unsigned long long>(r.divergent_keys),
               static_cast<unsigned long long>(r.unrepaired));
+  std::printf("  reads that missed an earlier acknowledged write: %llu%s\n",
+              static_cast<unsigned long long>(r.missed_reads),
+              r.max_missed_reads < 0 ? " (allowed under faults)"
+              : r.missed_reads <= static_cast<uint64_t>(r.max_missed_reads) ? " (within --max-missed-reads)"
+                                                                             : " (MORE than --max-missed-reads)");
   if (r.settle_s >= 0) std::printf("  membership settled %.2f s after the heal\n", r.settle_s);
   else std::printf("  membership did NOT settle after the heal\n");
   if (r.converge_s >= 0) std::printf("  replicas converged %.2f s after that; %llu tombstones collected\n", r.converge_s,
@@ -67,7 +72,8 @@ int main(int argc, char** argv) {
       "acknowledged write lost), G3 (quiet-phase reads see the last write), G4 (no deleted key\n"
       "comes back), G2 (every key's N replicas converge once the faults stop) and G5 (corrupted\n"
       "records are repaired).\n"
-      "Exit status: 0 when G1 to G5 hold and the membership settles; 1 otherwise; 2 usage."};
+      "Exit status: 0 when G1 to G5 hold, the membership settles and --max-missed-reads (if given)\n"
+      "holds; 1 otherwise; 2 usage."};
   SimOptions o;
   std::string faults;
   uint64_t replay = 0, seeds = 1;
@@ -114,6 +120,11 @@ int main(int argc, char** argv) {
                "Plant a bug (the disk acknowledges writes before they are durable) to see the checkers fail");
   app.add_flag("--plant-bug-no-repair", o.bug_no_repair,
                "Plant a bug (the nodes run no anti-entropy, handoff or scrub) to see G2 and G5 fail");
+  app.add_option("--max-missed-reads", o.max_missed_reads,
+                 "Fail when more workload reads than this returned an older record than a write acknowledged "
+                 "before they began (-1: count them only; faults such as partitions allow some)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 40))
+      ->capture_default_str();
   app.add_flag("-v,--verbose", verbose, "Print every fault injected");
   try {
     app.parse(argc, argv);

@@ -250,6 +250,41 @@ TEST_F(ClusterClientTest, AReadOfAKeyANodeDoesNotHoldIsForwardedToItsReplica) {
   EXPECT_EQ(w.status().code(), Code::kNotMine) << w.status().ToString();
 }
 
+// While every replica of a key is new (joins moved them all), its data is still on the former
+// holders, further down the preference list: the forward goes on down the window until a
+// node has it.
+TEST_F(ClusterClientTest, AForwardedReadGoesDownTheWindowToANodeThatHasTheKey) {
+  const ObjectId id = ObjectId::Of("t", "former-holder");
+  const RouteTable& table = ring_.nodes[0]->membership->table();
+  auto window = PlaceReplicas(table, id, 1 + kRouteSlack);
+  ASSERT_EQ(window.size(), 4u);
+  Ring::Node* outsider = nullptr;
+  for (auto& n : ring_.nodes) {
+    if (!InPreferenceWindow(table, id, n->membership->self().node_id, 1 + kRouteSlack)) outsider = n.get();
+  }
+  ASSERT_NE(outsider, nullptr);
+  auto direct = ConnectDirect(outsider->address);
+  ASSERT_NE(direct, nullptr);
+  Client& c = direct->client;
+
+  // No node has it: NotFound after asking the whole window.
+  auto none = Call<Record>([&](auto cb) { c.Get(id, cb, /*route_n=*/1); });
+  EXPECT_TRUE(none.status().IsNotFound()) << none.status().ToString();
+
+  // Only the third node of the list has it, as a former holder would.
+  Ring::Node* holder = ring_.ByAddress(window[2]->address);
+  std::optional<Status> applied;
+  holder->store->Apply({WriteOp{id, Record::Value(MakeTimestamp(1000, 0), "kept")}}, [&](Status s) { applied = s; });
+  ring_.net.RunUntilIdle();
+  ASSERT_TRUE(applied && applied->ok());
+  auto got = Call<Record>([&](auto cb) { c.Get(id, cb, /*route_n=*/1); });
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->value, "kept");
+  auto meta = Call<RecordMeta>([&](auto cb) { c.Stat(id, cb, /*route_n=*/1); });
+  ASSERT_TRUE(meta.ok()) << meta.status().ToString();
+  EXPECT_EQ(meta->size, 4u);
+  EXPECT_EQ(outsider->core->stats().forwarded, 3u);
+}
 
 // ---- repair: read repair and hinted handoff ----------------------------------------------
 
