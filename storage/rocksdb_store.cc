@@ -6,6 +6,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/perf_level.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -67,6 +68,11 @@ RocksDbStore::RocksDbStore(RocksDbOptions options, Executor executor)
 Result<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOptions& options,
                                                          Executor executor) {
   std::unique_ptr<RocksDbStore> store(new RocksDbStore(options, std::move(executor)));
+  // RocksDB counts perf-context statistics per thread by default (kEnableCount): every key
+  // comparison in a memtable walk then touches a thread-local of the shared library. Nothing
+  // here reads them. The level is per thread: this covers the caller's (normally the strand's
+  // thread), and the writer and reader threads set it themselves.
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
   if (Status s = store->OpenDb(); !s.ok()) return s;
   store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
   if (options.durability == Durability::kSync) {
@@ -174,6 +180,7 @@ void RocksDbStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> d
 }
 
 void RocksDbStore::WriterLoop() {
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);  // see Open
   std::vector<WriteTask> group;
   for (;;) {
     {
@@ -530,6 +537,7 @@ void RocksDbStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit
 }
 
 void RocksDbStore::ReaderLoop() {
+  rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);  // see Open
   std::vector<ReadTask> batch;
   for (;;) {
     {
