@@ -423,7 +423,7 @@ rocksdb::Status RocksDbStore::CachedRead(const ObjectId& id, rocksdb::PinnableSl
 }
 
 std::optional<Result<Record>> RocksDbStore::CachedRecord(const ObjectId& id) {
-  if (closed_) return std::nullopt;
+  // Close empties the row cache, and CachedRead refuses to fill it afterwards.
   if (const Record* hit = rows_->Find(id)) return Result<Record>(*hit);
   rocksdb::PinnableSlice raw;
   rocksdb::Status s = CachedRead(id, &raw);
@@ -444,7 +444,7 @@ std::optional<Result<Record>> RocksDbStore::CachedRecord(const ObjectId& id) {
 std::optional<Result<Record>> RocksDbStore::GetIfCached(const ObjectId& id) { return CachedRecord(id); }
 
 bool RocksDbStore::TryCachedStat(const ObjectId& id, const std::function<void(Result<RecordMeta>)>& done) {
-  if (const Record* hit = closed_ ? nullptr : rows_->Find(id)) {
+  if (const Record* hit = rows_->Find(id)) {
     executor_([done, meta = hit->meta] { done(meta); });
     return true;
   }
