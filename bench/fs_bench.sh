@@ -17,7 +17,8 @@
 # median of REPEAT rounds; "ratio" is ringstore / ext4. MB = 2^20 bytes (fio's MiB/s).
 #   SIZE_MB (512), RAND_MB (256), FIO_SECONDS (20), FILES (10000), FILES_PER_DIR (0: all in
 #   one directory), DBENCH_SECONDS (30), DBENCH_CLIENTS (2), BONNIE (1), BONNIE_SIZE_MB (1024),
-#   BONNIE_RAM_MB (512), BONNIE_FILES (4, in units of 1024 files), REPEAT (1), CHUNK_SIZE
+#   BONNIE_RAM_MB (512), BONNIE_FILES (4, in units of 1024 files), JOBS (the job groups to run,
+#   "fio small dbench bonnie"; the others print "-"), REPEAT (1), CHUNK_SIZE
 #   (filesystem chunk size, 256K), R2 (read quorum of the N=2 filesystem, 1), GW_ARGS (extra
 #   ringstore-fs arguments), BONNIE_ARGS (extra bonnie++ arguments, e.g. -f to skip the
 #   per-char tests), JOB_TIMEOUT (s, 3600: a job that takes longer fails the bench), KEEP (1:
@@ -47,6 +48,7 @@ CHUNK_SIZE=${CHUNK_SIZE:-256K}
 R2=${R2:-1}
 GW_ARGS=${GW_ARGS:-}
 JOB_TIMEOUT=${JOB_TIMEOUT:-3600}
+JOBS=${JOBS:-fio small dbench bonnie}
 NODE="$BIN_DIR/node/ringstore-node"
 CLI="$BIN_DIR/tools/ringstore"
 FSGW="$BIN_DIR/fsgateway/ringstore-fs"
@@ -64,6 +66,11 @@ done
 [[ -e /dev/fuse ]] || die "needs /dev/fuse for ringstore-fs"
 [[ -w /proc/sys/vm/drop_caches ]] || die "cannot write /proc/sys/vm/drop_caches (needed for cold reads)"
 [[ -r $DBENCH_LOADFILE ]] || die "dbench loadfile $DBENCH_LOADFILE missing (set DBENCH_LOADFILE; Debian: /usr/share/dbench/client.txt)"
+for j in $JOBS; do
+  [[ $j =~ ^(fio|small|dbench|bonnie)$ ]] || die "unknown job group '$j' in JOBS (fio, small, dbench, bonnie)"
+done
+wants() { [[ " $JOBS " == *" $1 "* ]]; }
+wants bonnie || BONNIE=0
 if [[ $BONNIE == 1 ]] && ((BONNIE_SIZE_MB < 2 * BONNIE_RAM_MB)); then
   die "bonnie++ needs BONNIE_SIZE_MB ($BONNIE_SIZE_MB) >= 2 * BONNIE_RAM_MB ($BONNIE_RAM_MB)"
 fi
@@ -205,6 +212,7 @@ progress() { echo "fs_bench: [$(printf '%5d' "$SECONDS") s] round $round: $*" >&
 measure() {
   local label=$1 dir=$2 v
   local F=(fio --ioengine=psync --numjobs=1 --output-format=json)
+  if wants fio; then
   job "$label" seqw "${F[@]}" --name=seqw --filename="$dir/seq.dat" --rw=write --bs=1M --size="${SIZE_MB}M" \
     --end_fsync=1 --output="$WORK/$label-seqw.json"
   v=$(fio_get "$WORK/$label-seqw.json" write bw); add "$label" seqw "$v"
@@ -225,15 +233,17 @@ measure() {
   v=$(fio_get "$WORK/$label-randr.json" read iops); add "$label" randr "$v"
   progress "$label: fio 4k randread O_DIRECT (cold start): $v IOPS (in ${JOB_SECS} s)"
   rm -f "$dir/rand.dat"
+  fi
 
   local phase
-  for phase in create stat read unlink; do
+  wants small && for phase in create stat read unlink; do
     [[ $phase == stat ]] && cold "$label"
     job "$label" "small-$phase" python3 "$SMALL" "$dir" "$FILES" "$phase" "$FILES_PER_DIR"
     v=$(sed -nE 's/.* ops_per_s=([0-9.]+).*/\1/p' "$JOB_OUT"); add "$label" "small_$phase" "$v"
     progress "$label: $FILES small files, $phase: $v /s (in ${JOB_SECS} s)"
   done
 
+  if wants dbench; then
   mkdir -p "$dir/dbench"
   job "$label" dbench dbench -c "$DBENCH_LOADFILE" -D "$dir/dbench" -t "$DBENCH_SECONDS" "$DBENCH_CLIENTS"
   v=$(awk '/^Throughput/ {print $2}' "$JOB_OUT")
@@ -241,6 +251,7 @@ measure() {
   add "$label" dbench "$v"
   progress "$label: dbench $DBENCH_CLIENTS clients: $v MB/s (in ${JOB_SECS} s)"
   rm -rf "$dir/dbench"
+  fi
 
   if [[ $BONNIE == 1 ]]; then
     mkdir -p "$dir/bonnie"
@@ -263,7 +274,7 @@ measure() {
 }
 
 echo "fs_bench: $(date -u +%FT%TZ), $(nproc) cores, SIZE_MB=$SIZE_MB, RAND_MB=$RAND_MB, FIO_SECONDS=$FIO_SECONDS," \
-     "FILES=$FILES, DBENCH_SECONDS=$DBENCH_SECONDS, BONNIE=$BONNIE (-s $BONNIE_SIZE_MB -r $BONNIE_RAM_MB" \
+     "JOBS=\"$JOBS\", FILES=$FILES, DBENCH_SECONDS=$DBENCH_SECONDS, BONNIE=$BONNIE (-s $BONNIE_SIZE_MB -r $BONNIE_RAM_MB" \
      "-n $BONNIE_FILES${BONNIE_ARGS:+ $BONNIE_ARGS}), REPEAT=$REPEAT, CHUNK_SIZE=$CHUNK_SIZE, data in $WORK" \
      "($(findmnt -n -o FSTYPE -T "$WORK" 2>/dev/null || echo '?'))" >&2
 for round in $(seq "$REPEAT"); do

@@ -85,7 +85,7 @@ Status FsCatalog::Remove(const std::string& name, const RemoveProgress& progress
     auto map = DecodeLwwMap(listing.value);
     if (!map.ok()) return Status::Corruption("directory " + std::to_string(dir) + " is not a map");
     for (const auto& [child_name, e] : *map) {
-      if (e.deleted) continue;
+      if (e.deleted || child_name == kDirTimesName) continue;
       auto entry = DecodeDirEntry(e.payload);
       if (!entry.ok() || !seen.insert(entry->ino).second) continue;
       if (S_ISDIR(entry->type)) {

@@ -78,7 +78,27 @@ int FsCore::LoadInode(Node& n, bool force) {
   n.inode = std::move(*inode);
   n.loaded = true;
   n.fetched = std::chrono::steady_clock::now();
+  ApplyListing(n);
   return 0;
+}
+
+void FsCore::ApplyListing(Node& n) {
+  if (!n.loaded || !IsDir(n.inode.mode)) return;
+  if (n.dir_times) {
+    n.inode.mtime = n.dir_times->mtime;
+    n.inode.ctime = n.dir_times->ctime;
+  }
+  if (n.entries) {
+    // A directory's link count is 2 + its subdirectories, counted from the merged listing, so
+    // concurrent mkdirs and rmdirs from several mounts count right.
+    uint32_t subdirs = 0;
+    for (const auto& [name, e] : *n.entries) subdirs += S_ISDIR(e.type) ? 1 : 0;
+    n.inode.nlink = 2 + subdirs;
+  }
+}
+
+void FsCore::NoteDirTimes(Node& n) {
+  if (IsDir(n.inode.mode)) n.dir_times = DirTimes{n.inode.mtime, n.inode.ctime};
 }
 
 int FsCore::LoadForUpdate(Node& n) {
@@ -92,11 +112,18 @@ int FsCore::LoadEntries(Node& dir, bool force) {
   if (dir.entries && !force && Fresh(dir.entries_fetched)) return 0;
   IoResult r = io_.Get(DirId(fs_, dir.inode.ino), q_);
   std::map<std::string, DirEntry> live;
+  std::optional<DirTimes> times;
   if (r.status.ok()) {
     auto map = DecodeLwwMap(r.value);
     if (!r.is_map || !map.ok()) return EIO;
     for (const auto& [name, e] : *map) {
       if (e.deleted) continue;
+      if (name == kDirTimesName) {
+        auto t = DecodeDirTimes(e.payload);
+        if (!t.ok()) return EIO;
+        times = *t;
+        continue;
+      }
       auto d = DecodeDirEntry(e.payload);
       if (!d.ok()) return EIO;
       live.emplace(name, *d);
@@ -104,28 +131,26 @@ int FsCore::LoadEntries(Node& dir, bool force) {
   } else if (!r.status.IsNotFound()) {
     return ErrnoOf(r.status);
   }
-  // A directory's link count is 2 + its subdirectories, counted from the merged listing, so
-  // concurrent mkdirs and rmdirs from several mounts count right.
-  uint32_t subdirs = 0;
-  for (const auto& [name, e] : live) subdirs += S_ISDIR(e.type) ? 1 : 0;
-  if (dir.loaded) dir.inode.nlink = 2 + subdirs;
   dir.entries = std::move(live);
   dir.entries_fetched = std::chrono::steady_clock::now();
+  if (times) dir.dir_times = times;
+  ApplyListing(dir);
   return 0;
 }
 
 int FsCore::StoreInode(const Inode& inode) {
-  const int e = ErrnoOf(io_.Put(InodeId(fs_, inode.ino), EncodeInode(inode), q_));
-  if (e == 0) Changed(inode.ino);
-  return e;
-}
-
-int FsCore::MergeEntries(uint64_t dir, LwwMap entries) {
-  const int err = ErrnoOf(io_.Merge(DirId(fs_, dir), entries, q_));
-  if (err == 0) {
-    for (const auto& [name, e] : entries) EntryChanged(dir, name, e);
+  std::vector<IoOp> ops;
+  ops.push_back(IoOp{IoOp::kPut, InodeId(fs_, inode.ino), EncodeInode(inode), {}});
+  if (IsDir(inode.mode)) {
+    LwwMap times;
+    times[kDirTimesName] = MapEntry{0, false, EncodeDirTimes(DirTimes{inode.mtime, inode.ctime})};
+    ops.push_back(IoOp{IoOp::kMerge, DirId(fs_, inode.ino), {}, std::move(times)});
   }
-  return err;
+  for (auto& r : io_.Run(std::move(ops), q_)) {
+    if (!r.status.ok()) return ErrnoOf(r.status);
+  }
+  Changed(inode.ino);
+  return 0;
 }
 
 void FsCore::NoteEntry(uint64_t dir, const std::string& name, std::optional<DirEntry> entry) {
@@ -143,13 +168,15 @@ void FsCore::NoteEntry(uint64_t dir, const std::string& name, std::optional<DirE
   } else {
     d->entries->erase(name);
   }
+  ApplyListing(*d);
 }
 
 int FsCore::LookupLocked(uint64_t parent, const std::string& name, DirEntry* out) {
   if (name.size() > kMaxNameBytes) return ENAMETOOLONG;
   auto d = NodeFor(parent);
   std::lock_guard<std::mutex> lock(d->mu);
-  if (int e = LoadForUpdate(*d); e != 0) return e;
+  // An inode never changes its type, so a copy within the TTL answers "is it a directory".
+  if (int e = LoadInode(*d); e != 0) return e;
   if (!IsDir(d->inode.mode)) return ENOTDIR;
   if (int e = LoadEntries(*d); e != 0) return e;
   auto it = d->entries->find(name);
@@ -158,23 +185,18 @@ int FsCore::LookupLocked(uint64_t parent, const std::string& name, DirEntry* out
   return 0;
 }
 
-int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now, int nlink_delta) {
-  auto d = NodeFor(dir);
-  std::lock_guard<std::mutex> lock(d->mu);
-  if (int e = LoadForUpdate(*d); e != 0) return e;
-  Inode next = d->inode;
-  next.mtime = next.ctime = now;
-  next.nlink = static_cast<uint32_t>(std::max<int64_t>(2, static_cast<int64_t>(next.nlink) + nlink_delta));
-  // The entries and the directory's new times in one round trip.
-  std::vector<IoOp> ops;
-  if (!entries.empty()) ops.push_back(IoOp{IoOp::kMerge, DirId(fs_, dir), {}, entries});
-  ops.push_back(IoOp{IoOp::kPut, InodeId(fs_, dir), EncodeInode(next), {}});
-  for (auto& r : io_.Run(std::move(ops), q_)) {
-    if (!r.status.ok()) return ErrnoOf(r.status);
-  }
-  d->inode = std::move(next);
+int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now) {
+  // The entries and the directory's new times in one merge (F8): the directory's inode is
+  // neither read nor written.
+  const DirTimes times{now, now};
+  LwwMap merge = entries;
+  merge[kDirTimesName] = MapEntry{0, false, EncodeDirTimes(times)};
+  if (int e = ErrnoOf(io_.Merge(DirId(fs_, dir), std::move(merge), q_)); e != 0) return e;
   Changed(dir);
   for (const auto& [name, e] : entries) EntryChanged(dir, name, e);
+  auto d = NodeFor(dir);
+  std::lock_guard<std::mutex> lock(d->mu);
+  d->dir_times = times;
   if (d->entries) {
     for (const auto& [name, e] : entries) {
       auto entry = DecodeDirEntry(e.payload);
@@ -185,10 +207,9 @@ int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now, int nlink_delt
       }
     }
   }
+  ApplyListing(*d);
   return 0;
 }
-
-int FsCore::TouchDir(uint64_t dir, Timespec now, int nlink_delta) { return ChangeDir(dir, {}, now, nlink_delta); }
 
 // ---- lookups and attributes -----------------------------------------------------------
 
@@ -228,6 +249,7 @@ int FsCore::SetAttributes(uint64_t ino, const SetAttr& req, Inode* out) {
   if (req.mtime) n->inode.mtime = *req.mtime;
   n->inode.ctime = now;
   if (int e = StoreInode(n->inode); e != 0) return e;
+  NoteDirTimes(*n);
   n->inode_dirty = false;
   *out = n->inode;
   return 0;
@@ -273,7 +295,7 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
   const DirEntry entry{n.ino, mode & S_IFMT};
   LwwMap add;
   add[name] = MapEntry{0, false, EncodeDirEntry(entry)};
-  if (int e = ChangeDir(parent, std::move(add), now, IsDir(mode) ? 1 : 0); e != 0) return e;
+  if (int e = ChangeDir(parent, std::move(add), now); e != 0) return e;
   auto node = NodeFor(n.ino);
   std::lock_guard<std::mutex> lock(node->mu);
   node->inode = n;
@@ -320,7 +342,7 @@ int FsCore::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name,
   }
   LwwMap add;
   add[new_name] = MapEntry{0, false, EncodeDirEntry(entry)};
-  return ChangeDir(new_parent, std::move(add), now, 0);
+  return ChangeDir(new_parent, std::move(add), now);
 }
 
 // ---- removing -------------------------------------------------------------------------
@@ -369,7 +391,7 @@ int FsCore::Unlink(uint64_t parent, const std::string& name) {
   LwwMap del;
   del[name] = MapEntry{0, true, {}};
   const Timespec now = now_();
-  if (int e = ChangeDir(parent, std::move(del), now, 0); e != 0) return e;
+  if (int e = ChangeDir(parent, std::move(del), now); e != 0) return e;
   return DropLink(entry.ino, now);
 }
 
@@ -388,7 +410,7 @@ int FsCore::Rmdir(uint64_t parent, const std::string& name) {
   }
   LwwMap del;
   del[name] = MapEntry{0, true, {}};
-  if (int e = ChangeDir(parent, std::move(del), now_(), -1); e != 0) return e;
+  if (int e = ChangeDir(parent, std::move(del), now_()); e != 0) return e;
   std::lock_guard<std::mutex> lock(child->mu);
   return DeleteInode(*child);
 }
@@ -417,7 +439,9 @@ int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent
     if (int e = LoadForUpdate(*n); e != 0) return e;
     n->inode.parent = to;
     n->inode.ctime = now;
-    return StoreInode(n->inode);
+    if (int e = StoreInode(n->inode); e != 0) return e;
+    NoteDirTimes(*n);
+    return 0;
   };
 
   if (flags & RENAME_EXCHANGE) {
@@ -425,17 +449,12 @@ int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent
     LwwMap a, b;
     a[name] = MapEntry{0, false, EncodeDirEntry(dst)};
     (same_dir ? a : b)[new_name] = MapEntry{0, false, EncodeDirEntry(src)};
-    if (int e = MergeEntries(parent, std::move(a)); e != 0) return e;
+    if (int e = ChangeDir(parent, std::move(a), now); e != 0) return e;
     if (!same_dir) {
-      if (int e = MergeEntries(new_parent, std::move(b)); e != 0) return e;
+      if (int e = ChangeDir(new_parent, std::move(b), now); e != 0) return e;
     }
-    NoteEntry(parent, name, dst);
-    NoteEntry(new_parent, new_name, src);
     if (int e = reparent(src, parent, new_parent); e != 0) return e;
-    if (int e = reparent(dst, new_parent, parent); e != 0) return e;
-    const int delta = (IsDir(src.type) ? 1 : 0) - (IsDir(dst.type) ? 1 : 0);
-    if (int e = TouchDir(parent, now, same_dir ? 0 : -delta); e != 0) return e;
-    return same_dir ? 0 : TouchDir(new_parent, now, delta);
+    return reparent(dst, new_parent, parent);
   }
 
   if (dst_exists) {
@@ -454,28 +473,19 @@ int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent
   LwwMap add, del;
   add[new_name] = MapEntry{0, false, EncodeDirEntry(src)};
   (same_dir ? add : del)[name] = MapEntry{0, true, {}};
-  if (int e = MergeEntries(new_parent, std::move(add)); e != 0) return e;
+  if (int e = ChangeDir(new_parent, std::move(add), now); e != 0) return e;
   if (!same_dir) {
-    if (int e = MergeEntries(parent, std::move(del)); e != 0) return e;
+    if (int e = ChangeDir(parent, std::move(del), now); e != 0) return e;
   }
-  NoteEntry(new_parent, new_name, src);
-  NoteEntry(parent, name, std::nullopt);
   if (int e = reparent(src, parent, new_parent); e != 0) return e;
-  int dst_dirs = 0;
-  if (dst_exists) {
-    if (IsDir(dst.type)) {
-      auto d = NodeFor(dst.ino);
-      std::lock_guard<std::mutex> lock(d->mu);
-      (void)LoadInode(*d);
-      if (int e = DeleteInode(*d); e != 0) return e;
-      dst_dirs = 1;
-    } else if (int e = DropLink(dst.ino, now); e != 0) {
-      return e;
-    }
+  if (!dst_exists) return 0;
+  if (IsDir(dst.type)) {
+    auto d = NodeFor(dst.ino);
+    std::lock_guard<std::mutex> lock(d->mu);
+    (void)LoadInode(*d);
+    return DeleteInode(*d);
   }
-  const int moved = IsDir(src.type) && !same_dir ? 1 : 0;
-  if (int e = TouchDir(parent, now, -moved - (same_dir ? dst_dirs : 0)); e != 0) return e;
-  return same_dir ? 0 : TouchDir(new_parent, now, moved - dst_dirs);
+  return DropLink(dst.ino, now);
 }
 
 // ---- directories and xattrs -----------------------------------------------------------
@@ -512,6 +522,7 @@ int FsCore::SetXattr(uint64_t ino, const std::string& name, const std::string& v
   next.ctime = now_();
   if (int e = StoreInode(next); e != 0) return e;
   n->inode = std::move(next);
+  NoteDirTimes(*n);
   return 0;
 }
 
@@ -544,6 +555,7 @@ int FsCore::RemoveXattr(uint64_t ino, const std::string& name) {
   next.ctime = now_();
   if (int e = StoreInode(next); e != 0) return e;
   n->inode = std::move(next);
+  NoteDirTimes(*n);
   return 0;
 }
 

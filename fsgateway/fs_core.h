@@ -6,8 +6,8 @@
 //  - inodes and directory listings, trusted for attr_ttl after they were read from the
 //    cluster (what this mount changes itself it knows at once);
 //  - for each open file, its chunks: clean ones as a read cache, dirty ones as a writeback
-//    cache. Flush (close, fsync, the dirty limit, unmount) writes the dirty chunks in parallel
-//    and then the inode, and returns once W replicas hold them. A partial chunk write first
+//    cache. Flush (close, fsync, the dirty limit, unmount) writes the dirty chunks and the
+//    inode in parallel, and returns once W replicas hold them. A partial chunk write first
 //    reads the chunk (read-modify-write), so chunks are always written whole.
 //  - Open re-reads the inode (close-to-open consistency) and drops cached chunks when another
 //    mount changed the file.
@@ -88,8 +88,9 @@ class FsCore {
   int RemoveXattr(uint64_t ino, const std::string& name);
 
   // Open and Release pair up per open file. *keep_cache says whether the kernel's cached pages
-  // of the file are still good (no other mount changed it since).
-  int Open(uint64_t ino, bool truncate, bool* keep_cache);
+  // of the file are still good (no other mount changed it since). created: this mount made
+  // the file in the same request (FUSE create), so its inode is not read again.
+  int Open(uint64_t ino, bool truncate, bool* keep_cache, bool created = false);
   int Release(uint64_t ino);
   int Read(uint64_t ino, uint64_t offset, size_t size, std::string* out);
   int Write(uint64_t ino, uint64_t offset, std::string_view data);
@@ -143,9 +144,11 @@ class FsCore {
     std::map<uint64_t, Chunk> chunks;
     uint64_t dirty_bytes = 0;
     uint64_t next_sequential = 0;  // where a sequential reader reads next
-    // Directories: the live entries, when read.
+    // Directories: the live entries, when read, and the times from the listing (F8).
     std::optional<std::map<std::string, DirEntry>> entries;
     std::chrono::steady_clock::time_point entries_fetched{};
+    std::optional<DirTimes> dir_times;
+    bool dir_times_stale = false;  // another mount changed the directory: read the listing again
   };
 
   std::shared_ptr<Node> NodeFor(uint64_t ino);
@@ -159,17 +162,20 @@ class FsCore {
   // unwritten changes to it.
   int LoadForUpdate(Node& n);
   int LoadEntries(Node& dir, bool force = false);
+  // Stores the inode; a directory's also writes its times into its listing (F8).
   int StoreInode(const Inode& inode);
-  int StoreInodes(const std::vector<Inode>& inodes);
+  // After a directory's inode was stored from n: the times it wrote are the listing's now.
+  static void NoteDirTimes(Node& n);
+  // A directory's times and link count come from its listing (F8), when it is known. Caller
+  // holds n.mu.
+  static void ApplyListing(Node& n);
   int LookupLocked(uint64_t parent, const std::string& name, DirEntry* out);
-  // The directory entry changes of one namespace operation, per directory, in one merge each.
-  int MergeEntries(uint64_t dir, LwwMap entries);
   void NoteEntry(uint64_t dir, const std::string& name, std::optional<DirEntry> entry);
   int DropLink(uint64_t ino, Timespec now);
   int DeleteInode(Node& n);
-  int TouchDir(uint64_t dir, Timespec now, int nlink_delta);
-  // Merges entries into the directory and stores its new times and link count, in parallel.
-  int ChangeDir(uint64_t dir, LwwMap entries, Timespec now, int nlink_delta);
+  // The directory entry changes of one namespace operation in one directory, together with the
+  // directory's new times, in one merge; then the cached listing and link count take them.
+  int ChangeDir(uint64_t dir, LwwMap entries, Timespec now);
   // Data path (caller holds n.mu).
   int FlushLocked(Node& n);
   int LoadChunks(Node& n, const std::vector<uint64_t>& indexes);

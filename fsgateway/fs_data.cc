@@ -16,13 +16,14 @@ bool AllZero(std::string_view s) {
 }
 }  // namespace
 
-int FsCore::Open(uint64_t ino, bool truncate, bool* keep_cache) {
+int FsCore::Open(uint64_t ino, bool truncate, bool* keep_cache, bool created) {
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
   const bool was_loaded = n->loaded;
   const Inode before = n->inode;
-  // Close-to-open: the first open re-reads the inode, unless this mount has unwritten changes.
-  const bool refetch = n->opens == 0 && !n->inode_dirty && n->dirty_bytes == 0;
+  // Close-to-open: the first open re-reads the inode, unless this mount has unwritten changes
+  // or has just created it.
+  const bool refetch = n->opens == 0 && !n->inode_dirty && n->dirty_bytes == 0 && !(created && n->loaded);
   if (int e = LoadInode(*n, refetch); e != 0) return e;
   const bool changed = !was_loaded || n->inode.size != before.size || !(n->inode.mtime == before.mtime) ||
                        !(n->inode.ctime == before.ctime);
@@ -186,6 +187,10 @@ int FsCore::FlushLocked(Node& n) {
     written.push_back(i);
   }
   const size_t chunk_ops = ops.size();
+  // The inode goes in the same round trip as its chunks (decision F4): the flush returns
+  // when all of them are durable, and the change is announced only then.
+  const bool store_inode = n.inode_dirty;
+  if (store_inode) ops.push_back(IoOp{IoOp::kPut, InodeId(fs_, n.inode.ino), EncodeInode(n.inode), {}});
   int err = 0;
   for (auto& r : io_.Run(std::move(ops), q_)) {
     if (!r.status.ok() && err == 0) err = ErrnoOf(r.status);
@@ -193,12 +198,8 @@ int FsCore::FlushLocked(Node& n) {
   if (err != 0) return err;  // still dirty: a later flush tries again
   for (uint64_t i : written) n.chunks[i].dirty = false;
   n.dirty_bytes = 0;
-  if (!written.empty()) Changed(n.inode.ino);
-  // The inode after its data: a reader that sees the new size finds the new bytes.
-  if (n.inode_dirty) {
-    if (int e = StoreInode(n.inode); e != 0) return e;
-    n.inode_dirty = false;
-  }
+  if (store_inode) n.inode_dirty = false;
+  if (!written.empty() || store_inode) Changed(n.inode.ino);
   std::lock_guard<std::mutex> s(stats_mu_);
   stats_.chunk_writes += chunk_ops;
   ++stats_.flushes;

@@ -160,6 +160,30 @@ Result<Inode> DecodeInode(std::string_view bytes) {
   return n;
 }
 
+std::string EncodeDirTimes(const DirTimes& t) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(4);
+  pk.pack(t.mtime.sec);
+  pk.pack(t.mtime.nsec);
+  pk.pack(t.ctime.sec);
+  pk.pack(t.ctime.nsec);
+  return std::string(buf.data(), buf.size());
+}
+
+Result<DirTimes> DecodeDirTimes(std::string_view bytes) {
+  DirTimes t;
+  Status s = Unpack(bytes, "directory times", [&](const msgpack::object& o) -> Status {
+    if (o.type != msgpack::type::ARRAY || o.via.array.size < 4) return Status::Corruption("directory times are not a 4-field array");
+    const msgpack::object* f = o.via.array.ptr;
+    t.mtime = Timespec{f[0].as<int64_t>(), f[1].as<uint32_t>()};
+    t.ctime = Timespec{f[2].as<int64_t>(), f[3].as<uint32_t>()};
+    return Status::Ok();
+  });
+  if (!s.ok()) return s;
+  return t;
+}
+
 std::string EncodeDirEntry(const DirEntry& e) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);

@@ -4,7 +4,8 @@
 //   catalog      H("ringstore.fs-catalog", "all")        map record: NAME -> ""
 //   inode        H("ringstore.inode", UUID || LE64 ino)  Inode: type, mode, owner, size, times,
 //                                                         link count, symlink target, xattrs
-//   directory    H("ringstore.dir", UUID || LE64 ino)    map record: NAME -> DirEntry
+//   directory    H("ringstore.dir", UUID || LE64 ino)    map record: NAME -> DirEntry, and
+//                                                         "" -> DirTimes (the dir's times)
 //   data chunk   H("ringstore.fschunk", UUID || LE64 ino || LE64 index)
 //
 // Inode numbers are random 64-bit values drawn by the mount that creates the inode (1 is the
@@ -85,6 +86,19 @@ struct Inode {
 
 std::string EncodeInode(const Inode& inode);
 Result<Inode> DecodeInode(std::string_view bytes);
+
+// A directory's modification and change times live in its map record, under the empty name
+// (no file is called ""), so that an entry change and the directory's new times are one merge
+// that needs neither a read nor a rewrite of the directory's inode (docs/fsgateway.md F8).
+// Every write of a directory's inode writes this entry too; where it is present it is the
+// directory's mtime and ctime, and the inode's are not.
+struct DirTimes {
+  Timespec mtime, ctime;
+  bool operator==(const DirTimes&) const = default;
+};
+inline const std::string kDirTimesName;
+std::string EncodeDirTimes(const DirTimes& t);
+Result<DirTimes> DecodeDirTimes(std::string_view bytes);
 
 // A directory entry's payload: the child's inode number and its type (S_IFMT bits).
 struct DirEntry {

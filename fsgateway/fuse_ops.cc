@@ -204,7 +204,7 @@ void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
   Inode n;
   int e = Core(req).MakeNode(parent, name, S_IFREG | (mode & 07777), 0, Who(req), &n);
   bool keep = false;
-  if (e == 0) e = Core(req).Open(n.ino, false, &keep);
+  if (e == 0) e = Core(req).Open(n.ino, false, &keep, /*created=*/true);
   if (e != 0) {
     fuse_reply_err(req, e);
     return;

@@ -378,6 +378,36 @@ TEST_F(FsCoreTest, AChangeFromAStaleCacheDoesNotUndoAnotherMountsChange) {
   EXPECT_EQ(seen.nlink, 2u + 7u);
 }
 
+TEST_F(FsCoreTest, ADirectorysTimesLiveInItsListingAndTheLatestChangeWins) {
+  auto b = Mount();
+  Inode d, f, seen;
+  ASSERT_EQ(a().MakeNode(kRootIno, "d", S_IFDIR | 0755, 0, {}, &d), 0);
+  SetAttr chmod;
+  chmod.mode = 0700;
+  ASSERT_EQ(b->SetAttributes(d.ino, chmod, &seen), 0);
+  // A create in d stamps d's times through its listing; b's chmod stays.
+  ASSERT_EQ(a().MakeNode(d.ino, "f", S_IFREG | 0644, 0, {}, &f), 0);
+  auto c = Mount();
+  ASSERT_EQ(c->GetAttr(d.ino, &seen), 0);
+  EXPECT_EQ(seen.mode & 07777, 0700u);
+  EXPECT_EQ(seen.mtime, f.ctime);
+  EXPECT_EQ(seen.ctime, f.ctime);
+  // An explicit mtime set later wins over the create's; an unlink after it wins again.
+  SetAttr touch;
+  touch.mtime = Timespec{5, 0};
+  ASSERT_EQ(b->SetAttributes(d.ino, touch, &seen), 0);
+  ASSERT_EQ(c->GetAttr(d.ino, &seen), 0);
+  EXPECT_EQ(seen.mtime, (Timespec{5, 0}));
+  ASSERT_EQ(a().Unlink(d.ino, "f"), 0);
+  ASSERT_EQ(c->GetAttr(d.ino, &seen), 0);
+  EXPECT_GT(seen.mtime.sec, 5);
+  EXPECT_EQ(seen.mtime, seen.ctime);
+  std::vector<std::pair<std::string, DirEntry>> list;
+  ASSERT_EQ(c->ReadDir(d.ino, &list), 0);
+  EXPECT_TRUE(list.empty());  // the times are not an entry
+  EXPECT_EQ(c->Rmdir(kRootIno, "d"), 0);
+}
+
 TEST_F(FsCoreTest, PosixAclsAreRefusedNotStoredAsPlainXattrs) {
   const uint64_t f = Create(a(), kRootIno, "f");
   EXPECT_EQ(a().SetXattr(f, "system.posix_acl_access", "\x02", 0), EOPNOTSUPP);
