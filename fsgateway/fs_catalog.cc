@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <deque>
 #include <set>
 
@@ -14,6 +15,7 @@ constexpr size_t kDeleteBatch = 64;  // deletes in flight during remove
 Status FsCatalog::Create(const FsMeta& meta, uint32_t root_uid, uint32_t root_gid, int64_t now_sec) {
   RS_TRY(ValidateFsName(meta.name));
   RS_TRY(ValidateChunkSize(meta.chunk_size));
+  RS_TRY(ValidateDirBuckets(meta.dir_buckets));
   if (meta.uuid.size() != 16) return Status::InvalidArgument("a filesystem needs a 16-byte uuid");
   IoResult existing = io_.Get(SuperblockId(meta.name), q_);
   if (existing.status.ok()) return Status::InvalidArgument("filesystem '" + meta.name + "' already exists");
@@ -78,13 +80,17 @@ Status FsCatalog::Remove(const std::string& name, const RemoveProgress& progress
     const uint64_t dir = dirs.front();
     dirs.pop_front();
     doomed.push_back(InodeId(*meta, dir));
-    doomed.push_back(DirId(*meta, dir));
-    IoResult listing = io_.Get(DirId(*meta, dir), q);
-    if (listing.status.IsNotFound()) continue;
-    if (!listing.status.ok()) return listing.status;
-    auto map = DecodeLwwMap(listing.value);
-    if (!map.ok()) return Status::Corruption("directory " + std::to_string(dir) + " is not a map");
-    for (const auto& [child_name, e] : *map) {
+    LwwMap map;
+    for (uint32_t b = 0; b < std::max<uint32_t>(1, meta->dir_buckets); ++b) {
+      doomed.push_back(DirBucketId(*meta, dir, b));
+      IoResult listing = io_.Get(DirBucketId(*meta, dir, b), q);
+      if (listing.status.IsNotFound()) continue;
+      if (!listing.status.ok()) return listing.status;
+      auto bucket = DecodeLwwMap(listing.value);
+      if (!bucket.ok()) return Status::Corruption("directory " + std::to_string(dir) + " is not a map");
+      MergeLwwMap(map, *bucket);
+    }
+    for (const auto& [child_name, e] : map) {
       if (e.deleted || child_name == kDirTimesName) continue;
       auto entry = DecodeDirEntry(e.payload);
       if (!entry.ok() || !seen.insert(entry->ino).second) continue;

@@ -1,5 +1,6 @@
 // FsCore's namespace operations (lookup, create, link, unlink, rename, directories, xattrs).
-// The data path (open, read, write, flush, truncate) is in fs_data.cc.
+// The data path (open, read, write, flush, truncate) is in fs_data.cc, the metadata cache in
+// fs_cache.cc and the background writes in fs_background.cc.
 #include "fsgateway/fs_core.h"
 
 #include <linux/fs.h>
@@ -20,7 +21,11 @@ FsCore::FsCore(FsMeta fs, ObjectIo& io, FsOptions options, std::function<Timespe
   q_ = fs_.quorum;
 }
 
-FsCore::~FsCore() = default;
+FsCore::~FsCore() {
+  // Background writes call back into this core: they end first.
+  AwaitEntryWrites();
+  WaitForDeletes();
+}
 
 FsCore::Stats FsCore::stats() {
   std::lock_guard<std::mutex> lock(stats_mu_);
@@ -62,82 +67,6 @@ int FsCore::Init() {
 
 // ---- loading and storing --------------------------------------------------------------
 
-int FsCore::LoadInode(Node& n, bool force) {
-  if (n.loaded && !force && (Fresh(n.fetched) || n.inode_dirty || n.dirty_bytes > 0)) return 0;
-  const uint64_t ino = n.inode.ino;
-  IoResult r = io_.Get(InodeId(fs_, ino), q_);
-  if (!r.status.ok()) {
-    if (r.status.IsNotFound()) n.loaded = false;
-    return ErrnoOf(r.status);
-  }
-  auto inode = DecodeInode(r.value);
-  if (!inode.ok() || inode->ino != ino) return EIO;
-  // Another mount changed the file: what this one cached of its data is stale.
-  const bool changed = n.inode.size != inode->size || !(n.inode.mtime == inode->mtime) || !(n.inode.ctime == inode->ctime);
-  if (changed && n.dirty_bytes == 0) n.chunks.clear();
-  n.inode = std::move(*inode);
-  n.loaded = true;
-  n.fetched = std::chrono::steady_clock::now();
-  ApplyListing(n);
-  return 0;
-}
-
-void FsCore::ApplyListing(Node& n) {
-  if (!n.loaded || !IsDir(n.inode.mode)) return;
-  if (n.dir_times) {
-    n.inode.mtime = n.dir_times->mtime;
-    n.inode.ctime = n.dir_times->ctime;
-  }
-  if (n.entries) {
-    // A directory's link count is 2 + its subdirectories, counted from the merged listing, so
-    // concurrent mkdirs and rmdirs from several mounts count right.
-    uint32_t subdirs = 0;
-    for (const auto& [name, e] : *n.entries) subdirs += S_ISDIR(e.type) ? 1 : 0;
-    n.inode.nlink = 2 + subdirs;
-  }
-}
-
-void FsCore::NoteDirTimes(Node& n) {
-  if (IsDir(n.inode.mode)) n.dir_times = DirTimes{n.inode.mtime, n.inode.ctime};
-}
-
-int FsCore::LoadForUpdate(Node& n) {
-  // Our own unwritten changes are the newest; otherwise read the inode again, so that a
-  // change another mount made within the TTL is not overwritten by a stale copy.
-  if (n.loaded && (n.inode_dirty || n.dirty_bytes > 0)) return 0;
-  return LoadInode(n, /*force=*/true);
-}
-
-int FsCore::LoadEntries(Node& dir, bool force) {
-  if (dir.entries && !force && Fresh(dir.entries_fetched)) return 0;
-  IoResult r = io_.Get(DirId(fs_, dir.inode.ino), q_);
-  std::map<std::string, DirEntry> live;
-  std::optional<DirTimes> times;
-  if (r.status.ok()) {
-    auto map = DecodeLwwMap(r.value);
-    if (!r.is_map || !map.ok()) return EIO;
-    for (const auto& [name, e] : *map) {
-      if (e.deleted) continue;
-      if (name == kDirTimesName) {
-        auto t = DecodeDirTimes(e.payload);
-        if (!t.ok()) return EIO;
-        times = *t;
-        continue;
-      }
-      auto d = DecodeDirEntry(e.payload);
-      if (!d.ok()) return EIO;
-      live.emplace(name, *d);
-    }
-  } else if (!r.status.IsNotFound()) {
-    return ErrnoOf(r.status);
-  }
-  dir.entries = std::move(live);
-  dir.entries_fetched = std::chrono::steady_clock::now();
-  if (times) dir.dir_times = times;
-  ApplyListing(dir);
-  return 0;
-}
-
 int FsCore::StoreInode(const Inode& inode) {
   std::vector<IoOp> ops;
   ops.push_back(IoOp{IoOp::kPut, InodeId(fs_, inode.ino), EncodeInode(inode), {}});
@@ -151,24 +80,6 @@ int FsCore::StoreInode(const Inode& inode) {
   }
   Changed(inode.ino);
   return 0;
-}
-
-void FsCore::NoteEntry(uint64_t dir, const std::string& name, std::optional<DirEntry> entry) {
-  std::shared_ptr<Node> d;
-  {
-    std::lock_guard<std::mutex> lock(table_mu_);
-    auto it = nodes_.find(dir);
-    if (it == nodes_.end()) return;  // no listing cached
-    d = it->second;
-  }
-  std::lock_guard<std::mutex> lock(d->mu);
-  if (!d->entries) return;
-  if (entry) {
-    (*d->entries)[name] = *entry;
-  } else {
-    d->entries->erase(name);
-  }
-  ApplyListing(*d);
 }
 
 int FsCore::LookupLocked(uint64_t parent, const std::string& name, DirEntry* out) {
@@ -185,15 +96,40 @@ int FsCore::LookupLocked(uint64_t parent, const std::string& name, DirEntry* out
   return 0;
 }
 
-int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now) {
-  // The entries and the directory's new times in one merge (F8): the directory's inode is
-  // neither read nor written.
-  const DirTimes times{now, now};
-  LwwMap merge = entries;
-  merge[kDirTimesName] = MapEntry{0, false, EncodeDirTimes(times)};
-  if (int e = ErrnoOf(io_.Merge(DirId(fs_, dir), std::move(merge), q_)); e != 0) return e;
+std::vector<IoOp> FsCore::DirChangeOps(uint64_t dir, const LwwMap& entries, Timespec now) const {
+  // Per bucket (F9), its entries and the directory's new times in one merge (F8): the
+  // directory's inode is neither read nor written.
+  std::map<uint32_t, LwwMap> buckets;
+  for (const auto& [name, e] : entries) buckets[DirBucketOf(fs_, name)].emplace(name, e);
+  if (buckets.empty()) buckets[0];
+  std::vector<IoOp> ops;
+  for (auto& [b, merge] : buckets) {
+    merge[kDirTimesName] = MapEntry{0, false, EncodeDirTimes(DirTimes{now, now})};
+    ops.push_back(IoOp{IoOp::kMerge, DirBucketId(fs_, dir, b), {}, std::move(merge)});
+  }
+  return ops;
+}
+
+int FsCore::ChangeDir(uint64_t dir, const LwwMap& entries, Timespec now) {
+  for (auto& r : io_.Run(DirChangeOps(dir, entries, now), q_)) {
+    if (!r.status.ok()) return ErrnoOf(r.status);
+  }
+  DirChanged(dir, entries, now);
+  return 0;
+}
+
+void FsCore::DirChanged(uint64_t dir, const LwwMap& entries, Timespec now) {
+  AnnounceDirChange(dir, entries);
+  ApplyDirChange(dir, entries, now);
+}
+
+void FsCore::AnnounceDirChange(uint64_t dir, const LwwMap& entries) {
   Changed(dir);
   for (const auto& [name, e] : entries) EntryChanged(dir, name, e);
+}
+
+void FsCore::ApplyDirChange(uint64_t dir, const LwwMap& entries, Timespec now) {
+  const DirTimes times{now, now};
   auto d = NodeFor(dir);
   std::lock_guard<std::mutex> lock(d->mu);
   d->dir_times = times;
@@ -208,7 +144,6 @@ int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now) {
     }
   }
   ApplyListing(*d);
-  return 0;
 }
 
 // ---- lookups and attributes -----------------------------------------------------------
@@ -216,7 +151,24 @@ int FsCore::ChangeDir(uint64_t dir, LwwMap entries, Timespec now) {
 int FsCore::Lookup(uint64_t parent, const std::string& name, Inode* out) {
   DirEntry entry;
   if (int e = LookupLocked(parent, name, &entry); e != 0) return e;
-  return GetAttr(entry.ino, out);
+  bool fresh;
+  {
+    auto n = NodeFor(entry.ino);
+    std::lock_guard<std::mutex> lock(n->mu);
+    fresh = n->loaded && Fresh(n->fetched);
+  }
+  if (!fresh) {
+    std::vector<uint64_t> ahead = StatAhead(parent, name);
+    if (!ahead.empty()) {
+      ahead.push_back(entry.ino);
+      PrefetchInodes(ahead);
+    }
+  }
+  if (int e = GetAttr(entry.ino, out); e != 0) return e;
+  auto n = NodeFor(entry.ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  n->speculative = false;  // the kernel knows it now
+  return 0;
 }
 
 int FsCore::GetAttr(uint64_t ino, Inode* out) {
@@ -233,6 +185,7 @@ int FsCore::GetAttr(uint64_t ino, Inode* out) {
 int FsCore::SetAttributes(uint64_t ino, const SetAttr& req, Inode* out) {
   if (options_.read_only) return EROFS;
   std::lock_guard<std::mutex> ns(ns_mu_);
+  if (int e = WaitForEntries(); e != 0) return e;
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
   if (int e = LoadForUpdate(*n); e != 0) return e;
@@ -258,14 +211,19 @@ int FsCore::SetAttributes(uint64_t ino, const SetAttr& req, Inode* out) {
 // ---- creating -------------------------------------------------------------------------
 
 int FsCore::MakeNode(uint64_t parent, const std::string& name, uint32_t mode, uint64_t rdev, Caller who, Inode* out) {
-  return Create(parent, name, mode, rdev, who, {}, out);
+  return Create(parent, name, mode, rdev, who, {}, /*opened=*/false, out);
+}
+
+int FsCore::CreateOpen(uint64_t parent, const std::string& name, uint32_t mode, Caller who, Inode* out) {
+  return Create(parent, name, S_IFREG | (mode & 07777), 0, who, {}, /*opened=*/true, out);
 }
 
 int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint64_t rdev, Caller who,
-                   const std::string& target, Inode* out) {
+                   const std::string& target, bool opened, Inode* out) {
   if (options_.read_only) return EROFS;
   if (name.size() > kMaxNameBytes) return ENAMETOOLONG;
   std::lock_guard<std::mutex> ns(ns_mu_);
+  if (int e = WaitForEntries(); e != 0) return e;
   DirEntry existing;
   if (int e = LookupLocked(parent, name, &existing); e != ENOENT) return e == 0 ? EEXIST : e;
   const Timespec now = now_();
@@ -295,9 +253,24 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
   const DirEntry entry{n.ino, mode & S_IFMT};
   LwwMap add;
   add[name] = MapEntry{0, false, EncodeDirEntry(entry)};
-  if (int e = ChangeDir(parent, std::move(add), now); e != 0) return e;
+  std::shared_ptr<PendingIo> entry_write;
+  if (opened) {
+    // The entry is written in the background, after the inode (F4); the file's flush waits
+    // for it, and so does the next namespace operation, so entry changes keep their order.
+    entry_write = io_.Start(DirChangeOps(parent, add, now), q_, [this, parent, add](const std::vector<IoResult>& r) {
+      if (FirstErrno(r) == 0) AnnounceDirChange(parent, add);
+    });
+    ApplyDirChange(parent, add, now);
+  } else if (int e = ChangeDir(parent, add, now); e != 0) {
+    return e;
+  }
   auto node = NodeFor(n.ino);
   std::lock_guard<std::mutex> lock(node->mu);
+  if (opened) {
+    node->pending_entry = Node::PendingEntry{parent, std::move(add), now, entry_write};
+    std::lock_guard<std::mutex> async(async_mu_);
+    entry_writes_.push_back(EntryWrite{std::move(entry_write), node});
+  }
   node->inode = n;
   node->loaded = true;
   node->fetched = std::chrono::steady_clock::now();
@@ -311,7 +284,7 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
 
 int FsCore::Symlink(uint64_t parent, const std::string& name, const std::string& target, Caller who, Inode* out) {
   if (target.size() > kMaxSymlinkBytes) return ENAMETOOLONG;
-  return Create(parent, name, S_IFLNK | 0777, 0, who, target, out);
+  return Create(parent, name, S_IFLNK | 0777, 0, who, target, /*opened=*/false, out);
 }
 
 int FsCore::ReadLink(uint64_t ino, std::string* out) {
@@ -325,6 +298,7 @@ int FsCore::ReadLink(uint64_t ino, std::string* out) {
 int FsCore::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name, Inode* out) {
   if (options_.read_only) return EROFS;
   std::lock_guard<std::mutex> ns(ns_mu_);
+  if (int e = WaitForEntries(); e != 0) return e;
   DirEntry existing;
   if (int e = LookupLocked(new_parent, new_name, &existing); e != ENOENT) return e == 0 ? EEXIST : e;
   const Timespec now = now_();
@@ -347,57 +321,58 @@ int FsCore::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name,
 
 // ---- removing -------------------------------------------------------------------------
 
-int FsCore::DeleteInode(Node& n) {
-  std::vector<IoOp> ops;
-  const uint64_t cs = fs_.chunk_size;
-  uint64_t chunks = (n.inode.size + cs - 1) / cs;
-  if (!n.chunks.empty()) chunks = std::max(chunks, n.chunks.rbegin()->first + 1);
-  for (uint64_t i = 0; i < chunks; ++i) ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
-  if (IsDir(n.inode.mode)) ops.push_back(IoOp{IoOp::kDel, DirId(fs_, n.inode.ino), {}, {}});
-  ops.push_back(IoOp{IoOp::kDel, InodeId(fs_, n.inode.ino), {}, {}});
-  int err = 0;
-  for (auto& r : io_.Run(std::move(ops), q_)) {
-    if (!r.status.ok() && err == 0) err = ErrnoOf(r.status);
-  }
-  n.chunks.clear();
-  n.dirty_bytes = 0;
-  n.inode_dirty = false;
-  n.loaded = false;
-  n.entries.reset();
-  if (err == 0) Changed(n.inode.ino);
-  return err;
-}
-
 int FsCore::DropLink(uint64_t ino, Timespec now) {
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
   if (int e = LoadForUpdate(*n); e != 0) return e == ENOENT ? 0 : e;
-  if (n->inode.nlink > 0) --n->inode.nlink;
-  n->inode.ctime = now;
-  if (n->inode.nlink > 0) return StoreInode(n->inode);
-  if (n->opens > 0) {
-    n->orphan = true;  // deleted on the last release
-    return StoreInode(n->inode);
+  return DropLinkLocked(*n, now);
+}
+
+int FsCore::DropLinkLocked(Node& n, Timespec now) {
+  if (n.inode.nlink > 0) --n.inode.nlink;
+  n.inode.ctime = now;
+  if (n.inode.nlink > 0) return StoreInode(n.inode);
+  if (n.opens > 0) {
+    n.orphan = true;  // deleted on the last release
+    return StoreInode(n.inode);
   }
-  return DeleteInode(*n);
+  return DeleteInode(n);
 }
 
 int FsCore::Unlink(uint64_t parent, const std::string& name) {
   if (options_.read_only) return EROFS;
   std::lock_guard<std::mutex> ns(ns_mu_);
+  if (int e = WaitForEntries(); e != 0) return e;
   DirEntry entry;
   if (int e = LookupLocked(parent, name, &entry); e != 0) return e;
   if (IsDir(entry.type)) return EISDIR;
   LwwMap del;
   del[name] = MapEntry{0, true, {}};
   const Timespec now = now_();
-  if (int e = ChangeDir(parent, std::move(del), now); e != 0) return e;
-  return DropLink(entry.ino, now);
+  // The entry's removal and a fresh read of the inode (what LoadForUpdate would read) in one
+  // round trip. Namespace operations run one at a time (ns_mu_), so holding the file's lock
+  // while DirChanged takes the directory's cannot deadlock.
+  auto n = NodeFor(entry.ino);
+  std::lock_guard<std::mutex> lock(n->mu);
+  const bool ours = n->loaded && (n->inode_dirty || n->dirty_bytes > 0);
+  std::vector<IoOp> ops = DirChangeOps(parent, del, now);
+  const size_t merges = ops.size();
+  if (!ours) ops.push_back(IoOp{IoOp::kGet, InodeId(fs_, entry.ino), {}, {}});
+  auto results = io_.Run(std::move(ops), q_);
+  for (size_t i = 0; i < merges; ++i) {
+    if (int e = ErrnoOf(results[i].status); e != 0) return e;
+  }
+  DirChanged(parent, del, now);
+  if (!ours) {
+    if (int e = TakeInode(*n, std::move(results[merges])); e != 0) return e == ENOENT ? 0 : e;
+  }
+  return DropLinkLocked(*n, now);
 }
 
 int FsCore::Rmdir(uint64_t parent, const std::string& name) {
   if (options_.read_only) return EROFS;
   std::lock_guard<std::mutex> ns(ns_mu_);
+  if (int e = WaitForEntries(); e != 0) return e;
   DirEntry entry;
   if (int e = LookupLocked(parent, name, &entry); e != 0) return e;
   if (!IsDir(entry.type)) return ENOTDIR;
@@ -424,6 +399,7 @@ int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
   if (new_name.size() > kMaxNameBytes) return ENAMETOOLONG;
   std::lock_guard<std::mutex> ns(ns_mu_);
+  if (int e = WaitForEntries(); e != 0) return e;
   DirEntry src, dst;
   if (int e = LookupLocked(parent, name, &src); e != 0) return e;
   const int dst_err = LookupLocked(new_parent, new_name, &dst);
@@ -469,12 +445,14 @@ int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent
       if (!d->entries->empty()) return ENOTEMPTY;
     }
   }
-  // The new name first: a crash between the two merges leaves two names, never none.
+  // The new name first: a crash between the two merges leaves two names, never none. Both
+  // go in one merge when they share a directory bucket (F9).
   LwwMap add, del;
   add[new_name] = MapEntry{0, false, EncodeDirEntry(src)};
-  (same_dir ? add : del)[name] = MapEntry{0, true, {}};
+  const bool one_merge = same_dir && DirBucketOf(fs_, name) == DirBucketOf(fs_, new_name);
+  (one_merge ? add : del)[name] = MapEntry{0, true, {}};
   if (int e = ChangeDir(new_parent, std::move(add), now); e != 0) return e;
-  if (!same_dir) {
+  if (!one_merge) {
     if (int e = ChangeDir(parent, std::move(del), now); e != 0) return e;
   }
   if (int e = reparent(src, parent, new_parent); e != 0) return e;
@@ -508,6 +486,7 @@ int FsCore::SetXattr(uint64_t ino, const std::string& name, const std::string& v
   if (name.empty() || name.size() > kMaxXattrNameBytes) return ERANGE;
   if (value.size() > kMaxXattrValueBytes) return E2BIG;
   std::lock_guard<std::mutex> ns(ns_mu_);
+  if (int e = WaitForEntries(); e != 0) return e;
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
   if (int e = LoadForUpdate(*n); e != 0) return e;
@@ -546,6 +525,7 @@ int FsCore::ListXattr(uint64_t ino, std::vector<std::string>* out) {
 int FsCore::RemoveXattr(uint64_t ino, const std::string& name) {
   if (options_.read_only) return EROFS;
   std::lock_guard<std::mutex> ns(ns_mu_);
+  if (int e = WaitForEntries(); e != 0) return e;
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
   if (int e = LoadForUpdate(*n); e != 0) return e;
@@ -566,37 +546,6 @@ int FsCore::StatFs(uint64_t* total_bytes, uint64_t* free_bytes) {
   *total_bytes = total / n;
   *free_bytes = avail / n;
   return 0;
-}
-
-void FsCore::Invalidate(uint64_t ino) {
-  std::shared_ptr<Node> n;
-  {
-    std::lock_guard<std::mutex> lock(table_mu_);
-    auto it = nodes_.find(ino);
-    if (it == nodes_.end()) return;  // nothing cached
-    n = it->second;
-  }
-  std::lock_guard<std::mutex> lock(n->mu);
-  if (n->dirty_bytes > 0 || n->inode_dirty) return;  // ours wins until written
-  n->fetched = {};
-  n->chunks.clear();
-}
-
-void FsCore::ApplyEntry(uint64_t dir, const std::string& name, const std::optional<DirEntry>& entry) {
-  NoteEntry(dir, name, entry);
-}
-
-void FsCore::Forget(uint64_t ino) {
-  if (ino == kRootIno) return;
-  std::lock_guard<std::mutex> table(table_mu_);
-  auto it = nodes_.find(ino);
-  if (it == nodes_.end()) return;
-  std::unique_lock<std::mutex> lock(it->second->mu, std::try_to_lock);
-  if (!lock.owns_lock()) return;
-  const Node& n = *it->second;
-  if (n.opens > 0 || n.dirty_bytes > 0 || n.inode_dirty) return;
-  lock.unlock();
-  nodes_.erase(it);
 }
 
 }  // namespace ringstore::fs

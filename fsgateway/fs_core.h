@@ -12,11 +12,18 @@
 //  - Open re-reads the inode (close-to-open consistency) and drops cached chunks when another
 //    mount changed the file.
 // Namespace operations (create, link, unlink, rename, mkdir, rmdir, setattr, xattrs) run one
-// at a time per mount (ns_mu_); reads and writes of different files run in parallel.
+// at a time per mount (ns_mu_); reads and writes of different files run in parallel. Two
+// writes run in the background (ObjectIo::Start): the directory entry of a file made by FUSE
+// create (its close waits for it, and so does the next namespace operation), and the objects
+// of an inode that lost its last name (FlushAll waits for them). Their completion callbacks
+// run on an I/O thread and only announce the change.
+// Lock order: ns_mu_, then a file's Node::mu, then its directory's. table_mu_ and async_mu_
+// are innermost (under table_mu_ a Node lock is only ever tried, never waited for).
 // Thread-safety: every public method may be called from any thread.
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -71,6 +78,9 @@ class FsCore {
   int SetAttributes(uint64_t ino, const SetAttr& req, Inode* out);
   // Regular files, FIFOs, sockets, devices and directories (by the type bits in mode).
   int MakeNode(uint64_t parent, const std::string& name, uint32_t mode, uint64_t rdev, Caller who, Inode* out);
+  // FUSE create: a regular file that the caller opens at once. Its directory entry is written
+  // in the background; the file's flush (close, fsync) returns only once it is stored.
+  int CreateOpen(uint64_t parent, const std::string& name, uint32_t mode, Caller who, Inode* out);
   int Symlink(uint64_t parent, const std::string& name, const std::string& target, Caller who, Inode* out);
   int ReadLink(uint64_t ino, std::string* out);
   int Link(uint64_t ino, uint64_t new_parent, const std::string& new_name, Inode* out);
@@ -89,8 +99,9 @@ class FsCore {
 
   // Open and Release pair up per open file. *keep_cache says whether the kernel's cached pages
   // of the file are still good (no other mount changed it since). created: this mount made
-  // the file in the same request (FUSE create), so its inode is not read again.
-  int Open(uint64_t ino, bool truncate, bool* keep_cache, bool created = false);
+  // the file in the same request (FUSE create), so its inode is not read again. reading: the
+  // file is opened for reading (a small file's chunk is then read with its inode).
+  int Open(uint64_t ino, bool truncate, bool* keep_cache, bool created = false, bool reading = false);
   int Release(uint64_t ino);
   int Read(uint64_t ino, uint64_t offset, size_t size, std::string* out);
   int Write(uint64_t ino, uint64_t offset, std::string_view data);
@@ -148,16 +159,27 @@ class FsCore {
     std::optional<std::map<std::string, DirEntry>> entries;
     std::chrono::steady_clock::time_point entries_fetched{};
     std::optional<DirTimes> dir_times;
-    bool dir_times_stale = false;  // another mount changed the directory: read the listing again
+    std::string last_miss;  // the last lookup in this directory whose inode was not cached
+    bool speculative = false;  // made by stat-ahead; no lookup has handed it to the kernel yet
+    // A file made by CreateOpen whose directory entry may not be stored yet.
+    struct PendingEntry {
+      uint64_t dir = 0;
+      LwwMap entries;
+      Timespec now;
+      std::shared_ptr<PendingIo> io;  // null: the write failed and must be made again
+    };
+    std::optional<PendingEntry> pending_entry;
   };
 
   std::shared_ptr<Node> NodeFor(uint64_t ino);
   int Create(uint64_t parent, const std::string& name, uint32_t mode, uint64_t rdev, Caller who,
-             const std::string& target, Inode* out);
+             const std::string& target, bool opened, Inode* out);
   bool Fresh(std::chrono::steady_clock::time_point t) const;
   // Loads the inode (n.inode.ino) if not known or stale, unless this mount holds unwritten
   // changes to it. Caller holds n.mu.
   int LoadInode(Node& n, bool force = false);
+  // The inode read r brought (LoadInode's second half).
+  int TakeInode(Node& n, IoResult r);
   // LoadInode before changing the inode: always from the cluster, unless this mount holds
   // unwritten changes to it.
   int LoadForUpdate(Node& n);
@@ -166,16 +188,42 @@ class FsCore {
   int StoreInode(const Inode& inode);
   // After a directory's inode was stored from n: the times it wrote are the listing's now.
   static void NoteDirTimes(Node& n);
+  // Background writes (ObjectIo::Start). Entry writes of CreateOpen are waited for by every
+  // namespace operation, so entry changes reach the replicas in the order they were made;
+  // inode deletes are waited for by FlushAll only, and at most kMaxDeletesInFlight run.
+  static constexpr size_t kMaxDeletesInFlight = 256;
+  // Under ns_mu_, with no Node lock held: waits for every entry write and writes again the
+  // ones that failed; an error means one is still not stored.
+  int WaitForEntries();
+  // Waits for the entry writes in flight, without writing any again (LoadEntries, ~FsCore).
+  void AwaitEntryWrites();
+  void WaitForDeletes();
+  // Waits for n's pending entry write; if it failed, writes it again. Caller holds n.mu.
+  int WriteEntryLocked(Node& n);
   // A directory's times and link count come from its listing (F8), when it is known. Caller
   // holds n.mu.
   static void ApplyListing(Node& n);
   int LookupLocked(uint64_t parent, const std::string& name, DirEntry* out);
+  // Stat-ahead: when lookups in parent miss on ascending names, the inodes of the entries after
+  // name (up to kStatAheadInodes), to read together with the missed one.
+  static constexpr size_t kStatAheadInodes = 64;
+  static constexpr size_t kMaxSpeculative = 4096;
+  std::vector<uint64_t> StatAhead(uint64_t parent, const std::string& name);
+  // Reads the inodes not cached (or stale) in one parallel batch; failures are left for later.
+  void PrefetchInodes(const std::vector<uint64_t>& inos);
   void NoteEntry(uint64_t dir, const std::string& name, std::optional<DirEntry> entry);
   int DropLink(uint64_t ino, Timespec now);
+  // n.inode freshly loaded; caller holds n.mu.
+  int DropLinkLocked(Node& n, Timespec now);
   int DeleteInode(Node& n);
   // The directory entry changes of one namespace operation in one directory, together with the
-  // directory's new times, in one merge; then the cached listing and link count take them.
-  int ChangeDir(uint64_t dir, LwwMap entries, Timespec now);
+  // directory's new times, in one merge per bucket (DirChangeOps); once stored, DirChanged announces
+  // it and the cached listing, times and link count take it (it takes the directory's lock).
+  int ChangeDir(uint64_t dir, const LwwMap& entries, Timespec now);
+  std::vector<IoOp> DirChangeOps(uint64_t dir, const LwwMap& entries, Timespec now) const;
+  void DirChanged(uint64_t dir, const LwwMap& entries, Timespec now);
+  void AnnounceDirChange(uint64_t dir, const LwwMap& entries);
+  void ApplyDirChange(uint64_t dir, const LwwMap& entries, Timespec now);
   // Data path (caller holds n.mu).
   int FlushLocked(Node& n);
   int LoadChunks(Node& n, const std::vector<uint64_t>& indexes);
@@ -191,7 +239,15 @@ class FsCore {
   Quorum q_;
   std::mutex table_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Node>> nodes_;
+  std::deque<uint64_t> speculative_;  // stat-ahead's nodes, oldest first (under table_mu_)
   std::mutex ns_mu_;
+  std::mutex async_mu_;  // guards the two lists below
+  struct EntryWrite {
+    std::shared_ptr<PendingIo> io;
+    std::shared_ptr<Node> node;  // the file; its pending_entry says what to write again
+  };
+  std::vector<EntryWrite> entry_writes_;
+  std::deque<std::shared_ptr<PendingIo>> deletes_;
   std::mutex stats_mu_;
   Stats stats_;
   std::function<void(const Change&)> listener_;

@@ -16,7 +16,7 @@ bool AllZero(std::string_view s) {
 }
 }  // namespace
 
-int FsCore::Open(uint64_t ino, bool truncate, bool* keep_cache, bool created) {
+int FsCore::Open(uint64_t ino, bool truncate, bool* keep_cache, bool created, bool reading) {
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
   const bool was_loaded = n->loaded;
@@ -24,11 +24,34 @@ int FsCore::Open(uint64_t ino, bool truncate, bool* keep_cache, bool created) {
   // Close-to-open: the first open re-reads the inode, unless this mount has unwritten changes
   // or has just created it.
   const bool refetch = n->opens == 0 && !n->inode_dirty && n->dirty_bytes == 0 && !(created && n->loaded);
-  if (int e = LoadInode(*n, refetch); e != 0) return e;
+  // A file of one chunk opened to be read: the chunk comes in the same round trip as the
+  // inode. Both are as of the open, which is what close-to-open promises.
+  const bool with_chunk = refetch && reading && !truncate && n->loaded && S_ISREG(n->inode.mode) &&
+                          n->inode.size > 0 && n->inode.size <= fs_.chunk_size && n->chunks.count(0) == 0;
+  IoResult chunk;
+  if (with_chunk) {
+    std::vector<IoOp> ops;
+    ops.push_back(IoOp{IoOp::kGet, InodeId(fs_, ino), {}, {}});
+    ops.push_back(IoOp{IoOp::kGet, ChunkId(fs_, ino, 0), {}, {}});
+    auto results = io_.Run(std::move(ops), q_);
+    if (int e = TakeInode(*n, std::move(results[0])); e != 0) return e;
+    chunk = std::move(results[1]);
+    std::lock_guard<std::mutex> st(stats_mu_);
+    ++stats_.chunk_reads;
+  } else if (int e = LoadInode(*n, refetch); e != 0) {
+    return e;
+  }
   const bool changed = !was_loaded || n->inode.size != before.size || !(n->inode.mtime == before.mtime) ||
                        !(n->inode.ctime == before.ctime);
   if (changed && n->dirty_bytes == 0) n->chunks.clear();
   *keep_cache = !changed;
+  if (with_chunk && n->inode.size <= fs_.chunk_size && n->chunks.count(0) == 0) {
+    if (chunk.status.ok() && !chunk.is_map && chunk.value.size() <= fs_.chunk_size) {
+      n->chunks[0] = Chunk{std::move(chunk.value), false};
+    } else if (chunk.status.IsNotFound()) {
+      n->chunks[0] = Chunk{};  // a hole
+    }  // a failed read is left to Read, which reports it
+  }
   if (truncate) {
     if (options_.read_only) return EROFS;
     if (int e = TruncateLocked(*n, 0); e != 0) return e;
@@ -169,7 +192,7 @@ int FsCore::Write(uint64_t ino, uint64_t offset, std::string_view data) {
 }
 
 int FsCore::FlushLocked(Node& n) {
-  if (n.dirty_bytes == 0 && !n.inode_dirty) return 0;
+  if (n.dirty_bytes == 0 && !n.inode_dirty) return WriteEntryLocked(n);
   const uint64_t cs = fs_.chunk_size;
   std::vector<IoOp> ops;
   std::vector<uint64_t> written;
@@ -191,11 +214,11 @@ int FsCore::FlushLocked(Node& n) {
   // when all of them are durable, and the change is announced only then.
   const bool store_inode = n.inode_dirty;
   if (store_inode) ops.push_back(IoOp{IoOp::kPut, InodeId(fs_, n.inode.ino), EncodeInode(n.inode), {}});
-  int err = 0;
-  for (auto& r : io_.Run(std::move(ops), q_)) {
-    if (!r.status.ok() && err == 0) err = ErrnoOf(r.status);
-  }
-  if (err != 0) return err;  // still dirty: a later flush tries again
+  auto data = io_.Start(std::move(ops), q_);
+  // A new file's directory entry, started by its create, is waited for meanwhile: the flush
+  // returns when both are stored.
+  const int entry_err = WriteEntryLocked(n);
+  if (int err = FirstErrno(data->Wait()); err != 0) return err;  // still dirty: a later flush tries again
   for (uint64_t i : written) n.chunks[i].dirty = false;
   n.dirty_bytes = 0;
   if (store_inode) n.inode_dirty = false;
@@ -203,7 +226,7 @@ int FsCore::FlushLocked(Node& n) {
   std::lock_guard<std::mutex> s(stats_mu_);
   stats_.chunk_writes += chunk_ops;
   ++stats_.flushes;
-  return 0;
+  return entry_err;
 }
 
 int FsCore::Flush(uint64_t ino) {
@@ -213,16 +236,17 @@ int FsCore::Flush(uint64_t ino) {
 }
 
 int FsCore::FlushAll() {
+  int err = WaitForEntries();
   std::vector<std::shared_ptr<Node>> all;
   {
     std::lock_guard<std::mutex> lock(table_mu_);
     for (auto& [ino, n] : nodes_) all.push_back(n);
   }
-  int err = 0;
   for (auto& n : all) {
     std::lock_guard<std::mutex> lock(n->mu);
     if (int e = FlushLocked(*n); e != 0 && err == 0) err = e;
   }
+  WaitForDeletes();
   return err;
 }
 

@@ -58,6 +58,30 @@ ObjectKey SuperblockId(const std::string& name) { return ObjectKey::Of(reserved:
 ObjectKey CatalogId() { return ObjectKey::Of(reserved::kFsCatalog, "all"); }
 ObjectKey InodeId(const FsMeta& fs, uint64_t ino) { return ObjectKey::Of(reserved::kFsInode, Key(fs, ino)); }
 ObjectKey DirId(const FsMeta& fs, uint64_t ino) { return ObjectKey::Of(reserved::kFsDir, Key(fs, ino)); }
+
+ObjectKey DirBucketId(const FsMeta& fs, uint64_t ino, uint32_t bucket) {
+  if (bucket == 0) return DirId(fs, ino);
+  std::string key = Key(fs, ino);
+  char le[4];
+  PutLE(le, bucket, 4);
+  key.append(le, sizeof le);
+  return ObjectKey::Of(reserved::kFsDir, key);
+}
+
+uint32_t DirBucketOf(const FsMeta& fs, std::string_view name) {
+  if (fs.dir_buckets <= 1) return 0;
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 0x100000001b3ull;
+  }
+  return static_cast<uint32_t>(h % fs.dir_buckets);
+}
+
+Status ValidateDirBuckets(uint32_t buckets) {
+  if (buckets < 1 || buckets > kMaxDirBuckets) return Status::InvalidArgument("directory buckets are 1 to 256");
+  return Status::Ok();
+}
 ObjectKey ChunkId(const FsMeta& fs, uint64_t ino, uint64_t index) {
   std::string key = Key(fs, ino);
   char le[8];
@@ -69,7 +93,7 @@ ObjectKey ChunkId(const FsMeta& fs, uint64_t ino, uint64_t index) {
 std::string EncodeFsMeta(const FsMeta& m) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_array(8);
+  pk.pack_array(9);
   pk.pack(kFsMetaFormat);
   pk.pack(m.name);
   PackBin(pk, m.uuid);
@@ -78,6 +102,7 @@ std::string EncodeFsMeta(const FsMeta& m) {
   pk.pack(m.quorum.w);
   pk.pack(m.quorum.r);
   pk.pack(m.created_ms);
+  pk.pack(m.dir_buckets);
   return std::string(buf.data(), buf.size());
 }
 
@@ -95,6 +120,8 @@ Result<FsMeta> DecodeFsMeta(std::string_view bytes) {
     m.quorum.w = f[5].as<uint32_t>();
     m.quorum.r = f[6].as<uint32_t>();
     m.created_ms = f[7].as<uint64_t>();
+    m.dir_buckets = o.via.array.size >= 9 ? f[8].as<uint32_t>() : 1;
+    if (!ValidateDirBuckets(m.dir_buckets).ok()) return Status::Corruption("bad directory bucket count in superblock");
     if (!ValidateChunkSize(m.chunk_size).ok()) return Status::Corruption("bad chunk size in superblock");
     const Quorum& q = m.quorum;
     if (q.n == 0 || q.w == 0 || q.r == 0 || q.w > q.n || q.r > q.n) return Status::Corruption("bad quorum in superblock");

@@ -4,7 +4,8 @@
 //   catalog      H("ringstore.fs-catalog", "all")        map record: NAME -> ""
 //   inode        H("ringstore.inode", UUID || LE64 ino)  Inode: type, mode, owner, size, times,
 //                                                         link count, symlink target, xattrs
-//   directory    H("ringstore.dir", UUID || LE64 ino)    map record: NAME -> DirEntry, and
+//   directory    H("ringstore.dir", UUID || LE64 ino [|| LE32 bucket, bucket > 0])
+//                                                         map records: NAME -> DirEntry, and
 //                                                         "" -> DirTimes (the dir's times)
 //   data chunk   H("ringstore.fschunk", UUID || LE64 ino || LE64 index)
 //
@@ -40,6 +41,9 @@ constexpr size_t kMaxXattrNameBytes = 255;    // XATTR_NAME_MAX
 constexpr size_t kMaxXattrValueBytes = 16384; // what one inode object carries (XATTR_SIZE_MAX is 64 KiB)
 constexpr size_t kMaxXattrTotalBytes = 65536;
 constexpr uint64_t kMaxFileSize = 1ull << 44;   // 16 TiB
+// A directory's entries are spread over this many map records by a hash of the name (F9).
+constexpr uint32_t kDefaultDirBuckets = 16;
+constexpr uint32_t kMaxDirBuckets = 256;
 
 struct FsMeta {
   std::string name;
@@ -47,16 +51,24 @@ struct FsMeta {
   uint64_t chunk_size = kDefaultChunkSize;
   Quorum quorum;
   uint64_t created_ms = 0;
+  // Map records per directory (F9); superblocks written before 2026-11-22 have none: 1.
+  uint32_t dir_buckets = kDefaultDirBuckets;
 };
 
 // Names are 1..64 bytes of [A-Za-z0-9._-], not starting with '.' or '-'.
 Status ValidateFsName(const std::string& name);
 Status ValidateChunkSize(uint64_t chunk_size);
+Status ValidateDirBuckets(uint32_t buckets);
 
 ObjectKey SuperblockId(const std::string& name);
 ObjectKey CatalogId();
 ObjectKey InodeId(const FsMeta& fs, uint64_t ino);
+// Bucket 0 of directory ino (the only one when fs.dir_buckets is 1); DirBucketId(fs, ino, 0)
+// is DirId(fs, ino).
 ObjectKey DirId(const FsMeta& fs, uint64_t ino);
+ObjectKey DirBucketId(const FsMeta& fs, uint64_t ino, uint32_t bucket);
+// The bucket that holds name's entry: FNV-1a of the name, mod fs.dir_buckets (stable forever).
+uint32_t DirBucketOf(const FsMeta& fs, std::string_view name);
 ObjectKey ChunkId(const FsMeta& fs, uint64_t ino, uint64_t index);
 
 std::string EncodeFsMeta(const FsMeta& m);

@@ -186,7 +186,8 @@ void OnRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
 void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   bool keep = false;
   const bool truncate = (fi->flags & O_TRUNC) != 0 && (fi->flags & O_ACCMODE) != O_RDONLY;
-  if (int e = Core(req).Open(ino, truncate, &keep); e != 0) {
+  const bool reading = (fi->flags & O_ACCMODE) != O_WRONLY;
+  if (int e = Core(req).Open(ino, truncate, &keep, /*created=*/false, reading); e != 0) {
     fuse_reply_err(req, e);
     return;
   }
@@ -202,7 +203,7 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   Inode n;
-  int e = Core(req).MakeNode(parent, name, S_IFREG | (mode & 07777), 0, Who(req), &n);
+  int e = Core(req).CreateOpen(parent, name, mode, Who(req), &n);
   bool keep = false;
   if (e == 0) e = Core(req).Open(n.ino, false, &keep, /*created=*/true);
   if (e != 0) {

@@ -27,6 +27,33 @@ int ErrnoOf(const Status& s) {
   }
 }
 
+int FirstErrno(const std::vector<IoResult>& results) {
+  for (const IoResult& r : results) {
+    if (!r.status.ok()) return ErrnoOf(r.status);
+  }
+  return 0;
+}
+
+// ---- PendingIo -------------------------------------------------------------------------
+
+std::vector<IoResult> PendingIo::Wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return done_; });
+  return results_;
+}
+
+bool PendingIo::done() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return done_;
+}
+
+void PendingIo::Finish(std::vector<IoResult> results) {
+  std::lock_guard<std::mutex> lock(mu_);
+  results_ = std::move(results);
+  done_ = true;
+  cv_.notify_all();
+}
+
 // ---- conveniences ---------------------------------------------------------------------
 
 IoResult ObjectIo::Get(const ObjectKey& id, const Quorum& q) {
@@ -61,12 +88,20 @@ Status ObjectIo::Del(const ObjectKey& id, const Quorum& q) {
 
 // ---- MemoryObjectIo -------------------------------------------------------------------
 
-std::vector<IoResult> MemoryObjectIo::Run(std::vector<IoOp> ops, const Quorum&) {
+std::shared_ptr<PendingIo> MemoryObjectIo::Start(std::vector<IoOp> ops, const Quorum&, Done done) {
+  auto pending = std::make_shared<PendingIo>();
+  auto out = Apply(std::move(ops));
+  if (done) done(out);
+  pending->Finish(std::move(out));
+  return pending;
+}
+
+std::vector<IoResult> MemoryObjectIo::Apply(std::vector<IoOp> ops) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<IoResult> out(ops.size());
   for (size_t i = 0; i < ops.size(); ++i) {
     IoOp& op = ops[i];
-    if (!fail_.ok()) {
+    if (!fail_.ok() && (!fail_only_ || *fail_only_ == op.kind)) {
       out[i].status = fail_;
       continue;
     }
@@ -129,9 +164,10 @@ size_t MemoryObjectIo::objects() {
   return n;
 }
 
-void MemoryObjectIo::FailAll(Status s) {
+void MemoryObjectIo::FailAll(Status s, std::optional<IoOp::Kind> only) {
   std::lock_guard<std::mutex> lock(mu_);
   fail_ = std::move(s);
+  fail_only_ = only;
 }
 
 // ---- ClusterObjectIo ------------------------------------------------------------------
@@ -147,12 +183,12 @@ struct ClusterObjectIo::Impl {
   std::mutex mu;
   bool stopped = false;
 
-  // One batch: the caller waits for remaining to reach zero.
+  // One batch: done when remaining reaches zero (on the io thread, so no lock is needed).
   struct Batch {
-    std::mutex mu;
-    std::condition_variable cv;
     size_t remaining = 0;
     std::vector<IoResult> results;
+    ObjectIo::Done done;
+    std::shared_ptr<PendingIo> pending;
   };
 
   static bool Retryable(const Status& s) {
@@ -172,9 +208,11 @@ struct ClusterObjectIo::Impl {
         });
         return;
       }
-      std::lock_guard<std::mutex> lock(batch->mu);
       batch->results[i] = std::move(r);
-      if (--batch->remaining == 0) batch->cv.notify_all();
+      if (--batch->remaining == 0) {
+        if (batch->done) batch->done(batch->results);
+        batch->pending->Finish(std::move(batch->results));
+      }
     };
     const Quorum fitted = FitToRing(q, client->table().ring_nodes());
     auto on_ack = [finish](Result<Ack> a) { finish(IoResult{a.ok() ? Status::Ok() : a.status(), {}, false}); };
@@ -229,17 +267,23 @@ Result<std::unique_ptr<ClusterObjectIo>> ClusterObjectIo::Connect(const std::vec
   return std::unique_ptr<ClusterObjectIo>(new ClusterObjectIo(std::move(impl)));
 }
 
-std::vector<IoResult> ClusterObjectIo::Run(std::vector<IoOp> ops, const Quorum& q) {
+std::shared_ptr<PendingIo> ClusterObjectIo::Start(std::vector<IoOp> ops, const Quorum& q, Done done) {
   auto batch = std::make_shared<Impl::Batch>();
   batch->results.resize(ops.size());
   batch->remaining = ops.size();
-  if (ops.empty()) return {};
+  batch->done = std::move(done);
+  batch->pending = std::make_shared<PendingIo>();
+  auto pending = batch->pending;
+  bool stopped;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
-    if (impl_->stopped) {
-      for (auto& r : batch->results) r.status = Status::ShuttingDown("gateway stopping");
-      return std::move(batch->results);
-    }
+    stopped = impl_->stopped;
+  }
+  if (ops.empty() || stopped) {
+    for (auto& r : batch->results) r.status = Status::ShuttingDown("gateway stopping");
+    if (batch->done) batch->done(batch->results);
+    pending->Finish(std::move(batch->results));
+    return pending;
   }
   auto shared = std::make_shared<std::vector<IoOp>>(std::move(ops));
   Impl* impl = impl_.get();
@@ -249,9 +293,7 @@ std::vector<IoResult> ClusterObjectIo::Run(std::vector<IoOp> ops, const Quorum& 
       impl->Start(batch, i, std::make_shared<IoOp>(std::move((*shared)[i])), q, deadline, std::chrono::milliseconds(100));
     }
   });
-  std::unique_lock<std::mutex> lock(batch->mu);
-  batch->cv.wait(lock, [&] { return batch->remaining == 0; });
-  return std::move(batch->results);
+  return pending;
 }
 
 size_t ClusterObjectIo::RingNodes() {

@@ -1,5 +1,7 @@
-// ObjectIo: the blocking object interface the filesystem core runs on, called from FUSE's
-// worker threads. A batch of operations runs in parallel and returns when all are done.
+// ObjectIo: the object interface the filesystem core runs on, called from FUSE's worker
+// threads. A batch of operations runs in parallel: Run returns when all are done; Start
+// returns at once with a PendingIo to wait on later (and an optional callback that runs when
+// the batch is done, before any waiter wakes).
 //
 // ClusterObjectIo is the real one: it owns an io_context thread with a ClusterClient, and
 // retries an operation that failed for want of replicas (with backoff, re-reading the route
@@ -10,10 +12,12 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -43,11 +47,33 @@ struct IoResult {
 
 // errno for a failed object operation, as the filesystem answers it.
 int ErrnoOf(const Status& s);
+// The first failure of a batch as an errno, or 0.
+int FirstErrno(const std::vector<IoResult>& results);
+
+// A batch in flight. Wait blocks until every op is done and returns the results in order; any
+// number of threads may wait, any number of times.
+class PendingIo {
+ public:
+  std::vector<IoResult> Wait();
+  bool done();
+  // Called by the ObjectIo when the last op is done (after the callback).
+  void Finish(std::vector<IoResult> results);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::vector<IoResult> results_;
+};
 
 class ObjectIo {
  public:
+  using Done = std::function<void(const std::vector<IoResult>&)>;
   virtual ~ObjectIo() = default;
-  virtual std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) = 0;
+  // done (may be empty) runs on an I/O thread, or on the caller's for MemoryObjectIo; it must
+  // not block on this ObjectIo.
+  virtual std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done = {}) = 0;
+  std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) { return Start(std::move(ops), q)->Wait(); }
   // The ring's node count (quorums are fitted to it).
   virtual size_t RingNodes() = 0;
   // The raw capacity and free bytes of the cluster's disks, each disk counted once.
@@ -65,21 +91,24 @@ class ObjectIo {
 
 class MemoryObjectIo final : public ObjectIo {
  public:
-  std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) override;
+  std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done = {}) override;
   size_t RingNodes() override { return 3; }
   Status Capacity(uint64_t* total_bytes, uint64_t* free_bytes) override;
   // Delivers to every watcher of the channel (the publisher included), synchronously.
   void Watch(const ObjectId& channel, std::function<void(std::string)> handler) override;
   void Notify(const ObjectId& channel, std::string payload) override;
   size_t objects();
-  // When set, every operation fails with this status (a cluster that is gone).
-  void FailAll(Status s);
+  // When set, every operation fails with this status (a cluster that is gone); with only,
+  // just the operations of that kind do.
+  void FailAll(Status s, std::optional<IoOp::Kind> only = std::nullopt);
 
  private:
+  std::vector<IoResult> Apply(std::vector<IoOp> ops);
   std::mutex mu_;
   std::map<ObjectId, Record> objects_;
   Timestamp ts_ = 0;
   Status fail_;
+  std::optional<IoOp::Kind> fail_only_;
   std::vector<std::pair<ObjectId, std::function<void(std::string)>>> watchers_;
 };
 
@@ -97,7 +126,7 @@ class ClusterObjectIo final : public ObjectIo {
   // Connects through the first seed that answers (Unavailable if none does).
   static Result<std::unique_ptr<ClusterObjectIo>> Connect(const std::vector<std::string>& seeds, ClusterIoOptions options);
 
-  std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) override;
+  std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done = {}) override;
   size_t RingNodes() override;
   Status Capacity(uint64_t* total_bytes, uint64_t* free_bytes) override;
   void Watch(const ObjectId& channel, std::function<void(std::string)> handler) override;

@@ -21,6 +21,10 @@ CLI::App* AddFsCommands(CLI::App& app, FsArgs& a) {
   a.create->add_option("NAME", a.name, "Filesystem name: letters, digits, '.', '_', '-'")->required();
   a.create->add_option("--chunk-size", a.chunk_size, "Bytes per file data chunk, a power of two from 4K to 16M")
       ->capture_default_str();
+  a.create
+      ->add_option("--dir-buckets", a.dir_buckets,
+                   "Map records each directory's entries are spread over, 1 to 256 (docs/fsgateway.md F9)")
+      ->capture_default_str();
   a.ls = fs->add_subcommand("ls", "List the filesystems");
   a.rm = fs->add_subcommand("rm", "Remove a filesystem and all its files (unmount it everywhere first)");
   a.rm->add_option("NAME", a.name, "Filesystem name")->required();
@@ -38,6 +42,7 @@ int RunFs(const std::vector<std::string>& seeds, const std::string& cluster_id, 
     if (!c.ok()) return FailCatalog("fs create: --chunk-size", c.status());
     if (Status s = fs::ValidateChunkSize(*c); !s.ok()) return FailCatalog("fs create: --chunk-size", s);
     chunk = *c;
+    if (Status s = fs::ValidateDirBuckets(a.dir_buckets); !s.ok()) return FailCatalog("fs create: --dir-buckets", s);
   }
   fs::ClusterIoOptions o;
   o.cluster_id = cluster_id;
@@ -55,6 +60,7 @@ int RunFs(const std::vector<std::string>& seeds, const std::string& cluster_id, 
     fs::FsMeta m;
     m.name = a.name;
     m.chunk_size = chunk;
+    m.dir_buckets = a.dir_buckets;
     m.quorum = quorum;
     m.created_ms = static_cast<uint64_t>(std::time(nullptr)) * 1000;
     std::mt19937_64 rnd(OsRandomSeed());
@@ -65,7 +71,8 @@ int RunFs(const std::vector<std::string>& seeds, const std::string& cluster_id, 
     Status s = catalog.Create(m, getuid(), getgid(), std::time(nullptr));
     if (!s.ok()) return FailCatalog("fs create " + a.name, s);
     const Quorum fit = FitToRing(quorum, ring_nodes);
-    std::cout << "created filesystem " << m.name << ": chunks of " << block::FormatSize(m.chunk_size) << ", N=" << fit.n
+    std::cout << "created filesystem " << m.name << ": chunks of " << block::FormatSize(m.chunk_size) << ", "
+              << m.dir_buckets << " bucket(s) per directory, N=" << fit.n
               << " W=" << fit.w << " R=" << fit.r << "\n";
     return kExitOk;
   }

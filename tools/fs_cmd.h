@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "dht/cluster_client.h"
+#include "fsgateway/fs_layout.h"
 #include "node/runtime/tls.h"
 
 namespace ringstore {
 
 struct FsArgs {
   std::string name, chunk_size = "256K";
+  uint32_t dir_buckets = fs::kDefaultDirBuckets;
   CLI::App* create = nullptr;
   CLI::App* ls = nullptr;
   CLI::App* rm = nullptr;

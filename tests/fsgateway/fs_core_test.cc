@@ -18,6 +18,8 @@
 #include "fsgateway/fs_catalog.h"
 #include "fsgateway/notifier.h"
 
+#include <msgpack.hpp>
+
 namespace ringstore::fs {
 namespace {
 
@@ -95,6 +97,69 @@ TEST(FsLayoutTest, EncodingsRoundTrip) {
   EXPECT_FALSE(DecodeFsMeta(EncodeInode(n)).ok());
   EXPECT_NE(InodeId(TestMeta(), 1).id, DirId(TestMeta(), 1).id);
   EXPECT_NE(ChunkId(TestMeta(), 1, 0).id, ChunkId(TestMeta(), 1, 1).id);
+}
+
+TEST(FsLayoutTest, DirectoryBucketsSpreadNamesAndOldSuperblocksHaveOne) {
+  FsMeta m = TestMeta();
+  m.dir_buckets = 7;
+  auto meta = DecodeFsMeta(EncodeFsMeta(m));
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta->dir_buckets, 7u);
+  // A superblock of the 8-field format (before buckets) reads as one bucket per directory.
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(8);
+  pk.pack(1);
+  pk.pack(std::string("old"));
+  pk.pack_bin(16);
+  pk.pack_bin_body(std::string(16, 'u').data(), 16);
+  pk.pack(uint64_t{4096});
+  pk.pack(3);
+  pk.pack(2);
+  pk.pack(2);
+  pk.pack(uint64_t{0});
+  auto old = DecodeFsMeta(std::string_view(buf.data(), buf.size()));
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->dir_buckets, 1u);
+  EXPECT_EQ(DirBucketOf(*old, "anything"), 0u);
+  m.dir_buckets = 0;
+  EXPECT_FALSE(DecodeFsMeta(EncodeFsMeta(m)).ok());
+  // Bucket 0 is the directory's id of old; the others differ; names reach every bucket.
+  m = TestMeta();
+  EXPECT_EQ(DirBucketId(m, 5, 0).id, DirId(m, 5).id);
+  EXPECT_NE(DirBucketId(m, 5, 1).id, DirId(m, 5).id);
+  EXPECT_NE(DirBucketId(m, 5, 1).id, DirBucketId(m, 6, 1).id);
+  std::vector<int> used(m.dir_buckets);
+  for (int i = 0; i < 1000; ++i) ++used.at(DirBucketOf(m, "f" + std::to_string(i)));
+  for (uint32_t b = 0; b < m.dir_buckets; ++b) EXPECT_GT(used[b], 30) << "bucket " << b;
+}
+
+TEST_F(FsCoreTest, OneBucketDirectoriesAndRenamesAcrossBucketsKeepEveryName) {
+  for (uint32_t buckets : {1u, 16u}) {
+    MemoryObjectIo io;
+    FsMeta m = TestMeta();
+    m.dir_buckets = buckets;
+    FsOptions o;
+    o.attr_ttl = std::chrono::milliseconds(0);
+    FsCore c(m, io, o, [this] { return Timespec{++clock_, 0}; }, [this] { return rng_(); });
+    ASSERT_EQ(c.Init(), 0);
+    Inode n;
+    for (int i = 0; i < 40; ++i) ASSERT_EQ(c.MakeNode(kRootIno, "f" + std::to_string(i), S_IFREG | 0644, 0, {}, &n), 0);
+    // Renames within the directory, most of them between two buckets.
+    for (int i = 0; i < 40; i += 2) ASSERT_EQ(c.Rename(kRootIno, "f" + std::to_string(i), kRootIno, "g" + std::to_string(i), 0), 0);
+    for (int i = 1; i < 40; i += 4) ASSERT_EQ(c.Unlink(kRootIno, "f" + std::to_string(i)), 0);
+    std::vector<std::pair<std::string, DirEntry>> list;
+    ASSERT_EQ(c.ReadDir(kRootIno, &list), 0);
+    EXPECT_EQ(list.size(), 30u) << buckets << " bucket(s)";
+    for (int i = 0; i < 40; i += 2) EXPECT_EQ(c.Lookup(kRootIno, "g" + std::to_string(i), &n), 0) << i;
+    for (int i = 1; i < 40; i += 4) EXPECT_EQ(c.Lookup(kRootIno, "f" + std::to_string(i), &n), ENOENT) << i;
+    // A new mount reads every bucket; the directory's objects are as many as its buckets use.
+    FsCore other(m, io, o, [this] { return Timespec{++clock_, 0}; }, [this] { return rng_(); });
+    ASSERT_EQ(other.Init(), 0);
+    list.clear();
+    ASSERT_EQ(other.ReadDir(kRootIno, &list), 0);
+    EXPECT_EQ(list.size(), 30u);
+  }
 }
 
 TEST_F(FsCoreTest, CreateLookupAndTheErrorsOfNames) {
@@ -423,6 +488,31 @@ TEST_F(FsCoreTest, ReadOnlyMountsRefuseChanges) {
   EXPECT_EQ(ro->MakeNode(kRootIno, "x", S_IFREG | 0644, 0, {}, &n), EROFS);
   EXPECT_EQ(ro->Write(kRootIno, 0, "x"), EROFS);
   EXPECT_EQ(ro->SetXattr(kRootIno, "user.x", "1", 0), EROFS);
+}
+
+TEST_F(FsCoreTest, ACreatedFilesEntryThatFailsInTheBackgroundIsWrittenByItsFlush) {
+  // The inode is stored, the entry write (in the background) fails: the file's flush reports
+  // it, a namespace operation fails rather than overtake it, and once the directory's
+  // replicas are back a flush stores entry and data together.
+  io_.FailAll(Status::Unavailable("directory replicas down"), IoOp::kMerge);
+  Inode f, seen;
+  ASSERT_EQ(a().CreateOpen(kRootIno, "f", 0644, {}, &f), 0);
+  ASSERT_EQ(a().Write(f.ino, 0, "hello"), 0);
+  EXPECT_EQ(a().Flush(f.ino), EIO);
+  EXPECT_EQ(a().MakeNode(kRootIno, "later", S_IFREG | 0644, 0, {}, &seen), EIO);
+  auto b = Mount();
+  EXPECT_EQ(b->Lookup(kRootIno, "f", &seen), ENOENT);
+  io_.FailAll(Status::Ok());
+  EXPECT_EQ(a().Flush(f.ino), 0);
+  ASSERT_EQ(b->Lookup(kRootIno, "f", &seen), 0);
+  EXPECT_EQ(seen.ino, f.ino);
+  EXPECT_EQ(ReadAll(*b, f.ino), "hello");
+  // An unlink right after a create keeps the order of the two entry changes.
+  ASSERT_EQ(a().CreateOpen(kRootIno, "g", 0644, {}, &f), 0);
+  ASSERT_EQ(a().Unlink(kRootIno, "g"), 0);
+  EXPECT_EQ(a().Release(f.ino), 0);
+  EXPECT_EQ(b->Lookup(kRootIno, "g", &seen), ENOENT);
+  EXPECT_EQ(a().FlushAll(), 0);
 }
 
 TEST_F(FsCoreTest, AClusterThatIsGoneIsEIONotSilence) {

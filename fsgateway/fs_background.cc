@@ -1,0 +1,109 @@
+// FsCore's background writes (see fs_core.h): the directory entry of a file made by FUSE
+// create, and the deletion of an inode that lost its last name.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "fsgateway/fs_core.h"
+
+namespace ringstore::fs {
+
+int FsCore::DeleteInode(Node& n) {
+  std::vector<IoOp> ops;
+  const uint64_t cs = fs_.chunk_size;
+  uint64_t chunks = (n.inode.size + cs - 1) / cs;
+  if (!n.chunks.empty()) chunks = std::max(chunks, n.chunks.rbegin()->first + 1);
+  for (uint64_t i = 0; i < chunks; ++i) ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
+  if (S_ISDIR(n.inode.mode)) {
+    for (uint32_t b = 0; b < std::max<uint32_t>(1, fs_.dir_buckets); ++b) {
+      ops.push_back(IoOp{IoOp::kDel, DirBucketId(fs_, n.inode.ino, b), {}, {}});
+    }
+  }
+  ops.push_back(IoOp{IoOp::kDel, InodeId(fs_, n.inode.ino), {}, {}});
+  // No name leads to the inode any more, so nothing waits for its objects to go: the deletes
+  // run in the background (FlushAll waits for them). If they fail, the objects stay behind
+  // as orphans (docs/fsgateway.md, "Not yet").
+  const uint64_t ino = n.inode.ino;
+  auto pending = io_.Start(std::move(ops), q_, [this, ino](const std::vector<IoResult>& r) {
+    if (FirstErrno(r) == 0) Changed(ino);
+  });
+  n.chunks.clear();
+  n.dirty_bytes = 0;
+  n.inode_dirty = false;
+  n.loaded = false;
+  n.entries.reset();
+  std::vector<std::shared_ptr<PendingIo>> full;
+  {
+    std::lock_guard<std::mutex> lock(async_mu_);
+    deletes_.push_back(std::move(pending));
+    while (!deletes_.empty() && deletes_.front()->done()) deletes_.pop_front();
+    if (deletes_.size() > kMaxDeletesInFlight) {
+      full.push_back(deletes_.front());
+      deletes_.pop_front();
+    }
+  }
+  for (auto& p : full) (void)p->Wait();  // a bound on the work left in the background
+  return 0;
+}
+
+int FsCore::WaitForEntries() {
+  std::vector<EntryWrite> all;
+  {
+    std::lock_guard<std::mutex> lock(async_mu_);
+    all.swap(entry_writes_);
+  }
+  for (size_t i = 0; i < all.size(); ++i) {
+    (void)all[i].io->Wait();
+    Node& n = *all[i].node;
+    std::lock_guard<std::mutex> lock(n.mu);
+    if (!n.pending_entry) continue;  // stored (its flush may have written it again)
+    if (int e = WriteEntryLocked(n); e != 0) {
+      // Not stored: the namespace operation that waits fails rather than overtake it, and the
+      // next one tries again.
+      std::lock_guard<std::mutex> back(async_mu_);
+      entry_writes_.insert(entry_writes_.begin(), all.begin() + static_cast<std::ptrdiff_t>(i), all.end());
+      return e;
+    }
+  }
+  return 0;
+}
+
+void FsCore::AwaitEntryWrites() {
+  std::vector<std::shared_ptr<PendingIo>> ios;
+  {
+    std::lock_guard<std::mutex> lock(async_mu_);
+    for (const EntryWrite& w : entry_writes_) ios.push_back(w.io);
+  }
+  for (auto& io : ios) (void)io->Wait();
+}
+
+void FsCore::WaitForDeletes() {
+  std::deque<std::shared_ptr<PendingIo>> all;
+  {
+    std::lock_guard<std::mutex> lock(async_mu_);
+    all.swap(deletes_);
+  }
+  for (auto& p : all) (void)p->Wait();
+}
+
+int FsCore::WriteEntryLocked(Node& n) {
+  if (!n.pending_entry) return 0;
+  Node::PendingEntry& p = *n.pending_entry;
+  if (p.io) {
+    const int e = FirstErrno(p.io->Wait());
+    if (e == 0) {
+      n.pending_entry.reset();
+      return 0;
+    }
+    p.io.reset();
+  }
+  // The entry write failed (the cluster was gone for --io-timeout): try again, in the
+  // foreground; until it succeeds the file is still only this mount's.
+  if (int e = FirstErrno(io_.Run(DirChangeOps(p.dir, p.entries, p.now), q_)); e != 0) return e;
+  DirChanged(p.dir, p.entries, p.now);
+  n.pending_entry.reset();
+  return 0;
+}
+
+}  // namespace ringstore::fs

@@ -1,0 +1,213 @@
+// FsCore's metadata cache: loading inodes and directory listings (with a directory's times
+// and link count from its listing, F8 and F9), stat-ahead, and what other mounts' changes do
+// to the cache (see fs_core.h).
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "fsgateway/fs_core.h"
+
+namespace ringstore::fs {
+
+int FsCore::LoadInode(Node& n, bool force) {
+  if (n.loaded && !force && (Fresh(n.fetched) || n.inode_dirty || n.dirty_bytes > 0)) return 0;
+  return TakeInode(n, io_.Get(InodeId(fs_, n.inode.ino), q_));
+}
+
+int FsCore::TakeInode(Node& n, IoResult r) {
+  const uint64_t ino = n.inode.ino;
+  if (!r.status.ok()) {
+    if (r.status.IsNotFound()) n.loaded = false;
+    return ErrnoOf(r.status);
+  }
+  auto inode = DecodeInode(r.value);
+  if (!inode.ok() || inode->ino != ino) return EIO;
+  // Another mount changed the file: what this one cached of its data is stale.
+  const bool changed = n.inode.size != inode->size || !(n.inode.mtime == inode->mtime) || !(n.inode.ctime == inode->ctime);
+  if (changed && n.dirty_bytes == 0) n.chunks.clear();
+  n.inode = std::move(*inode);
+  n.loaded = true;
+  n.fetched = std::chrono::steady_clock::now();
+  ApplyListing(n);
+  return 0;
+}
+
+void FsCore::ApplyListing(Node& n) {
+  if (!n.loaded || !S_ISDIR(n.inode.mode)) return;
+  if (n.dir_times) {
+    n.inode.mtime = n.dir_times->mtime;
+    n.inode.ctime = n.dir_times->ctime;
+  }
+  if (n.entries) {
+    // A directory's link count is 2 + its subdirectories, counted from the merged listing, so
+    // concurrent mkdirs and rmdirs from several mounts count right.
+    uint32_t subdirs = 0;
+    for (const auto& [name, e] : *n.entries) subdirs += S_ISDIR(e.type) ? 1 : 0;
+    n.inode.nlink = 2 + subdirs;
+  }
+}
+
+void FsCore::NoteDirTimes(Node& n) {
+  if (S_ISDIR(n.inode.mode)) n.dir_times = DirTimes{n.inode.mtime, n.inode.ctime};
+}
+
+int FsCore::LoadForUpdate(Node& n) {
+  // Our own unwritten changes are the newest; otherwise read the inode again, so that a
+  // change another mount made within the TTL is not overwritten by a stale copy.
+  if (n.loaded && (n.inode_dirty || n.dirty_bytes > 0)) return 0;
+  return LoadInode(n, /*force=*/true);
+}
+
+int FsCore::LoadEntries(Node& dir, bool force) {
+  if (dir.entries && !force && Fresh(dir.entries_fetched)) return 0;
+  // This mount's entry writes still in flight land first, so the listing has its own creates.
+  AwaitEntryWrites();
+  // Every bucket (F9) in one parallel batch; a name lives in one bucket only, and the times
+  // are the newest times entry of any bucket.
+  std::vector<IoOp> ops;
+  for (uint32_t b = 0; b < std::max<uint32_t>(1, fs_.dir_buckets); ++b) {
+    ops.push_back(IoOp{IoOp::kGet, DirBucketId(fs_, dir.inode.ino, b), {}, {}});
+  }
+  std::map<std::string, DirEntry> live;
+  std::optional<DirTimes> times;
+  MapEntry newest_times;
+  for (const IoResult& r : io_.Run(std::move(ops), q_)) {
+    if (r.status.IsNotFound()) continue;
+    if (!r.status.ok()) return ErrnoOf(r.status);
+    auto map = DecodeLwwMap(r.value);
+    if (!r.is_map || !map.ok()) return EIO;
+    for (const auto& [name, e] : *map) {
+      if (e.deleted) continue;
+      if (name == kDirTimesName) {
+        if (times && !EntrySupersedes(e, newest_times)) continue;
+        auto t = DecodeDirTimes(e.payload);
+        if (!t.ok()) return EIO;
+        times = *t;
+        newest_times = e;
+        continue;
+      }
+      auto d = DecodeDirEntry(e.payload);
+      if (!d.ok()) return EIO;
+      live.emplace(name, *d);
+    }
+  }
+  dir.entries = std::move(live);
+  dir.entries_fetched = std::chrono::steady_clock::now();
+  if (times) dir.dir_times = times;
+  ApplyListing(dir);
+  return 0;
+}
+
+void FsCore::NoteEntry(uint64_t dir, const std::string& name, std::optional<DirEntry> entry) {
+  std::shared_ptr<Node> d;
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    auto it = nodes_.find(dir);
+    if (it == nodes_.end()) return;  // no listing cached
+    d = it->second;
+  }
+  std::lock_guard<std::mutex> lock(d->mu);
+  if (!d->entries) return;
+  if (entry) {
+    (*d->entries)[name] = *entry;
+  } else {
+    d->entries->erase(name);
+  }
+  ApplyListing(*d);
+}
+
+std::vector<uint64_t> FsCore::StatAhead(uint64_t parent, const std::string& name) {
+  auto d = NodeFor(parent);
+  std::lock_guard<std::mutex> lock(d->mu);
+  // A walk in name order (ls -l, find, a stat of every file in turn) misses on names that
+  // ascend; a lookup now and then does not.
+  const bool ascending = !d->last_miss.empty() && name > d->last_miss;
+  d->last_miss = name;
+  std::vector<uint64_t> out;
+  if (!ascending || !d->entries) return out;
+  for (auto it = d->entries->upper_bound(name); it != d->entries->end() && out.size() < kStatAheadInodes; ++it) {
+    out.push_back(it->second.ino);
+  }
+  return out;
+}
+
+void FsCore::PrefetchInodes(const std::vector<uint64_t>& inos) {
+  std::vector<std::shared_ptr<Node>> nodes;
+  std::vector<IoOp> ops;
+  for (uint64_t ino : inos) {
+    std::shared_ptr<Node> n;
+    {
+      // A node made here is speculative until a lookup hands it to the kernel (which forgets
+      // it later); the oldest unclaimed ones are dropped past kMaxSpeculative.
+      std::lock_guard<std::mutex> table(table_mu_);
+      auto& slot = nodes_[ino];
+      if (!slot) {
+        slot = std::make_shared<Node>();
+        slot->inode.ino = ino;
+        slot->speculative = true;
+        speculative_.push_back(ino);
+      }
+      n = slot;
+      while (speculative_.size() > kMaxSpeculative) {
+        const uint64_t old = speculative_.front();
+        speculative_.pop_front();
+        auto it = nodes_.find(old);
+        if (it == nodes_.end()) continue;
+        std::unique_lock<std::mutex> lock(it->second->mu, std::try_to_lock);
+        if (lock.owns_lock() && it->second->speculative && it->second->opens == 0 && !it->second->inode_dirty &&
+            it->second->dirty_bytes == 0) {
+          lock.unlock();
+          nodes_.erase(it);
+        }
+      }
+    }
+    std::lock_guard<std::mutex> lock(n->mu);
+    if (n->loaded && (Fresh(n->fetched) || n->inode_dirty || n->dirty_bytes > 0)) continue;
+    ops.push_back(IoOp{IoOp::kGet, InodeId(fs_, ino), {}, {}});
+    nodes.push_back(std::move(n));
+  }
+  if (ops.empty()) return;
+  auto results = io_.Run(std::move(ops), q_);
+  for (size_t i = 0; i < results.size(); ++i) {
+    Node& n = *nodes[i];
+    std::lock_guard<std::mutex> lock(n.mu);
+    // Best effort: a failure leaves the inode to be read on demand; a copy this mount changed
+    // (or read) meanwhile is kept.
+    if (!results[i].status.ok() || (n.loaded && (Fresh(n.fetched) || n.inode_dirty || n.dirty_bytes > 0))) continue;
+    (void)TakeInode(n, std::move(results[i]));
+  }
+}
+
+void FsCore::Invalidate(uint64_t ino) {
+  std::shared_ptr<Node> n;
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) return;  // nothing cached
+    n = it->second;
+  }
+  std::lock_guard<std::mutex> lock(n->mu);
+  if (n->dirty_bytes > 0 || n->inode_dirty) return;  // ours wins until written
+  n->fetched = {};
+  n->chunks.clear();
+}
+
+void FsCore::ApplyEntry(uint64_t dir, const std::string& name, const std::optional<DirEntry>& entry) {
+  NoteEntry(dir, name, entry);
+}
+
+void FsCore::Forget(uint64_t ino) {
+  if (ino == kRootIno) return;
+  std::lock_guard<std::mutex> table(table_mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  std::unique_lock<std::mutex> lock(it->second->mu, std::try_to_lock);
+  if (!lock.owns_lock()) return;
+  const Node& n = *it->second;
+  if (n.opens > 0 || n.dirty_bytes > 0 || n.inode_dirty || n.pending_entry) return;
+  lock.unlock();
+  nodes_.erase(it);
+}
+
+}  // namespace ringstore::fs
