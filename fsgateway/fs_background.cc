@@ -48,23 +48,26 @@ int FsCore::DeleteInode(Node& n) {
 }
 
 int FsCore::WaitForEntries() {
+  // A write leaves the list only once it is stored, so that AwaitEntryWrites (a listing read
+  // on another thread) still waits for it meanwhile.
   std::vector<EntryWrite> all;
   {
     std::lock_guard<std::mutex> lock(async_mu_);
-    all.swap(entry_writes_);
+    all = entry_writes_;
   }
-  for (size_t i = 0; i < all.size(); ++i) {
-    (void)all[i].io->Wait();
-    Node& n = *all[i].node;
-    std::lock_guard<std::mutex> lock(n.mu);
-    if (!n.pending_entry) continue;  // stored (its flush may have written it again)
-    if (int e = WriteEntryLocked(n); e != 0) {
+  for (const EntryWrite& w : all) {
+    (void)w.io->Wait();
+    {
+      Node& n = *w.node;
+      std::lock_guard<std::mutex> lock(n.mu);
       // Not stored: the namespace operation that waits fails rather than overtake it, and the
-      // next one tries again.
-      std::lock_guard<std::mutex> back(async_mu_);
-      entry_writes_.insert(entry_writes_.begin(), all.begin() + static_cast<std::ptrdiff_t>(i), all.end());
-      return e;
+      // next one tries again. (No pending entry: stored, perhaps again by its flush.)
+      if (n.pending_entry) {
+        if (int e = WriteEntryLocked(n); e != 0) return e;
+      }
     }
+    std::lock_guard<std::mutex> lock(async_mu_);
+    std::erase_if(entry_writes_, [&](const EntryWrite& x) { return x.io == w.io; });
   }
   return 0;
 }

@@ -253,24 +253,28 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
   const DirEntry entry{n.ino, mode & S_IFMT};
   LwwMap add;
   add[name] = MapEntry{0, false, EncodeDirEntry(entry)};
-  std::shared_ptr<PendingIo> entry_write;
+  auto node = NodeFor(n.ino);
   if (opened) {
     // The entry is written in the background, after the inode (F4); the file's flush waits
     // for it, and so does the next namespace operation, so entry changes keep their order.
-    entry_write = io_.Start(DirChangeOps(parent, add, now), q_, [this, parent, add](const std::vector<IoResult>& r) {
+    // It is listed as in flight before the cached listing takes it, so that a listing read
+    // meanwhile (LoadEntries) waits for it rather than drop it.
+    auto entry_write = io_.Start(DirChangeOps(parent, add, now), q_, [this, parent, add](const std::vector<IoResult>& r) {
       if (FirstErrno(r) == 0) AnnounceDirChange(parent, add);
     });
+    {
+      std::lock_guard<std::mutex> lock(node->mu);
+      node->pending_entry = Node::PendingEntry{parent, add, now, entry_write};
+    }
+    {
+      std::lock_guard<std::mutex> async(async_mu_);
+      entry_writes_.push_back(EntryWrite{std::move(entry_write), node});
+    }
     ApplyDirChange(parent, add, now);
   } else if (int e = ChangeDir(parent, add, now); e != 0) {
     return e;
   }
-  auto node = NodeFor(n.ino);
   std::lock_guard<std::mutex> lock(node->mu);
-  if (opened) {
-    node->pending_entry = Node::PendingEntry{parent, std::move(add), now, entry_write};
-    std::lock_guard<std::mutex> async(async_mu_);
-    entry_writes_.push_back(EntryWrite{std::move(entry_write), node});
-  }
   node->inode = n;
   node->loaded = true;
   node->fetched = std::chrono::steady_clock::now();
@@ -540,11 +544,25 @@ int FsCore::RemoveXattr(uint64_t ino, const std::string& name) {
 }
 
 int FsCore::StatFs(uint64_t* total_bytes, uint64_t* free_bytes) {
+  {
+    // An answer is reused for the attribute TTL: asking every node costs a round trip, and
+    // programs such as Samba's (dbench's Qfsinfo) ask often.
+    std::lock_guard<std::mutex> lock(statfs_mu_);
+    if (statfs_at_ && Fresh(*statfs_at_)) {
+      *total_bytes = statfs_total_;
+      *free_bytes = statfs_free_;
+      return 0;
+    }
+  }
   uint64_t total = 0, avail = 0;
   if (Status s = io_.Capacity(&total, &avail); !s.ok()) return ErrnoOf(s);
   const uint64_t n = std::max<uint32_t>(1, FitToRing(q_, io_.RingNodes()).n);
   *total_bytes = total / n;
   *free_bytes = avail / n;
+  std::lock_guard<std::mutex> lock(statfs_mu_);
+  statfs_total_ = *total_bytes;
+  statfs_free_ = *free_bytes;
+  statfs_at_ = std::chrono::steady_clock::now();
   return 0;
 }
 

@@ -110,7 +110,8 @@ class FsCore {
   // mode: 0 (allocate: extends the size), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
   // FALLOC_FL_ZERO_RANGE [| FALLOC_FL_KEEP_SIZE]; anything else is EOPNOTSUPP.
   int Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length);
-  // What the filesystem can hold: the cluster's disks divided by the number of replicas.
+  // What the filesystem can hold: the cluster's disks divided by the number of replicas. An
+  // answer is reused for attr_ttl.
   int StatFs(uint64_t* total_bytes, uint64_t* free_bytes);
   // Flushes every file (unmount).
   int FlushAll();
@@ -249,6 +250,9 @@ class FsCore {
   std::vector<EntryWrite> entry_writes_;
   std::deque<std::shared_ptr<PendingIo>> deletes_;
   std::mutex stats_mu_;
+  std::mutex statfs_mu_;  // guards the last StatFs answer
+  std::optional<std::chrono::steady_clock::time_point> statfs_at_;
+  uint64_t statfs_total_ = 0, statfs_free_ = 0;
   Stats stats_;
   std::function<void(const Change&)> listener_;
   void Changed(uint64_t ino) {
