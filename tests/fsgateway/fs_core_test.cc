@@ -515,6 +515,58 @@ TEST_F(FsCoreTest, ACreatedFilesEntryThatFailsInTheBackgroundIsWrittenByItsFlush
   EXPECT_EQ(a().FlushAll(), 0);
 }
 
+// Merges finish late, on their own thread, as entry writes of a real cluster do.
+class SlowMergeIo final : public ObjectIo {
+ public:
+  explicit SlowMergeIo(MemoryObjectIo& inner) : inner_(inner) {}
+  ~SlowMergeIo() override {
+    for (auto& t : threads_) t.join();
+  }
+  std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done) override {
+    bool merge = false;
+    for (const IoOp& op : ops) merge = merge || op.kind == IoOp::kMerge;
+    if (!merge) return inner_.Start(std::move(ops), q, std::move(done));
+    auto pending = std::make_shared<PendingIo>();
+    std::lock_guard<std::mutex> lock(mu_);
+    threads_.emplace_back([this, ops = std::move(ops), q, done = std::move(done), pending]() mutable {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      auto results = inner_.Run(std::move(ops), q);
+      if (done) done(results);
+      pending->Finish(std::move(results));
+    });
+    return pending;
+  }
+  size_t RingNodes() override { return inner_.RingNodes(); }
+  Status Capacity(uint64_t* t, uint64_t* f) override { return inner_.Capacity(t, f); }
+  void Watch(const ObjectId& c, std::function<void(std::string)> h) override { inner_.Watch(c, std::move(h)); }
+  void Notify(const ObjectId& c, std::string p) override { inner_.Notify(c, std::move(p)); }
+
+ private:
+  MemoryObjectIo& inner_;
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
+};
+
+TEST_F(FsCoreTest, AListingReadWhileACreatesEntryIsInFlightKeepsTheFile) {
+  SlowMergeIo slow(io_);
+  FsOptions o;
+  o.attr_ttl = std::chrono::milliseconds(0);  // every listing use reads the cluster
+  FsCore c(meta_, slow, o, [this] { return Timespec{++clock_, 0}; }, [this] { return rng_(); });
+  ASSERT_EQ(c.Init(), 0);
+  Inode f, g;
+  ASSERT_EQ(c.CreateOpen(kRootIno, "f", 0644, {}, &f), 0);  // its entry lands 50 ms later
+  // A namespace operation waits for f's entry meanwhile; a listing read on another thread
+  // must wait for it too, not read the directory without f.
+  std::thread other([&] { EXPECT_EQ(c.MakeNode(kRootIno, "g", S_IFREG | 0644, 0, {}, &g), 0); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::vector<std::pair<std::string, DirEntry>> list;
+  EXPECT_EQ(c.ReadDir(kRootIno, &list), 0);
+  EXPECT_TRUE(!list.empty() && list[0].first == "f") << list.size() << " entries";
+  other.join();
+  EXPECT_EQ(c.Release(f.ino), 0);
+  EXPECT_EQ(c.FlushAll(), 0);
+}
+
 TEST_F(FsCoreTest, AClusterThatIsGoneIsEIONotSilence) {
   const uint64_t f = Create(a(), kRootIno, "f");
   ASSERT_EQ(a().Write(f, 0, "x"), 0);
