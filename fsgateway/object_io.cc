@@ -36,10 +36,16 @@ int FirstErrno(const std::vector<IoResult>& results) {
 
 // ---- PendingIo -------------------------------------------------------------------------
 
-std::vector<IoResult> PendingIo::Wait() {
+const std::vector<IoResult>& PendingIo::Wait() {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return done_; });
   return results_;
+}
+
+std::vector<IoResult> PendingIo::Take() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return done_; });
+  return std::move(results_);
 }
 
 bool PendingIo::done() {

@@ -51,10 +51,12 @@ int ErrnoOf(const Status& s);
 int FirstErrno(const std::vector<IoResult>& results);
 
 // A batch in flight. Wait blocks until every op is done and returns the results in order; any
-// number of threads may wait, any number of times.
+// number of threads may wait, any number of times (the results live as long as this object).
+// Take waits and moves the results out, for a batch with one waiter (Run).
 class PendingIo {
  public:
-  std::vector<IoResult> Wait();
+  const std::vector<IoResult>& Wait();
+  std::vector<IoResult> Take();
   bool done();
   // Called by the ObjectIo when the last op is done (after the callback).
   void Finish(std::vector<IoResult> results);
@@ -73,7 +75,7 @@ class ObjectIo {
   // done (may be empty) runs on an I/O thread, or on the caller's for MemoryObjectIo; it must
   // not block on this ObjectIo.
   virtual std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done = {}) = 0;
-  std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) { return Start(std::move(ops), q)->Wait(); }
+  std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) { return Start(std::move(ops), q)->Take(); }
   // The ring's node count (quorums are fitted to it).
   virtual size_t RingNodes() = 0;
   // The raw capacity and free bytes of the cluster's disks, each disk counted once.
