@@ -9,7 +9,10 @@ namespace ringstore::fs {
 
 namespace {
 
-constexpr uint32_t kFsMetaFormat = 1;
+// Format 2 added the buckets per directory (F9). A gateway that knows only format 1 would read
+// bucket 0 alone and miss entries, so it must refuse the superblock rather than mount.
+constexpr uint32_t kFsMetaFormatV1 = 1;
+constexpr uint32_t kFsMetaFormat = 2;
 constexpr uint32_t kInodeFormat = 1;
 
 std::string Key(const FsMeta& fs, uint64_t a) {
@@ -111,7 +114,9 @@ Result<FsMeta> DecodeFsMeta(std::string_view bytes) {
   Status s = Unpack(bytes, "filesystem superblock", [&](const msgpack::object& o) -> Status {
     if (o.type != msgpack::type::ARRAY || o.via.array.size < 8) return Status::Corruption("superblock is not an 8-field array");
     const msgpack::object* f = o.via.array.ptr;
-    if (f[0].as<uint32_t>() != kFsMetaFormat) return Status::Corruption("unknown superblock format");
+    const uint32_t format = f[0].as<uint32_t>();
+    if (format != kFsMetaFormat && format != kFsMetaFormatV1) return Status::Corruption("unknown superblock format");
+    if (format == kFsMetaFormat && o.via.array.size < 9) return Status::Corruption("superblock is not a 9-field array");
     m.name = f[1].as<std::string>();
     m.uuid = Bin(f[2]);
     if (m.uuid.size() != 16) return Status::Corruption("bad filesystem uuid");
@@ -120,7 +125,7 @@ Result<FsMeta> DecodeFsMeta(std::string_view bytes) {
     m.quorum.w = f[5].as<uint32_t>();
     m.quorum.r = f[6].as<uint32_t>();
     m.created_ms = f[7].as<uint64_t>();
-    m.dir_buckets = o.via.array.size >= 9 ? f[8].as<uint32_t>() : 1;
+    m.dir_buckets = format == kFsMetaFormat ? f[8].as<uint32_t>() : 1;
     if (!ValidateDirBuckets(m.dir_buckets).ok()) return Status::Corruption("bad directory bucket count in superblock");
     if (!ValidateChunkSize(m.chunk_size).ok()) return Status::Corruption("bad chunk size in superblock");
     const Quorum& q = m.quorum;

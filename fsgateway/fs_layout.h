@@ -51,7 +51,8 @@ struct FsMeta {
   uint64_t chunk_size = kDefaultChunkSize;
   Quorum quorum;
   uint64_t created_ms = 0;
-  // Map records per directory (F9); superblocks written before 2026-11-22 have none: 1.
+  // Map records per directory (F9). Superblocks of format 1 (before 2026-11-22) have 1; those
+  // of format 2 carry it, and a gateway that knows only format 1 refuses them.
   uint32_t dir_buckets = kDefaultDirBuckets;
 };
 
