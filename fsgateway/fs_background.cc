@@ -24,26 +24,37 @@ int FsCore::DeleteInode(Node& n) {
   // No name leads to the inode any more, so nothing waits for its objects to go: the deletes
   // run in the background (FlushAll waits for them). If they fail, the objects stay behind
   // as orphans (docs/fsgateway.md, "Not yet").
+  // They go in batches of ObjectIo::kMaxOpsInFlight; the inode's delete is in the last one,
+  // whose success announces the change.
   const uint64_t ino = n.inode.ino;
-  auto pending = io_.Start(std::move(ops), q_, [this, ino](const std::vector<IoResult>& r) {
-    if (FirstErrno(r) == 0) Changed(ino);
-  });
   n.chunks.clear();
   n.dirty_bytes = 0;
   n.inode_dirty = false;
   n.loaded = false;
   n.entries.reset();
-  std::vector<std::shared_ptr<PendingIo>> full;
-  {
-    std::lock_guard<std::mutex> lock(async_mu_);
-    deletes_.push_back(std::move(pending));
-    while (!deletes_.empty() && deletes_.front()->done()) deletes_.pop_front();
-    if (deletes_.size() > kMaxDeletesInFlight) {
-      full.push_back(deletes_.front());
-      deletes_.pop_front();
+  for (size_t i = 0; i < ops.size(); i += ObjectIo::kMaxOpsInFlight) {
+    const size_t end = std::min(ops.size(), i + ObjectIo::kMaxOpsInFlight);
+    std::vector<IoOp> batch(std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(i)),
+                            std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(end)));
+    ObjectIo::Done done;
+    if (end == ops.size()) {
+      done = [this, ino](const std::vector<IoResult>& r) {
+        if (FirstErrno(r) == 0) Changed(ino);
+      };
     }
+    auto pending = io_.Start(std::move(batch), q_, std::move(done));
+    std::shared_ptr<PendingIo> oldest;
+    {
+      std::lock_guard<std::mutex> lock(async_mu_);
+      deletes_.push_back(std::move(pending));
+      while (!deletes_.empty() && deletes_.front()->done()) deletes_.pop_front();
+      if (deletes_.size() > kMaxDeletesInFlight) {
+        oldest = deletes_.front();
+        deletes_.pop_front();
+      }
+    }
+    if (oldest) (void)oldest->Wait();  // a bound on the work left in the background
   }
-  for (auto& p : full) (void)p->Wait();  // a bound on the work left in the background
   return 0;
 }
 

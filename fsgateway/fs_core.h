@@ -191,8 +191,9 @@ class FsCore {
   static void NoteDirTimes(Node& n);
   // Background writes (ObjectIo::Start). Entry writes of CreateOpen are waited for by every
   // namespace operation, so entry changes reach the replicas in the order they were made;
-  // inode deletes are waited for by FlushAll only, and at most kMaxDeletesInFlight run.
-  static constexpr size_t kMaxDeletesInFlight = 256;
+  // inode deletes are waited for by FlushAll only, and at most kMaxDeletesInFlight batches
+  // (of ObjectIo::kMaxOpsInFlight deletes) run.
+  static constexpr size_t kMaxDeletesInFlight = 64;
   // Under ns_mu_, with no Node lock held: waits for every entry write and writes again the
   // ones that failed; an error means one is still not stored.
   int WaitForEntries();

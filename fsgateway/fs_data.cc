@@ -273,9 +273,7 @@ int FsCore::TruncateLocked(Node& n, uint64_t size) {
         ops.push_back(IoOp{IoOp::kPut, ChunkId(fs_, n.inode.ino, i), data, {}});
       }
     }
-    for (auto& r : io_.Run(std::move(ops), q_)) {
-      if (!r.status.ok()) return ErrnoOf(r.status);
-    }
+    if (int e = io_.RunAll(std::move(ops), q_); e != 0) return e;
     n.chunks.erase(n.chunks.lower_bound(first_gone), n.chunks.end());
   }
   n.inode.size = size;

@@ -69,6 +69,16 @@ IoResult ObjectIo::Get(const ObjectKey& id, const Quorum& q) {
   return std::move(Run(std::move(ops), q)[0]);
 }
 
+int ObjectIo::RunAll(std::vector<IoOp> ops, const Quorum& q) {
+  for (size_t i = 0; i < ops.size(); i += kMaxOpsInFlight) {
+    const size_t end = std::min(ops.size(), i + kMaxOpsInFlight);
+    std::vector<IoOp> slice(std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(i)),
+                            std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(end)));
+    if (int e = FirstErrno(Run(std::move(slice), q)); e != 0) return e;
+  }
+  return 0;
+}
+
 Status ObjectIo::Put(const ObjectKey& id, std::string value, const Quorum& q) {
   std::vector<IoOp> ops(1);
   ops[0].kind = IoOp::kPut;

@@ -76,6 +76,10 @@ class ObjectIo {
   // not block on this ObjectIo.
   virtual std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done = {}) = 0;
   std::vector<IoResult> Run(std::vector<IoOp> ops, const Quorum& q) { return Start(std::move(ops), q)->Take(); }
+  // Runs ops kMaxOpsInFlight at a time (a truncate of a large sparse file deletes thousands of
+  // chunks); returns the first failure as an errno, or 0. Stops at the first failed slice.
+  static constexpr size_t kMaxOpsInFlight = 256;
+  int RunAll(std::vector<IoOp> ops, const Quorum& q);
   // The ring's node count (quorums are fitted to it).
   virtual size_t RingNodes() = 0;
   // The raw capacity and free bytes of the cluster's disks, each disk counted once.

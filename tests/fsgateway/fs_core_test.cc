@@ -547,6 +547,51 @@ class SlowMergeIo final : public ObjectIo {
   std::vector<std::thread> threads_;
 };
 
+// Records the largest batch it was given.
+class BatchSizeIo final : public ObjectIo {
+ public:
+  explicit BatchSizeIo(MemoryObjectIo& inner) : inner_(inner) {}
+  std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done) override {
+    largest = std::max(largest, ops.size());
+    return inner_.Start(std::move(ops), q, std::move(done));
+  }
+  size_t RingNodes() override { return inner_.RingNodes(); }
+  Status Capacity(uint64_t* t, uint64_t* f) override { return inner_.Capacity(t, f); }
+  void Watch(const ObjectId& c, std::function<void(std::string)> h) override { inner_.Watch(c, std::move(h)); }
+  void Notify(const ObjectId& c, std::string p) override { inner_.Notify(c, std::move(p)); }
+  size_t largest = 0;
+
+ private:
+  MemoryObjectIo& inner_;
+};
+
+TEST_F(FsCoreTest, TruncatingOrDeletingALargeSparseFileDeletesInBoundedBatches) {
+  BatchSizeIo io(io_);
+  FsOptions o;
+  o.attr_ttl = std::chrono::milliseconds(0);
+  FsCore c(meta_, io, o, [this] { return Timespec{++clock_, 0}; }, [this] { return rng_(); });
+  ASSERT_EQ(c.Init(), 0);
+  // 1,000 chunks of 4 KiB, two of them stored: the truncate and the unlink name every chunk.
+  const uint64_t f = Create(c, kRootIno, "f");
+  ASSERT_EQ(c.Write(f, 0, "head"), 0);
+  ASSERT_EQ(c.Write(f, 999 * 4096, "tail"), 0);
+  ASSERT_EQ(c.Flush(f), 0);
+  const size_t with_file = io_.objects();
+  SetAttr cut;
+  cut.size = 2;
+  Inode n;
+  ASSERT_EQ(c.SetAttributes(f, cut, &n), 0);
+  EXPECT_EQ(io_.objects(), with_file - 1);  // the far chunk went
+  EXPECT_EQ(ReadAll(c, f), "he");
+  ASSERT_EQ(c.Write(f, 999 * 4096, "tail"), 0);
+  ASSERT_EQ(c.Flush(f), 0);
+  ASSERT_EQ(c.Unlink(kRootIno, "f"), 0);
+  ASSERT_EQ(c.FlushAll(), 0);
+  EXPECT_EQ(io_.objects(), with_file - 3);  // inode and both chunks
+  EXPECT_LE(io.largest, ObjectIo::kMaxOpsInFlight);
+  EXPECT_GT(io.largest, 1u);
+}
+
 TEST_F(FsCoreTest, AListingReadWhileACreatesEntryIsInFlightKeepsTheFile) {
   SlowMergeIo slow(io_);
   FsOptions o;
