@@ -31,6 +31,7 @@ int FsCore::DeleteInode(Node& n) {
   n.dirty_bytes = 0;
   n.inode_dirty = false;
   n.loaded = false;
+  n.deleted = true;  // an open or stat that comes now gets ENOENT, not the inode still stored
   n.entries.reset();
   for (size_t i = 0; i < ops.size(); i += ObjectIo::kMaxOpsInFlight) {
     const size_t end = std::min(ops.size(), i + ObjectIo::kMaxOpsInFlight);
@@ -114,6 +115,8 @@ int FsCore::WriteEntryLocked(Node& n) {
   }
   // The entry write failed (the cluster was gone for --io-timeout): try again, in the
   // foreground; until it succeeds the file is still only this mount's.
+  // The directory's times are stamped now: the first try's would go back in time.
+  p.now = now_();
   if (int e = FirstErrno(io_.Run(DirChangeOps(p.dir, p.entries, p.now), q_)); e != 0) return e;
   DirChanged(p.dir, p.entries, p.now);
   n.pending_entry.reset();

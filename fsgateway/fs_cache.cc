@@ -11,6 +11,7 @@
 namespace ringstore::fs {
 
 int FsCore::LoadInode(Node& n, bool force) {
+  if (n.deleted) return ENOENT;  // its objects may still be going, in the background
   if (n.loaded && !force && (Fresh(n.fetched) || n.inode_dirty || n.dirty_bytes > 0)) return 0;
   return TakeInode(n, io_.Get(InodeId(fs_, n.inode.ino), q_));
 }
@@ -56,7 +57,11 @@ int FsCore::LoadForUpdate(Node& n) {
   // Our own unwritten changes are the newest; otherwise read the inode again, so that a
   // change another mount made within the TTL is not overwritten by a stale copy.
   if (n.loaded && (n.inode_dirty || n.dirty_bytes > 0)) return 0;
-  return LoadInode(n, /*force=*/true);
+  if (int e = LoadInode(n, /*force=*/true); e != 0) return e;
+  // A directory's times and link count come from its listing (F8): read it again too, or the
+  // inode write that follows would store old times under a new stamp.
+  if (S_ISDIR(n.inode.mode)) return LoadEntries(n, /*force=*/true);
+  return 0;
 }
 
 int FsCore::LoadEntries(Node& dir, bool force) {
@@ -149,21 +154,26 @@ void FsCore::PrefetchInodes(const std::vector<uint64_t>& inos) {
         speculative_.push_back(ino);
       }
       n = slot;
-      while (speculative_.size() > kMaxSpeculative) {
+      // A node in use now (its lock held) goes back in line; one a lookup claimed just leaves it.
+      std::vector<uint64_t> busy;
+      while (speculative_.size() + busy.size() > kMaxSpeculative && !speculative_.empty()) {
         const uint64_t old = speculative_.front();
         speculative_.pop_front();
         auto it = nodes_.find(old);
         if (it == nodes_.end()) continue;
         std::unique_lock<std::mutex> lock(it->second->mu, std::try_to_lock);
-        if (lock.owns_lock() && it->second->speculative && it->second->opens == 0 && !it->second->inode_dirty &&
-            it->second->dirty_bytes == 0) {
+        if (!lock.owns_lock()) {
+          busy.push_back(old);
+        } else if (it->second->speculative && it->second->opens == 0 && !it->second->inode_dirty &&
+                   it->second->dirty_bytes == 0) {
           lock.unlock();
           nodes_.erase(it);
         }
       }
+      speculative_.insert(speculative_.end(), busy.begin(), busy.end());
     }
     std::lock_guard<std::mutex> lock(n->mu);
-    if (n->loaded && (Fresh(n->fetched) || n->inode_dirty || n->dirty_bytes > 0)) continue;
+    if (n->deleted || (n->loaded && (Fresh(n->fetched) || n->inode_dirty || n->dirty_bytes > 0))) continue;
     ops.push_back(IoOp{IoOp::kGet, InodeId(fs_, ino), {}, {}});
     nodes.push_back(std::move(n));
   }

@@ -81,9 +81,12 @@ Status FsCatalog::Remove(const std::string& name, const RemoveProgress& progress
     dirs.pop_front();
     doomed.push_back(InodeId(*meta, dir));
     LwwMap map;
+    std::vector<IoOp> reads;
     for (uint32_t b = 0; b < std::max<uint32_t>(1, meta->dir_buckets); ++b) {
       doomed.push_back(DirBucketId(*meta, dir, b));
-      IoResult listing = io_.Get(DirBucketId(*meta, dir, b), q);
+      reads.push_back(IoOp{IoOp::kGet, DirBucketId(*meta, dir, b), {}, {}});
+    }
+    for (const IoResult& listing : io_.Run(std::move(reads), q)) {
       if (listing.status.IsNotFound()) continue;
       if (!listing.status.ok()) return listing.status;
       auto bucket = DecodeLwwMap(listing.value);

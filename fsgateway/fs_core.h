@@ -162,6 +162,7 @@ class FsCore {
     std::optional<DirTimes> dir_times;
     std::string last_miss;  // the last lookup in this directory whose inode was not cached
     bool speculative = false;  // made by stat-ahead; no lookup has handed it to the kernel yet
+    bool deleted = false;      // its objects are deleted (perhaps still in the background)
     // A file made by CreateOpen whose directory entry may not be stored yet.
     struct PendingEntry {
       uint64_t dir = 0;
@@ -193,7 +194,7 @@ class FsCore {
   // namespace operation, so entry changes reach the replicas in the order they were made;
   // inode deletes are waited for by FlushAll only, and at most kMaxDeletesInFlight batches
   // (of ObjectIo::kMaxOpsInFlight deletes) run.
-  static constexpr size_t kMaxDeletesInFlight = 64;
+  static constexpr size_t kMaxDeletesInFlight = 4;
   // Under ns_mu_, with no Node lock held: waits for every entry write and writes again the
   // ones that failed; an error means one is still not stored.
   int WaitForEntries();

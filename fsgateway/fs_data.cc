@@ -236,7 +236,11 @@ int FsCore::Flush(uint64_t ino) {
 }
 
 int FsCore::FlushAll() {
-  int err = WaitForEntries();
+  int err;
+  {
+    std::lock_guard<std::mutex> ns(ns_mu_);
+    err = WaitForEntries();
+  }
   std::vector<std::shared_ptr<Node>> all;
   {
     std::lock_guard<std::mutex> lock(table_mu_);

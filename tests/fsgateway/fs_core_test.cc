@@ -34,9 +34,10 @@ FsMeta TestMeta(uint64_t chunk = 4096) {
 class FsCoreTest : public ::testing::Test {
  protected:
   FsCoreTest() { mount_a_ = Mount(); }
-  std::unique_ptr<FsCore> Mount(FsOptions o = {}) {
+  std::unique_ptr<FsCore> Mount(FsOptions o = {}) { return MountOver(io_, o); }
+  std::unique_ptr<FsCore> MountOver(ObjectIo& io, FsOptions o = {}) {
     o.attr_ttl = std::chrono::milliseconds(0);  // always re-read: other mounts' changes show at once
-    auto core = std::make_unique<FsCore>(meta_, io_, o, [this] { return Timespec{++clock_, 0}; },
+    auto core = std::make_unique<FsCore>(meta_, io, o, [this] { return Timespec{++clock_, 0}; },
                                          [this] { return rng_(); });
     EXPECT_EQ(core->Init(), 0);
     return core;
@@ -473,6 +474,27 @@ TEST_F(FsCoreTest, ADirectorysTimesLiveInItsListingAndTheLatestChangeWins) {
   EXPECT_EQ(c->Rmdir(kRootIno, "d"), 0);
 }
 
+TEST_F(FsCoreTest, AChmodOfADirectoryFromAStaleCacheKeepsItsNewerMtime) {
+  FsOptions slow;
+  slow.attr_ttl = std::chrono::seconds(3600);  // a's copy of d stays cached
+  auto a = std::make_unique<FsCore>(meta_, io_, slow, [this] { return Timespec{++clock_, 0}; }, [this] { return rng_(); });
+  ASSERT_EQ(a->Init(), 0);
+  auto b = Mount();
+  Inode d, f, seen;
+  ASSERT_EQ(a->MakeNode(kRootIno, "d", S_IFDIR | 0755, 0, {}, &d), 0);
+  std::vector<std::pair<std::string, DirEntry>> list;
+  ASSERT_EQ(a->ReadDir(d.ino, &list), 0);
+  ASSERT_EQ(b->MakeNode(d.ino, "f", S_IFREG | 0644, 0, {}, &f), 0);  // d's mtime moves on
+  SetAttr chmod;
+  chmod.mode = 0700;
+  ASSERT_EQ(a->SetAttributes(d.ino, chmod, &seen), 0);
+  EXPECT_EQ(seen.mtime, f.ctime);
+  EXPECT_EQ(seen.nlink, 2u);
+  ASSERT_EQ(Mount()->GetAttr(d.ino, &seen), 0);
+  EXPECT_EQ(seen.mtime, f.ctime);  // not a's older copy, written back under a newer stamp
+  EXPECT_EQ(seen.mode & 07777, 0700u);
+}
+
 TEST_F(FsCoreTest, PosixAclsAreRefusedNotStoredAsPlainXattrs) {
   const uint64_t f = Create(a(), kRootIno, "f");
   EXPECT_EQ(a().SetXattr(f, "system.posix_acl_access", "\x02", 0), EOPNOTSUPP);
@@ -515,17 +537,31 @@ TEST_F(FsCoreTest, ACreatedFilesEntryThatFailsInTheBackgroundIsWrittenByItsFlush
   EXPECT_EQ(a().FlushAll(), 0);
 }
 
-// Merges finish late, on their own thread, as entry writes of a real cluster do.
-class SlowMergeIo final : public ObjectIo {
+// An ObjectIo over a MemoryObjectIo that passes on all but Start.
+class ForwardingIo : public ObjectIo {
  public:
-  explicit SlowMergeIo(MemoryObjectIo& inner) : inner_(inner) {}
-  ~SlowMergeIo() override {
+  explicit ForwardingIo(MemoryObjectIo& inner) : inner_(inner) {}
+  size_t RingNodes() override { return inner_.RingNodes(); }
+  Status Capacity(uint64_t* t, uint64_t* f) override { return inner_.Capacity(t, f); }
+  void Watch(const ObjectId& c, std::function<void(std::string)> h) override { inner_.Watch(c, std::move(h)); }
+  void Notify(const ObjectId& c, std::string p) override { inner_.Notify(c, std::move(p)); }
+
+ protected:
+  MemoryObjectIo& inner_;
+};
+
+// Batches with an op of one kind finish late, on their own thread, as background writes to a
+// real cluster do.
+class SlowIo final : public ForwardingIo {
+ public:
+  SlowIo(MemoryObjectIo& inner, IoOp::Kind slow) : ForwardingIo(inner), slow_(slow) {}
+  ~SlowIo() override {
     for (auto& t : threads_) t.join();
   }
   std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done) override {
-    bool merge = false;
-    for (const IoOp& op : ops) merge = merge || op.kind == IoOp::kMerge;
-    if (!merge) return inner_.Start(std::move(ops), q, std::move(done));
+    bool slow = false;
+    for (const IoOp& op : ops) slow = slow || op.kind == slow_;
+    if (!slow) return inner_.Start(std::move(ops), q, std::move(done));
     auto pending = std::make_shared<PendingIo>();
     std::lock_guard<std::mutex> lock(mu_);
     threads_.emplace_back([this, ops = std::move(ops), q, done = std::move(done), pending]() mutable {
@@ -536,41 +572,45 @@ class SlowMergeIo final : public ObjectIo {
     });
     return pending;
   }
-  size_t RingNodes() override { return inner_.RingNodes(); }
-  Status Capacity(uint64_t* t, uint64_t* f) override { return inner_.Capacity(t, f); }
-  void Watch(const ObjectId& c, std::function<void(std::string)> h) override { inner_.Watch(c, std::move(h)); }
-  void Notify(const ObjectId& c, std::string p) override { inner_.Notify(c, std::move(p)); }
 
  private:
-  MemoryObjectIo& inner_;
+  const IoOp::Kind slow_;
   std::mutex mu_;
   std::vector<std::thread> threads_;
 };
 
+TEST_F(FsCoreTest, AnUnlinkedFileIsGoneAtOnceWhileItsObjectsAreDeletedInTheBackground) {
+  SlowIo slow(io_, IoOp::kDel);
+  auto mount = MountOver(slow);
+  FsCore& c = *mount;
+  const uint64_t f = Create(c, kRootIno, "f");
+  ASSERT_EQ(c.Write(f, 0, "data"), 0);
+  ASSERT_EQ(c.Flush(f), 0);
+  ASSERT_EQ(c.Unlink(kRootIno, "f"), 0);  // the deletes land 50 ms later
+  bool keep = false;
+  Inode n;
+  EXPECT_EQ(c.Open(f, false, &keep), ENOENT);  // not the inode that is still stored
+  EXPECT_EQ(c.GetAttr(f, &n), ENOENT);
+  EXPECT_EQ(c.FlushAll(), 0);  // waits for the deletes
+  auto other = Mount();
+  EXPECT_EQ(other->GetAttr(f, &n), ENOENT);
+}
+
 // Records the largest batch it was given.
-class BatchSizeIo final : public ObjectIo {
+class BatchSizeIo final : public ForwardingIo {
  public:
-  explicit BatchSizeIo(MemoryObjectIo& inner) : inner_(inner) {}
+  using ForwardingIo::ForwardingIo;
   std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done) override {
     largest = std::max(largest, ops.size());
     return inner_.Start(std::move(ops), q, std::move(done));
   }
-  size_t RingNodes() override { return inner_.RingNodes(); }
-  Status Capacity(uint64_t* t, uint64_t* f) override { return inner_.Capacity(t, f); }
-  void Watch(const ObjectId& c, std::function<void(std::string)> h) override { inner_.Watch(c, std::move(h)); }
-  void Notify(const ObjectId& c, std::string p) override { inner_.Notify(c, std::move(p)); }
   size_t largest = 0;
-
- private:
-  MemoryObjectIo& inner_;
 };
 
 TEST_F(FsCoreTest, TruncatingOrDeletingALargeSparseFileDeletesInBoundedBatches) {
   BatchSizeIo io(io_);
-  FsOptions o;
-  o.attr_ttl = std::chrono::milliseconds(0);
-  FsCore c(meta_, io, o, [this] { return Timespec{++clock_, 0}; }, [this] { return rng_(); });
-  ASSERT_EQ(c.Init(), 0);
+  auto mount = MountOver(io);
+  FsCore& c = *mount;
   // 1,000 chunks of 4 KiB, two of them stored: the truncate and the unlink name every chunk.
   const uint64_t f = Create(c, kRootIno, "f");
   ASSERT_EQ(c.Write(f, 0, "head"), 0);
@@ -593,11 +633,9 @@ TEST_F(FsCoreTest, TruncatingOrDeletingALargeSparseFileDeletesInBoundedBatches) 
 }
 
 TEST_F(FsCoreTest, AListingReadWhileACreatesEntryIsInFlightKeepsTheFile) {
-  SlowMergeIo slow(io_);
-  FsOptions o;
-  o.attr_ttl = std::chrono::milliseconds(0);  // every listing use reads the cluster
-  FsCore c(meta_, slow, o, [this] { return Timespec{++clock_, 0}; }, [this] { return rng_(); });
-  ASSERT_EQ(c.Init(), 0);
+  SlowIo slow(io_, IoOp::kMerge);
+  auto mount = MountOver(slow);  // every listing use reads the cluster
+  FsCore& c = *mount;
   Inode f, g;
   ASSERT_EQ(c.CreateOpen(kRootIno, "f", 0644, {}, &f), 0);  // its entry lands 50 ms later
   // A namespace operation waits for f's entry meanwhile; a listing read on another thread
