@@ -38,14 +38,23 @@ int FirstErrno(const std::vector<IoResult>& results) {
 
 const std::vector<IoResult>& PendingIo::Wait() {
   std::unique_lock<std::mutex> lock(mu_);
+  ++waiters_;
   cv_.wait(lock, [&] { return done_; });
+  --waiters_;
   return results_;
 }
 
 std::vector<IoResult> PendingIo::Take() {
   std::unique_lock<std::mutex> lock(mu_);
+  ++waiters_;
   cv_.wait(lock, [&] { return done_; });
+  --waiters_;
   return std::move(results_);
+}
+
+size_t PendingIo::waiters() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waiters_;
 }
 
 bool PendingIo::done() {

@@ -58,6 +58,8 @@ class PendingIo {
   const std::vector<IoResult>& Wait();
   std::vector<IoResult> Take();
   bool done();
+  // Threads blocked in Wait or Take now (for tests that must know a waiter is there).
+  size_t waiters();
   // Called by the ObjectIo when the last op is done (after the callback).
   void Finish(std::vector<IoResult> results);
 
@@ -65,6 +67,7 @@ class PendingIo {
   std::mutex mu_;
   std::condition_variable cv_;
   bool done_ = false;
+  size_t waiters_ = 0;
   std::vector<IoResult> results_;
 };
 

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "fsgateway/fs_catalog.h"
+#include "tests/fsgateway/fs_core_fixture.h"
 #include "fsgateway/notifier.h"
 
 #include <msgpack.hpp>
@@ -23,52 +24,9 @@
 namespace ringstore::fs {
 namespace {
 
-FsMeta TestMeta(uint64_t chunk = 4096) {
-  FsMeta m;
-  m.name = "t";
-  m.uuid = std::string(16, 'u');
-  m.chunk_size = chunk;
-  return m;
-}
+using fstest::FsCoreTest;
+using fstest::TestMeta;
 
-class FsCoreTest : public ::testing::Test {
- protected:
-  FsCoreTest() { mount_a_ = Mount(); }
-  std::unique_ptr<FsCore> Mount(FsOptions o = {}) { return MountOver(io_, o); }
-  std::unique_ptr<FsCore> MountOver(ObjectIo& io, FsOptions o = {}) {
-    o.attr_ttl = std::chrono::milliseconds(0);  // always re-read: other mounts' changes show at once
-    auto core = std::make_unique<FsCore>(meta_, io, o, [this] { return Timespec{++clock_, 0}; },
-                                         [this] { return rng_(); });
-    EXPECT_EQ(core->Init(), 0);
-    return core;
-  }
-  FsCore& a() { return *mount_a_; }
-  uint64_t Create(FsCore& c, uint64_t parent, const std::string& name, uint32_t mode = S_IFREG | 0644) {
-    Inode n;
-    EXPECT_EQ(c.MakeNode(parent, name, mode, 0, Caller{1, 2}, &n), 0) << name;
-    return n.ino;
-  }
-  std::string ReadAll(FsCore& c, uint64_t ino) {
-    Inode n;
-    EXPECT_EQ(c.GetAttr(ino, &n), 0);
-    std::string out;
-    EXPECT_EQ(c.Read(ino, 0, n.size + 10, &out), 0);
-    return out;
-  }
-  std::vector<std::string> Names(FsCore& c, uint64_t dir) {
-    std::vector<std::pair<std::string, DirEntry>> list;
-    EXPECT_EQ(c.ReadDir(dir, &list), 0);
-    std::vector<std::string> names;
-    for (auto& [n, e] : list) names.push_back(n);
-    return names;
-  }
-
-  FsMeta meta_ = TestMeta();
-  MemoryObjectIo io_;
-  std::atomic<int64_t> clock_{1000};
-  std::mt19937_64 rng_{7};
-  std::unique_ptr<FsCore> mount_a_;
-};
 
 TEST(FsLayoutTest, EncodingsRoundTrip) {
   Inode n;
@@ -510,144 +468,6 @@ TEST_F(FsCoreTest, ReadOnlyMountsRefuseChanges) {
   EXPECT_EQ(ro->MakeNode(kRootIno, "x", S_IFREG | 0644, 0, {}, &n), EROFS);
   EXPECT_EQ(ro->Write(kRootIno, 0, "x"), EROFS);
   EXPECT_EQ(ro->SetXattr(kRootIno, "user.x", "1", 0), EROFS);
-}
-
-TEST_F(FsCoreTest, ACreatedFilesEntryThatFailsInTheBackgroundIsWrittenByItsFlush) {
-  // The inode is stored, the entry write (in the background) fails: the file's flush reports
-  // it, a namespace operation fails rather than overtake it, and once the directory's
-  // replicas are back a flush stores entry and data together.
-  io_.FailAll(Status::Unavailable("directory replicas down"), IoOp::kMerge);
-  Inode f, seen;
-  ASSERT_EQ(a().CreateOpen(kRootIno, "f", 0644, {}, &f), 0);
-  ASSERT_EQ(a().Write(f.ino, 0, "hello"), 0);
-  EXPECT_EQ(a().Flush(f.ino), EIO);
-  EXPECT_EQ(a().MakeNode(kRootIno, "later", S_IFREG | 0644, 0, {}, &seen), EIO);
-  auto b = Mount();
-  EXPECT_EQ(b->Lookup(kRootIno, "f", &seen), ENOENT);
-  io_.FailAll(Status::Ok());
-  EXPECT_EQ(a().Flush(f.ino), 0);
-  ASSERT_EQ(b->Lookup(kRootIno, "f", &seen), 0);
-  EXPECT_EQ(seen.ino, f.ino);
-  EXPECT_EQ(ReadAll(*b, f.ino), "hello");
-  // An unlink right after a create keeps the order of the two entry changes.
-  ASSERT_EQ(a().CreateOpen(kRootIno, "g", 0644, {}, &f), 0);
-  ASSERT_EQ(a().Unlink(kRootIno, "g"), 0);
-  EXPECT_EQ(a().Release(f.ino), 0);
-  EXPECT_EQ(b->Lookup(kRootIno, "g", &seen), ENOENT);
-  EXPECT_EQ(a().FlushAll(), 0);
-}
-
-// An ObjectIo over a MemoryObjectIo that passes on all but Start.
-class ForwardingIo : public ObjectIo {
- public:
-  explicit ForwardingIo(MemoryObjectIo& inner) : inner_(inner) {}
-  size_t RingNodes() override { return inner_.RingNodes(); }
-  Status Capacity(uint64_t* t, uint64_t* f) override { return inner_.Capacity(t, f); }
-  void Watch(const ObjectId& c, std::function<void(std::string)> h) override { inner_.Watch(c, std::move(h)); }
-  void Notify(const ObjectId& c, std::string p) override { inner_.Notify(c, std::move(p)); }
-
- protected:
-  MemoryObjectIo& inner_;
-};
-
-// Batches with an op of one kind finish late, on their own thread, as background writes to a
-// real cluster do.
-class SlowIo final : public ForwardingIo {
- public:
-  SlowIo(MemoryObjectIo& inner, IoOp::Kind slow) : ForwardingIo(inner), slow_(slow) {}
-  ~SlowIo() override {
-    for (auto& t : threads_) t.join();
-  }
-  std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done) override {
-    bool slow = false;
-    for (const IoOp& op : ops) slow = slow || op.kind == slow_;
-    if (!slow) return inner_.Start(std::move(ops), q, std::move(done));
-    auto pending = std::make_shared<PendingIo>();
-    std::lock_guard<std::mutex> lock(mu_);
-    threads_.emplace_back([this, ops = std::move(ops), q, done = std::move(done), pending]() mutable {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      auto results = inner_.Run(std::move(ops), q);
-      if (done) done(results);
-      pending->Finish(std::move(results));
-    });
-    return pending;
-  }
-
- private:
-  const IoOp::Kind slow_;
-  std::mutex mu_;
-  std::vector<std::thread> threads_;
-};
-
-TEST_F(FsCoreTest, AnUnlinkedFileIsGoneAtOnceWhileItsObjectsAreDeletedInTheBackground) {
-  SlowIo slow(io_, IoOp::kDel);
-  auto mount = MountOver(slow);
-  FsCore& c = *mount;
-  const uint64_t f = Create(c, kRootIno, "f");
-  ASSERT_EQ(c.Write(f, 0, "data"), 0);
-  ASSERT_EQ(c.Flush(f), 0);
-  ASSERT_EQ(c.Unlink(kRootIno, "f"), 0);  // the deletes land 50 ms later
-  bool keep = false;
-  Inode n;
-  EXPECT_EQ(c.Open(f, false, &keep), ENOENT);  // not the inode that is still stored
-  EXPECT_EQ(c.GetAttr(f, &n), ENOENT);
-  EXPECT_EQ(c.FlushAll(), 0);  // waits for the deletes
-  auto other = Mount();
-  EXPECT_EQ(other->GetAttr(f, &n), ENOENT);
-}
-
-// Records the largest batch it was given.
-class BatchSizeIo final : public ForwardingIo {
- public:
-  using ForwardingIo::ForwardingIo;
-  std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done) override {
-    largest = std::max(largest, ops.size());
-    return inner_.Start(std::move(ops), q, std::move(done));
-  }
-  size_t largest = 0;
-};
-
-TEST_F(FsCoreTest, TruncatingOrDeletingALargeSparseFileDeletesInBoundedBatches) {
-  BatchSizeIo io(io_);
-  auto mount = MountOver(io);
-  FsCore& c = *mount;
-  // 1,000 chunks of 4 KiB, two of them stored: the truncate and the unlink name every chunk.
-  const uint64_t f = Create(c, kRootIno, "f");
-  ASSERT_EQ(c.Write(f, 0, "head"), 0);
-  ASSERT_EQ(c.Write(f, 999 * 4096, "tail"), 0);
-  ASSERT_EQ(c.Flush(f), 0);
-  const size_t with_file = io_.objects();
-  SetAttr cut;
-  cut.size = 2;
-  Inode n;
-  ASSERT_EQ(c.SetAttributes(f, cut, &n), 0);
-  EXPECT_EQ(io_.objects(), with_file - 1);  // the far chunk went
-  EXPECT_EQ(ReadAll(c, f), "he");
-  ASSERT_EQ(c.Write(f, 999 * 4096, "tail"), 0);
-  ASSERT_EQ(c.Flush(f), 0);
-  ASSERT_EQ(c.Unlink(kRootIno, "f"), 0);
-  ASSERT_EQ(c.FlushAll(), 0);
-  EXPECT_EQ(io_.objects(), with_file - 3);  // inode and both chunks
-  EXPECT_LE(io.largest, ObjectIo::kMaxOpsInFlight);
-  EXPECT_GT(io.largest, 1u);
-}
-
-TEST_F(FsCoreTest, AListingReadWhileACreatesEntryIsInFlightKeepsTheFile) {
-  SlowIo slow(io_, IoOp::kMerge);
-  auto mount = MountOver(slow);  // every listing use reads the cluster
-  FsCore& c = *mount;
-  Inode f, g;
-  ASSERT_EQ(c.CreateOpen(kRootIno, "f", 0644, {}, &f), 0);  // its entry lands 50 ms later
-  // A namespace operation waits for f's entry meanwhile; a listing read on another thread
-  // must wait for it too, not read the directory without f.
-  std::thread other([&] { EXPECT_EQ(c.MakeNode(kRootIno, "g", S_IFREG | 0644, 0, {}, &g), 0); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  std::vector<std::pair<std::string, DirEntry>> list;
-  EXPECT_EQ(c.ReadDir(kRootIno, &list), 0);
-  EXPECT_TRUE(!list.empty() && list[0].first == "f") << list.size() << " entries";
-  other.join();
-  EXPECT_EQ(c.Release(f.ino), 0);
-  EXPECT_EQ(c.FlushAll(), 0);
 }
 
 TEST_F(FsCoreTest, AClusterThatIsGoneIsEIONotSilence) {

@@ -1,0 +1,198 @@
+// FsCore's background writes over an in-memory object store: a create's directory entry
+// written after the create returns (its failure, its order against a listing read on another
+// thread), an unlinked inode deleted in the background, and deletes in bounded batches.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "fsgateway/fs_core.h"
+#include "tests/fsgateway/fs_core_fixture.h"
+
+namespace ringstore::fs {
+namespace {
+
+using fstest::FsCoreTest;
+
+// Waits, up to 10 s, until pred holds; false if it never did.
+bool WaitUntil(const std::function<bool()>& pred) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+TEST_F(FsCoreTest, ACreatedFilesEntryThatFailsInTheBackgroundIsWrittenByItsFlush) {
+  // The inode is stored, the entry write (in the background) fails: the file's flush reports
+  // it, a namespace operation fails rather than overtake it, and once the directory's
+  // replicas are back a flush stores entry and data together.
+  io_.FailAll(Status::Unavailable("directory replicas down"), IoOp::kMerge);
+  Inode f, seen;
+  ASSERT_EQ(a().CreateOpen(kRootIno, "f", 0644, {}, &f), 0);
+  ASSERT_EQ(a().Write(f.ino, 0, "hello"), 0);
+  EXPECT_EQ(a().Flush(f.ino), EIO);
+  EXPECT_EQ(a().MakeNode(kRootIno, "later", S_IFREG | 0644, 0, {}, &seen), EIO);
+  auto b = Mount();
+  EXPECT_EQ(b->Lookup(kRootIno, "f", &seen), ENOENT);
+  io_.FailAll(Status::Ok());
+  EXPECT_EQ(a().Flush(f.ino), 0);
+  ASSERT_EQ(b->Lookup(kRootIno, "f", &seen), 0);
+  EXPECT_EQ(seen.ino, f.ino);
+  EXPECT_EQ(ReadAll(*b, f.ino), "hello");
+  // An unlink right after a create keeps the order of the two entry changes.
+  ASSERT_EQ(a().CreateOpen(kRootIno, "g", 0644, {}, &f), 0);
+  ASSERT_EQ(a().Unlink(kRootIno, "g"), 0);
+  EXPECT_EQ(a().Release(f.ino), 0);
+  EXPECT_EQ(b->Lookup(kRootIno, "g", &seen), ENOENT);
+  EXPECT_EQ(a().FlushAll(), 0);
+}
+
+// An ObjectIo over a MemoryObjectIo that passes on all but Start.
+class ForwardingIo : public ObjectIo {
+ public:
+  explicit ForwardingIo(MemoryObjectIo& inner) : inner_(inner) {}
+  size_t RingNodes() override { return inner_.RingNodes(); }
+  Status Capacity(uint64_t* t, uint64_t* f) override { return inner_.Capacity(t, f); }
+  void Watch(const ObjectId& c, std::function<void(std::string)> h) override { inner_.Watch(c, std::move(h)); }
+  void Notify(const ObjectId& c, std::string p) override { inner_.Notify(c, std::move(p)); }
+
+ protected:
+  MemoryObjectIo& inner_;
+};
+
+// Batches with an op of one kind are held, as background writes to a slow cluster are, until
+// the test calls Release; then they finish on their own thread.
+class HeldIo final : public ForwardingIo {
+ public:
+  HeldIo(MemoryObjectIo& inner, IoOp::Kind held) : ForwardingIo(inner), held_(held) {}
+  ~HeldIo() override {
+    Release();
+    for (auto& t : threads_) t.join();
+  }
+  std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done) override {
+    bool hold = false;
+    for (const IoOp& op : ops) hold = hold || op.kind == held_;
+    if (!hold) return inner_.Start(std::move(ops), q, std::move(done));
+    auto pending = std::make_shared<PendingIo>();
+    std::lock_guard<std::mutex> lock(mu_);
+    held_batches_.push_back(pending);
+    threads_.emplace_back([this, ops = std::move(ops), q, done = std::move(done), pending]() mutable {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return released_; });
+      }
+      auto results = inner_.Run(std::move(ops), q);
+      if (done) done(results);
+      pending->Finish(std::move(results));
+    });
+    return pending;
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  // Threads waiting on the first batch held.
+  size_t FirstWaiters() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_batches_.empty() ? 0 : held_batches_.front()->waiters();
+  }
+
+ private:
+  const IoOp::Kind held_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+  std::vector<std::shared_ptr<PendingIo>> held_batches_;
+  std::vector<std::thread> threads_;
+};
+
+TEST_F(FsCoreTest, AnUnlinkedFileIsGoneAtOnceWhileItsObjectsAreDeletedInTheBackground) {
+  HeldIo slow(io_, IoOp::kDel);
+  auto mount = MountOver(slow);
+  FsCore& c = *mount;
+  const uint64_t f = Create(c, kRootIno, "f");
+  ASSERT_EQ(c.Write(f, 0, "data"), 0);
+  ASSERT_EQ(c.Flush(f), 0);
+  ASSERT_EQ(c.Unlink(kRootIno, "f"), 0);  // the deletes are held
+  bool keep = false;
+  Inode n;
+  EXPECT_EQ(c.Open(f, false, &keep), ENOENT);  // not the inode that is still stored
+  EXPECT_EQ(c.GetAttr(f, &n), ENOENT);
+  slow.Release();
+  EXPECT_EQ(c.FlushAll(), 0);  // waits for the deletes
+  auto other = Mount();
+  EXPECT_EQ(other->GetAttr(f, &n), ENOENT);
+}
+
+// Records the largest batch it was given.
+class BatchSizeIo final : public ForwardingIo {
+ public:
+  using ForwardingIo::ForwardingIo;
+  std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done) override {
+    largest = std::max(largest, ops.size());
+    return inner_.Start(std::move(ops), q, std::move(done));
+  }
+  size_t largest = 0;
+};
+
+TEST_F(FsCoreTest, TruncatingOrDeletingALargeSparseFileDeletesInBoundedBatches) {
+  BatchSizeIo io(io_);
+  auto mount = MountOver(io);
+  FsCore& c = *mount;
+  // 1,000 chunks of 4 KiB, two of them stored: the truncate and the unlink name every chunk.
+  const uint64_t f = Create(c, kRootIno, "f");
+  ASSERT_EQ(c.Write(f, 0, "head"), 0);
+  ASSERT_EQ(c.Write(f, 999 * 4096, "tail"), 0);
+  ASSERT_EQ(c.Flush(f), 0);
+  const size_t with_file = io_.objects();
+  SetAttr cut;
+  cut.size = 2;
+  Inode n;
+  ASSERT_EQ(c.SetAttributes(f, cut, &n), 0);
+  EXPECT_EQ(io_.objects(), with_file - 1);  // the far chunk went
+  EXPECT_EQ(ReadAll(c, f), "he");
+  ASSERT_EQ(c.Write(f, 999 * 4096, "tail"), 0);
+  ASSERT_EQ(c.Flush(f), 0);
+  ASSERT_EQ(c.Unlink(kRootIno, "f"), 0);
+  ASSERT_EQ(c.FlushAll(), 0);
+  EXPECT_EQ(io_.objects(), with_file - 3);  // inode and both chunks
+  EXPECT_LE(io.largest, ObjectIo::kMaxOpsInFlight);
+  EXPECT_GT(io.largest, 1u);
+}
+
+TEST_F(FsCoreTest, AListingReadWhileACreatesEntryIsInFlightKeepsTheFile) {
+  HeldIo slow(io_, IoOp::kMerge);
+  auto mount = MountOver(slow);  // every listing use reads the cluster
+  FsCore& c = *mount;
+  Inode f, g;
+  ASSERT_EQ(c.CreateOpen(kRootIno, "f", 0644, {}, &f), 0);  // its entry write is held
+  // A namespace operation waits for f's entry; then a listing read on another thread must
+  // wait for it too, not read the directory without f.
+  std::thread ns([&] { EXPECT_EQ(c.MakeNode(kRootIno, "g", S_IFREG | 0644, 0, {}, &g), 0); });
+  EXPECT_TRUE(WaitUntil([&] { return slow.FirstWaiters() >= 1; }));
+  std::vector<std::pair<std::string, DirEntry>> list;
+  std::atomic<bool> read{false};
+  std::thread reader([&] {
+    EXPECT_EQ(c.ReadDir(kRootIno, &list), 0);
+    read = true;
+  });
+  // The reader waits on f's entry (right), or has read a listing without it.
+  EXPECT_TRUE(WaitUntil([&] { return read || slow.FirstWaiters() >= 2; }));
+  slow.Release();
+  reader.join();
+  ns.join();
+  EXPECT_TRUE(!list.empty() && list[0].first == "f") << list.size() << " entries";
+  EXPECT_EQ(c.Release(f.ino), 0);
+  EXPECT_EQ(c.FlushAll(), 0);
+}
+
+}  // namespace
+}  // namespace ringstore::fs
