@@ -16,9 +16,7 @@ int FsCore::DeleteInode(Node& n) {
   if (!n.chunks.empty()) chunks = std::max(chunks, n.chunks.rbegin()->first + 1);
   for (uint64_t i = 0; i < chunks; ++i) ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
   if (S_ISDIR(n.inode.mode)) {
-    for (uint32_t b = 0; b < std::max<uint32_t>(1, fs_.dir_buckets); ++b) {
-      ops.push_back(IoOp{IoOp::kDel, DirBucketId(fs_, n.inode.ino, b), {}, {}});
-    }
+    for (ObjectKey& id : DirBucketIds(fs_, n.inode.ino)) ops.push_back(IoOp{IoOp::kDel, std::move(id), {}, {}});
   }
   ops.push_back(IoOp{IoOp::kDel, InodeId(fs_, n.inode.ino), {}, {}});
   // No name leads to the inode any more, so nothing waits for its objects to go: the deletes
@@ -33,17 +31,15 @@ int FsCore::DeleteInode(Node& n) {
   n.loaded = false;
   n.deleted = true;  // an open or stat that comes now gets ENOENT, not the inode still stored
   n.entries.reset();
-  for (size_t i = 0; i < ops.size(); i += ObjectIo::kMaxOpsInFlight) {
-    const size_t end = std::min(ops.size(), i + ObjectIo::kMaxOpsInFlight);
-    std::vector<IoOp> batch(std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(i)),
-                            std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(end)));
+  auto batches = SplitOps(std::move(ops), ObjectIo::kMaxOpsInFlight);
+  for (size_t i = 0; i < batches.size(); ++i) {
     ObjectIo::Done done;
-    if (end == ops.size()) {
+    if (i + 1 == batches.size()) {
       done = [this, ino](const std::vector<IoResult>& r) {
         if (FirstErrno(r) == 0) Changed(ino);
       };
     }
-    auto pending = io_.Start(std::move(batch), q_, std::move(done));
+    auto pending = io_.Start(std::move(batches[i]), q_, std::move(done));
     std::shared_ptr<PendingIo> oldest;
     {
       std::lock_guard<std::mutex> lock(async_mu_);

@@ -12,7 +12,7 @@ namespace ringstore::fs {
 
 int FsCore::LoadInode(Node& n, bool force) {
   if (n.deleted) return ENOENT;  // its objects may still be going, in the background
-  if (n.loaded && !force && (Fresh(n.fetched) || n.inode_dirty || n.dirty_bytes > 0)) return 0;
+  if (!force && Current(n)) return 0;
   return TakeInode(n, io_.Get(InodeId(fs_, n.inode.ino), q_));
 }
 
@@ -49,14 +49,10 @@ void FsCore::ApplyListing(Node& n) {
   }
 }
 
-void FsCore::NoteDirTimes(Node& n) {
-  if (S_ISDIR(n.inode.mode)) n.dir_times = DirTimes{n.inode.mtime, n.inode.ctime};
-}
-
 int FsCore::LoadForUpdate(Node& n) {
   // Our own unwritten changes are the newest; otherwise read the inode again, so that a
   // change another mount made within the TTL is not overwritten by a stale copy.
-  if (n.loaded && (n.inode_dirty || n.dirty_bytes > 0)) return 0;
+  if (n.loaded && Unwritten(n)) return 0;
   if (int e = LoadInode(n, /*force=*/true); e != 0) return e;
   // A directory's times and link count come from its listing (F8): read it again too, or the
   // inode write that follows would store old times under a new stamp.
@@ -71,9 +67,7 @@ int FsCore::LoadEntries(Node& dir, bool force) {
   // Every bucket (F9) in one parallel batch; a name lives in one bucket only, and the times
   // are the newest times entry of any bucket.
   std::vector<IoOp> ops;
-  for (uint32_t b = 0; b < std::max<uint32_t>(1, fs_.dir_buckets); ++b) {
-    ops.push_back(IoOp{IoOp::kGet, DirBucketId(fs_, dir.inode.ino, b), {}, {}});
-  }
+  for (ObjectKey& id : DirBucketIds(fs_, dir.inode.ino)) ops.push_back(IoOp{IoOp::kGet, std::move(id), {}, {}});
   std::map<std::string, DirEntry> live;
   std::optional<DirTimes> times;
   MapEntry newest_times;
@@ -173,7 +167,7 @@ void FsCore::PrefetchInodes(const std::vector<uint64_t>& inos) {
       speculative_.insert(speculative_.end(), busy.begin(), busy.end());
     }
     std::lock_guard<std::mutex> lock(n->mu);
-    if (n->deleted || (n->loaded && (Fresh(n->fetched) || n->inode_dirty || n->dirty_bytes > 0))) continue;
+    if (n->deleted || Current(*n)) continue;
     ops.push_back(IoOp{IoOp::kGet, InodeId(fs_, ino), {}, {}});
     nodes.push_back(std::move(n));
   }
@@ -184,7 +178,7 @@ void FsCore::PrefetchInodes(const std::vector<uint64_t>& inos) {
     std::lock_guard<std::mutex> lock(n.mu);
     // Best effort: a failure leaves the inode to be read on demand; a copy this mount changed
     // (or read) meanwhile is kept.
-    if (!results[i].status.ok() || (n.loaded && (Fresh(n.fetched) || n.inode_dirty || n.dirty_bytes > 0))) continue;
+    if (!results[i].status.ok() || Current(n)) continue;
     (void)TakeInode(n, std::move(results[i]));
   }
 }
@@ -198,7 +192,7 @@ void FsCore::Invalidate(uint64_t ino) {
     n = it->second;
   }
   std::lock_guard<std::mutex> lock(n->mu);
-  if (n->dirty_bytes > 0 || n->inode_dirty) return;  // ours wins until written
+  if (Unwritten(*n)) return;  // ours wins until written
   n->fetched = {};
   n->chunks.clear();
 }
@@ -215,7 +209,7 @@ void FsCore::Forget(uint64_t ino) {
   std::unique_lock<std::mutex> lock(it->second->mu, std::try_to_lock);
   if (!lock.owns_lock()) return;
   const Node& n = *it->second;
-  if (n.opens > 0 || n.dirty_bytes > 0 || n.inode_dirty || n.pending_entry) return;
+  if (n.opens > 0 || Unwritten(n) || n.pending_entry) return;
   lock.unlock();
   nodes_.erase(it);
 }

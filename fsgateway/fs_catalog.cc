@@ -82,9 +82,9 @@ Status FsCatalog::Remove(const std::string& name, const RemoveProgress& progress
     doomed.push_back(InodeId(*meta, dir));
     LwwMap map;
     std::vector<IoOp> reads;
-    for (uint32_t b = 0; b < std::max<uint32_t>(1, meta->dir_buckets); ++b) {
-      doomed.push_back(DirBucketId(*meta, dir, b));
-      reads.push_back(IoOp{IoOp::kGet, DirBucketId(*meta, dir, b), {}, {}});
+    for (const ObjectKey& id : DirBucketIds(*meta, dir)) {
+      doomed.push_back(id);
+      reads.push_back(IoOp{IoOp::kGet, id, {}, {}});
     }
     for (const IoResult& listing : io_.Run(std::move(reads), q)) {
       if (listing.status.IsNotFound()) continue;

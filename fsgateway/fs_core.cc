@@ -82,6 +82,14 @@ int FsCore::StoreInode(const Inode& inode) {
   return 0;
 }
 
+int FsCore::StoreNode(Node& n, Inode next) {
+  if (int e = StoreInode(next); e != 0) return e;
+  n.inode = std::move(next);
+  // A directory's inode write also wrote its times into the listing: they are the listing's.
+  if (IsDir(n.inode.mode)) n.dir_times = DirTimes{n.inode.mtime, n.inode.ctime};
+  return 0;
+}
+
 int FsCore::LookupLocked(uint64_t parent, const std::string& name, DirEntry* out) {
   if (name.size() > kMaxNameBytes) return ENAMETOOLONG;
   auto d = NodeFor(parent);
@@ -155,7 +163,7 @@ int FsCore::Lookup(uint64_t parent, const std::string& name, Inode* out) {
   {
     auto n = NodeFor(entry.ino);
     std::lock_guard<std::mutex> lock(n->mu);
-    fresh = n->loaded && Fresh(n->fetched);
+    fresh = Current(*n);
   }
   if (!fresh) {
     std::vector<uint64_t> ahead = StatAhead(parent, name);
@@ -195,14 +203,14 @@ int FsCore::SetAttributes(uint64_t ino, const SetAttr& req, Inode* out) {
     if (*req.size > kMaxFileSize) return EFBIG;
     if (int e = TruncateLocked(*n, *req.size); e != 0) return e;
   }
-  if (req.mode) n->inode.mode = (n->inode.mode & S_IFMT) | (*req.mode & 07777);
-  if (req.uid) n->inode.uid = *req.uid;
-  if (req.gid) n->inode.gid = *req.gid;
-  if (req.atime) n->inode.atime = *req.atime;
-  if (req.mtime) n->inode.mtime = *req.mtime;
-  n->inode.ctime = now;
-  if (int e = StoreInode(n->inode); e != 0) return e;
-  NoteDirTimes(*n);
+  Inode next = n->inode;
+  if (req.mode) next.mode = (next.mode & S_IFMT) | (*req.mode & 07777);
+  if (req.uid) next.uid = *req.uid;
+  if (req.gid) next.gid = *req.gid;
+  if (req.atime) next.atime = *req.atime;
+  if (req.mtime) next.mtime = *req.mtime;
+  next.ctime = now;
+  if (int e = StoreNode(*n, std::move(next)); e != 0) return e;
   n->inode_dirty = false;
   *out = n->inode;
   return 0;
@@ -358,7 +366,7 @@ int FsCore::Unlink(uint64_t parent, const std::string& name) {
   // while DirChanged takes the directory's cannot deadlock.
   auto n = NodeFor(entry.ino);
   std::lock_guard<std::mutex> lock(n->mu);
-  const bool ours = n->loaded && (n->inode_dirty || n->dirty_bytes > 0);
+  const bool ours = n->loaded && Unwritten(*n);
   std::vector<IoOp> ops = DirChangeOps(parent, del, now);
   const size_t merges = ops.size();
   if (!ours) ops.push_back(IoOp{IoOp::kGet, InodeId(fs_, entry.ino), {}, {}});
@@ -417,11 +425,10 @@ int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent
     auto n = NodeFor(d.ino);
     std::lock_guard<std::mutex> lock(n->mu);
     if (int e = LoadForUpdate(*n); e != 0) return e;
-    n->inode.parent = to;
-    n->inode.ctime = now;
-    if (int e = StoreInode(n->inode); e != 0) return e;
-    NoteDirTimes(*n);
-    return 0;
+    Inode next = n->inode;
+    next.parent = to;
+    next.ctime = now;
+    return StoreNode(*n, std::move(next));
   };
 
   if (flags & RENAME_EXCHANGE) {
@@ -503,10 +510,7 @@ int FsCore::SetXattr(uint64_t ino, const std::string& name, const std::string& v
   Inode next = n->inode;
   next.xattrs[name] = value;
   next.ctime = now_();
-  if (int e = StoreInode(next); e != 0) return e;
-  n->inode = std::move(next);
-  NoteDirTimes(*n);
-  return 0;
+  return StoreNode(*n, std::move(next));
 }
 
 int FsCore::GetXattr(uint64_t ino, const std::string& name, std::string* out) {
@@ -537,10 +541,7 @@ int FsCore::RemoveXattr(uint64_t ino, const std::string& name) {
   Inode next = n->inode;
   next.xattrs.erase(name);
   next.ctime = now_();
-  if (int e = StoreInode(next); e != 0) return e;
-  n->inode = std::move(next);
-  NoteDirTimes(*n);
-  return 0;
+  return StoreNode(*n, std::move(next));
 }
 
 int FsCore::StatFs(uint64_t* total_bytes, uint64_t* free_bytes) {

@@ -188,8 +188,13 @@ class FsCore {
   int LoadEntries(Node& dir, bool force = false);
   // Stores the inode; a directory's also writes its times into its listing (F8).
   int StoreInode(const Inode& inode);
-  // After a directory's inode was stored from n: the times it wrote are the listing's now.
-  static void NoteDirTimes(Node& n);
+  // Stores next as n's inode and, once stored, makes it n.inode (a directory's times then are
+  // the listing's too). Caller holds n.mu.
+  int StoreNode(Node& n, Inode next);
+  // This mount holds changes to n not yet stored; Current: n.inode may be used as it is (fresh,
+  // or ours). Caller holds n.mu.
+  static bool Unwritten(const Node& n) { return n.inode_dirty || n.dirty_bytes > 0; }
+  bool Current(const Node& n) const { return n.loaded && (Fresh(n.fetched) || Unwritten(n)); }
   // Background writes (ObjectIo::Start). Entry writes of CreateOpen are waited for by every
   // namespace operation, so entry changes reach the replicas in the order they were made;
   // inode deletes are waited for by FlushAll only, and at most kMaxDeletesInFlight batches

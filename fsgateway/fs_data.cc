@@ -23,7 +23,7 @@ int FsCore::Open(uint64_t ino, bool truncate, bool* keep_cache, bool created, bo
   const Inode before = n->inode;
   // Close-to-open: the first open re-reads the inode, unless this mount has unwritten changes
   // or has just created it.
-  const bool refetch = n->opens == 0 && !n->inode_dirty && n->dirty_bytes == 0 && !(created && n->loaded);
+  const bool refetch = n->opens == 0 && !Unwritten(*n) && !(created && n->loaded);
   // A file of one chunk opened to be read: the chunk comes in the same round trip as the
   // inode. Both are as of the open, which is what close-to-open promises.
   const bool with_chunk = refetch && reading && !truncate && n->loaded && S_ISREG(n->inode.mode) &&

@@ -2,6 +2,8 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
+
 #include "dht/admin_name.h"
 #include "dht/endian.h"
 
@@ -69,6 +71,12 @@ ObjectKey DirBucketId(const FsMeta& fs, uint64_t ino, uint32_t bucket) {
   PutLE(le, bucket, 4);
   key.append(le, sizeof le);
   return ObjectKey::Of(reserved::kFsDir, key);
+}
+
+std::vector<ObjectKey> DirBucketIds(const FsMeta& fs, uint64_t ino) {
+  std::vector<ObjectKey> ids;
+  for (uint32_t b = 0; b < std::max<uint32_t>(1, fs.dir_buckets); ++b) ids.push_back(DirBucketId(fs, ino, b));
+  return ids;
 }
 
 uint32_t DirBucketOf(const FsMeta& fs, std::string_view name) {

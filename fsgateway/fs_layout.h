@@ -23,6 +23,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "dht/cluster_client.h"
 #include "dht/object_id.h"
@@ -68,6 +69,8 @@ ObjectKey InodeId(const FsMeta& fs, uint64_t ino);
 // is DirId(fs, ino).
 ObjectKey DirId(const FsMeta& fs, uint64_t ino);
 ObjectKey DirBucketId(const FsMeta& fs, uint64_t ino, uint32_t bucket);
+// Every bucket of directory ino, bucket 0 first.
+std::vector<ObjectKey> DirBucketIds(const FsMeta& fs, uint64_t ino);
 // The bucket that holds name's entry: FNV-1a of the name, mod fs.dir_buckets (stable forever).
 uint32_t DirBucketOf(const FsMeta& fs, std::string_view name);
 ObjectKey ChunkId(const FsMeta& fs, uint64_t ino, uint64_t index);

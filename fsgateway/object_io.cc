@@ -78,12 +78,19 @@ IoResult ObjectIo::Get(const ObjectKey& id, const Quorum& q) {
   return std::move(Run(std::move(ops), q)[0]);
 }
 
+std::vector<std::vector<IoOp>> SplitOps(std::vector<IoOp> ops, size_t per) {
+  std::vector<std::vector<IoOp>> batches;
+  for (size_t i = 0; i < ops.size(); i += per) {
+    const size_t end = std::min(ops.size(), i + per);
+    batches.emplace_back(std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(i)),
+                         std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(end)));
+  }
+  return batches;
+}
+
 int ObjectIo::RunAll(std::vector<IoOp> ops, const Quorum& q) {
-  for (size_t i = 0; i < ops.size(); i += kMaxOpsInFlight) {
-    const size_t end = std::min(ops.size(), i + kMaxOpsInFlight);
-    std::vector<IoOp> slice(std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(i)),
-                            std::make_move_iterator(ops.begin() + static_cast<std::ptrdiff_t>(end)));
-    if (int e = FirstErrno(Run(std::move(slice), q)); e != 0) return e;
+  for (auto& batch : SplitOps(std::move(ops), kMaxOpsInFlight)) {
+    if (int e = FirstErrno(Run(std::move(batch), q)); e != 0) return e;
   }
   return 0;
 }

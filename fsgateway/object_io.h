@@ -49,6 +49,8 @@ struct IoResult {
 int ErrnoOf(const Status& s);
 // The first failure of a batch as an errno, or 0.
 int FirstErrno(const std::vector<IoResult>& results);
+// ops cut into batches of at most per, in order.
+std::vector<std::vector<IoOp>> SplitOps(std::vector<IoOp> ops, size_t per);
 
 // A batch in flight. Wait blocks until every op is done and returns the results in order; any
 // number of threads may wait, any number of times (the results live as long as this object).
