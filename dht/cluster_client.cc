@@ -195,6 +195,7 @@ void ClusterClient::Write(Txn txn, Quorum q, Callback<Ack> done) {
   op->candidates = Candidates(txn.ops.front().id, q.n);
   op->txn = std::move(txn);
   op->txn.route_n = q.n;
+  op->txn.replicas = q.StampN();
   op->q = q;
   op->cb = std::move(done);
   const size_t first = std::min<size_t>(q.n, op->candidates.size());

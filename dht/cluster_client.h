@@ -30,11 +30,16 @@ struct Quorum {
   uint32_t n = 3;
   uint32_t w = 2;
   uint32_t r = 2;
+  // The N that writes stamp on their records (RecordMeta::replicas), which repair keeps;
+  // 0: n. FitToRing keeps the asked-for N here while n shrinks to the ring, so records
+  // written on a small ring get their N copies once it grows.
+  uint32_t stamp_n = 0;
+  uint32_t StampN() const { return stamp_n != 0 ? stamp_n : n; }
 };
 
 // A ring smaller than N holds at most one copy per node: N, W and R shrink to fit it.
 inline Quorum FitToRing(Quorum q, size_t ring_nodes) {
-  Quorum fit{q.n < ring_nodes ? q.n : static_cast<uint32_t>(ring_nodes), 0, 0};
+  Quorum fit{q.n < ring_nodes ? q.n : static_cast<uint32_t>(ring_nodes), 0, 0, q.StampN()};
   fit.w = q.w < fit.n ? q.w : fit.n;
   fit.r = q.r < fit.n ? q.r : fit.n;
   return fit;

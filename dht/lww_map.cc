@@ -172,7 +172,10 @@ Record MergeRecords(const Record* stored, const Record& incoming) {
     if (!a) return incoming;  // a damaged stored map is replaced by the healthy one
     if (!b) return *stored;
     MergeLwwMap(*a, *b);
-    return MapRecord(*a, std::max(stored->meta.ts, incoming.meta.ts));
+    Record merged = MapRecord(*a, std::max(stored->meta.ts, incoming.meta.ts));
+    // Every replica merges the same writes, so the larger N is the same everywhere.
+    merged.meta.set_replicas(std::max(stored->meta.replicas(), incoming.meta.replicas()));
+    return merged;
   }
   // One side is a map, the other a tombstone or a plain value.
   const Record& map_side = in_map ? incoming : *stored;
@@ -186,7 +189,9 @@ Record MergeRecords(const Record* stored, const Record& incoming) {
     if (e.ts > cut) newer.emplace(name, std::move(e));
   }
   if (newer.empty()) return other;
-  return MapRecord(newer, 0);
+  Record kept = MapRecord(newer, 0);
+  kept.meta.set_replicas(std::max(map_side.meta.replicas(), other.meta.replicas()));
+  return kept;
 }
 
 }  // namespace ringstore

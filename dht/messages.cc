@@ -115,6 +115,7 @@ Txn CopyRecordTxn(const ObjectKey& key, Record record) {
   const bool tomb = record.meta.tombstone();
   const TxnOpType type = tomb ? TxnOpType::kDel : IsMapRecord(record.meta) ? TxnOpType::kMerge : TxnOpType::kPut;
   txn.ops.push_back(TxnOp{type, key.id, tomb ? std::string() : std::move(record.value), key.name});
+  txn.replicas = record.meta.replicas();
   return txn;
 }
 
@@ -123,7 +124,7 @@ std::string EncodeTxn(uint64_t request_id, const Txn& txn) {
   for (const auto& op : txn.ops) hint += op.value.size() + 48 + NameBytes(op.name);
   FrameWriter w(hint);
   Packer pk(w);
-  pk.pack_array(txn.route_n > 0 ? 4 : 3);
+  pk.pack_array(txn.replicas > 0 ? 5 : txn.route_n > 0 ? 4 : 3);
   pk.pack_uint64(txn.txn_id);
   pk.pack_uint64(txn.ts);
   pk.pack_array(static_cast<uint32_t>(txn.ops.size()));
@@ -134,7 +135,8 @@ std::string EncodeTxn(uint64_t request_id, const Txn& txn) {
     PackBin(pk, op.value);
     PackName(pk, op.name);
   }
-  if (txn.route_n > 0) pk.pack_uint32(txn.route_n);
+  if (txn.route_n > 0 || txn.replicas > 0) pk.pack_uint32(txn.route_n);
+  if (txn.replicas > 0) pk.pack_uint32(txn.replicas);
   return w.Finish(Kind::kTxn, request_id);
 }
 
@@ -268,6 +270,12 @@ Result<Txn> DecodeWrite(Kind kind, std::string_view body) {
     RS_TRY(f.U64(3, "route_n", &n));
     if (n > UINT32_MAX) return Status::ProtocolError("route_n out of range");
     txn.route_n = static_cast<uint32_t>(n);
+  }
+  if (f.size() > 4) {
+    uint64_t n = 0;
+    RS_TRY(f.U64(4, "replicas", &n));
+    if (n > 0xff) return Status::ProtocolError("replicas out of range");
+    txn.replicas = static_cast<uint32_t>(n);
   }
   return txn;
 }

@@ -101,6 +101,9 @@ struct Txn {
   // The N the client placed the ops with (TXN only; 0: not given). A node outside the first
   // route_n + kRouteSlack nodes of an op's preference list answers NotMine.
   uint32_t route_n = 0;
+  // The N the records are stamped with (RecordMeta::replicas; 0: not given). It can exceed
+  // route_n: a client on a ring smaller than its N routes to fewer nodes but still asks for N.
+  uint32_t replicas = 0;
 };
 
 // How far past N a client may go down a preference list (its fallbacks) and still reach a

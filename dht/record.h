@@ -16,6 +16,11 @@ namespace ringstore {
 constexpr uint32_t kRecordTombstone = 1u << 0;
 // The value is an LwwMap (dht/lww_map.h): replicas merge it entry by entry.
 constexpr uint32_t kRecordMap = 1u << 1;
+// Bits 8-15: the object's replica count N as its writer placed it (0: not recorded, for
+// records written before it was; the node's --replicas then applies). Repair keeps this many
+// copies (docs/repair.md R4). It is part of the version: every copy of a write carries the same.
+constexpr uint32_t kRecordReplicasShift = 8;
+constexpr uint32_t kRecordReplicasMask = 0xffu << kRecordReplicasShift;
 
 struct RecordMeta {
   Timestamp ts = 0;
@@ -23,6 +28,9 @@ struct RecordMeta {
   uint64_t size = 0;
   uint64_t checksum = 0;
   bool tombstone() const { return (flags & kRecordTombstone) != 0; }
+  uint32_t replicas() const { return (flags & kRecordReplicasMask) >> kRecordReplicasShift; }
+  // n is at most kMaxReplicas (routing/placement.h), so it fits the 8 bits.
+  void set_replicas(uint32_t n) { flags = (flags & ~kRecordReplicasMask) | ((n & 0xffu) << kRecordReplicasShift); }
 };
 
 struct Record {

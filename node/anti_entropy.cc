@@ -149,7 +149,7 @@ void AntiEntropy::ScanNext() {
                     ReportCorrupt(e.id);
                     continue;
                   }
-                  auto replicas = PlaceReplicas(ring_, e.id, options_.replicas);
+                  auto replicas = PlaceReplicas(ring_, e.id, ReplicasOf(e.record.meta));
                   const bool mine = std::any_of(replicas.begin(), replicas.end(),
                                                 [&](const NodeEntry* n) { return n->node_id == self_id_; });
                   if (!mine) {
@@ -355,7 +355,7 @@ void AntiEntropy::CompareLeaf(std::shared_ptr<PeerRun> run, uint32_t leaf, std::
                 if (!r.ok()) return Fail(run, r.status().ToString());
                 std::map<ObjectId, RecordMeta> mine;
                 for (const ScanEntry& e : *r) {
-                  if (!e.corrupt && Shared(ring_, e.id, run->node_id)) mine.emplace(e.id, e.record.meta);
+                  if (!e.corrupt && Shared(ring_, e.id, e.record.meta, run->node_id)) mine.emplace(e.id, e.record.meta);
                 }
                 std::unordered_set<ObjectId, ObjectIdHash> seen;
                 for (const KeyVersion& v : theirs) {
@@ -571,9 +571,10 @@ void AntiEntropy::CollectTombstones() {
   });
 }
 
-bool AntiEntropy::Shared(const RouteTable& table, const ObjectId& id, const std::string& peer) const {
+bool AntiEntropy::Shared(const RouteTable& table, const ObjectId& id, const RecordMeta& meta,
+                         const std::string& peer) const {
   bool me = false, them = false;
-  for (const NodeEntry* n : PlaceReplicas(table, id, options_.replicas)) {
+  for (const NodeEntry* n : PlaceReplicas(table, id, ReplicasOf(meta))) {
     me |= n->node_id == self_id_;
     them |= n->node_id == peer;
   }

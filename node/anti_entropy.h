@@ -148,7 +148,9 @@ class AntiEntropy {
   void ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(std::string)> done);
   void ServeScan(uint64_t rid, const ScanRequest& m, std::function<void(std::string)> done);
   // Whether both this node and peer are among id's N replicas in table.
-  bool Shared(const RouteTable& table, const ObjectId& id, const std::string& peer) const;
+  bool Shared(const RouteTable& table, const ObjectId& id, const RecordMeta& meta, const std::string& peer) const;
+  // The N a record is kept at: its own (RecordMeta::replicas), else --replicas (R4).
+  uint32_t ReplicasOf(const RecordMeta& meta) const { return meta.replicas() != 0 ? meta.replicas() : options_.replicas; }
   // Waits until bytes fit the repair rate, then runs fn.
   void Throttle(uint64_t bytes, std::function<void()> fn);
   void CountTraffic(uint64_t bytes);

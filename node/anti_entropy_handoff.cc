@@ -31,7 +31,7 @@ void AntiEntropy::BeginHandoff() {
   handoff_ran_ = true;
   const RouteTable& live = membership_.table();
   for (const KeyVersion& v : handoff_) {
-    auto replicas = PlaceReplicas(ring_, v.id, options_.replicas);
+    auto replicas = PlaceReplicas(ring_, v.id, ReplicasOf(v.meta));
     if (replicas.empty()) continue;
     awaiting_[v.id] = {v.meta, static_cast<uint32_t>(replicas.size())};
     for (const NodeEntry* n : replicas) {

@@ -100,7 +100,7 @@ void AntiEntropy::KeysStep(std::shared_ptr<KeysJob> job) {
                 const RouteTable& table = membership_.table();
                 std::vector<KeyVersion> mine;
                 for (const ScanEntry& e : *r) {
-                  if (!e.corrupt && Shared(table, e.id, job->req.scope.from)) mine.push_back(KeyVersion{e.id, e.record.meta});
+                  if (!e.corrupt && Shared(table, e.id, e.record.meta, job->req.scope.from)) mine.push_back(KeyVersion{e.id, e.record.meta});
                 }
                 // A leaf goes whole or not at all, except one too big for any reply.
                 if (!job->reply.done.empty() && job->reply.entries.size() + mine.size() > kMaxSyncEntries) {

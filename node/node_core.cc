@@ -252,6 +252,10 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
       }
     }
   }
+  // Every copy of the write carries the writer's N, so repair keeps that many (R4).
+  if (txn->replicas > 0) {
+    for (WriteOp& op : ops) op.record.meta.set_replicas(txn->replicas);
+  }
   const uint32_t route_n = txn->route_n;
   store_.Apply(std::move(ops), [this, conn, rid, ts, route_n, fallback_for = std::move(fallback_for)](Status s) {
     if (!s.ok()) {

@@ -38,7 +38,7 @@ class World {
     node_options_.membership.probe_timeout = milliseconds(80);
     node_options_.membership.suspicion_timeout = seconds(1);
     node_options_.membership.replace_after = Seconds(o.replace_after_s);
-    node_options_.repair.replicas = o.quorum.n;
+    node_options_.repair.replicas = o.node_replicas != 0 ? o.node_replicas : o.quorum.n;
     node_options_.repair.interval = Seconds(o.repair_interval_s);
     node_options_.repair.first_round = seconds(1);
     node_options_.repair.ring_settle = seconds(1);
@@ -438,6 +438,17 @@ SimReport RunScenario(const SimOptions& o) {
   }
   std::vector<Finding> convergence_findings;
   std::tie(report.divergent_keys, report.unrepaired) = divergence(&convergence_findings);
+  if (const RouteTable* table = settled_table()) {
+    for (uint32_t k = 0; k < o.keys; ++k) {
+      std::set<std::string> replicas;
+      for (const NodeEntry* e : PlaceReplicas(*table, KeyId(k), o.quorum.n)) replicas.insert(e->address);
+      for (const auto& n : w.nodes_) {
+        if (n->up() && replicas.count(n->address()) == 0 && n->records().MutableRecordForTest(KeyId(k)) != nullptr) {
+          ++report.extra_copies;
+        }
+      }
+    }
+  }
 
   // Final reads at R = N, through a fresh client.
   const Quorum all = FitToRing(Quorum{o.quorum.n, o.quorum.w, o.quorum.n}, w.UpAddresses().size());

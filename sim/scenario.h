@@ -36,6 +36,9 @@ struct SimOptions {
   double repair_interval_s = 2;  // between anti-entropy rounds on each node
   std::set<std::string> faults;  // from FaultKinds()
   Quorum quorum;
+  // The nodes' --replicas, the N of records that carry none; 0: quorum.n. Every write here
+  // carries the clients' N (RecordMeta::replicas), which repair must keep instead.
+  uint32_t node_replicas = 0;
   uint32_t fallbacks = 3;        // nodes a client tries past N when replicas fail (sloppy quorum)
   uint32_t vnodes = 16;
   // A planted bug, to prove the checkers catch it: the disk acknowledges writes at once and
@@ -59,6 +62,9 @@ struct SimReport {
   uint64_t divergent_keys = 0;   // G2: keys whose N replicas differ
   uint64_t unrepaired = 0;       // G5: corrupted records still corrupt
   uint64_t tombstones_collected = 0;
+  // After convergence: copies of keys held by up nodes outside the keys' N placement nodes
+  // (not a finding: with faults, a handoff may still be under way).
+  uint64_t extra_copies = 0;
   uint64_t faults_injected = 0;
   double settle_s = -1;          // membership convergence after the heal; -1: never
   double converge_s = -1;        // replica convergence (G2, G5) after settling; -1: not within the limit

@@ -25,6 +25,7 @@ std::string EncodeRecordHeader(const RecordMeta& meta, bool external) {
   h[0] = static_cast<char>(kRecordFormatVersion);
   h[1] = static_cast<char>(meta.flags & 0xff);
   h[2] = static_cast<char>(external ? kStorageExternal : 0);
+  h[3] = static_cast<char>(meta.replicas());
   PutLE(h.data() + 8, meta.ts, 8);
   PutLE(h.data() + 16, meta.size, 8);
   PutLE(h.data() + 24, meta.checksum, 8);
@@ -51,6 +52,7 @@ Result<StoredHeader> DecodeStoredHeader(std::string_view bytes) {
   }
   StoredHeader out;
   out.meta.flags = static_cast<uint8_t>(h[1]);
+  out.meta.set_replicas(static_cast<uint8_t>(h[3]));
   out.external = (static_cast<uint8_t>(h[2]) & kStorageExternal) != 0;
   out.meta.ts = GetLE(h + 8, 8);
   out.meta.size = GetLE(h + 16, 8);

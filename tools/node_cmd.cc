@@ -100,7 +100,7 @@ int Verify(Session& session, const RouteTable& table, uint32_t replicas) {
     }
     if (newest.tombstone()) ++tombstones;
     uint32_t good = 0;
-    const auto placed = PlaceReplicas(table, id, replicas);
+    const auto placed = PlaceReplicas(table, id, newest.replicas() != 0 ? newest.replicas() : replicas);
     for (const NodeEntry* p : placed) {
       for (const Copy& c : list) {
         if (c.node == p->node_id && !Supersedes(newest, c.meta) && !Supersedes(c.meta, newest)) ++good;
@@ -118,7 +118,8 @@ int Verify(Session& session, const RouteTable& table, uint32_t replicas) {
       if (shown++ < 10) std::printf("under-replicated: %s has %u of %zu copies of its newest version\n", id.Hex().c_str(), good, placed.size());
     }
   }
-  std::printf("%llu objects (%llu of them tombstones) on %zu nodes, N=%u\n", static_cast<unsigned long long>(objects),
+  std::printf("%llu objects (%llu of them tombstones) on %zu nodes; N is each record's own, or %u where a record has none\n",
+              static_cast<unsigned long long>(objects),
               static_cast<unsigned long long>(tombstones), scanned_nodes, replicas);
   for (const auto& [n, count] : by_copies) {
     std::printf("  %llu with %u cop%s of the newest version on their placement nodes\n",

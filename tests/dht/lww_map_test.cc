@@ -124,6 +124,21 @@ TEST(LwwMapTest, RecordsMergeAndATombstoneCutsOlderEntries) {
   EXPECT_EQ(MergeRecords(&v2, v1).value, "q");
 }
 
+TEST(LwwMapTest, AMergedRecordKeepsTheLargerReplicaCount) {
+  Record a = MapRecord(Entries({{"x", 5, false, "1"}}), 0);
+  Record b = MapRecord(Entries({{"y", 6, false, "2"}}), 0);
+  a.meta.set_replicas(2);
+  b.meta.set_replicas(3);
+  EXPECT_EQ(MergeRecords(&a, b).meta.replicas(), 3u);
+  EXPECT_EQ(MergeRecords(&b, a).meta.replicas(), 3u);
+  EXPECT_EQ(MergeRecords(&b, a).meta.flags, MergeRecords(&a, b).meta.flags);
+  Record tomb = Record::Tombstone(5);
+  tomb.meta.set_replicas(1);
+  const Record cut = MergeRecords(&tomb, b);  // y (6) outlives the tombstone
+  ASSERT_TRUE(IsMapRecord(cut.meta));
+  EXPECT_EQ(cut.meta.replicas(), 3u);
+}
+
 TEST(LwwMapTest, ADamagedMapLosesToAHealthyOne) {
   Record bad = MapRecord(Entries({{"x", 5, false, "1"}}), 0);
   bad.value[bad.value.size() - 1] ^= 1;

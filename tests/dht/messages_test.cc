@@ -108,6 +108,31 @@ TEST(MessagesTest, RouteNTravelsOnlyWhenGiven) {
   EXPECT_EQ(routed_txn->ops[0].value, "a");
 }
 
+TEST(MessagesTest, ATxnCarriesTheReplicaCountItsRecordsKeep) {
+  Txn txn{7, 8, {{TxnOpType::kPut, kId, "a", {}}}};
+  txn.replicas = 3;  // without route_n: it is sent as 0 before the count
+  auto back = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(1, txn)).body);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->route_n, 0u);
+  EXPECT_EQ(back->replicas, 3u);
+  txn.route_n = 1;
+  back = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(2, txn)).body);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->route_n, 1u);
+  EXPECT_EQ(back->replicas, 3u);
+  txn.replicas = 0;
+  back = DecodeWrite(Kind::kTxn, Parse(EncodeTxn(3, txn)).body);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->replicas, 0u);
+  txn.replicas = 256;  // does not fit the record's 8 bits
+  EXPECT_EQ(DecodeWrite(Kind::kTxn, Parse(EncodeTxn(4, txn)).body).status().code(), Code::kProtocolError);
+
+  // A copy of a stored record (repair, hints) asks for the N the record carries.
+  Record r = Record::Value(5, "v");
+  r.meta.set_replicas(2);
+  EXPECT_EQ(CopyRecordTxn(ObjectKey(kId), r).replicas, 2u);
+}
+
 TEST(MessagesTest, ObjectNamesTravelWithEveryRequestThatNamesAnObject) {
   const ObjectKey key = ObjectKey::Of("photos", std::string("cat\0.jpg", 8));  // keys are bytes
   auto put = DecodeWrite(Kind::kPut, Parse(EncodePut(1, key, "v", 9, 5)).body);

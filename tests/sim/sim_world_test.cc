@@ -185,5 +185,26 @@ TEST(SimScenarioTest, TombstonesAreCollectedAndNoDeletedKeyComesBack) {
   EXPECT_GT(collected, 0u) << "no tombstone was collected: the test proves nothing";
 }
 
+TEST(SimScenarioTest, RepairKeepsTheNOfEachWriteNotTheNodesDefault) {
+  // The nodes default to 3 replicas, the clients write with N=2: every record carries N=2, so
+  // anti-entropy keeps two copies and never makes a third. Without the N in the record, the
+  // third node of each key's placement pulls a copy in its first round.
+  SimOptions o = Small();
+  o.faults = {};
+  o.quorum = Quorum{2, 2, 2};
+  o.node_replicas = 3;
+  o.duration_s = 10;
+  o.seed = 5;
+  const SimReport two = RunScenario(o);
+  EXPECT_TRUE(two.ok()) << two.lost << " lost, " << two.divergent_keys << " divergent";
+  EXPECT_GT(two.acked, 0u);
+  EXPECT_EQ(two.extra_copies, 0u);
+  // The same run with N=3 on the records: the count sees third copies when they are there.
+  o.quorum = Quorum{2, 2, 2, /*stamp_n=*/3};
+  const SimReport three = RunScenario(o);
+  EXPECT_TRUE(three.ok());
+  EXPECT_GT(three.extra_copies, 0u) << "the extra-copy count proves nothing";
+}
+
 }  // namespace
 }  // namespace ringstore::sim
