@@ -136,9 +136,19 @@ int FsCore::Read(uint64_t ino, uint64_t offset, size_t size, std::string* out) {
   const uint64_t cs = fs_.chunk_size;
   std::vector<uint64_t> need;
   for (uint64_t i = offset / cs; i <= (end - 1) / cs; ++i) need.push_back(i);
-  if (offset == n->next_sequential) {
-    const uint64_t last = (n->inode.size - 1) / cs;
-    for (uint64_t i = (end - 1) / cs + 1, k = 0; i <= last && k < options_.readahead_chunks; ++i, ++k) need.push_back(i);
+  // Read-ahead, for a reader near where the last read ended (the kernel's parallel reads
+  // arrive a little out of order): once no more than half the window ahead is loaded, the
+  // rest of the window comes in one batch, so a sequential reader waits for one round trip
+  // per half window, not one per chunk.
+  const bool sequential = offset <= n->next_sequential + cs && offset + cs >= n->next_sequential;
+  if (sequential && options_.readahead_chunks > 0) {
+    const uint64_t last = (n->inode.size - 1) / cs, current = (end - 1) / cs;
+    const uint64_t window_end = std::min(last, current + options_.readahead_chunks);
+    uint64_t missing = current + 1;
+    while (missing <= window_end && n->chunks.count(missing) != 0) ++missing;
+    if (missing <= window_end && missing - current <= std::max<uint64_t>(1, options_.readahead_chunks / 2)) {
+      for (uint64_t i = missing; i <= window_end; ++i) need.push_back(i);
+    }
   }
   if (int e = LoadChunks(*n, need); e != 0) return e;
   out->assign(end - offset, '\0');

@@ -227,7 +227,12 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
   std::unordered_map<ObjectId, Stored, ObjectIdHash> current;
   // Map records this group wrote, whole: a later op on the same key merges with them.
   std::unordered_map<ObjectId, Record, ObjectIdHash> group_maps;
-  rocksdb::WriteBatch batch;
+  // Reserved whole: a batch that grows by doubling copies its values again at each step.
+  size_t reserve = 64;
+  for (const auto& task : group) {
+    for (const auto& op : task.ops) reserve += op.record.value.size() + kRecordHeaderBytes + 2 * ObjectId::kSize + 32;
+  }
+  rocksdb::WriteBatch batch(reserve);
   std::string header;
   Status status;
   for (auto& task : group) {

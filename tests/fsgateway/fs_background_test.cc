@@ -138,9 +138,11 @@ class BatchSizeIo final : public ForwardingIo {
   using ForwardingIo::ForwardingIo;
   std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done) override {
     largest = std::max(largest, ops.size());
+    ++batches;
     return inner_.Start(std::move(ops), q, std::move(done));
   }
   size_t largest = 0;
+  size_t batches = 0;
 };
 
 TEST_F(FsCoreTest, TruncatingOrDeletingALargeSparseFileDeletesInBoundedBatches) {
@@ -166,6 +168,36 @@ TEST_F(FsCoreTest, TruncatingOrDeletingALargeSparseFileDeletesInBoundedBatches) 
   EXPECT_EQ(io_.objects(), with_file - 3);  // inode and both chunks
   EXPECT_LE(io.largest, ObjectIo::kMaxOpsInFlight);
   EXPECT_GT(io.largest, 1u);
+}
+
+TEST_F(FsCoreTest, ASequentialReaderFetchesHalfAReadAheadWindowPerRoundTrip) {
+  // 64 chunks written by one mount, read in order by another in pieces of half a chunk.
+  const uint64_t f = Create(a(), kRootIno, "f");
+  std::string data(64 * 4096, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + (i * 7 / 4096) % 26);
+  ASSERT_EQ(a().Write(f, 0, data), 0);
+  ASSERT_EQ(a().Flush(f), 0);
+  BatchSizeIo io(io_);
+  FsOptions o;
+  o.readahead_chunks = 16;
+  o.attr_ttl = std::chrono::hours(1);  // the inode is read once, at open: the batches are chunks
+  auto reader = std::make_unique<FsCore>(meta_, io, o, [this] { return Timespec{++clock_, 0}; }, [this] { return rng_(); });
+  ASSERT_EQ(reader->Init(), 0);
+  bool keep = false;
+  ASSERT_EQ(reader->Open(f, false, &keep), 0);
+  const size_t before = io.batches;
+  std::string got;
+  for (uint64_t off = 0; off < data.size(); off += 2048) {
+    std::string part;
+    ASSERT_EQ(reader->Read(f, off, 2048, &part), 0);
+    got += part;
+  }
+  EXPECT_EQ(got, data);
+  // One batch for the first chunk and the window, then one per 8 chunks: 7 in all. One
+  // chunk per round trip was 49.
+  EXPECT_LE(io.batches - before, 8u);
+  EXPECT_GE(io.largest, 8u);
+  EXPECT_EQ(reader->Release(f), 0);
 }
 
 TEST_F(FsCoreTest, AListingReadWhileACreatesEntryIsInFlightKeepsTheFile) {
