@@ -136,13 +136,18 @@ void Client::Del(const ObjectKey& key, Callback<Ack> done) {
   SendWrite(EncodeDel(rid, key, hlc_.Now(), random_.Next()), rid, std::move(done));
 }
 
-void Client::Commit(Txn txn, Callback<Ack> done) {
+void Client::Commit(const Txn& txn, Callback<Ack> done) {
   if (!Reserve([&](Status s) { done(s); })) return;
   if (txn.ops.empty() || txn.ops.size() > kMaxTxnOps) {
     return done(Status::InvalidArgument("a transaction needs 1 to 1024 ops"));
   }
-  if (txn.txn_id == 0) txn.txn_id = random_.Next();
-  if (txn.ts == 0) txn.ts = hlc_.Now();
+  if (txn.txn_id == 0 || txn.ts == 0) {  // stamped here, on a copy
+    Txn stamped = txn;
+    if (stamped.txn_id == 0) stamped.txn_id = random_.Next();
+    if (stamped.ts == 0) stamped.ts = hlc_.Now();
+    const uint64_t rid = next_rid_++;
+    return SendWrite(EncodeTxn(rid, stamped), rid, std::move(done));
+  }
   const uint64_t rid = next_rid_++;
   SendWrite(EncodeTxn(rid, txn), rid, std::move(done));
 }

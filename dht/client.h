@@ -50,7 +50,8 @@ class Client final : public TransportHandler {
   // refuses a non-admin client's unnamed writes.
   void Put(const ObjectKey& key, std::string value, Callback<Ack> done);
   void Del(const ObjectKey& key, Callback<Ack> done);
-  void Commit(Txn txn, Callback<Ack> done);
+  // By reference: a TXN sent to N replicas is encoded N times but copied none.
+  void Commit(const Txn& txn, Callback<Ack> done);
   // The newest record. A tombstone comes back as a record with the tombstone flag; the value
   // has been checked against its checksum. route_n > 0 lets a node that does not hold the
   // key forward the request (see EncodeKeyRequest).

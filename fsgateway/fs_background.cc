@@ -10,6 +10,8 @@
 namespace ringstore::fs {
 
 int FsCore::DeleteInode(Node& n) {
+  // A chunk write still in flight would land after the deletes and stay behind.
+  ReapWritebacks(n, true);
   std::vector<IoOp> ops;
   const uint64_t cs = fs_.chunk_size;
   uint64_t chunks = (n.inode.size + cs - 1) / cs;

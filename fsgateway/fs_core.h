@@ -48,6 +48,10 @@ struct FsOptions {
   size_t clean_chunks_per_file = 256;
   // Chunks read ahead when a file is read sequentially.
   size_t readahead_chunks = 16;
+  // A sequential writer's whole chunks are written in the background once this many bytes of
+  // them are dirty, with at most writeback_batches such writes in flight per file. 0: off.
+  uint64_t writeback_batch_bytes = 2u << 20;
+  size_t writeback_batches = 8;
 };
 
 struct SetAttr {
@@ -140,9 +144,18 @@ class FsCore {
   Stats stats();
 
  private:
+  static constexpr uint64_t kNoWriteback = UINT64_MAX;
   struct Chunk {
     std::string data;  // the chunk's bytes from its start; shorter than the chunk: zeros follow
     bool dirty = false;
+    uint64_t gen = 0;                 // counts changes to data
+    uint64_t wb_gen = kNoWriteback;   // the gen a background write in flight carries
+  };
+  // A background write of a sequential writer's whole chunks (fs_data.cc, StartWriteback):
+  // the chunks stay dirty until it is reaped with success and they have not changed since.
+  struct Writeback {
+    std::shared_ptr<PendingIo> io;
+    std::vector<std::pair<uint64_t, uint64_t>> chunks;  // index, gen written
   };
   // One inode as this mount knows it.
   struct Node {
@@ -156,6 +169,9 @@ class FsCore {
     std::map<uint64_t, Chunk> chunks;
     uint64_t dirty_bytes = 0;
     uint64_t next_sequential = 0;  // where a sequential reader reads next
+    uint64_t next_write = 0;       // where a sequential writer writes next
+    uint64_t writeback_from = 0;   // the first chunk StartWriteback looks at
+    std::deque<Writeback> writebacks;  // oldest first
     // Directories: the live entries, when read, and the times from the listing (F8).
     std::optional<std::map<std::string, DirEntry>> entries;
     std::chrono::steady_clock::time_point entries_fetched{};
@@ -234,6 +250,14 @@ class FsCore {
   void ApplyDirChange(uint64_t dir, const LwwMap& entries, Timespec now);
   // Data path (caller holds n.mu).
   int FlushLocked(Node& n);
+  // The op that stores chunk i as it is (a put, or a delete for a hole).
+  IoOp ChunkOp(const Node& n, uint64_t i, const Chunk& c) const;
+  // Starts a background write of the dirty whole chunks below index `below` not yet in
+  // flight, once they make a batch; waits for the oldest when too many are in flight.
+  void StartWriteback(Node& n, uint64_t below);
+  // Takes the finished background writes (all of them, waiting, when all is set): chunks
+  // written at their current gen become clean; failed ones stay dirty for the next flush.
+  void ReapWritebacks(Node& n, bool all);
   int LoadChunks(Node& n, const std::vector<uint64_t>& indexes);
   int TruncateLocked(Node& n, uint64_t size);
   int ZeroRangeLocked(Node& n, uint64_t offset, uint64_t length);

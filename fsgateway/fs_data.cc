@@ -186,8 +186,15 @@ int FsCore::Write(uint64_t ino, uint64_t offset, std::string_view data) {
     const uint64_t i = pos / cs, in = pos % cs;
     const uint64_t take = std::min<uint64_t>(cs - in, end - pos);
     Chunk& c = n->chunks[i];
-    if (c.data.size() < in + take) c.data.resize(in + take, '\0');
-    std::memcpy(c.data.data() + in, data.data() + (pos - offset), take);
+    const char* src = data.data() + (pos - offset);
+    if (in + take <= c.data.size()) {
+      std::memcpy(c.data.data() + in, src, take);
+    } else {
+      // Growing the chunk: zeros only for a gap, not for bytes about to be copied over.
+      if (in > c.data.size()) c.data.resize(in, '\0');
+      c.data.replace(in, c.data.size() - in, src, take);
+    }
+    ++c.gen;
     if (!c.dirty) {
       c.dirty = true;
       n->dirty_bytes += cs;
@@ -197,11 +204,82 @@ int FsCore::Write(uint64_t ino, uint64_t offset, std::string_view data) {
   n->inode.size = std::max(n->inode.size, end);
   n->inode.mtime = n->inode.ctime = now_();
   n->inode_dirty = true;
+  const bool sequential = offset == n->next_write;
+  n->next_write = end;
+  if (!sequential) n->writeback_from = std::min(n->writeback_from, offset / cs);
   if (n->dirty_bytes >= options_.dirty_limit_bytes) return FlushLocked(*n);
+  // A sequential writer will not touch the chunks it has passed again: they go out now, so
+  // the cluster works while the writer fills the next ones, and a flush waits only for the
+  // tail. Random writes stay in the cache until the flush.
+  if (sequential) StartWriteback(*n, end / cs);
   return 0;
 }
 
+IoOp FsCore::ChunkOp(const Node& n, uint64_t i, const Chunk& c) const {
+  if (c.data.empty() || AllZero(c.data)) return IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}};
+  return IoOp{IoOp::kPut, ChunkId(fs_, n.inode.ino, i), c.data, {}};
+}
+
+void FsCore::StartWriteback(Node& n, uint64_t below) {
+  if (options_.writeback_batch_bytes == 0) return;
+  ReapWritebacks(n, false);
+  // What the writer passed and the cluster holds need not stay: a long write would otherwise
+  // keep the whole file in memory until its close.
+  TrimCleanChunks(n);
+  const uint64_t cs = fs_.chunk_size;
+  std::vector<uint64_t> ready;
+  // Chunks below writeback_from went out already (or failed to, and wait for the flush).
+  for (auto it = n.chunks.lower_bound(n.writeback_from); it != n.chunks.end() && it->first < below; ++it) {
+    const Chunk& c = it->second;
+    if (c.dirty && c.wb_gen != c.gen && c.data.size() == cs) ready.push_back(it->first);
+  }
+  if (ready.empty() || ready.size() * cs < options_.writeback_batch_bytes) return;
+  n.writeback_from = below;
+  while (n.writebacks.size() >= std::max<size_t>(1, options_.writeback_batches)) {
+    n.writebacks.front().io->Wait();
+    ReapWritebacks(n, false);
+  }
+  Writeback wb;
+  std::vector<IoOp> ops;
+  for (uint64_t i : ready) {
+    Chunk& c = n.chunks[i];
+    ops.push_back(ChunkOp(n, i, c));
+    c.wb_gen = c.gen;
+    wb.chunks.emplace_back(i, c.gen);
+  }
+  wb.io = io_.Start(std::move(ops), q_);
+  n.writebacks.push_back(std::move(wb));
+}
+
+void FsCore::ReapWritebacks(Node& n, bool all) {
+  const uint64_t cs = fs_.chunk_size;
+  size_t written = 0;
+  while (!n.writebacks.empty() && (all || n.writebacks.front().io->done())) {
+    Writeback wb = std::move(n.writebacks.front());
+    n.writebacks.pop_front();
+    const std::vector<IoResult>& results = wb.io->Wait();
+    for (size_t k = 0; k < wb.chunks.size(); ++k) {
+      const auto [i, gen] = wb.chunks[k];
+      auto it = n.chunks.find(i);
+      if (it == n.chunks.end()) continue;
+      Chunk& c = it->second;
+      if (c.wb_gen == gen) c.wb_gen = kNoWriteback;
+      if (k < results.size() && results[k].status.ok() && c.dirty && c.gen == gen) {
+        c.dirty = false;
+        n.dirty_bytes -= std::min(n.dirty_bytes, cs);
+        ++written;
+      }
+    }
+  }
+  if (written > 0) {
+    std::lock_guard<std::mutex> s(stats_mu_);
+    stats_.chunk_writes += written;
+  }
+}
+
 int FsCore::FlushLocked(Node& n) {
+  // Background writes first: what they stored is clean, what failed is written again here.
+  ReapWritebacks(n, true);
   if (n.dirty_bytes == 0 && !n.inode_dirty) return WriteEntryLocked(n);
   const uint64_t cs = fs_.chunk_size;
   std::vector<IoOp> ops;
@@ -211,12 +289,11 @@ int FsCore::FlushLocked(Node& n) {
     const uint64_t base = i * cs;
     // Only the bytes below the size are the file's; a chunk of zeros is a hole.
     const uint64_t keep = base >= n.inode.size ? 0 : std::min<uint64_t>(c.data.size(), n.inode.size - base);
-    if (c.data.size() > keep) c.data.resize(keep);
-    if (c.data.empty() || AllZero(c.data)) {
-      ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
-    } else {
-      ops.push_back(IoOp{IoOp::kPut, ChunkId(fs_, n.inode.ino, i), c.data, {}});
+    if (c.data.size() > keep) {
+      c.data.resize(keep);
+      ++c.gen;
     }
+    ops.push_back(ChunkOp(n, i, c));
     written.push_back(i);
   }
   const size_t chunk_ops = ops.size();
@@ -311,6 +388,7 @@ int FsCore::ZeroRangeLocked(Node& n, uint64_t offset, uint64_t length) {
     const uint64_t take = std::min<uint64_t>(cs - in, end - pos);
     Chunk& c = n.chunks[i];
     if (in < c.data.size()) std::memset(c.data.data() + in, 0, std::min<uint64_t>(take, c.data.size() - in));
+    ++c.gen;
     if (!c.dirty) {
       c.dirty = true;
       n.dirty_bytes += cs;

@@ -200,6 +200,73 @@ TEST_F(FsCoreTest, ASequentialReaderFetchesHalfAReadAheadWindowPerRoundTrip) {
   EXPECT_EQ(reader->Release(f), 0);
 }
 
+// Background writes of 4 chunks at a time, at most 2 in flight.
+FsOptions SmallWriteback() {
+  FsOptions o;
+  o.writeback_batch_bytes = 4 * 4096;
+  o.writeback_batches = 2;
+  return o;
+}
+
+std::string Pattern(size_t bytes, char first) {
+  std::string data(bytes, '\0');
+  for (size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(first + (i / 4096) % 20);
+  return data;
+}
+
+TEST_F(FsCoreTest, ASequentialWriterWritesWholeChunksInTheBackgroundAndAFlushOnlyTheTail) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  BatchSizeIo io(io_);
+  auto writer = MountOver(io, SmallWriteback());
+  const std::string data = Pattern(64 * 4096 + 100, 'a');
+  for (size_t off = 0; off < data.size(); off += 3000) {
+    ASSERT_EQ(writer->Write(f, off, std::string_view(data).substr(off, 3000)), 0);
+  }
+  const size_t before_flush = io.batches;
+  EXPECT_GE(writer->stats().chunk_writes, 56u);  // all but the last few chunks are out already
+  EXPECT_GE(before_flush, 64u / 4 - 2);  // one batch per 4 chunks, besides the inode reads
+  EXPECT_LE(io.largest, 5u);
+  ASSERT_EQ(writer->Flush(f), 0);
+  EXPECT_EQ(io.batches, before_flush + 1);  // the tail and the inode, in one
+  EXPECT_EQ(ReadAll(*Mount(), f), data);
+  // Random writes stay in the cache until the flush.
+  const size_t before_random = io.batches;
+  for (uint64_t i : {40u, 3u, 17u, 60u, 9u, 33u, 21u, 50u}) ASSERT_EQ(writer->Write(f, i * 4096 + 1, "xy"), 0);
+  EXPECT_LE(io.batches, before_random + 8);  // inode reads only (attr TTL 0), no chunk writes
+  ASSERT_EQ(writer->Flush(f), 0);
+  EXPECT_EQ(ReadAll(*Mount(), f).substr(40 * 4096 + 1, 2), "xy");
+}
+
+TEST_F(FsCoreTest, FailedBackgroundWritesAreWrittenAgainByTheFlush) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  auto writer = MountOver(io_, SmallWriteback());
+  const std::string data = Pattern(32 * 4096, 'A');
+  io_.FailAll(Status::IOError("disk gone"), IoOp::kPut);
+  for (size_t off = 0; off < data.size(); off += 4096) {
+    ASSERT_EQ(writer->Write(f, off, std::string_view(data).substr(off, 4096)), 0);
+  }
+  EXPECT_EQ(writer->Flush(f), EIO);  // nothing reached the cluster, and the flush says so
+  io_.FailAll(Status::Ok());
+  ASSERT_EQ(writer->Flush(f), 0);
+  EXPECT_EQ(ReadAll(*Mount(), f), data);
+}
+
+TEST_F(FsCoreTest, AChunkChangedWhileItsBackgroundWriteIsInFlightIsWrittenAgain) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  HeldIo slow(io_, IoOp::kPut);
+  auto writer = MountOver(slow, SmallWriteback());
+  std::string data = Pattern(8 * 4096, 'a');
+  for (size_t off = 0; off < data.size(); off += 4096) {
+    ASSERT_EQ(writer->Write(f, off, std::string_view(data).substr(off, 4096)), 0);
+  }
+  // Chunks 0-3 (and perhaps 4-7) are in a held background write; chunk 0 changes under it.
+  ASSERT_EQ(writer->Write(f, 10, "CHANGED"), 0);
+  data.replace(10, 7, "CHANGED");
+  slow.Release();
+  ASSERT_EQ(writer->Flush(f), 0);
+  EXPECT_EQ(ReadAll(*Mount(), f), data);
+}
+
 TEST_F(FsCoreTest, AListingReadWhileACreatesEntryIsInFlightKeepsTheFile) {
   HeldIo slow(io_, IoOp::kMerge);
   auto mount = MountOver(slow);  // every listing use reads the cluster
