@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
                           ready_file;
   double io_timeout_s = 30, attr_ttl_s = 1.0;
   uint64_t dirty_mb = 256;
+  uint64_t readahead_mb = 4;
   unsigned threads = 16;
   app.add_option("MOUNTPOINT", mountpoint, "An existing empty directory")->required();
   app.add_option("--cluster", cluster, "Any node(s) of the cluster, HOST:PORT[,HOST:PORT...]")
@@ -70,6 +71,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--dirty-mb", dirty_mb, "Unwritten data one file may hold before writes flush it, in MiB")
       ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  app.add_option("--readahead-mb", readahead_mb,
+                 "How far ahead of a sequential reader chunks are read, in MiB (0: no read-ahead)")
+      ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   app.add_option("--threads", threads, "FUSE worker threads")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->capture_default_str();
@@ -145,6 +150,7 @@ int main(int argc, char** argv) {
   // The staleness bound is split between the gateway's cache and the kernel's, which stack.
   fo.attr_ttl = std::chrono::milliseconds(static_cast<int64_t>(attr_ttl_s * 500));
   fo.dirty_limit_bytes = dirty_mb << 20;
+  fo.readahead_chunks = static_cast<size_t>((readahead_mb << 20) / meta->chunk_size);
   std::mt19937_64 rng(OsRandomSeed());
   const uint64_t mount_id = rng();
   std::mutex rng_mu;
