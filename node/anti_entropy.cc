@@ -353,22 +353,31 @@ void AntiEntropy::CompareLeaf(std::shared_ptr<PeerRun> run, uint32_t leaf, std::
                 if (!Current(*run)) return;
                 if (leaves_pending_ > 0) --leaves_pending_;
                 if (!r.ok()) return Fail(run, r.status().ToString());
-                std::map<ObjectId, RecordMeta> mine;
+                // held: every intact record of the leaf; mine: those our copies' N places on
+                // both of us (the peer's listing uses its copies' N, which can differ, R4).
+                std::map<ObjectId, RecordMeta> held, mine;
                 for (const ScanEntry& e : *r) {
-                  if (!e.corrupt && Shared(ring_, e.id, e.record.meta, run->node_id)) mine.emplace(e.id, e.record.meta);
+                  if (e.corrupt) continue;
+                  held.emplace(e.id, e.record.meta);
+                  if (Shared(ring_, e.id, e.record.meta, run->node_id)) mine.emplace(e.id, e.record.meta);
                 }
                 std::unordered_set<ObjectId, ObjectIdHash> seen;
                 for (const KeyVersion& v : theirs) {
                   seen.insert(v.id);
-                  auto it = mine.find(v.id);
+                  auto it = held.find(v.id);
                   // A tombstone past its grace for a key we hold nothing of: we collected it
                   // (or never had the key); pulling it would undo the collection.
-                  bool pull = it == mine.end() && !Collectable(v.meta);
-                  if (it != mine.end()) {
+                  bool pull = it == held.end() && !Collectable(v.meta);
+                  if (it != held.end()) {
                     const bool map = IsMapRecord(v.meta) || IsMapRecord(it->second);
                     const bool differ = Supersedes(v.meta, it->second) || Supersedes(it->second, v.meta);
                     pull = map ? differ : Supersedes(v.meta, it->second);
-                    if (!map && Supersedes(it->second, v.meta)) lacking_.insert(v.id);
+                    const bool ours_newer = map ? differ : Supersedes(it->second, v.meta);
+                    if (ours_newer && mine.count(v.id) != 0) {
+                      if (!map) lacking_.insert(v.id);  // it pulls ours in its own round
+                    } else if (ours_newer) {
+                      Mend(run->address, v.id, it->second.size);
+                    }
                   }
                   if (pull) {
                     run->pulls.push_back(v);
@@ -549,6 +558,12 @@ void AntiEntropy::ConfirmTombstones(const PeerRun& run) {
 }
 
 void AntiEntropy::CollectTombstones() {
+  // A peer that could not be compared may hold an older version of a key that no tombstone
+  // replica of ours names (a key rewritten with a smaller N): collect nothing this round.
+  if (!all_peers_ok_) {
+    gc_.clear();
+    return;
+  }
   std::vector<WriteOp> ops;
   for (auto& [id, c] : gc_) {
     if (!c.pending.empty() || c.blocked) continue;

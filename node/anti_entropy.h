@@ -131,6 +131,10 @@ class AntiEntropy {
   void HandoffNextTarget();
   void PushNext();
   void Confirmed(const ObjectId& id, const RecordMeta& meta);
+  // Sends our copy of id to a peer that listed an older version of it which our copy's N does
+  // not place with it (the key was rewritten with a smaller N, R4): the peer would otherwise
+  // keep the old version, and never pull ours, which we do not list to it.
+  void Mend(const std::string& address, const ObjectId& id, uint64_t size);
   // Tombstone collection.
   // A tombstone past tombstone_grace; any version past it.
   bool Collectable(const RecordMeta& meta) const;
@@ -210,6 +214,7 @@ class AntiEntropy {
   std::map<ObjectId, std::pair<RecordMeta, uint32_t>> awaiting_;
   std::deque<std::pair<std::string, KeyVersion>> pushes_;  // (address, version) to push
   size_t in_flight_ = 0;
+  size_t mends_in_flight_ = 0;
 
   // Tombstones past their grace this round: who must still confirm each.
   struct GcCandidate {

@@ -125,6 +125,35 @@ void AntiEntropy::PushNext() {
   }
 }
 
+void AntiEntropy::Mend(const std::string& address, const ObjectId& id, uint64_t size) {
+  if (mends_in_flight_ >= options_.max_in_flight) return;  // the next round finds it again
+  ++mends_in_flight_;
+  std::weak_ptr<bool> alive = alive_;
+  Throttle(size, [this, alive, address, id] {
+    if (alive.expired()) return;
+    store_.Get(id, [this, alive, address, id](Result<Record> r) {
+      if (alive.expired()) return;
+      if (!r.ok()) {
+        --mends_in_flight_;
+        return;
+      }
+      const uint64_t bytes = r->value.size();
+      const Txn txn = CopyRecordTxn(id, std::move(*r));
+      peers_.Request(
+          address, [txn](uint64_t rid) { return EncodeTxn(rid, txn); }, options_.request_timeout,
+          [this, alive, bytes](Result<Frame> f) {
+            if (alive.expired()) return;
+            --mends_in_flight_;
+            if (f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kAck)) {
+              ++stats_.pushed_records;
+              stats_.pushed_bytes += bytes;
+              CountTraffic(bytes);
+            }
+          });
+    });
+  });
+}
+
 void AntiEntropy::Confirmed(const ObjectId& id, const RecordMeta& meta) {
   auto it = awaiting_.find(id);
   if (it == awaiting_.end()) return;

@@ -319,6 +319,8 @@ SimReport RunScenario(const SimOptions& o) {
   wo.clients = o.clients;
   wo.keys = o.keys;
   wo.quorum = o.quorum;
+  wo.early_stamp_n = o.early_stamp_n;
+  wo.early_until = w.loop_.now() + Seconds(o.early_s);
   wo.fallbacks = o.fallbacks;
   auto workload = std::make_unique<Workload>(w.loop_, w.net_, w.rng_, wo);
   workload->Start(w.UpAddresses(), end);
@@ -439,9 +441,17 @@ SimReport RunScenario(const SimOptions& o) {
   std::vector<Finding> convergence_findings;
   std::tie(report.divergent_keys, report.unrepaired) = divergence(&convergence_findings);
   if (const RouteTable* table = settled_table()) {
+    const uint32_t node_n = o.node_replicas != 0 ? o.node_replicas : o.quorum.n;
     for (uint32_t k = 0; k < o.keys; ++k) {
+      const Record* newest = nullptr;
+      for (const auto& n : w.nodes_) {
+        const Record* r = n->up() ? n->records().MutableRecordForTest(KeyId(k)) : nullptr;
+        if (r != nullptr && (newest == nullptr || Supersedes(r->meta, newest->meta))) newest = r;
+      }
+      if (newest == nullptr) continue;
+      const uint32_t n_of = newest->meta.replicas() != 0 ? newest->meta.replicas() : node_n;
       std::set<std::string> replicas;
-      for (const NodeEntry* e : PlaceReplicas(*table, KeyId(k), o.quorum.n)) replicas.insert(e->address);
+      for (const NodeEntry* e : PlaceReplicas(*table, KeyId(k), n_of)) replicas.insert(e->address);
       for (const auto& n : w.nodes_) {
         if (n->up() && replicas.count(n->address()) == 0 && n->records().MutableRecordForTest(KeyId(k)) != nullptr) {
           ++report.extra_copies;

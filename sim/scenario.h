@@ -39,6 +39,10 @@ struct SimOptions {
   // The nodes' --replicas, the N of records that carry none; 0: quorum.n. Every write here
   // carries the clients' N (RecordMeta::replicas), which repair must keep instead.
   uint32_t node_replicas = 0;
+  // Writes in the first early_s seconds of the workload stamp N=early_stamp_n (0: none), so
+  // keys are rewritten with another N later.
+  uint32_t early_stamp_n = 0;
+  double early_s = 0;
   uint32_t fallbacks = 3;        // nodes a client tries past N when replicas fail (sloppy quorum)
   uint32_t vnodes = 16;
   // A planted bug, to prove the checkers catch it: the disk acknowledges writes at once and
@@ -62,8 +66,9 @@ struct SimReport {
   uint64_t divergent_keys = 0;   // G2: keys whose N replicas differ
   uint64_t unrepaired = 0;       // G5: corrupted records still corrupt
   uint64_t tombstones_collected = 0;
-  // After convergence: copies of keys held by up nodes outside the keys' N placement nodes
-  // (not a finding: with faults, a handoff may still be under way).
+  // After convergence: copies of keys held by up nodes outside the placement of the key's
+  // newest version, by that version's N (not a finding: with faults, a handoff may still be
+  // under way).
   uint64_t extra_copies = 0;
   uint64_t faults_injected = 0;
   double settle_s = -1;          // membership convergence after the heal; -1: never

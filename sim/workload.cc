@@ -109,11 +109,13 @@ void Workload::Next(SimClient& c) {
       c.busy = false;
       Next(c);
     };
+    Quorum wq = options_.quorum;
+    if (options_.early_stamp_n != 0 && loop_.now() < options_.early_until) wq.stamp_n = options_.early_stamp_n;
     switch (op.type) {
       case OpType::kPut:
-        return c.client->Put(id, history_[slot].value, options_.quorum, finish_write);
+        return c.client->Put(id, history_[slot].value, wq, finish_write);
       case OpType::kDel:
-        return c.client->Del(id, options_.quorum, finish_write);
+        return c.client->Del(id, wq, finish_write);
       case OpType::kGet:
         return c.client->Get(id, options_.quorum, [this, slot, &c](Result<Record> r) {
           HistoryOp& h = history_[slot];

@@ -34,6 +34,10 @@ struct WorkloadOptions {
   uint32_t clients = 4;
   uint32_t keys = 64;
   Quorum quorum;
+  // Writes invoked before early_until stamp early_stamp_n instead (0: no such phase): the keys
+  // are then rewritten with another N.
+  uint32_t early_stamp_n = 0;
+  Time early_until{0};
   uint32_t fallbacks = 3;
   Time think_min = std::chrono::milliseconds(1);
   Time think_max = std::chrono::milliseconds(20);
