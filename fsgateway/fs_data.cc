@@ -231,7 +231,9 @@ void FsCore::StartWriteback(Node& n, uint64_t below) {
   // Chunks below writeback_from went out already (or failed to, and wait for the flush).
   for (auto it = n.chunks.lower_bound(n.writeback_from); it != n.chunks.end() && it->first < below; ++it) {
     const Chunk& c = it->second;
-    if (c.dirty && c.wb_gen != c.gen && c.data.size() == cs) ready.push_back(it->first);
+    // Not while an older write of it is in flight: a retry of that one would be stamped later
+    // and land over this one.
+    if (c.dirty && c.wb_gen == kNoWriteback && c.data.size() == cs) ready.push_back(it->first);
   }
   if (ready.empty() || ready.size() * cs < options_.writeback_batch_bytes) return;
   n.writeback_from = below;

@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
   // The staleness bound is split between the gateway's cache and the kernel's, which stack.
   fo.attr_ttl = std::chrono::milliseconds(static_cast<int64_t>(attr_ttl_s * 500));
   fo.dirty_limit_bytes = dirty_mb << 20;
-  fo.readahead_chunks = static_cast<size_t>((readahead_mb << 20) / meta->chunk_size);
+  fo.readahead_chunks = readahead_mb == 0 ? 0 : std::max<size_t>(1, (readahead_mb << 20) / meta->chunk_size);
   std::mt19937_64 rng(OsRandomSeed());
   const uint64_t mount_id = rng();
   std::mutex rng_mu;
