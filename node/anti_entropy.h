@@ -36,6 +36,7 @@
 
 #include <deque>
 #include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <string>
@@ -135,6 +136,11 @@ class AntiEntropy {
   // not place with it (the key was rewritten with a smaller N, R4): the peer would otherwise
   // keep the old version, and never pull ours, which we do not list to it.
   void Mend(const std::string& address, const ObjectId& id, uint64_t size);
+  // Throttled, reads our copy of id and sends it to address as a TXN under its own timestamp;
+  // done gets the version sent once the peer acknowledged it (nullopt: not sent, or not
+  // acknowledged). Neither runs once this is destroyed.
+  void SendCopy(const std::string& address, const ObjectId& id, uint64_t size,
+                std::function<void(std::optional<RecordMeta>)> done);
   // Tombstone collection.
   // A tombstone past tombstone_grace; any version past it.
   bool Collectable(const RecordMeta& meta) const;

@@ -93,34 +93,11 @@ void AntiEntropy::PushNext() {
     auto [address, v] = pushes_.front();
     pushes_.pop_front();
     ++in_flight_;
-    std::weak_ptr<bool> alive = alive_;
-    auto done = [this, alive, round = round_no_, size = v.meta.size] {
-      if (alive.expired()) return;
+    SendCopy(address, v.id, v.meta.size, [this, v, round = round_no_](std::optional<RecordMeta> sent) {
       --in_flight_;
-      pending_bytes_ -= std::min(pending_bytes_, size);
+      pending_bytes_ -= std::min(pending_bytes_, v.meta.size);
+      if (sent && !Supersedes(*sent, v.meta) && !Supersedes(v.meta, *sent)) Confirmed(v.id, v.meta);
       if (active_ && round == round_no_) HandoffNextTarget();
-    };
-    Throttle(v.meta.size, [this, alive, address, v, done] {
-      if (alive.expired()) return;
-      store_.Get(v.id, [this, alive, address, v, done](Result<Record> r) {
-        if (alive.expired()) return;
-        if (!r.ok()) return done();  // gone (purged, or damaged: the scrub repairs it)
-        const bool same = !Supersedes(r->meta, v.meta) && !Supersedes(v.meta, r->meta);
-        const uint64_t bytes = r->value.size();
-        const Txn txn = CopyRecordTxn(v.id, std::move(*r));
-        peers_.Request(
-            address, [txn](uint64_t rid) { return EncodeTxn(rid, txn); }, options_.request_timeout,
-            [this, alive, v, same, bytes, done](Result<Frame> f) {
-              if (alive.expired()) return;
-              if (f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kAck)) {
-                ++stats_.pushed_records;
-                stats_.pushed_bytes += bytes;
-                CountTraffic(bytes);
-                if (same) Confirmed(v.id, v.meta);
-              }
-              done();
-            });
-      });
     });
   }
 }
@@ -128,27 +105,31 @@ void AntiEntropy::PushNext() {
 void AntiEntropy::Mend(const std::string& address, const ObjectId& id, uint64_t size) {
   if (mends_in_flight_ >= options_.max_in_flight) return;  // the next round finds it again
   ++mends_in_flight_;
+  SendCopy(address, id, size, [this](std::optional<RecordMeta>) { --mends_in_flight_; });
+}
+
+void AntiEntropy::SendCopy(const std::string& address, const ObjectId& id, uint64_t size,
+                           std::function<void(std::optional<RecordMeta>)> done) {
   std::weak_ptr<bool> alive = alive_;
-  Throttle(size, [this, alive, address, id] {
+  Throttle(size, [this, alive, address, id, done = std::move(done)]() mutable {
     if (alive.expired()) return;
-    store_.Get(id, [this, alive, address, id](Result<Record> r) {
+    store_.Get(id, [this, alive, address, id, done = std::move(done)](Result<Record> r) mutable {
       if (alive.expired()) return;
-      if (!r.ok()) {
-        --mends_in_flight_;
-        return;
-      }
+      if (!r.ok()) return done(std::nullopt);  // gone (purged, or damaged: the scrub repairs it)
+      const RecordMeta meta = r->meta;
       const uint64_t bytes = r->value.size();
       const Txn txn = CopyRecordTxn(id, std::move(*r));
       peers_.Request(
           address, [txn](uint64_t rid) { return EncodeTxn(rid, txn); }, options_.request_timeout,
-          [this, alive, bytes](Result<Frame> f) {
+          [this, alive, meta, bytes, done = std::move(done)](Result<Frame> f) {
             if (alive.expired()) return;
-            --mends_in_flight_;
-            if (f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kAck)) {
+            const bool acked = f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kAck);
+            if (acked) {
               ++stats_.pushed_records;
               stats_.pushed_bytes += bytes;
               CountTraffic(bytes);
             }
+            done(acked ? std::optional<RecordMeta>(meta) : std::nullopt);
           });
     });
   });
