@@ -14,6 +14,7 @@
 #include <iostream>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -208,6 +209,12 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  // The value log keeps one descriptor per 64 MiB segment open, besides RocksDB's files and
+  // the connections: take the whole hard limit, not the usual soft 1024.
+  if (struct rlimit rl {}; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &rl);
   }
 
   if (tombstone_grace_s > 0 && replace_after_s > 0 && tombstone_grace_s <= replace_after_s) {

@@ -1,6 +1,7 @@
 #include "storage/rocksdb_store.h"
 
 #include "dht/lww_map.h"
+#include "storage/rocksdb_keys.h"
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
@@ -14,25 +15,11 @@
 #include <unordered_map>
 
 namespace ringstore {
+using rocks::FromRocks;
+using rocks::Key;
+using rocks::ValueKey;
+
 namespace {
-
-rocksdb::Slice Key(const ObjectId& id) {
-  return rocksdb::Slice(reinterpret_cast<const char*>(id.bytes().data()), ObjectId::kSize);
-}
-
-// Where an external value lives: the id followed by 0x01. It sorts right after the id.
-std::string ValueKey(const ObjectId& id) {
-  std::string k(id.AsStringView());
-  k.push_back('\x01');
-  return k;
-}
-
-Status FromRocks(const rocksdb::Status& s) {
-  if (s.ok()) return Status::Ok();
-  if (s.IsNotFound()) return Status::NotFound();
-  if (s.IsCorruption()) return Status::Corruption("rocksdb: " + s.ToString());
-  return Status::IOError("rocksdb: " + s.ToString());
-}
 
 // Corruption messages name the object.
 Status Named(const ObjectId& id, const Status& s) {
@@ -108,6 +95,10 @@ Status RocksDbStore::OpenDb() {
       other_cfs_.push_back(h);
     }
   }
+  auto vlog = ValueLog::Open(options_.path + "/vlog", options_.value_log_segment_bytes);
+  if (!vlog.ok()) return vlog.status();
+  vlog_ = std::move(*vlog);
+  for (const auto& seg : vlog_->SealedSegments()) unexamined_.insert(seg.number);
   return Status::Ok();
 }
 
@@ -196,6 +187,7 @@ void RocksDbStore::WriterLoop() {
     }
     CommitGroup(group);
     group.clear();
+    CollectGarbage();
   }
 }
 
@@ -235,6 +227,7 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
   rocksdb::WriteBatch batch(reserve);
   std::string header;
   Status status;
+  bool logged = false;  // values went to the value log
   for (auto& task : group) {
     for (auto& op : task.ops) {
       auto it = current.find(op.id);
@@ -253,6 +246,7 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
         if (!same) continue;
         batch.Delete(data_cf_, Key(op.id));
         if (have.header.external) batch.Delete(data_cf_, ValueKey(op.id));
+        NoteReplaced(have);
         group_maps.erase(op.id);
         have = Stored{};
         continue;
@@ -278,25 +272,38 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
         const bool same = !Supersedes(op.record.meta, m) && !Supersedes(m, op.record.meta);
         if (!Supersedes(op.record.meta, m) && !(same && !StoredValueIntact(op.id))) continue;
       }
-      const bool external = op.record.value.size() >= kExternalValueBytes;
       const rocksdb::Slice key = Key(op.id);
-      header = EncodeRecordHeader(op.record.meta, external);
-      if (external) {
-        batch.Put(data_cf_, key, header);
-        batch.Put(data_cf_, ValueKey(op.id), op.record.value);
+      StoredHeader written;
+      written.meta = op.record.meta;
+      if (op.record.value.size() >= kExternalValueBytes) {
+        auto p = vlog_->Append(op.id, op.record.value);
+        if (!p.ok()) {
+          status = p.status();
+          break;
+        }
+        logged = true;
+        written.in_log = true;
+        written.log = *p;
+        batch.Put(data_cf_, key, EncodeLogRecord(op.record.meta, *p));
       } else {
+        header = EncodeRecordHeader(op.record.meta);
         const rocksdb::Slice parts[2] = {header, op.record.value};
         batch.Put(data_cf_, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(parts, 2));
-        // Drop a value the previous version kept apart (unknown when its header was damaged).
-        if (have.damaged || (have.present && have.header.external)) batch.Delete(data_cf_, ValueKey(op.id));
       }
-      have = Stored{true, false, StoredHeader{op.record.meta, external}};
+      // Drop a value an earlier layout kept under its own key (unknown when the header was
+      // damaged).
+      if (have.damaged || (have.present && have.header.external)) batch.Delete(data_cf_, ValueKey(op.id));
+      NoteReplaced(have);
+      have = Stored{true, false, written};
     }
     if (!status.ok()) break;
   }
+  // With sync durability the values reach the disk before the records that point at them
+  // can (a record must never point at bytes a crash lost).
+  if (status.ok() && logged && options_.durability == Durability::kSync) status = vlog_->Sync();
   const bool wrote = status.ok() && batch.Count() > 0;
   if (wrote) {
-    // Never fsync here: with sync durability the syncer thread does it (see the header).
+    // Never fsync the WAL here: with sync durability the syncer thread does it (see the header).
     status = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch));
   }
   if (status.ok()) {
@@ -373,32 +380,44 @@ void RocksDbStore::SyncerLoop() {
 // ---- reads ----------------------------------------------------------------------------
 
 Result<Record> RocksDbStore::ReadRecord(const ObjectId& id) {
-  rocksdb::ReadOptions ro;
-  const rocksdb::Snapshot* snap = db_->GetSnapshot();
-  ro.snapshot = snap;
-  rocksdb::PinnableSlice raw;
-  Result<Record> out = Status::NotFound();
-  rocksdb::Status s = db_->Get(ro, data_cf_, Key(id), &raw);
-  if (!s.ok()) {
-    out = FromRocks(s);
-  } else if (auto h = DecodeStoredHeader(std::string_view(raw.data(), raw.size())); !h.ok()) {
-    out = h.status();
-  } else if (!h->external) {
-    out = AttachValue(h->meta, std::string_view(raw.data(), raw.size()).substr(kRecordHeaderBytes));
-  } else {
-    rocksdb::PinnableSlice value;
-    // The value's own checksum, from the header just read with RocksDB's checks on, is
-    // verified in AttachValue: RocksDB's CRC32C over the blob (software code in Debian's
-    // portable build, about 1 GB/s: a third of a node's CPU on 1 MiB GETs) adds nothing.
-    // A damaged blob index that pointed elsewhere would fail that checksum too.
-    ro.verify_checksums = false;
-    s = db_->Get(ro, data_cf_, ValueKey(id), &value);
-    out = s.IsNotFound() ? Result<Record>(Status::Corruption("external value missing"))
-          : !s.ok()      ? Result<Record>(FromRocks(s))
-                         : AttachValue(h->meta, std::string_view(value.data(), value.size()));
+  // A value-log read finds its segment gone when garbage collection moved the value after the
+  // header was read; the header read again points at the new place.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    rocksdb::ReadOptions ro;
+    const rocksdb::Snapshot* snap = db_->GetSnapshot();
+    ro.snapshot = snap;
+    rocksdb::PinnableSlice raw;
+    Result<Record> out = Status::NotFound();
+    rocksdb::Status s = db_->Get(ro, data_cf_, Key(id), &raw);
+    if (!s.ok()) {
+      out = FromRocks(s);
+    } else if (auto h = DecodeStoredHeader(std::string_view(raw.data(), raw.size())); !h.ok()) {
+      out = h.status();
+    } else if (h->in_log) {
+      auto v = vlog_->Read(h->log, h->meta.size);
+      if (v.status().IsNotFound()) {
+        db_->ReleaseSnapshot(snap);
+        continue;
+      }
+      out = v.ok() ? AttachValue(h->meta, std::move(*v)) : Result<Record>(v.status());
+    } else if (!h->external) {
+      out = AttachValue(h->meta, std::string_view(raw.data(), raw.size()).substr(kRecordHeaderBytes));
+    } else {
+      rocksdb::PinnableSlice value;
+      // The value's own checksum, from the header just read with RocksDB's checks on, is
+      // verified in AttachValue: RocksDB's CRC32C over the blob (software code in Debian's
+      // portable build, about 1 GB/s: a third of a node's CPU on 1 MiB GETs) adds nothing.
+      // A damaged blob index that pointed elsewhere would fail that checksum too.
+      ro.verify_checksums = false;
+      s = db_->Get(ro, data_cf_, ValueKey(id), &value);
+      out = s.IsNotFound() ? Result<Record>(Status::Corruption("external value missing"))
+            : !s.ok()      ? Result<Record>(FromRocks(s))
+                           : AttachValue(h->meta, std::string_view(value.data(), value.size()));
+    }
+    db_->ReleaseSnapshot(snap);
+    return out;  // errors are not yet named: callers name them once
   }
-  db_->ReleaseSnapshot(snap);
-  return out;  // errors are not yet named: callers name them once
+  return Status::Corruption("value log segment missing");
 }
 
 bool RocksDbStore::EnqueueRead(ReadTask& task) {
@@ -436,7 +455,7 @@ std::optional<Result<Record>> RocksDbStore::CachedRecord(const ObjectId& id) {
   if (!s.ok()) return Result<Record>(FromRocks(s));
   const std::string_view bytes(raw.data(), raw.size());
   auto h = DecodeStoredHeader(bytes);
-  if (h.ok() && h->external) return std::nullopt;
+  if (h.ok() && (h->external || h->in_log)) return std::nullopt;
   Result<Record> r = h.ok() ? AttachValue(h->meta, bytes.substr(kRecordHeaderBytes)) : Result<Record>(h.status());
   if (!r.ok()) {
     r = Named(id, r.status());
@@ -506,7 +525,13 @@ void RocksDbStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit
       ScanEntry e{*id, Record{h->meta, {}}};
       if (with_values) {
         Result<Record> r = Status::NotFound();
-        if (!h->external) {
+        if (h->in_log) {
+          auto v = vlog_->Read(h->log, h->meta.size);
+          // A segment gone since the snapshot: the value moved; read the record as it is now.
+          r = v.status().IsNotFound() ? ReadRecord(*id)
+              : v.ok()                ? AttachValue(h->meta, std::move(*v))
+                                      : Result<Record>(v.status());
+        } else if (!h->external) {
           r = AttachValue(h->meta, raw.substr(kRecordHeaderBytes));
         } else {
           rocksdb::PinnableSlice value;
@@ -515,6 +540,7 @@ void RocksDbStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit
               : s.IsNotFound()  ? Result<Record>(Status::Corruption("external value missing"))
                                 : Result<Record>(FromRocks(s));
         }
+        if (r.status().IsNotFound()) continue;  // purged since the snapshot (a log read's fallback)
         if (!r.ok() && !r.status().IsCorruption()) {
           status = Named(*id, r.status());
           break;
@@ -582,7 +608,7 @@ void RocksDbStore::ServeReads(std::vector<ReadTask>& batch) {
                                               : Result<StoredHeader>(FromRocks(statuses[k]));
     if (t.get) {
       Result<Record> r = !h.ok()         ? Result<Record>(h.status())
-                         : h->external   ? ReadRecord(t.id)
+                         : h->external || h->in_log ? ReadRecord(t.id)
                                          : AttachValue(h->meta, std::string_view(values[k]).substr(kRecordHeaderBytes));
       if (!r.ok()) r = Named(t.id, r.status());
       results->push_back([cb = std::move(t.get), r = std::move(r)]() mutable { cb(std::move(r)); });
@@ -602,6 +628,13 @@ void RocksDbStore::ServeReads(std::vector<ReadTask>& batch) {
 }
 
 Status RocksDbStore::RawPutForTest(const ObjectId& id, std::string_view bytes, bool value_key) {
+  if (value_key) {
+    rocksdb::PinnableSlice raw;
+    if (db_->Get(rocksdb::ReadOptions(), data_cf_, Key(id), &raw).ok()) {
+      auto h = DecodeStoredHeader(std::string_view(raw.data(), raw.size()));
+      if (h.ok() && h->in_log) return vlog_->WriteForTest(h->log, bytes);
+    }
+  }
   rocksdb::WriteOptions wo;
   wo.sync = true;
   const std::string key = value_key ? ValueKey(id) : std::string(id.AsStringView());

@@ -1,15 +1,19 @@
 // RocksDbStore: the durable Store, in one RocksDB column family. A record lives under its
 // 32-byte object id as header + value, so a write is one memtable insert and last-writer-wins
-// checks and STAT read one small entry. A value of kExternalValueBytes or more lives apart,
-// under the id followed by one byte 0x01 (RocksDB puts it in a blob file), and the header says
-// so; then a write is two inserts, and reads of it go to the reader pool under a snapshot.
+// checks and STAT read one small entry. A value of kExternalValueBytes or more lives apart, in
+// the value log (ValueLog, DIR/vlog/), and the entry under the id holds the header and the
+// value's place; reads of it go to the reader pool. (Large values written before the value
+// log live under the id followed by one byte 0x01, in RocksDB's blob files; they are still
+// read, and replaced by the next write of their id.)
 //
 // Threads: one writer thread owns every write. It takes all queued Apply calls, resolves
 // last-writer-wins against the stored headers (kept in a bounded cache, exact because no one
 // else writes), and commits them as one WriteBatch (group commit). A TXN is therefore always
-// inside one atomic WriteBatch. With sync durability the writer does not wait for the disk:
+// inside one atomic WriteBatch. With sync durability the writer does not wait for the WAL:
 // it hands the group to a syncer thread, which fsyncs the WAL once for every group waiting
 // and only then acknowledges them, in order, while the writer goes on with the next group.
+// (It does wait for the value log: a group's large values are fdatasynced before its
+// WriteBatch is written, so no record that reaches the disk points at lost bytes.)
 // (A write is visible to reads on this node a moment before it is durable; it is never
 // acknowledged before.) A write of the same version as the stored
 // one rewrites it only if the stored bytes fail their checksum (repair).
@@ -31,7 +35,9 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <map>
 #include <optional>
+#include <set>
 #include <unordered_map>
 #include <string>
 #include <thread>
@@ -40,6 +46,7 @@
 #include "storage/record_format.h"
 #include "storage/row_cache.h"
 #include "storage/store.h"
+#include "storage/value_log.h"
 
 namespace rocksdb {
 class DB;
@@ -70,6 +77,8 @@ struct RocksDbOptions {
   // The row cache (RowCache): its budget, and the largest value it keeps. 0 turns it off.
   size_t row_cache_bytes = 64u << 20;
   size_t row_cache_max_value_bytes = 16u << 10;
+  // Value log segments are sealed at about this size (tests make it small).
+  uint64_t value_log_segment_bytes = ValueLog::kDefaultSegmentBytes;
 };
 
 class RocksDbStore final : public Store {
@@ -119,6 +128,18 @@ class RocksDbStore final : public Store {
     StoredHeader header;
   };
   Result<Stored> StoredAt(const ObjectId& id);
+  // Value-log garbage collection (storage/value_log_gc.cc), writer thread only. NoteReplaced
+  // counts the log entry of a record that a write or purge replaces as dead. CollectGarbage
+  // runs after each group commit: it examines one segment of an earlier run, whose dead bytes
+  // are unknown, and moves the live values out of one sealed segment that is at least half
+  // dead, then deletes it.
+  void NoteReplaced(const Stored& old);
+  void CollectGarbage();
+  void ExamineSegment(uint64_t segment, uint64_t bytes);
+  Status RelocateSegment(uint64_t segment);
+  // Whether id's record points at p (then *header is its header), or the read's error.
+  Result<bool> LiveAt(const ObjectId& id, ValuePointer p, StoredHeader* header);
+  bool Collectable(uint64_t segment, const ValueLog::Walk& walk) const;
   bool StoredValueIntact(const ObjectId& id);
   // A whole record read under one snapshot, its external value included (reader threads, and
   // the writer's same-version check). Errors are returned unnamed.
@@ -151,6 +172,12 @@ class RocksDbStore final : public Store {
   // store is gone.
   std::shared_ptr<RowCache> rows_;
   std::unordered_map<ObjectId, StoredHeader, ObjectIdHash> meta_cache_;  // writer thread only
+  // Values of kExternalValueBytes or more. The pointer set is written by the writer thread;
+  // reader threads read through it (ValueLog::Read is thread-safe).
+  std::unique_ptr<ValueLog> vlog_;
+  std::map<uint64_t, uint64_t> dead_bytes_;  // writer only: per sealed or active segment
+  std::set<uint64_t> unexamined_;            // writer only: segments of an earlier run
+  std::set<uint64_t> kept_;                  // writer only: damaged segments, never collected
   // Sync durability: groups written but not yet fsynced, acknowledged by the syncer thread.
   struct SyncTask {
     std::shared_ptr<std::vector<std::function<void(Status)>>> callbacks;

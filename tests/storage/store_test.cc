@@ -2,7 +2,9 @@
 // in-memory store behind the fault-injecting wrapper with no faults armed.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 
 #include "dht/lww_map.h"
@@ -36,6 +38,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "rocksdb") {
       RocksDbOptions o;
       o.path = dir_.string();
+      if (segment_bytes_ != 0) o.value_log_segment_bytes = segment_bytes_;
       auto r = RocksDbStore::Open(o, exec_.executor());
       ASSERT_TRUE(r.ok()) << r.status().ToString();
       rocks_ = r->get();
@@ -80,6 +83,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   }
 
   fs::path dir_;
+  uint64_t segment_bytes_ = 0;  // RocksDB: the value log's segment size, if not 0
   testing::BlockingExecutor exec_;
   std::unique_ptr<MemoryStore> mem_;
   std::unique_ptr<FaultInjectingStore> faulty_;
@@ -388,7 +392,155 @@ TEST_P(RocksDbCorruptionTest, LargeValuesLiveApartAndMoveBetweenLayouts) {
   EXPECT_EQ(Get(kA)->value, big + "!");
 }
 
+// Large values written before the value log live under a key of their own: still read, and
+// replaced by the next write.
+TEST_P(RocksDbCorruptionTest, LargeValuesOfTheEarlierLayoutAreRead) {
+  const std::string big(kExternalValueBytes + 3, 'O');
+  const Record old = Record::Value(5, big);
+  ASSERT_TRUE(rocks_->RawPutForTest(kA, EncodeRecordHeader(old.meta, /*external=*/true)).ok());
+  ASSERT_TRUE(rocks_->RawPutForTest(kA, big, /*value_key=*/true).ok());
+  Reopen();
+  auto r = Get(kA);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->value, big);
+  auto scan = Scan(ObjectId::Min(), ObjectId::Max(), 10, true);
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(scan->size(), 1u);
+  EXPECT_EQ(scan->front().record.value, big);
+  ASSERT_TRUE(Put(kA, 6, big + "new").ok());
+  EXPECT_EQ(Get(kA)->value, big + "new");
+  ASSERT_TRUE(Put(kA, 7, "small").ok());
+  EXPECT_EQ(Get(kA)->value, "small");
+}
+
+// The value log: garbage collection gives back the space of replaced large values, in this
+// run and in segments an earlier run left behind, and never loses a live one.
+class ValueLogStoreTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    segment_bytes_ = 1u << 20;
+    StoreTest::SetUp();
+  }
+  // Number and total bytes of the segment files.
+  std::pair<size_t, uint64_t> Segments() const {
+    std::pair<size_t, uint64_t> out{0, 0};
+    for (const auto& e : fs::directory_iterator(dir_ / "vlog")) {
+      ++out.first;
+      out.second += fs::file_size(e.path());
+    }
+    return out;
+  }
+  static std::string Big(int key, int version) {
+    std::string v(kExternalValueBytes + 1000, static_cast<char>('a' + key % 26));
+    v.replace(0, 16, "k" + std::to_string(key) + "v" + std::to_string(version) + "        ");
+    return v;
+  }
+  static ObjectId Id(int key) { return ObjectId::Of("vlog", std::to_string(key)); }
+  // The (last) segment file with anything in it.
+  fs::path NonEmptySegment() const {
+    fs::path seg;
+    for (const auto& e : fs::directory_iterator(dir_ / "vlog")) {
+      if (fs::file_size(e.path()) > 0) seg = e.path();
+    }
+    return seg;
+  }
+  void ExpectAll(int keys, const std::function<int(int)>& version) {
+    for (int k = 0; k < keys; ++k) {
+      auto r = Get(Id(k));
+      ASSERT_TRUE(r.ok()) << k << ": " << r.status().ToString();
+      EXPECT_TRUE(r->value == Big(k, version(k))) << "key " << k;
+    }
+  }
+};
+
+TEST_P(ValueLogStoreTest, ReplacedValuesAreCollectedAndLiveOnesMoved) {
+  constexpr int kKeys = 16;  // about 4 MiB of values: 5 segments of 1 MiB
+  for (int k = 0; k < kKeys; ++k) ASSERT_TRUE(Put(Id(k), 10, Big(k, 1)).ok());
+  const auto [files_before, bytes_before] = Segments();
+  EXPECT_GE(files_before, 4u);
+  // Replacing every value leaves the old segments all dead: each later group commit removes one.
+  for (int k = 0; k < kKeys; ++k) ASSERT_TRUE(Put(Id(k), 20, Big(k, 2)).ok());
+  for (int k = 0; k < 8; ++k) ASSERT_TRUE(Put(ObjectId::Of("small", std::to_string(k)), 1, "x").ok());
+  auto [files, bytes] = Segments();
+  EXPECT_LT(bytes, bytes_before * 3 / 2) << files << " segment files";
+  ExpectAll(kKeys, [](int) { return 2; });
+  // Replacing every other value leaves segments half dead: their live values are moved.
+  for (int k = 0; k < kKeys; k += 2) ASSERT_TRUE(Put(Id(k), 30, Big(k, 3)).ok());
+  for (int k = 0; k < 8; ++k) ASSERT_TRUE(Put(ObjectId::Of("small", std::to_string(k)), 2, "y").ok());
+  std::tie(files, bytes) = Segments();
+  EXPECT_LT(bytes, bytes_before * 3 / 2) << files << " segment files";
+  const auto version = [](int k) { return k % 2 == 0 ? 3 : 2; };
+  ExpectAll(kKeys, version);
+  auto scan = Scan(ObjectId::Min(), ObjectId::Max(), 100, true);
+  ASSERT_TRUE(scan.ok()) << scan.status().ToString();
+  for (const auto& e : *scan) EXPECT_FALSE(e.corrupt);
+  Reopen();
+  ExpectAll(kKeys, version);
+}
+
+TEST_P(ValueLogStoreTest, GarbageLeftByAnEarlierRunIsCollected) {
+  // Three values in the active segment, replaced there: garbage nothing collects in this run.
+  Close();
+  segment_bytes_ = 8u << 20;  // all six entries fit in one segment
+  Open();
+  for (int k = 0; k < 3; ++k) ASSERT_TRUE(Put(Id(k), 10, Big(k, 1)).ok());
+  ASSERT_TRUE(Put(Id(0), 20, Big(0, 2)).ok());
+  ASSERT_TRUE(Put(Id(1), 20, Big(1, 2)).ok());
+  ASSERT_TRUE(Put(Id(2), 20, Big(2, 2)).ok());
+  const auto before = Segments();
+  Reopen();
+  // The reopened store examines the old segments on its next commits and collects them.
+  for (int k = 0; k < 4; ++k) ASSERT_TRUE(Put(ObjectId::Of("small", std::to_string(k)), 1, "x").ok());
+  const auto after = Segments();
+  EXPECT_LT(after.second, before.second) << before.first << " -> " << after.first << " files";
+  ExpectAll(3, [](int) { return 2; });
+}
+
+TEST_P(ValueLogStoreTest, ATornTailOfTheLogIsIgnored) {
+  ASSERT_TRUE(Put(Id(0), 10, Big(0, 1)).ok());
+  Close();
+  // A crash in the middle of an append: part of an entry, never pointed at.
+  const fs::path seg = NonEmptySegment();
+  ASSERT_FALSE(seg.empty());
+  {
+    std::FILE* f = std::fopen(seg.c_str(), "ab");
+    ASSERT_NE(f, nullptr);
+    const std::string junk = "RSVL" + std::string(5000, 'j');
+    std::fwrite(junk.data(), 1, junk.size(), f);
+    std::fclose(f);
+  }
+  Open();
+  ExpectAll(1, [](int) { return 1; });
+  // Replacing the value makes the segment all dead, torn tail and all: it is removed.
+  ASSERT_TRUE(Put(Id(0), 20, Big(0, 2)).ok());
+  ASSERT_TRUE(Put(Id(1), 20, "small").ok());
+  EXPECT_FALSE(fs::exists(seg));
+  ExpectAll(1, [](int) { return 2; });
+}
+
+TEST_P(ValueLogStoreTest, ASegmentWithADamagedEntryIsNeverCollected) {
+  // Key 0's entry header is damaged: a walk cannot see that key 0 still points there, so the
+  // segment must stay although everything else in it is dead.
+  for (int k = 0; k < 3; ++k) ASSERT_TRUE(Put(Id(k), 10, Big(k, 1)).ok());
+  Close();
+  const fs::path seg = NonEmptySegment();
+  ASSERT_FALSE(seg.empty());
+  {
+    std::FILE* f = std::fopen(seg.c_str(), "r+b");
+    ASSERT_NE(f, nullptr);
+    std::fputc('X', f);
+    std::fclose(f);
+  }
+  Open();
+  ASSERT_TRUE(Put(Id(1), 20, Big(1, 2)).ok());
+  ASSERT_TRUE(Put(Id(2), 20, Big(2, 2)).ok());
+  for (int k = 0; k < 6; ++k) ASSERT_TRUE(Put(ObjectId::Of("small", std::to_string(k)), 1, "x").ok());
+  EXPECT_TRUE(fs::exists(seg));
+  ExpectAll(3, [](int k) { return k == 0 ? 1 : 2; });
+}
+
 INSTANTIATE_TEST_SUITE_P(RocksDb, RocksDbCorruptionTest, ::testing::Values("rocksdb"));
+INSTANTIATE_TEST_SUITE_P(RocksDb, ValueLogStoreTest, ::testing::Values("rocksdb"));
 
 }  // namespace
 }  // namespace ringstore

@@ -1,0 +1,305 @@
+#include "storage/value_log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <new>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "dht/checksum.h"
+#include "dht/endian.h"
+
+namespace ringstore {
+namespace fs = std::filesystem;
+
+struct ValueLog::Segment {
+  uint64_t number = 0;
+  std::string path;
+  int fd = -1;          // buffered, read-only: value reads, entry walks and fdatasync
+  int write_fd = -1;    // the active segment only: O_DIRECT where allowed
+  uint64_t bytes = 0;   // file length; set once the segment is sealed (guarded by mu_)
+  ~Segment() {
+    if (fd >= 0) ::close(fd);
+    if (write_fd >= 0) ::close(write_fd);
+  }
+};
+
+namespace {
+
+constexpr char kMagic[4] = {'R', 'S', 'V', 'L'};
+constexpr uint64_t kEntrySeed = 0x564c4f47;  // "VLOG"
+
+Status Errno(const std::string& what) { return Status::IOError(what + ": " + std::strerror(errno)); }
+
+uint32_t EntryChecksum(const char* h) {
+  char tmp[ValueLog::kEntryHeaderBytes];
+  std::memcpy(tmp, h, sizeof tmp);
+  std::memset(tmp + 4, 0, 4);
+  return static_cast<uint32_t>(Checksum64(tmp, sizeof tmp, kEntrySeed));
+}
+
+std::string SegmentName(uint64_t number) {
+  char name[32];
+  std::snprintf(name, sizeof name, "%08llu.vlog", static_cast<unsigned long long>(number));
+  return name;
+}
+
+// The segment number of a file name NNNNNNNN.vlog (8 digits or more), or 0 for any other.
+uint64_t ParseSegmentName(const std::string& name) {
+  const size_t digits = name.size() - 5;
+  if (name.size() < 13 || name.size() > 24 || name.substr(digits) != ".vlog") return 0;
+  uint64_t n = 0;
+  for (size_t i = 0; i < digits; ++i) {
+    if (name[i] < '0' || name[i] > '9') return 0;
+    n = n * 10 + static_cast<uint64_t>(name[i] - '0');
+  }
+  return n;
+}
+
+uint64_t AlignUp(uint64_t n) { return (n + ValueLog::kBlockBytes - 1) & ~(ValueLog::kBlockBytes - 1); }
+
+// Creates a segment for writing, with O_DIRECT where the file system allows it (not tmpfs).
+int CreateSegmentFile(const std::string& path) {
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+  int fd = ::open(path.c_str(), flags | O_DIRECT, 0644);
+  if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), flags, 0644);
+  return fd;
+}
+
+// pread of exactly len bytes; a short file is Corruption.
+Status ReadFully(int fd, char* out, uint64_t len, uint64_t offset, const std::string& path) {
+  uint64_t done = 0;
+  while (done < len) {
+    const ssize_t r = ::pread(fd, out + done, len - done, static_cast<off_t>(offset + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Errno("read " + path);
+    if (r == 0) return Status::Corruption("value log entry past the end of " + path);
+    done += static_cast<uint64_t>(r);
+  }
+  return Status::Ok();
+}
+
+Status SyncDir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("open " + dir);
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  return rc == 0 ? Status::Ok() : Errno("fsync " + dir);
+}
+
+}  // namespace
+
+uint64_t ValueLog::EntryBytes(uint64_t value_size) { return AlignUp(kEntryHeaderBytes + value_size); }
+
+char* ValueLog::AlignedBuffer::Reserve(uint64_t n) {
+  if (n > capacity) {
+    std::free(data);
+    capacity = AlignUp(std::max<uint64_t>(n, 2 * capacity));
+    if (::posix_memalign(reinterpret_cast<void**>(&data), kBlockBytes, capacity) != 0) {
+      data = nullptr;
+      capacity = 0;
+      throw std::bad_alloc();
+    }
+  }
+  return data;
+}
+
+ValueLog::AlignedBuffer::~AlignedBuffer() { std::free(data); }
+
+ValueLog::ValueLog(std::string dir, uint64_t segment_bytes) : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
+
+ValueLog::~ValueLog() = default;
+
+Result<std::unique_ptr<ValueLog>> ValueLog::Open(const std::string& dir, uint64_t segment_bytes) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
+  std::unique_ptr<ValueLog> log(new ValueLog(dir, segment_bytes));
+  uint64_t last = 0;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const uint64_t n = ParseSegmentName(entry.path().filename().string());
+    if (n == 0) continue;
+    auto seg = std::make_shared<Segment>();
+    seg->number = n;
+    seg->path = entry.path().string();
+    seg->fd = ::open(seg->path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (seg->fd < 0) return Errno("open " + seg->path);
+    struct stat st {};
+    if (::fstat(seg->fd, &st) != 0) return Errno("stat " + seg->path);
+    seg->bytes = static_cast<uint64_t>(st.st_size);
+    log->segments_[n] = std::move(seg);
+    last = std::max(last, n);
+  }
+  if (ec) return Status::IOError("cannot list " + dir + ": " + ec.message());
+  log->previous_run_last_ = last;
+  if (Status s = log->StartSegment(last + 1); !s.ok()) return s;
+  return log;
+}
+
+Status ValueLog::StartSegment(uint64_t number) {
+  auto seg = std::make_shared<Segment>();
+  seg->number = number;
+  seg->path = dir_ + "/" + SegmentName(number);
+  seg->write_fd = CreateSegmentFile(seg->path);
+  if (seg->write_fd < 0) return Errno("create " + seg->path);
+  seg->fd = ::open(seg->path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (seg->fd < 0) return Errno("open " + seg->path);
+  // The file must outlive a crash once anything in it is acknowledged.
+  if (Status s = SyncDir(dir_); !s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = segments_.find(active_); it != segments_.end()) {
+    // Sealed: it keeps one (read) descriptor.
+    it->second->bytes = active_bytes_;
+    ::close(it->second->write_fd);
+    it->second->write_fd = -1;
+  }
+  segments_[number] = std::move(seg);
+  active_ = number;
+  active_bytes_ = 0;
+  return Status::Ok();
+}
+
+std::shared_ptr<ValueLog::Segment> ValueLog::Find(uint64_t number) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = segments_.find(number);
+  return it == segments_.end() ? nullptr : it->second;
+}
+
+Result<ValuePointer> ValueLog::Append(const ObjectId& id, std::string_view value) {
+  if (active_bytes_ >= segment_bytes_) {
+    if (Status s = StartSegment(active_ + 1); !s.ok()) return s;
+  }
+  auto seg = Find(active_);
+  // The entry goes out as whole blocks, padded with zeros: O_DIRECT needs that, and it keeps
+  // a large write out of the page cache (on this machine a page-cache write costs more CPU
+  // than the copy into the buffer).
+  const uint64_t len = EntryBytes(value.size());
+  char* h = write_buffer_.Reserve(len);
+  std::memset(h, 0, kEntryHeaderBytes);
+  std::memcpy(h, kMagic, 4);
+  std::memcpy(h + 8, id.AsStringView().data(), ObjectId::kSize);
+  PutLE(h + 40, value.size(), 8);
+  PutLE(h + 4, EntryChecksum(h), 4);
+  std::memcpy(h + kEntryHeaderBytes, value.data(), value.size());
+  std::memset(h + kEntryHeaderBytes + value.size(), 0, len - kEntryHeaderBytes - value.size());
+  const uint64_t start = active_bytes_;
+  uint64_t done = 0;
+  while (done < len) {
+    const ssize_t w = ::pwrite(seg->write_fd, h + done, len - done, static_cast<off_t>(start + done));
+    if (w < 0 && errno == EINTR) continue;
+    // Whatever part was written is past every pointer and is never read.
+    if (w < 0) return Errno("write " + seg->path);
+    done += static_cast<uint64_t>(w);
+  }
+  active_bytes_ = start + len;
+  if (unsynced_.empty() || unsynced_.back() != active_) unsynced_.push_back(active_);
+  return ValuePointer{active_, start + kEntryHeaderBytes};
+}
+
+Status ValueLog::Sync() {
+  for (const uint64_t n : unsynced_) {
+    auto seg = Find(n);  // a removed segment needs no sync
+    if (seg && ::fdatasync(seg->fd) != 0) return Errno("fdatasync " + seg->path);
+  }
+  unsynced_.clear();
+  return Status::Ok();
+}
+
+Result<std::string> ValueLog::Read(ValuePointer p, uint64_t size) const {
+  auto seg = Find(p.segment);
+  if (!seg) return Status::NotFound("value log segment " + std::to_string(p.segment) + " is gone");
+  std::string out(size, '\0');
+  if (Status s = ReadFully(seg->fd, out.data(), size, p.offset, seg->path); !s.ok()) return s;
+  return out;
+}
+
+std::vector<ValueLog::SegmentInfo> ValueLog::SealedSegments() const {
+  std::vector<SegmentInfo> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [n, seg] : segments_) {
+    if (n != active_) out.push_back(SegmentInfo{n, seg->bytes});
+  }
+  return out;
+}
+
+Result<ValueLog::Walk> ValueLog::ForEachEntry(
+    uint64_t segment, const std::function<void(const ObjectId&, ValuePointer, uint64_t)>& fn) const {
+  auto seg = Find(segment);
+  if (!seg) return Status::NotFound("value log segment " + std::to_string(segment) + " is gone");
+  struct stat st {};
+  if (::fstat(seg->fd, &st) != 0) return Errno("stat " + seg->path);
+  const uint64_t end = static_cast<uint64_t>(st.st_size);
+  Walk walk;
+  char h[kEntryHeaderBytes];
+  // The entry at `at`: its value size, or nullopt if no good entry header starts there.
+  const auto entry = [&](uint64_t at) -> Result<std::optional<uint64_t>> {
+    if (Status s = ReadFully(seg->fd, h, sizeof h, at, seg->path); !s.ok()) return s;
+    if (std::memcmp(h, kMagic, 4) != 0 || static_cast<uint32_t>(GetLE(h + 4, 4)) != EntryChecksum(h)) {
+      return std::optional<uint64_t>();
+    }
+    const uint64_t size = GetLE(h + 40, 8);
+    if (size > end - at - kEntryHeaderBytes) return std::optional<uint64_t>();  // cut short
+    return std::optional<uint64_t>(size);
+  };
+  uint64_t at = 0;
+  while (at + kBlockBytes <= end) {
+    auto size = entry(at);
+    if (!size.ok()) return size.status();
+    if (!*size) {
+      // Damage, or the torn tail of a crash: look for a good entry further on.
+      uint64_t next = at + kBlockBytes;
+      for (; next + kBlockBytes <= end; next += kBlockBytes) {
+        size = entry(next);
+        if (!size.ok()) return size.status();
+        if (*size) break;
+      }
+      if (next + kBlockBytes > end) {
+        walk.tail_bytes = end - at;
+        return walk;
+      }
+      walk.damaged = true;
+      at = next;
+    }
+    auto id = ObjectId::FromBytes(std::string_view(h + 8, ObjectId::kSize));
+    if (id.ok()) fn(*id, ValuePointer{segment, at + kEntryHeaderBytes}, **size);
+    at += EntryBytes(**size);
+  }
+  if (at < end) walk.tail_bytes = end - at;
+  return walk;
+}
+
+Status ValueLog::Remove(uint64_t segment) {
+  if (segment == active_) return Status::InvalidArgument("the active value log segment cannot be removed");
+  std::shared_ptr<Segment> seg;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = segments_.find(segment);
+    if (it == segments_.end()) return Status::Ok();
+    seg = std::move(it->second);
+    segments_.erase(it);
+  }
+  // Readers holding the segment keep reading the unlinked file through their reference.
+  if (::unlink(seg->path.c_str()) != 0 && errno != ENOENT) return Errno("unlink " + seg->path);
+  return Status::Ok();
+}
+
+Status ValueLog::WriteForTest(ValuePointer p, std::string_view bytes) {
+  auto seg = Find(p.segment);
+  if (!seg) return Status::NotFound("no such value log segment");
+  // Through a buffered descriptor of its own: unaligned, and flushed before it returns.
+  const int fd = ::open(seg->path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("open " + seg->path);
+  const bool ok = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(p.offset)) ==
+                      static_cast<ssize_t>(bytes.size()) &&
+                  ::fdatasync(fd) == 0;
+  ::close(fd);
+  return ok ? Status::Ok() : Errno("write " + seg->path);
+}
+
+}  // namespace ringstore

@@ -1,0 +1,119 @@
+// ValueLog: append-only segment files that hold large values apart from RocksDB, so that a
+// large write is copied to disk once (not into the WAL, the memtable and later a blob file),
+// and its checksum is our XXH3 (RocksDB's WAL uses a software CRC32C in Debian's build).
+// docs/storage-format.md §2a gives the byte layout.
+//
+// A segment is DIR/NNNNNNNN.vlog: entries of a 48-byte entry header (magic, header checksum,
+// object id, value size) followed by the value and zeros up to a 4 KiB boundary. Appends use
+// O_DIRECT where the file system allows it: on this machine a write through the page cache
+// costs more CPU than the copy into an aligned buffer. Reads go through the page cache (a
+// second, read-only descriptor; a sealed segment keeps only that one), so hot values are
+// served from memory. Values are found by a ValuePointer (segment,
+// offset of the value bytes) kept in the record's RocksDB entry; the value's checksum lives
+// in the record header, so the log itself checks only entry headers (which garbage
+// collection walks). Appends go to the one active segment; Open starts a new active segment
+// so that a torn tail of an earlier run is never appended to.
+//
+// Ownership: the RocksDbStore owns its ValueLog. Segment files are kept open; Read holds a
+// reference to the segment it reads, so a segment removed meanwhile stays readable until the
+// read ends. Read of a removed segment gives NotFound (the caller reads the record's new
+// pointer again).
+// Thread-safety: Append, Sync, Remove, Segments, ForEachEntry and WriteForTest are for one
+// thread (the store's writer). Read may be called from any thread at the same time.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dht/object_id.h"
+#include "dht/status.h"
+
+namespace ringstore {
+
+struct ValuePointer {
+  uint64_t segment = 0;
+  uint64_t offset = 0;  // of the value's first byte in the segment file
+  bool operator==(const ValuePointer&) const = default;
+};
+
+class ValueLog {
+ public:
+  static constexpr size_t kEntryHeaderBytes = 48;
+  // Entries start on block boundaries and are padded to whole blocks (O_DIRECT I/O).
+  static constexpr uint64_t kBlockBytes = 4096;
+  static constexpr uint64_t kDefaultSegmentBytes = 64u << 20;
+
+  // Creates dir if missing and opens every segment in it.
+  static Result<std::unique_ptr<ValueLog>> Open(const std::string& dir,
+                                                uint64_t segment_bytes = kDefaultSegmentBytes);
+  ~ValueLog();
+  ValueLog(const ValueLog&) = delete;
+  ValueLog& operator=(const ValueLog&) = delete;
+
+  // Writes one entry to the active segment (Sync makes it durable).
+  // Starts a new active segment first when this one has reached segment_bytes.
+  Result<ValuePointer> Append(const ObjectId& id, std::string_view value);
+  // fdatasync of every segment appended to since the last Sync.
+  Status Sync();
+  // The value of size bytes at p. NotFound: no such segment (removed). IOError: short read.
+  Result<std::string> Read(ValuePointer p, uint64_t size) const;
+
+  struct SegmentInfo {
+    uint64_t number = 0;
+    uint64_t bytes = 0;  // file length
+  };
+  // Every segment but the active one, oldest first.
+  std::vector<SegmentInfo> SealedSegments() const;
+  uint64_t active_segment() const { return active_; }
+  // Bytes an entry with a value of value_size takes in its segment, padding included.
+  static uint64_t EntryBytes(uint64_t value_size);
+  // What a walk of a segment met besides good entries.
+  struct Walk {
+    bool damaged = false;     // a bad entry header with good entries after it
+    uint64_t tail_bytes = 0;  // bytes after the last good entry with none after them
+  };
+  // Calls fn for each good entry of a segment, in order. At a block that does not start a
+  // good entry it looks on, block by block, for the next one (so damage hides only the
+  // entries it hits). IOError when the file cannot be read.
+  Result<Walk> ForEachEntry(uint64_t segment,
+                            const std::function<void(const ObjectId& id, ValuePointer p, uint64_t size)>& fn) const;
+  // The last segment of the previous run (0 if none): the only one that can end in a torn
+  // entry, left by a crash during an append.
+  uint64_t previous_run_last() const { return previous_run_last_; }
+  // Forgets and deletes a sealed segment.
+  Status Remove(uint64_t segment);
+  // Test hook: overwrites bytes at p, bypassing every check.
+  Status WriteForTest(ValuePointer p, std::string_view bytes);
+
+ private:
+  struct Segment;
+  explicit ValueLog(std::string dir, uint64_t segment_bytes);
+  Status StartSegment(uint64_t number);
+  std::shared_ptr<Segment> Find(uint64_t number) const;
+
+  const std::string dir_;
+  const uint64_t segment_bytes_;
+  mutable std::mutex mu_;                                // guards segments_ (Read vs the writer)
+  std::map<uint64_t, std::shared_ptr<Segment>> segments_;  // guarded by mu_
+  uint64_t active_ = 0;                                  // writer only
+  uint64_t active_bytes_ = 0;                            // writer only
+  uint64_t previous_run_last_ = 0;                       // set by Open
+  std::vector<uint64_t> unsynced_;                       // writer only
+  // A block-aligned buffer that only grows; freed with its owner.
+  struct AlignedBuffer {
+    char* data = nullptr;
+    uint64_t capacity = 0;
+    char* Reserve(uint64_t n);
+    ~AlignedBuffer();
+  };
+  AlignedBuffer write_buffer_;                           // writer only
+};
+
+}  // namespace ringstore
