@@ -33,6 +33,12 @@ struct ClusterClient::ReadOp {
   uint32_t in_flight = 0;
   bool done = false;
   bool meta_only = false;
+  // R > 1 GET (Read's one_value): only the first send asks for the value.
+  bool one_value = false;
+  bool value_asked = false;
+  bool best_has_value = false;  // best came with its value (always, unless one_value)
+  bool saw_map = false;
+  std::string best_address;
   std::optional<Record> best;
   // Who answered what, for read repair: nullopt for a missing or corrupt record.
   std::vector<std::pair<std::string, std::optional<RecordMeta>>> seen;
@@ -391,13 +397,14 @@ void ClusterClient::Stat(const ObjectKey& key, Quorum q, Callback<RecordMeta> do
   });
 }
 
-void ClusterClient::Read(const ObjectKey& key, Quorum q, bool meta_only, Callback<Record> done) {
+void ClusterClient::Read(const ObjectKey& key, Quorum q, bool meta_only, Callback<Record> done, bool one_value) {
   if (q.r == 0 || q.r > q.n || q.n > kMaxReplicas) return done(Status::InvalidArgument("need 1 <= R <= N <= 16"));
   if (table_.ring().empty()) return done(Status::Unavailable("no route table: not connected"));
   auto op = std::make_shared<ReadOp>();
   op->key = key;
   op->q = q;
   op->meta_only = meta_only;
+  op->one_value = one_value && !meta_only && q.r > 1;
   op->candidates = Candidates(key.id, q.n);
   op->cb = std::move(done);
   const size_t first = std::min<size_t>(q.r, op->candidates.size());
@@ -411,28 +418,33 @@ void ClusterClient::Read(const ObjectKey& key, Quorum q, bool meta_only, Callbac
 void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
   if (op->done || op->next >= op->candidates.size()) return;
   const std::string address = op->candidates[op->next++];
+  // Without one_value every send is a GET (or every one a STAT); with it, only the first.
+  const bool with_value = !op->meta_only && !(op->one_value && op->value_asked);
+  if (with_value) op->value_asked = true;
   ++op->in_flight;
-  auto on_result = [this, op, address](Result<Record> r) {
+  auto on_result = [this, op, address, with_value](Result<Record> r) {
     --op->in_flight;
     if (op->done) return;
     if (r.ok() || r.status().IsNotFound()) {
       op->seen.emplace_back(address, r.ok() ? std::optional<RecordMeta>(r->meta) : std::nullopt);
-      if (r.ok() && !op->best) {
+      if (r.ok() && IsMapRecord(r->meta)) op->saw_map = true;
+      const auto take = [&] {
         op->best = std::move(*r);
-      } else if (r.ok() && !op->meta_only && (IsMapRecord(r->meta) || IsMapRecord(op->best->meta))) {
+        op->best_has_value = with_value;
+        op->best_address = address;
+      };
+      if (r.ok() && !op->best) {
+        take();
+      } else if (r.ok() && !op->meta_only && !op->one_value && (IsMapRecord(r->meta) || IsMapRecord(op->best->meta))) {
         op->best = MergeRecords(&*op->best, *r);  // map records merge entry by entry
       } else if (r.ok() && Supersedes(r->meta, op->best->meta)) {
-        op->best = std::move(*r);
+        take();
+      } else if (r.ok() && with_value && !op->best_has_value && !Supersedes(op->best->meta, r->meta)) {
+        take();  // the same version, with its value
       }
       if (++op->responses >= op->q.r) {
         op->done = true;
-        if (op->best) {
-          hlc_.Observe(op->best->meta.ts);
-          Repair(*op);
-          op->cb(std::move(*op->best));
-        } else {
-          op->cb(Status::NotFound());
-        }
+        FinishRead(op);
       } else if (op->in_flight == 0 && op->next >= op->candidates.size()) {
         op->done = true;  // every node answered, and there are fewer than R
         op->cb(Status::Unavailable("only " + std::to_string(op->responses) + " of the " + std::to_string(op->q.r) +
@@ -445,6 +457,7 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
       op->done = true;
       return op->cb(r.status());
     }
+    if (with_value && op->one_value) op->value_asked = false;  // the next send asks for it
     if (r.status().IsCorruption()) op->seen.emplace_back(address, std::nullopt);  // repair it too
     if (op->next < op->candidates.size() || MoreCandidates(op->key.id, op->q.n, op->candidates)) return SendRead(op);
     if (op->responses + op->in_flight < op->q.r) {
@@ -453,13 +466,39 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
                                  " replies needed; last error: " + op->last_error.ToString()));
     }
   };
-  With(address, [op, on_result](Client* c, Status s) {
+  With(address, [op, on_result, with_value](Client* c, Status s) {
     if (!s.ok()) return on_result(s);
-    if (!op->meta_only) return c->Get(op->key, on_result, op->q.n);
+    if (with_value) return c->Get(op->key, on_result, op->q.n);
     c->Stat(
         op->key,
         [on_result](Result<RecordMeta> m) {
           on_result(m.ok() ? Result<Record>(Record{*m, {}}) : Result<Record>(m.status()));
+        },
+        op->q.n);
+  });
+}
+
+void ClusterClient::FinishRead(const std::shared_ptr<ReadOp>& op) {
+  if (!op->best) return op->cb(Status::NotFound());
+  const auto deliver = [this, op] {
+    hlc_.Observe(op->best->meta.ts);
+    Repair(*op);
+    op->cb(std::move(*op->best));
+  };
+  // Map records merge every replica's entries: read them all again, values included.
+  if (op->one_value && op->saw_map) return Read(op->key, op->q, false, std::move(op->cb), /*one_value=*/false);
+  // An empty value needs no fetch: the metadata says all of it.
+  if (op->best_has_value || op->best->meta.size == 0) return deliver();
+  // The newest version came from a STAT: its value comes from that replica.
+  With(op->best_address, [this, op, deliver](Client* c, Status s) {
+    const auto fallback = [this, op] { Read(op->key, op->q, false, std::move(op->cb), /*one_value=*/false); };
+    if (!s.ok()) return fallback();
+    c->Get(
+        op->key,
+        [op, deliver, fallback](Result<Record> r) {
+          if (!r.ok() || IsMapRecord(r->meta) || Supersedes(op->best->meta, r->meta)) return fallback();
+          op->best = std::move(*r);
+          deliver();
         },
         op->q.n);
   });

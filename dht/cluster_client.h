@@ -133,8 +133,13 @@ class ClusterClient {
   void SendWrite(const std::shared_ptr<WriteOp>& op);
   // After NotMine answers used up the candidates: refresh the table and try its replicas.
   void Reroute(const std::shared_ptr<WriteOp>& op);
-  void Read(const ObjectKey& key, Quorum q, bool meta_only, Callback<Record> done);
+  // one_value: with R > 1, a GET asks one replica for the value and the others only for the
+  // metadata (STAT); the value is fetched from a newer replica if one has it, and a map record
+  // (whose replies merge) is read again with GETs everywhere.
+  void Read(const ObjectKey& key, Quorum q, bool meta_only, Callback<Record> done, bool one_value = true);
   void SendRead(const std::shared_ptr<ReadOp>& op);
+  // The R replies are in: deliver op->best, after fetching its value if needed.
+  void FinishRead(const std::shared_ptr<ReadOp>& op);
   void Repair(const ReadOp& op);
   void ArmRefresh();
   void RenewWatches();

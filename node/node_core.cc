@@ -275,6 +275,7 @@ void NodeCore::HandleGet(ConnId conn, const Frame& frame) {
   uint32_t route_n = 0;
   ObjectName name;
   auto id = DecodeKeyRequest(frame.body, &route_n, &name);
+  ++stats_.gets;
   if (!id.ok()) return SendError(conn, rid, id.status());
   if (Status allowed = AuthorizeRead(Identity(conn), *id, name); !allowed.ok()) return Deny(conn, rid, allowed);
   // Hot records are answered at once; the rest waits for the disk. A miss is answered at once

@@ -51,6 +51,7 @@ struct NodeStats {
   uint64_t not_mine = 0;   // writes refused with NotMine
   uint64_t forwarded = 0;  // reads forwarded to a replica
   uint64_t fallback_reads = 0;  // reads of owned but missing keys sent on, before a sync
+  uint64_t gets = 0;            // GET requests (a STAT is not one)
   size_t connections = 0;
   size_t in_flight = 0;
 };

@@ -143,6 +143,28 @@ TEST_F(ClusterClientTest, ReadsReturnTheNewestOfTheReplies) {
   EXPECT_EQ(r->value, "new");
 }
 
+TEST_F(ClusterClientTest, AQuorumReadTakesTheValueFromOneReplicaAndMetadataFromTheOthers) {
+  const ObjectId id = ObjectId::Of("one", "k");
+  ASSERT_TRUE(Call<Ack>([&](auto cb) { client_.Put(id, "value", q_, cb); }).ok());
+  const auto gets = [&] {
+    uint64_t n = 0;
+    for (auto& node : ring_.nodes) n += node->core->stats().gets;
+    return n;
+  };
+  const uint64_t before = gets();
+  auto r = Call<Record>([&](auto cb) { client_.Get(id, Quorum{3, 2, 3}, cb); });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->value, "value");
+  EXPECT_EQ(gets() - before, 1u);
+  // When a STAT shows a newer version, its value is fetched from that replica: one more GET.
+  ASSERT_NO_FATAL_FAILURE(OldEverywhereNewOnTheThirdReplica(id));
+  const uint64_t again = gets();
+  r = Call<Record>([&](auto cb) { client_.Get(id, Quorum{3, 2, 3}, cb); });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->value, "new");
+  EXPECT_EQ(gets() - again, 2u);
+}
+
 TEST_F(ClusterClientTest, TheClientLearnsOfANewNodeByItself) {
   ring_.AddNode(5);
   ring_.Pump(std::chrono::seconds(3));
