@@ -18,6 +18,11 @@ constexpr Timestamp MakeTimestamp(uint64_t wall_ms, uint64_t logical) {
   return (wall_ms << 16) | (logical & 0xffff);
 }
 constexpr uint64_t TimestampWallMs(Timestamp t) { return t >> 16; }
+// Whether a record stamped ts is older than grace_ms at the wall-clock time now_ms (a grace
+// of 0 or less: never). Used for the tombstone grace (docs/repair.md §5).
+constexpr bool PastGrace(Timestamp ts, int64_t now_ms, int64_t grace_ms) {
+  return grace_ms > 0 && now_ms - static_cast<int64_t>(TimestampWallMs(ts)) > grace_ms;
+}
 constexpr uint64_t TimestampLogical(Timestamp t) { return t & 0xffff; }
 // "1732230000123.7" (wall ms . logical).
 std::string TimestampToString(Timestamp t);

@@ -542,9 +542,8 @@ void AntiEntropy::EndRound(const char* why) {
 bool AntiEntropy::Collectable(const RecordMeta& meta) const { return meta.tombstone() && PastGrace(meta); }
 
 bool AntiEntropy::PastGrace(const RecordMeta& meta) const {
-  if (options_.tombstone_grace.count() <= 0) return false;
-  const int64_t age_ms = clock_.WallMicros() / 1000 - static_cast<int64_t>(TimestampWallMs(meta.ts));
-  return age_ms > std::chrono::duration_cast<std::chrono::milliseconds>(options_.tombstone_grace).count();
+  const int64_t grace_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.tombstone_grace).count();
+  return ringstore::PastGrace(meta.ts, clock_.WallMicros() / 1000, grace_ms);
 }
 
 void AntiEntropy::ConfirmTombstones(const PeerRun& run) {

@@ -1,5 +1,6 @@
 #include "node/hinted_handoff.h"
 
+#include "dht/hlc.h"
 #include "dht/messages.h"
 #include "routing/placement.h"
 
@@ -66,6 +67,11 @@ void HintedHandoff::HandOff(const ObjectId& id, uint32_t route_n, uint64_t gener
   store_.Get(id, [this, alive, id, route_n, generation](Result<Record> r) {
     if (alive.expired()) return;
     if (!r.ok()) return Done(id, generation, r.status().IsNotFound());  // nothing left to hand off
+    const int64_t grace_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.tombstone_grace).count();
+    if (PastGrace(r->meta.ts, clock_.WallMicros() / 1000, grace_ms)) {
+      log_->info("handoff: the hinted copy of {} is older than the tombstone grace: dropped, not handed off", id.Hex());
+      return Done(id, generation, true, /*dropped=*/true);
+    }
     std::vector<const NodeEntry*> replicas = PlaceReplicas(membership_.table(), id, route_n);
     for (const NodeEntry* e : replicas) {
       if (e->node_id == self_id_) return Done(id, generation, true);  // a replica now: nothing to hand
@@ -93,13 +99,13 @@ void HintedHandoff::HandOff(const ObjectId& id, uint32_t route_n, uint64_t gener
   });
 }
 
-void HintedHandoff::Done(const ObjectId& id, uint64_t generation, bool all_acked) {
+void HintedHandoff::Done(const ObjectId& id, uint64_t generation, bool all_acked, bool dropped) {
   --in_flight_;
   auto it = hints_.find(id);
   if (it == hints_.end()) return;
   if (all_acked && it->second.generation == generation) {
     hints_.erase(it);
-    ++stats_.handed_off;
+    ++(dropped ? stats_.dropped : stats_.handed_off);
   } else {
     it->second.busy = false;
   }

@@ -3,8 +3,8 @@
 // replicas once they can be reached, so that quorum reads, which ask the N replicas, see
 // them (the Dynamo "hinted handoff"). A hint is the key and its N; the record itself is read
 // from the store when it is handed off, so the newest version goes. A hint is dropped once
-// every one of the key's N replicas has acknowledged the record, or when this node becomes
-// one of them.
+// every one of the key's N replicas has acknowledged the record, when this node becomes one
+// of them, or when the record is older than the tombstone grace (HandoffOptions).
 //
 // Bounds: at most max_hints (the oldest are dropped beyond, with a log line), at most
 // max_in_flight keys being handed off at once, one pass every interval.
@@ -31,6 +31,12 @@ struct HandoffOptions {
   Clock::Duration request_timeout = std::chrono::seconds(5);
   size_t max_hints = 100000;
   size_t max_in_flight = 64;
+  // A hinted record older than this (by its timestamp's wall clock) is not handed off: the
+  // hint is dropped. A newer delete of its key may have been collected on the replicas
+  // (a tombstone goes once its own grace is past, and it is newer than the record), and
+  // handing the record off would bring the key back. Anti-entropy's offers decline such a
+  // copy too (docs/repair.md §5). 0: no limit.
+  Clock::Duration tombstone_grace = Clock::Duration::zero();
 };
 
 struct HandoffStats {
@@ -57,7 +63,8 @@ class HintedHandoff {
   void Arm();
   void Pass();
   void HandOff(const ObjectId& id, uint32_t route_n, uint64_t generation);
-  void Done(const ObjectId& id, uint64_t generation, bool all_acked);
+  // all_acked (or dropped: not to be handed off) ends the hint unless a write landed since.
+  void Done(const ObjectId& id, uint64_t generation, bool all_acked, bool dropped = false);
 
   const HandoffOptions options_;
   const std::string self_id_;

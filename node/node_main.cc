@@ -323,7 +323,9 @@ int main(int argc, char** argv) {
   };
   membership.set_on_incarnation([&](uint64_t) { save_ring_state(); });
   core.AttachMembership(&membership, &peers);
-  HintedHandoff handoff(HandoffOptions{}, *node_id, clock, **store, peers, membership, log);
+  HandoffOptions hoptions;
+  hoptions.tombstone_grace = std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(tombstone_grace_s));
+  HintedHandoff handoff(hoptions, *node_id, clock, **store, peers, membership, log);
   core.AttachHandoff(&handoff);
   AntiEntropyOptions ao;
   ao.replicas = replicas;

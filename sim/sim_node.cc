@@ -141,7 +141,9 @@ void SimNode::Start(const std::vector<std::string>& seeds) {
   in->membership = std::make_unique<Membership>(options_.membership, self, *in->clock, *in->random, *in->peers,
                                                 NullLogger());
   in->core->AttachMembership(in->membership.get(), in->peers.get());
-  in->handoff = std::make_unique<HintedHandoff>(HandoffOptions{}, node_id_, *in->clock, *in->store, *in->peers,
+  HandoffOptions handoff;
+  handoff.tombstone_grace = options_.repair.tombstone_grace;
+  in->handoff = std::make_unique<HintedHandoff>(handoff, node_id_, *in->clock, *in->store, *in->peers,
                                                 *in->membership, NullLogger());
   in->core->AttachHandoff(in->handoff.get());
   if (options_.run_repair) {

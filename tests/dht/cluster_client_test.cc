@@ -382,18 +382,28 @@ TEST_F(ClusterClientTest, NotificationsReachTheOtherWatchersOfAChannel) {
   EXPECT_EQ(got_here, std::vector<std::string>{"from two"});
 }
 
-TEST_F(ClusterClientTest, AFallbackHandsItsWriteToTheReplicas) {
-  for (auto& n : ring_.nodes) {
-    n->handoff = std::make_unique<HintedHandoff>(HandoffOptions{}, n->membership->self().node_id, ring_.clock,
-                                                 *n->store, *n->peers, *n->membership, NullLog());
+// Every node hands off its hints, with this tombstone grace (0: none).
+void AttachHandoffs(Ring& ring, Clock::Duration grace) {
+  HandoffOptions o;
+  o.tombstone_grace = grace;
+  for (auto& n : ring.nodes) {
+    n->handoff = std::make_unique<HintedHandoff>(o, n->membership->self().node_id, ring.clock, *n->store, *n->peers,
+                                                 *n->membership, NullLog());
     n->core->AttachHandoff(n->handoff.get());
   }
+}
+
+// id's replica at N=1, and a node past it but inside the window: a fallback.
+std::pair<Ring::Node*, Ring::Node*> ReplicaAndFallback(Ring& ring, const ObjectId& id) {
+  auto list = PlaceReplicas(ring.nodes[0]->membership->table(), id, 1 + kRouteSlack);
+  return {ring.ByAddress(list[0]->address), ring.ByAddress(list[2]->address)};
+}
+
+TEST_F(ClusterClientTest, AFallbackHandsItsWriteToTheReplicas) {
+  AttachHandoffs(ring_, Clock::Duration::zero());
   // A key, and a node past its first replica (N=1) but inside the window: a fallback.
-  const RouteTable& table = ring_.nodes[0]->membership->table();
   const ObjectId id = ObjectId::Of("hh", "k");
-  auto list = PlaceReplicas(table, id, 1 + kRouteSlack);
-  Ring::Node* replica = ring_.ByAddress(list[0]->address);
-  Ring::Node* fallback = ring_.ByAddress(list[2]->address);
+  auto [replica, fallback] = ReplicaAndFallback(ring_, id);
   auto direct = ConnectDirect(fallback->address);
   ASSERT_NE(direct, nullptr);
   Client& c = direct->client;
@@ -410,6 +420,27 @@ TEST_F(ClusterClientTest, AFallbackHandsItsWriteToTheReplicas) {
   EXPECT_EQ(handed->meta.ts, fallback->store->MutableRecordForTest(id)->meta.ts);
   EXPECT_EQ(fallback->handoff->stats().pending, 0u);
   EXPECT_EQ(fallback->handoff->stats().handed_off, 1u);
+}
+
+TEST_F(ClusterClientTest, AHintedCopyOlderThanTheTombstoneGraceIsNotHandedOff) {
+  // Its key may have been deleted and the tombstone collected on the replicas meanwhile:
+  // handing it off would bring the key back (a simulator run found exactly that).
+  AttachHandoffs(ring_, std::chrono::seconds(10));
+  const ObjectId id = ObjectId::Of("hh", "old");
+  auto [replica, fallback] = ReplicaAndFallback(ring_, id);
+  auto direct = ConnectDirect(fallback->address);
+  ASSERT_NE(direct, nullptr);
+  Txn txn;
+  txn.route_n = 1;
+  txn.ts = MakeTimestamp(static_cast<uint64_t>(ring_.clock.WallMicros() / 1000) - 11000, 0);  // 11 s old
+  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, "stale", {}});
+  ASSERT_TRUE(Call<Ack>([&](auto cb) { direct->client.Commit(txn, cb); }).ok());
+  ASSERT_NE(fallback->store->MutableRecordForTest(id), nullptr);
+  EXPECT_EQ(fallback->handoff->stats().pending, 1u);
+  ring_.Pump(std::chrono::seconds(2));
+  EXPECT_EQ(replica->store->MutableRecordForTest(id), nullptr) << "a copy past the grace was handed off";
+  EXPECT_EQ(fallback->handoff->stats().pending, 0u);
+  EXPECT_EQ(fallback->handoff->stats().handed_off, 0u);
 }
 
 }  // namespace
