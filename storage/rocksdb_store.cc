@@ -37,8 +37,9 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   // A bloom filter over the memtable: a read of a key that is not there skips the skiplist.
   cf.memtable_whole_key_filtering = true;
   cf.memtable_prefix_bloom_size_ratio = 0.05;
-  // Entries of kExternalValueBytes or more go to blob files: every external value, and the
-  // rare inline record within 32 bytes under the limit (its header pushes it over).
+  // Entries of kExternalValueBytes or more go to blob files: the value keys of the layout
+  // before the value log (only read now), and the rare inline record within 32 bytes under
+  // the limit (its header pushes it over). New large values go to the value log.
   cf.enable_blob_files = true;
   cf.min_blob_size = kExternalValueBytes;
   cf.enable_blob_garbage_collection = true;

@@ -6,9 +6,10 @@
 // A segment is DIR/NNNNNNNN.vlog: entries of a 48-byte entry header (magic, header checksum,
 // object id, value size) followed by the value and zeros up to a 4 KiB boundary. Appends use
 // O_DIRECT where the file system allows it: on this machine a write through the page cache
-// costs more CPU than the copy into an aligned buffer. Reads go through the page cache (a
-// second, read-only descriptor; a sealed segment keeps only that one), so hot values are
-// served from memory. Values are found by a ValuePointer (segment,
+// costs more CPU than the copy into an aligned buffer. A read copies what the page cache
+// holds (preadv2 with RWF_NOWAIT, which does no I/O) and reads the rest with O_DIRECT, so
+// reading a value does not fill the page cache either. Each segment keeps two read-only
+// descriptors (buffered and O_DIRECT); the active one also its write descriptor. Values are found by a ValuePointer (segment,
 // offset of the value bytes) kept in the record's RocksDB entry; the value's checksum lives
 // in the record header, so the log itself checks only entry headers (which garbage
 // collection walks). Appends go to the one active segment; Open starts a new active segment
