@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <new>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -66,11 +65,12 @@ uint64_t ParseSegmentName(const std::string& name) {
 
 uint64_t AlignUp(uint64_t n) { return (n + ValueLog::kBlockBytes - 1) & ~(ValueLog::kBlockBytes - 1); }
 
-// Creates a segment for writing, with O_DIRECT where the file system allows it (not tmpfs).
+// Creates a segment for writing, with O_DIRECT where the file system allows it. (A file
+// system that refuses O_DIRECT may have created the file already: the second open does
+// not insist on creating it.)
 int CreateSegmentFile(const std::string& path) {
-  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
-  int fd = ::open(path.c_str(), flags | O_DIRECT, 0644);
-  if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), flags, 0644);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0644);
+  if (fd < 0 && errno == EINVAL) fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   return fd;
 }
 
@@ -106,7 +106,6 @@ char* ValueLog::AlignedBuffer::Reserve(uint64_t n) {
     if (::posix_memalign(reinterpret_cast<void**>(&data), kBlockBytes, capacity) != 0) {
       data = nullptr;
       capacity = 0;
-      throw std::bad_alloc();
     }
   }
   return data;
@@ -153,9 +152,12 @@ Status ValueLog::StartSegment(uint64_t number) {
   seg->write_fd = CreateSegmentFile(seg->path);
   if (seg->write_fd < 0) return Errno("create " + seg->path);
   seg->fd = ::open(seg->path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (seg->fd < 0) return Errno("open " + seg->path);
   // The file must outlive a crash once anything in it is acknowledged.
-  if (Status s = SyncDir(dir_); !s.ok()) return s;
+  Status s = seg->fd < 0 ? Errno("open " + seg->path) : SyncDir(dir_);
+  if (!s.ok()) {
+    ::unlink(seg->path.c_str());  // so that the next try can create it again
+    return s;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = segments_.find(active_); it != segments_.end()) {
     // Sealed: it keeps one (read) descriptor.
@@ -185,6 +187,7 @@ Result<ValuePointer> ValueLog::Append(const ObjectId& id, std::string_view value
   // than the copy into the buffer).
   const uint64_t len = EntryBytes(value.size());
   char* h = write_buffer_.Reserve(len);
+  if (h == nullptr) return Status::IOError("value log: out of memory for a " + std::to_string(len) + "-byte entry");
   std::memset(h, 0, kEntryHeaderBytes);
   std::memcpy(h, kMagic, 4);
   std::memcpy(h + 8, id.AsStringView().data(), ObjectId::kSize);
@@ -197,8 +200,13 @@ Result<ValuePointer> ValueLog::Append(const ObjectId& id, std::string_view value
   while (done < len) {
     const ssize_t w = ::pwrite(seg->write_fd, h + done, len - done, static_cast<off_t>(start + done));
     if (w < 0 && errno == EINTR) continue;
-    // Whatever part was written is past every pointer and is never read.
-    if (w < 0) return Errno("write " + seg->path);
+    if (w < 0) {
+      // Whatever part was written is past every pointer; cut it off, so the segment ends on
+      // its last whole entry (a walk would take it for a torn tail).
+      Status failed = Errno("write " + seg->path);
+      (void)::ftruncate(seg->write_fd, static_cast<off_t>(start));
+      return failed;
+    }
     done += static_cast<uint64_t>(w);
   }
   active_bytes_ = start + len;
@@ -236,7 +244,7 @@ Result<std::string> ValueLog::Read(ValuePointer p, uint64_t size) const {
     // Whole blocks; a segment's file always ends on one (entries are padded).
     const uint64_t len = AlignUp(p.offset + size) - from;
     char* b = buffer.Reserve(len);
-    if (ReadFully(seg->direct_fd, b, len, from, seg->path).ok()) {
+    if (b != nullptr && ReadFully(seg->direct_fd, b, len, from, seg->path).ok()) {
       std::memcpy(out.data() + done, b + (at - from), size - done);
       done = size;
     }
@@ -328,6 +336,19 @@ Status ValueLog::WriteForTest(ValuePointer p, std::string_view bytes) {
                   ::fdatasync(fd) == 0;
   ::close(fd);
   return ok ? Status::Ok() : Errno("write " + seg->path);
+}
+
+Status ValueLog::CutTail(uint64_t segment, uint64_t length) {
+  auto seg = Find(segment);
+  if (!seg || segment == active_) return Status::InvalidArgument("no sealed value log segment " + std::to_string(segment));
+  const int fd = ::open(seg->path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("open " + seg->path);
+  const bool ok = ::ftruncate(fd, static_cast<off_t>(length)) == 0 && ::fdatasync(fd) == 0;
+  ::close(fd);
+  if (!ok) return Errno("truncate " + seg->path);
+  std::lock_guard<std::mutex> lock(mu_);
+  seg->bytes = length;
+  return Status::Ok();
 }
 
 }  // namespace ringstore

@@ -88,6 +88,8 @@ class ValueLog {
   // The last segment of the previous run (0 if none): the only one that can end in a torn
   // entry, left by a crash during an append.
   uint64_t previous_run_last() const { return previous_run_last_; }
+  // Cuts a sealed segment's file to length (its torn tail off) and syncs it.
+  Status CutTail(uint64_t segment, uint64_t length);
   // Forgets and deletes a sealed segment.
   Status Remove(uint64_t segment);
   // Test hook: overwrites bytes at p, bypassing every check.
@@ -111,7 +113,7 @@ class ValueLog {
   struct AlignedBuffer {
     char* data = nullptr;
     uint64_t capacity = 0;
-    char* Reserve(uint64_t n);
+    char* Reserve(uint64_t n);  // nullptr when out of memory
     ~AlignedBuffer();
   };
   AlignedBuffer write_buffer_;                           // writer only

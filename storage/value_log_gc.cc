@@ -40,6 +40,12 @@ void RocksDbStore::ExamineSegment(uint64_t segment, uint64_t bytes) {
     if (!is_live.ok()) unsure = true;
     if (!is_live.ok() || *is_live) live += ValueLog::EntryBytes(size);
   });
+  if (walk.ok() && !walk->damaged && walk->tail_bytes > 0 && segment == vlog_->previous_run_last() &&
+      vlog_->CutTail(segment, bytes - walk->tail_bytes).ok()) {
+    // The torn append of a crash: cut off, so that later runs see a segment that ends well.
+    bytes -= walk->tail_bytes;
+    walk->tail_bytes = 0;
+  }
   if (!walk.ok() || !Collectable(segment, *walk)) {
     kept_.insert(segment);  // never collected (docs/storage-format.md §2a)
   } else if (!unsure) {
@@ -50,6 +56,10 @@ void RocksDbStore::ExamineSegment(uint64_t segment, uint64_t bytes) {
 }
 
 void RocksDbStore::CollectGarbage() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!wal_failed_.ok()) return;  // nothing more is written until the store is reopened
+  }
   const auto sealed = vlog_->SealedSegments();
   if (!unexamined_.empty()) {
     const uint64_t segment = *unexamined_.begin();
@@ -124,6 +134,11 @@ Status RocksDbStore::RelocateSegment(uint64_t segment) {
       if (auto it = meta_cache_.find(m.id); it != meta_cache_.end()) it->second = m.header;
     }
   }
+  // The writes that made the other entries dead must be durable before their old values go:
+  // with none moved nothing above synced the WAL, and the last groups may not be synced yet
+  // (sync durability: the syncer is behind; async: never). Without this, a crash could bring
+  // back a record that points into the deleted segment.
+  if (Status s = FromRocks(db_->SyncWAL()); !s.ok()) return s;
   dead_bytes_.erase(segment);
   return vlog_->Remove(segment);
 }
