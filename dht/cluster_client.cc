@@ -487,8 +487,8 @@ void ClusterClient::FinishRead(const std::shared_ptr<ReadOp>& op) {
   };
   // Map records merge every replica's entries: read them all again, values included.
   if (op->one_value && op->saw_map) return Read(op->key, op->q, false, std::move(op->cb), /*one_value=*/false);
-  // An empty value needs no fetch: the metadata says all of it.
-  if (op->best_has_value || op->best->meta.size == 0) return deliver();
+  // A STAT wants no value, and an empty value needs no fetch: the metadata says all of it.
+  if (op->meta_only || op->best_has_value || op->best->meta.size == 0) return deliver();
   // The newest version came from a STAT: its value comes from that replica.
   With(op->best_address, [this, op, deliver](Client* c, Status s) {
     const auto fallback = [this, op] { Read(op->key, op->q, false, std::move(op->cb), /*one_value=*/false); };

@@ -163,6 +163,12 @@ TEST_F(ClusterClientTest, AQuorumReadTakesTheValueFromOneReplicaAndMetadataFromT
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->value, "new");
   EXPECT_EQ(gets() - again, 2u);
+  // A STAT fetches no value at all.
+  const uint64_t stats = gets();
+  auto m = Call<RecordMeta>([&](auto cb) { client_.Stat(id, Quorum{3, 2, 3}, cb); });
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->size, 3u);
+  EXPECT_EQ(gets(), stats);
 }
 
 TEST_F(ClusterClientTest, TheClientLearnsOfANewNodeByItself) {
