@@ -86,6 +86,9 @@ class ClusterClient {
   void Get(const ObjectKey& key, Quorum q, Callback<Record> done);
   // The newest metadata among R replies, as Get but without values.
   void Stat(const ObjectKey& key, Quorum q, Callback<RecordMeta> done);
+  // The timestamp of the last write this client stamped (Put, Merge, Del), whatever became of
+  // it: a write that fails may still have reached some replicas under it.
+  Timestamp last_write_ts() const { return last_write_ts_; }
 
   // The disks of the nodes that answer among those not known to be down or gone, each disk
   // once (by disk_id). Unavailable if none answers.
@@ -150,6 +153,7 @@ class ClusterClient {
   Random& random_;
   TransportFactory factory_;
   HlcClock hlc_;
+  Timestamp last_write_ts_ = 0;
   RouteTable table_;
   std::vector<std::string> seeds_;
   struct PerNode {

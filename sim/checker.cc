@@ -29,6 +29,7 @@ std::vector<Finding> CheckAcknowledgedWrites(const std::vector<HistoryOp>& histo
   struct KeyFacts {
     const HistoryOp* newest_acked = nullptr;  // put or del with the largest ts
     Timestamp newest_delete = 0;
+    Timestamp newest_unknown_delete = 0;      // a delete that may or may not have landed
     std::vector<const HistoryOp*> puts;       // every put, whatever its outcome
   };
   std::map<uint32_t, KeyFacts> facts;
@@ -36,6 +37,9 @@ std::vector<Finding> CheckAcknowledgedWrites(const std::vector<HistoryOp>& histo
     if (op.type == OpType::kGet) continue;
     KeyFacts& f = facts[op.key];
     if (op.type == OpType::kPut) f.puts.push_back(&op);
+    if (op.type == OpType::kDel && op.outcome == Outcome::kUnknown) {
+      f.newest_unknown_delete = std::max(f.newest_unknown_delete, op.ts);
+    }
     if (op.outcome != Outcome::kOk) continue;
     if (f.newest_acked == nullptr || op.ts > f.newest_acked->ts) f.newest_acked = &op;
     if (op.type == OpType::kDel) f.newest_delete = std::max(f.newest_delete, op.ts);
@@ -57,7 +61,9 @@ std::vector<Finding> CheckAcknowledgedWrites(const std::vector<HistoryOp>& histo
       // So may a write that drew the same timestamp as an acknowledged delete: last-writer-
       // wins orders the two by checksum, and the delete may have won (seed
       // 15362726449346128433, sim.regression_tied_delete).
-      if (!fin->exists && (w.type == OpType::kDel || f.newest_delete == w.ts)) continue;
+      // And so may any write after a delete of unknown outcome with a later timestamp: it may
+      // have landed, won, and its tombstone been collected.
+      if (!fin->exists && (w.type == OpType::kDel || f.newest_delete == w.ts || f.newest_unknown_delete >= w.ts)) continue;
       if (!fin->exists || fin->meta.ts < w.ts) {
         out.push_back({"G1", key, "acknowledged write lost: " + acked + "; final record " +
                                       (fin->exists ? "ts " + std::to_string(fin->meta.ts) : std::string("missing"))});

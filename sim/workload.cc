@@ -111,11 +111,17 @@ void Workload::Next(SimClient& c) {
     };
     Quorum wq = options_.quorum;
     if (options_.early_stamp_n != 0 && loop_.now() < options_.early_until) wq.stamp_n = options_.early_stamp_n;
+    // A write of unknown outcome keeps the timestamp it was sent under (it may have landed).
+    const auto stamp = [this, slot, &c] {
+      if (history_[slot].outcome == Outcome::kPending) history_[slot].ts = c.client->last_write_ts();
+    };
     switch (op.type) {
       case OpType::kPut:
-        return c.client->Put(id, history_[slot].value, wq, finish_write);
+        c.client->Put(id, history_[slot].value, wq, finish_write);
+        return stamp();
       case OpType::kDel:
-        return c.client->Del(id, wq, finish_write);
+        c.client->Del(id, wq, finish_write);
+        return stamp();
       case OpType::kGet:
         return c.client->Get(id, options_.quorum, [this, slot, &c](Result<Record> r) {
           HistoryOp& h = history_[slot];

@@ -25,7 +25,7 @@ struct HistoryOp {
   std::string value;  // put: the value written; get: the value read
   Time invoke{0}, complete{0};
   Outcome outcome = Outcome::kPending;
-  Timestamp ts = 0;    // put/del: the acknowledged timestamp; get: the record's
+  Timestamp ts = 0;    // put/del: the timestamp it was sent under (0 if never sent); get: the record's
   bool found = false;  // get: a live value was returned
   std::string error;
 };
