@@ -257,6 +257,20 @@ void Membership::CheckReplacements() {
     auto [it, fresh] = down_since_.emplace(id, now);
     if (!fresh && now - it->second >= options_.replace_after) replace.push_back(id);
   }
+  // Only a node that sees a majority of the members alive replaces anyone. A node cut off
+  // from the rest sees them all down; replacing them would make each side Left to the other,
+  // and since no one gossips with Left members, neither would ever hear the other refute it
+  // (the simulator found that split, seed 10443523362973261205). The majority replaces the
+  // cut-off node; once the cut heals, that node hears it was replaced, refutes and rejoins.
+  if (!replace.empty()) {
+    size_t members = 0, alive = 0;
+    for (const auto& [id, e] : table_.entries()) {
+      if (e.state == NodeState::kLeft) continue;
+      ++members;
+      if (e.state == NodeState::kUp || e.state == NodeState::kSuspect) ++alive;
+    }
+    if (2 * alive <= members) return;  // the clocks go on; a later tick may have the majority
+  }
   for (const std::string& id : replace) {
     down_since_.erase(id);
     const NodeEntry* e = table_.Find(id);

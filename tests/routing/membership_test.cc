@@ -35,13 +35,15 @@ class World {
     bool up = true;
   };
 
-  explicit World(uint64_t seed) : seed_(seed) {}
+  explicit World(uint64_t seed, Clock::Duration replace_after = Clock::Duration::zero())
+      : seed_(seed), replace_after_(replace_after) {}
 
-  static MembershipOptions Options() {
+  MembershipOptions Options() const {
     MembershipOptions o;
     o.probe_interval = std::chrono::milliseconds(500);
     o.probe_timeout = std::chrono::milliseconds(100);
     o.suspicion_timeout = std::chrono::seconds(2);
+    o.replace_after = replace_after_;
     return o;
   }
 
@@ -76,6 +78,7 @@ class World {
     cut_.insert({a, b});
     cut_.insert({b, a});
   }
+  void Heal() { cut_.clear(); }
   void Run(Clock::Duration d) { clock.Advance(d); }
   Membership& at(const std::string& address) { return *nodes_.at(address)->m; }
   std::vector<Node*> up_nodes() {
@@ -122,6 +125,7 @@ class World {
   }
 
   uint64_t seed_;
+  Clock::Duration replace_after_;
   std::map<std::string, std::unique_ptr<Node>> nodes_;
   std::set<std::pair<std::string, std::string>> cut_;
   uint64_t messages_ = 0;
@@ -185,6 +189,34 @@ TEST(MembershipTest, OneLossyLinkDoesNotBringANodeDown) {
       EXPECT_EQ(e.state, NodeState::kUp) << n->address << " thinks " << e.address << " is " << NodeStateName(e.state);
     }
   }
+}
+
+TEST(MembershipTest, ANodeCutOffReplacesNoOneAndRejoinsOnceTheCutHeals) {
+  World w(17, std::chrono::seconds(5));
+  StartCluster(w, 5);
+  const std::string lone = "node0:7400";
+  const std::string lone_id = w.at(lone).self().node_id;
+  for (int i = 1; i < 5; ++i) w.Cut(lone, "node" + std::to_string(i) + ":7400");
+  w.Run(std::chrono::seconds(20));  // suspicion, down, and well past replace_after
+  // The majority replaced the cut-off node; the cut-off node, seeing no majority, replaced no one.
+  for (auto* n : w.up_nodes()) {
+    if (n->address == lone) continue;
+    EXPECT_EQ(StateIn(*n->m, lone_id), NodeState::kLeft) << n->address;
+  }
+  for (const auto& [id, e] : w.at(lone).table().entries()) {
+    if (id != lone_id) {
+      EXPECT_NE(e.state, NodeState::kLeft) << lone << " replaced " << e.address;
+    }
+  }
+  w.Heal();
+  const double t = w.RunUntil([&] {
+    if (!w.Converged()) return false;
+    for (const auto& [id, e] : w.at(lone).table().entries()) {
+      if (e.state != NodeState::kUp) return false;
+    }
+    return true;
+  }, std::chrono::seconds(20));
+  EXPECT_GE(t, 0) << "the ring did not come back together within 20 s of the heal";
 }
 
 TEST(MembershipTest, ASuspectedNodeThatIsAliveRefutes) {
