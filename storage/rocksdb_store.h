@@ -79,6 +79,10 @@ struct RocksDbOptions {
   size_t row_cache_max_value_bytes = 16u << 10;
   // Value log segments are sealed at about this size (tests make it small).
   uint64_t value_log_segment_bytes = ValueLog::kDefaultSegmentBytes;
+  // Live values are moved out of a segment only while dead bytes are more than this share of
+  // the sealed segments (so the log stays under about 1 / (1 - ratio) of the live bytes,
+  // besides the active segment); segments that are all dead always go.
+  double value_log_garbage_ratio = 0.5;
 };
 
 class RocksDbStore final : public Store {
@@ -131,8 +135,9 @@ class RocksDbStore final : public Store {
   // Value-log garbage collection (storage/value_log_gc.cc), writer thread only. NoteReplaced
   // counts the log entry of a record that a write or purge replaces as dead. CollectGarbage
   // runs after each group commit: it examines one segment of an earlier run, whose dead bytes
-  // are unknown, and moves the live values out of one sealed segment that is at least half
-  // dead, then deletes it.
+  // are unknown, then deletes one sealed segment that is all dead or, while the dead bytes are
+  // over value_log_garbage_ratio of the sealed segments, moves the live values out of the
+  // most-dead one and deletes it.
   void NoteReplaced(const Stored& old);
   void CollectGarbage();
   void ExamineSegment(uint64_t segment, uint64_t bytes);

@@ -39,6 +39,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       RocksDbOptions o;
       o.path = dir_.string();
       if (segment_bytes_ != 0) o.value_log_segment_bytes = segment_bytes_;
+      if (garbage_ratio_ >= 0) o.value_log_garbage_ratio = garbage_ratio_;
       auto r = RocksDbStore::Open(o, exec_.executor());
       ASSERT_TRUE(r.ok()) << r.status().ToString();
       rocks_ = r->get();
@@ -84,6 +85,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
 
   fs::path dir_;
   uint64_t segment_bytes_ = 0;  // RocksDB: the value log's segment size, if not 0
+  double garbage_ratio_ = -1;   // RocksDB: the value log's garbage ratio, if not negative
   testing::BlockingExecutor exec_;
   std::unique_ptr<MemoryStore> mem_;
   std::unique_ptr<FaultInjectingStore> faulty_;
@@ -454,6 +456,9 @@ class ValueLogStoreTest : public StoreTest {
 };
 
 TEST_P(ValueLogStoreTest, ReplacedValuesAreCollectedAndLiveOnesMoved) {
+  Close();
+  garbage_ratio_ = 0.25;
+  Open();
   constexpr int kKeys = 16;  // about 4 MiB of values: 5 segments of 1 MiB
   for (int k = 0; k < kKeys; ++k) ASSERT_TRUE(Put(Id(k), 10, Big(k, 1)).ok());
   const auto [files_before, bytes_before] = Segments();
@@ -464,7 +469,8 @@ TEST_P(ValueLogStoreTest, ReplacedValuesAreCollectedAndLiveOnesMoved) {
   auto [files, bytes] = Segments();
   EXPECT_LT(bytes, bytes_before * 3 / 2) << files << " segment files";
   ExpectAll(kKeys, [](int) { return 2; });
-  // Replacing every other value leaves segments half dead: their live values are moved.
+  // Replacing every other value leaves segments half dead, a third of the log: with a garbage
+  // ratio of 0.25 their live values are moved (with the default 0.5, they would stay).
   for (int k = 0; k < kKeys; k += 2) ASSERT_TRUE(Put(Id(k), 30, Big(k, 3)).ok());
   for (int k = 0; k < 8; ++k) ASSERT_TRUE(Put(ObjectId::Of("small", std::to_string(k)), 2, "y").ok());
   std::tie(files, bytes) = Segments();
@@ -478,15 +484,35 @@ TEST_P(ValueLogStoreTest, ReplacedValuesAreCollectedAndLiveOnesMoved) {
   ExpectAll(kKeys, version);
 }
 
+TEST_P(ValueLogStoreTest, HalfDeadSegmentsStayWhileGarbageIsUnderTheRatio) {
+  // Every other value replaced: the old segments are half dead, but the dead bytes are a
+  // third of the log, under the default ratio of 0.5, so nothing is moved; replacing the
+  // rest makes the old segments all dead, and they go without a move.
+  constexpr int kKeys = 16;
+  for (int k = 0; k < kKeys; ++k) ASSERT_TRUE(Put(Id(k), 10, Big(k, 1)).ok());
+  const fs::path first = NonEmptySegment();
+  for (int k = 0; k < kKeys; k += 2) ASSERT_TRUE(Put(Id(k), 20, Big(k, 2)).ok());
+  for (int k = 0; k < 4; ++k) ASSERT_TRUE(Put(ObjectId::Of("small", std::to_string(k)), 1, "x").ok());
+  const auto half = Segments();
+  EXPECT_TRUE(fs::exists(first)) << "a half-dead segment was moved under the ratio";
+  for (int k = 1; k < kKeys; k += 2) ASSERT_TRUE(Put(Id(k), 20, Big(k, 2)).ok());
+  for (int k = 0; k < 8; ++k) ASSERT_TRUE(Put(ObjectId::Of("small", std::to_string(k)), 2, "y").ok());
+  const auto after = Segments();
+  EXPECT_LT(after.second, half.second + 4 * ValueLog::EntryBytes(Big(0, 1).size()))
+      << "the all-dead old segments were not removed";
+  ExpectAll(kKeys, [](int) { return 2; });
+  EXPECT_FALSE(fs::exists(first));
+}
+
 TEST_P(ValueLogStoreTest, GarbageLeftByAnEarlierRunIsCollected) {
   // Three values in the active segment, replaced there: garbage nothing collects in this run.
   Close();
-  segment_bytes_ = 8u << 20;  // all six entries fit in one segment
+  segment_bytes_ = 8u << 20;  // all nine entries fit in one segment
   Open();
+  // Two thirds of it dead: over the garbage ratio of 0.5.
   for (int k = 0; k < 3; ++k) ASSERT_TRUE(Put(Id(k), 10, Big(k, 1)).ok());
-  ASSERT_TRUE(Put(Id(0), 20, Big(0, 2)).ok());
-  ASSERT_TRUE(Put(Id(1), 20, Big(1, 2)).ok());
-  ASSERT_TRUE(Put(Id(2), 20, Big(2, 2)).ok());
+  for (int k = 0; k < 3; ++k) ASSERT_TRUE(Put(Id(k), 15, Big(k, 3)).ok());
+  for (int k = 0; k < 3; ++k) ASSERT_TRUE(Put(Id(k), 20, Big(k, 2)).ok());
   const auto before = Segments();
   Reopen();
   // The reopened store examines the old segments on its next commits and collects them.
