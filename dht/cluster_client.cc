@@ -197,7 +197,7 @@ void ClusterClient::Write(Txn txn, Quorum q, Callback<Ack> done) {
   auto op = std::make_shared<WriteOp>();
   // One timestamp and transaction id for every copy: a resend anywhere is idempotent.
   txn.ts = hlc_.Now();
-  last_write_ts_ = txn.ts;
+  last_write_ts_ = txn.ts;  // (a write refused above leaves the previous one's: it calls back at once)
   txn.txn_id = random_.Next();
   op->candidates = Candidates(txn.ops.front().id, q.n);
   op->txn = std::move(txn);

@@ -61,8 +61,10 @@ const Membership::MemberView& Membership::Members() const {
   members_.version = table_.local_version();
   members_.live.clear();
   members_.down.clear();
+  members_.replaced.clear();
   const NodeEntry* me = table_.Find(self_.node_id);
   for (const auto& [id, e] : table_.entries()) {
+    if (&e != me && e.state == NodeState::kLeft && !e.leaving) members_.replaced.push_back(&e);
     if (&e == me || e.state == NodeState::kLeft) continue;
     (e.state == NodeState::kDown ? members_.down : members_.live).push_back(&e);
   }
@@ -117,6 +119,12 @@ void Membership::GossipTick() {
   // Now and then, a member believed down: this is how a recovered node is noticed.
   if (!m.down.empty() && random_.NextDouble() < options_.gossip_to_down_probability) {
     sender_.SendTo(m.down[random_.Uniform(m.down.size())]->address, frame);
+  }
+  // And a member we replaced: if it was only cut off, it hears so, refutes and rejoins.
+  // Without this, two sides of a partition that replaced each other never spoke again
+  // (docs/repair.md §2).
+  if (!m.replaced.empty() && random_.NextDouble() < options_.gossip_to_down_probability) {
+    sender_.SendTo(m.replaced[random_.Uniform(m.replaced.size())]->address, frame);
   }
   ArmGossip(options_.gossip_interval);
 }
@@ -269,7 +277,12 @@ void Membership::CheckReplacements() {
       ++members;
       if (e.state == NodeState::kUp || e.state == NodeState::kSuspect) ++alive;
     }
-    if (2 * alive <= members) return;  // the clocks go on; a later tick may have the majority
+    if (2 * alive <= members) {
+      // The time without a majority does not count: after a heal, members get a gossip
+      // round to refute before they are replaced.
+      for (auto& [id, since] : down_since_) since = now;
+      return;
+    }
   }
   for (const std::string& id : replace) {
     down_since_.erase(id);

@@ -43,12 +43,16 @@ struct MembershipOptions {
   // Joining: the first retry waits join_backoff_min, doubling up to join_backoff_max.
   Clock::Duration join_backoff_min = std::chrono::milliseconds(200);
   Clock::Duration join_backoff_max = std::chrono::seconds(5);
-  // Each gossip round also tries one Down member with this probability, to notice recoveries.
+  // Each gossip round also tries one Down member, and one replaced member (Left, not by a
+  // decommission), each with this probability: to notice recoveries, and to let a replaced
+  // node that was only cut off hear it and refute.
   double gossip_to_down_probability = 0.1;
-  // A member this node has seen Down for this long is replaced: this node marks it Left (at
-  // the same incarnation, which Left overrides), it leaves the ring, and its ranges go to the
-  // next nodes, which anti-entropy fills from the other replicas. Should it come back, its
-  // restart bumps the incarnation and it rejoins as Up. Zero never replaces.
+  // A member this node has seen Down for this long, while it sees a majority of the members
+  // alive, is replaced: this node marks it Left (at the same incarnation, which Left
+  // overrides), it leaves the ring, and its ranges go to the next nodes, which anti-entropy
+  // fills from the other replicas. Time without a majority does not count. Should it come
+  // back, it hears it was replaced, bumps its incarnation and rejoins as Up. Zero never
+  // replaces.
   Clock::Duration replace_after = std::chrono::minutes(10);
 };
 
@@ -105,6 +109,7 @@ class Membership {
   struct MemberView {
     uint64_t version = 0;
     std::vector<const NodeEntry*> live, down;
+    std::vector<const NodeEntry*> replaced;  // Left without leaving: replaced, maybe only cut off
   };
   const MemberView& Members() const;
   // A gossip frame with our digest, and our whole table when with_entries.

@@ -219,6 +219,33 @@ TEST(MembershipTest, ANodeCutOffReplacesNoOneAndRejoinsOnceTheCutHeals) {
   EXPECT_GE(t, 0) << "the ring did not come back together within 20 s of the heal";
 }
 
+TEST(MembershipTest, TwoSidesThatReplacedEachOtherComeBackTogether) {
+  // {0,1} | {2,3,4}: the three replace 0 and 1. Then {0,1,4} | {2,3}: 4 hears 0 and 1
+  // refute, and both sides see a majority of the members they count, so they replace each
+  // other. Only gossip with replaced members brings them together after the heal.
+  World w(19, std::chrono::seconds(5));
+  StartCluster(w, 5);
+  const auto cut = [&](std::vector<int> a, std::vector<int> b) {
+    w.Heal();
+    for (int i : a) {
+      for (int j : b) w.Cut("node" + std::to_string(i) + ":7400", "node" + std::to_string(j) + ":7400");
+    }
+  };
+  cut({0, 1}, {2, 3, 4});
+  w.Run(std::chrono::seconds(20));
+  cut({0, 1, 4}, {2, 3});
+  w.Run(std::chrono::seconds(20));
+  w.Heal();
+  const double t = w.RunUntil([&] {
+    if (!w.Converged()) return false;
+    for (const auto& [id, e] : w.at("node0:7400").table().entries()) {
+      if (e.state != NodeState::kUp) return false;
+    }
+    return true;
+  }, std::chrono::seconds(60));
+  EXPECT_GE(t, 0) << "the ring did not come back together within 60 s of the heal";
+}
+
 TEST(MembershipTest, ASuspectedNodeThatIsAliveRefutes) {
   World w(13);
   StartCluster(w, 4);
