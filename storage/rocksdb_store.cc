@@ -183,7 +183,8 @@ void RocksDbStore::WriterLoop() {
     }
     CommitGroup(group);
     group.clear();
-    CollectGarbage();
+    // Only when something could have changed: a group of small values alone leaves the log be.
+    if (gc_due_ || !unexamined_.empty()) CollectGarbage();
   }
 }
 
@@ -277,7 +278,7 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
           status = p.status();
           break;
         }
-        logged = true;
+        logged = gc_due_ = true;
         written.in_log = true;
         written.log = *p;
         batch.Put(data_cf_, key, EncodeLogRecord(op.record.meta, *p));

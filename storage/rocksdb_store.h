@@ -149,6 +149,10 @@ class RocksDbStore final : public Store {
   // A whole record read under one snapshot, its external value included (reader threads, and
   // the writer's same-version check). Errors are returned unnamed.
   Result<Record> ReadRecord(const ObjectId& id);
+  // A log record's value from the value log; nullopt when its segment is gone (garbage
+  // collection moved the value since h was read). LoggedRecord then reads the record again.
+  std::optional<Result<Record>> LoggedValue(const StoredHeader& h);
+  Result<Record> LoggedRecord(const ObjectId& id, const StoredHeader& h);
   // A read from the memtable and block cache only: Incomplete when it would need the disk.
   rocksdb::Status CachedRead(const ObjectId& id, rocksdb::PinnableSlice* raw);
   // The record from memory; nullopt when it needs the disk or lives apart (external).
@@ -183,6 +187,7 @@ class RocksDbStore final : public Store {
   std::map<uint64_t, uint64_t> dead_bytes_;  // writer only: per sealed or active segment
   std::set<uint64_t> unexamined_;            // writer only: segments of an earlier run
   std::set<uint64_t> kept_;                  // writer only: damaged segments, never collected
+  bool gc_due_ = false;                      // writer only: the log changed since the last look
   // Sync durability: groups written but not yet fsynced, acknowledged by the syncer thread.
   struct SyncTask {
     std::shared_ptr<std::vector<std::function<void(Status)>>> callbacks;

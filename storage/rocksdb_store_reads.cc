@@ -21,6 +21,17 @@ Status Named(const ObjectId& id, const Status& s) {
 
 }  // namespace
 
+std::optional<Result<Record>> RocksDbStore::LoggedValue(const StoredHeader& h) {
+  auto v = vlog_->Read(h.log, h.meta.size);
+  if (v.status().IsNotFound()) return std::nullopt;  // the segment is gone: the value moved
+  return v.ok() ? AttachValue(h.meta, std::move(*v)) : Result<Record>(v.status());
+}
+
+Result<Record> RocksDbStore::LoggedRecord(const ObjectId& id, const StoredHeader& h) {
+  auto r = LoggedValue(h);
+  return r ? std::move(*r) : ReadRecord(id);  // read as it is now, at its new place
+}
+
 Result<Record> RocksDbStore::ReadRecord(const ObjectId& id) {
   // A value-log read finds its segment gone when garbage collection moved the value after the
   // header was read; the header read again points at the new place.
@@ -36,12 +47,12 @@ Result<Record> RocksDbStore::ReadRecord(const ObjectId& id) {
     } else if (auto h = DecodeStoredHeader(std::string_view(raw.data(), raw.size())); !h.ok()) {
       out = h.status();
     } else if (h->in_log) {
-      auto v = vlog_->Read(h->log, h->meta.size);
-      if (v.status().IsNotFound()) {
+      auto r = LoggedValue(*h);
+      if (!r) {
         db_->ReleaseSnapshot(snap);
         continue;
       }
-      out = v.ok() ? AttachValue(h->meta, std::move(*v)) : Result<Record>(v.status());
+      out = std::move(*r);
     } else if (!h->external) {
       out = AttachValue(h->meta, std::string_view(raw.data(), raw.size()).substr(kRecordHeaderBytes));
     } else {
@@ -168,11 +179,8 @@ void RocksDbStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit
       if (with_values) {
         Result<Record> r = Status::NotFound();
         if (h->in_log) {
-          auto v = vlog_->Read(h->log, h->meta.size);
           // A segment gone since the snapshot: the value moved; read the record as it is now.
-          r = v.status().IsNotFound() ? ReadRecord(*id)
-              : v.ok()                ? AttachValue(h->meta, std::move(*v))
-                                      : Result<Record>(v.status());
+          r = LoggedRecord(*id, *h);
         } else if (!h->external) {
           r = AttachValue(h->meta, raw.substr(kRecordHeaderBytes));
         } else {
@@ -250,7 +258,8 @@ void RocksDbStore::ServeReads(std::vector<ReadTask>& batch) {
                                               : Result<StoredHeader>(FromRocks(statuses[k]));
     if (t.get) {
       Result<Record> r = !h.ok()         ? Result<Record>(h.status())
-                         : h->external || h->in_log ? ReadRecord(t.id)
+                         : h->in_log     ? LoggedRecord(t.id, *h)
+                         : h->external   ? ReadRecord(t.id)
                                          : AttachValue(h->meta, std::string_view(values[k]).substr(kRecordHeaderBytes));
       if (!r.ok()) r = Named(t.id, r.status());
       results->push_back([cb = std::move(t.get), r = std::move(r)]() mutable { cb(std::move(r)); });

@@ -16,6 +16,7 @@ using rocks::Key;
 void RocksDbStore::NoteReplaced(const Stored& old) {
   if (!old.present || old.damaged || !old.header.in_log) return;
   dead_bytes_[old.header.log.segment] += ValueLog::EntryBytes(old.header.meta.size);
+  gc_due_ = true;
 }
 
 Result<bool> RocksDbStore::LiveAt(const ObjectId& id, ValuePointer p, StoredHeader* header) {
@@ -60,10 +61,12 @@ void RocksDbStore::CollectGarbage() {
     std::lock_guard<std::mutex> lock(mu_);
     if (!wal_failed_.ok()) return;  // nothing more is written until the store is reopened
   }
+  gc_due_ = false;
   const auto sealed = vlog_->SealedSegments();
   if (!unexamined_.empty()) {
     const uint64_t segment = *unexamined_.begin();
     unexamined_.erase(unexamined_.begin());
+    gc_due_ = true;  // its count is new
     for (const auto& seg : sealed) {
       if (seg.number == segment) ExamineSegment(seg.number, seg.bytes);
     }
@@ -91,6 +94,7 @@ void RocksDbStore::CollectGarbage() {
   const bool over = static_cast<double>(dead_total) > options_.value_log_garbage_ratio * static_cast<double>(total);
   const ValueLog::SegmentInfo* victim = all_dead != nullptr ? all_dead : over ? most_dead : nullptr;
   if (victim == nullptr) return;
+  gc_due_ = true;  // another segment may qualify too: look again after the next group
   if (!RelocateSegment(victim->number).ok()) {
     // Tried again once more of it is known dead.
     dead_bytes_[victim->number] = 0;
