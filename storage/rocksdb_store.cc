@@ -295,9 +295,9 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
     }
     if (!status.ok()) break;
   }
-  // With sync durability the values reach the disk before the records that point at them
-  // can (a record must never point at bytes a crash lost).
-  if (status.ok() && logged && options_.durability == Durability::kSync) status = vlog_->Sync();
+  // The values reach the log file before any record points at them; with sync durability
+  // they reach the disk first too (a record must never point at bytes a crash lost).
+  if (status.ok() && logged) status = options_.durability == Durability::kSync ? vlog_->Sync() : vlog_->Flush();
   const bool wrote = status.ok() && batch.Count() > 0;
   if (wrote) {
     // Never fsync the WAL here: with sync durability the syncer thread does it (see the header).

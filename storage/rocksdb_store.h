@@ -57,8 +57,9 @@ class ColumnFamilyHandle;
 
 namespace ringstore {
 
-// Values this large or larger are stored apart from their header.
-constexpr size_t kExternalValueBytes = 256u << 10;
+// Values this large or larger are stored apart from their header, in the value log
+// (docs/storage-format.md §2a says why 16 KiB).
+constexpr size_t kExternalValueBytes = 16u << 10;
 
 struct RocksDbOptions {
   std::string path;

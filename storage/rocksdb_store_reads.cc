@@ -108,6 +108,13 @@ std::optional<Result<Record>> RocksDbStore::CachedRecord(const ObjectId& id) {
   if (!s.ok()) return Result<Record>(FromRocks(s));
   const std::string_view bytes(raw.data(), raw.size());
   auto h = DecodeStoredHeader(bytes);
+  if (h.ok() && h->in_log && h->meta.size < ValueLog::kDirectReadBytes) {
+    // A smaller logged value that the page cache holds is copied from it here (no I/O).
+    auto v = vlog_->ReadCached(h->log, h->meta.size);
+    if (!v) return std::nullopt;
+    Result<Record> r = AttachValue(h->meta, std::move(*v));
+    return r.ok() ? std::move(r) : Result<Record>(Named(id, r.status()));
+  }
   if (h.ok() && (h->external || h->in_log)) return std::nullopt;
   Result<Record> r = h.ok() ? AttachValue(h->meta, bytes.substr(kRecordHeaderBytes)) : Result<Record>(h.status());
   if (!r.ok()) {

@@ -99,14 +99,15 @@ Status SyncDir(const std::string& dir) {
 
 uint64_t ValueLog::EntryBytes(uint64_t value_size) { return AlignUp(kEntryHeaderBytes + value_size); }
 
-char* ValueLog::AlignedBuffer::Reserve(uint64_t n) {
+char* ValueLog::AlignedBuffer::Reserve(uint64_t n, uint64_t keep) {
   if (n > capacity) {
+    const uint64_t grown = AlignUp(std::max<uint64_t>(n, 2 * capacity));
+    char* bigger = nullptr;
+    if (::posix_memalign(reinterpret_cast<void**>(&bigger), kBlockBytes, grown) != 0) return nullptr;
+    if (keep > 0) std::memcpy(bigger, data, keep);
     std::free(data);
-    capacity = AlignUp(std::max<uint64_t>(n, 2 * capacity));
-    if (::posix_memalign(reinterpret_cast<void**>(&data), kBlockBytes, capacity) != 0) {
-      data = nullptr;
-      capacity = 0;
-    }
+    data = bigger;
+    capacity = grown;
   }
   return data;
 }
@@ -179,15 +180,15 @@ std::shared_ptr<ValueLog::Segment> ValueLog::Find(uint64_t number) const {
 
 Result<ValuePointer> ValueLog::Append(const ObjectId& id, std::string_view value) {
   if (active_bytes_ >= segment_bytes_) {
+    if (Status s = Flush(); !s.ok()) return s;
     if (Status s = StartSegment(active_ + 1); !s.ok()) return s;
   }
-  auto seg = Find(active_);
-  // The entry goes out as whole blocks, padded with zeros: O_DIRECT needs that, and it keeps
-  // a large write out of the page cache (on this machine a page-cache write costs more CPU
-  // than the copy into the buffer).
+  // The entry is laid out in the pending buffer, as whole blocks padded with zeros (O_DIRECT
+  // needs that); Flush writes the buffer in one call.
   const uint64_t len = EntryBytes(value.size());
-  char* h = write_buffer_.Reserve(len);
-  if (h == nullptr) return Status::IOError("value log: out of memory for a " + std::to_string(len) + "-byte entry");
+  char* b = write_buffer_.Reserve(pending_bytes_ + len, pending_bytes_);
+  if (b == nullptr) return Status::IOError("value log: out of memory for a " + std::to_string(len) + "-byte entry");
+  char* h = b + pending_bytes_;
   std::memset(h, 0, kEntryHeaderBytes);
   std::memcpy(h, kMagic, 4);
   std::memcpy(h + 8, id.AsStringView().data(), ObjectId::kSize);
@@ -196,31 +197,62 @@ Result<ValuePointer> ValueLog::Append(const ObjectId& id, std::string_view value
   std::memcpy(h + kEntryHeaderBytes, value.data(), value.size());
   std::memset(h + kEntryHeaderBytes + value.size(), 0, len - kEntryHeaderBytes - value.size());
   const uint64_t start = active_bytes_;
+  pending_bytes_ += len;
+  active_bytes_ = start + len;
+  if (pending_bytes_ >= kFlushBytes) {
+    if (Status s = Flush(); !s.ok()) return s;
+  }
+  return ValuePointer{active_, start + kEntryHeaderBytes};
+}
+
+Status ValueLog::Flush() {
+  if (pending_bytes_ == 0) return Status::Ok();
+  auto seg = Find(active_);
+  const uint64_t start = active_bytes_ - pending_bytes_;
+  const char* b = write_buffer_.data;
   uint64_t done = 0;
-  while (done < len) {
-    const ssize_t w = ::pwrite(seg->write_fd, h + done, len - done, static_cast<off_t>(start + done));
+  while (done < pending_bytes_) {
+    const ssize_t w = ::pwrite(seg->write_fd, b + done, pending_bytes_ - done, static_cast<off_t>(start + done));
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) {
-      // Whatever part was written is past every pointer; cut it off, so the segment ends on
-      // its last whole entry (a walk would take it for a torn tail).
+      // Whatever part was written is past every pointer that may be published; cut it off,
+      // so the segment ends on its last whole entry (a walk would take it for a torn tail).
       Status failed = Errno("write " + seg->path);
       (void)::ftruncate(seg->write_fd, static_cast<off_t>(start));
+      active_bytes_ = start;
+      pending_bytes_ = 0;
       return failed;
     }
     done += static_cast<uint64_t>(w);
   }
-  active_bytes_ = start + len;
+  pending_bytes_ = 0;
   if (unsynced_.empty() || unsynced_.back() != active_) unsynced_.push_back(active_);
-  return ValuePointer{active_, start + kEntryHeaderBytes};
+  return Status::Ok();
 }
 
 Status ValueLog::Sync() {
+  if (Status s = Flush(); !s.ok()) return s;
   for (const uint64_t n : unsynced_) {
     auto seg = Find(n);  // a removed segment needs no sync
     if (seg && ::fdatasync(seg->fd) != 0) return Errno("fdatasync " + seg->path);
   }
   unsynced_.clear();
   return Status::Ok();
+}
+
+std::optional<std::string> ValueLog::ReadCached(ValuePointer p, uint64_t size) const {
+  auto seg = Find(p.segment);
+  if (!seg) return std::nullopt;
+  std::string out(size, '\0');
+  uint64_t done = 0;
+  while (done < size) {
+    iovec v{out.data() + done, size - done};
+    const ssize_t r = ::preadv2(seg->fd, &v, 1, static_cast<off_t>(p.offset + done), RWF_NOWAIT);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return std::nullopt;  // not all cached, or an error the full Read reports
+    done += static_cast<uint64_t>(r);
+  }
+  return out;
 }
 
 Result<std::string> ValueLog::Read(ValuePointer p, uint64_t size) const {
@@ -230,20 +262,20 @@ Result<std::string> ValueLog::Read(ValuePointer p, uint64_t size) const {
   // What the page cache holds is copied from it (RWF_NOWAIT: no I/O); the rest is read with
   // O_DIRECT, which on this machine costs less than filling new page-cache pages.
   uint64_t done = 0;
-  while (seg->direct_fd >= 0 && done < size) {
+  while (seg->direct_fd >= 0 && size >= kDirectReadBytes && done < size) {
     iovec v{out.data() + done, size - done};
     const ssize_t r = ::preadv2(seg->fd, &v, 1, static_cast<off_t>(p.offset + done), RWF_NOWAIT);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) break;  // EAGAIN: not cached; anything else: the reads below say what
     done += static_cast<uint64_t>(r);
   }
-  if (done < size && seg->direct_fd >= 0) {
+  if (done < size && seg->direct_fd >= 0 && size >= kDirectReadBytes) {
     thread_local AlignedBuffer buffer;
     const uint64_t at = p.offset + done;
     const uint64_t from = at & ~(kBlockBytes - 1);
     // Whole blocks; a segment's file always ends on one (entries are padded).
     const uint64_t len = AlignUp(p.offset + size) - from;
-    char* b = buffer.Reserve(len);
+    char* b = buffer.Reserve(len, 0);
     if (b != nullptr && ReadFully(seg->direct_fd, b, len, from, seg->path).ok()) {
       std::memcpy(out.data() + done, b + (at - from), size - done);
       done = size;

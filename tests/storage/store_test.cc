@@ -40,6 +40,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
       o.path = dir_.string();
       if (segment_bytes_ != 0) o.value_log_segment_bytes = segment_bytes_;
       if (garbage_ratio_ >= 0) o.value_log_garbage_ratio = garbage_ratio_;
+      o.durability = durability_;
       auto r = RocksDbStore::Open(o, exec_.executor());
       ASSERT_TRUE(r.ok()) << r.status().ToString();
       rocks_ = r->get();
@@ -86,6 +87,7 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   fs::path dir_;
   uint64_t segment_bytes_ = 0;  // RocksDB: the value log's segment size, if not 0
   double garbage_ratio_ = -1;   // RocksDB: the value log's garbage ratio, if not negative
+  Durability durability_ = Durability::kSync;  // RocksDB
   testing::BlockingExecutor exec_;
   std::unique_ptr<MemoryStore> mem_;
   std::unique_ptr<FaultInjectingStore> faulty_;
@@ -394,6 +396,23 @@ TEST_P(RocksDbCorruptionTest, LargeValuesLiveApartAndMoveBetweenLayouts) {
   EXPECT_EQ(Get(kA)->value, big + "!");
 }
 
+// A small logged value that the page cache holds is served from memory, and checked there.
+TEST_P(RocksDbCorruptionTest, ASmallLoggedValueInThePageCacheIsServedWithoutTheReaders) {
+  const std::string v(kExternalValueBytes + 5, 'S');
+  ASSERT_TRUE(Put(kA, 1, v).ok());
+  EXPECT_EQ(Get(kA)->value, v);  // read through the page cache
+  auto hit = store_->GetIfCached(kA);
+  ASSERT_TRUE(hit.has_value()) << "a cached small logged value needs no reader thread";
+  ASSERT_TRUE(hit->ok()) << hit->status().ToString();
+  EXPECT_EQ(hit->value().value, v);
+  std::string damaged = v;
+  damaged[7] ^= 0x01;
+  ASSERT_TRUE(rocks_->RawPutForTest(kA, damaged, /*value_key=*/true).ok());
+  hit = store_->GetIfCached(kA);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_TRUE(hit->status().IsCorruption()) << hit->status().ToString();
+}
+
 // Large values written before the value log live under a key of their own: still read, and
 // replaced by the next write.
 TEST_P(RocksDbCorruptionTest, LargeValuesOfTheEarlierLayoutAreRead) {
@@ -432,8 +451,11 @@ class ValueLogStoreTest : public StoreTest {
     }
     return out;
   }
+  // 257 KiB: the sizes below (segments of 1 MiB hold four) do not follow the threshold.
+  static constexpr size_t kBigBytes = (256u << 10) + 1000;
+  static_assert(kBigBytes >= kExternalValueBytes, "Big values must go to the value log");
   static std::string Big(int key, int version) {
-    std::string v(kExternalValueBytes + 1000, static_cast<char>('a' + key % 26));
+    std::string v(kBigBytes, static_cast<char>('a' + key % 26));
     v.replace(0, 16, "k" + std::to_string(key) + "v" + std::to_string(version) + "        ");
     return v;
   }
@@ -454,6 +476,17 @@ class ValueLogStoreTest : public StoreTest {
     }
   }
 };
+
+// Without fsyncs the values still reach the log file before their records point at them.
+TEST_P(ValueLogStoreTest, WithAsyncDurabilityLoggedValuesReadBackAtOnce) {
+  Close();
+  durability_ = Durability::kAsync;
+  Open();
+  std::vector<WriteOp> ops;
+  for (int k = 0; k < 3; ++k) ops.push_back(WriteOp{Id(k), Record::Value(10, Big(k, 1))});
+  ASSERT_TRUE(Apply(std::move(ops)).ok());
+  ExpectAll(3, [](int) { return 1; });
+}
 
 TEST_P(ValueLogStoreTest, ReplacedValuesAreCollectedAndLiveOnesMoved) {
   Close();

@@ -95,12 +95,35 @@ TEST_F(ValueLogTest, SegmentsRollOverAndRemovedOnesReadNotFound) {
   EXPECT_FALSE(log->Remove(log->active_segment()).ok());
 }
 
+// Appends wait in the buffer and go out together: a group of values is one write.
+TEST_F(ValueLogTest, AppendsReachTheFileTogetherAtFlush) {
+  auto log = Open();
+  const auto a = log->Append(ObjectId::Of("v", "a"), std::string(5000, 'a'));
+  const auto b = log->Append(ObjectId::Of("v", "b"), std::string(100, 'b'));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(b->offset, ValueLog::EntryBytes(5000) + ValueLog::kEntryHeaderBytes);
+  const fs::path file = dir_ / "00000001.vlog";
+  ASSERT_TRUE(fs::exists(file));
+  EXPECT_EQ(fs::file_size(file), 0u) << "nothing is written before Flush";
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_EQ(fs::file_size(file), ValueLog::EntryBytes(5000) + ValueLog::EntryBytes(100));
+  EXPECT_EQ(*log->Read(*a, 5000), std::string(5000, 'a'));
+  EXPECT_EQ(*log->Read(*b, 100), std::string(100, 'b'));
+  // Past kFlushBytes pending, an append writes at once.
+  const std::string big(ValueLog::kFlushBytes, 'c');
+  const auto c = log->Append(ObjectId::Of("v", "c"), big);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(fs::file_size(file), c->offset - ValueLog::kEntryHeaderBytes + ValueLog::EntryBytes(big.size()));
+  EXPECT_EQ(*log->Read(*c, big.size()), big);
+}
+
 TEST_F(ValueLogTest, AWalkStopsAtATornEntry) {
   uint64_t segment = 0;
   {
     auto log = Open();
     segment = log->Append(ObjectId::Of("v", "1"), std::string(100, '1'))->segment;
     (void)log->Append(ObjectId::Of("v", "2"), std::string(9000, '2'));
+    ASSERT_TRUE(log->Flush().ok());
   }
   // The second entry loses its last block, as if a crash cut the append short.
   const fs::path file = OnlyNonEmptySegment();
@@ -120,6 +143,7 @@ TEST_F(ValueLogTest, AWalkGoesOnPastADamagedEntryAndSaysSo) {
     auto log = Open();
     segment = log->Append(ObjectId::Of("v", "1"), std::string(5000, '1'))->segment;
     (void)log->Append(ObjectId::Of("v", "2"), std::string(100, '2'));
+    ASSERT_TRUE(log->Flush().ok());
   }
   {
     std::FILE* f = std::fopen(OnlyNonEmptySegment().c_str(), "r+b");
