@@ -14,6 +14,9 @@ using rocks::ValueKey;
 
 namespace {
 
+// The largest logged value the strand copies from the page cache itself.
+constexpr uint64_t kMaxStrandLogReadBytes = 64u << 10;
+
 // Corruption messages name the object.
 Status Named(const ObjectId& id, const Status& s) {
   return s.IsCorruption() ? Status::Corruption("object " + id.Hex() + ": " + s.message()) : s;
@@ -108,7 +111,7 @@ std::optional<Result<Record>> RocksDbStore::CachedRecord(const ObjectId& id) {
   if (!s.ok()) return Result<Record>(FromRocks(s));
   const std::string_view bytes(raw.data(), raw.size());
   auto h = DecodeStoredHeader(bytes);
-  if (h.ok() && h->in_log && h->meta.size < ValueLog::kDirectReadBytes) {
+  if (h.ok() && h->in_log && h->meta.size < kMaxStrandLogReadBytes) {
     // A smaller logged value that the page cache holds is copied from it here (no I/O).
     auto v = vlog_->ReadCached(h->log, h->meta.size);
     if (!v) return std::nullopt;

@@ -8,10 +8,9 @@
 // gather in one aligned buffer that Flush writes in one call, so a group commit costs one
 // write and one device request, not one per value. The write uses O_DIRECT where the file
 // system allows it: on this machine a write through the page cache costs more CPU than the
-// copy into an aligned buffer. A read copies what the page cache holds (preadv2 with
-// RWF_NOWAIT, which does no I/O) and reads the rest with O_DIRECT, so reading a value does
-// not fill the page cache either. Each segment keeps two read-only descriptors (buffered and
-// O_DIRECT); the active one also its write descriptor. Values are found by a ValuePointer
+// copy into an aligned buffer. Reads go through the page cache, whose readahead serves
+// sequential reads of chunks. Each segment keeps one read-only descriptor; the active one
+// also its write descriptor. Values are found by a ValuePointer
 // (segment, offset of the value bytes) kept in the record's RocksDB entry; the value's
 // checksum lives in the record header, so the log itself checks only entry headers (which
 // garbage collection walks). Appends go to the one active segment; Open starts a new active
@@ -52,8 +51,6 @@ class ValueLog {
   // Entries start on block boundaries and are padded to whole blocks (O_DIRECT I/O).
   static constexpr uint64_t kBlockBytes = 4096;
   static constexpr uint64_t kDefaultSegmentBytes = 64u << 20;
-  // Smaller values are read through the page cache, which keeps hot ones (see the top).
-  static constexpr uint64_t kDirectReadBytes = 64u << 10;
   // Pending entries are written once they reach this many bytes.
   static constexpr uint64_t kFlushBytes = 4u << 20;
 
