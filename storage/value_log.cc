@@ -195,6 +195,9 @@ Result<ValuePointer> ValueLog::Append(const ObjectId& id, std::string_view value
   const uint64_t start = active_bytes_;
   pending_bytes_ += len;
   active_bytes_ = start + len;
+  auto& listed = index_[active_];
+  listed.push_back(IndexEntry{id, start + kEntryHeaderBytes, value.size()});
+  while (index_.size() > kIndexedSegments) index_.erase(index_.begin());  // the oldest
   if (pending_bytes_ >= kFlushBytes) {
     if (Status s = Flush(); !s.ok()) return s;
   }
@@ -217,6 +220,9 @@ Status ValueLog::Flush() {
       (void)::ftruncate(seg->write_fd, static_cast<off_t>(start));
       active_bytes_ = start;
       pending_bytes_ = 0;
+      if (auto it = index_.find(active_); it != index_.end()) {
+        std::erase_if(it->second, [start](const IndexEntry& e) { return e.offset > start; });
+      }
       return failed;
     }
     done += static_cast<uint64_t>(w);
@@ -274,6 +280,12 @@ Result<ValueLog::Walk> ValueLog::ForEachEntry(
     uint64_t segment, const std::function<void(const ObjectId&, ValuePointer, uint64_t)>& fn) const {
   auto seg = Find(segment);
   if (!seg) return Status::NotFound("value log segment " + std::to_string(segment) + " is gone");
+  if (auto it = index_.find(segment); it != index_.end()) {
+    // Written by this run: its entries are known without reading the file, which for a
+    // segment of small values meant reading all of it.
+    for (const IndexEntry& e : it->second) fn(e.id, ValuePointer{segment, e.offset}, e.size);
+    return Walk{};
+  }
   struct stat st {};
   if (::fstat(seg->fd, &st) != 0) return Errno("stat " + seg->path);
   const uint64_t end = static_cast<uint64_t>(st.st_size);
@@ -326,6 +338,7 @@ Status ValueLog::Remove(uint64_t segment) {
     seg = std::move(it->second);
     segments_.erase(it);
   }
+  index_.erase(segment);
   // Readers holding the segment keep reading the unlinked file through their reference.
   if (::unlink(seg->path.c_str()) != 0 && errno != ENOENT) return Errno("unlink " + seg->path);
   return Status::Ok();

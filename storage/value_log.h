@@ -51,6 +51,9 @@ class ValueLog {
   // Entries start on block boundaries and are padded to whole blocks (O_DIRECT I/O).
   static constexpr uint64_t kBlockBytes = 4096;
   static constexpr uint64_t kDefaultSegmentBytes = 64u << 20;
+  // Segments whose entries are remembered (ForEachEntry): the newest ones written by this
+  // run, 48 bytes of memory per entry (about 150 KiB for a segment of 16 KiB values).
+  static constexpr size_t kIndexedSegments = 64;
   // Pending entries are written once they reach this many bytes.
   static constexpr uint64_t kFlushBytes = 4u << 20;
 
@@ -91,8 +94,10 @@ class ValueLog {
     bool damaged = false;     // a bad entry header with good entries after it
     uint64_t tail_bytes = 0;  // bytes after the last good entry with none after them
   };
-  // Calls fn for each good entry of a segment, in order. At a block that does not start a
-  // good entry it looks on, block by block, for the next one (so damage hides only the
+  // Calls fn for each good entry of a segment, in order. A segment appended to by this run
+  // (one of the last kIndexedSegments) is listed from memory, every entry it was given, and
+  // the file is not read. Otherwise the file is read: at a block that does not start a good
+  // entry the walk looks on, block by block, for the next one (so damage hides only the
   // entries it hits). IOError when the file cannot be read.
   Result<Walk> ForEachEntry(uint64_t segment,
                             const std::function<void(const ObjectId& id, ValuePointer p, uint64_t size)>& fn) const;
@@ -121,6 +126,12 @@ class ValueLog {
   uint64_t pending_bytes_ = 0;                           // writer only; at the buffer's start
   uint64_t previous_run_last_ = 0;                       // set by Open
   std::vector<uint64_t> unsynced_;                       // writer only
+  struct IndexEntry {
+    ObjectId id;
+    uint64_t offset = 0;  // of the value
+    uint64_t size = 0;
+  };
+  std::map<uint64_t, std::vector<IndexEntry>> index_;    // writer only: by segment
   // A block-aligned buffer that only grows; freed with its owner.
   struct AlignedBuffer {
     char* data = nullptr;
