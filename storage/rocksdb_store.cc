@@ -32,11 +32,11 @@ rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& ca
   // A bloom filter over the memtable: a read of a key that is not there skips the skiplist.
   cf.memtable_whole_key_filtering = true;
   cf.memtable_prefix_bloom_size_ratio = 0.05;
-  // Entries of kExternalValueBytes or more go to blob files: the value keys of the layout
-  // before the value log (only read now), and the rare inline record within 32 bytes under
-  // the limit (its header pushes it over). New large values go to the value log.
+  // Entries of 256 KiB or more go to blob files: the value keys of the layout before the
+  // value log (only read now; every one is that large). Inline records stay in the tables,
+  // including those of 16-256 KiB written before the threshold came down to 16 KiB.
   cf.enable_blob_files = true;
-  cf.min_blob_size = kExternalValueBytes;
+  cf.min_blob_size = 256u << 10;
   cf.enable_blob_garbage_collection = true;
   return cf;
 }

@@ -2,7 +2,8 @@
 // 32-byte object id as header + value, so a write is one memtable insert and last-writer-wins
 // checks and STAT read one small entry. A value of kExternalValueBytes or more lives apart, in
 // the value log (ValueLog, DIR/db/vlog/), and the entry under the id holds the header and the
-// value's place; reads of it go to the reader pool. (Large values written before the value
+// value's place; reads of it go to the reader pool, except that the strand copies one under
+// 64 KiB that the page cache holds whole (ValueLog::ReadCached). (Large values written before the value
 // log live under the id followed by one byte 0x01, in RocksDB's blob files; they are still
 // read, and replaced by the next write of their id.)
 //

@@ -1,5 +1,7 @@
 #include "storage/value_log.h"
 
+#include <utility>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -72,6 +74,14 @@ int CreateSegmentFile(const std::string& path) {
   return fd;
 }
 
+// The read descriptor. O_NOATIME: a read, even one that RWF_NOWAIT turns away on the strand,
+// would otherwise update the access time of a segment written since (relatime).
+int OpenForReads(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // not the owner
+  return fd;
+}
+
 // pread of exactly len bytes; a short file is Corruption.
 Status ReadFully(int fd, char* out, uint64_t len, uint64_t offset, const std::string& path) {
   uint64_t done = 0;
@@ -128,7 +138,7 @@ Result<std::unique_ptr<ValueLog>> ValueLog::Open(const std::string& dir, uint64_
     auto seg = std::make_shared<Segment>();
     seg->number = n;
     seg->path = entry.path().string();
-    seg->fd = ::open(seg->path.c_str(), O_RDONLY | O_CLOEXEC);
+    seg->fd = OpenForReads(seg->path);
     if (seg->fd < 0) return Errno("open " + seg->path);
     struct stat st {};
     if (::fstat(seg->fd, &st) != 0) return Errno("stat " + seg->path);
@@ -148,21 +158,24 @@ Status ValueLog::StartSegment(uint64_t number) {
   seg->path = dir_ + "/" + SegmentName(number);
   seg->write_fd = CreateSegmentFile(seg->path);
   if (seg->write_fd < 0) return Errno("create " + seg->path);
-  seg->fd = ::open(seg->path.c_str(), O_RDONLY | O_CLOEXEC);
+  seg->fd = OpenForReads(seg->path);
   // The file must outlive a crash once anything in it is acknowledged.
   Status s = seg->fd < 0 ? Errno("open " + seg->path) : SyncDir(dir_);
   if (!s.ok()) {
     ::unlink(seg->path.c_str());  // so that the next try can create it again
     return s;
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = segments_.find(active_); it != segments_.end()) {
-    // Sealed: it keeps one (read) descriptor.
-    it->second->bytes = active_bytes_;
-    ::close(it->second->write_fd);
-    it->second->write_fd = -1;
+  int sealed_write_fd = -1;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = segments_.find(active_); it != segments_.end()) {
+      // Sealed: it keeps one (read) descriptor.
+      it->second->bytes = active_bytes_;
+      sealed_write_fd = std::exchange(it->second->write_fd, -1);
+    }
+    segments_[number] = std::move(seg);
   }
-  segments_[number] = std::move(seg);
+  if (sealed_write_fd >= 0) ::close(sealed_write_fd);  // not under mu_, which readers take
   active_ = number;
   active_bytes_ = 0;
   return Status::Ok();
@@ -204,7 +217,12 @@ Result<ValuePointer> ValueLog::Append(const ObjectId& id, std::string_view value
   return ValuePointer{active_, start + kEntryHeaderBytes};
 }
 
+void ValueLog::DropRetired() {
+  std::erase_if(retired_, [](const std::shared_ptr<Segment>& s) { return s.use_count() == 1; });
+}
+
 Status ValueLog::Flush() {
+  DropRetired();
   if (pending_bytes_ == 0) return Status::Ok();
   auto seg = Find(active_);
   const uint64_t start = active_bytes_ - pending_bytes_;
@@ -339,6 +357,11 @@ Status ValueLog::Remove(uint64_t segment) {
     segments_.erase(it);
   }
   index_.erase(segment);
+  // The last reference closes the file, and closing an unlinked file frees its blocks: keep
+  // it here until no reader holds it, so that this happens on the writer thread, never on
+  // the strand (ValueLog::ReadCached).
+  DropRetired();
+  if (seg.use_count() > 1) retired_.push_back(seg);
   // Readers holding the segment keep reading the unlinked file through their reference.
   if (::unlink(seg->path.c_str()) != 0 && errno != ENOENT) return Errno("unlink " + seg->path);
   return Status::Ok();

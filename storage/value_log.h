@@ -20,8 +20,11 @@
 // reference to the segment it reads, so a segment removed meanwhile stays readable until the
 // read ends. Read of a removed segment gives NotFound (the caller reads the record's new
 // pointer again).
-// Thread-safety: Append, Flush, Sync, Remove, Segments, ForEachEntry and WriteForTest are for one
-// thread (the store's writer). Read may be called from any thread at the same time.
+// Thread-safety: Append, Flush, Sync, Remove, SealedSegments, ForEachEntry, CutTail and
+// WriteForTest are for one thread (the store's writer). Read and ReadCached may be called from
+// any thread at the same time; ReadCached never waits for I/O, and a segment's last reference
+// is dropped on the writer thread (Remove keeps removed segments until no reader holds them).
+// Pending entries that no Flush wrote are dropped with the ValueLog.
 #pragma once
 
 #include <cstdint>
@@ -116,6 +119,7 @@ class ValueLog {
   explicit ValueLog(std::string dir, uint64_t segment_bytes);
   Status StartSegment(uint64_t number);
   std::shared_ptr<Segment> Find(uint64_t number) const;
+  void DropRetired();  // closes the removed segments no reader holds any more
 
   const std::string dir_;
   const uint64_t segment_bytes_;
@@ -132,6 +136,7 @@ class ValueLog {
     uint64_t size = 0;
   };
   std::map<uint64_t, std::vector<IndexEntry>> index_;    // writer only: by segment
+  std::vector<std::shared_ptr<Segment>> retired_;        // writer only: removed, maybe still read
   // A block-aligned buffer that only grows; freed with its owner.
   struct AlignedBuffer {
     char* data = nullptr;

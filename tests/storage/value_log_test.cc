@@ -125,7 +125,7 @@ std::map<std::string, int> OpenDescriptors(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
     std::error_code ec;
     const fs::path target = fs::read_symlink(e.path(), ec);
-    if (!ec && target.parent_path() == dir) ++out[target.filename().string()];
+    if (!ec && target.parent_path() == fs::weakly_canonical(dir)) ++out[target.filename().string()];
   }
   return out;
 }
