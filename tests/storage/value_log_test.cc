@@ -176,6 +176,27 @@ TEST_F(ValueLogTest, ThisRunsSegmentsAreWalkedFromMemory) {
   EXPECT_TRUE(walk.damaged);
 }
 
+// Only the newest kIndexedSegments are remembered; older ones are walked from their files.
+TEST_F(ValueLogTest, SegmentsPastTheIndexedOnesAreWalkedFromTheirFiles) {
+  auto log = Open(/*segment_bytes=*/4096);  // one entry per segment
+  const size_t n = ValueLog::kIndexedSegments + 2;
+  std::vector<ValuePointer> at;
+  for (size_t i = 0; i <= n; ++i) at.push_back(*log->Append(ObjectId::Of("v", std::to_string(i)), "x"));
+  ASSERT_TRUE(log->Sync().ok());
+  // Damage the first entry header of the oldest segment and of one still remembered.
+  const uint64_t oldest = at[0].segment, remembered = at[n - 1].segment;
+  ASSERT_TRUE(log->WriteForTest(ValuePointer{oldest, 0}, "XXXX").ok());
+  ASSERT_TRUE(log->WriteForTest(ValuePointer{remembered, 0}, "XXXX").ok());
+  ValueLog::Walk walk;
+  EXPECT_TRUE(Entries(*log, oldest, &walk).empty()) << "read from the file: the damage shows";
+  EXPECT_EQ(walk.tail_bytes, 4096u);
+  EXPECT_EQ(Entries(*log, remembered, &walk).size(), 1u) << "listed from memory";
+  EXPECT_EQ(walk.tail_bytes, 0u);
+  // A removed segment is forgotten; its walk says NotFound.
+  ASSERT_TRUE(log->Remove(remembered).ok());
+  EXPECT_TRUE(log->ForEachEntry(remembered, [](const ObjectId&, ValuePointer, uint64_t) {}).status().IsNotFound());
+}
+
 TEST_F(ValueLogTest, AWalkStopsAtATornEntry) {
   uint64_t segment = 0;
   {
