@@ -24,10 +24,12 @@ struct ValueLog::Segment {
   std::string path;
   int fd = -1;          // buffered, read-only: value reads, entry walks and fdatasync
   int write_fd = -1;    // the active segment only: O_DIRECT where allowed
+  int cached_write_fd = -1;  // the active segment only: through the page cache
   uint64_t bytes = 0;   // file length; set once the segment is sealed (guarded by mu_)
   ~Segment() {
     if (fd >= 0) ::close(fd);
     if (write_fd >= 0) ::close(write_fd);
+    if (cached_write_fd >= 0) ::close(cached_write_fd);
   }
 };
 
@@ -158,24 +160,29 @@ Status ValueLog::StartSegment(uint64_t number) {
   seg->path = dir_ + "/" + SegmentName(number);
   seg->write_fd = CreateSegmentFile(seg->path);
   if (seg->write_fd < 0) return Errno("create " + seg->path);
+  seg->cached_write_fd = ::open(seg->path.c_str(), O_WRONLY | O_CLOEXEC);
   seg->fd = OpenForReads(seg->path);
   // The file must outlive a crash once anything in it is acknowledged.
-  Status s = seg->fd < 0 ? Errno("open " + seg->path) : SyncDir(dir_);
+  Status s = seg->fd < 0                ? Errno("open " + seg->path)
+             : seg->cached_write_fd < 0 ? Errno("open " + seg->path + " for writing")
+                                        : SyncDir(dir_);
   if (!s.ok()) {
     ::unlink(seg->path.c_str());  // so that the next try can create it again
     return s;
   }
-  int sealed_write_fd = -1;
+  int sealed_write_fd = -1, sealed_cached_fd = -1;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = segments_.find(active_); it != segments_.end()) {
       // Sealed: it keeps one (read) descriptor.
       it->second->bytes = active_bytes_;
       sealed_write_fd = std::exchange(it->second->write_fd, -1);
+      sealed_cached_fd = std::exchange(it->second->cached_write_fd, -1);
     }
     segments_[number] = std::move(seg);
   }
   if (sealed_write_fd >= 0) ::close(sealed_write_fd);  // not under mu_, which readers take
+  if (sealed_cached_fd >= 0) ::close(sealed_cached_fd);
   active_ = number;
   active_bytes_ = 0;
   return Status::Ok();
@@ -207,6 +214,7 @@ Result<ValuePointer> ValueLog::Append(const ObjectId& id, std::string_view value
   std::memset(h + kEntryHeaderBytes + value.size(), 0, len - kEntryHeaderBytes - value.size());
   const uint64_t start = active_bytes_;
   pending_bytes_ += len;
+  if (value.size() >= kCachedWriteBytes) pending_large_ = true;
   active_bytes_ = start + len;
   auto& listed = index_[active_];
   listed.push_back(IndexEntry{id, start + kEntryHeaderBytes, value.size()});
@@ -227,9 +235,12 @@ Status ValueLog::Flush() {
   auto seg = Find(active_);
   const uint64_t start = active_bytes_ - pending_bytes_;
   const char* b = write_buffer_.data;
+  // Small values go through the page cache, so that reads of what was just written (a
+  // joining node's first reads, say) find them there; large ones bypass it (see the top).
+  const int fd = pending_large_ ? seg->write_fd : seg->cached_write_fd;
   uint64_t done = 0;
   while (done < pending_bytes_) {
-    const ssize_t w = ::pwrite(seg->write_fd, b + done, pending_bytes_ - done, static_cast<off_t>(start + done));
+    const ssize_t w = ::pwrite(fd, b + done, pending_bytes_ - done, static_cast<off_t>(start + done));
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) {
       // Whatever part was written is past every pointer that may be published; cut it off,
@@ -238,6 +249,7 @@ Status ValueLog::Flush() {
       (void)::ftruncate(seg->write_fd, static_cast<off_t>(start));
       active_bytes_ = start;
       pending_bytes_ = 0;
+      pending_large_ = false;
       if (auto it = index_.find(active_); it != index_.end()) {
         std::erase_if(it->second, [start](const IndexEntry& e) { return e.offset > start; });
       }
@@ -246,6 +258,7 @@ Status ValueLog::Flush() {
     done += static_cast<uint64_t>(w);
   }
   pending_bytes_ = 0;
+  pending_large_ = false;
   if (unsynced_.empty() || unsynced_.back() != active_) unsynced_.push_back(active_);
   return Status::Ok();
 }

@@ -6,9 +6,10 @@
 // A segment is DIR/NNNNNNNN.vlog: entries of a 48-byte entry header (magic, header checksum,
 // object id, value size) followed by the value and zeros up to a 4 KiB boundary. Appends
 // gather in one aligned buffer that Flush writes in one call, so a group commit costs one
-// write and one device request, not one per value. The write uses O_DIRECT where the file
-// system allows it: on this machine a write through the page cache costs more CPU than the
-// copy into an aligned buffer. Reads go through the page cache, whose readahead serves
+// write and one device request, not one per value. A write with a value of 64 KiB or more
+// uses O_DIRECT where the file system allows it: on this machine a write through the page
+// cache costs more CPU than the copy into an aligned buffer. Smaller values go through the
+// page cache, where reads of freshly written values find them. Reads go through the page cache, whose readahead serves
 // sequential reads of chunks. Each segment keeps one read-only descriptor; the active one
 // also its write descriptor. Values are found by a ValuePointer
 // (segment, offset of the value bytes) kept in the record's RocksDB entry; the value's
@@ -57,6 +58,9 @@ class ValueLog {
   // Segments whose entries are remembered (ForEachEntry): the newest ones written by this
   // run, 48 bytes of memory per entry (about 150 KiB for a segment of 16 KiB values).
   static constexpr size_t kIndexedSegments = 64;
+  // A flush whose values are all smaller than this writes through the page cache, so that
+  // the values are there for the reads that follow; any larger one makes it use O_DIRECT.
+  static constexpr uint64_t kCachedWriteBytes = 64u << 10;
   // Pending entries are written once they reach this many bytes.
   static constexpr uint64_t kFlushBytes = 4u << 20;
 
@@ -128,6 +132,7 @@ class ValueLog {
   uint64_t active_ = 0;                                  // writer only
   uint64_t active_bytes_ = 0;                            // writer only; pending bytes included
   uint64_t pending_bytes_ = 0;                           // writer only; at the buffer's start
+  bool pending_large_ = false;                           // writer only: one is kCachedWriteBytes+
   uint64_t previous_run_last_ = 0;                       // set by Open
   std::vector<uint64_t> unsynced_;                       // writer only
   struct IndexEntry {

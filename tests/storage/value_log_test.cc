@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <map>
 #include <unistd.h>
 
@@ -130,18 +131,19 @@ std::map<std::string, int> OpenDescriptors(const fs::path& dir) {
   return out;
 }
 
-// A sealed segment keeps one read descriptor and the active one its write descriptor too,
-// whether the segment was made in this run or found at the start; closing closes them all.
+// A sealed segment keeps one read descriptor and the active one its two write descriptors
+// too (O_DIRECT and through the page cache), whether the segment was made in this run or
+// found at the start; closing closes them all.
 TEST_F(ValueLogTest, SegmentsKeepOneReadDescriptorAndCloseThem) {
   {
     auto log = Open(/*segment_bytes=*/4096);
     for (int i = 0; i < 3; ++i) ASSERT_TRUE(log->Append(ObjectId::Of("v", std::to_string(i)), "x").ok());
     ASSERT_TRUE(log->Sync().ok());
-    EXPECT_EQ(OpenDescriptors(dir_), (std::map<std::string, int>{{"00000001.vlog", 1}, {"00000002.vlog", 1}, {"00000003.vlog", 2}}));
+    EXPECT_EQ(OpenDescriptors(dir_), (std::map<std::string, int>{{"00000001.vlog", 1}, {"00000002.vlog", 1}, {"00000003.vlog", 3}}));
   }
   EXPECT_TRUE(OpenDescriptors(dir_).empty());
   auto log = Open(4096);
-  EXPECT_EQ(OpenDescriptors(dir_), (std::map<std::string, int>{{"00000001.vlog", 1}, {"00000002.vlog", 1}, {"00000003.vlog", 1}, {"00000004.vlog", 2}}));
+  EXPECT_EQ(OpenDescriptors(dir_), (std::map<std::string, int>{{"00000001.vlog", 1}, {"00000002.vlog", 1}, {"00000003.vlog", 1}, {"00000004.vlog", 3}}));
 }
 
 // This run's segments are walked from memory: every entry it wrote, without reading the file
@@ -195,6 +197,26 @@ TEST_F(ValueLogTest, SegmentsPastTheIndexedOnesAreWalkedFromTheirFiles) {
   // A removed segment is forgotten; its walk says NotFound.
   ASSERT_TRUE(log->Remove(remembered).ok());
   EXPECT_TRUE(log->ForEachEntry(remembered, [](const ObjectId&, ValuePointer, uint64_t) {}).status().IsNotFound());
+}
+
+// Small values are written through the page cache, so a read right after finds them there;
+// large ones bypass it (where the file system allows O_DIRECT).
+TEST_F(ValueLogTest, SmallValuesAreWrittenThroughThePageCache) {
+  auto log = Open();
+  const std::string small(20000, 's'), large(ValueLog::kCachedWriteBytes, 'L');
+  const auto s = log->Append(ObjectId::Of("v", "small"), small);
+  ASSERT_TRUE(s.ok() && log->Sync().ok());
+  const auto cached = log->ReadCached(*s, small.size());
+  ASSERT_TRUE(cached.has_value()) << "a small value just written is in the page cache";
+  EXPECT_EQ(*cached, small);
+  const auto l = log->Append(ObjectId::Of("v", "large"), large);
+  ASSERT_TRUE(l.ok() && log->Sync().ok());
+  const fs::path probe = dir_ / "probe";
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
+  if (fd < 0) GTEST_SKIP() << "this file system refuses O_DIRECT, so large values are cached too";
+  ::close(fd);
+  EXPECT_FALSE(log->ReadCached(*l, large.size()).has_value()) << "a large value bypasses the page cache";
+  EXPECT_EQ(*log->Read(*l, large.size()), large);
 }
 
 TEST_F(ValueLogTest, AWalkStopsAtATornEntry) {
