@@ -272,7 +272,7 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
       const rocksdb::Slice key = Key(op.id);
       StoredHeader written;
       written.meta = op.record.meta;
-      if (op.record.value.size() >= kExternalValueBytes) {
+      if (op.record.value.size() >= (IsMapRecord(op.record.meta) ? kExternalMapBytes : kExternalValueBytes)) {
         auto p = vlog_->Append(op.id, op.record.value);
         if (!p.ok()) {
           status = p.status();

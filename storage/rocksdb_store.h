@@ -61,6 +61,10 @@ namespace ringstore {
 // Values this large or larger are stored apart from their header, in the value log
 // (docs/storage-format.md §2a says why 16 KiB).
 constexpr size_t kExternalValueBytes = 16u << 10;
+// Map records (dht/lww_map.h) go there only from this size: each write of one is merged with
+// the stored record and rewrites it whole, so a directory bucket of a few hundred entries is a
+// hot, often rewritten value, which the memtable absorbs better than the log.
+constexpr size_t kExternalMapBytes = 256u << 10;
 
 struct RocksDbOptions {
   std::string path;

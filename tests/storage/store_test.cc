@@ -396,6 +396,26 @@ TEST_P(RocksDbCorruptionTest, LargeValuesLiveApartAndMoveBetweenLayouts) {
   EXPECT_EQ(Get(kA)->value, big + "!");
 }
 
+// A map record goes to the value log only from kExternalMapBytes; other values from 16 KiB.
+TEST_P(RocksDbCorruptionTest, MapRecordsStayInlineUpToTheirOwnThreshold) {
+  const auto logged_bytes = [&] {
+    uint64_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir_ / "vlog")) n += fs::file_size(e.path());
+    return n;
+  };
+  ASSERT_TRUE(Put(kA, 1, std::string(kExternalValueBytes, 'v')).ok());
+  const uint64_t after_value = logged_bytes();
+  EXPECT_GT(after_value, 0u) << "a 16 KiB value goes to the log";
+  ASSERT_TRUE(Apply({WriteOp{kB, MapOf(1, "entry", std::string(2 * kExternalValueBytes, 'm'))}}).ok());
+  EXPECT_EQ(logged_bytes(), after_value) << "a 32 KiB map record stays in RocksDB";
+  EXPECT_EQ(MapAt(Get(kB)).at("entry").payload.size(), 2 * kExternalValueBytes);
+  std::vector<WriteOp> more;  // four more entries of 64 KiB: over kExternalMapBytes in all
+  for (int i = 0; i < 4; ++i) more.push_back(WriteOp{kB, MapOf(2, "big" + std::to_string(i), std::string(kMaxMapPayloadBytes, 'M'))});
+  ASSERT_TRUE(Apply(std::move(more)).ok());
+  EXPECT_GT(logged_bytes(), after_value) << "a map record of kExternalMapBytes or more goes to the log";
+  EXPECT_EQ(MapAt(Get(kB)).size(), 5u);
+}
+
 // A small logged value that the page cache holds is served from memory, and checked there.
 TEST_P(RocksDbCorruptionTest, ASmallLoggedValueInThePageCacheIsServedWithoutTheReaders) {
   const std::string v(kExternalValueBytes + 5, 'S');
