@@ -45,6 +45,15 @@ class ValueLogTest : public ::testing::Test {
     if (walk && w.ok()) *walk = *w;
     return out;
   }
+  // Writes entries "1" and "2" (of these sizes, filled with '1' and '2') to a log that is
+  // then closed; returns their segment.
+  uint64_t WriteTwo(size_t first, size_t second) {
+    auto log = Open();
+    const uint64_t segment = log->Append(ObjectId::Of("v", "1"), std::string(first, '1'))->segment;
+    EXPECT_TRUE(log->Append(ObjectId::Of("v", "2"), std::string(second, '2')).ok());
+    EXPECT_TRUE(log->Flush().ok());
+    return segment;
+  }
   fs::path OnlyNonEmptySegment() const {
     fs::path file;
     for (const auto& e : fs::directory_iterator(dir_)) {
@@ -220,13 +229,7 @@ TEST_F(ValueLogTest, SmallValuesAreWrittenThroughThePageCache) {
 }
 
 TEST_F(ValueLogTest, AWalkStopsAtATornEntry) {
-  uint64_t segment = 0;
-  {
-    auto log = Open();
-    segment = log->Append(ObjectId::Of("v", "1"), std::string(100, '1'))->segment;
-    (void)log->Append(ObjectId::Of("v", "2"), std::string(9000, '2'));
-    ASSERT_TRUE(log->Flush().ok());
-  }
+  const uint64_t segment = WriteTwo(100, 9000);
   // The second entry loses its last block, as if a crash cut the append short.
   const fs::path file = OnlyNonEmptySegment();
   fs::resize_file(file, fs::file_size(file) - 4096);
@@ -240,13 +243,7 @@ TEST_F(ValueLogTest, AWalkStopsAtATornEntry) {
 }
 
 TEST_F(ValueLogTest, AWalkGoesOnPastADamagedEntryAndSaysSo) {
-  uint64_t segment = 0;
-  {
-    auto log = Open();
-    segment = log->Append(ObjectId::Of("v", "1"), std::string(5000, '1'))->segment;
-    (void)log->Append(ObjectId::Of("v", "2"), std::string(100, '2'));
-    ASSERT_TRUE(log->Flush().ok());
-  }
+  const uint64_t segment = WriteTwo(5000, 100);
   {
     std::FILE* f = std::fopen(OnlyNonEmptySegment().c_str(), "r+b");
     ASSERT_NE(f, nullptr);
