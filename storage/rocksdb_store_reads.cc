@@ -14,9 +14,6 @@ using rocks::ValueKey;
 
 namespace {
 
-// The largest logged value the strand copies from the page cache itself.
-constexpr uint64_t kMaxStrandLogReadBytes = 64u << 10;
-
 // Corruption messages name the object.
 Status Named(const ObjectId& id, const Status& s) {
   return s.IsCorruption() ? Status::Corruption("object " + id.Hex() + ": " + s.message()) : s;
@@ -111,8 +108,9 @@ std::optional<Result<Record>> RocksDbStore::CachedRecord(const ObjectId& id) {
   if (!s.ok()) return Result<Record>(FromRocks(s));
   const std::string_view bytes(raw.data(), raw.size());
   auto h = DecodeStoredHeader(bytes);
-  if (h.ok() && h->in_log && h->meta.size < kMaxStrandLogReadBytes) {
-    // A smaller logged value that the page cache holds is copied from it here (no I/O).
+  if (h.ok() && h->in_log && h->meta.size < ValueLog::kCachedWriteBytes) {
+    // A value small enough to be written through the page cache is copied from it here when
+    // it is all there (no I/O).
     auto v = vlog_->ReadCached(h->log, h->meta.size);
     if (!v) return std::nullopt;
     Result<Record> r = AttachValue(h->meta, std::move(*v));

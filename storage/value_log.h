@@ -9,12 +9,12 @@
 // write and one device request, not one per value. A write with a value of 64 KiB or more
 // uses O_DIRECT where the file system allows it: on this machine a write through the page
 // cache costs more CPU than the copy into an aligned buffer. Smaller values go through the
-// page cache, where reads of freshly written values find them. Reads go through the page cache, whose readahead serves
-// sequential reads of chunks. Each segment keeps one read-only descriptor; the active one
-// also its write descriptor. Values are found by a ValuePointer
-// (segment, offset of the value bytes) kept in the record's RocksDB entry; the value's
-// checksum lives in the record header, so the log itself checks only entry headers (which
-// garbage collection walks). Appends go to the one active segment; Open starts a new active
+// page cache, where reads of freshly written values find them. Reads go through the page
+// cache, whose readahead serves sequential reads of chunks. Each segment keeps one read-only
+// descriptor; the active one also its two write descriptors. Values are found by a
+// ValuePointer (segment, offset of the value bytes) kept in the record's RocksDB entry; the
+// value's checksum lives in the record header, so the log itself checks only entry headers
+// (which garbage collection walks). Appends go to the one active segment; Open starts a new active
 // segment so that a torn tail of an earlier run is never appended to.
 //
 // Ownership: the RocksDbStore owns its ValueLog. Segment files are kept open; Read holds a
@@ -59,7 +59,8 @@ class ValueLog {
   // run, 48 bytes of memory per entry (about 150 KiB for a segment of 16 KiB values).
   static constexpr size_t kIndexedSegments = 64;
   // A flush whose values are all smaller than this writes through the page cache, so that
-  // the values are there for the reads that follow; any larger one makes it use O_DIRECT.
+  // the values are there for the reads that follow (the store's strand serves values this
+  // small from there); any larger one makes it use O_DIRECT.
   static constexpr uint64_t kCachedWriteBytes = 64u << 10;
   // Pending entries are written once they reach this many bytes.
   static constexpr uint64_t kFlushBytes = 4u << 20;
