@@ -323,11 +323,30 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
   if (options_.durability == Durability::kSync) {
     // Even a group that wrote nothing (all resends) waits for the sync: what it acknowledges
     // may have been written by an earlier group that is not durable yet.
+    bool inline_sync = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      syncs_.push_back(SyncTask{callbacks, status});
+      if (!syncing_ && syncs_.empty() && writes_.empty() && wal_failed_.ok()) {
+        syncing_ = true;
+        inline_sync = true;
+      } else {
+        syncs_.push_back(SyncTask{callbacks, status});
+      }
+    }
+    if (!inline_sync) {
+      sync_cv_.notify_one();
+      return;
+    }
+    Status synced = SyncWalOnce();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      syncing_ = false;
     }
     sync_cv_.notify_one();
+    executor_([callbacks, status, synced] {
+      const Status s = !status.ok() ? status : synced;
+      for (auto& cb : *callbacks) cb(s);
+    });
     return;
   }
   executor_([callbacks, status] {
@@ -335,33 +354,42 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
   });
 }
 
+Status RocksDbStore::SyncWalOnce() {
+  // One fsync covers every group written before it started. After a failure none is
+  // trusted again (see wal_failed_).
+  Status synced;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    synced = wal_failed_;
+  }
+  if (!synced.ok()) return synced;
+  synced = FromRocks(db_->SyncWAL());
+  if (!synced.ok()) {
+    synced = Status::IOError("WAL fsync failed; this store accepts no more writes until it is reopened: " +
+                             synced.message());
+    std::lock_guard<std::mutex> lock(mu_);
+    wal_failed_ = synced;
+  }
+  return synced;
+}
+
 void RocksDbStore::SyncerLoop() {
   std::vector<SyncTask> batch;
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      sync_cv_.wait(lock, [&] { return writer_done_ || !syncs_.empty(); });
+      sync_cv_.wait(lock, [&] { return (writer_done_ || !syncs_.empty()) && !syncing_; });
       if (syncs_.empty()) return;  // the writer is done and everything is acknowledged
       while (!syncs_.empty()) {
         batch.push_back(std::move(syncs_.front()));
         syncs_.pop_front();
       }
+      syncing_ = true;
     }
-    // One fsync covers every group written before it started. After a failure none is
-    // trusted again (see wal_failed_).
-    Status synced;
+    Status synced = SyncWalOnce();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      synced = wal_failed_;
-    }
-    if (synced.ok()) {
-      synced = FromRocks(db_->SyncWAL());
-      if (!synced.ok()) {
-        synced = Status::IOError("WAL fsync failed; this store accepts no more writes until it is reopened: " +
-                                 synced.message());
-        std::lock_guard<std::mutex> lock(mu_);
-        wal_failed_ = synced;
-      }
+      syncing_ = false;
     }
     auto run = std::make_shared<std::vector<SyncTask>>(std::move(batch));
     batch.clear();

@@ -13,6 +13,9 @@
 // inside one atomic WriteBatch. With sync durability the writer does not wait for the WAL:
 // it hands the group to a syncer thread, which fsyncs the WAL once for every group waiting
 // and only then acknowledges them, in order, while the writer goes on with the next group.
+// Only when nothing else is queued (no write, no group awaiting its fsync, no fsync under
+// way) does the writer fsync its group itself: a lone write then skips the handoff to the
+// syncer, and there is nothing for the writer to go on with meanwhile.
 // (It does wait for the value log: a group's large values are fdatasynced before its
 // WriteBatch is written, so no record that reaches the disk points at lost bytes.)
 // (A write is visible to reads on this node a moment before it is durable; it is never
@@ -202,9 +205,12 @@ class RocksDbStore final : public Store {
   std::condition_variable sync_cv_;  // guarded by mu_
   std::deque<SyncTask> syncs_;       // guarded by mu_
   bool writer_done_ = false;         // guarded by mu_
+  bool syncing_ = false;             // guarded by mu_: a WAL fsync is under way (one at a time)
   // A failed WAL fsync poisons the store until it is reopened: the unsynced records are in
   // memory and would let a later resend be acknowledged without ever reaching the disk.
   Status wal_failed_;                // guarded by mu_
+  // One fsync of the WAL, by whoever set syncing_; a failure sets wal_failed_.
+  Status SyncWalOnce();
   std::thread syncer_;
   std::thread writer_;
   std::vector<std::thread> readers_;

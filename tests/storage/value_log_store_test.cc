@@ -141,8 +141,10 @@ TEST_P(ValueLogStoreTest, ATornTailOfTheLogIsIgnored) {
   }
   Open();
   ExpectAll(1, [](int) { return 1; });
-  // The first commit examines the segment and cuts the torn tail off.
+  // The first commit examines the segment and cuts the torn tail off. (It does so after the
+  // commit is acknowledged; the writer takes the next write only after it.)
   ASSERT_TRUE(Put(Id(2), 20, "small").ok());
+  ASSERT_TRUE(Put(Id(2), 21, "small").ok());
   EXPECT_EQ(fs::file_size(seg), ValueLog::EntryBytes(Big(0, 1).size()));
   // Replacing the value makes the segment all dead: it is removed.
   ASSERT_TRUE(Put(Id(0), 20, Big(0, 2)).ok());
