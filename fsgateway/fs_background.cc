@@ -10,8 +10,10 @@
 namespace ringstore::fs {
 
 int FsCore::DeleteInode(Node& n) {
-  // A chunk write still in flight would land after the deletes and stay behind.
+  // A chunk write still in flight would land after the deletes and stay behind; so would a
+  // retry of the create's inode write.
   ReapWritebacks(n, true);
+  AwaitCreateWrite(n);
   std::vector<IoOp> ops;
   const uint64_t cs = fs_.chunk_size;
   uint64_t chunks = (n.inode.size + cs - 1) / cs;
@@ -33,6 +35,7 @@ int FsCore::DeleteInode(Node& n) {
   n.loaded = false;
   n.deleted = true;  // an open or stat that comes now gets ENOENT, not the inode still stored
   n.entries.reset();
+  ++n.listing_gen;
   auto batches = SplitOps(std::move(ops), ObjectIo::kMaxOpsInFlight);
   for (size_t i = 0; i < batches.size(); ++i) {
     ObjectIo::Done done;
@@ -57,13 +60,15 @@ int FsCore::DeleteInode(Node& n) {
   return 0;
 }
 
-int FsCore::WaitForEntries() {
+int FsCore::WaitForEntries(std::optional<uint64_t> dir) {
   // A write leaves the list only once it is stored, so that AwaitEntryWrites (a listing read
   // on another thread) still waits for it meanwhile.
   std::vector<EntryWrite> all;
   {
     std::lock_guard<std::mutex> lock(async_mu_);
-    all = entry_writes_;
+    for (const EntryWrite& w : entry_writes_) {
+      if (!dir || w.dir == *dir) all.push_back(w);
+    }
   }
   for (const EntryWrite& w : all) {
     (void)w.io->Wait();
@@ -115,6 +120,11 @@ int FsCore::WriteEntryLocked(Node& n) {
   // foreground; until it succeeds the file is still only this mount's.
   // The directory's times are stamped now: the first try's would go back in time.
   p.now = now_();
+  // The inode first (F4), if the create's write of it failed.
+  if (!p.inode_stored || !*p.inode_stored) {
+    if (int e = StoreInodeOf(n, n.inode); e != 0) return e;
+    if (p.inode_stored) *p.inode_stored = true;
+  }
   if (int e = FirstErrno(io_.Run(DirChangeOps(p.dir, p.entries, p.now), q_)); e != 0) return e;
   DirChanged(p.dir, p.entries, p.now);
   n.pending_entry.reset();

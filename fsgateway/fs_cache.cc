@@ -1,6 +1,6 @@
 // FsCore's metadata cache: loading inodes and directory listings (with a directory's times
-// and link count from its listing, F8 and F9), stat-ahead, and what other mounts' changes do
-// to the cache (see fs_core.h).
+// and link count from its listing, F8 and F9), listings for readdir and the kernel's copy of
+// them (F12), stat-ahead, and what other mounts' changes do to the cache (see fs_core.h).
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -91,6 +91,7 @@ int FsCore::LoadEntries(Node& dir, bool force) {
       live.emplace(name, *d);
     }
   }
+  if (!dir.entries || *dir.entries != live) ++dir.listing_gen;
   dir.entries = std::move(live);
   dir.entries_fetched = std::chrono::steady_clock::now();
   if (times) dir.dir_times = times;
@@ -108,6 +109,7 @@ void FsCore::NoteEntry(uint64_t dir, const std::string& name, std::optional<DirE
   }
   std::lock_guard<std::mutex> lock(d->mu);
   if (!d->entries) return;
+  ++d->listing_gen;
   if (entry) {
     (*d->entries)[name] = *entry;
   } else {
@@ -212,6 +214,34 @@ void FsCore::Forget(uint64_t ino) {
   if (n.opens > 0 || Unwritten(n) || n.pending_entry) return;
   lock.unlock();
   nodes_.erase(it);
+}
+
+int FsCore::ReadDir(uint64_t ino, std::vector<std::pair<std::string, DirEntry>>* out, uint64_t* generation) {
+  auto d = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(d->mu);
+  if (int e = LoadInode(*d); e != 0) return e;
+  if (!IsDir(d->inode.mode)) return ENOTDIR;
+  if (int e = LoadEntries(*d); e != 0) return e;
+  out->assign(d->entries->begin(), d->entries->end());
+  if (generation) *generation = d->listing_gen;
+  return 0;
+}
+
+int FsCore::OpenDir(uint64_t ino, uint64_t* parent, bool* keep_cache) {
+  auto d = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(d->mu);
+  if (int e = LoadInode(*d); e != 0) return e;
+  if (!IsDir(d->inode.mode)) return ENOTDIR;
+  if (int e = LoadEntries(*d); e != 0) return e;
+  *parent = d->inode.parent == 0 ? ino : d->inode.parent;
+  *keep_cache = d->kernel_listing == d->listing_gen;
+  return 0;
+}
+
+void FsCore::KernelCachedListing(uint64_t ino, uint64_t generation) {
+  auto d = NodeFor(ino);
+  std::lock_guard<std::mutex> lock(d->mu);
+  d->kernel_listing = generation;
 }
 
 }  // namespace ringstore::fs

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <atomic>
 #include <cerrno>
 
 namespace ringstore::fs {
@@ -82,8 +83,19 @@ int FsCore::StoreInode(const Inode& inode) {
   return 0;
 }
 
+void FsCore::AwaitCreateWrite(Node& n) {
+  if (!n.create_io) return;
+  (void)n.create_io->Wait();
+  n.create_io.reset();
+}
+
+int FsCore::StoreInodeOf(Node& n, const Inode& inode) {
+  AwaitCreateWrite(n);
+  return StoreInode(inode);
+}
+
 int FsCore::StoreNode(Node& n, Inode next) {
-  if (int e = StoreInode(next); e != 0) return e;
+  if (int e = StoreInodeOf(n, next); e != 0) return e;
   n.inode = std::move(next);
   // A directory's inode write also wrote its times into the listing: they are the listing's.
   if (IsDir(n.inode.mode)) n.dir_times = DirTimes{n.inode.mtime, n.inode.ctime};
@@ -142,6 +154,7 @@ void FsCore::ApplyDirChange(uint64_t dir, const LwwMap& entries, Timespec now) {
   std::lock_guard<std::mutex> lock(d->mu);
   d->dir_times = times;
   if (d->entries) {
+    ++d->listing_gen;
     for (const auto& [name, e] : entries) {
       auto entry = DecodeDirEntry(e.payload);
       if (e.deleted || !entry.ok()) {
@@ -192,8 +205,8 @@ int FsCore::GetAttr(uint64_t ino, Inode* out) {
 
 int FsCore::SetAttributes(uint64_t ino, const SetAttr& req, Inode* out) {
   if (options_.read_only) return EROFS;
-  std::lock_guard<std::mutex> ns(ns_mu_);
-  if (int e = WaitForEntries(); e != 0) return e;
+  DirScope scope(ns_mu_, DirLock(ino));
+  if (int e = WaitForEntries(ino); e != 0) return e;
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
   if (int e = LoadForUpdate(*n); e != 0) return e;
@@ -230,8 +243,8 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
                    const std::string& target, bool opened, Inode* out) {
   if (options_.read_only) return EROFS;
   if (name.size() > kMaxNameBytes) return ENAMETOOLONG;
-  std::lock_guard<std::mutex> ns(ns_mu_);
-  if (int e = WaitForEntries(); e != 0) return e;
+  DirScope scope(ns_mu_, DirLock(parent));
+  if (int e = WaitForEntries(parent); e != 0) return e;
   DirEntry existing;
   if (int e = LookupLocked(parent, name, &existing); e != ENOENT) return e == 0 ? EEXIST : e;
   const Timespec now = now_();
@@ -257,30 +270,48 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
   n.atime = n.mtime = n.ctime = now;
   n.target = target;
   n.size = target.size();
-  if (int e = StoreInode(n); e != 0) return e;
   const DirEntry entry{n.ino, mode & S_IFMT};
   LwwMap add;
   add[name] = MapEntry{0, false, EncodeDirEntry(entry)};
   auto node = NodeFor(n.ino);
   if (opened) {
-    // The entry is written in the background, after the inode (F4); the file's flush waits
-    // for it, and so does the next namespace operation, so entry changes keep their order.
-    // It is listed as in flight before the cached listing takes it, so that a listing read
-    // meanwhile (LoadEntries) waits for it rather than drop it.
-    auto entry_write = io_.Start(DirChangeOps(parent, add, now), q_, [this, parent, add](const std::vector<IoResult>& r) {
-      if (FirstErrno(r) == 0) AnnounceDirChange(parent, add);
+    // Inode and entry are written in the background, the entry once the inode is stored (F4),
+    // started from the inode write's completion; the create returns at once. The file's flush
+    // waits for both, and so does the next namespace operation in the directory, so entry
+    // changes keep their order. The entry write is listed as in flight before the cached
+    // listing takes it, so that a listing read meanwhile (LoadEntries) waits for it rather
+    // than drop it.
+    auto entry_write = std::make_shared<PendingIo>();
+    auto inode_stored = std::make_shared<std::atomic<bool>>(false);
+    std::vector<IoOp> inode_op;
+    inode_op.push_back(IoOp{IoOp::kPut, InodeId(fs_, n.ino), EncodeInode(n), {}});
+    auto inode_write = io_.Start(std::move(inode_op), q_,
+                                 [this, entry_write, inode_stored, parent, add, ops = DirChangeOps(parent, add, now)](
+                                     const std::vector<IoResult>& r) mutable {
+      if (FirstErrno(r) != 0) {
+        entry_write->Finish(r);
+        return;
+      }
+      *inode_stored = true;
+      io_.Start(std::move(ops), q_, [this, entry_write, parent, add](const std::vector<IoResult>& e) {
+        if (FirstErrno(e) == 0) AnnounceDirChange(parent, add);
+        entry_write->Finish(e);
+      });
     });
     {
       std::lock_guard<std::mutex> lock(node->mu);
-      node->pending_entry = Node::PendingEntry{parent, add, now, entry_write};
+      node->create_io = std::move(inode_write);
+      node->inode_dirty = true;  // until a flush stores it: this mount's view is the newest
+      node->pending_entry = Node::PendingEntry{parent, add, now, entry_write, inode_stored};
     }
     {
       std::lock_guard<std::mutex> async(async_mu_);
-      entry_writes_.push_back(EntryWrite{std::move(entry_write), node});
+      entry_writes_.push_back(EntryWrite{parent, std::move(entry_write), node});
     }
     ApplyDirChange(parent, add, now);
-  } else if (int e = ChangeDir(parent, add, now); e != 0) {
-    return e;
+  } else {
+    if (int e = StoreInode(n); e != 0) return e;
+    if (int e = ChangeDir(parent, add, now); e != 0) return e;
   }
   std::lock_guard<std::mutex> lock(node->mu);
   node->inode = n;
@@ -288,6 +319,7 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
   node->fetched = std::chrono::steady_clock::now();
   if (IsDir(mode)) {
     node->entries.emplace();
+    ++node->listing_gen;
     node->entries_fetched = node->fetched;
   }
   *out = n;
@@ -309,8 +341,8 @@ int FsCore::ReadLink(uint64_t ino, std::string* out) {
 
 int FsCore::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name, Inode* out) {
   if (options_.read_only) return EROFS;
-  std::lock_guard<std::mutex> ns(ns_mu_);
-  if (int e = WaitForEntries(); e != 0) return e;
+  DirScope scope(ns_mu_, DirLock(new_parent));
+  if (int e = WaitForEntries(new_parent); e != 0) return e;
   DirEntry existing;
   if (int e = LookupLocked(new_parent, new_name, &existing); e != ENOENT) return e == 0 ? EEXIST : e;
   const Timespec now = now_();
@@ -322,7 +354,7 @@ int FsCore::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name,
     if (IsDir(n->inode.mode)) return EPERM;
     ++n->inode.nlink;
     n->inode.ctime = now;
-    if (int e = StoreInode(n->inode); e != 0) return e;
+    if (int e = StoreInodeOf(*n, n->inode); e != 0) return e;
     entry = DirEntry{ino, n->inode.mode & S_IFMT};
     *out = n->inode;
   }
@@ -343,18 +375,18 @@ int FsCore::DropLink(uint64_t ino, Timespec now) {
 int FsCore::DropLinkLocked(Node& n, Timespec now) {
   if (n.inode.nlink > 0) --n.inode.nlink;
   n.inode.ctime = now;
-  if (n.inode.nlink > 0) return StoreInode(n.inode);
+  if (n.inode.nlink > 0) return StoreInodeOf(n, n.inode);
   if (n.opens > 0) {
     n.orphan = true;  // deleted on the last release
-    return StoreInode(n.inode);
+    return StoreInodeOf(n, n.inode);
   }
   return DeleteInode(n);
 }
 
 int FsCore::Unlink(uint64_t parent, const std::string& name) {
   if (options_.read_only) return EROFS;
-  std::lock_guard<std::mutex> ns(ns_mu_);
-  if (int e = WaitForEntries(); e != 0) return e;
+  DirScope scope(ns_mu_, DirLock(parent));
+  if (int e = WaitForEntries(parent); e != 0) return e;
   DirEntry entry;
   if (int e = LookupLocked(parent, name, &entry); e != 0) return e;
   if (IsDir(entry.type)) return EISDIR;
@@ -362,8 +394,8 @@ int FsCore::Unlink(uint64_t parent, const std::string& name) {
   del[name] = MapEntry{0, true, {}};
   const Timespec now = now_();
   // The entry's removal and a fresh read of the inode (what LoadForUpdate would read) in one
-  // round trip. Namespace operations run one at a time (ns_mu_), so holding the file's lock
-  // while DirChanged takes the directory's cannot deadlock.
+  // round trip. Holding the file's lock while DirChanged takes the directory's keeps the lock
+  // order (a file's Node lock before its directory's).
   auto n = NodeFor(entry.ino);
   std::lock_guard<std::mutex> lock(n->mu);
   const bool ours = n->loaded && Unwritten(*n);
@@ -383,7 +415,7 @@ int FsCore::Unlink(uint64_t parent, const std::string& name) {
 
 int FsCore::Rmdir(uint64_t parent, const std::string& name) {
   if (options_.read_only) return EROFS;
-  std::lock_guard<std::mutex> ns(ns_mu_);
+  std::unique_lock<std::shared_mutex> ns(ns_mu_);  // alone: it may touch two directories
   if (int e = WaitForEntries(); e != 0) return e;
   DirEntry entry;
   if (int e = LookupLocked(parent, name, &entry); e != 0) return e;
@@ -410,7 +442,7 @@ int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent
   if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) return EINVAL;
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
   if (new_name.size() > kMaxNameBytes) return ENAMETOOLONG;
-  std::lock_guard<std::mutex> ns(ns_mu_);
+  std::unique_lock<std::shared_mutex> ns(ns_mu_);  // alone: it may touch two directories
   if (int e = WaitForEntries(); e != 0) return e;
   DirEntry src, dst;
   if (int e = LookupLocked(parent, name, &src); e != 0) return e;
@@ -479,16 +511,6 @@ int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent
 
 // ---- directories and xattrs -----------------------------------------------------------
 
-int FsCore::ReadDir(uint64_t ino, std::vector<std::pair<std::string, DirEntry>>* out) {
-  auto d = NodeFor(ino);
-  std::lock_guard<std::mutex> lock(d->mu);
-  if (int e = LoadInode(*d); e != 0) return e;
-  if (!IsDir(d->inode.mode)) return ENOTDIR;
-  if (int e = LoadEntries(*d); e != 0) return e;
-  out->assign(d->entries->begin(), d->entries->end());
-  return 0;
-}
-
 int FsCore::SetXattr(uint64_t ino, const std::string& name, const std::string& value, int flags) {
   if (options_.read_only) return EROFS;
   // POSIX ACLs are not supported: storing them as plain xattrs would claim permissions that
@@ -496,8 +518,8 @@ int FsCore::SetXattr(uint64_t ino, const std::string& name, const std::string& v
   if (name.rfind("system.posix_acl_", 0) == 0) return EOPNOTSUPP;
   if (name.empty() || name.size() > kMaxXattrNameBytes) return ERANGE;
   if (value.size() > kMaxXattrValueBytes) return E2BIG;
-  std::lock_guard<std::mutex> ns(ns_mu_);
-  if (int e = WaitForEntries(); e != 0) return e;
+  DirScope scope(ns_mu_, DirLock(ino));
+  if (int e = WaitForEntries(ino); e != 0) return e;
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
   if (int e = LoadForUpdate(*n); e != 0) return e;
@@ -532,8 +554,8 @@ int FsCore::ListXattr(uint64_t ino, std::vector<std::string>* out) {
 
 int FsCore::RemoveXattr(uint64_t ino, const std::string& name) {
   if (options_.read_only) return EROFS;
-  std::lock_guard<std::mutex> ns(ns_mu_);
-  if (int e = WaitForEntries(); e != 0) return e;
+  DirScope scope(ns_mu_, DirLock(ino));
+  if (int e = WaitForEntries(ino); e != 0) return e;
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
   if (int e = LoadForUpdate(*n); e != 0) return e;

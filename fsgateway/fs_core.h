@@ -11,17 +11,25 @@
 //    reads the chunk (read-modify-write), so chunks are always written whole.
 //  - Open re-reads the inode (close-to-open consistency) and drops cached chunks when another
 //    mount changed the file.
-// Namespace operations (create, link, unlink, rename, mkdir, rmdir, setattr, xattrs) run one
-// at a time per mount (ns_mu_); reads and writes of different files run in parallel. Two
-// writes run in the background (ObjectIo::Start): the directory entry of a file made by FUSE
-// create (its close waits for it, and so does the next namespace operation), and the objects
-// of an inode that lost its last name (FlushAll waits for them). Their completion callbacks
-// run on an I/O thread and only announce the change.
-// Lock order: ns_mu_, then a file's Node::mu, then its directory's. table_mu_ and async_mu_
-// are innermost (under table_mu_ a Node lock is only ever tried, never waited for).
+// Namespace operations (create, link, unlink, mkdir, setattr, xattrs) that change one
+// directory, or one inode, run one at a time per directory (or inode): each holds ns_mu_
+// shared and the lock of its directory (DirLock, a fixed set of mutexes shared by hash).
+// Those that may change two directories (rename, rmdir) hold ns_mu_ alone, and so does
+// FlushAll. Reads and writes of files run in parallel with all of them. Two writes run in the
+// background (ObjectIo::Start): the inode and then the directory entry of a file made by FUSE
+// create (its close waits for them, and so does the next namespace operation in that
+// directory, and every rename and rmdir), and the objects of an inode that lost its last name
+// (FlushAll waits for them).
+// Their completion callbacks run on an I/O thread; they start the entry write once the inode
+// is stored, and announce the changes.
+// Lock order: ns_mu_, then a DirLock, then a file's Node::mu, then its directory's. table_mu_
+// and async_mu_ are innermost (under table_mu_ a Node lock is only ever tried, never waited
+// for).
 // Thread-safety: every public method may be called from any thread.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -29,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -82,8 +91,9 @@ class FsCore {
   int SetAttributes(uint64_t ino, const SetAttr& req, Inode* out);
   // Regular files, FIFOs, sockets, devices and directories (by the type bits in mode).
   int MakeNode(uint64_t parent, const std::string& name, uint32_t mode, uint64_t rdev, Caller who, Inode* out);
-  // FUSE create: a regular file that the caller opens at once. Its directory entry is written
-  // in the background; the file's flush (close, fsync) returns only once it is stored.
+  // FUSE create: a regular file that the caller opens at once. Its inode, then its directory
+  // entry, are written in the background; the file's flush (close, fsync) returns only once
+  // both are stored.
   int CreateOpen(uint64_t parent, const std::string& name, uint32_t mode, Caller who, Inode* out);
   int Symlink(uint64_t parent, const std::string& name, const std::string& target, Caller who, Inode* out);
   int ReadLink(uint64_t ino, std::string* out);
@@ -94,7 +104,17 @@ class FsCore {
   int Rename(uint64_t parent, const std::string& name, uint64_t new_parent, const std::string& new_name,
              unsigned flags);
   // The live entries, sorted by name.
-  int ReadDir(uint64_t ino, std::vector<std::pair<std::string, DirEntry>>* out);
+  // generation (optional): the listing's generation, which changes whenever the listing this
+  // mount knows changes.
+  int ReadDir(uint64_t ino, std::vector<std::pair<std::string, DirEntry>>* out, uint64_t* generation = nullptr);
+  // opendir: the directory's parent (for ".."), and whether the kernel may keep the listing it
+  // cached from an earlier readdir: true only when the listing is fresh (re-read after
+  // attr_ttl, like any listing) and has not changed since the kernel was given it
+  // (KernelCachedListing). Local changes reset the kernel's copy by themselves, and other
+  // mounts' changes also through the notifier's invalidation.
+  int OpenDir(uint64_t ino, uint64_t* parent, bool* keep_cache);
+  // The kernel was handed, from its start, the listing of this generation (readdir at offset 0).
+  void KernelCachedListing(uint64_t ino, uint64_t generation);
 
   int SetXattr(uint64_t ino, const std::string& name, const std::string& value, int flags);
   int GetXattr(uint64_t ino, const std::string& name, std::string* out);
@@ -145,6 +165,7 @@ class FsCore {
 
  private:
   static constexpr uint64_t kNoWriteback = UINT64_MAX;
+  static constexpr uint64_t kNoListing = UINT64_MAX;
   struct Chunk {
     std::string data;  // the chunk's bytes from its start; shorter than the chunk: zeros follow
     bool dirty = false;
@@ -175,16 +196,26 @@ class FsCore {
     // Directories: the live entries, when read, and the times from the listing (F8).
     std::optional<std::map<std::string, DirEntry>> entries;
     std::chrono::steady_clock::time_point entries_fetched{};
+    // Counts changes to entries (ListingChanged); kernel_listing is the generation the kernel
+    // was last handed whole (kNoListing: none, or not known).
+    uint64_t listing_gen = 0;
+    uint64_t kernel_listing = kNoListing;
     std::optional<DirTimes> dir_times;
     std::string last_miss;  // the last lookup in this directory whose inode was not cached
     bool speculative = false;  // made by stat-ahead; no lookup has handed it to the kernel yet
     bool deleted = false;      // its objects are deleted (perhaps still in the background)
+    // The inode write of CreateOpen, while it may be in flight: every later write of the inode
+    // waits for it (AwaitCreateWrite), or a retry of it could land after them and win.
+    std::shared_ptr<PendingIo> create_io;
     // A file made by CreateOpen whose directory entry may not be stored yet.
     struct PendingEntry {
       uint64_t dir = 0;
       LwwMap entries;
       Timespec now;
       std::shared_ptr<PendingIo> io;  // null: the write failed and must be made again
+      // Set once the create's inode write succeeded; if it failed, the entry's write again
+      // stores the inode first.
+      std::shared_ptr<std::atomic<bool>> inode_stored;
     };
     std::optional<PendingEntry> pending_entry;
   };
@@ -204,6 +235,11 @@ class FsCore {
   int LoadEntries(Node& dir, bool force = false);
   // Stores the inode; a directory's also writes its times into its listing (F8).
   int StoreInode(const Inode& inode);
+  // StoreInode for n's inode (caller holds n.mu), after its create's write (AwaitCreateWrite).
+  int StoreInodeOf(Node& n, const Inode& inode);
+  // Waits for the inode write CreateOpen started, if it may still be in flight; its outcome
+  // does not matter to the caller, who writes the inode itself. Caller holds n.mu.
+  static void AwaitCreateWrite(Node& n);
   // Stores next as n's inode and, once stored, makes it n.inode (a directory's times then are
   // the listing's too). Caller holds n.mu.
   int StoreNode(Node& n, Inode next);
@@ -216,9 +252,22 @@ class FsCore {
   // inode deletes are waited for by FlushAll only, and at most kMaxDeletesInFlight batches
   // (of ObjectIo::kMaxOpsInFlight deletes) run.
   static constexpr size_t kMaxDeletesInFlight = 4;
-  // Under ns_mu_, with no Node lock held: waits for every entry write and writes again the
-  // ones that failed; an error means one is still not stored.
-  int WaitForEntries();
+  // Under ns_mu_, with no Node lock held: waits for the entry writes into dir (every one when
+  // dir is not given; the caller then holds ns_mu_ alone) and writes again the ones that
+  // failed; an error means one is still not stored.
+  int WaitForEntries(std::optional<uint64_t> dir = std::nullopt);
+  // A namespace operation confined to one directory (or one inode): ns_mu_ shared, then the
+  // directory's lock.
+  static constexpr size_t kDirLocks = 64;
+  std::mutex& DirLock(uint64_t ino) { return dir_locks_[ino % kDirLocks]; }
+  class DirScope {
+   public:
+    DirScope(std::shared_mutex& ns, std::mutex& dir) : ns_(ns), dir_(dir) {}
+
+   private:
+    std::shared_lock<std::shared_mutex> ns_;
+    std::lock_guard<std::mutex> dir_;
+  };
   // Waits for the entry writes in flight, without writing any again (LoadEntries, ~FsCore).
   void AwaitEntryWrites();
   void WaitForDeletes();
@@ -272,9 +321,11 @@ class FsCore {
   std::mutex table_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Node>> nodes_;
   std::deque<uint64_t> speculative_;  // stat-ahead's nodes, oldest first (under table_mu_)
-  std::mutex ns_mu_;
+  std::shared_mutex ns_mu_;
+  std::array<std::mutex, kDirLocks> dir_locks_;
   std::mutex async_mu_;  // guards the two lists below
   struct EntryWrite {
+    uint64_t dir = 0;
     std::shared_ptr<PendingIo> io;
     std::shared_ptr<Node> node;  // the file; its pending_entry says what to write again
   };

@@ -283,6 +283,7 @@ int FsCore::FlushLocked(Node& n) {
   // Background writes first: what they stored is clean, what failed is written again here.
   ReapWritebacks(n, true);
   if (n.dirty_bytes == 0 && !n.inode_dirty) return WriteEntryLocked(n);
+  if (n.inode_dirty) AwaitCreateWrite(n);  // its inode write must not land after ours
   const uint64_t cs = fs_.chunk_size;
   std::vector<IoOp> ops;
   std::vector<uint64_t> written;
@@ -327,7 +328,7 @@ int FsCore::Flush(uint64_t ino) {
 int FsCore::FlushAll() {
   int err;
   {
-    std::lock_guard<std::mutex> ns(ns_mu_);
+    std::unique_lock<std::shared_mutex> ns(ns_mu_);
     err = WaitForEntries();
   }
   std::vector<std::shared_ptr<Node>> all;
@@ -371,7 +372,7 @@ int FsCore::TruncateLocked(Node& n, uint64_t size) {
   }
   n.inode.size = size;
   n.inode.mtime = n.inode.ctime = now_();
-  if (int e = StoreInode(n.inode); e != 0) return e;
+  if (int e = StoreInodeOf(n, n.inode); e != 0) return e;
   n.inode_dirty = false;
   return 0;
 }

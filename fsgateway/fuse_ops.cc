@@ -242,20 +242,22 @@ void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) { fuse_reply_
 struct DirHandle {
   uint64_t parent = 0;
   std::vector<std::pair<std::string, DirEntry>> entries;
+  uint64_t generation = 0;  // of entries (FsCore::ReadDir)
 };
 
 void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto h = std::make_unique<DirHandle>();
-  if (int e = Core(req).ReadDir(ino, &h->entries); e != 0) {
+  bool keep = false;
+  if (int e = Core(req).OpenDir(ino, &h->parent, &keep); e != 0) {
     fuse_reply_err(req, e);
     return;
   }
-  Inode dir;
-  if (int e = Core(req).GetAttr(ino, &dir); e != 0) {
-    fuse_reply_err(req, e);
-    return;
-  }
-  h->parent = dir.parent == 0 ? ino : dir.parent;
+  // The kernel caches the listing our readdir hands it and serves later listings itself,
+  // until this directory changes here (the kernel resets its copy), another mount's change
+  // is announced (the notifier invalidates the directory's pages), or an opendir finds the
+  // listing changed (keep_cache off: the kernel drops its copy).
+  fi->cache_readdir = 1;
+  fi->keep_cache = keep ? 1 : 0;
   fi->fh = reinterpret_cast<uint64_t>(h.release());
   if (fuse_reply_open(req, fi) != 0) delete reinterpret_cast<DirHandle*>(fi->fh);
 }
@@ -264,7 +266,7 @@ void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   auto* h = reinterpret_cast<DirHandle*>(fi->fh);
   if (off == 0) {
     // A read from the start (a new listing, or rewinddir) sees the directory as it is now.
-    if (int e = Core(req).ReadDir(ino, &h->entries); e != 0) return (void)fuse_reply_err(req, e);
+    if (int e = Core(req).ReadDir(ino, &h->entries, &h->generation); e != 0) return (void)fuse_reply_err(req, e);
   }
   std::string buf(size, '\0');
   size_t used = 0;
@@ -291,6 +293,8 @@ void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
     if (need > size - used) break;
     used += need;
   }
+  // Noted before the reply: a change that lands meanwhile bumps the generation past it.
+  if (off == 0) Core(req).KernelCachedListing(ino, h->generation);
   fuse_reply_buf(req, buf.data(), used);
 }
 

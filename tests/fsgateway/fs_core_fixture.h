@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
@@ -31,7 +32,10 @@ class FsCoreTest : public ::testing::Test {
   std::unique_ptr<FsCore> MountOver(ObjectIo& io, FsOptions o = {}) {
     o.attr_ttl = std::chrono::milliseconds(0);  // always re-read: other mounts' changes show at once
     auto core = std::make_unique<FsCore>(meta_, io, o, [this] { return Timespec{++clock_, 0}; },
-                                         [this] { return rng_(); });
+                                         [this] {
+                                           std::lock_guard<std::mutex> lock(rng_mu_);
+                                           return rng_();
+                                         });
     EXPECT_EQ(core->Init(), 0);
     return core;
   }
@@ -59,6 +63,7 @@ class FsCoreTest : public ::testing::Test {
   FsMeta meta_ = TestMeta();
   MemoryObjectIo io_;
   std::atomic<int64_t> clock_{1000};
+  std::mutex rng_mu_;  // namespace operations may run on several threads
   std::mt19937_64 rng_{7};
   std::unique_ptr<FsCore> mount_a_;
 };
