@@ -453,6 +453,40 @@ TEST_F(FsCoreTest, AChmodOfADirectoryFromAStaleCacheKeepsItsNewerMtime) {
   EXPECT_EQ(seen.mode & 07777, 0700u);
 }
 
+TEST_F(FsCoreTest, TheKernelKeepsAListingOnlyWhileItIsUnchanged) {
+  // The fixture's mounts re-read listings at every use (TTL 0), so each opendir sees the
+  // cluster's listing.
+  auto b = Mount();
+  const uint64_t d = Create(a(), kRootIno, "d", S_IFDIR | 0755);
+  Create(a(), d, "x");
+  uint64_t parent = 0, gen = 0;
+  bool keep = true;
+  std::vector<std::pair<std::string, DirEntry>> list;
+  ASSERT_EQ(a().OpenDir(d, &parent, &keep), 0);
+  EXPECT_EQ(parent, kRootIno);
+  EXPECT_FALSE(keep);  // the kernel was never handed this listing
+  ASSERT_EQ(a().ReadDir(d, &list, &gen), 0);
+  a().KernelCachedListing(d, gen);
+  ASSERT_EQ(a().OpenDir(d, &parent, &keep), 0);
+  EXPECT_TRUE(keep);  // re-read, and the same
+  Create(a(), d, "y");  // this mount's change
+  ASSERT_EQ(a().OpenDir(d, &parent, &keep), 0);
+  EXPECT_FALSE(keep);
+  ASSERT_EQ(a().ReadDir(d, &list, &gen), 0);
+  a().KernelCachedListing(d, gen);
+  ASSERT_EQ(b->Unlink(d, "x"), 0);  // another mount's change, found by the re-read
+  ASSERT_EQ(a().OpenDir(d, &parent, &keep), 0);
+  EXPECT_FALSE(keep);
+  ASSERT_EQ(a().ReadDir(d, &list, &gen), 0);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].first, "y");
+  a().KernelCachedListing(d, gen);
+  ASSERT_EQ(a().OpenDir(d, &parent, &keep), 0);
+  EXPECT_TRUE(keep);
+  uint64_t file = 0;
+  EXPECT_EQ(a().OpenDir(list[0].second.ino, &file, &keep), ENOTDIR);
+}
+
 TEST_F(FsCoreTest, PosixAclsAreRefusedNotStoredAsPlainXattrs) {
   const uint64_t f = Create(a(), kRootIno, "f");
   EXPECT_EQ(a().SetXattr(f, "system.posix_acl_access", "\x02", 0), EOPNOTSUPP);
