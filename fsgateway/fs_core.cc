@@ -442,13 +442,26 @@ int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent
   if ((flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0) return EINVAL;
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) return EINVAL;
   if (new_name.size() > kMaxNameBytes) return ENAMETOOLONG;
+  if (parent == new_parent) {
+    // Files renamed within one directory change that directory alone (F11).
+    DirScope scope(ns_mu_, DirLock(parent));
+    if (int e = WaitForEntries(parent); e != 0) return e;
+    const int e = RenameLocked(parent, name, new_parent, new_name, flags, /*files_only=*/true);
+    if (e != kNeedsAlone) return e;
+  }
   std::unique_lock<std::shared_mutex> ns(ns_mu_);  // alone: it may touch two directories
   if (int e = WaitForEntries(); e != 0) return e;
+  return RenameLocked(parent, name, new_parent, new_name, flags, /*files_only=*/false);
+}
+
+int FsCore::RenameLocked(uint64_t parent, const std::string& name, uint64_t new_parent, const std::string& new_name,
+                         unsigned flags, bool files_only) {
   DirEntry src, dst;
   if (int e = LookupLocked(parent, name, &src); e != 0) return e;
   const int dst_err = LookupLocked(new_parent, new_name, &dst);
   if (dst_err != 0 && dst_err != ENOENT) return dst_err;
   const bool dst_exists = dst_err == 0;
+  if (files_only && (IsDir(src.type) || (dst_exists && IsDir(dst.type)))) return kNeedsAlone;
   const Timespec now = now_();
   const bool same_dir = parent == new_parent;
   // Moves a directory's ".." and the two parents' link counts.

@@ -11,11 +11,11 @@
 //    reads the chunk (read-modify-write), so chunks are always written whole.
 //  - Open re-reads the inode (close-to-open consistency) and drops cached chunks when another
 //    mount changed the file.
-// Namespace operations (create, link, unlink, mkdir, setattr, xattrs) that change one
-// directory, or one inode, run one at a time per directory (or inode): each holds ns_mu_
-// shared and the lock of its directory (DirLock, a fixed set of mutexes shared by hash).
-// Those that may change two directories (rename, rmdir) hold ns_mu_ alone, and so does
-// FlushAll. Reads and writes of files run in parallel with all of them. Two writes run in the
+// Namespace operations (create, link, unlink, mkdir, setattr, xattrs, a rename of files within
+// one directory) that change one directory, or one inode, run one at a time per directory (or
+// inode): each holds ns_mu_ shared and the lock of its directory (DirLock, a fixed set of
+// mutexes shared by hash). Those that may change two directories (other renames, rmdir) hold
+// ns_mu_ alone, and so does FlushAll. Reads and writes of files run in parallel with all of them. Two writes run in the
 // background (ObjectIo::Start): the inode and then the directory entry of a file made by FUSE
 // create (its close waits for them, and so does the next namespace operation in that
 // directory, and every rename and rmdir), and the objects of an inode that lost its last name
@@ -256,6 +256,12 @@ class FsCore {
   // dir is not given; the caller then holds ns_mu_ alone) and writes again the ones that
   // failed; an error means one is still not stored.
   int WaitForEntries(std::optional<uint64_t> dir = std::nullopt);
+  // Rename's work once the locks are held. files_only (the caller holds parent's DirLock
+  // only, parent == new_parent): kNeedsAlone, having changed nothing, if a directory is
+  // involved, for the caller to try again holding ns_mu_ alone.
+  static constexpr int kNeedsAlone = -1;
+  int RenameLocked(uint64_t parent, const std::string& name, uint64_t new_parent, const std::string& new_name,
+                   unsigned flags, bool files_only);
   // A namespace operation confined to one directory (or one inode): ns_mu_ shared, then the
   // directory's lock.
   static constexpr size_t kDirLocks = 64;

@@ -157,15 +157,19 @@ TEST_F(FsCoreTest, AnUnlinkedFileIsGoneAtOnceWhileItsObjectsAreDeletedInTheBackg
   EXPECT_EQ(other->GetAttr(f, &n), ENOENT);
 }
 
+// Picks the merges into a directory's listing.
+std::function<bool(const IoOp&)> MergesInto(const FsMeta& meta, uint64_t dir) {
+  std::vector<ObjectId> buckets;
+  for (const ObjectKey& k : DirBucketIds(meta, dir)) buckets.push_back(k.id);
+  return [buckets](const IoOp& op) {
+    return op.kind == IoOp::kMerge && std::find(buckets.begin(), buckets.end(), op.id.id) != buckets.end();
+  };
+}
+
 TEST_F(FsCoreTest, NamespaceOperationsInTwoDirectoriesRunTogetherAndInOneDirectoryInTurn) {
   const uint64_t d1 = Create(a(), kRootIno, "d1", S_IFDIR | 0755);
   const uint64_t d2 = Create(a(), kRootIno, "d2", S_IFDIR | 0755);
-  std::vector<ObjectId> d1_buckets;
-  for (const ObjectKey& k : DirBucketIds(meta_, d1)) d1_buckets.push_back(k.id);
-  // Changes to d1's listing hang, as on a slow replica.
-  HeldIo slow(io_, [&](const IoOp& op) {
-    return op.kind == IoOp::kMerge && std::find(d1_buckets.begin(), d1_buckets.end(), op.id.id) != d1_buckets.end();
-  });
+  HeldIo slow(io_, MergesInto(meta_, d1));  // changes to d1's listing hang, as on a slow replica
   auto mount = MountOver(slow);
   FsCore& c = *mount;
   std::atomic<bool> x_done{false}, y_done{false}, z_done{false};
@@ -224,6 +228,36 @@ TEST_F(FsCoreTest, ACreateReturnsBeforeItsInodeIsStoredAndItsEntryWaitsForTheIno
   EXPECT_EQ(seen.size, 4u);
   EXPECT_EQ(ReadAll(*b, f.ino), "data");
   EXPECT_EQ(c.Release(f.ino), 0);
+}
+
+TEST_F(FsCoreTest, ARenameOfFilesWithinADirectoryRunsBesideOthersAndOneOfADirectoryAlone) {
+  const uint64_t d1 = Create(a(), kRootIno, "d1", S_IFDIR | 0755);
+  const uint64_t d2 = Create(a(), kRootIno, "d2", S_IFDIR | 0755);
+  Create(a(), d2, "a");
+  Create(a(), d2, "s", S_IFDIR | 0755);
+  HeldIo slow(io_, MergesInto(meta_, d1));
+  auto mount = MountOver(slow);
+  FsCore& c = *mount;
+  std::thread x([&] { Create(c, d1, "x"); });
+  ASSERT_TRUE(WaitUntil([&] { return slow.Held() == 1; }));
+  std::atomic<bool> file_renamed{false}, dir_renamed{false};
+  std::thread f([&] {
+    EXPECT_EQ(c.Rename(d2, "a", d2, "b", 0), 0);
+    file_renamed = true;
+  });
+  EXPECT_TRUE(WaitUntil([&] { return file_renamed.load(); }));
+  std::thread d([&] {
+    EXPECT_EQ(c.Rename(d2, "s", d2, "t", 0), 0);
+    dir_renamed = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(dir_renamed.load());  // a directory's rename waits for the create in d1
+  slow.Release();
+  x.join();
+  f.join();
+  d.join();
+  EXPECT_EQ(Names(c, d2), (std::vector<std::string>{"b", "t"}));
+  EXPECT_EQ(Names(c, d1), (std::vector<std::string>{"x"}));
 }
 
 // Records the largest batch it was given.
