@@ -87,11 +87,13 @@ int FsCore::WaitForEntries(std::optional<uint64_t> dir) {
   return 0;
 }
 
-void FsCore::AwaitEntryWrites() {
+void FsCore::AwaitEntryWrites(std::optional<uint64_t> dir) {
   std::vector<std::shared_ptr<PendingIo>> ios;
   {
     std::lock_guard<std::mutex> lock(async_mu_);
-    for (const EntryWrite& w : entry_writes_) ios.push_back(w.io);
+    for (const EntryWrite& w : entry_writes_) {
+      if (!dir || w.dir == *dir) ios.push_back(w.io);
+    }
   }
   for (auto& io : ios) (void)io->Wait();
 }
@@ -112,6 +114,7 @@ int FsCore::WriteEntryLocked(Node& n) {
     const int e = FirstErrno(p.io->Wait());
     if (e == 0) {
       n.pending_entry.reset();
+      n.create_io.reset();  // the entry follows the inode: both are stored
       return 0;
     }
     p.io.reset();
@@ -128,6 +131,7 @@ int FsCore::WriteEntryLocked(Node& n) {
   if (int e = FirstErrno(io_.Run(DirChangeOps(p.dir, p.entries, p.now), q_)); e != 0) return e;
   DirChanged(p.dir, p.entries, p.now);
   n.pending_entry.reset();
+  n.create_io.reset();  // stored, by the create or just now
   return 0;
 }
 

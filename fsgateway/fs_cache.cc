@@ -62,8 +62,9 @@ int FsCore::LoadForUpdate(Node& n) {
 
 int FsCore::LoadEntries(Node& dir, bool force) {
   if (dir.entries && !force && Fresh(dir.entries_fetched)) return 0;
-  // This mount's entry writes still in flight land first, so the listing has its own creates.
-  AwaitEntryWrites();
+  // This mount's entry writes into it still in flight land first, so the listing has its own
+  // creates.
+  AwaitEntryWrites(dir.inode.ino);
   // Every bucket (F9) in one parallel batch; a name lives in one bucket only, and the times
   // are the newest times entry of any bucket.
   std::vector<IoOp> ops;

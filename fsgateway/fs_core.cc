@@ -205,7 +205,7 @@ int FsCore::GetAttr(uint64_t ino, Inode* out) {
 
 int FsCore::SetAttributes(uint64_t ino, const SetAttr& req, Inode* out) {
   if (options_.read_only) return EROFS;
-  DirScope scope(ns_mu_, DirLock(ino));
+  DirScope scope(*this, ino);
   if (int e = WaitForEntries(ino); e != 0) return e;
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
@@ -243,7 +243,7 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
                    const std::string& target, bool opened, Inode* out) {
   if (options_.read_only) return EROFS;
   if (name.size() > kMaxNameBytes) return ENAMETOOLONG;
-  DirScope scope(ns_mu_, DirLock(parent));
+  DirScope scope(*this, parent);
   if (int e = WaitForEntries(parent); e != 0) return e;
   DirEntry existing;
   if (int e = LookupLocked(parent, name, &existing); e != ENOENT) return e == 0 ? EEXIST : e;
@@ -299,9 +299,13 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
       });
     });
     {
+      // The node is this mount's before the cached listing shows the name: a lookup that
+      // finds the name then finds the inode here, not (yet) in the cluster.
       std::lock_guard<std::mutex> lock(node->mu);
-      node->create_io = std::move(inode_write);
-      node->inode_dirty = true;  // until a flush stores it: this mount's view is the newest
+      node->inode = n;
+      node->loaded = true;
+      node->fetched = std::chrono::steady_clock::now();
+      node->create_io = std::move(inode_write);  // while set, this mount's copy is the newest
       node->pending_entry = Node::PendingEntry{parent, add, now, entry_write, inode_stored};
     }
     {
@@ -341,7 +345,7 @@ int FsCore::ReadLink(uint64_t ino, std::string* out) {
 
 int FsCore::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name, Inode* out) {
   if (options_.read_only) return EROFS;
-  DirScope scope(ns_mu_, DirLock(new_parent));
+  DirScope scope(*this, new_parent);
   if (int e = WaitForEntries(new_parent); e != 0) return e;
   DirEntry existing;
   if (int e = LookupLocked(new_parent, new_name, &existing); e != ENOENT) return e == 0 ? EEXIST : e;
@@ -350,6 +354,9 @@ int FsCore::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name,
   {
     auto n = NodeFor(ino);
     std::lock_guard<std::mutex> lock(n->mu);
+    // A file made by create whose name is not stored yet gets its second name only after its
+    // first (a crash between must not leave the new name alone with a link count of 2).
+    if (int e = WriteEntryLocked(*n); e != 0) return e;
     if (int e = LoadForUpdate(*n); e != 0) return e;
     if (IsDir(n->inode.mode)) return EPERM;
     ++n->inode.nlink;
@@ -385,7 +392,7 @@ int FsCore::DropLinkLocked(Node& n, Timespec now) {
 
 int FsCore::Unlink(uint64_t parent, const std::string& name) {
   if (options_.read_only) return EROFS;
-  DirScope scope(ns_mu_, DirLock(parent));
+  DirScope scope(*this, parent);
   if (int e = WaitForEntries(parent); e != 0) return e;
   DirEntry entry;
   if (int e = LookupLocked(parent, name, &entry); e != 0) return e;
@@ -415,7 +422,7 @@ int FsCore::Unlink(uint64_t parent, const std::string& name) {
 
 int FsCore::Rmdir(uint64_t parent, const std::string& name) {
   if (options_.read_only) return EROFS;
-  std::unique_lock<std::shared_mutex> ns(ns_mu_);  // alone: it may touch two directories
+  auto ns = LockAlone();  // alone: it may touch two directories
   if (int e = WaitForEntries(); e != 0) return e;
   DirEntry entry;
   if (int e = LookupLocked(parent, name, &entry); e != 0) return e;
@@ -444,12 +451,12 @@ int FsCore::Rename(uint64_t parent, const std::string& name, uint64_t new_parent
   if (new_name.size() > kMaxNameBytes) return ENAMETOOLONG;
   if (parent == new_parent) {
     // Files renamed within one directory change that directory alone (F11).
-    DirScope scope(ns_mu_, DirLock(parent));
+    DirScope scope(*this, parent);
     if (int e = WaitForEntries(parent); e != 0) return e;
     const int e = RenameLocked(parent, name, new_parent, new_name, flags, /*files_only=*/true);
     if (e != kNeedsAlone) return e;
   }
-  std::unique_lock<std::shared_mutex> ns(ns_mu_);  // alone: it may touch two directories
+  auto ns = LockAlone();  // alone: it may touch two directories
   if (int e = WaitForEntries(); e != 0) return e;
   return RenameLocked(parent, name, new_parent, new_name, flags, /*files_only=*/false);
 }
@@ -531,7 +538,7 @@ int FsCore::SetXattr(uint64_t ino, const std::string& name, const std::string& v
   if (name.rfind("system.posix_acl_", 0) == 0) return EOPNOTSUPP;
   if (name.empty() || name.size() > kMaxXattrNameBytes) return ERANGE;
   if (value.size() > kMaxXattrValueBytes) return E2BIG;
-  DirScope scope(ns_mu_, DirLock(ino));
+  DirScope scope(*this, ino);
   if (int e = WaitForEntries(ino); e != 0) return e;
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);
@@ -567,7 +574,7 @@ int FsCore::ListXattr(uint64_t ino, std::vector<std::string>* out) {
 
 int FsCore::RemoveXattr(uint64_t ino, const std::string& name) {
   if (options_.read_only) return EROFS;
-  DirScope scope(ns_mu_, DirLock(ino));
+  DirScope scope(*this, ino);
   if (int e = WaitForEntries(ino); e != 0) return e;
   auto n = NodeFor(ino);
   std::lock_guard<std::mutex> lock(n->mu);

@@ -22,7 +22,7 @@
 // (FlushAll waits for them).
 // Their completion callbacks run on an I/O thread; they start the entry write once the inode
 // is stored, and announce the changes.
-// Lock order: ns_mu_, then a DirLock, then a file's Node::mu, then its directory's. table_mu_
+// Lock order: ns_gate_ (only to take ns_mu_), ns_mu_, then a directory lock, then a file's Node::mu, then its directory's. table_mu_
 // and async_mu_ are innermost (under table_mu_ a Node lock is only ever tried, never waited
 // for).
 // Thread-safety: every public method may be called from any thread.
@@ -205,7 +205,8 @@ class FsCore {
     bool speculative = false;  // made by stat-ahead; no lookup has handed it to the kernel yet
     bool deleted = false;      // its objects are deleted (perhaps still in the background)
     // The inode write of CreateOpen, while it may be in flight: every later write of the inode
-    // waits for it (AwaitCreateWrite), or a retry of it could land after them and win.
+    // waits for it (AwaitCreateWrite), or a retry of it could land after them and win. Cleared
+    // once the inode is known stored; until then the node counts as Unwritten.
     std::shared_ptr<PendingIo> create_io;
     // A file made by CreateOpen whose directory entry may not be stored yet.
     struct PendingEntry {
@@ -245,7 +246,7 @@ class FsCore {
   int StoreNode(Node& n, Inode next);
   // This mount holds changes to n not yet stored; Current: n.inode may be used as it is (fresh,
   // or ours). Caller holds n.mu.
-  static bool Unwritten(const Node& n) { return n.inode_dirty || n.dirty_bytes > 0; }
+  static bool Unwritten(const Node& n) { return n.inode_dirty || n.dirty_bytes > 0 || n.create_io; }
   bool Current(const Node& n) const { return n.loaded && (Fresh(n.fetched) || Unwritten(n)); }
   // Background writes (ObjectIo::Start). Entry writes of CreateOpen are waited for by every
   // namespace operation, so entry changes reach the replicas in the order they were made;
@@ -263,19 +264,29 @@ class FsCore {
   int RenameLocked(uint64_t parent, const std::string& name, uint64_t new_parent, const std::string& new_name,
                    unsigned flags, bool files_only);
   // A namespace operation confined to one directory (or one inode): ns_mu_ shared, then the
-  // directory's lock.
+  // directory's lock. Every taker of ns_mu_ passes ns_gate_ first, and one that needs ns_mu_
+  // alone (LockAlone) holds the gate until it has it: ns_mu_ (glibc's rwlock) prefers readers,
+  // and a steady stream of shared holders would otherwise keep a rename waiting.
   static constexpr size_t kDirLocks = 64;
-  std::mutex& DirLock(uint64_t ino) { return dir_locks_[ino % kDirLocks]; }
   class DirScope {
    public:
-    DirScope(std::shared_mutex& ns, std::mutex& dir) : ns_(ns), dir_(dir) {}
+    DirScope(FsCore& core, uint64_t dir) : ns_(Pass(core)), dir_(core.dir_locks_[dir % kDirLocks]) {}
 
    private:
+    static std::shared_lock<std::shared_mutex> Pass(FsCore& core) {
+      std::lock_guard<std::mutex> gate(core.ns_gate_);
+      return std::shared_lock<std::shared_mutex>(core.ns_mu_);
+    }
     std::shared_lock<std::shared_mutex> ns_;
     std::lock_guard<std::mutex> dir_;
   };
-  // Waits for the entry writes in flight, without writing any again (LoadEntries, ~FsCore).
-  void AwaitEntryWrites();
+  std::unique_lock<std::shared_mutex> LockAlone() {
+    std::lock_guard<std::mutex> gate(ns_gate_);
+    return std::unique_lock<std::shared_mutex>(ns_mu_);
+  }
+  // Waits for the entry writes in flight into dir (every one when not given), without writing
+  // any again (LoadEntries, ~FsCore).
+  void AwaitEntryWrites(std::optional<uint64_t> dir = std::nullopt);
   void WaitForDeletes();
   // Waits for n's pending entry write; if it failed, writes it again. Caller holds n.mu.
   int WriteEntryLocked(Node& n);
@@ -327,6 +338,7 @@ class FsCore {
   std::mutex table_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Node>> nodes_;
   std::deque<uint64_t> speculative_;  // stat-ahead's nodes, oldest first (under table_mu_)
+  std::mutex ns_gate_;
   std::shared_mutex ns_mu_;
   std::array<std::mutex, kDirLocks> dir_locks_;
   std::mutex async_mu_;  // guards the two lists below

@@ -328,7 +328,7 @@ int FsCore::Flush(uint64_t ino) {
 int FsCore::FlushAll() {
   int err;
   {
-    std::unique_lock<std::shared_mutex> ns(ns_mu_);
+    auto ns = LockAlone();
     err = WaitForEntries();
   }
   std::vector<std::shared_ptr<Node>> all;

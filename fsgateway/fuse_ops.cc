@@ -243,6 +243,7 @@ struct DirHandle {
   uint64_t parent = 0;
   std::vector<std::pair<std::string, DirEntry>> entries;
   uint64_t generation = 0;  // of entries (FsCore::ReadDir)
+  bool read = false;        // entries were read (a handle may be read first past offset 0)
 };
 
 void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -264,9 +265,12 @@ void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   auto* h = reinterpret_cast<DirHandle*>(fi->fh);
-  if (off == 0) {
-    // A read from the start (a new listing, or rewinddir) sees the directory as it is now.
+  if (off == 0 || !h->read) {
+    // A read from the start (a new listing, or rewinddir) sees the directory as it is now. So
+    // does a handle's first read past the start (the kernel resuming a listing it cached in
+    // part, or an NFS export's new handle for each READDIR).
     if (int e = Core(req).ReadDir(ino, &h->entries, &h->generation); e != 0) return (void)fuse_reply_err(req, e);
+    h->read = true;
   }
   std::string buf(size, '\0');
   size_t used = 0;

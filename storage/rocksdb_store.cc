@@ -338,15 +338,16 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
       return;
     }
     Status synced = SyncWalOnce();
+    // Posted before syncing_ is cleared: a group fsynced after this one must post after it.
+    executor_([callbacks, status, synced] {
+      const Status s = !status.ok() ? status : synced;
+      for (auto& cb : *callbacks) cb(s);
+    });
     {
       std::lock_guard<std::mutex> lock(mu_);
       syncing_ = false;
     }
     sync_cv_.notify_one();
-    executor_([callbacks, status, synced] {
-      const Status s = !status.ok() ? status : synced;
-      for (auto& cb : *callbacks) cb(s);
-    });
     return;
   }
   executor_([callbacks, status] {
@@ -387,18 +388,19 @@ void RocksDbStore::SyncerLoop() {
       syncing_ = true;
     }
     Status synced = SyncWalOnce();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      syncing_ = false;
-    }
     auto run = std::make_shared<std::vector<SyncTask>>(std::move(batch));
     batch.clear();
+    // Posted before syncing_ is cleared: a group the writer fsyncs next must post after these.
     executor_([run, synced] {
       for (auto& t : *run) {
         const Status s = !t.status.ok() ? t.status : synced;
         for (auto& cb : *t.callbacks) cb(s);
       }
     });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      syncing_ = false;
+    }
   }
 }
 

@@ -260,6 +260,43 @@ TEST_F(FsCoreTest, ARenameOfFilesWithinADirectoryRunsBesideOthersAndOneOfADirect
   EXPECT_EQ(Names(c, d1), (std::vector<std::string>{"x"}));
 }
 
+TEST_F(FsCoreTest, AFilesSecondNameWaitsForItsFirstAndOtherListingsDoNot) {
+  const uint64_t d1 = Create(a(), kRootIno, "d1", S_IFDIR | 0755);
+  const uint64_t d2 = Create(a(), kRootIno, "d2", S_IFDIR | 0755);
+  Create(a(), d2, "other");
+  HeldIo slow(io_, MergesInto(meta_, d1));
+  auto mount = MountOver(slow);
+  FsCore& c = *mount;
+  Inode f, linked;
+  ASSERT_EQ(c.CreateOpen(d1, "f", 0644, {}, &f), 0);
+  ASSERT_TRUE(WaitUntil([&] { return slow.Held() == 1; }));  // f's entry in d1
+  // A listing of another directory does not wait for it.
+  std::atomic<bool> listed{false};
+  std::thread reader([&] {
+    EXPECT_EQ(Names(c, d2), (std::vector<std::string>{"other"}));
+    listed = true;
+  });
+  EXPECT_TRUE(WaitUntil([&] { return listed.load(); }));
+  // A second name in d2 waits for the first, so that no crash leaves it alone.
+  std::atomic<bool> done{false};
+  std::thread link([&] {
+    EXPECT_EQ(c.Link(f.ino, d2, "g", &linked), 0);
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(done.load());
+  auto b = Mount();
+  Inode seen;
+  EXPECT_EQ(b->Lookup(d2, "g", &seen), ENOENT);
+  slow.Release();
+  reader.join();
+  link.join();
+  EXPECT_EQ(linked.nlink, 2u);
+  EXPECT_EQ(b->Lookup(d1, "f", &seen), 0);
+  EXPECT_EQ(b->Lookup(d2, "g", &seen), 0);
+  EXPECT_EQ(c.Release(f.ino), 0);
+}
+
 // Records the largest batch it was given.
 class BatchSizeIo final : public ForwardingIo {
  public:
