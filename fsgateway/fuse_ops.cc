@@ -237,15 +237,6 @@ void OnRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { fuse_reply_err
 
 void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) { fuse_reply_err(req, Core(req).Flush(ino)); }
 
-// An open directory: its entries as of the last read from offset 0, so that offsets stay
-// stable while it is read.
-struct DirHandle {
-  uint64_t parent = 0;
-  std::vector<std::pair<std::string, DirEntry>> entries;
-  uint64_t generation = 0;  // of entries (FsCore::ReadDir)
-  bool read = false;        // entries were read (a handle may be read first past offset 0)
-};
-
 void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto h = std::make_unique<DirHandle>();
   bool keep = false;
@@ -259,8 +250,16 @@ void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // listing changed (keep_cache off: the kernel drops its copy).
   fi->cache_readdir = 1;
   fi->keep_cache = keep ? 1 : 0;
-  fi->fh = reinterpret_cast<uint64_t>(h.release());
-  if (fuse_reply_open(req, fi) != 0) delete reinterpret_cast<DirHandle*>(fi->fh);
+  fi->fh = reinterpret_cast<uint64_t>(h.get());
+  FuseContext& ctx = Ctx(req);
+  {
+    std::lock_guard<std::mutex> lock(ctx.dirs_mu);
+    ctx.dirs.emplace(h.get(), std::move(h));
+  }
+  if (fuse_reply_open(req, fi) != 0) {
+    std::lock_guard<std::mutex> lock(ctx.dirs_mu);
+    ctx.dirs.erase(reinterpret_cast<const DirHandle*>(fi->fh));
+  }
 }
 
 void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
@@ -303,7 +302,11 @@ void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
 }
 
 void OnReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete reinterpret_cast<DirHandle*>(fi->fh);
+  {
+    FuseContext& ctx = Ctx(req);
+    std::lock_guard<std::mutex> lock(ctx.dirs_mu);
+    ctx.dirs.erase(reinterpret_cast<const DirHandle*>(fi->fh));
+  }
   fuse_reply_err(req, 0);
 }
 
