@@ -87,6 +87,13 @@ int FsCore::WaitForEntries(std::optional<uint64_t> dir) {
   return 0;
 }
 
+size_t FsCore::EntryWriteWaiters() {
+  std::lock_guard<std::mutex> lock(async_mu_);
+  size_t n = 0;
+  for (const EntryWrite& w : entry_writes_) n += w.io->waiters();
+  return n;
+}
+
 void FsCore::AwaitEntryWrites(std::optional<uint64_t> dir) {
   std::vector<std::shared_ptr<PendingIo>> ios;
   {

@@ -158,6 +158,12 @@ class FsCore {
   // Another mount changed entry name of directory dir: a cached listing takes the change.
   void ApplyEntry(uint64_t dir, const std::string& name, const std::optional<DirEntry>& entry);
 
+  // For tests that must know an operation is held up: threads waiting now for a namespace
+  // lock (the mount's or a directory's), and threads waiting for a create's background
+  // inode-then-entry write.
+  size_t NamespaceWaiters() const { return ns_waiters_.load(); }
+  size_t EntryWriteWaiters();
+
   struct Stats {
     uint64_t chunk_reads = 0, chunk_writes = 0, flushes = 0;
   };
@@ -270,19 +276,31 @@ class FsCore {
   static constexpr size_t kDirLocks = 64;
   class DirScope {
    public:
-    DirScope(FsCore& core, uint64_t dir) : ns_(Pass(core)), dir_(core.dir_locks_[dir % kDirLocks]) {}
+    DirScope(FsCore& core, uint64_t dir)
+        : ns_(Pass(core)), dir_(Take<std::unique_lock<std::mutex>>(core, core.dir_locks_[dir % kDirLocks])) {}
 
    private:
     static std::shared_lock<std::shared_mutex> Pass(FsCore& core) {
-      std::lock_guard<std::mutex> gate(core.ns_gate_);
-      return std::shared_lock<std::shared_mutex>(core.ns_mu_);
+      auto gate = Take<std::unique_lock<std::mutex>>(core, core.ns_gate_);
+      return Take<std::shared_lock<std::shared_mutex>>(core, core.ns_mu_);
     }
     std::shared_lock<std::shared_mutex> ns_;
-    std::lock_guard<std::mutex> dir_;
+    std::unique_lock<std::mutex> dir_;
   };
   std::unique_lock<std::shared_mutex> LockAlone() {
-    std::lock_guard<std::mutex> gate(ns_gate_);
-    return std::unique_lock<std::shared_mutex>(ns_mu_);
+    auto gate = Take<std::unique_lock<std::mutex>>(*this, ns_gate_);
+    return Take<std::unique_lock<std::shared_mutex>>(*this, ns_mu_);
+  }
+  // Locks m (Lock is the lock type), counted in ns_waiters_ while it has to wait.
+  template <typename Lock, typename Mutex>
+  static Lock Take(FsCore& core, Mutex& m) {
+    Lock lock(m, std::try_to_lock);
+    if (!lock.owns_lock()) {
+      ++core.ns_waiters_;
+      lock.lock();
+      --core.ns_waiters_;
+    }
+    return lock;
   }
   // Waits for the entry writes in flight into dir (every one when not given), without writing
   // any again (LoadEntries, ~FsCore).
@@ -340,6 +358,7 @@ class FsCore {
   std::deque<uint64_t> speculative_;  // stat-ahead's nodes, oldest first (under table_mu_)
   std::mutex ns_gate_;
   std::shared_mutex ns_mu_;
+  std::atomic<size_t> ns_waiters_{0};
   std::array<std::mutex, kDirLocks> dir_locks_;
   std::mutex async_mu_;  // guards the two lists below
   struct EntryWrite {

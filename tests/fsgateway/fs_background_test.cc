@@ -125,6 +125,11 @@ class HeldIo final : public ForwardingIo {
     released_ = true;
     cv_.notify_all();
   }
+  // Threads waiting on the first batch held.
+  size_t FirstWaiters() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_batches_.empty() ? 0 : held_batches_.front()->waiters();
+  }
   size_t Held() {
     std::lock_guard<std::mutex> lock(mu_);
     return held_batches_.size();
@@ -189,7 +194,7 @@ TEST_F(FsCoreTest, NamespaceOperationsInTwoDirectoriesRunTogetherAndInOneDirecto
     Create(c, d1, "z");
     z_done = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(WaitUntil([&] { return c.NamespaceWaiters() == 1; }));  // z, at d1's lock
   EXPECT_EQ(slow.Held(), 1u);
   EXPECT_FALSE(z_done.load());
   slow.Release();
@@ -219,9 +224,10 @@ TEST_F(FsCoreTest, ACreateReturnsBeforeItsInodeIsStoredAndItsEntryWaitsForTheIno
     EXPECT_EQ(c.Flush(f.ino), 0);
     flushed = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // The flush waits for the create's inode write before it sends its own.
+  EXPECT_TRUE(WaitUntil([&] { return slow.FirstWaiters() >= 1; }));
   EXPECT_FALSE(flushed.load());
-  EXPECT_EQ(slow.Held(), 1u);  // the flush waits for the create's inode write before its own
+  EXPECT_EQ(slow.Held(), 1u);
   slow.Release();
   flush.join();
   ASSERT_EQ(b->Lookup(kRootIno, "f", &seen), 0);
@@ -250,8 +256,9 @@ TEST_F(FsCoreTest, ARenameOfFilesWithinADirectoryRunsBesideOthersAndOneOfADirect
     EXPECT_EQ(c.Rename(d2, "s", d2, "t", 0), 0);
     dir_renamed = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_FALSE(dir_renamed.load());  // a directory's rename waits for the create in d1
+  // A directory's rename waits (for the mount's lock alone) until the create in d1 is done.
+  EXPECT_TRUE(WaitUntil([&] { return c.NamespaceWaiters() == 1; }));
+  EXPECT_FALSE(dir_renamed.load());
   slow.Release();
   x.join();
   f.join();
@@ -283,7 +290,8 @@ TEST_F(FsCoreTest, AFilesSecondNameWaitsForItsFirstAndOtherListingsDoNot) {
     EXPECT_EQ(c.Link(f.ino, d2, "g", &linked), 0);
     done = true;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(WaitUntil([&] { return c.EntryWriteWaiters() >= 1; }));  // on f's first name
+  EXPECT_EQ(slow.Held(), 1u);
   EXPECT_FALSE(done.load());
   auto b = Mount();
   Inode seen;
@@ -440,25 +448,17 @@ TEST_F(FsCoreTest, AListingReadWhileACreatesEntryIsInFlightKeepsTheFile) {
   ASSERT_EQ(c.CreateOpen(kRootIno, "f", 0644, {}, &f), 0);  // its entry write is held
   // A namespace operation waits for f's entry; then a listing read on another thread must
   // wait for it too, not read the directory without f.
-  // (The waits are on the create's own handle, which follows the held batch: they are given
-  // time rather than counted.)
   ASSERT_TRUE(WaitUntil([&] { return slow.Held() == 1; }));
-  std::atomic<bool> made{false};
-  std::thread ns([&] {
-    EXPECT_EQ(c.MakeNode(kRootIno, "g", S_IFREG | 0644, 0, {}, &g), 0);
-    made = true;
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_FALSE(made.load());
+  std::thread ns([&] { EXPECT_EQ(c.MakeNode(kRootIno, "g", S_IFREG | 0644, 0, {}, &g), 0); });
+  EXPECT_TRUE(WaitUntil([&] { return c.EntryWriteWaiters() >= 1; }));
   std::vector<std::pair<std::string, DirEntry>> list;
   std::atomic<bool> read{false};
   std::thread reader([&] {
     EXPECT_EQ(c.ReadDir(kRootIno, &list), 0);
     read = true;
   });
-  // The reader waits on f's entry (right), or reads a listing without it.
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_FALSE(read.load());
+  // The reader waits on f's entry (right), or has read a listing without it.
+  EXPECT_TRUE(WaitUntil([&] { return read || c.EntryWriteWaiters() >= 2; }));
   slow.Release();
   reader.join();
   ns.join();
