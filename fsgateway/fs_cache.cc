@@ -217,12 +217,16 @@ void FsCore::Forget(uint64_t ino) {
   nodes_.erase(it);
 }
 
+int FsCore::LoadListing(Node& dir) {
+  if (int e = LoadInode(dir); e != 0) return e;
+  if (!IsDir(dir.inode.mode)) return ENOTDIR;
+  return LoadEntries(dir);
+}
+
 int FsCore::ReadDir(uint64_t ino, std::vector<std::pair<std::string, DirEntry>>* out, uint64_t* generation) {
   auto d = NodeFor(ino);
   std::lock_guard<std::mutex> lock(d->mu);
-  if (int e = LoadInode(*d); e != 0) return e;
-  if (!IsDir(d->inode.mode)) return ENOTDIR;
-  if (int e = LoadEntries(*d); e != 0) return e;
+  if (int e = LoadListing(*d); e != 0) return e;
   out->assign(d->entries->begin(), d->entries->end());
   if (generation) *generation = d->listing_gen;
   return 0;
@@ -231,9 +235,7 @@ int FsCore::ReadDir(uint64_t ino, std::vector<std::pair<std::string, DirEntry>>*
 int FsCore::OpenDir(uint64_t ino, uint64_t* parent, bool* keep_cache) {
   auto d = NodeFor(ino);
   std::lock_guard<std::mutex> lock(d->mu);
-  if (int e = LoadInode(*d); e != 0) return e;
-  if (!IsDir(d->inode.mode)) return ENOTDIR;
-  if (int e = LoadEntries(*d); e != 0) return e;
+  if (int e = LoadListing(*d); e != 0) return e;
   *parent = d->inode.parent == 0 ? ino : d->inode.parent;
   *keep_cache = d->kernel_listing == d->listing_gen;
   return 0;

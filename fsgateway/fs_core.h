@@ -13,18 +13,18 @@
 //    mount changed the file.
 // Namespace operations (create, link, unlink, mkdir, setattr, xattrs, a rename of files within
 // one directory) that change one directory, or one inode, run one at a time per directory (or
-// inode): each holds ns_mu_ shared and the lock of its directory (DirLock, a fixed set of
-// mutexes shared by hash). Those that may change two directories (other renames, rmdir) hold
-// ns_mu_ alone, and so does FlushAll. Reads and writes of files run in parallel with all of them. Two writes run in the
-// background (ObjectIo::Start): the inode and then the directory entry of a file made by FUSE
-// create (its close waits for them, and so does the next namespace operation in that
-// directory, and every rename and rmdir), and the objects of an inode that lost its last name
-// (FlushAll waits for them).
-// Their completion callbacks run on an I/O thread; they start the entry write once the inode
-// is stored, and announce the changes.
-// Lock order: ns_gate_ (only to take ns_mu_), ns_mu_, then a directory lock, then a file's Node::mu, then its directory's. table_mu_
-// and async_mu_ are innermost (under table_mu_ a Node lock is only ever tried, never waited
-// for).
+// inode): each holds ns_mu_ shared and the lock of its directory (DirScope: one of kDirLocks
+// mutexes, by inode number). Those that may change two directories (other renames, rmdir)
+// hold ns_mu_ alone (LockAlone), and so does FlushAll. Reads and writes of files run in
+// parallel with all of them. Two writes run in the background (ObjectIo::Start): the inode and
+// then the directory entry of a file made by FUSE create (its close waits for them, and so do
+// the next namespace operation in that directory and every rename and rmdir), and the objects
+// of an inode that lost its last name (FlushAll waits for them). Their completion callbacks
+// run on an I/O thread; they start the entry write once the inode is stored, and announce the
+// changes.
+// Lock order: ns_gate_ (only to take ns_mu_), ns_mu_, a directory lock, a file's Node::mu, then
+// its directory's. table_mu_ and async_mu_ are innermost (under table_mu_ a Node lock is only
+// ever tried, never waited for).
 // Thread-safety: every public method may be called from any thread.
 #pragma once
 
@@ -202,8 +202,8 @@ class FsCore {
     // Directories: the live entries, when read, and the times from the listing (F8).
     std::optional<std::map<std::string, DirEntry>> entries;
     std::chrono::steady_clock::time_point entries_fetched{};
-    // Counts changes to entries (ListingChanged); kernel_listing is the generation the kernel
-    // was last handed whole (kNoListing: none, or not known).
+    // Moved by every change to entries (and by dropping them); kernel_listing is the
+    // generation the kernel was last handed whole (kNoListing: none, or not known).
     uint64_t listing_gen = 0;
     uint64_t kernel_listing = kNoListing;
     std::optional<DirTimes> dir_times;
@@ -240,6 +240,8 @@ class FsCore {
   // unwritten changes to it.
   int LoadForUpdate(Node& n);
   int LoadEntries(Node& dir, bool force = false);
+  // LoadInode, ENOTDIR for anything but a directory, then LoadEntries. Caller holds dir.mu.
+  int LoadListing(Node& dir);
   // Stores the inode; a directory's also writes its times into its listing (F8).
   int StoreInode(const Inode& inode);
   // StoreInode for n's inode (caller holds n.mu), after its create's write (AwaitCreateWrite).
@@ -254,8 +256,9 @@ class FsCore {
   // or ours). Caller holds n.mu.
   static bool Unwritten(const Node& n) { return n.inode_dirty || n.dirty_bytes > 0 || n.create_io; }
   bool Current(const Node& n) const { return n.loaded && (Fresh(n.fetched) || Unwritten(n)); }
-  // Background writes (ObjectIo::Start). Entry writes of CreateOpen are waited for by every
-  // namespace operation, so entry changes reach the replicas in the order they were made;
+  // Background writes (ObjectIo::Start). Entry writes of CreateOpen are waited for by the
+  // next namespace operation in their directory (and by those that run alone), so entry
+  // changes reach the replicas in the order they were made;
   // inode deletes are waited for by FlushAll only, and at most kMaxDeletesInFlight batches
   // (of ObjectIo::kMaxOpsInFlight deletes) run.
   static constexpr size_t kMaxDeletesInFlight = 4;

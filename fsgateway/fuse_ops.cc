@@ -237,6 +237,11 @@ void OnRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { fuse_reply_err
 
 void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) { fuse_reply_err(req, Core(req).Flush(ino)); }
 
+void CloseDirHandle(FuseContext& ctx, const fuse_file_info* fi) {
+  std::lock_guard<std::mutex> lock(ctx.dirs_mu);
+  ctx.dirs.erase(reinterpret_cast<const DirHandle*>(fi->fh));
+}
+
 void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto h = std::make_unique<DirHandle>();
   bool keep = false;
@@ -256,10 +261,7 @@ void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     std::lock_guard<std::mutex> lock(ctx.dirs_mu);
     ctx.dirs.emplace(h.get(), std::move(h));
   }
-  if (fuse_reply_open(req, fi) != 0) {
-    std::lock_guard<std::mutex> lock(ctx.dirs_mu);
-    ctx.dirs.erase(reinterpret_cast<const DirHandle*>(fi->fh));
-  }
+  if (fuse_reply_open(req, fi) != 0) CloseDirHandle(ctx, fi);
 }
 
 void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
@@ -302,11 +304,7 @@ void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
 }
 
 void OnReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  {
-    FuseContext& ctx = Ctx(req);
-    std::lock_guard<std::mutex> lock(ctx.dirs_mu);
-    ctx.dirs.erase(reinterpret_cast<const DirHandle*>(fi->fh));
-  }
+  CloseDirHandle(Ctx(req), fi);
   fuse_reply_err(req, 0);
 }
 

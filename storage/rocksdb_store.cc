@@ -337,12 +337,9 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
       sync_cv_.notify_one();
       return;
     }
-    Status synced = SyncWalOnce();
-    // Posted before syncing_ is cleared: a group fsynced after this one must post after it.
-    executor_([callbacks, status, synced] {
-      const Status s = !status.ok() ? status : synced;
-      for (auto& cb : *callbacks) cb(s);
-    });
+    std::vector<SyncTask> run;
+    run.push_back(SyncTask{callbacks, status});
+    PostSynced(std::move(run), SyncWalOnce());  // before syncing_ is cleared (see there)
     {
       std::lock_guard<std::mutex> lock(mu_);
       syncing_ = false;
@@ -374,6 +371,17 @@ Status RocksDbStore::SyncWalOnce() {
   return synced;
 }
 
+void RocksDbStore::PostSynced(std::vector<SyncTask> run, Status synced) {
+  // Called before syncing_ is cleared, so groups fsynced later are posted after these.
+  auto shared = std::make_shared<std::vector<SyncTask>>(std::move(run));
+  executor_([shared, synced] {
+    for (auto& t : *shared) {
+      const Status s = !t.status.ok() ? t.status : synced;
+      for (auto& cb : *t.callbacks) cb(s);
+    }
+  });
+}
+
 void RocksDbStore::SyncerLoop() {
   std::vector<SyncTask> batch;
   for (;;) {
@@ -387,16 +395,8 @@ void RocksDbStore::SyncerLoop() {
       }
       syncing_ = true;
     }
-    Status synced = SyncWalOnce();
-    auto run = std::make_shared<std::vector<SyncTask>>(std::move(batch));
+    PostSynced(std::move(batch), SyncWalOnce());
     batch.clear();
-    // Posted before syncing_ is cleared: a group the writer fsyncs next must post after these.
-    executor_([run, synced] {
-      for (auto& t : *run) {
-        const Status s = !t.status.ok() ? t.status : synced;
-        for (auto& cb : *t.callbacks) cb(s);
-      }
-    });
     {
       std::lock_guard<std::mutex> lock(mu_);
       syncing_ = false;

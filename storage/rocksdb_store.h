@@ -211,6 +211,9 @@ class RocksDbStore final : public Store {
   Status wal_failed_;                // guarded by mu_
   // One fsync of the WAL, by whoever set syncing_; a failure sets wal_failed_.
   Status SyncWalOnce();
+  // Posts the completions of groups covered by one fsync, in order, each with its own error
+  // or else synced. The caller still holds syncing_.
+  void PostSynced(std::vector<SyncTask> run, Status synced);
   std::thread syncer_;
   std::thread writer_;
   std::vector<std::thread> readers_;
