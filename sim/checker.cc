@@ -61,9 +61,11 @@ std::vector<Finding> CheckAcknowledgedWrites(const std::vector<HistoryOp>& histo
       // So may a write that drew the same timestamp as an acknowledged delete: last-writer-
       // wins orders the two by checksum, and the delete may have won (seed
       // 15362726449346128433, sim.regression_tied_delete).
-      // And so may any write after a delete of unknown outcome with a later timestamp: it may
-      // have landed, won, and its tombstone been collected.
-      if (!fin->exists && (w.type == OpType::kDel || f.newest_delete == w.ts || f.newest_unknown_delete >= w.ts)) continue;
+      // And so may a write followed by a delete of unknown outcome with a later timestamp, if
+      // that delete landed (some node stored a tombstone at least as new as the write): it
+      // won, and its tombstone was collected.
+      const bool unknown_delete_landed = f.newest_unknown_delete >= w.ts && fin->newest_tombstone_stored >= w.ts;
+      if (!fin->exists && (w.type == OpType::kDel || f.newest_delete == w.ts || unknown_delete_landed)) continue;
       if (!fin->exists || fin->meta.ts < w.ts) {
         out.push_back({"G1", key, "acknowledged write lost: " + acked + "; final record " +
                                       (fin->exists ? "ts " + std::to_string(fin->meta.ts) : std::string("missing"))});

@@ -3,7 +3,9 @@
 //    have stopped and the cluster has settled) is at least as new as its newest acknowledged
 //    put or delete, is that write (or another acknowledged one with the same timestamp, which
 //    won the last-writer-wins tie-break) when the timestamps are equal, and a live final value
-//    was written by some put of the key (no phantom). Unknown outcomes may or may not land.
+//    was written by some put of the key (no phantom). Unknown outcomes may or may not land;
+//    a record missing after a delete of unknown outcome is excused only if a node stored that
+//    delete's tombstone (or a newer one).
 //  - G4: no deleted key comes back: a live final value is newer than every acknowledged delete
 //    of its key (reported apart from G1 so that a resurrection is named as one).
 //  - G3: in the quiet phase (faults over, R+W>N), a read right after an acknowledged write
@@ -30,6 +32,9 @@ struct FinalRecord {
   RecordMeta meta;
   std::string value;
   std::string error;
+  // The newest timestamp of a tombstone of the key that any node's disk ever stored, the
+  // ones since purged or overwritten included (0: none).
+  Timestamp newest_tombstone_stored = 0;
 };
 
 struct Finding {

@@ -470,6 +470,9 @@ SimReport RunScenario(const SimOptions& o) {
       checker->Get(KeyId(k), all, [&](Result<Record> r) { got.emplace(std::move(r)); });
       RunUntil(w.loop_, w.loop_.now() + seconds(30), [&] { return got.has_value(); });
       FinalRecord& f = final[k];
+      for (const auto& n : w.nodes_) {
+        f.newest_tombstone_stored = std::max(f.newest_tombstone_stored, n->records().NewestTombstoneStored(KeyId(k)));
+      }
       if (!got) {
         f.error = "no answer";
       } else if (got->ok()) {

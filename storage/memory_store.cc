@@ -1,5 +1,7 @@
 #include "storage/memory_store.h"
 
+#include <algorithm>
+
 #include "dht/lww_map.h"
 
 namespace ringstore {
@@ -57,6 +59,10 @@ void MemoryStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> do
                         !Supersedes(it->second.meta, op.record.meta);
       if (it == records_.end() || Supersedes(op.record.meta, it->second.meta) ||
           (same && !it->second.Intact())) {
+        if (op.record.meta.tombstone()) {
+          Timestamp& t = tombstones_stored_[op.id];
+          t = std::max(t, op.record.meta.ts);
+        }
         records_[op.id] = std::move(op.record);
       }
     }
@@ -89,6 +95,11 @@ void MemoryStore::Close(std::function<void(Status)> done) {
 Record* MemoryStore::MutableRecordForTest(const ObjectId& id) {
   auto it = records_.find(id);
   return it == records_.end() ? nullptr : &it->second;
+}
+
+Timestamp MemoryStore::NewestTombstoneStored(const ObjectId& id) const {
+  auto it = tombstones_stored_.find(id);
+  return it == tombstones_stored_.end() ? 0 : it->second;
 }
 
 }  // namespace ringstore

@@ -29,11 +29,16 @@ class MemoryStore final : public Store {
   size_t size() const { return records_.size(); }
   // Test hook: the stored record, to corrupt it in place.
   Record* MutableRecordForTest(const ObjectId& id);
+  // The newest timestamp of a tombstone this store has ever stored for id (0: none), kept
+  // after the tombstone is overwritten or purged: the simulator's evidence that a delete of
+  // unknown outcome landed (sim/checker.h).
+  Timestamp NewestTombstoneStored(const ObjectId& id) const;
 
  private:
   Result<Record> Read(const ObjectId& id) const;
   Executor executor_;
   std::map<ObjectId, Record> records_;
+  std::map<ObjectId, Timestamp> tombstones_stored_;
   bool closed_ = false;
   bool cached_reads_ = false;
 };

@@ -122,10 +122,16 @@ TEST(SimCheckerTest, AMissingRecordIsLostUnlessADeleteTiedWithTheNewestWrite) {
   EXPECT_NE(findings[0].what.find("acknowledged write lost"), std::string::npos);
 
   // A delete whose outcome is unknown may have landed after the put and been collected: the
-  // missing record is no loss when its timestamp is later, and still one when it is earlier.
+  // missing record is no loss when its timestamp is later and a node stored its tombstone,
+  // and still one when it is earlier or no node ever stored it.
   history[1].outcome = Outcome::kUnknown;
   history[1].ts = 1001;
+  final[7].newest_tombstone_stored = 1001;
   EXPECT_TRUE(CheckAcknowledgedWrites(history, final).empty());
+  final[7].newest_tombstone_stored = 0;  // the delete never reached a disk
+  EXPECT_EQ(CheckAcknowledgedWrites(history, final).size(), 1u);
+  final[7].newest_tombstone_stored = 999;  // only an older tombstone did
+  EXPECT_EQ(CheckAcknowledgedWrites(history, final).size(), 1u);
   history[1].ts = 999;
   EXPECT_EQ(CheckAcknowledgedWrites(history, final).size(), 1u);
 }
