@@ -30,6 +30,7 @@ int FsCore::DeleteInode(Node& n) {
   // whose success announces the change.
   const uint64_t ino = n.inode.ino;
   n.chunks.clear();
+  n.readahead.reset();
   n.dirty_bytes = 0;
   n.inode_dirty = false;
   n.loaded = false;

@@ -26,7 +26,10 @@ int FsCore::TakeInode(Node& n, IoResult r) {
   if (!inode.ok() || inode->ino != ino) return EIO;
   // Another mount changed the file: what this one cached of its data is stale.
   const bool changed = n.inode.size != inode->size || !(n.inode.mtime == inode->mtime) || !(n.inode.ctime == inode->ctime);
-  if (changed && n.dirty_bytes == 0) n.chunks.clear();
+  if (changed && n.dirty_bytes == 0) {
+    n.chunks.clear();
+    n.readahead.reset();
+  }
   n.inode = std::move(*inode);
   n.loaded = true;
   n.fetched = std::chrono::steady_clock::now();
@@ -198,6 +201,7 @@ void FsCore::Invalidate(uint64_t ino) {
   if (Unwritten(*n)) return;  // ours wins until written
   n->fetched = {};
   n->chunks.clear();
+  n->readahead.reset();
 }
 
 void FsCore::ApplyEntry(uint64_t dir, const std::string& name, const std::optional<DirEntry>& entry) {

@@ -196,6 +196,15 @@ class FsCore {
     std::map<uint64_t, Chunk> chunks;
     uint64_t dirty_bytes = 0;
     uint64_t next_sequential = 0;  // where a sequential reader reads next
+    // A sequential reader's read-ahead batch in flight (fs_data.cc, Read). Its chunks join
+    // `chunks` when a read takes them (TakeReadahead). Whatever changes the file's data or
+    // drops its cached chunks drops the batch too, so that it never brings back bytes older
+    // than what this mount has seen.
+    struct Readahead {
+      std::shared_ptr<PendingIo> io;
+      std::vector<uint64_t> chunks;  // in the order of the batch's ops
+    };
+    std::optional<Readahead> readahead;
     uint64_t next_write = 0;       // where a sequential writer writes next
     uint64_t writeback_from = 0;   // the first chunk StartWriteback looks at
     std::deque<Writeback> writebacks;  // oldest first
@@ -345,7 +354,11 @@ class FsCore {
   // Takes the finished background writes (all of them, waiting, when all is set): chunks
   // written at their current gen become clean; failed ones stay dirty for the next flush.
   void ReapWritebacks(Node& n, bool all);
+  // Loads the chunks not cached, waiting; takes the read-ahead batch first if it holds any.
   int LoadChunks(Node& n, const std::vector<uint64_t>& indexes);
+  // Puts the read-ahead batch's chunks (waiting for it) into n.chunks where none is cached;
+  // a chunk whose read failed is left for a later LoadChunks to report.
+  void TakeReadahead(Node& n);
   int TruncateLocked(Node& n, uint64_t size);
   int ZeroRangeLocked(Node& n, uint64_t offset, uint64_t length);
   void TrimCleanChunks(Node& n);

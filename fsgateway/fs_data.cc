@@ -43,7 +43,10 @@ int FsCore::Open(uint64_t ino, bool truncate, bool* keep_cache, bool created, bo
   }
   const bool changed = !was_loaded || n->inode.size != before.size || !(n->inode.mtime == before.mtime) ||
                        !(n->inode.ctime == before.ctime);
-  if (changed && n->dirty_bytes == 0) n->chunks.clear();
+  if (changed && n->dirty_bytes == 0) {
+    n->chunks.clear();
+    n->readahead.reset();
+  }
   *keep_cache = !changed;
   if (with_chunk && n->inode.size <= fs_.chunk_size && n->chunks.count(0) == 0) {
     if (chunk.status.ok() && !chunk.is_map && chunk.value.size() <= fs_.chunk_size) {
@@ -74,11 +77,38 @@ int FsCore::Release(uint64_t ino) {
     for (auto it = n->chunks.begin(); it != n->chunks.end();) {
       it = it->second.dirty ? std::next(it) : n->chunks.erase(it);
     }
+    n->readahead.reset();
   }
   return e;
 }
 
+void FsCore::TakeReadahead(Node& n) {
+  if (!n.readahead) return;
+  Node::Readahead ra = std::move(*n.readahead);
+  n.readahead.reset();
+  std::vector<IoResult> results = ra.io->Take();
+  for (size_t k = 0; k < results.size() && k < ra.chunks.size(); ++k) {
+    const uint64_t i = ra.chunks[k];
+    IoResult& r = results[k];
+    if (n.chunks.count(i) != 0 || i * fs_.chunk_size >= n.inode.size) continue;
+    if (r.status.IsNotFound()) {
+      n.chunks[i] = Chunk{};  // a hole
+    } else if (r.status.ok() && !r.is_map && r.value.size() <= fs_.chunk_size) {
+      n.chunks[i] = Chunk{std::move(r.value), false};
+    }
+  }
+  std::lock_guard<std::mutex> s(stats_mu_);
+  stats_.chunk_reads += results.size();
+}
+
 int FsCore::LoadChunks(Node& n, const std::vector<uint64_t>& indexes) {
+  if (n.readahead) {
+    const auto& ra = n.readahead->chunks;
+    const bool overlaps = std::any_of(indexes.begin(), indexes.end(), [&](uint64_t i) {
+      return n.chunks.count(i) == 0 && std::find(ra.begin(), ra.end(), i) != ra.end();
+    });
+    if (overlaps) TakeReadahead(n);
+  }
   std::vector<IoOp> ops;
   std::vector<uint64_t> wanted;
   for (uint64_t i : indexes) {
@@ -136,21 +166,30 @@ int FsCore::Read(uint64_t ino, uint64_t offset, size_t size, std::string* out) {
   const uint64_t cs = fs_.chunk_size;
   std::vector<uint64_t> need;
   for (uint64_t i = offset / cs; i <= (end - 1) / cs; ++i) need.push_back(i);
+  if (n->readahead && n->readahead->io->done()) TakeReadahead(*n);
+  if (int e = LoadChunks(*n, need); e != 0) return e;
   // Read-ahead, for a reader near where the last read ended (the kernel's parallel reads
-  // arrive a little out of order): once no more than half the window ahead is loaded, the
-  // rest of the window comes in one batch, so a sequential reader waits for one round trip
-  // per half window, not one per chunk.
+  // arrive a little out of order): once no more than half the window ahead is loaded or on
+  // its way, the rest of the window is asked for in one batch in the background, so a
+  // sequential reader goes on with the chunks it has while the next ones come.
   const bool sequential = offset <= n->next_sequential + cs && offset + cs >= n->next_sequential;
-  if (sequential && options_.readahead_chunks > 0) {
+  if (sequential && options_.readahead_chunks > 0 && !n->readahead) {
     const uint64_t last = (n->inode.size - 1) / cs, current = (end - 1) / cs;
     const uint64_t window_end = std::min(last, current + options_.readahead_chunks);
     uint64_t missing = current + 1;
     while (missing <= window_end && n->chunks.count(missing) != 0) ++missing;
     if (missing <= window_end && missing - current <= std::max<uint64_t>(1, options_.readahead_chunks / 2)) {
-      for (uint64_t i = missing; i <= window_end; ++i) need.push_back(i);
+      Node::Readahead ra;
+      std::vector<IoOp> ops;
+      for (uint64_t i = missing; i <= window_end; ++i) {
+        if (n->chunks.count(i) != 0) continue;
+        ra.chunks.push_back(i);
+        ops.push_back(IoOp{IoOp::kGet, ChunkId(fs_, n->inode.ino, i), {}, {}});
+      }
+      ra.io = io_.Start(std::move(ops), q_);
+      n->readahead = std::move(ra);
     }
   }
-  if (int e = LoadChunks(*n, need); e != 0) return e;
   out->assign(end - offset, '\0');
   for (uint64_t pos = offset; pos < end;) {
     const uint64_t i = pos / cs, in = pos % cs;
@@ -172,6 +211,7 @@ int FsCore::Write(uint64_t ino, uint64_t offset, std::string_view data) {
   if (data.empty()) return 0;
   const uint64_t end = offset + data.size();
   if (end > kMaxFileSize || end < offset) return EFBIG;
+  n->readahead.reset();
   const uint64_t cs = fs_.chunk_size;
   // Chunks that hold data this write does not wholly replace are read first.
   std::vector<uint64_t> need;
@@ -345,6 +385,7 @@ int FsCore::FlushAll() {
 }
 
 int FsCore::TruncateLocked(Node& n, uint64_t size) {
+  n.readahead.reset();
   if (int e = FlushLocked(n); e != 0) return e;
   const uint64_t cs = fs_.chunk_size;
   const uint64_t old = n.inode.size;
@@ -378,6 +419,7 @@ int FsCore::TruncateLocked(Node& n, uint64_t size) {
 }
 
 int FsCore::ZeroRangeLocked(Node& n, uint64_t offset, uint64_t length) {
+  n.readahead.reset();
   const uint64_t end = std::min(offset + length, n.inode.size);
   if (offset >= end) return 0;
   const uint64_t cs = fs_.chunk_size;

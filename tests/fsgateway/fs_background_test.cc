@@ -10,6 +10,7 @@
 #include <functional>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "fsgateway/fs_core.h"
@@ -385,6 +386,72 @@ std::string Pattern(size_t bytes, char first) {
   std::string data(bytes, '\0');
   for (size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(first + (i / 4096) % 20);
   return data;
+}
+
+TEST_F(FsCoreTest, AReadAheadBatchLoadsInTheBackgroundWhileTheReaderGoesOn) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  const std::string data = Pattern(32 * 4096, 'a');
+  ASSERT_EQ(a().Write(f, 0, data), 0);
+  ASSERT_EQ(a().Flush(f), 0);
+  // Reads of chunks 1 to 31 are held until released; chunk 0 and the inode pass.
+  std::set<ObjectId> held;
+  for (uint64_t i = 1; i < 32; ++i) held.insert(ChunkId(meta_, f, i).id);
+  HeldIo io(io_, [&](const IoOp& op) { return op.kind == IoOp::kGet && held.count(op.id.id) != 0; });
+  FsOptions o;
+  o.readahead_chunks = 16;
+  auto reader = MountOver(io, o);
+  bool keep = false;
+  ASSERT_EQ(reader->Open(f, false, &keep), 0);
+  // The first read returns while its read-ahead is still held.
+  std::atomic<bool> first_done{false};
+  std::thread first([&] {
+    std::string p;
+    EXPECT_EQ(reader->Read(f, 0, 4096, &p), 0);
+    EXPECT_EQ(p, data.substr(0, 4096));
+    first_done = true;
+  });
+  const bool returned_while_held = WaitUntil([&] { return first_done.load(); });
+  EXPECT_TRUE(returned_while_held);
+  EXPECT_EQ(io.Held(), 1u);
+  if (!returned_while_held) io.Release();
+  first.join();
+  if (!returned_while_held) return;
+  // The next read needs a chunk of that batch: it waits for it, and gets the right bytes.
+  std::thread next([&] {
+    std::string p;
+    EXPECT_EQ(reader->Read(f, 4096, 8192, &p), 0);
+    EXPECT_EQ(p, data.substr(4096, 8192));
+  });
+  EXPECT_TRUE(WaitUntil([&] { return io.FirstWaiters() == 1; }));
+  io.Release();
+  next.join();
+  EXPECT_EQ(io.Held(), 1u);  // chunks 1 and 2 came with the batch, not on their own
+  EXPECT_EQ(reader->Release(f), 0);
+}
+
+TEST_F(FsCoreTest, AReadAheadBatchOlderThanAnotherMountsWriteIsDropped) {
+  // The reader re-reads the inode on every read (no attribute cache). Its read-ahead brought
+  // chunk 2 as it was; another mount then rewrites chunk 2, and the reader must see that.
+  const uint64_t f = Create(a(), kRootIno, "f");
+  const std::string data = Pattern(32 * 4096, 'a');
+  ASSERT_EQ(a().Write(f, 0, data), 0);
+  ASSERT_EQ(a().Flush(f), 0);
+  FsOptions o;
+  o.readahead_chunks = 16;
+  o.attr_ttl = std::chrono::seconds(0);
+  auto reader = Mount(o);
+  bool keep = false;
+  ASSERT_EQ(reader->Open(f, false, &keep), 0);
+  std::string part;
+  ASSERT_EQ(reader->Read(f, 0, 4096, &part), 0);  // the read-ahead of chunks 1-16 is done
+  const std::string changed(4096, 'Z');
+  ASSERT_EQ(a().Write(f, 2 * 4096, changed), 0);
+  ASSERT_EQ(a().Flush(f), 0);
+  ASSERT_EQ(reader->Read(f, 2 * 4096, 4096, &part), 0);
+  EXPECT_EQ(part, changed);
+  ASSERT_EQ(reader->Read(f, 3 * 4096, 4096, &part), 0);
+  EXPECT_EQ(part, data.substr(3 * 4096, 4096));
+  EXPECT_EQ(reader->Release(f), 0);
 }
 
 TEST_F(FsCoreTest, ASequentialWriterWritesWholeChunksInTheBackgroundAndAFlushOnlyTheTail) {
