@@ -87,7 +87,7 @@ void FsCore::TakeReadahead(Node& n) {
   Node::Readahead ra = std::move(*n.readahead);
   n.readahead.reset();
   std::vector<IoResult> results = ra.io->Take();
-  for (size_t k = 0; k < results.size() && k < ra.chunks.size(); ++k) {
+  for (size_t k = 0; k < results.size() && k < ra.chunks.size(); ++k) {  // counted when started
     const uint64_t i = ra.chunks[k];
     IoResult& r = results[k];
     if (n.chunks.count(i) != 0 || i * fs_.chunk_size >= n.inode.size) continue;
@@ -97,8 +97,6 @@ void FsCore::TakeReadahead(Node& n) {
       n.chunks[i] = Chunk{std::move(r.value), false};
     }
   }
-  std::lock_guard<std::mutex> s(stats_mu_);
-  stats_.chunk_reads += results.size();
 }
 
 int FsCore::LoadChunks(Node& n, const std::vector<uint64_t>& indexes) {
@@ -185,6 +183,10 @@ int FsCore::Read(uint64_t ino, uint64_t offset, size_t size, std::string* out) {
         if (n->chunks.count(i) != 0) continue;
         ra.chunks.push_back(i);
         ops.push_back(IoOp{IoOp::kGet, ChunkId(fs_, n->inode.ino, i), {}, {}});
+      }
+      {
+        std::lock_guard<std::mutex> s(stats_mu_);
+        stats_.chunk_reads += ops.size();
       }
       ra.io = io_.Start(std::move(ops), q_);
       n->readahead = std::move(ra);

@@ -63,7 +63,9 @@ std::vector<Finding> CheckAcknowledgedWrites(const std::vector<HistoryOp>& histo
       // 15362726449346128433, sim.regression_tied_delete).
       // And so may a write followed by a delete of unknown outcome with a later timestamp, if
       // that delete landed (some node stored a tombstone at least as new as the write): it
-      // won, and its tombstone was collected.
+      // won, and its tombstone was collected. The evidence is weaker than the claim in two
+      // rare cases: a tombstone with the write's very timestamp may have lost the tie-break,
+      // and one stored only on a fallback node may never have reached the replicas.
       const bool unknown_delete_landed = f.newest_unknown_delete >= w.ts && fin->newest_tombstone_stored >= w.ts;
       if (!fin->exists && (w.type == OpType::kDel || f.newest_delete == w.ts || unknown_delete_landed)) continue;
       if (!fin->exists || fin->meta.ts < w.ts) {

@@ -50,7 +50,8 @@ void MemoryStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> do
       if (IsMapRecord(op.record.meta) || (it != records_.end() && IsMapRecord(it->second.meta))) {
         // Map records merge entry by entry (dht/lww_map.h); a damaged stored one is replaced.
         const Record* stored = it == records_.end() || !it->second.Intact() ? nullptr : &it->second;
-        records_[op.id] = MergeRecords(stored, op.record);
+        Record& merged = records_[op.id] = MergeRecords(stored, op.record);
+        if (merged.meta.tombstone()) NoteTombstone(op.id, merged.meta.ts);
         continue;
       }
       // As in RocksDbStore: a newer version wins; the same version again replaces the stored
@@ -59,10 +60,7 @@ void MemoryStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> do
                         !Supersedes(it->second.meta, op.record.meta);
       if (it == records_.end() || Supersedes(op.record.meta, it->second.meta) ||
           (same && !it->second.Intact())) {
-        if (op.record.meta.tombstone()) {
-          Timestamp& t = tombstones_stored_[op.id];
-          t = std::max(t, op.record.meta.ts);
-        }
+        if (op.record.meta.tombstone()) NoteTombstone(op.id, op.record.meta.ts);
         records_[op.id] = std::move(op.record);
       }
     }
@@ -95,6 +93,11 @@ void MemoryStore::Close(std::function<void(Status)> done) {
 Record* MemoryStore::MutableRecordForTest(const ObjectId& id) {
   auto it = records_.find(id);
   return it == records_.end() ? nullptr : &it->second;
+}
+
+void MemoryStore::NoteTombstone(const ObjectId& id, Timestamp ts) {
+  Timestamp& t = tombstones_stored_[id];
+  t = std::max(t, ts);
 }
 
 Timestamp MemoryStore::NewestTombstoneStored(const ObjectId& id) const {

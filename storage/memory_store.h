@@ -36,6 +36,7 @@ class MemoryStore final : public Store {
 
  private:
   Result<Record> Read(const ObjectId& id) const;
+  void NoteTombstone(const ObjectId& id, Timestamp ts);
   Executor executor_;
   std::map<ObjectId, Record> records_;
   std::map<ObjectId, Timestamp> tombstones_stored_;
