@@ -43,6 +43,14 @@ void ClusterChunkStore::Store(uint64_t index, std::string data, std::function<vo
   Run(std::move(a));
 }
 
+void ClusterChunkStore::Exists(uint64_t index, std::function<void(Result<bool>)> done) {
+  client_.Stat(meta_.ChunkId(index), quorum_, [done = std::move(done)](Result<RecordMeta> r) {
+    if (r.ok()) return done(!r->tombstone());
+    if (r.status().IsNotFound()) return done(false);
+    done(r.status());
+  });
+}
+
 void ClusterChunkStore::Run(std::shared_ptr<Attempt> a) {
   // Called on a failure: retry after a backoff while the budget lasts, else report it.
   auto retry_or = [this, a](const Status& s) -> bool {

@@ -1,7 +1,8 @@
 // ChunkStore: where a volume's chunks live, seen from the volume cache. Load returns a
 // chunk's bytes (empty: the chunk is a hole and reads as zeros); Store writes a whole chunk
-// (empty: make it a hole). Both complete only once the cluster has answered; Store only once
-// W replicas hold the chunk durably.
+// (empty: make it a hole); Exists says whether a chunk is stored (not a hole) without reading
+// its bytes. They complete only once the cluster has answered; Store only once W replicas
+// hold the chunk durably.
 //
 // ClusterChunkStore is the real one, over a ClusterClient. It retries a request that failed
 // for want of replicas (with backoff, re-reading the route table) until retry_budget has
@@ -23,6 +24,7 @@ class ChunkStore {
   virtual ~ChunkStore() = default;
   virtual void Load(uint64_t index, std::function<void(Result<std::string>)> done) = 0;
   virtual void Store(uint64_t index, std::string data, std::function<void(Status)> done) = 0;
+  virtual void Exists(uint64_t index, std::function<void(Result<bool>)> done) = 0;
 };
 
 struct RetryPolicy {
@@ -38,6 +40,8 @@ class ClusterChunkStore final : public ChunkStore {
 
   void Load(uint64_t index, std::function<void(Result<std::string>)> done) override;
   void Store(uint64_t index, std::string data, std::function<void(Status)> done) override;
+  // One read quorum's metadata, no retries: a block status answer may say "unknown".
+  void Exists(uint64_t index, std::function<void(Result<bool>)> done) override;
 
   const Quorum& quorum() const { return quorum_; }
 

@@ -1,5 +1,9 @@
 #include "blockgateway/nbd_protocol.h"
 
+#include <algorithm>
+#include <optional>
+#include <string_view>
+
 #include "dht/endian.h"
 
 namespace ringstore::block::nbd {
@@ -245,12 +249,11 @@ void NbdSession::HandleOption(uint32_t option, std::string data) {
       hooks_.lookup(data, [this, alive, name = data](Result<ExportInfo> info) {
         if (alive.expired() || state_ != State::kWaiting) return;
         if (!info.ok()) return Close("no export named '" + name + "': " + info.status().ToString());
-        export_name_ = name;
         export_ = *info;
         std::string reply = Be(export_.size, 8) + Be(TransmissionFlags(), 2);
         if (!no_zeroes_) reply.append(124, '\0');
         Emit(std::move(reply));
-        state_ = State::kTransmission;
+        EnterTransmission(name);
         Process();
       });
       return;
@@ -278,6 +281,13 @@ void NbdSession::HandleOption(uint32_t option, std::string data) {
     case kOptInfo:
     case kOptGo:
       return HandleInfoGo(option, data);
+    case kOptStructuredReply:
+      if (!data.empty()) return OptionReply(option, kRepErrInvalid, "STRUCTURED_REPLY takes no data");
+      structured_ = true;
+      return OptionReply(option, kRepAck);
+    case kOptListMetaContext:
+    case kOptSetMetaContext:
+      return HandleMetaContext(option, data);
     default:
       return OptionReply(option, kRepErrUnsup, "option not supported");
   }
@@ -313,8 +323,7 @@ void NbdSession::HandleInfoGo(uint32_t option, const std::string& data) {
     OptionReply(option, kRepInfo, Be(kInfoBlockSize, 2) + Be(1, 4) + Be(4096, 4) + Be(kMaxPayload, 4));
     OptionReply(option, kRepAck);
     if (option == kOptGo) {
-      export_name_ = name;
-      state_ = State::kTransmission;
+      EnterTransmission(name);
     } else {
       export_ = saved;
     }
@@ -322,16 +331,75 @@ void NbdSession::HandleInfoGo(uint32_t option, const std::string& data) {
   });
 }
 
+void NbdSession::EnterTransmission(const std::string& name) {
+  export_name_ = name;
+  if (name != meta_export_) allocation_ = false;
+  state_ = State::kTransmission;
+}
+
+void NbdSession::HandleMetaContext(uint32_t option, const std::string& data) {
+  const bool set = option == kOptSetMetaContext;
+  if (set) {  // replaces the selection, also when it fails
+    allocation_ = false;
+    meta_export_.clear();
+  }
+  if (!structured_) return OptionReply(option, kRepErrInvalid, "negotiate structured replies first");
+  // Export name, then the queries: each a 32-bit length and a string.
+  auto invalid = [&] { OptionReply(option, kRepErrInvalid, "malformed metadata context request"); };
+  if (data.size() < 8) return invalid();
+  const uint64_t name_len = GetBE(data.data(), 4);
+  if (name_len > kMaxNameBytes || name_len > data.size() - 8) return invalid();
+  std::string name = data.substr(4, name_len);
+  size_t pos = 4 + name_len;
+  const uint64_t queries = GetBE(data.data() + pos, 4);
+  pos += 4;
+  // LIST with no query lists every context; base: lists the base namespace. Queries of
+  // other namespaces, and leaves this server does not know, are ignored.
+  bool allocation = !set && queries == 0;
+  for (uint64_t i = 0; i < queries; ++i) {
+    if (data.size() - pos < 4) return invalid();
+    const uint64_t len = GetBE(data.data() + pos, 4);
+    pos += 4;
+    if (len > data.size() - pos) return invalid();
+    const std::string_view q(data.data() + pos, len);
+    pos += len;
+    if (q == kAllocationContext || (!set && q == "base:")) allocation = true;
+  }
+  if (pos != data.size()) return invalid();
+  if (allocation) {
+    OptionReply(option, kRepMetaContext, Be(set ? kAllocationContextId : 0, 4) + kAllocationContext);
+    if (set) {
+      allocation_ = true;
+      meta_export_ = std::move(name);
+    }
+  }
+  OptionReply(option, kRepAck);
+}
+
 void NbdSession::SimpleReply(uint64_t handle, uint32_t error) {
   Emit(Be(kSimpleReplyMagic, 4) + Be(error, 4) + Be(handle, 8));
+}
+
+void NbdSession::Chunk(uint64_t handle, uint16_t type, std::string head, std::string tail) {
+  Emit(Be(kStructuredReplyMagic, 4) + Be(kReplyFlagDone, 2) + Be(type, 2) + Be(handle, 8) +
+       Be(head.size() + tail.size(), 4) + head);
+  if (!tail.empty()) Emit(std::move(tail));
+}
+
+void NbdSession::ErrorReply(uint64_t handle, uint16_t type, uint32_t error) {
+  if (structured_ && (type == kCmdRead || type == kCmdBlockStatus)) {
+    return Chunk(handle, kReplyError, Be(error, 4) + Be(0, 2));  // no message
+  }
+  SimpleReply(handle, error);
 }
 
 void NbdSession::HandleRequest(Request r) {
   const uint64_t end = r.offset + r.length;
   const bool wraps = end < r.offset;
   const bool in_range = !wraps && end <= export_.size;
-  if ((r.flags & ~(kCmdFlagFua | kCmdFlagNoHole)) != 0) {
-    return SimpleReply(r.handle, kEinval);  // DF, REQ_ONE, FAST_ZERO were not offered
+  const uint16_t allowed = kCmdFlagFua | kCmdFlagNoHole | (r.type == kCmdBlockStatus ? kCmdFlagReqOne : 0);
+  if ((r.flags & ~allowed) != 0) {
+    return ErrorReply(r.handle, r.type, kEinval);  // DF and FAST_ZERO were not offered
   }
   uint32_t error = kOk;
   switch (r.type) {
@@ -357,26 +425,68 @@ void NbdSession::HandleRequest(Request r) {
       break;
     case kCmdFlush:
       break;
+    case kCmdBlockStatus:
+      if (!allocation_ || r.length == 0 || !in_range) error = kEinval;
+      break;
     default:
-      error = kEinval;  // CACHE, BLOCK_STATUS and unknown commands were not offered
+      error = kEinval;  // CACHE and unknown commands were not offered
   }
-  if (error != kOk) return SimpleReply(r.handle, error);
+  if (error != kOk) return ErrorReply(r.handle, r.type, error);
   const uint64_t bytes = r.type == kCmdRead ? r.length : r.payload.size();
   ++in_flight_;
   in_flight_bytes_ += bytes;
-  charges_.emplace(r.handle, bytes);
+  r.id = ++next_id_;
+  charges_.emplace(r.id, Charge{r.handle, bytes, r.type, r.offset, r.length, r.req_one()});
   hooks_.request(std::move(r));
 }
 
-void NbdSession::Reply(uint64_t handle, uint32_t error, std::string data) {
-  auto it = charges_.find(handle);
-  if (it == charges_.end()) return;  // not a request of ours
-  in_flight_bytes_ -= it->second;
+std::optional<NbdSession::Charge> NbdSession::TakeCharge(uint64_t id) {
+  auto it = charges_.find(id);
+  if (it == charges_.end()) return std::nullopt;  // not a request of ours
+  const Charge c = it->second;
+  in_flight_bytes_ -= c.bytes;
   charges_.erase(it);
   --in_flight_;
-  if (state_ == State::kClosed) return;
-  SimpleReply(handle, error);
-  if (error == kOk && !data.empty()) Emit(std::move(data));
+  return c;
+}
+
+void NbdSession::Reply(uint64_t id, uint32_t error, std::string data) {
+  const std::optional<Charge> c = TakeCharge(id);
+  if (!c || state_ == State::kClosed) return;
+  const uint64_t handle = c->handle;
+  if (c->type == kCmdBlockStatus) {
+    ErrorReply(handle, c->type, error != kOk ? error : kEio);  // answered without extents
+  } else if (error != kOk) {
+    ErrorReply(handle, c->type, error);
+  } else if (structured_ && c->type == kCmdRead) {
+    if (data.empty()) Chunk(handle, kReplyNone, {});
+    else Chunk(handle, kReplyOffsetData, Be(c->offset, 8), std::move(data));
+  } else {
+    SimpleReply(handle, kOk);
+    if (!data.empty()) Emit(std::move(data));
+  }
+  Process();
+}
+
+void NbdSession::ReplyExtents(uint64_t id, uint32_t error, std::vector<Extent> extents) {
+  const std::optional<Charge> found = TakeCharge(id);
+  if (!found || state_ == State::kClosed) return;
+  const Charge& c = *found;
+  const uint64_t handle = c.handle;
+  std::string payload = Be(kAllocationContextId, 4);
+  uint64_t covered = 0;
+  for (const Extent& e : extents) {
+    if (e.length == 0) continue;
+    const uint32_t length = c.req_one ? std::min(e.length, c.length) : e.length;
+    payload += Be(length, 4) + Be(e.flags, 4);
+    covered += length;
+    if (c.req_one || covered >= c.length) break;
+  }
+  if (c.type != kCmdBlockStatus || error != kOk || covered == 0) {
+    ErrorReply(handle, c.type, error != kOk ? error : kEio);
+    return Process();
+  }
+  Chunk(handle, kReplyBlockStatus, std::move(payload));
   Process();
 }
 

@@ -13,6 +13,9 @@ using asio::ip::tcp;
 namespace {
 
 constexpr size_t kReadBufferBytes = 256u << 10;
+// Chunks one BLOCK_STATUS answer looks at (64 MiB of 256 KiB chunks): each unknown one
+// costs a metadata read.
+constexpr uint32_t kStatusChunks = 256;
 
 uint32_t ToNbdError(const Status& s) {
   switch (s.code()) {
@@ -189,7 +192,7 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
   void Serve(nbd::Request r) {
     VolumeCache& cache = *volume_->cache;
     std::weak_ptr<Connection> weak = weak_from_this();
-    const uint64_t handle = r.handle;
+    const uint64_t handle = r.id;  // what the session answers by
     auto answer = [this, weak, handle](Status s) {
       if (weak.expired()) return;
       if (!s.ok()) server_.log_->warn("nbd connection {}: request failed: {}", id_, s.ToString());
@@ -215,6 +218,24 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
         return cache.Zero(r.offset, r.length, r.fua(), answer);
       case nbd::kCmdFlush:
         return cache.Flush(answer);
+      case nbd::kCmdBlockStatus: {
+        // One extent per run of chunks that are holes, or not; at most kStatusChunks chunks
+        // per answer (the client asks again from where it ends).
+        const uint64_t offset = r.offset, end = r.offset + r.length, cs = cache.meta().chunk_size;
+        return cache.Holes(r.offset, r.length, kStatusChunks, [this, weak, handle, offset, end, cs](std::vector<bool> holes) {
+          if (weak.expired()) return;
+          std::vector<nbd::Extent> extents;
+          const uint64_t first = offset / cs;
+          for (size_t k = 0; k < holes.size(); ++k) {
+            const uint64_t from = std::max(offset, (first + k) * cs), to = std::min(end, (first + k + 1) * cs);
+            const uint32_t flags = holes[k] ? nbd::kStateHole | nbd::kStateZero : 0;
+            if (!extents.empty() && extents.back().flags == flags) extents.back().length += static_cast<uint32_t>(to - from);
+            else extents.push_back(nbd::Extent{static_cast<uint32_t>(to - from), flags});
+          }
+          session_->ReplyExtents(handle, nbd::kOk, std::move(extents));
+          Drive();
+        });
+      }
       default:
         return answer(Status::InvalidArgument("unexpected command"));
     }

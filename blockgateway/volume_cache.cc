@@ -156,6 +156,7 @@ void VolumeCache::Evict() {
     // Operations still queued on it (its load's callbacks are running) need its bytes; it
     // goes back on the list once they have run.
     if (!c.queue.empty()) continue;
+    Remember(index, c.data.empty());  // clean: what it holds is what is stored
     SetData(c, std::string());
     if (c.waiters.empty() && !c.storing) chunks_.erase(index);
     else c.state = State::kAbsent;
@@ -201,6 +202,63 @@ void VolumeCache::Read(uint64_t offset, uint64_t length, std::function<void(Resu
     });
   }
   Evict();
+}
+
+std::optional<bool> VolumeCache::KnownHole(uint64_t index) const {
+  auto it = chunks_.find(index);
+  if (it == chunks_.end()) {
+    if (index < known_.size() && known_[index] != kUnknown) return known_[index] == kHole;
+    return std::nullopt;
+  }
+  const Chunk& c = it->second;
+  if (c.state == State::kReady) return c.data.empty();
+  if (c.state == State::kAbsent && c.queue.empty() && c.version <= c.durable) {
+    // As stored.
+    if (index < known_.size() && known_[index] != kUnknown) return known_[index] == kHole;
+    return std::nullopt;
+  }
+  return false;  // loading, or operations waiting on it
+}
+
+void VolumeCache::Remember(uint64_t index, bool hole) {
+  if (known_.empty()) {
+    if (meta_.chunks() > kMaxKnownChunks) return;
+    known_.assign(meta_.chunks(), kUnknown);
+  }
+  if (index < known_.size()) known_[index] = hole ? kHole : kData;
+}
+
+void VolumeCache::Holes(uint64_t offset, uint64_t length, uint32_t max_chunks,
+                        std::function<void(std::vector<bool>)> done) {
+  const uint64_t cs = meta_.chunk_size;
+  const uint64_t first = offset / cs;
+  const uint64_t last = length == 0 ? first : std::min((offset + length - 1) / cs, first + std::max(max_chunks, 1u) - 1);
+  struct Query {
+    std::vector<bool> holes;
+    size_t pending = 0;
+    std::function<void(std::vector<bool>)> done;
+  };
+  auto q = std::make_shared<Query>();
+  q->holes.assign(last - first + 1, false);
+  q->done = std::move(done);
+  std::vector<uint64_t> ask;
+  for (uint64_t i = first; i <= last; ++i) {
+    if (auto known = KnownHole(i)) q->holes[i - first] = *known;
+    else ask.push_back(i);
+  }
+  if (ask.empty()) return q->done(std::move(q->holes));
+  q->pending = ask.size();
+  std::weak_ptr<bool> alive = alive_;
+  for (uint64_t i : ask) {
+    store_.Exists(i, [this, alive, q, i, first](Result<bool> stored) {
+      if (alive.expired()) return;
+      // A write that came meanwhile has the chunk in memory: that is the newer answer.
+      const auto known = KnownHole(i);
+      if (!known && stored.ok()) Remember(i, !*stored);
+      q->holes[i - first] = known ? *known : (stored.ok() && !*stored);
+      if (--q->pending == 0) q->done(std::move(q->holes));
+    });
+  }
 }
 
 void VolumeCache::Write(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done) {

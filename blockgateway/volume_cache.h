@@ -11,7 +11,11 @@
 //  - Flush answers once every chunk dirty at the time it was called is durable at W
 //    replicas; a FUA write or zero answers once its own chunks are;
 //  - a read that follows the chunk before it prefetches the next readahead_chunks;
-//  - clean chunks beyond cache_bytes are dropped, least recently used first.
+//  - clean chunks beyond cache_bytes are dropped, least recently used first;
+//  - Holes tells which chunks of a range are holes, for NBD's block status: from memory where
+//    the chunk is there, else from what the cache last learned of it (a load, a store, a
+//    metadata read), else from the store's metadata. Like the clean chunks it keeps, this
+//    assumes the gateway is the only one writing the volume.
 // A failed store leaves the chunk dirty (nothing is dropped) and fails the flushes waiting
 // on it; a later Flush tries again. A failed load fails the operations waiting on it.
 //
@@ -25,6 +29,7 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -63,6 +68,10 @@ class VolumeCache {
   // Zeroes a range; whole chunks become holes (their objects are deleted).
   void Zero(uint64_t offset, uint64_t length, bool fua, std::function<void(Status)> done);
   void Flush(std::function<void(Status)> done);
+  // For each chunk of [offset, offset + length), up to max_chunks from the first: true if it
+  // is known to be a hole (reads as zeros, stores nothing). A chunk being loaded or changed,
+  // or whose metadata could not be read, counts as not a hole.
+  void Holes(uint64_t offset, uint64_t length, uint32_t max_chunks, std::function<void(std::vector<bool>)> done);
 
   const VolumeMeta& meta() const { return meta_; }
   uint64_t dirty_bytes() const { return dirty_.size() * meta_.chunk_size; }
@@ -117,6 +126,10 @@ class VolumeCache {
   void Touch(uint64_t index, Chunk& c);
   void Evict();
   void Readahead(uint64_t last_index);
+  // What memory says of chunk index: a hole or not, or nothing (ask the store).
+  std::optional<bool> KnownHole(uint64_t index) const;
+  // Notes what chunk index holds as stored, once it leaves memory or the store said.
+  void Remember(uint64_t index, bool hole);
   void ArmTick();
   void Tick();
 
@@ -133,6 +146,11 @@ class VolumeCache {
   uint32_t stores_in_flight_ = 0;
   uint32_t loads_in_flight_ = 0;
   uint64_t versions_ = 0;  // the last version number handed out
+  // What is known of chunks not in memory, as stored: kUnknown, kData or kHole, one byte per
+  // chunk, made on first use; a volume of more than kMaxKnownChunks chunks keeps none.
+  enum Known : uint8_t { kUnknown = 0, kData = 1, kHole = 2 };
+  static constexpr uint64_t kMaxKnownChunks = 1ull << 26;  // 64 MiB of memory at most
+  std::vector<uint8_t> known_;
   Clock::TimerId tick_ = 0;
   bool tick_armed_ = false;
   CacheStats stats_;

@@ -85,11 +85,13 @@ class FuzzCase {
   bool transmitted() const { return transmitted_; }
   size_t requests() const { return requests_seen_; }
   size_t error_replies() const { return error_replies_; }
+  size_t block_statuses() const { return block_statuses_; }
   bool closed() const { return session_ && !session_->close_reason().empty(); }
   bool disconnected() const { return session_ && session_->Done() && session_->close_reason().empty(); }
 
  private:
   struct Outstanding {
+    uint64_t id;
     uint64_t handle;
     uint16_t type;
     uint32_t length;
@@ -163,10 +165,17 @@ class FuzzCase {
     const bool done = session_->Done();
     if (!done) {
       // The session answers at once and in call order; remember it to check the framing.
-      ours_.push_back({o.handle, error, data.size()});
+      ours_.push_back({o.handle, error, data.size(), o.type});
       if (error == kOk) read_payload_bytes_ += data.size();
     }
-    session_->Reply(o.handle, error, std::move(data));
+    if (o.type == kCmdBlockStatus) {
+      std::vector<Extent> extents;
+      for (uint64_t n = 1 + rng_.Uniform(3); n > 0; --n) {
+        extents.push_back(Extent{1 + static_cast<uint32_t>(rng_.Uniform(o.length + 100)), Chance(2) ? kStateHole | kStateZero : 0u});
+      }
+      return session_->ReplyExtents(o.id, error, std::move(extents));
+    }
+    session_->Reply(o.id, error, std::move(data));
   }
 
   NbdSession::Hooks MakeHooks() {
@@ -197,7 +206,7 @@ class FuzzCase {
       ++hook_calls_;
       ++requests_seen_;
       CheckRequest(r);
-      const Outstanding o{r.handle, r.type, r.length};
+      const Outstanding o{r.id, r.handle, r.type, r.length};
       if (defer_requests_ == 2 || (defer_requests_ == 1 && Chance(2))) {
         pending_.push_back(o);
       } else {
@@ -217,7 +226,8 @@ class FuzzCase {
     else if (name == "ro") e = {8u << 10, true};
     else if (name == "odd") e = {1001, false};
     else return void(Fail("request on unknown export '" + name + "'"));
-    if ((r.flags & ~(kCmdFlagFua | kCmdFlagNoHole)) != 0) return void(Fail("unvalidated flags"));
+    const uint16_t allowed = kCmdFlagFua | kCmdFlagNoHole | (r.type == kCmdBlockStatus ? kCmdFlagReqOne : 0);
+    if ((r.flags & ~allowed) != 0) return void(Fail("unvalidated flags"));
     switch (r.type) {
       case kCmdWrite:
         if (r.payload.size() != r.length) return void(Fail("payload size differs from length"));
@@ -225,6 +235,12 @@ class FuzzCase {
       case kCmdTrim:
       case kCmdWriteZeroes:
         if (e.read_only) return void(Fail("write on a read-only export"));
+        [[fallthrough]];
+      case kCmdBlockStatus:
+        if (r.type == kCmdBlockStatus && (!session_->structured() || !session_->allocation_context())) {
+          return void(Fail("block status without a context"));
+        }
+        if (r.type == kCmdBlockStatus && r.length == 0) return void(Fail("empty block status"));
         [[fallthrough]];
       case kCmdRead:
         if (r.offset + r.length < r.offset || r.offset + r.length > e.size) return void(Fail("request out of range"));
@@ -253,8 +269,9 @@ class FuzzCase {
         const uint32_t option = static_cast<uint32_t>(GetBE(out_.data() + p + 8, 4));
         const uint32_t type = static_cast<uint32_t>(GetBE(out_.data() + p + 12, 4));
         const uint64_t len = GetBE(out_.data() + p + 16, 4);
-        static const std::set<uint32_t> kTypes = {kRepAck,         kRepServer,     kRepInfo,         kRepErrUnsup,
-                                                  kRepErrInvalid,  kRepErrUnknown, kRepErrShutdown,  kRepErrTooBig};
+        static const std::set<uint32_t> kTypes = {kRepAck,        kRepServer,      kRepInfo,      kRepMetaContext,
+                                                  kRepErrUnsup,   kRepErrInvalid,  kRepErrUnknown, kRepErrShutdown,
+                                                  kRepErrTooBig};
         if (kTypes.count(type) == 0) return void(Fail("unknown option reply type"));
         if (!have(20 + len)) return void(Fail("truncated option reply data"));
         p += 20 + len;
@@ -274,22 +291,65 @@ class FuzzCase {
         transmission = transmitted_ = true;
       }
     }
+    // Only our replies are OK; the session's own are errors. Reads (and block status) are
+    // answered in structured chunks once those were negotiated, everything else simply.
+    const bool structured = session_->structured();
     size_t ours = 0;
+    auto next_ok = [&](uint64_t handle) -> const OurReply* {
+      while (ours < ours_.size() && ours_[ours].error != kOk) ++ours;
+      if (ours >= ours_.size()) return Fail("an OK reply we did not give"), nullptr;
+      if (ours_[ours].handle != handle) return Fail("OK reply with the wrong handle"), nullptr;
+      return &ours_[ours++];
+    };
+    auto known_error = [](uint32_t e) { return e == kEio || e == kEnospc || e == kEinval || e == kEperm; };
     while (p < out_.size()) {
+      if (!have(4)) return void(Fail("truncated reply"));
+      const uint32_t magic = static_cast<uint32_t>(GetBE(out_.data() + p, 4));
+      if (magic == kStructuredReplyMagic) {
+        if (!structured) return void(Fail("a structured reply that was not negotiated"));
+        if (!have(20)) return void(Fail("truncated chunk header"));
+        const uint16_t flags = static_cast<uint16_t>(GetBE(out_.data() + p + 4, 2));
+        const uint16_t type = static_cast<uint16_t>(GetBE(out_.data() + p + 6, 2));
+        const uint64_t handle = GetBE(out_.data() + p + 8, 8);
+        const uint64_t len = GetBE(out_.data() + p + 16, 4);
+        if (!have(20 + len)) return void(Fail("truncated chunk payload"));
+        const char* payload = out_.data() + p + 20;
+        p += 20 + len;
+        if (flags != kReplyFlagDone) return void(Fail("a reply of more than one chunk"));
+        if (type == kReplyError) {
+          if (len < 6 || GetBE(payload + 4, 2) > len - 6) return void(Fail("malformed error chunk"));
+          if (!known_error(static_cast<uint32_t>(GetBE(payload, 4)))) return void(Fail("unexpected error code"));
+          ++error_replies_;
+          continue;
+        }
+        const OurReply* o = next_ok(handle);
+        if (o == nullptr) return;
+        if (type == kReplyOffsetData) {
+          if (o->type != kCmdRead || len != 8 + o->bytes || o->bytes == 0) return void(Fail("bad data chunk"));
+        } else if (type == kReplyNone) {
+          if (o->type != kCmdRead || len != 0 || o->bytes != 0) return void(Fail("bad none chunk"));
+        } else if (type == kReplyBlockStatus) {
+          if (o->type != kCmdBlockStatus || len < 12 || (len - 4) % 8 != 0 || GetBE(payload, 4) != kAllocationContextId) {
+            return void(Fail("bad block status chunk"));
+          }
+          ++block_statuses_;
+        } else {
+          return void(Fail("unknown chunk type"));
+        }
+        continue;
+      }
+      if (magic != kSimpleReplyMagic) return void(Fail("bad reply magic"));
       if (!have(16)) return void(Fail("truncated simple reply"));
-      if (GetBE(out_.data() + p, 4) != kSimpleReplyMagic) return void(Fail("bad simple reply magic"));
       const uint32_t error = static_cast<uint32_t>(GetBE(out_.data() + p + 4, 4));
       const uint64_t handle = GetBE(out_.data() + p + 8, 8);
       p += 16;
       if (error == kOk) {
-        // Only our replies are OK; the session's own are errors.
-        while (ours < ours_.size() && ours_[ours].error != kOk) ++ours;
-        if (ours >= ours_.size()) return void(Fail("an OK reply we did not give"));
-        if (ours_[ours].handle != handle) return void(Fail("OK reply with the wrong handle"));
-        if (!have(ours_[ours].bytes)) return void(Fail("truncated read payload"));
-        p += ours_[ours].bytes;
-        ++ours;
-      } else if (error != kEio && error != kEnospc && error != kEinval && error != kEperm) {
+        const OurReply* o = next_ok(handle);
+        if (o == nullptr) return;
+        if (o->type == kCmdBlockStatus || (structured && o->type == kCmdRead)) return void(Fail("a simple reply that must be structured"));
+        if (!have(o->bytes)) return void(Fail("truncated read payload"));
+        p += o->bytes;
+      } else if (!known_error(error)) {
         return void(Fail("unexpected error code"));
       } else {
         ++error_replies_;
@@ -325,7 +385,7 @@ class FuzzCase {
 
   // An option before the final GO or EXPORT_NAME; a few of them end the session.
   std::string RandomOption() {
-    const uint64_t k = rng_.Uniform(20);
+    const uint64_t k = rng_.Uniform(24);
     if (k < 8) {
       std::vector<uint16_t> infos;
       for (uint64_t i = rng_.Uniform(4); i > 0; --i) infos.push_back(static_cast<uint16_t>(rng_.Uniform(5)));
@@ -341,7 +401,10 @@ class FuzzCase {
       return Opt(kOptStructuredReply);
     }
     if (k < 19) return Opt(kOptGo, RandomBytes(rng_.Uniform(12)));  // malformed
-    return Opt(kOptExportName, RandomName());
+    if (k < 20) return Opt(kOptExportName, RandomName());
+    if (k < 22) return Opt(kOptSetMetaContext, MetaData(RandomName(), {Chance(2) ? kAllocationContext : "base:"}));
+    if (k < 23) return Opt(kOptListMetaContext, MetaData(RandomName(), {}));
+    return Opt(Chance(2) ? kOptSetMetaContext : kOptListMetaContext, RandomBytes(rng_.Uniform(24)));  // malformed
   }
 
   std::string RandomBytes(size_t n) {
@@ -359,10 +422,11 @@ class FuzzCase {
     if (Chance(4)) flags |= kCmdFlagFua;
     if (Chance(10)) flags |= kCmdFlagNoHole;
     if (Chance(20)) flags |= static_cast<uint16_t>(1u << rng_.Uniform(16));
-    switch (rng_.Uniform(12)) {
+    switch (rng_.Uniform(13)) {
       case 0:
       case 1:
       case 2: return Req(kCmdRead, handle, off(), len(), flags);
+      case 11: return Req(kCmdBlockStatus, handle, off(), len(), Chance(2) ? flags | kCmdFlagReqOne : flags);
       case 3:
       case 4:
       case 5: {
@@ -384,6 +448,7 @@ class FuzzCase {
     for (uint64_t i = rng_.Uniform(4); i > 0; --i) s += RandomOption();
     static const char* kGood[] = {"disk", "ro", "odd"};
     const std::string name = kGood[rng_.Uniform(3)];
+    if (Chance(3)) s += Opt(kOptStructuredReply) + Opt(kOptSetMetaContext, MetaData(name, {kAllocationContext}));
     s += Chance(3) ? Opt(kOptExportName, name) : Opt(kOptGo, InfoData(name));
     handshake_bytes_ = s.size();
     for (uint64_t i = 1 + rng_.Uniform(16); i > 0; --i) s += RandomRequest();
@@ -466,6 +531,7 @@ class FuzzCase {
     uint64_t handle;
     uint32_t error;
     size_t bytes;
+    uint16_t type;
   };
 
   SeededRandom rng_;
@@ -475,6 +541,7 @@ class FuzzCase {
   bool collect_often_ = true;
   bool transmitted_ = false;
   size_t error_replies_ = 0;
+  size_t block_statuses_ = 0;
   size_t handshake_bytes_ = 0;  // of the last stream MakeValidStream made
   std::string input_;
   std::string out_;
@@ -503,7 +570,7 @@ TEST(NbdFuzzTest, RandomMutationsNeverBreakTheSession) {
   constexpr uint64_t kSeed = 0x5eed'0b10c'6a7e;
   constexpr uint64_t kCases = 100000;
   const auto start = std::chrono::steady_clock::now();
-  uint64_t transmitted = 0, requests = 0, errors = 0, closed = 0, disconnected = 0;
+  uint64_t transmitted = 0, requests = 0, errors = 0, closed = 0, disconnected = 0, block_statuses = 0;
   for (uint64_t i = 0; i < kCases; ++i) {
     const uint64_t seed = kSeed + i;
     FuzzCase c(seed);
@@ -514,20 +581,23 @@ TEST(NbdFuzzTest, RandomMutationsNeverBreakTheSession) {
     transmitted += c.transmitted();
     requests += c.requests();
     errors += c.error_replies();
+    block_statuses += c.block_statuses();
     closed += c.closed();
     disconnected += c.disconnected();
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("nbd fuzz: %llu cases in %.2f s (seed %llu): %llu reached transmission, %llu requests handed out, "
-              "%llu error replies, %llu closed on bad input, %llu disconnected cleanly\n",
+              "%llu error replies, %llu block status answers, %llu closed on bad input, %llu disconnected cleanly\n",
               static_cast<unsigned long long>(kCases), secs, static_cast<unsigned long long>(kSeed),
               static_cast<unsigned long long>(transmitted), static_cast<unsigned long long>(requests),
-              static_cast<unsigned long long>(errors), static_cast<unsigned long long>(closed),
+              static_cast<unsigned long long>(errors), static_cast<unsigned long long>(block_statuses),
+              static_cast<unsigned long long>(closed),
               static_cast<unsigned long long>(disconnected));
   // The cases must reach every phase, or the invariants above prove little.
   EXPECT_GT(transmitted, kCases / 3);
   EXPECT_GT(requests, kCases / 2);
   EXPECT_GT(errors, kCases / 2);
+  EXPECT_GT(block_statuses, kCases / 200);
   EXPECT_GT(closed, kCases / 10);
   EXPECT_GT(disconnected, kCases / 50);
 }

@@ -219,10 +219,11 @@ TEST(NbdHandshakeTest, ListSendsOneServerReplyPerExportThenAck) {
 
 TEST(NbdHandshakeTest, UnknownOptionIsErrUnsupAndHagglingContinues) {
   Harness h;
-  h.Feed(ClientFlags(kClientFixedNewstyle) + Opt(kOptStructuredReply) + Opt(kOptStartTls) + Opt(0x1234, "data") +
+  constexpr uint32_t kOptExtendedHeaders = 11;
+  h.Feed(ClientFlags(kClientFixedNewstyle) + Opt(kOptExtendedHeaders) + Opt(kOptStartTls) + Opt(0x1234, "data") +
          Opt(kOptGo, InfoData("disk")));
   h.SkipGreeting();
-  for (uint32_t option : {uint32_t{kOptStructuredReply}, uint32_t{kOptStartTls}, 0x1234u}) {
+  for (uint32_t option : {kOptExtendedHeaders, uint32_t{kOptStartTls}, 0x1234u}) {
     OptRep r = h.ReadOpt();
     EXPECT_EQ(r.option, option);
     EXPECT_EQ(r.type, kRepErrUnsup);

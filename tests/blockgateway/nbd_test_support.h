@@ -61,6 +61,19 @@ struct SimpleRep {
   uint32_t magic = 0, error = 0;
   uint64_t handle = 0;
 };
+struct ChunkRep {
+  uint32_t magic = 0;
+  uint16_t flags = 0, type = 0;
+  uint64_t handle = 0;
+  std::string payload;
+};
+
+// A META_CONTEXT option's data: export name, then queries.
+inline std::string MetaData(const std::string& name, const std::vector<std::string>& queries) {
+  std::string d = Be(name.size(), 4) + name + Be(queries.size(), 4);
+  for (const auto& q : queries) d += Be(q.size(), 4) + q;
+  return d;
+}
 
 // ---- the harness: a session with fake hooks, and a reader over everything it sent ----
 
@@ -76,6 +89,7 @@ class Harness {
   std::vector<std::string> looked_up;
   std::deque<std::function<void()>> pending_lookups;
   std::vector<Request> requests;  // every request handed to the hook, in order
+  std::set<uint64_t> answered;    // their ids, once answered through Reply
   NbdSession session;
 
   void Feed(const std::string& bytes) {
@@ -88,8 +102,20 @@ class Harness {
       Collect();
     }
   }
+  // Answers the oldest unanswered request with this handle (0 if there is none, which the
+  // session ignores).
+  uint64_t IdOf(uint64_t handle) {
+    for (const Request& r : requests) {
+      if (r.handle == handle && answered.insert(r.id).second) return r.id;
+    }
+    return 0;
+  }
   void Reply(uint64_t handle, uint32_t error, std::string data = {}) {
-    session.Reply(handle, error, std::move(data));
+    session.Reply(IdOf(handle), error, std::move(data));
+    Collect();
+  }
+  void ReplyExtents(uint64_t handle, uint32_t error, std::vector<Extent> extents) {
+    session.ReplyExtents(IdOf(handle), error, std::move(extents));
     Collect();
   }
   void AnswerLookup() {
@@ -111,7 +137,7 @@ class Harness {
     if (Unread() < n) {
       ADD_FAILURE() << "wanted " << n << " more output bytes, have " << Unread();
       pos = out.size();
-      return std::string(n, '\xee');
+      return std::string(std::min<size_t>(n, 64), '\xee');  // a garbled length may be huge
     }
     std::string s = out.substr(pos, n);
     pos += n;
@@ -136,6 +162,16 @@ class Harness {
     r.error = static_cast<uint32_t>(Num(4));
     r.handle = Num(8);
     EXPECT_EQ(r.magic, kSimpleReplyMagic);
+    return r;
+  }
+  ChunkRep ReadChunk() {
+    ChunkRep r;
+    r.magic = static_cast<uint32_t>(Num(4));
+    r.flags = static_cast<uint16_t>(Num(2));
+    r.type = static_cast<uint16_t>(Num(2));
+    r.handle = Num(8);
+    r.payload = Bytes(static_cast<size_t>(Num(4)));
+    EXPECT_EQ(r.magic, kStructuredReplyMagic);
     return r;
   }
   void SkipGreeting() { EXPECT_EQ(Bytes(18), Greeting()); }
@@ -174,8 +210,9 @@ class Harness {
     h.request = [this](Request r) {
       requests.push_back(r);
       if (!auto_reply) return;
-      if (r.type == kCmdRead) session.Reply(r.handle, kOk, std::string(r.length, 'r'));
-      else session.Reply(r.handle, kOk);
+      answered.insert(r.id);
+      if (r.type == kCmdRead) session.Reply(r.id, kOk, std::string(r.length, 'r'));
+      else session.Reply(r.id, kOk);
     };
     return h;
   }

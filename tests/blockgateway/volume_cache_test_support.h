@@ -70,6 +70,25 @@ class FakeStore final : public ChunkStore {
     if (!hold_stores) CompleteStore(stores_.size() - 1);
   }
 
+  // Answered from data as it is when the answer is given (at once, or at ReleaseExists).
+  void Exists(uint64_t index, std::function<void(Result<bool>)> done) override {
+    exists_log.push_back(index);
+    auto answer = [this, index, done = std::move(done)] {
+      if (fail_exists) return done(Status::Unavailable("metadata unavailable"));
+      auto it = data.find(index);
+      done(it != data.end() && !it->second.empty());
+    };
+    if (hold_exists) exists_held_.push_back(std::move(answer));
+    else answer();
+  }
+  void ReleaseExists() {
+    auto held = std::move(exists_held_);
+    exists_held_.clear();
+    for (auto& fn : held) fn();
+  }
+  bool fail_exists = false, hold_exists = false;
+  std::vector<uint64_t> exists_log;
+
   size_t pending_loads() const { return loads_.size(); }
   size_t pending_stores() const { return stores_.size(); }
   bool StorePending(uint64_t index) const {
@@ -130,6 +149,7 @@ class FakeStore final : public ChunkStore {
   }
 
  private:
+  std::vector<std::function<void()>> exists_held_;
   struct PendingLoad {
     uint64_t index;
     std::function<void(Result<std::string>)> done;

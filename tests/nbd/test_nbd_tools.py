@@ -2,7 +2,8 @@
 """Standard NBD clients against ringstore-block (a 3-node ring, N=3 W=2 R=2).
 
   * nbdinfo: the export's size and flags (flush, FUA, trim, zero, multi-conn, writable), its
-    block size constraints; `nbdinfo --list` lists every volume.
+    block size constraints; `nbdinfo --list` lists every volume; `nbdinfo --map` shows the
+    written half of a volume as data and the rest as a hole (base:allocation).
   * nbdcopy: 256 MiB of random data into a 512 MiB volume and back out: the first 256 MiB
     hash the same, the rest reads zeros.
   * qemu-img: a qcow2 image with patterns written by qemu-io is converted into a volume first
@@ -119,6 +120,17 @@ def test(ctx, args):
     t0 = now()
     nc.tool(["nbdcopy", "--flush", src, gw.uri("copy")], "nbdcopy into the volume", timeout=180)
     t_in = now() - t0
+    # --- block status (base:allocation): the written half is data, the unwritten half a hole
+    extents = json.loads(nc.tool(["nbdinfo", "--map", "--json", gw.uri("copy")], "nbdinfo --map").stdout)
+    pos = 0
+    for e in extents:
+        check(e["offset"] == pos, f"nbdinfo --map: extent at {e['offset']}, expected {pos}: {extents}")
+        want_type = 0 if e["offset"] < COPY_BYTES else 3  # data; hole,zero
+        check(e["type"] == want_type and (want_type == 3 or e["offset"] + e["length"] <= COPY_BYTES),
+              f"nbdinfo --map: {e} (written: the first {COPY_BYTES} bytes)")
+        pos += e["length"]
+    check(pos == 512 * MiB, f"nbdinfo --map covers {pos} bytes, expected 512 MiB: {extents}")
+    log(f"nbdinfo --map: {len(extents)} extents, data up to {COPY_BYTES >> 20} MiB, a hole after")
     out = ctx.path("copy.out")
     t0 = now()
     nc.tool(["nbdcopy", gw.uri("copy"), out], "nbdcopy out of the volume", timeout=180)
@@ -178,7 +190,7 @@ def test(ctx, args):
     check(gw.stop() == 0, "ringstore-block did not exit 0 after SIGTERM")
     for n in nodes:
         check(n.stop() == 0, f"{n.name} did not exit cleanly on SIGTERM")
-    return (f"nbdinfo flags and list; nbdcopy 256 MiB in {t_in:.1f}s/out {t_out:.1f}s sha256 equal; "
+    return (f"nbdinfo flags, list and map; nbdcopy 256 MiB in {t_in:.1f}s/out {t_out:.1f}s sha256 equal; "
             f"qemu-img qcow2 round trip identical; qemu-io unaligned patterns; all again via a new gateway")
 
 
