@@ -15,7 +15,7 @@ namespace {
 constexpr size_t kReadBufferBytes = 256u << 10;
 // Chunks one BLOCK_STATUS answer looks at (64 MiB of 256 KiB chunks): each unknown one
 // costs a metadata read.
-constexpr uint32_t kStatusChunks = 256;
+constexpr uint32_t kStatusChunks = 256, kStatusChunksOne = 16;
 
 uint32_t ToNbdError(const Status& s) {
   switch (s.code()) {
@@ -222,7 +222,9 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
         // One extent per run of chunks that are holes, or not; at most kStatusChunks chunks
         // per answer (the client asks again from where it ends).
         const uint64_t offset = r.offset, end = r.offset + r.length, cs = cache.meta().chunk_size;
-        return cache.Holes(r.offset, r.length, kStatusChunks, [this, weak, handle, offset, end, cs](std::vector<bool> holes) {
+        // REQ_ONE sends one extent: fewer chunks tell it.
+        const uint32_t chunks = r.req_one() ? kStatusChunksOne : kStatusChunks;
+        return cache.Holes(r.offset, r.length, chunks, [this, weak, handle, offset, end, cs](std::vector<bool> holes) {
           if (weak.expired()) return;
           std::vector<nbd::Extent> extents;
           const uint64_t first = offset / cs;

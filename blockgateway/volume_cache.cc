@@ -207,25 +207,29 @@ void VolumeCache::Read(uint64_t offset, uint64_t length, std::function<void(Resu
 std::optional<bool> VolumeCache::KnownHole(uint64_t index) const {
   auto it = chunks_.find(index);
   if (it == chunks_.end()) {
-    if (index < known_.size() && known_[index] != kUnknown) return known_[index] == kHole;
+    if (index < known_.size() && known_[index] == kData) return false;
     return std::nullopt;
   }
   const Chunk& c = it->second;
+  if (c.state == State::kLoading || !c.queue.empty()) return false;  // operations waiting on it
   if (c.state == State::kReady) return c.data.empty();
-  if (c.state == State::kAbsent && c.queue.empty() && c.version <= c.durable) {
-    // As stored.
-    if (index < known_.size() && known_[index] != kUnknown) return known_[index] == kHole;
+  if (c.version <= c.durable) {  // absent and clean: as stored
+    if (index < known_.size() && known_[index] == kData) return false;
     return std::nullopt;
   }
-  return false;  // loading, or operations waiting on it
+  return false;
 }
 
 void VolumeCache::Remember(uint64_t index, bool hole) {
+  if (hole) {  // a hole is never remembered: another writer could fill it
+    if (index < known_.size()) known_[index] = kUnknown;
+    return;
+  }
   if (known_.empty()) {
     if (meta_.chunks() > kMaxKnownChunks) return;
     known_.assign(meta_.chunks(), kUnknown);
   }
-  if (index < known_.size()) known_[index] = hole ? kHole : kData;
+  if (index < known_.size()) known_[index] = kData;
 }
 
 void VolumeCache::Holes(uint64_t offset, uint64_t length, uint32_t max_chunks,

@@ -13,9 +13,9 @@
 //  - a read that follows the chunk before it prefetches the next readahead_chunks;
 //  - clean chunks beyond cache_bytes are dropped, least recently used first;
 //  - Holes tells which chunks of a range are holes, for NBD's block status: from memory where
-//    the chunk is there, else from what the cache last learned of it (a load, a store, a
-//    metadata read), else from the store's metadata. Like the clean chunks it keeps, this
-//    assumes the gateway is the only one writing the volume.
+//    the chunk is there, else "not a hole" if the cache has seen it hold data, else from the
+//    store's metadata. Holes are never remembered: if another gateway wrote the volume, a
+//    stale answer can only say "data", which is always safe.
 // A failed store leaves the chunk dirty (nothing is dropped) and fails the flushes waiting
 // on it; a later Flush tries again. A failed load fails the operations waiting on it.
 //
@@ -128,7 +128,8 @@ class VolumeCache {
   void Readahead(uint64_t last_index);
   // What memory says of chunk index: a hole or not, or nothing (ask the store).
   std::optional<bool> KnownHole(uint64_t index) const;
-  // Notes what chunk index holds as stored, once it leaves memory or the store said.
+  // Notes what chunk index holds as stored, once it leaves memory or the store said: data
+  // is remembered, a hole forgets what was.
   void Remember(uint64_t index, bool hole);
   void ArmTick();
   void Tick();
@@ -146,9 +147,9 @@ class VolumeCache {
   uint32_t stores_in_flight_ = 0;
   uint32_t loads_in_flight_ = 0;
   uint64_t versions_ = 0;  // the last version number handed out
-  // What is known of chunks not in memory, as stored: kUnknown, kData or kHole, one byte per
-  // chunk, made on first use; a volume of more than kMaxKnownChunks chunks keeps none.
-  enum Known : uint8_t { kUnknown = 0, kData = 1, kHole = 2 };
+  // Chunks not in memory known to hold data (kData), one byte per chunk, made on first use;
+  // a volume of more than kMaxKnownChunks chunks keeps none.
+  enum Known : uint8_t { kUnknown = 0, kData = 1 };
   static constexpr uint64_t kMaxKnownChunks = 1ull << 26;  // 64 MiB of memory at most
   std::vector<uint8_t> known_;
   Clock::TimerId tick_ = 0;

@@ -95,6 +95,7 @@ class FuzzCase {
     uint64_t handle;
     uint16_t type;
     uint32_t length;
+    bool req_one;
   };
 
   bool Chance(uint64_t one_in) { return rng_.Uniform(one_in) == 0; }
@@ -165,7 +166,7 @@ class FuzzCase {
     const bool done = session_->Done();
     if (!done) {
       // The session answers at once and in call order; remember it to check the framing.
-      ours_.push_back({o.handle, error, data.size(), o.type});
+      ours_.push_back({o.handle, error, data.size(), o.type, o.length, o.req_one});
       if (error == kOk) read_payload_bytes_ += data.size();
     }
     if (o.type == kCmdBlockStatus) {
@@ -206,7 +207,7 @@ class FuzzCase {
       ++hook_calls_;
       ++requests_seen_;
       CheckRequest(r);
-      const Outstanding o{r.id, r.handle, r.type, r.length};
+      const Outstanding o{r.id, r.handle, r.type, r.length, r.req_one()};
       if (defer_requests_ == 2 || (defer_requests_ == 1 && Chance(2))) {
         pending_.push_back(o);
       } else {
@@ -332,6 +333,17 @@ class FuzzCase {
           if (o->type != kCmdBlockStatus || len < 12 || (len - 4) % 8 != 0 || GetBE(payload, 4) != kAllocationContextId) {
             return void(Fail("bad block status chunk"));
           }
+          // Nonzero extents; all but the last end before the request's end; REQ_ONE: one,
+          // no longer than the request.
+          const size_t n = (len - 4) / 8;
+          uint64_t sum = 0;
+          for (size_t k = 0; k < n; ++k) {
+            const uint64_t e = GetBE(payload + 4 + 8 * k, 4);
+            if (e == 0) return void(Fail("an empty extent"));
+            if (k + 1 < n && sum + e >= o->length) return void(Fail("extents past the request's end"));
+            sum += e;
+          }
+          if (o->req_one && (n != 1 || sum > o->length)) return void(Fail("REQ_ONE answered with more"));
           ++block_statuses_;
         } else {
           return void(Fail("unknown chunk type"));
@@ -532,6 +544,8 @@ class FuzzCase {
     uint32_t error;
     size_t bytes;
     uint16_t type;
+    uint32_t length;  // of the request
+    bool req_one;
   };
 
   SeededRandom rng_;

@@ -1,6 +1,7 @@
 // VolumeCache against a std::string model of the volume: seeded random writes, zeroes, reads
 // and flushes with random completion order and store failures; every read and, after a final
-// flush, the fake store's contents must equal the model.
+// flush, the fake store's contents must equal the model. Block status questions (Holes) must
+// never call a chunk that holds acknowledged data a hole.
 #include "tests/blockgateway/volume_cache_test_support.h"
 
 namespace ringstore::block {
@@ -85,12 +86,29 @@ class ModelRun {
       Changed(off, len, seq);
       Issue(seq, "zero");
       cache_->Zero(off, len, fua, Durable(off, len, seq, fua, true, depth, "zero"));
-    } else if (kind < 90) {
+    } else if (kind < 84) {
       Issue(seq, "read");
       cache_->Read(off, len, [this, expect = model_.substr(off, len), off, seq, depth](Result<std::string> r) {
         Answered(seq);
         ASSERT_TRUE(r.ok()) << "read at " << off << ": " << r.status().ToString();
         ASSERT_EQ(Diff(*r, expect), "") << "read at " << off << " length " << expect.size();
+        Nested(depth);
+      });
+    } else if (kind < 92) {
+      // A chunk that holds bytes, with every change to it answered, must not be called a
+      // hole unless it changes after the question.
+      std::vector<bool> data;
+      for (uint64_t c = off / kChunk; c <= (off + len - 1) / kChunk; ++c) {
+        const std::string bytes = model_.substr(c * kChunk, kChunk);
+        data.push_back(unacked_[c] == 0 && bytes.find_first_not_of('\0') != std::string::npos);
+      }
+      Issue(seq, "holes");
+      cache_->Holes(off, len, 64, [this, data, first = off / kChunk, seq, depth](std::vector<bool> holes) {
+        Answered(seq);
+        ASSERT_EQ(holes.size(), data.size());
+        for (size_t k = 0; k < holes.size(); ++k) {
+          if (holes[k] && data[k] && last_change_[first + k] <= seq) FAIL() << "chunk " << first + k << " holds data, called a hole";
+        }
         Nested(depth);
       });
     } else {
