@@ -252,10 +252,8 @@ void VolumeCache::Holes(uint64_t offset, uint64_t length, uint32_t max_chunks,
   }
   if (ask.empty()) return q->done(std::move(q->holes));
   q->pending = ask.size();
-  std::weak_ptr<bool> alive = alive_;
   for (uint64_t i : ask) {
-    store_.Exists(i, [this, alive, q, i, first](Result<bool> stored) {
-      if (alive.expired()) return;
+    exists_waiting_.emplace_back(i, [this, q, i, first](Result<bool> stored) {
       // A write that came meanwhile has the chunk in memory: that is the newer answer.
       const auto known = KnownHole(i);
       if (!known && stored.ok()) Remember(i, !*stored);
@@ -263,6 +261,26 @@ void VolumeCache::Holes(uint64_t offset, uint64_t length, uint32_t max_chunks,
       if (--q->pending == 0) q->done(std::move(q->holes));
     });
   }
+  PumpExists();
+}
+
+void VolumeCache::PumpExists() {
+  if (pumping_exists_) return;  // a completion inside the loop below: the loop goes on
+  pumping_exists_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  while (!exists_waiting_.empty() && exists_in_flight_ < limits_.max_loads) {
+    auto [index, fn] = std::move(exists_waiting_.front());
+    exists_waiting_.pop_front();
+    ++exists_in_flight_;
+    store_.Exists(index, [this, alive, fn = std::move(fn)](Result<bool> r) {
+      if (alive.expired()) return;
+      --exists_in_flight_;
+      fn(std::move(r));
+      PumpExists();
+    });
+    if (alive.expired()) return;
+  }
+  pumping_exists_ = false;
 }
 
 void VolumeCache::Write(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done) {

@@ -45,7 +45,8 @@ struct CacheLimits {
   uint64_t cache_bytes = 256ull << 20;  // clean chunks kept for reads
   uint64_t dirty_bytes = 256ull << 20;  // writes wait above this much unwritten data
   uint32_t max_stores = 32;             // chunk stores in flight
-  uint32_t max_loads = 64;              // chunk loads in flight for read-ahead
+  uint32_t max_loads = 64;              // chunk loads in flight for read-ahead; and
+                                        // metadata reads in flight for Holes
   uint32_t readahead_chunks = 8;
   Clock::Duration writeback_delay = std::chrono::seconds(1);
 };
@@ -126,6 +127,8 @@ class VolumeCache {
   void Touch(uint64_t index, Chunk& c);
   void Evict();
   void Readahead(uint64_t last_index);
+  // Starts waiting metadata reads while fewer than max_loads are in flight.
+  void PumpExists();
   // What memory says of chunk index: a hole or not, or nothing (ask the store).
   std::optional<bool> KnownHole(uint64_t index) const;
   // Notes what chunk index holds as stored, once it leaves memory or the store said: data
@@ -152,6 +155,10 @@ class VolumeCache {
   enum Known : uint8_t { kUnknown = 0, kData = 1 };
   static constexpr uint64_t kMaxKnownChunks = 1ull << 26;  // 64 MiB of memory at most
   std::vector<uint8_t> known_;
+  // Metadata reads for Holes: at most max_loads in flight, the rest wait in order.
+  std::deque<std::pair<uint64_t, std::function<void(Result<bool>)>>> exists_waiting_;
+  uint32_t exists_in_flight_ = 0;
+  bool pumping_exists_ = false;
   Clock::TimerId tick_ = 0;
   bool tick_armed_ = false;
   CacheStats stats_;

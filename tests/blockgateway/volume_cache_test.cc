@@ -1,7 +1,7 @@
 // VolumeCache over the fake ChunkStore: zero-filled holes, read-modify-write, arrival order
 // behind a pending load, Flush and FUA durability, holes from whole-chunk zeroing, timed
-// writeback, the dirty limit, clean-chunk eviction, load failures, callbacks that issue
-// more operations, and which chunks are holes.
+// writeback, the dirty limit, clean-chunk eviction, load failures, and callbacks that issue
+// more operations. (Which chunks are holes: volume_cache_holes_test.cc.)
 #include "tests/blockgateway/volume_cache_test_support.h"
 
 namespace ringstore::block {
@@ -280,67 +280,6 @@ TEST_F(VolumeCacheTest, ZeroOfAWholeChunkStoresAHoleWithoutLoading) {
   ASSERT_TRUE(FlushNow().ok());
   EXPECT_EQ(store_.data[1], "");
   EXPECT_EQ(store_.data[2], "");
-}
-
-TEST_F(VolumeCacheTest, HolesComeFromMemoryWhereTheChunkIsThereElseFromTheStore) {
-  Make();
-  store_.data[1] = std::string(kChunk, 'a');  // stored, not in memory
-  store_.data[4] = std::string(kChunk, 'b');  // stored, and zeroed in memory below
-  store_.hold_stores = true;
-  ASSERT_TRUE(WriteNow(3 * kChunk, std::string(kChunk, 'c')).ok());  // in memory only
-  Got z;
-  cache_->Zero(4 * kChunk, kChunk, false, Into(z));
-  ASSERT_TRUE(z.ok());
-  std::vector<bool> holes;
-  int calls = 0;
-  auto into = [&](std::vector<bool> h) {
-    holes = std::move(h);
-    ++calls;
-  };
-  cache_->Holes(10, 6 * kChunk - 20, 64, into);
-  EXPECT_EQ(calls, 1);
-  EXPECT_EQ(holes, (std::vector<bool>{true, false, true, false, true, true}));
-  EXPECT_EQ(store_.exists_log, (std::vector<uint64_t>{0, 1, 2, 5}));
-
-  // "Stored" answers are remembered, holes not (another writer could fill one): asking
-  // again reads the metadata of the holes only.
-  cache_->Holes(0, 6 * kChunk, 64, into);
-  EXPECT_EQ(holes, (std::vector<bool>{true, false, true, false, true, true}));
-  EXPECT_EQ(store_.exists_log, (std::vector<uint64_t>{0, 1, 2, 5, 0, 2, 5}));
-  store_.exists_log.resize(4);
-
-  // At most max_chunks; a metadata read that fails says "not a hole", and is not remembered.
-  store_.fail_exists = true;
-  cache_->Holes(7 * kChunk, 3 * kChunk, 2, into);
-  EXPECT_EQ(holes, (std::vector<bool>{false, false}));
-  store_.fail_exists = false;
-  cache_->Holes(7 * kChunk, kChunk, 64, into);
-  EXPECT_EQ(holes, std::vector<bool>{true});
-  EXPECT_EQ(store_.exists_log, (std::vector<uint64_t>{0, 1, 2, 5, 7, 8, 7}));
-
-  // The store's answer is older than a write that came while it was on its way.
-  store_.hold_exists = true;
-  cache_->Holes(10 * kChunk, kChunk, 64, into);
-  ASSERT_TRUE(WriteNow(10 * kChunk, std::string(kChunk, 'd')).ok());
-  store_.ReleaseExists();
-  EXPECT_EQ(holes, std::vector<bool>{false});
-  store_.CompleteAll();
-}
-
-TEST_F(VolumeCacheTest, AChunkDroppedFromMemoryIsRememberedAsStored) {
-  CacheLimits limits = Limits();
-  limits.cache_bytes = kChunk;
-  Make(limits);
-  ASSERT_TRUE(WriteNow(0, std::string(kChunk, 'a')).ok());
-  ASSERT_TRUE(WriteNow(kChunk, std::string(kChunk, 'b')).ok());
-  ASSERT_TRUE(FlushNow().ok());
-  // Chunk 0 left memory when chunk 1 was stored (the fake store answers at once).
-  EXPECT_EQ(cache_->resident_bytes(), kChunk);
-  EXPECT_EQ(ReadNow(2 * kChunk, 1), std::string(1, '\0'));  // a hole, loaded: in memory
-  std::vector<bool> holes;
-  cache_->Holes(0, 3 * kChunk, 64, [&](std::vector<bool> h) { holes = std::move(h); });
-  EXPECT_EQ(holes, (std::vector<bool>{false, false, true}));
-  EXPECT_TRUE(store_.exists_log.empty()) << "all three were known";
 }
 
 TEST_F(VolumeCacheTest, PartialZeroReadsModifiesAndWrites) {

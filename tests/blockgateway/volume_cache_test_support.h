@@ -81,6 +81,7 @@ class FakeStore final : public ChunkStore {
     if (hold_exists) exists_held_.push_back(std::move(answer));
     else answer();
   }
+  size_t held_exists() const { return exists_held_.size(); }
   void ReleaseExists() {
     auto held = std::move(exists_held_);
     exists_held_.clear();
