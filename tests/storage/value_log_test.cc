@@ -1,11 +1,14 @@
 // ValueLog on its own: appends read back across a reopen, segments roll over at their size,
-// entry walks stop at a torn tail, and a removed segment reads as NotFound.
+// entry walks stop at a torn tail, a removed segment reads as NotFound, and a flush that
+// fails leaves the segment on its last whole entry.
 #include "storage/value_log.h"
 
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
 #include <map>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -127,6 +130,57 @@ TEST_F(ValueLogTest, AppendsReachTheFileTogetherAtFlush) {
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(fs::file_size(file), c->offset - ValueLog::kEntryHeaderBytes + ValueLog::EntryBytes(big.size()));
   EXPECT_EQ(*log->Read(*c, big.size()), big);
+}
+
+// A write that fails part way (here: past RLIMIT_FSIZE) is cut off the file and forgotten by
+// the walk of this run's entries; the next flush writes where it would have been.
+TEST_F(ValueLogTest, AFailedFlushLeavesTheSegmentOnItsLastWholeEntry) {
+  auto log = Open();
+  const auto a = log->Append(ObjectId::Of("v", "a"), std::string(5000, 'a'));
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(log->Flush().ok());
+  const fs::path file = dir_ / "00000001.vlog";
+  const uint64_t whole = ValueLog::EntryBytes(5000);
+  ASSERT_EQ(fs::file_size(file), whole);
+
+  // Files may grow 4 KiB past that entry: the next flush writes part of its entry, then fails.
+  struct sigaction ignore {}, old_action {};
+  ignore.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old_action), 0);
+  rlimit old_limit{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  rlimit limit = old_limit;
+  limit.rlim_cur = whole + 4096;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  const auto b = log->Append(ObjectId::Of("v", "b"), std::string(20000, 'b'));
+  ASSERT_TRUE(b.ok());
+  const Status failed = log->Flush();
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  ASSERT_EQ(::sigaction(SIGXFSZ, &old_action, nullptr), 0);
+  EXPECT_EQ(failed.code(), Code::kIOError) << failed.ToString();
+  EXPECT_EQ(fs::file_size(file), whole) << "the partial entry is cut off";
+  auto entries = Entries(*log, 1);
+  ASSERT_EQ(entries.size(), 1u) << "the failed entry is forgotten";
+  EXPECT_EQ(entries[0].id, ObjectId::Of("v", "a"));
+
+  const auto c = log->Append(ObjectId::Of("v", "c"), std::string(300, 'c'));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->offset, whole + ValueLog::kEntryHeaderBytes) << "where the failed entry began";
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_EQ(*log->Read(*a, 5000), std::string(5000, 'a'));
+  EXPECT_EQ(*log->Read(*c, 300), std::string(300, 'c'));
+  entries = Entries(*log, 1);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[1].id, ObjectId::Of("v", "c"));
+  // Walked from the file by a later run: the same two entries, nothing damaged, no tail.
+  log.reset();
+  log = Open();
+  ValueLog::Walk walk;
+  entries = Entries(*log, 1, &walk);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[1].p, *c);
+  EXPECT_FALSE(walk.damaged);
+  EXPECT_EQ(walk.tail_bytes, 0u);
 }
 
 // Descriptors open on this log's files, by file name.
