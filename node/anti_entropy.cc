@@ -523,7 +523,7 @@ void AntiEntropy::EndRound(const char* why) {
     // replica is down, will not get anywhere sooner.)
     const bool busy = pulled_this_round_ > 0 || stats_.pushed_records + stats_.purged_records > moved_at_start_ ||
                       (!handoff_.empty() && !handoff_ran_) || leaving_;
-    next_round_at_ = clock_.Now() + (busy && !drained_ ? options_.ring_settle : options_.interval);
+    next_round_at_ = clock_.Now() + (busy && !drained_ ? options_.busy_pause : options_.interval);
   } else {
     log_->info("anti-entropy round stopped after {} ms: {}", Ms(took), why);
     next_round_at_ = clock_.Now();  // again, once the ring has settled

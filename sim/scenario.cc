@@ -42,6 +42,7 @@ class World {
     node_options_.repair.interval = Seconds(o.repair_interval_s);
     node_options_.repair.first_round = seconds(1);
     node_options_.repair.ring_settle = seconds(1);
+    node_options_.repair.busy_pause = seconds(1);
     node_options_.repair.request_timeout = seconds(3);
     node_options_.repair.retry_delay = milliseconds(200);
     node_options_.repair.scrub_pause = seconds(2);
