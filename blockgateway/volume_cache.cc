@@ -205,19 +205,15 @@ void VolumeCache::Read(uint64_t offset, uint64_t length, std::function<void(Resu
 }
 
 std::optional<bool> VolumeCache::KnownHole(uint64_t index) const {
-  auto it = chunks_.find(index);
-  if (it == chunks_.end()) {
-    if (index < known_.size() && known_[index] == kData) return false;
-    return std::nullopt;
+  if (auto it = chunks_.find(index); it != chunks_.end()) {
+    const Chunk& c = it->second;
+    if (c.state == State::kLoading || !c.queue.empty()) return false;  // operations waiting on it
+    if (c.state == State::kReady) return c.data.empty();
+    if (c.version > c.durable) return false;
   }
-  const Chunk& c = it->second;
-  if (c.state == State::kLoading || !c.queue.empty()) return false;  // operations waiting on it
-  if (c.state == State::kReady) return c.data.empty();
-  if (c.version <= c.durable) {  // absent and clean: as stored
-    if (index < known_.size() && known_[index] == kData) return false;
-    return std::nullopt;
-  }
-  return false;
+  // Not in memory, or absent and clean: as stored.
+  if (index < known_.size() && known_[index] == kData) return false;
+  return std::nullopt;
 }
 
 void VolumeCache::Remember(uint64_t index, bool hole) {
