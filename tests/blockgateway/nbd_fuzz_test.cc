@@ -1,6 +1,7 @@
 // A seeded random-mutation fuzz test of NbdSession (100,000 cases): mutated, truncated and
 // spliced handshake and request streams and random bytes, fed in random pieces with hooks
 // that answer at once or later. The session must never crash, hang or break an invariant.
+#include "tests/blockgateway/nbd_reply_oracle.h"
 #include "tests/blockgateway/nbd_test_support.h"
 
 namespace ringstore::block::nbd {
@@ -256,119 +257,13 @@ class FuzzCase {
     if (session_->in_flight() > limits_.max_in_flight) Fail("more requests in flight than the limit");
   }
 
-  // Parses everything the session sent: greeting, option replies, the export reply or GO's
-  // ACK, then simple replies; our OK replies carry their payloads, in the order we gave them.
+  // The framing of everything the session sent (nbd_reply_oracle.h).
   void CheckOutputFraming() {
-    if (out_.compare(0, 18, Greeting()) != 0) return void(Fail("output does not start with the greeting"));
-    size_t p = 18;
-    auto have = [&](size_t n) { return out_.size() - p >= n; };
-    const bool no_zeroes = input_.size() >= 4 && (GetBE(input_.data(), 4) & kClientNoZeroes) != 0;
-    bool transmission = false;
-    while (!transmission && p < out_.size()) {
-      if (have(8) && GetBE(out_.data() + p, 8) == kOptReplyMagic) {
-        if (!have(20)) return void(Fail("truncated option reply"));
-        const uint32_t option = static_cast<uint32_t>(GetBE(out_.data() + p + 8, 4));
-        const uint32_t type = static_cast<uint32_t>(GetBE(out_.data() + p + 12, 4));
-        const uint64_t len = GetBE(out_.data() + p + 16, 4);
-        static const std::set<uint32_t> kTypes = {kRepAck,        kRepServer,      kRepInfo,      kRepMetaContext,
-                                                  kRepErrUnsup,   kRepErrInvalid,  kRepErrUnknown, kRepErrShutdown,
-                                                  kRepErrTooBig};
-        if (kTypes.count(type) == 0) return void(Fail("unknown option reply type"));
-        if (!have(20 + len)) return void(Fail("truncated option reply data"));
-        p += 20 + len;
-        if (option == kOptGo && type == kRepAck) transmission = transmitted_ = true;
-        if (option == kOptAbort && type == kRepAck) {
-          if (p != out_.size()) Fail("output after ABORT's ACK");
-          return;
-        }
-      } else {
-        // EXPORT_NAME's reply: size, flags, maybe zeroes.
-        const size_t n = no_zeroes ? 10 : 134;
-        if (!have(n)) return void(Fail("truncated export reply"));
-        const uint64_t size = GetBE(out_.data() + p, 8);
-        if (size != 64u << 10 && size != 8u << 10 && size != 1001) return void(Fail("bad export size"));
-        if (!no_zeroes && out_.compare(p + 10, 124, std::string(124, '\0')) != 0) return void(Fail("bad zeroes"));
-        p += n;
-        transmission = transmitted_ = true;
-      }
-    }
-    // Only our replies are OK; the session's own are errors. Reads (and block status) are
-    // answered in structured chunks once those were negotiated, everything else simply.
-    const bool structured = session_->structured();
-    size_t ours = 0;
-    auto next_ok = [&](uint64_t handle) -> const OurReply* {
-      while (ours < ours_.size() && ours_[ours].error != kOk) ++ours;
-      if (ours >= ours_.size()) return Fail("an OK reply we did not give"), nullptr;
-      if (ours_[ours].handle != handle) return Fail("OK reply with the wrong handle"), nullptr;
-      return &ours_[ours++];
-    };
-    auto known_error = [](uint32_t e) { return e == kEio || e == kEnospc || e == kEinval || e == kEperm; };
-    while (p < out_.size()) {
-      if (!have(4)) return void(Fail("truncated reply"));
-      const uint32_t magic = static_cast<uint32_t>(GetBE(out_.data() + p, 4));
-      if (magic == kStructuredReplyMagic) {
-        if (!structured) return void(Fail("a structured reply that was not negotiated"));
-        if (!have(20)) return void(Fail("truncated chunk header"));
-        const uint16_t flags = static_cast<uint16_t>(GetBE(out_.data() + p + 4, 2));
-        const uint16_t type = static_cast<uint16_t>(GetBE(out_.data() + p + 6, 2));
-        const uint64_t handle = GetBE(out_.data() + p + 8, 8);
-        const uint64_t len = GetBE(out_.data() + p + 16, 4);
-        if (!have(20 + len)) return void(Fail("truncated chunk payload"));
-        const char* payload = out_.data() + p + 20;
-        p += 20 + len;
-        if (flags != kReplyFlagDone) return void(Fail("a reply of more than one chunk"));
-        if (type == kReplyError) {
-          if (len < 6 || GetBE(payload + 4, 2) > len - 6) return void(Fail("malformed error chunk"));
-          if (!known_error(static_cast<uint32_t>(GetBE(payload, 4)))) return void(Fail("unexpected error code"));
-          ++error_replies_;
-          continue;
-        }
-        const OurReply* o = next_ok(handle);
-        if (o == nullptr) return;
-        if (type == kReplyOffsetData) {
-          if (o->type != kCmdRead || len != 8 + o->bytes || o->bytes == 0) return void(Fail("bad data chunk"));
-        } else if (type == kReplyNone) {
-          if (o->type != kCmdRead || len != 0 || o->bytes != 0) return void(Fail("bad none chunk"));
-        } else if (type == kReplyBlockStatus) {
-          if (o->type != kCmdBlockStatus || len < 12 || (len - 4) % 8 != 0 || GetBE(payload, 4) != kAllocationContextId) {
-            return void(Fail("bad block status chunk"));
-          }
-          // Nonzero extents; all but the last end before the request's end; REQ_ONE: one,
-          // no longer than the request.
-          const size_t n = (len - 4) / 8;
-          uint64_t sum = 0;
-          for (size_t k = 0; k < n; ++k) {
-            const uint64_t e = GetBE(payload + 4 + 8 * k, 4);
-            if (e == 0) return void(Fail("an empty extent"));
-            if (k + 1 < n && sum + e >= o->length) return void(Fail("extents past the request's end"));
-            sum += e;
-          }
-          if (o->req_one && (n != 1 || sum > o->length)) return void(Fail("REQ_ONE answered with more"));
-          ++block_statuses_;
-        } else {
-          return void(Fail("unknown chunk type"));
-        }
-        continue;
-      }
-      if (magic != kSimpleReplyMagic) return void(Fail("bad reply magic"));
-      if (!have(16)) return void(Fail("truncated simple reply"));
-      const uint32_t error = static_cast<uint32_t>(GetBE(out_.data() + p + 4, 4));
-      const uint64_t handle = GetBE(out_.data() + p + 8, 8);
-      p += 16;
-      if (error == kOk) {
-        const OurReply* o = next_ok(handle);
-        if (o == nullptr) return;
-        if (o->type == kCmdBlockStatus || (structured && o->type == kCmdRead)) return void(Fail("a simple reply that must be structured"));
-        if (!have(o->bytes)) return void(Fail("truncated read payload"));
-        p += o->bytes;
-      } else if (!known_error(error)) {
-        return void(Fail("unexpected error code"));
-      } else {
-        ++error_replies_;
-      }
-    }
-    while (ours < ours_.size() && ours_[ours].error != kOk) ++ours;
-    if (ours != ours_.size()) Fail("an OK reply we gave is missing");
+    const ReplyStream r = CheckReplyStream(out_, input_, session_->structured(), ours_);
+    transmitted_ = transmitted_ || r.transmitted;
+    error_replies_ += r.error_replies;
+    block_statuses_ += r.block_statuses;
+    if (!r.failure.empty()) Fail(r.failure);
   }
 
   void Harmless() {
@@ -538,15 +433,6 @@ class FuzzCase {
         break;
     }
   }
-
-  struct OurReply {
-    uint64_t handle;
-    uint32_t error;
-    size_t bytes;
-    uint16_t type;
-    uint32_t length;  // of the request
-    bool req_one;
-  };
 
   SeededRandom rng_;
   std::unique_ptr<NbdSession> session_;
