@@ -2,6 +2,8 @@
 # ringstore-block against `nbdkit file` (a file on the same disk), in the same run:
 #   - nbdcopy sequential write of SIZE_MB of random data (with --flush, so it is durable),
 #   - nbdcopy sequential read of it (to null:),
+#   - nbdcopy read (to null:) of a second, thin volume with only its first sixteenth written:
+#     a client that asks for block status (base:allocation) skips the rest,
 #   - fio 4 KiB random write and read, psync, through nbdfuse (the export as a file).
 # ringstore runs a local 3-node cluster; its volume is N=1 (W=1 R=1) and then N=3 (W=2 R=2).
 # Each figure is the median of REPEAT rounds; the last column is ringstore / nbdkit.
@@ -61,6 +63,17 @@ declare -A SAMPLES
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 now() { date +%s.%N; }
 
+# measure_sparse LABEL URI: writes the first sixteenth of an empty export, then times nbdcopy
+# reading all of it (MB/s of the export's size).
+measure_sparse() {
+  local t0 t1
+  nbdcopy --flush "$WORK/sparse.src" "$2"
+  t0=$(now)
+  nbdcopy "$2" null:
+  t1=$(now)
+  SAMPLES[${1}_sparse]+="$(awk -v s="$SIZE_MB" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", s/(b-a)}') "
+}
+
 # measure LABEL URI: nbdcopy write and read (MB/s), then fio randwrite/randread (IOPS) via nbdfuse.
 measure() {
   local label=$1 uri=$2 t0 t1
@@ -92,6 +105,7 @@ measure() {
 
 echo "block_bench: $(date -u +%FT%TZ), $(nproc) cores, SIZE_MB=$SIZE_MB, FIO_SECONDS=$FIO_SECONDS, REPEAT=$REPEAT, data in $WORK" >&2
 head -c "${SIZE_MB}M" /dev/urandom >"$WORK/source.img"
+head -c "$((SIZE_MB * 1024 / 16))K" "$WORK/source.img" >"$WORK/sparse.src"
 for round in $(seq "$REPEAT"); do
   echo "block_bench: round $round: nbdkit file" >&2
   truncate -s "${SIZE_MB}M" "$WORK/nbdkit.img"
@@ -102,6 +116,14 @@ for round in $(seq "$REPEAT"); do
   measure nbdkit "nbd://127.0.0.1:$port"
   stop_all
   rm -f "$WORK/nbdkit.img"
+  truncate -s "${SIZE_MB}M" "$WORK/nbdkit-sparse.img"
+  port=$(free_port)
+  nbdkit -f -i 127.0.0.1 -p "$port" file "$WORK/nbdkit-sparse.img" >"$WORK/nbdkit.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do nbdinfo "nbd://127.0.0.1:$port" >/dev/null 2>&1 && break; sleep 0.05; done
+  measure_sparse nbdkit "nbd://127.0.0.1:$port"
+  stop_all
+  rm -f "$WORK/nbdkit-sparse.img"
 
   echo "block_bench: round $round: ringstore, 3 nodes" >&2
   start_node "r$round-n1"
@@ -111,6 +133,8 @@ for round in $(seq "$REPEAT"); do
   for _ in $(seq 100); do "$CLI" --cluster "$a1" ring 2>/dev/null | grep -q '3 nodes (3 up' && break; sleep 0.1; done
   "$CLI" --cluster "$a1" --replicas 1 volume create n1 "${SIZE_MB}M" --chunk-size "$CHUNK_SIZE" >&2
   "$CLI" --cluster "$a1" --replicas 3 --w 2 --r 2 volume create n3 "${SIZE_MB}M" --chunk-size "$CHUNK_SIZE" >&2
+  "$CLI" --cluster "$a1" --replicas 1 volume create s1 "${SIZE_MB}M" --chunk-size "$CHUNK_SIZE" >&2
+  "$CLI" --cluster "$a1" --replicas 3 --w 2 --r 2 volume create s3 "${SIZE_MB}M" --chunk-size "$CHUNK_SIZE" >&2
   "$BLOCK" --cluster "$a1" --listen 127.0.0.1:0 --ready-file "$WORK/block.addr" >"$WORK/block.log" 2>&1 &
   PIDS+=($!)
   wait_file "$WORK/block.addr" "$WORK/block.log" "ringstore-block"
@@ -118,8 +142,10 @@ for round in $(seq "$REPEAT"); do
   rm -f "$WORK/block.addr"
   echo "block_bench: round $round: ringstore N=1" >&2
   measure n1 "nbd://$baddr/n1"
+  measure_sparse n1 "nbd://$baddr/s1"
   echo "block_bench: round $round: ringstore N=3" >&2
   measure n3 "nbd://$baddr/n3"
+  measure_sparse n3 "nbd://$baddr/s3"
   stop_all
   rm -rf "$WORK"/r"$round"-n*
 done
@@ -138,4 +164,5 @@ for q in n1 n3; do
   row seqr "nbdcopy seq read ${SIZE_MB} MiB, MB/s" "$q"
   row randwrite "fio 4k randwrite (nbdfuse), IOPS" "$q"
   row randread "fio 4k randread (nbdfuse), IOPS" "$q"
+  row sparse "nbdcopy read, 1/16 written, MB/s" "$q"
 done
