@@ -15,21 +15,13 @@
 
 #include "fsgateway/fs_core.h"
 #include "tests/fsgateway/fs_core_fixture.h"
+#include "tests/fsgateway/fs_test_io.h"
 
 namespace ringstore::fs {
 namespace {
 
 using fstest::FsCoreTest;
-
-// Waits, up to 10 s, until pred holds; false if it never did.
-bool WaitUntil(const std::function<bool()>& pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::yield();
-  }
-  return true;
-}
+using namespace fstest::io;
 
 TEST_F(FsCoreTest, ACreatedFilesEntryThatFailsInTheBackgroundIsWrittenByItsFlush) {
   // The inode is stored, the entry write (in the background) fails: the file's flush reports
@@ -78,72 +70,6 @@ TEST_F(FsCoreTest, ACreatedFilesInodeThatFailsInTheBackgroundIsStoredBeforeItsEn
   EXPECT_EQ(ReadAll(*b, f.ino), "hello");
   EXPECT_EQ(a().Release(f.ino), 0);
 }
-
-// An ObjectIo over a MemoryObjectIo that passes on all but Start.
-class ForwardingIo : public ObjectIo {
- public:
-  explicit ForwardingIo(MemoryObjectIo& inner) : inner_(inner) {}
-  size_t RingNodes() override { return inner_.RingNodes(); }
-  Status Capacity(uint64_t* t, uint64_t* f) override { return inner_.Capacity(t, f); }
-  void Watch(const ObjectId& c, std::function<void(std::string)> h) override { inner_.Watch(c, std::move(h)); }
-  void Notify(const ObjectId& c, std::string p) override { inner_.Notify(c, std::move(p)); }
-
- protected:
-  MemoryObjectIo& inner_;
-};
-
-// Batches with an op of one kind (or one the predicate picks) are held, as background writes
-// to a slow cluster are, until the test calls Release; then they finish on their own thread.
-class HeldIo final : public ForwardingIo {
- public:
-  HeldIo(MemoryObjectIo& inner, IoOp::Kind held)
-      : HeldIo(inner, [held](const IoOp& op) { return op.kind == held; }) {}
-  HeldIo(MemoryObjectIo& inner, std::function<bool(const IoOp&)> held) : ForwardingIo(inner), held_(std::move(held)) {}
-  ~HeldIo() override {
-    Release();
-    for (auto& t : threads_) t.join();
-  }
-  std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done) override {
-    bool hold = false;
-    for (const IoOp& op : ops) hold = hold || held_(op);
-    if (!hold) return inner_.Start(std::move(ops), q, std::move(done));
-    auto pending = std::make_shared<PendingIo>();
-    std::lock_guard<std::mutex> lock(mu_);
-    held_batches_.push_back(pending);
-    threads_.emplace_back([this, ops = std::move(ops), q, done = std::move(done), pending]() mutable {
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return released_; });
-      }
-      auto results = inner_.Run(std::move(ops), q);
-      if (done) done(results);
-      pending->Finish(std::move(results));
-    });
-    return pending;
-  }
-  void Release() {
-    std::lock_guard<std::mutex> lock(mu_);
-    released_ = true;
-    cv_.notify_all();
-  }
-  // Threads waiting on the first batch held.
-  size_t FirstWaiters() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return held_batches_.empty() ? 0 : held_batches_.front()->waiters();
-  }
-  size_t Held() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return held_batches_.size();
-  }
-
- private:
-  const std::function<bool(const IoOp&)> held_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool released_ = false;
-  std::vector<std::shared_ptr<PendingIo>> held_batches_;
-  std::vector<std::thread> threads_;
-};
 
 TEST_F(FsCoreTest, AnUnlinkedFileIsGoneAtOnceWhileItsObjectsAreDeletedInTheBackground) {
   HeldIo slow(io_, IoOp::kDel);
@@ -306,19 +232,6 @@ TEST_F(FsCoreTest, AFilesSecondNameWaitsForItsFirstAndOtherListingsDoNot) {
   EXPECT_EQ(c.Release(f.ino), 0);
 }
 
-// Records the largest batch it was given.
-class BatchSizeIo final : public ForwardingIo {
- public:
-  using ForwardingIo::ForwardingIo;
-  std::shared_ptr<PendingIo> Start(std::vector<IoOp> ops, const Quorum& q, Done done) override {
-    largest = std::max(largest, ops.size());
-    ++batches;
-    return inner_.Start(std::move(ops), q, std::move(done));
-  }
-  size_t largest = 0;
-  size_t batches = 0;
-};
-
 TEST_F(FsCoreTest, TruncatingOrDeletingALargeSparseFileDeletesInBoundedBatches) {
   BatchSizeIo io(io_);
   auto mount = MountOver(io);
@@ -344,114 +257,12 @@ TEST_F(FsCoreTest, TruncatingOrDeletingALargeSparseFileDeletesInBoundedBatches) 
   EXPECT_GT(io.largest, 1u);
 }
 
-TEST_F(FsCoreTest, ASequentialReaderFetchesHalfAReadAheadWindowPerRoundTrip) {
-  // 64 chunks written by one mount, read in order by another in pieces of half a chunk.
-  const uint64_t f = Create(a(), kRootIno, "f");
-  std::string data(64 * 4096, '\0');
-  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>('a' + (i * 7 / 4096) % 26);
-  ASSERT_EQ(a().Write(f, 0, data), 0);
-  ASSERT_EQ(a().Flush(f), 0);
-  BatchSizeIo io(io_);
-  FsOptions o;
-  o.readahead_chunks = 16;
-  o.attr_ttl = std::chrono::hours(1);  // the inode is read once, at open: the batches are chunks
-  auto reader = std::make_unique<FsCore>(meta_, io, o, [this] { return Timespec{++clock_, 0}; }, [this] { return rng_(); });
-  ASSERT_EQ(reader->Init(), 0);
-  bool keep = false;
-  ASSERT_EQ(reader->Open(f, false, &keep), 0);
-  const size_t before = io.batches;
-  std::string got;
-  for (uint64_t off = 0; off < data.size(); off += 2048) {
-    std::string part;
-    ASSERT_EQ(reader->Read(f, off, 2048, &part), 0);
-    got += part;
-  }
-  EXPECT_EQ(got, data);
-  // One batch for the first chunk and the window, then one per 8 chunks: 7 in all. One
-  // chunk per round trip was 49.
-  EXPECT_LE(io.batches - before, 8u);
-  EXPECT_GE(io.largest, 8u);
-  EXPECT_EQ(reader->Release(f), 0);
-}
-
 // Background writes of 4 chunks at a time, at most 2 in flight.
 FsOptions SmallWriteback() {
   FsOptions o;
   o.writeback_batch_bytes = 4 * 4096;
   o.writeback_batches = 2;
   return o;
-}
-
-std::string Pattern(size_t bytes, char first) {
-  std::string data(bytes, '\0');
-  for (size_t i = 0; i < bytes; ++i) data[i] = static_cast<char>(first + (i / 4096) % 20);
-  return data;
-}
-
-TEST_F(FsCoreTest, AReadAheadBatchLoadsInTheBackgroundWhileTheReaderGoesOn) {
-  const uint64_t f = Create(a(), kRootIno, "f");
-  const std::string data = Pattern(32 * 4096, 'a');
-  ASSERT_EQ(a().Write(f, 0, data), 0);
-  ASSERT_EQ(a().Flush(f), 0);
-  // Reads of chunks 1 to 31 are held until released; chunk 0 and the inode pass.
-  std::set<ObjectId> held;
-  for (uint64_t i = 1; i < 32; ++i) held.insert(ChunkId(meta_, f, i).id);
-  HeldIo io(io_, [&](const IoOp& op) { return op.kind == IoOp::kGet && held.count(op.id.id) != 0; });
-  FsOptions o;
-  o.readahead_chunks = 16;
-  auto reader = MountOver(io, o);
-  bool keep = false;
-  ASSERT_EQ(reader->Open(f, false, &keep), 0);
-  // The first read returns while its read-ahead is still held.
-  std::atomic<bool> first_done{false};
-  std::thread first([&] {
-    std::string p;
-    EXPECT_EQ(reader->Read(f, 0, 4096, &p), 0);
-    EXPECT_EQ(p, data.substr(0, 4096));
-    first_done = true;
-  });
-  const bool returned_while_held = WaitUntil([&] { return first_done.load(); });
-  EXPECT_TRUE(returned_while_held);
-  EXPECT_EQ(io.Held(), 1u);
-  if (!returned_while_held) io.Release();
-  first.join();
-  if (!returned_while_held) return;
-  // The next read needs a chunk of that batch: it waits for it, and gets the right bytes.
-  std::thread next([&] {
-    std::string p;
-    EXPECT_EQ(reader->Read(f, 4096, 8192, &p), 0);
-    EXPECT_EQ(p, data.substr(4096, 8192));
-  });
-  EXPECT_TRUE(WaitUntil([&] { return io.FirstWaiters() == 1; }));
-  io.Release();
-  next.join();
-  EXPECT_EQ(io.Held(), 1u);  // chunks 1 and 2 came with the batch, not on their own
-  EXPECT_EQ(reader->Release(f), 0);
-}
-
-TEST_F(FsCoreTest, AReadAheadBatchOlderThanAnotherMountsWriteIsDropped) {
-  // The reader re-reads the inode on every read (no attribute cache). Its read-ahead brought
-  // chunk 2 as it was; another mount then rewrites chunk 2, and the reader must see that.
-  const uint64_t f = Create(a(), kRootIno, "f");
-  const std::string data = Pattern(32 * 4096, 'a');
-  ASSERT_EQ(a().Write(f, 0, data), 0);
-  ASSERT_EQ(a().Flush(f), 0);
-  FsOptions o;
-  o.readahead_chunks = 16;
-  o.attr_ttl = std::chrono::seconds(0);
-  auto reader = Mount(o);
-  bool keep = false;
-  ASSERT_EQ(reader->Open(f, false, &keep), 0);
-  std::string part;
-  ASSERT_EQ(reader->Read(f, 0, 4096, &part), 0);  // the read-ahead of chunks 1-16 is done
-  const std::string changed(4096, 'Z');
-  ASSERT_EQ(a().Write(f, 2 * 4096, changed), 0);
-  ASSERT_EQ(a().Flush(f), 0);
-  ASSERT_EQ(reader->Read(f, 2 * 4096, 4096, &part), 0);
-  EXPECT_EQ(part, changed);
-  ASSERT_EQ(reader->Read(f, 3 * 4096, 4096, &part), 0);
-  EXPECT_EQ(part, data.substr(3 * 4096, 4096));
-  EXPECT_EQ(reader->Release(f), 0);
 }
 
 TEST_F(FsCoreTest, ASequentialWriterWritesWholeChunksInTheBackgroundAndAFlushOnlyTheTail) {
