@@ -6,10 +6,13 @@
 // every one of the key's N replicas has acknowledged the record, when this node becomes one
 // of them, or when the record is older than the tombstone grace (HandoffOptions).
 //
-// Bounds: at most max_hints (the oldest are dropped beyond, with a log line), at most
-// max_in_flight keys being handed off at once, one pass every interval.
-// Hints live in memory: a fallback that crashes before handing off keeps its copy but not the
-// hint (anti-entropy, issue 5, covers that).
+// Persistence: the store keeps each hint in the same atomic write as the fallback record
+// (WriteOp::hint_n, set by NodeCore), and Start loads the kept ones, so a fallback that
+// restarts hands off what it took in. A hint that ends is forgotten in the store too, up to
+// the version handed off (Store::ForgetHints): a newer fallback write's hint stays.
+// Bounds: at most max_hints (the oldest are dropped beyond, with a log line, in the store as
+// well; anti-entropy still moves their records), at most max_in_flight keys being handed off
+// at once, one pass every interval.
 // Thread-safety: strand-confined; Store, PeerLinks, Membership and Clock must outlive it.
 #pragma once
 
@@ -20,6 +23,7 @@
 #include <memory>
 
 #include "dht/clock.h"
+#include "dht/record.h"
 #include "node/peer_links.h"
 #include "routing/membership.h"
 #include "storage/store.h"
@@ -41,6 +45,7 @@ struct HandoffOptions {
 
 struct HandoffStats {
   uint64_t hinted = 0, handed_off = 0, dropped = 0;
+  uint64_t loaded = 0;  // hints an earlier run kept, loaded by Start
   size_t pending = 0;
 };
 
@@ -50,21 +55,31 @@ class HintedHandoff {
                 Membership& membership, std::shared_ptr<spdlog::logger> log);
   ~HintedHandoff();
 
-  // A write of id, placed with N = route_n, was applied here as a fallback.
-  void Note(const ObjectId& id, uint32_t route_n);
+  // Loads the hints the store kept (an earlier run's), then hands them off like new ones.
+  void Start();
+  // A write of id at ts, placed with N = route_n, was applied here as a fallback (with its
+  // hint kept in the store).
+  void Note(const ObjectId& id, uint32_t route_n, Timestamp ts);
   const HandoffStats& stats() const { return stats_; }
 
  private:
   struct Hint {
     uint32_t route_n = 0;
+    Timestamp ts = 0;  // the newest fallback write's
     bool busy = false;
     uint64_t generation = 0;  // bumped by every Note: a write that lands during a handoff keeps the hint
   };
+  // Adds or widens a hint (a Note, or one loaded from the store).
+  void Add(const ObjectId& id, uint32_t route_n, Timestamp ts);
+  void Load(const ObjectId& from);
   void Arm();
   void Pass();
   void HandOff(const ObjectId& id, uint32_t route_n, uint64_t generation);
-  // all_acked (or dropped: not to be handed off) ends the hint unless a write landed since.
-  void Done(const ObjectId& id, uint64_t generation, bool all_acked, bool dropped = false);
+  // all_acked (or dropped: not to be handed off) ends the hint unless a write landed since;
+  // sent is the timestamp of the version handed off (0: none was read).
+  void Done(const ObjectId& id, uint64_t generation, bool all_acked, Timestamp sent, bool dropped = false);
+  // Forgets the stored hint of id up to ts.
+  void Forget(const ObjectId& id, Timestamp ts);
 
   const HandoffOptions options_;
   const std::string self_id_;

@@ -205,9 +205,11 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
   if (!txn.ok()) return SendError(conn, rid, txn.status());
   if (Status allowed = AuthorizeWrite(Identity(conn), *txn); !allowed.ok()) return Deny(conn, rid, allowed);
   std::vector<ObjectId> fallback_for;  // ops this node takes in for replicas that failed
+  std::vector<bool> fallback;          // by op
   for (const auto& op : txn->ops) {
     const int rank = Rank(op.id, txn->route_n);
-    if (rank >= 0 && txn->route_n > 0 && rank >= static_cast<int>(txn->route_n)) fallback_for.push_back(op.id);
+    fallback.push_back(rank >= 0 && txn->route_n > 0 && rank >= static_cast<int>(txn->route_n));
+    if (fallback.back()) fallback_for.push_back(op.id);
     if (rank < 0) {
       ++stats_.not_mine;
       char digest[17];
@@ -257,6 +259,12 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
     for (WriteOp& op : ops) op.record.meta.set_replicas(txn->replicas);
   }
   const uint32_t route_n = txn->route_n;
+  // A fallback's hint is kept in the same write as the record (node/hinted_handoff.h).
+  if (handoff_ != nullptr) {
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (fallback[i]) ops[i].hint_n = route_n;
+    }
+  }
   store_.Apply(std::move(ops), [this, conn, rid, ts, route_n, fallback_for = std::move(fallback_for)](Status s) {
     if (!s.ok()) {
       log_->error("write failed: {}", s.ToString());
@@ -264,7 +272,7 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
       return Finish(conn, EncodeError(rid, s));
     }
     if (handoff_ != nullptr) {
-      for (const ObjectId& id : fallback_for) handoff_->Note(id, route_n);
+      for (const ObjectId& id : fallback_for) handoff_->Note(id, route_n, ts);
     }
     Finish(conn, EncodeAck(rid, Ack{ts}));
   });

@@ -327,6 +327,7 @@ int main(int argc, char** argv) {
   hoptions.tombstone_grace = std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(tombstone_grace_s));
   HintedHandoff handoff(hoptions, *node_id, clock, **store, peers, membership, log);
   core.AttachHandoff(&handoff);
+  handoff.Start();
   AntiEntropyOptions ao;
   ao.replicas = replicas;
   ao.interval = std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(repair_interval_s));

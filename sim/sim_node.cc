@@ -71,6 +71,25 @@ void SimStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bo
   });
 }
 
+void SimStore::Hints(const ObjectId& begin, size_t limit,
+                     std::function<void(Result<std::vector<StoredHint>>)> done) {
+  std::weak_ptr<bool> alive = alive_;
+  Later([this, begin, limit, alive, done = std::move(done)] {
+    durable_.Hints(begin, limit, [alive, done](Result<std::vector<StoredHint>> r) {
+      if (auto a = alive.lock(); a && *a) done(std::move(r));
+    });
+  });
+}
+
+void SimStore::ForgetHints(std::vector<StoredHint> hints, std::function<void(Status)> done) {
+  std::weak_ptr<bool> alive = alive_;
+  Later([this, alive, hints = std::move(hints), done = std::move(done)]() mutable {
+    durable_.ForgetHints(std::move(hints), [alive, done](Status s) {
+      if (auto a = alive.lock(); a && *a) done(std::move(s));
+    });
+  });
+}
+
 void SimStore::Close(std::function<void(Status)> done) {
   Later([done = std::move(done)] { done(Status::Ok()); });
 }
@@ -146,6 +165,7 @@ void SimNode::Start(const std::vector<std::string>& seeds) {
   in->handoff = std::make_unique<HintedHandoff>(handoff, node_id_, *in->clock, *in->store, *in->peers,
                                                 *in->membership, NullLogger());
   in->core->AttachHandoff(in->handoff.get());
+  in->handoff->Start();
   if (options_.run_repair) {
     in->repair = std::make_unique<AntiEntropy>(options_.repair, node_id_, *in->clock, *in->store, *in->peers,
                                                *in->membership, NullLogger());

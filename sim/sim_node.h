@@ -41,6 +41,10 @@ class SimStore final : public Store {
   void Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) override;
   void Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
             std::function<void(Result<std::vector<ScanEntry>>)> done) override;
+  void Hints(const ObjectId& begin, size_t limit, std::function<void(Result<std::vector<StoredHint>>)> done) override;
+  // Durable once it completes, as Apply. (Calls here may complete out of order, so a hint can
+  // outlive the handoff that forgot it: then it is handed off once more after a crash.)
+  void ForgetHints(std::vector<StoredHint> hints, std::function<void(Status)> done) override;
   void Close(std::function<void(Status)> done) override;
 
  private:

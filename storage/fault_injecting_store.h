@@ -29,6 +29,12 @@ class FaultInjectingStore final : public Store {
   void Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) override;
   void Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
             std::function<void(Result<std::vector<ScanEntry>>)> done) override;
+  void Hints(const ObjectId& begin, size_t limit, std::function<void(Result<std::vector<StoredHint>>)> done) override {
+    base_.Hints(begin, limit, std::move(done));
+  }
+  void ForgetHints(std::vector<StoredHint> hints, std::function<void(Status)> done) override {
+    base_.ForgetHints(std::move(hints), std::move(done));
+  }
   void Close(std::function<void(Status)> done) override { base_.Close(std::move(done)); }
 
  private:

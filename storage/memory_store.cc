@@ -40,6 +40,7 @@ void MemoryStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> do
   } else {
     for (auto& op : ops) {
       auto it = records_.find(op.id);
+      if (op.hint_n > 0 && !op.purge) KeepHint(op.id, op.hint_n, op.record.meta.ts);
       if (op.purge) {
         const RecordMeta& m = op.record.meta;
         if (it != records_.end() && !Supersedes(m, it->second.meta) && !Supersedes(it->second.meta, m)) {
@@ -83,6 +84,35 @@ void MemoryStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit,
   Result<std::vector<ScanEntry>> r = closed_ ? Result<std::vector<ScanEntry>>(Status::ShuttingDown("store closed"))
                                              : Result<std::vector<ScanEntry>>(std::move(out));
   executor_([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+}
+
+void MemoryStore::KeepHint(const ObjectId& id, uint32_t route_n, Timestamp ts) {
+  StoredHint& h = hints_[id];
+  h.id = id;
+  h.route_n = std::max(h.route_n, route_n);
+  h.ts = std::max(h.ts, ts);
+}
+
+void MemoryStore::Hints(const ObjectId& begin, size_t limit,
+                        std::function<void(Result<std::vector<StoredHint>>)> done) {
+  std::vector<StoredHint> out;
+  for (auto it = hints_.lower_bound(begin); it != hints_.end() && out.size() < limit; ++it) out.push_back(it->second);
+  Result<std::vector<StoredHint>> r = closed_ ? Result<std::vector<StoredHint>>(Status::ShuttingDown("store closed"))
+                                              : Result<std::vector<StoredHint>>(std::move(out));
+  executor_([done = std::move(done), r = std::move(r)]() mutable { done(std::move(r)); });
+}
+
+void MemoryStore::ForgetHints(std::vector<StoredHint> hints, std::function<void(Status)> done) {
+  Status s;
+  if (closed_) {
+    s = Status::ShuttingDown("store closed");
+  } else {
+    for (const StoredHint& h : hints) {
+      auto it = hints_.find(h.id);
+      if (it != hints_.end() && it->second.ts <= h.ts) hints_.erase(it);
+    }
+  }
+  executor_([done = std::move(done), s = std::move(s)]() mutable { done(std::move(s)); });
 }
 
 void MemoryStore::Close(std::function<void(Status)> done) {

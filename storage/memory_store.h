@@ -19,6 +19,8 @@ class MemoryStore final : public Store {
   void Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) override;
   void Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
             std::function<void(Result<std::vector<ScanEntry>>)> done) override;
+  void Hints(const ObjectId& begin, size_t limit, std::function<void(Result<std::vector<StoredHint>>)> done) override;
+  void ForgetHints(std::vector<StoredHint> hints, std::function<void(Status)> done) override;
   void Close(std::function<void(Status)> done) override;
 
   std::optional<Result<Record>> GetIfCached(const ObjectId& id) override;
@@ -37,8 +39,10 @@ class MemoryStore final : public Store {
  private:
   Result<Record> Read(const ObjectId& id) const;
   void NoteTombstone(const ObjectId& id, Timestamp ts);
+  void KeepHint(const ObjectId& id, uint32_t route_n, Timestamp ts);
   Executor executor_;
   std::map<ObjectId, Record> records_;
+  std::map<ObjectId, StoredHint> hints_;
   std::map<ObjectId, Timestamp> tombstones_stored_;
   bool closed_ = false;
   bool cached_reads_ = false;

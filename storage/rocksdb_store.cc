@@ -11,6 +11,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <algorithm>
 #include <optional>
 #include <unordered_map>
 
@@ -20,6 +21,8 @@ using rocks::Key;
 using rocks::ValueKey;
 
 namespace {
+
+const std::string kHintsFamily = "hints";
 
 rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::ColumnFamilyOptions cf;
@@ -74,11 +77,14 @@ Status RocksDbStore::OpenDb() {
   db.max_background_jobs = 2;
   db.paranoid_checks = true;
   const auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
-  // Open every family the directory has (RocksDB insists); only "default" is used.
+  // Open every family the directory has (RocksDB insists); "default" holds the records and
+  // "hints" the hints (created here when missing: a store from before hints).
   std::vector<std::string> names;
   if (!rocksdb::DB::ListColumnFamilies(db, options_.path, &names).ok() || names.empty()) {
     names = {rocksdb::kDefaultColumnFamilyName};
   }
+  db.create_missing_column_families = true;
+  if (std::find(names.begin(), names.end(), kHintsFamily) == names.end()) names.push_back(kHintsFamily);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (const auto& n : names) cfs.emplace_back(n, CfOptions(cache));
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -87,6 +93,8 @@ Status RocksDbStore::OpenDb() {
   for (auto* h : handles) {
     if (h->GetName() == rocksdb::kDefaultColumnFamilyName) {
       data_cf_ = h;
+    } else if (h->GetName() == kHintsFamily) {
+      hints_cf_ = h;
     } else {
       other_cfs_.push_back(h);
     }
@@ -120,6 +128,7 @@ void RocksDbStore::Shutdown() {
   readers_.clear();
   if (db_ != nullptr) {
     db_->DestroyColumnFamilyHandle(data_cf_);
+    db_->DestroyColumnFamilyHandle(hints_cf_);
     for (auto* h : other_cfs_) db_->DestroyColumnFamilyHandle(h);
     rocksdb::Status s = db_->Close();
     (void)s;
@@ -146,6 +155,10 @@ void RocksDbStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> d
     for (const ObjectId& id : ids) rows->Erase(id);
     done(std::move(s));
   };
+  EnqueueWrite(WriteTask{std::move(ops), std::move(done), {}});
+}
+
+void RocksDbStore::EnqueueWrite(WriteTask task) {
   Status refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -156,11 +169,11 @@ void RocksDbStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> d
     } else if (writes_.size() >= options_.max_queued_writes) {
       refused = Status::Busy("write queue full");
     } else {
-      writes_.push_back(WriteTask{std::move(ops), std::move(done)});
+      writes_.push_back(std::move(task));
     }
   }
   if (!refused.ok()) {
-    executor_([done = std::move(done), refused] { done(refused); });
+    executor_([done = std::move(task.done), refused] { done(refused); });
     return;
   }
   write_cv_.notify_one();
@@ -216,6 +229,7 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
   std::unordered_map<ObjectId, Stored, ObjectIdHash> current;
   // Map records this group wrote, whole: a later op on the same key merges with them.
   std::unordered_map<ObjectId, Record, ObjectIdHash> group_maps;
+  GroupHints hints;
   // Reserved whole: a batch that grows by doubling copies its values again at each step.
   size_t reserve = 64;
   for (const auto& task : group) {
@@ -226,7 +240,14 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
   Status status;
   bool logged = false;  // values went to the value log
   for (auto& task : group) {
+    for (const StoredHint& h : task.forget) {
+      if (status = DropHint(batch, hints, h); !status.ok()) break;
+    }
     for (auto& op : task.ops) {
+      if (!status.ok()) break;
+      if (op.hint_n > 0 && !op.purge) {
+        if (status = KeepHint(batch, hints, op.id, op.hint_n, op.record.meta.ts); !status.ok()) break;
+      }
       auto it = current.find(op.id);
       if (it == current.end()) {
         auto stored = StoredAt(op.id);

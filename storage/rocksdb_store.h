@@ -21,6 +21,9 @@
 // (A write is visible to reads on this node a moment before it is durable; it is never
 // acknowledged before.) A write of the same version as the stored
 // one rewrites it only if the stored bytes fail their checksum (repair).
+// Hints (WriteOp::hint_n) live in their own column family, "hints", under the object id;
+// the writer thread writes them in the group's WriteBatch, and ForgetHints is queued with
+// the writes, so both keep Apply's order and atomicity.
 // Get/Stat are first tried from the row cache (RowCache: small records, checked when they
 // entered it), then from the memtable and block cache on the caller's strand (no disk
 // I/O: RocksDB's kBlockCacheTier); the rest goes to reader threads, which serve Get/Stat/Scan
@@ -57,6 +60,7 @@ class DB;
 class PinnableSlice;
 class Status;
 class ColumnFamilyHandle;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace ringstore {
@@ -107,6 +111,8 @@ class RocksDbStore final : public Store {
   void Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) override;
   void Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
             std::function<void(Result<std::vector<ScanEntry>>)> done) override;
+  void Hints(const ObjectId& begin, size_t limit, std::function<void(Result<std::vector<StoredHint>>)> done) override;
+  void ForgetHints(std::vector<StoredHint> hints, std::function<void(Status)> done) override;
   // Drains the queues, joins the threads and closes RocksDB. Blocks the caller until then.
   void Close(std::function<void(Status)> done) override;
 
@@ -119,7 +125,10 @@ class RocksDbStore final : public Store {
   struct WriteTask {
     std::vector<WriteOp> ops;
     std::function<void(Status)> done;
+    std::vector<StoredHint> forget;  // ForgetHints
   };
+  // Queues a write task, or completes it at once with the reason it is refused.
+  void EnqueueWrite(WriteTask task);
   // One queued read: exactly one of the three callbacks is set.
   struct ReadTask {
     ObjectId id;
@@ -134,6 +143,12 @@ class RocksDbStore final : public Store {
   void SyncerLoop();
   void ReaderLoop();
   void CommitGroup(std::vector<WriteTask>& group);
+  // Hints (storage/rocksdb_store_hints.cc), writer thread only. A group's view of the hints it
+  // touches: what is stored, then what the group wrote (nullopt: none).
+  using GroupHints = std::unordered_map<ObjectId, std::optional<StoredHint>, ObjectIdHash>;
+  Result<std::optional<StoredHint>*> HintAt(GroupHints& now, const ObjectId& id);
+  Status KeepHint(rocksdb::WriteBatch& batch, GroupHints& now, const ObjectId& id, uint32_t route_n, Timestamp ts);
+  Status DropHint(rocksdb::WriteBatch& batch, GroupHints& now, const StoredHint& h);
   // Writer thread only: what is stored under id (cache first).
   struct Stored {
     bool present = false;
@@ -177,6 +192,7 @@ class RocksDbStore final : public Store {
   Executor executor_;
   rocksdb::DB* db_ = nullptr;
   rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* hints_cf_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> other_cfs_;  // families this version does not use
 
   std::mutex mu_;

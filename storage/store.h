@@ -33,6 +33,19 @@ struct WriteOp {
   // its copy of a key it no longer holds a replica of, once the replicas have it
   // (node/anti_entropy.h). A newer write that lands first is therefore never removed.
   bool purge = false;
+  // A fallback write (node/hinted_handoff.h): with hint_n > 0 the store also keeps a hint for
+  // id, in the same atomic write, so that a crash never keeps the record and loses the hint.
+  // The hint is kept even if this version loses to the stored one (the handoff sends the
+  // stored record, the newest). Ignored on a purge.
+  uint32_t hint_n = 0;
+};
+
+// A kept hint: a fallback write of id, to be handed to its route_n replicas. Several fallback
+// writes of one id make one hint with the largest N and the newest timestamp.
+struct StoredHint {
+  ObjectId id;
+  uint32_t route_n = 0;
+  Timestamp ts = 0;
 };
 
 struct ScanEntry {
@@ -64,6 +77,12 @@ class Store {
   // ScanEntry).
   virtual void Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,
                     std::function<void(Result<std::vector<ScanEntry>>)> done) = 0;
+  // Up to limit kept hints with id >= begin, in id order.
+  virtual void Hints(const ObjectId& begin, size_t limit, std::function<void(Result<std::vector<StoredHint>>)> done) = 0;
+  // Drops each kept hint of these ids whose timestamp is at most the one given (the version
+  // handed off): the hint of a newer fallback write stays. Ordered with Apply: a hint kept by
+  // an Apply called earlier is seen, one kept by an Apply called later is not touched.
+  virtual void ForgetHints(std::vector<StoredHint> hints, std::function<void(Status)> done) = 0;
   // Finishes the queued work, then calls done. Later calls fail with ShuttingDown.
   virtual void Close(std::function<void(Status)> done) = 0;
 };

@@ -405,18 +405,37 @@ std::pair<Ring::Node*, Ring::Node*> ReplicaAndFallback(Ring& ring, const ObjectI
   return {ring.ByAddress(list[0]->address), ring.ByAddress(list[2]->address)};
 }
 
-TEST_F(ClusterClientTest, AFallbackHandsItsWriteToTheReplicas) {
+class HintedHandoffTest : public ClusterClientTest {
+ protected:
+  // Writes value to id (N=1) straight to a node past its first replica but inside the window,
+  // as a client whose replica failed would: a fallback. ts 0: the node's clock.
+  Status WriteToFallback(const ObjectId& id, std::string value, Timestamp ts = 0) {
+    fallback_ = ReplicaAndFallback(ring_, id).second;
+    direct_ = ConnectDirect(fallback_->address);  // kept: the fake network may still hold its frames
+    if (direct_ == nullptr) return Status::Unavailable("no connection");
+    Txn txn;
+    txn.route_n = 1;
+    txn.ts = ts;
+    txn.ops.push_back(TxnOp{TxnOpType::kPut, id, std::move(value), {}});
+    auto ack = Call<Ack>([&](auto cb) { direct_->client.Commit(txn, cb); });
+    return ack.ok() ? Status::Ok() : ack.status();
+  }
+  // A new HintedHandoff over the fallback's store, as after a restart; started.
+  void RestartHandoff(Ring::Node* n, Membership& membership) {
+    n->core->AttachHandoff(nullptr);
+    n->handoff = std::make_unique<HintedHandoff>(HandoffOptions{}, n->membership->self().node_id, ring_.clock,
+                                                 *n->store, *n->peers, membership, NullLog());
+    n->handoff->Start();
+  }
+  Ring::Node* fallback_ = nullptr;
+  std::unique_ptr<Direct> direct_;
+};
+
+TEST_F(HintedHandoffTest, AFallbackHandsItsWriteToTheReplicas) {
   AttachHandoffs(ring_, Clock::Duration::zero());
-  // A key, and a node past its first replica (N=1) but inside the window: a fallback.
   const ObjectId id = ObjectId::Of("hh", "k");
+  ASSERT_TRUE(WriteToFallback(id, "hinted").ok());
   auto [replica, fallback] = ReplicaAndFallback(ring_, id);
-  auto direct = ConnectDirect(fallback->address);
-  ASSERT_NE(direct, nullptr);
-  Client& c = direct->client;
-  Txn txn;
-  txn.route_n = 1;
-  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, "hinted", {}});
-  ASSERT_TRUE(Call<Ack>([&](auto cb) { c.Commit(txn, cb); }).ok());
   EXPECT_EQ(replica->store->MutableRecordForTest(id), nullptr);
   EXPECT_EQ(fallback->handoff->stats().pending, 1u);
   ring_.Pump(std::chrono::seconds(2));
@@ -428,19 +447,59 @@ TEST_F(ClusterClientTest, AFallbackHandsItsWriteToTheReplicas) {
   EXPECT_EQ(fallback->handoff->stats().handed_off, 1u);
 }
 
-TEST_F(ClusterClientTest, AHintedCopyOlderThanTheTombstoneGraceIsNotHandedOff) {
+TEST_F(HintedHandoffTest, AFallbackThatRestartsStillHandsOffItsWrite) {
+  // The hint is kept in the store with the write, so a restart (here: a new HintedHandoff over
+  // the same store, before the first pass) still hands the write off, then forgets the hint.
+  AttachHandoffs(ring_, Clock::Duration::zero());
+  const ObjectId id = ObjectId::Of("hh", "restart");
+  ASSERT_TRUE(WriteToFallback(id, "kept").ok());
+  auto [replica, fallback] = ReplicaAndFallback(ring_, id);
+  auto kept = [&] {
+    std::vector<StoredHint> out;
+    fallback->store->Hints(ObjectId::Min(), 10, [&](Result<std::vector<StoredHint>> r) {
+      ASSERT_TRUE(r.ok());
+      out = *r;
+    });
+    ring_.net.RunUntilIdle();
+    return out;
+  };
+  ASSERT_EQ(kept().size(), 1u);
+  RestartHandoff(fallback, *fallback->membership);
+  fallback->core->AttachHandoff(fallback->handoff.get());
+  ring_.Pump(std::chrono::seconds(2));
+  EXPECT_EQ(fallback->handoff->stats().loaded, 1u);
+  Record* handed = replica->store->MutableRecordForTest(id);
+  ASSERT_NE(handed, nullptr) << "the restarted fallback did not hand the write off";
+  EXPECT_EQ(handed->value, "kept");
+  EXPECT_EQ(fallback->handoff->stats().handed_off, 1u);
+  EXPECT_TRUE(kept().empty()) << "the hint outlived its handoff";
+}
+
+TEST_F(HintedHandoffTest, ARestartedFallbackKeepsItsHintsUntilItHearsFromTheRing) {
+  // Until then its table holds itself alone, where every key looks placed on it: a hint ended
+  // as "a replica now" would be lost.
+  AttachHandoffs(ring_, Clock::Duration::zero());
+  ASSERT_TRUE(WriteToFallback(ObjectId::Of("hh", "lonely"), "kept").ok());
+  SeededRandom random(7);
+  Membership alone(MembershipOptions{}, fallback_->membership->self(), ring_.clock, random, *fallback_->peers,
+                   NullLog());
+  ASSERT_FALSE(alone.joined());
+  RestartHandoff(fallback_, alone);
+  ring_.Pump(std::chrono::seconds(2));
+  EXPECT_EQ(fallback_->handoff->stats().loaded, 1u);
+  EXPECT_EQ(fallback_->handoff->stats().pending, 1u) << "the hint ended before the ring was known";
+  EXPECT_EQ(fallback_->handoff->stats().handed_off, 0u);
+  fallback_->handoff.reset();
+}
+
+TEST_F(HintedHandoffTest, AHintedCopyOlderThanTheTombstoneGraceIsNotHandedOff) {
   // Its key may have been deleted and the tombstone collected on the replicas meanwhile:
   // handing it off would bring the key back (a simulator run found exactly that).
   AttachHandoffs(ring_, std::chrono::seconds(10));
   const ObjectId id = ObjectId::Of("hh", "old");
+  const auto old_ts = MakeTimestamp(static_cast<uint64_t>(ring_.clock.WallMicros() / 1000) - 11000, 0);  // 11 s old
+  ASSERT_TRUE(WriteToFallback(id, "stale", old_ts).ok());
   auto [replica, fallback] = ReplicaAndFallback(ring_, id);
-  auto direct = ConnectDirect(fallback->address);
-  ASSERT_NE(direct, nullptr);
-  Txn txn;
-  txn.route_n = 1;
-  txn.ts = MakeTimestamp(static_cast<uint64_t>(ring_.clock.WallMicros() / 1000) - 11000, 0);  // 11 s old
-  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, "stale", {}});
-  ASSERT_TRUE(Call<Ack>([&](auto cb) { direct->client.Commit(txn, cb); }).ok());
   ASSERT_NE(fallback->store->MutableRecordForTest(id), nullptr);
   EXPECT_EQ(fallback->handoff->stats().pending, 1u);
   ring_.Pump(std::chrono::seconds(2));

@@ -7,13 +7,13 @@
 
 #include <fcntl.h>
 #include <map>
-#include <signal.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <vector>
+
+#include "tests/support/file_size_limit.h"
 
 namespace ringstore {
 namespace {
@@ -144,19 +144,14 @@ TEST_F(ValueLogTest, AFailedFlushLeavesTheSegmentOnItsLastWholeEntry) {
   ASSERT_EQ(fs::file_size(file), whole);
 
   // Files may grow 4 KiB past that entry: the next flush writes part of its entry, then fails.
-  struct sigaction ignore {}, old_action {};
-  ignore.sa_handler = SIG_IGN;
-  ASSERT_EQ(::sigaction(SIGXFSZ, &ignore, &old_action), 0);
-  rlimit old_limit{};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  rlimit limit = old_limit;
-  limit.rlim_cur = whole + 4096;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
-  const auto b = log->Append(ObjectId::Of("v", "b"), std::string(20000, 'b'));
-  ASSERT_TRUE(b.ok());
-  const Status failed = log->Flush();
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  ASSERT_EQ(::sigaction(SIGXFSZ, &old_action, nullptr), 0);
+  Status failed;
+  {
+    testing::FileSizeLimit limit(whole + 4096);
+    ASSERT_TRUE(limit.ok());
+    const auto b = log->Append(ObjectId::Of("v", "b"), std::string(20000, 'b'));
+    ASSERT_TRUE(b.ok());
+    failed = log->Flush();
+  }
   EXPECT_EQ(failed.code(), Code::kIOError) << failed.ToString();
   EXPECT_EQ(fs::file_size(file), whole) << "the partial entry is cut off";
   auto entries = Entries(*log, 1);
