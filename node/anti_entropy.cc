@@ -1,5 +1,6 @@
 // AntiEntropy: rounds, the store scan, and pulling from peers. Handoff, scrub and the
-// throttle are in anti_entropy_handoff.cc; serving peers' requests in anti_entropy_server.cc.
+// throttle are in anti_entropy_handoff.cc; serving peers' requests in anti_entropy_server.cc;
+// tombstone collection in anti_entropy_tombstones.cc.
 #include "node/anti_entropy.h"
 
 #include <algorithm>
@@ -10,7 +11,7 @@
 namespace ringstore {
 
 namespace {
-constexpr auto kTick = std::chrono::milliseconds(250);
+constexpr auto kTick = std::chrono::milliseconds(50);
 constexpr size_t kPullBatch = 64;
 constexpr uint64_t kPullBatchBytes = 4u << 20;
 int64_t Ms(Clock::Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
@@ -33,6 +34,9 @@ struct AntiEntropy::PeerRun {
   size_t storing = 0;                // store writes of pulled records in flight
   size_t leaves_in_flight = 0;       // listed leaves being compared with ours
   bool asking = false;               // a SYNC_TREE or SYNC_KEYS request is out
+  bool listing_all = false;          // every leaf listed, without the peer's digest (ListAll)
+  Clock::Duration started{};
+  uint64_t pulled = 0;               // records stored
   bool failed = false;
   std::string why;
 };
@@ -107,6 +111,9 @@ void AntiEntropy::BeginRound() {
   ++round_no_;
   runs_in_flight_ = 0;
   retries_waiting_ = 0;
+  handoff_begun_ = false;
+  claimed_.clear();
+  missed_ = false;
   ring_ = membership_.table();
   ring_digest_ = ring_.RingDigest();
   round_started_ = clock_.Now();
@@ -204,30 +211,45 @@ void AntiEntropy::FinishScan() {
 }
 
 void AntiEntropy::NextPeer() {
-  if (RoundStale()) return EndRound("the ring changed");
-  if (peer_queue_.empty()) {
-    if (runs_in_flight_ == 0 && retries_waiting_ == 0) BeginHandoff();
+  if (picking_) {
+    repick_ = true;  // a run that ended at once, inside the loop below: it looks again
     return;
   }
-  const std::string id = peer_queue_.front();
-  peer_queue_.pop_front();
-  const NodeEntry* live = membership_.table().Find(id);
-  auto tree = answer_trees_.find(id);
-  if (live == nullptr || live->state == NodeState::kDown || live->state == NodeState::kLeft) {
-    // Its copies cannot be checked: every key shared with it counts as under-replicated.
-    all_peers_ok_ = false;
-    if (tree != answer_trees_.end()) unreachable_keys_ += tree->second.entries();
-    ++peers_done_;
-    return NextPeer();
+  if (RoundStale()) return EndRound("the ring changed");
+  const uint64_t round = round_no_;
+  picking_ = true;
+  do {
+    repick_ = false;
+    while (active_ && round == round_no_ && !peer_queue_.empty() &&
+           runs_in_flight_ < std::max<size_t>(1, options_.max_peers_at_once)) {
+      const std::string id = peer_queue_.front();
+      peer_queue_.pop_front();
+      const NodeEntry* live = membership_.table().Find(id);
+      auto tree = answer_trees_.find(id);
+      if (live == nullptr || live->state == NodeState::kDown || live->state == NodeState::kLeft) {
+        // Its copies cannot be checked: every key shared with it counts as under-replicated.
+        all_peers_ok_ = false;
+        if (tree != answer_trees_.end()) unreachable_keys_ += tree->second.entries();
+        ++peers_done_;
+        continue;
+      }
+      auto run = std::make_shared<PeerRun>();
+      run->round = round_no_;
+      run->node_id = id;
+      run->address = live->address;
+      run->level = 0;
+      run->indices = {0};
+      run->started = clock_.Now();
+      ++runs_in_flight_;
+      AskTree(run);
+    }
+  } while (repick_ && active_ && round == round_no_);
+  picking_ = false;
+  if (active_ && round == round_no_ && peer_queue_.empty() && runs_in_flight_ == 0 && retries_waiting_ == 0 &&
+      !handoff_begun_) {
+    handoff_begun_ = true;
+    BeginHandoff();
   }
-  auto run = std::make_shared<PeerRun>();
-  run->round = round_no_;
-  run->node_id = id;
-  run->address = live->address;
-  run->level = 0;
-  run->indices = {0};
-  ++runs_in_flight_;
-  AskTree(run);
 }
 
 bool AntiEntropy::Current(const PeerRun& run) const { return active_ && run.round == round_no_; }
@@ -268,24 +290,13 @@ void AntiEntropy::AskTree(std::shared_ptr<PeerRun> run) {
         if (f->header.kind == static_cast<uint16_t>(Kind::kError)) {
           auto e = DecodeError(f->body);
           const Status s = e.ok() ? e->ToStatus() : e.status();
-          Retry& retry = retries_[run->node_id];
-          const Clock::Duration wait = options_.retry_delay * (1u << std::min<uint32_t>(retry.count, 3));
-          if (s.code() == Code::kUnavailable && retry.waited + wait <= options_.retry_delay * options_.max_retries) {
-            // Its digest for this ring is not built yet: come back to it after the others,
-            // backing off (a peer builds its digest in its own round, which may be seconds away).
-            ++retry.count;
-            retry.waited += wait;
-            --runs_in_flight_;
-            run->round = 0;
-            ++retries_waiting_;
-            const uint64_t round = round_no_;
-            Later(wait, [this, id = run->node_id, round] {
-              if (!active_ || round != round_no_) return;
-              --retries_waiting_;
-              peer_queue_.push_back(id);
-              if (runs_in_flight_ == 0) NextPeer();
-            });
-            return NextPeer();
+          if (s.code() == Code::kUnavailable) {
+            // Its digest for this ring is not built yet (a peer builds it in its own round,
+            // which may be seconds away). If we hold nothing it shares with us (we just
+            // joined), every leaf where it holds anything differs: there is nothing for its
+            // digest to narrow down, so list them all now. Otherwise ask again later.
+            if (!run->listing_all && answer_trees_[run->node_id].entries() == 0) return ListAll(run);
+            if (RetryLater(run)) return;
           }
           return Fail(run, s.ToString());
         }
@@ -306,6 +317,38 @@ void AntiEntropy::AskTree(std::shared_ptr<PeerRun> run) {
       });
 }
 
+bool AntiEntropy::RetryLater(const std::shared_ptr<PeerRun>& run) {
+  Retry& retry = retries_[run->node_id];
+  const Clock::Duration wait = options_.retry_delay * (1u << std::min<uint32_t>(retry.count, 3));
+  if (retry.waited + wait > options_.retry_delay * options_.max_retries) return false;
+  // Come back to it after the others, backing off.
+  ++retry.count;
+  retry.waited += wait;
+  --runs_in_flight_;
+  run->round = 0;
+  ++retries_waiting_;
+  const uint64_t round = round_no_;
+  Later(wait, [this, id = run->node_id, round] {
+    if (!active_ || round != round_no_) return;
+    --retries_waiting_;
+    peer_queue_.push_back(id);
+    NextPeer();
+  });
+  NextPeer();
+  return true;
+}
+
+void AntiEntropy::ListAll(std::shared_ptr<PeerRun> run) {
+  run->listing_all = true;
+  run->indices.clear();
+  run->next.clear();
+  run->leaves.resize(RangeDigest::kLeaves);
+  for (uint32_t leaf = 0; leaf < RangeDigest::kLeaves; ++leaf) run->leaves[leaf] = leaf;
+  run->differing = run->leaves;
+  leaves_pending_ += run->leaves.size();
+  AskKeys(run);
+}
+
 void AntiEntropy::AskKeys(std::shared_ptr<PeerRun> run) {
   if (!Current(*run)) return;
   if (RoundStale()) return EndRound("the ring changed");
@@ -324,7 +367,22 @@ void AntiEntropy::AskKeys(std::shared_ptr<PeerRun> run) {
         run->asking = false;
         if (!Current(*run)) return;
         if (!f.ok()) return Fail(run, f.status().ToString());
-        if (f->header.kind != static_cast<uint16_t>(Kind::kSyncKeysReply)) return Fail(run, "SYNC_KEYS refused");
+        if (f->header.kind != static_cast<uint16_t>(Kind::kSyncKeysReply)) {
+          bool unavailable = false;
+          if (f->header.kind == static_cast<uint16_t>(Kind::kError)) {
+            auto e = DecodeError(f->body);
+            unavailable = e.ok() && e->ToStatus().code() == Code::kUnavailable;
+          }
+          // Listing all before its digest was ready, the first listing can find the peer not
+          // placing keys by this ring yet (it has not heard of the join): ask again later.
+          if (unavailable && run->listing_all && run->leaves.size() == RangeDigest::kLeaves) {
+            leaves_pending_ -= std::min<uint64_t>(leaves_pending_, run->leaves.size());
+            run->leaves.clear();
+            run->differing.clear();
+            if (RetryLater(run)) return;
+          }
+          return Fail(run, "SYNC_KEYS refused");
+        }
         auto reply = DecodeSyncKeysReply(f->body);
         if (!reply.ok() || reply->done.empty()) return Fail(run, "bad SYNC_KEYS reply");
         // Their entries, by leaf; the leaves answered leave the to-do list.
@@ -379,6 +437,16 @@ void AntiEntropy::CompareLeaf(std::shared_ptr<PeerRun> run, uint32_t leaf, std::
                       Mend(run->address, v.id, it->second.size);
                     }
                   }
+                  // Another peer's copy of this version (or a newer one) is already on its way:
+                  // one is enough. (Maps merge, so each differing copy comes.)
+                  if (pull && !IsMapRecord(v.meta)) {
+                    auto [c, fresh] = claimed_.try_emplace(v.id, v.meta);
+                    if (!fresh && !Supersedes(v.meta, c->second)) {
+                      pull = false;
+                    } else {
+                      c->second = v.meta;
+                    }
+                  }
                   if (pull) {
                     run->pulls.push_back(v);
                     pending_bytes_ += v.meta.size;
@@ -430,6 +498,12 @@ void AntiEntropy::PumpPulls(std::shared_ptr<PeerRun> run) {
               if (rec.ok()) {
                 run->batch_bytes += rec->value.size();
                 run->batch.push_back(WriteOp{v.id, std::move(*rec)});
+              } else if (auto c = claimed_.find(v.id);
+                         c != claimed_.end() && !Supersedes(c->second, v.meta) && !Supersedes(v.meta, c->second)) {
+                // Another peer may have listed it and left it to this one: the next round
+                // pulls it from there, and this one does not count as synced.
+                claimed_.erase(c);
+                missed_ = true;
               }
             }
             // Pulled records are stored in batches: one group commit (and one fsync) for many.
@@ -456,6 +530,7 @@ void AntiEntropy::StorePulls(std::shared_ptr<PeerRun> run) {
     --run->storing;
     if (s.ok()) {
       pulled_this_round_ += records;
+      run->pulled += records;
       stats_.pulled_records += records;
       stats_.pulled_bytes += bytes;
       CountTraffic(bytes);
@@ -487,6 +562,9 @@ void AntiEntropy::MaybeFinish(std::shared_ptr<PeerRun> run) {
     log_->info("anti-entropy: could not compare with {} at {}: {}", run->node_id.substr(0, 8), run->address, run->why);
   }
   leaves_pending_ -= std::min<uint64_t>(leaves_pending_, run->leaves.size());
+  log_->debug("anti-entropy: {} {}: {} leaves differed{}, {} records pulled, in {} ms", run->failed ? "gave up on" : "compared with",
+              run->node_id.substr(0, 8), run->differing.size(), run->listing_all ? " (all listed)" : "", run->pulled,
+              Ms(clock_.Now() - run->started));
   run->round = 0;  // done: late callbacks see a stale run
   --runs_in_flight_;
   ++peers_done_;
@@ -506,7 +584,7 @@ void AntiEntropy::EndRound(const char* why) {
     stats_.under_replicated = lacking_.size() + unreachable_keys_;
     last_round_digest_ = ring_digest_;
     CollectTombstones();
-    if (all_peers_ok_) {
+    if (all_peers_ok_ && !missed_) {
       synced_digest_ = ring_digest_;
       synced_once_ = true;
     }
@@ -537,52 +615,6 @@ void AntiEntropy::EndRound(const char* why) {
     for (const auto& [id, w] : awaiting_) stats_.handoff_bytes += w.first.size;
   }
   awaiting_.clear();
-}
-
-bool AntiEntropy::Collectable(const RecordMeta& meta) const { return meta.tombstone() && PastGrace(meta); }
-
-bool AntiEntropy::PastGrace(const RecordMeta& meta) const {
-  const int64_t grace_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.tombstone_grace).count();
-  return ringstore::PastGrace(meta.ts, clock_.WallMicros() / 1000, grace_ms);
-}
-
-void AntiEntropy::ConfirmTombstones(const PeerRun& run) {
-  // Candidates outside the leaves that differed: the peer's digest of that leaf equals ours,
-  // so it holds the same versions there (as of its last scan).
-  for (auto& [id, c] : gc_) {
-    if (!std::binary_search(run.differing.begin(), run.differing.end(), RangeDigest::LeafOf(id))) {
-      std::erase(c.pending, run.node_id);
-    }
-  }
-}
-
-void AntiEntropy::CollectTombstones() {
-  // A peer that could not be compared may hold an older version of a key that no tombstone
-  // replica of ours names (a key rewritten with a smaller N): collect nothing this round.
-  if (!all_peers_ok_) {
-    gc_.clear();
-    return;
-  }
-  std::vector<WriteOp> ops;
-  for (auto& [id, c] : gc_) {
-    if (!c.pending.empty() || c.blocked) continue;
-    WriteOp op{id, Record{c.meta, {}}};
-    op.purge = true;
-    ops.push_back(std::move(op));
-  }
-  gc_.clear();
-  if (ops.empty()) return;
-  const size_t n = ops.size();
-  std::weak_ptr<bool> alive = alive_;
-  store_.Apply(std::move(ops), [this, alive, n](Status s) {
-    if (alive.expired()) return;
-    if (s.ok()) {
-      stats_.tombstones_collected += n;
-      log_->debug("anti-entropy: collected {} tombstones every replica had", n);
-    } else {
-      log_->warn("anti-entropy: collecting tombstones failed: {}", s.ToString());
-    }
-  });
 }
 
 bool AntiEntropy::Shared(const RouteTable& table, const ObjectId& id, const RecordMeta& meta,

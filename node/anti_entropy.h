@@ -7,7 +7,11 @@
 //    `ring_settle` after the ring changes (a join, a replacement, a decommission).
 //  - Pull. For each peer it shares keys with, the node walks the peer's digest of their
 //    shared keys (SYNC_TREE) down to the leaves that differ, lists those leaves (SYNC_KEYS),
-//    and copies in the records the peer has newer (GET). Every node pulls only, so each
+//    and copies in the records the peer has newer (GET). A node that holds nothing it shares
+//    with a peer whose digest is not built yet (it just joined) lists every leaf at once
+//    instead of waiting for the digest (ListAll). Up to max_peers_at_once peers are pulled
+//    from at once; a record one of them is already bringing is not asked of another
+//    (claimed_). Every node pulls only, so each
 //    missing record crosses the network once per node that lacks it, and a node that joins
 //    fills itself from the other replicas of its ranges.
 //  - Handoff. Records no longer placed here are offered to their N replicas (SYNC_HAVE), the
@@ -40,6 +44,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -69,7 +74,10 @@ struct AntiEntropyOptions {
   Clock::Duration retry_delay = std::chrono::milliseconds(500);
   uint32_t max_retries = 40;
   size_t scan_batch = 1024;
-  size_t max_in_flight = 32;
+  size_t max_in_flight = 32;  // transfers per peer pulled from
+  // Peers compared and pulled from at once. A joiner pulled from its three peers one after the
+  // other, and the last mostly listed leaves it had already filled from the others.
+  size_t max_peers_at_once = 4;
   size_t max_handoff = 1'000'000;
   // Repair and rebalance traffic, bytes per second in and out (0: unlimited).
   double rate_bytes_per_s = 128.0 * 1024 * 1024;
@@ -123,6 +131,13 @@ class AntiEntropy {
   bool RoundStale() const;
   // Pull from one peer.
   void AskTree(std::shared_ptr<PeerRun> run);
+  // Lists every leaf of the peer, without its digest: a peer whose digest is not ready yet,
+  // when we hold nothing it shares (a node that just joined), so that every leaf it holds
+  // anything in differs anyway.
+  void ListAll(std::shared_ptr<PeerRun> run);
+  // The peer cannot answer yet: it is asked again after the others, backing off (retry_delay).
+  // False, and nothing done, once this round's waits for it are used up.
+  bool RetryLater(const std::shared_ptr<PeerRun>& run);
   void AskKeys(std::shared_ptr<PeerRun> run);
   void CompareLeaf(std::shared_ptr<PeerRun> run, uint32_t leaf, std::vector<KeyVersion> theirs);
   void PumpPulls(std::shared_ptr<PeerRun> run);
@@ -191,7 +206,13 @@ class AntiEntropy {
   // The round in progress.
   bool active_ = false;
   uint64_t round_no_ = 0;
-  size_t runs_in_flight_ = 0;  // peers being pulled from (one at a time, as it stands)
+  size_t runs_in_flight_ = 0;  // peers being pulled from (at most max_peers_at_once)
+  bool picking_ = false, repick_ = false;  // NextPeer is starting runs (re-entry guard)
+  bool handoff_begun_ = false;             // this round's handoff has started
+  // Records being pulled (or pulled) this round, by the version asked for: a record two peers
+  // list at the same version is pulled from the first only.
+  std::unordered_map<ObjectId, RecordMeta, ObjectIdHash> claimed_;
+  bool missed_ = false;  // a claimed record did not come: the round is not synced
   size_t retries_waiting_ = 0;  // peers to ask again after retry_delay
   RouteTable ring_;  // the table this round places keys by
   uint64_t ring_digest_ = 0;

@@ -1,0 +1,57 @@
+// AntiEntropy: tombstone collection (see anti_entropy.h and docs/repair.md §5). A round notes
+// its tombstones past the grace as candidates; each peer compared confirms a candidate by
+// holding the same version or nothing of its key; once every replica did, the tombstone is
+// purged.
+#include <algorithm>
+
+#include "node/anti_entropy.h"
+
+namespace ringstore {
+
+bool AntiEntropy::Collectable(const RecordMeta& meta) const { return meta.tombstone() && PastGrace(meta); }
+
+bool AntiEntropy::PastGrace(const RecordMeta& meta) const {
+  const int64_t grace_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.tombstone_grace).count();
+  return ringstore::PastGrace(meta.ts, clock_.WallMicros() / 1000, grace_ms);
+}
+
+void AntiEntropy::ConfirmTombstones(const PeerRun& run) {
+  // Candidates outside the leaves that differed: the peer's digest of that leaf equals ours,
+  // so it holds the same versions there (as of its last scan).
+  for (auto& [id, c] : gc_) {
+    if (!std::binary_search(run.differing.begin(), run.differing.end(), RangeDigest::LeafOf(id))) {
+      std::erase(c.pending, run.node_id);
+    }
+  }
+}
+
+void AntiEntropy::CollectTombstones() {
+  // A peer that could not be compared may hold an older version of a key that no tombstone
+  // replica of ours names (a key rewritten with a smaller N): collect nothing this round.
+  if (!all_peers_ok_) {
+    gc_.clear();
+    return;
+  }
+  std::vector<WriteOp> ops;
+  for (auto& [id, c] : gc_) {
+    if (!c.pending.empty() || c.blocked) continue;
+    WriteOp op{id, Record{c.meta, {}}};
+    op.purge = true;
+    ops.push_back(std::move(op));
+  }
+  gc_.clear();
+  if (ops.empty()) return;
+  const size_t n = ops.size();
+  std::weak_ptr<bool> alive = alive_;
+  store_.Apply(std::move(ops), [this, alive, n](Status s) {
+    if (alive.expired()) return;
+    if (s.ok()) {
+      stats_.tombstones_collected += n;
+      log_->debug("anti-entropy: collected {} tombstones every replica had", n);
+    } else {
+      log_->warn("anti-entropy: collecting tombstones failed: {}", s.ToString());
+    }
+  });
+}
+
+}  // namespace ringstore
