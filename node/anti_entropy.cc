@@ -94,13 +94,17 @@ void AntiEntropy::Tick() {
   tick_timer_ = clock_.Schedule(kTick, [this] { Tick(); });
   const auto now = clock_.Now();
   const uint64_t ring = membership_.table().RingDigest();
+  // Before its first round, the ring a node learns as it joins is no news to debounce: it
+  // waits first_round at most.
+  const Clock::Duration settle = stats_.rounds == 0 ? std::min(options_.first_round, options_.ring_settle)
+                                                    : options_.ring_settle;
   if (ring != seen_ring_) {
     seen_ring_ = ring;
     ring_changed_at_ = now;
-    if (ring != last_round_digest_) next_round_at_ = std::min(next_round_at_, now + options_.ring_settle);
+    if (ring != last_round_digest_) next_round_at_ = std::min(next_round_at_, now + settle);
   }
   if (active_ || !membership_.joined() || now < next_round_at_) return;
-  if (now - ring_changed_at_ < options_.ring_settle) return;
+  if (now - ring_changed_at_ < settle) return;
   BeginRound();
 }
 

@@ -60,9 +60,10 @@ namespace ringstore {
 struct AntiEntropyOptions {
   uint32_t replicas = 3;  // N: the copies every record should have
   Clock::Duration interval = std::chrono::seconds(30);
-  // The first round after start. It was 2 s, as was ring_settle: a join of 20,000 objects of
-  // 16 KiB finished 25-30% sooner at 500 ms (bench/rebalance_bench.sh, docs/repair.md §8).
-  Clock::Duration first_round = std::chrono::milliseconds(500);
+  // The first round after start; until a round has completed, it is also the debounce of
+  // ring changes (the ring a node learns as it joins is not news). It was 2 s, as was
+  // ring_settle; then 500 ms (docs/repair.md §8 has what each step did to a join).
+  Clock::Duration first_round = std::chrono::milliseconds(200);
   // A round starts this long after the ring last changed (debounce of a join's gossip).
   Clock::Duration ring_settle = std::chrono::milliseconds(500);
   // The next round after one that moved data (each round scans the store's metadata).

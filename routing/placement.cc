@@ -7,9 +7,10 @@ namespace ringstore {
 
 ObjectId ReplicaId(const ObjectId& id, uint32_t replica) {
   if (replica == 0) return id;
-  std::string in(id.AsStringView());
-  for (int b = 0; b < 4; ++b) in.push_back(static_cast<char>(replica >> (8 * b)));
-  return ObjectId::Sha256(in);
+  char in[ObjectId::kSize + 4];
+  std::copy(id.bytes().begin(), id.bytes().end(), in);
+  for (int b = 0; b < 4; ++b) in[ObjectId::kSize + b] = static_cast<char>(replica >> (8 * b));
+  return ObjectId::Sha256(std::string_view(in, sizeof in));
 }
 
 std::vector<const NodeEntry*> PlaceReplicas(const RouteTable& table, const ObjectId& id, uint32_t n) {
@@ -17,10 +18,11 @@ std::vector<const NodeEntry*> PlaceReplicas(const RouteTable& table, const Objec
   const auto& ring = table.ring();
   if (ring.empty() || n == 0) return chosen;
   n = std::min(n, kMaxReplicas);
+  chosen.reserve(n);
 
-  std::vector<std::string> zones_used;
+  std::vector<const std::string*> zones_used;  // the chosen nodes' zones, each once
   auto zone_used = [&](const NodeEntry* e) {
-    return std::find(zones_used.begin(), zones_used.end(), e->zone) != zones_used.end();
+    return std::any_of(zones_used.begin(), zones_used.end(), [e](const std::string* z) { return *z == e->zone; });
   };
   auto taken = [&](const NodeEntry* e) { return std::find(chosen.begin(), chosen.end(), e) != chosen.end(); };
 
@@ -46,7 +48,7 @@ std::vector<const NodeEntry*> PlaceReplicas(const RouteTable& table, const Objec
     }
     if (pick == nullptr) break;
     chosen.push_back(pick);
-    if (!zone_used(pick)) zones_used.push_back(pick->zone);
+    if (!zone_used(pick)) zones_used.push_back(&pick->zone);
   }
   return chosen;
 }

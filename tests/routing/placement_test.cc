@@ -37,6 +37,18 @@ std::set<std::string> Ids(const std::vector<const NodeEntry*>& v) {
   return s;
 }
 
+// Where data lives depends on these bytes: a change would move every replica but the first.
+// The expected values are SHA-256(id || replica as 4 bytes, little-endian), from Python's
+// hashlib.
+TEST(PlacementTest, ReplicaIdsAreTheSha256OfTheIdAndTheReplicaNumber) {
+  const ObjectId a = ObjectId::Of("x", "0"), b = ObjectId::Of("x", "1");
+  EXPECT_EQ(ReplicaId(a, 0), a);
+  EXPECT_EQ(ReplicaId(a, 1).Hex(), "b803f6c881d83b87d3db759439990f38a72ec32e4a7cdcd8e32b4139aded6157");
+  EXPECT_EQ(ReplicaId(a, 2).Hex(), "8dd740817aa2b1f68291758fcc3cc74e863d7f16bf08830e67f84257bf46c63a");
+  EXPECT_EQ(ReplicaId(b, 1).Hex(), "17ea051a04164f388949359794bace48e707b9ed1d020aed76d9692ab3b1bd47");
+  EXPECT_EQ(ReplicaId(b, 2).Hex(), "39fdc886e6335972cb3b642ce4278ed9348079290f45f972910eb5e19646b8d3");
+}
+
 TEST(PlacementTest, ReplicasLandOnDistinctNodes) {
   for (uint64_t seed = 1; seed <= 40; ++seed) {
     SeededRandom rnd(seed);
