@@ -274,7 +274,8 @@ void ForEachCounter(S& m, F f) {
                   &m.handoff_bytes, &m.peers, &m.peers_synced, &m.leaves_pending, &m.pulled_records,
                   &m.pulled_bytes, &m.pushed_records, &m.pushed_bytes, &m.purged_records, &m.under_replicated,
                   &m.scrubbed, &m.corrupt_found, &m.repaired, &m.rate_bytes_per_s, &m.pending_bytes,
-                  &m.last_round_ms, &m.leaving, &m.left, &m.tombstones_collected}) {
+                  &m.last_round_ms, &m.leaving, &m.left, &m.tombstones_collected, &m.hints_pending,
+                  &m.hints_handed_off}) {
     f(*v);
   }
 }

@@ -102,6 +102,8 @@ struct RepairStatus {
   uint64_t leaving = 0;           // 1 while decommissioning
   uint64_t left = 0;              // 1 once decommissioned
   uint64_t tombstones_collected = 0;
+  uint64_t hints_pending = 0;     // fallback writes held here, waiting to reach their replicas
+  uint64_t hints_handed_off = 0;  // since start
 };
 
 std::string EncodeScanRequest(uint64_t request_id, const ScanRequest& m);

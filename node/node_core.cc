@@ -133,7 +133,10 @@ void NodeCore::OnFrame(ConnId conn, Frame frame) {
     case Kind::kDecommission:
       if (repair_ == nullptr || membership_ == nullptr) return SendError(conn, rid, Status::Unavailable("this node runs no repair"));
       repair_->Decommission();
-      return transport_.Send(conn, EncodeRepairStatus(rid, repair_->status()));
+      return transport_.Send(conn, EncodeRepairStatus(rid, RepairState()));
+    case Kind::kNodeStatus:
+      if (repair_ == nullptr) return SendError(conn, rid, Status::Unavailable("this node runs no repair"));
+      return transport_.Send(conn, EncodeRepairStatus(rid, RepairState()));
     case Kind::kHello:
       return SendError(conn, rid, Status::ProtocolError("HELLO sent twice"));
     default:
@@ -197,6 +200,15 @@ void NodeCore::Finish(ConnId conn, std::string reply) {
     transport_.Send(conn, std::move(reply));
   }
   MaybeFinishShutdown();
+}
+
+RepairStatus NodeCore::RepairState() const {
+  RepairStatus st = repair_->status();
+  if (handoff_ != nullptr) {
+    st.hints_pending = handoff_->stats().pending;
+    st.hints_handed_off = handoff_->stats().handed_off;
+  }
+  return st;
 }
 
 void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {

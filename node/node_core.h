@@ -77,6 +77,8 @@ class NodeCore final : public TransportHandler {
   // there; and until it has synced under the current ring, a read of a key this node owns
   // but lacks is forwarded to another replica (the data may not have moved here yet).
   void AttachRepair(AntiEntropy* r) { repair_ = r; }
+  // NODE_STATUS's answer: the repair's counters and the hints' (needs a repair attached).
+  RepairStatus RepairState() const;
   // Graceful stop: refuses new requests, finishes the ones in flight, closes the store,
   // then calls done once.
   void Shutdown(std::function<void(Status)> done);

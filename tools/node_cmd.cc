@@ -218,9 +218,9 @@ int RunNode(Session& session, const NodeArgs& args) {
 }
 
 void PrintRepairStatus(Session& session, const std::vector<std::pair<std::string, std::string>>& members) {
-  std::printf("%-10s %-6s %-7s %10s %10s %9s %9s %8s %9s %7s %7s\n", "node", "round", "synced", "records", "to hand",
-              "pulled MB", "pushed MB", "MB/s", "moving MB", "ETA", "under");
-  uint64_t max_under = 0, pending = 0, rate = 0, corrupt = 0, repaired = 0;
+  std::printf("%-10s %-6s %-7s %10s %10s %9s %9s %8s %9s %7s %7s %7s\n", "node", "round", "synced", "records", "to hand",
+              "pulled MB", "pushed MB", "MB/s", "moving MB", "ETA", "under", "hints");
+  uint64_t max_under = 0, pending = 0, rate = 0, corrupt = 0, repaired = 0, hints = 0;
   int answered = 0;
   for (const auto& [id, address] : members) {
     const size_t slot = session.clients();
@@ -236,19 +236,21 @@ void PrintRepairStatus(Session& session, const std::vector<std::pair<std::string
     rate += st->rate_bytes_per_s;
     corrupt += st->corrupt_found;
     repaired += st->repaired;
+    hints += st->hints_pending;
     std::string round = std::to_string(st->rounds) + (st->round_active ? "+" : "");
-    std::printf("%-10s %-6s %-7s %10llu %10llu %9.1f %9.1f %8.1f %9.1f %7s %7llu%s\n", id.substr(0, 8).c_str(),
+    std::printf("%-10s %-6s %-7s %10llu %10llu %9.1f %9.1f %8.1f %9.1f %7s %7llu %7llu%s\n", id.substr(0, 8).c_str(),
                 round.c_str(), st->synced ? "yes" : "no", static_cast<unsigned long long>(st->owned_keys),
                 static_cast<unsigned long long>(st->handoff_keys), Mb(st->pulled_bytes), Mb(st->pushed_bytes),
                 Mb(st->rate_bytes_per_s), Mb(st->pending_bytes), Eta(st->pending_bytes, st->rate_bytes_per_s).c_str(),
                 static_cast<unsigned long long>(st->under_replicated),
-                st->left ? "  (left)" : st->leaving ? "  (decommissioning)" : "");
+                static_cast<unsigned long long>(st->hints_pending), st->left ? "  (left)" : st->leaving ? "  (decommissioning)" : "");
   }
   std::printf("repair: %d node(s) answered; under-replicated objects: %llu (the most any node found in its last "
               "round; `ringstore node verify` counts exactly); moving %.1f MB at %.1f MB/s, ETA %s; corrupt records "
-              "found %llu, repaired %llu\n",
+              "found %llu, repaired %llu; hinted writes waiting for their replicas %llu\n",
               answered, static_cast<unsigned long long>(max_under), Mb(pending), Mb(rate), Eta(pending, rate).c_str(),
-              static_cast<unsigned long long>(corrupt), static_cast<unsigned long long>(repaired));
+              static_cast<unsigned long long>(corrupt), static_cast<unsigned long long>(repaired),
+              static_cast<unsigned long long>(hints));
 }
 
 }  // namespace ringstore

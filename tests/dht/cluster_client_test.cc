@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "dht/sync_messages.h"
+#include "node/anti_entropy.h"
 #include "routing/placement.h"
 #include "tests/support/fake_ring.h"
 
@@ -420,6 +422,12 @@ class HintedHandoffTest : public ClusterClientTest {
     auto ack = Call<Ack>([&](auto cb) { direct_->client.Commit(txn, cb); });
     return ack.ok() ? Status::Ok() : ack.status();
   }
+  // The node's NODE_STATUS, asked over the direct connection.
+  Result<RepairStatus> NodeStatus() {
+    auto f = Call<Frame>([&](auto cb) { direct_->client.Request(Kind::kNodeStatus, std::string("\x90", 1), cb); });
+    if (!f.ok()) return f.status();
+    return DecodeRepairStatus(f->body);
+  }
   // A new HintedHandoff over the fallback's store, as after a restart; started.
   void RestartHandoff(Ring::Node* n, Membership& membership) {
     n->core->AttachHandoff(nullptr);
@@ -438,7 +446,20 @@ TEST_F(HintedHandoffTest, AFallbackHandsItsWriteToTheReplicas) {
   auto [replica, fallback] = ReplicaAndFallback(ring_, id);
   EXPECT_EQ(replica->store->MutableRecordForTest(id), nullptr);
   EXPECT_EQ(fallback->handoff->stats().pending, 1u);
+  // NODE_STATUS (`ringstore status`) shows the hint waiting, then handed off.
+  AntiEntropy repair(AntiEntropyOptions{}, fallback->membership->self().node_id, ring_.clock, *fallback->store,
+                     *fallback->peers, *fallback->membership, NullLog());
+  fallback->core->AttachRepair(&repair);
+  auto before = NodeStatus();
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  EXPECT_EQ(before->hints_pending, 1u);
+  EXPECT_EQ(before->hints_handed_off, 0u);
   ring_.Pump(std::chrono::seconds(2));
+  auto after = NodeStatus();
+  fallback->core->AttachRepair(nullptr);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_EQ(after->hints_pending, 0u);
+  EXPECT_EQ(after->hints_handed_off, 1u);
   Record* handed = replica->store->MutableRecordForTest(id);
   ASSERT_NE(handed, nullptr) << "the fallback did not hand the write to the replica";
   EXPECT_EQ(handed->value, "hinted");

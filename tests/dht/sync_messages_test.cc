@@ -54,10 +54,14 @@ TEST(SyncMessagesTest, EveryMessageRoundTrips) {
   st.node_id = "n1";
   st.pulled_bytes = 12345;
   st.left = 1;
+  st.hints_pending = 7;
+  st.hints_handed_off = 9;
   auto st2 = DecodeRepairStatus(Body(EncodeRepairStatus(1, st)));
   ASSERT_TRUE(st2.ok());
   EXPECT_EQ(st2->pulled_bytes, 12345u);
   EXPECT_EQ(st2->left, 1u);
+  EXPECT_EQ(st2->hints_pending, 7u);
+  EXPECT_EQ(st2->hints_handed_off, 9u);
 }
 
 TEST(SyncMessagesTest, OutOfRangeFieldsAreRefusedAndGarbageNeverCrashes) {
