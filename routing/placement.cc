@@ -16,6 +16,8 @@ ObjectId ReplicaId(const ObjectId& id, uint32_t replica) {
 std::vector<const NodeEntry*> PlaceReplicas(const RouteTable& table, const ObjectId& id, uint32_t n) {
   std::vector<const NodeEntry*> chosen;
   const auto& ring = table.ring();
+  const auto& prefixes = table.ring_prefixes();
+  const auto& owners = table.ring_owners();
   if (ring.empty() || n == 0) return chosen;
   n = std::min(n, kMaxReplicas);
   chosen.reserve(n);
@@ -28,19 +30,18 @@ std::vector<const NodeEntry*> PlaceReplicas(const RouteTable& table, const Objec
 
   for (uint32_t r = 0; r < n && chosen.size() < table.ring_nodes(); ++r) {
     const ObjectId rid = ReplicaId(id, r);
-    // The 64-bit prefix decides almost every comparison without a 32-byte compare.
+    // The first point at or after rid. The 64-bit prefixes decide almost every step (and
+    // fit the cache); points sharing rid's prefix are then compared whole.
     const uint64_t rp = rid.Prefix64();
-    auto start = std::lower_bound(ring.begin(), ring.end(), rid, [rp](const RouteTable::Point& p, const ObjectId& x) {
-      const uint64_t pp = p.id.Prefix64();
-      return pp != rp ? pp < rp : p.id < x;
-    });
-    const size_t first = static_cast<size_t>(start - ring.begin()) % ring.size();
+    size_t at = static_cast<size_t>(std::lower_bound(prefixes.begin(), prefixes.end(), rp) - prefixes.begin());
+    while (at < ring.size() && prefixes[at] == rp && ring[at].id < rid) ++at;
+    const size_t first = at % ring.size();
     // Prefer a node in an unused zone while there is one; otherwise any unchosen node.
     const bool want_new_zone = zones_used.size() < table.ring_zones();
     const NodeEntry* pick = nullptr;
     for (int pass = want_new_zone ? 0 : 1; pass < 2 && pick == nullptr; ++pass) {
-      for (size_t k = 0; k < ring.size(); ++k) {
-        const NodeEntry* e = ring[(first + k) % ring.size()].node;
+      for (size_t k = 0, i = first; k < ring.size(); ++k, i = i + 1 == ring.size() ? 0 : i + 1) {
+        const NodeEntry* e = owners[i];
         if (taken(e) || (pass == 0 && zone_used(e))) continue;
         pick = e;
         break;

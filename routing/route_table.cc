@@ -58,6 +58,9 @@ RouteTable& RouteTable::operator=(const RouteTable& o) {
     }
     ring_.reserve(o.ring_.size());
     for (const Point& p : o.ring_) ring_.push_back(Point{p.id, to_mine.at(p.node)});
+    ring_prefixes_ = o.ring_prefixes_;
+    ring_owners_.clear();
+    for (const Point& p : ring_) ring_owners_.push_back(p.node);
     ring_nodes_ = o.ring_nodes_;
     ring_zones_ = o.ring_zones_;
     ring_digest_ = o.ring_digest_;
@@ -131,6 +134,14 @@ const std::vector<RouteTable::Point>& RouteTable::ring() const {
   ring_.clear();
   ring_.reserve(layout->points.size());
   for (const RingLayout::Point& p : layout->points) ring_.push_back(Point{p.id, members[p.member]});
+  ring_prefixes_.clear();
+  ring_prefixes_.reserve(ring_.size());
+  ring_owners_.clear();
+  ring_owners_.reserve(ring_.size());
+  for (const Point& p : ring_) {
+    ring_prefixes_.push_back(p.id.Prefix64());
+    ring_owners_.push_back(p.node);
+  }
   ring_valid_ = true;
   return ring_;
 }

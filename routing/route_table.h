@@ -88,6 +88,17 @@ class RouteTable {
     const NodeEntry* node;
   };
   const std::vector<Point>& ring() const;
+  // The 64-bit prefix of each ring point's id, in ring order: a search over these touches
+  // 8 bytes a step instead of a 40-byte Point (4,096 points of 4 nodes fit in 32 KiB).
+  const std::vector<uint64_t>& ring_prefixes() const {
+    ring();
+    return ring_prefixes_;
+  }
+  // Each ring point's node, in ring order (a walk along the ring reads these).
+  const std::vector<const NodeEntry*>& ring_owners() const {
+    ring();
+    return ring_owners_;
+  }
   // Whether e's points are on the ring (it is not Left and not leaving).
   static bool OnRing(const NodeEntry& e) { return e.state != NodeState::kLeft && !e.leaving; }
   // Distinct nodes and zones on the ring.
@@ -116,6 +127,8 @@ class RouteTable {
   uint64_t local_version_ = 0;
   mutable bool ring_valid_ = false;
   mutable std::vector<Point> ring_;
+  mutable std::vector<uint64_t> ring_prefixes_;          // valid with ring_valid_
+  mutable std::vector<const NodeEntry*> ring_owners_;    // valid with ring_valid_
   mutable size_t ring_nodes_ = 0;
   mutable size_t ring_zones_ = 0;
   uint64_t digest_sum_ = 0;  // sum of EntryHash over entries_, wrapping

@@ -49,6 +49,44 @@ TEST(PlacementTest, ReplicaIdsAreTheSha256OfTheIdAndTheReplicaNumber) {
   EXPECT_EQ(ReplicaId(b, 2).Hex(), "39fdc886e6335972cb3b642ce4278ed9348079290f45f972910eb5e19646b8d3");
 }
 
+// In one zone, replica r is the first node not chosen yet, walking the ring from the first
+// point at or after ReplicaId(id, r). Checked against a linear search, with ids that share
+// their 64-bit prefix with a ring point (the search's tie case) among them.
+TEST(PlacementTest, EachReplicaIsTheFirstUnchosenNodeFromItsReplicaId) {
+  SeededRandom rnd(41);
+  const RouteTable t = RandomTable(rnd, 5, 0);
+  const auto& ring = t.ring();
+  auto reference = [&](const ObjectId& id) {
+    std::vector<const NodeEntry*> out;
+    for (uint32_t r = 0; r < 3; ++r) {
+      const ObjectId rid = ReplicaId(id, r);
+      size_t i = 0;
+      while (i < ring.size() && ring[i].id < rid) ++i;
+      for (size_t k = 0; k < ring.size(); ++k) {
+        const NodeEntry* e = ring[(i + k) % ring.size()].node;
+        if (std::find(out.begin(), out.end(), e) == out.end()) {
+          out.push_back(e);
+          break;
+        }
+      }
+    }
+    return out;
+  };
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 500; ++i) ids.push_back(ObjectId::Of("place", std::to_string(i)));
+  for (int i = 0; i < 200; ++i) {
+    // A ring point's id with its last byte changed: same prefix, just before or after it.
+    auto bytes = ring[rnd.Uniform(ring.size())].id.bytes();
+    bytes[ObjectId::kSize - 1] = static_cast<uint8_t>(bytes[ObjectId::kSize - 1] + (i % 2 == 0 ? 1 : -1));
+    auto tie = ObjectId::FromBytes(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    ASSERT_TRUE(tie.ok());
+    ids.push_back(*tie);
+  }
+  ids.push_back(ring.back().id);       // exactly a point
+  ids.push_back(ObjectId::Max());      // past the last point: wraps to the first
+  for (const ObjectId& id : ids) EXPECT_EQ(PlaceReplicas(t, id, 3), reference(id)) << id.Hex();
+}
+
 TEST(PlacementTest, ReplicasLandOnDistinctNodes) {
   for (uint64_t seed = 1; seed <= 40; ++seed) {
     SeededRandom rnd(seed);
