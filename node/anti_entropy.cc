@@ -397,86 +397,101 @@ void AntiEntropy::AskKeys(std::shared_ptr<PeerRun> run) {
           if (it != by_leaf.end()) it->second.push_back(v);
         }
         std::erase_if(run->leaves, [&](uint32_t l) { return by_leaf.count(l) != 0; });
+        auto batch = std::make_shared<LeafBatch>();
         for (auto& [leaf, theirs] : by_leaf) {
           ++run->leaves_in_flight;
-          CompareLeaf(run, leaf, std::move(theirs));
+          batch->leaves.push_back(leaf);
+          batch->theirs.push_back(std::move(theirs));
         }
+        if (!batch->leaves.empty()) CompareLeaves(run, batch);
         AskKeys(run);
       });
 }
 
-void AntiEntropy::CompareLeaf(std::shared_ptr<PeerRun> run, uint32_t leaf, std::vector<KeyVersion> theirs) {
-  // Our side of the leaf, read now (the digest was built from an older scan).
-  std::weak_ptr<bool> alive = alive_;
-  store_.Scan(RangeDigest::LeafBegin(leaf), RangeDigest::LeafEnd(leaf), kMaxSyncEntries + 1, false,
-              [this, alive, run, leaf, theirs = std::move(theirs)](Result<std::vector<ScanEntry>> r) {
-                if (alive.expired()) return;
-                --run->leaves_in_flight;
-                if (!Current(*run)) return;
-                if (leaves_pending_ > 0) --leaves_pending_;
-                if (!r.ok()) return Fail(run, r.status().ToString());
-                // held: every intact record of the leaf; mine: those our copies' N places on
-                // both of us (the peer's listing uses its copies' N, which can differ, R4).
-                std::map<ObjectId, RecordMeta> held, mine;
-                for (const ScanEntry& e : *r) {
-                  if (e.corrupt) continue;
-                  held.emplace(e.id, e.record.meta);
-                  if (Shared(ring_, e.id, e.record.meta, run->node_id)) mine.emplace(e.id, e.record.meta);
-                }
-                std::unordered_set<ObjectId, ObjectIdHash> seen;
-                for (const KeyVersion& v : theirs) {
-                  seen.insert(v.id);
-                  auto it = held.find(v.id);
-                  // A tombstone past its grace for a key we hold nothing of: we collected it
-                  // (or never had the key); pulling it would undo the collection.
-                  bool pull = it == held.end() && !Collectable(v.meta);
-                  if (it != held.end()) {
-                    const bool map = IsMapRecord(v.meta) || IsMapRecord(it->second);
-                    const bool differ = Supersedes(v.meta, it->second) || Supersedes(it->second, v.meta);
-                    pull = map ? differ : Supersedes(v.meta, it->second);
-                    const bool ours_newer = map ? differ : Supersedes(it->second, v.meta);
-                    if (ours_newer && mine.count(v.id) != 0) {
-                      if (!map) lacking_.insert(v.id);  // it pulls ours in its own round
-                    } else if (ours_newer) {
-                      Mend(run->address, v.id, it->second.size);
-                    }
-                  }
-                  // Another peer's copy of this version (or a newer one) is already on its way:
-                  // one is enough. (Maps merge, so each differing copy comes.)
-                  if (pull && !IsMapRecord(v.meta)) {
-                    auto [c, fresh] = claimed_.try_emplace(v.id, v.meta);
-                    if (!fresh && !Supersedes(v.meta, c->second)) {
-                      pull = false;
-                    } else {
-                      c->second = v.meta;
-                    }
-                  }
-                  if (pull) {
-                    run->pulls.push_back(v);
-                    pending_bytes_ += v.meta.size;
-                  }
-                }
-                for (const auto& [id, meta] : mine) {
-                  if (seen.count(id) == 0 && !Collectable(meta)) lacking_.insert(id);
-                }
-                // Tombstones to collect in this leaf: the peer confirms one by holding the same
-                // version or nothing of the key.
-                std::map<ObjectId, const KeyVersion*> by_id;
-                for (const KeyVersion& v : theirs) by_id.emplace(v.id, &v);
-                for (auto g = gc_.lower_bound(RangeDigest::LeafBegin(leaf));
-                     g != gc_.end() && g->first < RangeDigest::LeafEnd(leaf); ++g) {
-                  auto t = by_id.find(g->first);
-                  const bool same = t == by_id.end() || (!Supersedes(t->second->meta, g->second.meta) &&
-                                                         !Supersedes(g->second.meta, t->second->meta));
-                  if (same) {
-                    std::erase(g->second.pending, run->node_id);
-                  } else {
-                    g->second.blocked = true;
-                  }
-                }
-                PumpPulls(run);
-                AskKeys(run);
-              });
+void AntiEntropy::CompareLeaves(std::shared_ptr<PeerRun> run, std::shared_ptr<LeafBatch> batch) {
+  // Our side of the leaves, read now (the digest was built from an older scan): leaves that
+  // follow each other in one store scan.
+  ScanLeaves(batch->leaves, batch->next, kMaxSyncEntries + 1,
+             [this, run, batch](Result<std::vector<std::vector<ScanEntry>>> r) {
+               if (!Current(*run)) return;
+               if (!r.ok()) {
+                 run->leaves_in_flight -= batch->leaves.size() - batch->next;
+                 leaves_pending_ -= std::min<uint64_t>(leaves_pending_, batch->leaves.size() - batch->next);
+                 return Fail(run, r.status().ToString());
+               }
+               for (const std::vector<ScanEntry>& ours : *r) {
+                 --run->leaves_in_flight;
+                 if (leaves_pending_ > 0) --leaves_pending_;
+                 CompareLeaf(run, batch->leaves[batch->next], batch->theirs[batch->next], ours);
+                 ++batch->next;
+               }
+               if (batch->next < batch->leaves.size()) CompareLeaves(run, batch);
+               PumpPulls(run);
+               AskKeys(run);
+             });
+}
+
+void AntiEntropy::CompareLeaf(const std::shared_ptr<PeerRun>& run, uint32_t leaf, const std::vector<KeyVersion>& theirs,
+                              const std::vector<ScanEntry>& ours) {
+  // held: every intact record of the leaf; mine: those our copies' N places on
+  // both of us (the peer's listing uses its copies' N, which can differ, R4).
+  std::map<ObjectId, RecordMeta> held, mine;
+  for (const ScanEntry& e : ours) {
+    if (e.corrupt) continue;
+    held.emplace(e.id, e.record.meta);
+    if (Shared(ring_, e.id, e.record.meta, run->node_id)) mine.emplace(e.id, e.record.meta);
+  }
+  std::unordered_set<ObjectId, ObjectIdHash> seen;
+  for (const KeyVersion& v : theirs) {
+    seen.insert(v.id);
+    auto it = held.find(v.id);
+    // A tombstone past its grace for a key we hold nothing of: we collected it
+    // (or never had the key); pulling it would undo the collection.
+    bool pull = it == held.end() && !Collectable(v.meta);
+    if (it != held.end()) {
+      const bool map = IsMapRecord(v.meta) || IsMapRecord(it->second);
+      const bool differ = Supersedes(v.meta, it->second) || Supersedes(it->second, v.meta);
+      pull = map ? differ : Supersedes(v.meta, it->second);
+      const bool ours_newer = map ? differ : Supersedes(it->second, v.meta);
+      if (ours_newer && mine.count(v.id) != 0) {
+        if (!map) lacking_.insert(v.id);  // it pulls ours in its own round
+      } else if (ours_newer) {
+        Mend(run->address, v.id, it->second.size);
+      }
+    }
+    // Another peer's copy of this version (or a newer one) is already on its way:
+    // one is enough. (Maps merge, so each differing copy comes.)
+    if (pull && !IsMapRecord(v.meta)) {
+      auto [c, fresh] = claimed_.try_emplace(v.id, v.meta);
+      if (!fresh && !Supersedes(v.meta, c->second)) {
+        pull = false;
+      } else {
+        c->second = v.meta;
+      }
+    }
+    if (pull) {
+      run->pulls.push_back(v);
+      pending_bytes_ += v.meta.size;
+    }
+  }
+  for (const auto& [id, meta] : mine) {
+    if (seen.count(id) == 0 && !Collectable(meta)) lacking_.insert(id);
+  }
+  // Tombstones to collect in this leaf: the peer confirms one by holding the same
+  // version or nothing of the key.
+  std::map<ObjectId, const KeyVersion*> by_id;
+  for (const KeyVersion& v : theirs) by_id.emplace(v.id, &v);
+  for (auto g = gc_.lower_bound(RangeDigest::LeafBegin(leaf));
+       g != gc_.end() && g->first < RangeDigest::LeafEnd(leaf); ++g) {
+    auto t = by_id.find(g->first);
+    const bool same = t == by_id.end() || (!Supersedes(t->second->meta, g->second.meta) &&
+                                           !Supersedes(g->second.meta, t->second->meta));
+    if (same) {
+      std::erase(g->second.pending, run->node_id);
+    } else {
+      g->second.blocked = true;
+    }
+  }
 }
 
 void AntiEntropy::PumpPulls(std::shared_ptr<PeerRun> run) {

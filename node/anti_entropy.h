@@ -140,7 +140,15 @@ class AntiEntropy {
   // False, and nothing done, once this round's waits for it are used up.
   bool RetryLater(const std::shared_ptr<PeerRun>& run);
   void AskKeys(std::shared_ptr<PeerRun> run);
-  void CompareLeaf(std::shared_ptr<PeerRun> run, uint32_t leaf, std::vector<KeyVersion> theirs);
+  // Leaves a peer listed, to compare with ours: theirs[i] is its listing of leaves[i].
+  struct LeafBatch {
+    std::vector<uint32_t> leaves;  // ascending
+    std::vector<std::vector<KeyVersion>> theirs;
+    size_t next = 0;  // the first not compared yet
+  };
+  void CompareLeaves(std::shared_ptr<PeerRun> run, std::shared_ptr<LeafBatch> batch);
+  void CompareLeaf(const std::shared_ptr<PeerRun>& run, uint32_t leaf, const std::vector<KeyVersion>& theirs,
+                   const std::vector<ScanEntry>& ours);
   void PumpPulls(std::shared_ptr<PeerRun> run);
   void StorePulls(std::shared_ptr<PeerRun> run);
   void Fail(std::shared_ptr<PeerRun> run, const std::string& why);
@@ -175,6 +183,12 @@ class AntiEntropy {
   void ServeKeys(uint64_t rid, SyncKeysRequest m, std::function<void(std::string)> done);
   struct KeysJob;
   void KeysStep(std::shared_ptr<KeysJob> job);
+  // Reads leaves[from] and the leaves right after it that follow it in number (at most
+  // kLeavesPerScan), as one store scan of at most limit records. done gets the records of
+  // each leaf read whole, in order: at least the first (cut to limit if it alone is larger).
+  static constexpr size_t kLeavesPerScan = 64;
+  void ScanLeaves(const std::vector<uint32_t>& leaves, size_t from, size_t limit,
+                  std::function<void(Result<std::vector<std::vector<ScanEntry>>>)> done);
   void ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(std::string)> done);
   void ServeScan(uint64_t rid, const ScanRequest& m, std::function<void(std::string)> done);
   // Whether both this node and peer are among id's N replicas in table.

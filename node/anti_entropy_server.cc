@@ -89,30 +89,55 @@ void AntiEntropy::ServeKeys(uint64_t rid, SyncKeysRequest m, std::function<void(
   KeysStep(std::move(job));
 }
 
+void AntiEntropy::ScanLeaves(const std::vector<uint32_t>& leaves, size_t from, size_t limit,
+                             std::function<void(Result<std::vector<std::vector<ScanEntry>>>)> done) {
+  // The run of leaves that follow each other from `from`: one store scan covers them all.
+  size_t last = from;
+  while (last + 1 < leaves.size() && leaves[last + 1] == leaves[last] + 1 && last + 1 - from < kLeavesPerScan) ++last;
+  const uint32_t first_leaf = leaves[from], count = static_cast<uint32_t>(last - from + 1);
+  std::weak_ptr<bool> alive = alive_;
+  store_.Scan(RangeDigest::LeafBegin(first_leaf), RangeDigest::LeafEnd(leaves[last]), limit + 1, false,
+              [alive, first_leaf, count, limit, done](Result<std::vector<ScanEntry>> r) {
+                if (alive.expired()) return;
+                if (!r.ok()) return done(r.status());
+                std::vector<std::vector<ScanEntry>> by_leaf(count);
+                for (ScanEntry& e : *r) by_leaf[RangeDigest::LeafOf(e.id) - first_leaf].push_back(std::move(e));
+                if (r->size() > limit) {
+                  // Cut short: the leaves before the one it stopped in were read whole; that
+                  // one and those after it were not. If that is the first, it goes cut to the
+                  // limit (as a scan of that leaf alone did).
+                  size_t whole = RangeDigest::LeafOf(r->back().id) - first_leaf;
+                  if (whole == 0) {
+                    by_leaf[0].resize(std::min(by_leaf[0].size(), limit));
+                    whole = 1;
+                  }
+                  by_leaf.resize(whole);
+                }
+                done(std::move(by_leaf));
+              });
+}
+
 void AntiEntropy::KeysStep(std::shared_ptr<KeysJob> job) {
   if (job->next >= job->req.leaves.size()) return job->done(EncodeSyncKeysReply(job->rid, job->reply));
-  const uint32_t leaf = job->req.leaves[job->next];
-  std::weak_ptr<bool> alive = alive_;
-  store_.Scan(RangeDigest::LeafBegin(leaf), RangeDigest::LeafEnd(leaf), kMaxSyncEntries, false,
-              [this, alive, job, leaf](Result<std::vector<ScanEntry>> r) {
-                if (alive.expired()) return;
-                if (!r.ok()) return job->done(EncodeError(job->rid, r.status()));
-                const RouteTable& table = membership_.table();
-                std::vector<KeyVersion> mine;
-                for (const ScanEntry& e : *r) {
-                  if (!e.corrupt && Shared(table, e.id, e.record.meta, job->req.scope.from)) mine.push_back(KeyVersion{e.id, e.record.meta});
-                }
-                // A leaf goes whole or not at all, except one too big for any reply.
-                if (!job->reply.done.empty() && job->reply.entries.size() + mine.size() > kMaxSyncEntries) {
-                  job->next = job->req.leaves.size();
-                  return KeysStep(job);
-                }
-                if (mine.size() > kMaxSyncEntries) mine.resize(kMaxSyncEntries);
-                job->reply.done.push_back(leaf);
-                job->reply.entries.insert(job->reply.entries.end(), mine.begin(), mine.end());
-                ++job->next;
-                KeysStep(job);
-              });
+  ScanLeaves(job->req.leaves, job->next, kMaxSyncEntries, [this, job](Result<std::vector<std::vector<ScanEntry>>> r) {
+    if (!r.ok()) return job->done(EncodeError(job->rid, r.status()));
+    const RouteTable& table = membership_.table();
+    for (const std::vector<ScanEntry>& entries : *r) {
+      std::vector<KeyVersion> mine;
+      for (const ScanEntry& e : entries) {
+        if (!e.corrupt && Shared(table, e.id, e.record.meta, job->req.scope.from)) mine.push_back(KeyVersion{e.id, e.record.meta});
+      }
+      // A leaf goes whole or not at all, except one too big for any reply.
+      if (!job->reply.done.empty() && job->reply.entries.size() + mine.size() > kMaxSyncEntries) {
+        return job->done(EncodeSyncKeysReply(job->rid, job->reply));
+      }
+      if (mine.size() > kMaxSyncEntries) mine.resize(kMaxSyncEntries);
+      job->reply.done.push_back(job->req.leaves[job->next]);
+      job->reply.entries.insert(job->reply.entries.end(), mine.begin(), mine.end());
+      ++job->next;
+    }
+    KeysStep(job);
+  });
 }
 
 void AntiEntropy::ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(std::string)> done) {

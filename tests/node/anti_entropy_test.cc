@@ -1,11 +1,12 @@
 // AntiEntropy over a whole ring in one process (tests/support/fake_ring.h): a node that joins a
-// loaded ring fills itself from its peers, compared at the same time, and asks each record
-// of one peer only.
+// loaded ring fills itself from its peers, compared at the same time, asks each record of one
+// peer only, and gets every record of leaves too dense for one listing.
 #include "node/anti_entropy.h"
 
 #include <gtest/gtest.h>
 
 #include "routing/placement.h"
+#include "storage/range_digest.h"
 #include "tests/support/fake_ring.h"
 
 namespace ringstore {
@@ -13,52 +14,84 @@ namespace {
 
 using testing::Ring;
 
-TEST(AntiEntropyTest, AJoinerPullsEachRecordOnceFromPeersComparedAtOnce) {
-  Ring ring(3, 11);
-  ring.Pump(std::chrono::seconds(3));
-  ASSERT_TRUE(ring.Converged());
-  // 400 records at N=3: on all three nodes.
+class AntiEntropyTest : public ::testing::Test {
+ protected:
+  // Stores ids at N=3 on the three nodes of the ring, then a fourth node joins, every node
+  // runs anti-entropy, and the joiner gets until it is synced.
+  void JoinAfter(const std::vector<ObjectId>& ids) {
+    ring_.Pump(std::chrono::seconds(3));
+    ASSERT_TRUE(ring_.Converged());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      Record r = Record::Value(MakeTimestamp(1000 + i, 0), "value " + std::to_string(i));
+      r.meta.set_replicas(3);
+      for (auto& n : ring_.nodes) n->store->Apply({WriteOp{ids[i], r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
+    }
+    ring_.Pump(std::chrono::milliseconds(10));
+    ring_.AddNode(3);
+    ring_.Pump(std::chrono::seconds(3));
+    ASSERT_TRUE(ring_.Converged());
+    AntiEntropyOptions o;
+    o.replicas = 3;
+    o.first_round = o.ring_settle = o.busy_pause = std::chrono::milliseconds(200);
+    o.interval = std::chrono::seconds(60);
+    o.scrub_bytes_per_s = 0;
+    o.rate_bytes_per_s = 0;
+    o.max_in_flight = 4;  // pulls stay in flight long enough for the peers' listings to overlap
+    for (auto& n : ring_.nodes) {
+      repair_.push_back(std::make_unique<AntiEntropy>(o, n->membership->self().node_id, ring_.clock, *n->store,
+                                                      *n->peers, *n->membership, testing::NullLog()));
+      n->core->AttachRepair(repair_.back().get());
+      repair_.back()->Start();
+    }
+    for (int i = 0; i < 100 && !repair_.back()->synced(); ++i) ring_.Pump(std::chrono::milliseconds(100));
+    ASSERT_TRUE(repair_.back()->synced());
+  }
+  // How many of ids are placed on the joiner; each must be in its store exactly then.
+  size_t CheckJoinerHoldsItsShare(const std::vector<ObjectId>& ids) {
+    const std::string self = ring_.nodes[3]->membership->self().node_id;
+    size_t placed = 0, wrong = 0;
+    for (const ObjectId& id : ids) {
+      bool here = false;
+      for (const NodeEntry* e : PlaceReplicas(ring_.nodes[3]->membership->table(), id, 3)) here |= e->node_id == self;
+      placed += here ? 1 : 0;
+      wrong += (ring_.nodes[3]->store->MutableRecordForTest(id) != nullptr) != here ? 1 : 0;
+    }
+    EXPECT_EQ(wrong, 0u) << "records missing on the joiner, or there without being placed there";
+    return placed;
+  }
+  void TearDown() override {
+    for (auto& n : ring_.nodes) n->core->AttachRepair(nullptr);
+    repair_.clear();
+  }
+
+  Ring ring_{3, 11};
+  std::vector<std::unique_ptr<AntiEntropy>> repair_;
+};
+
+TEST_F(AntiEntropyTest, AJoinerPullsEachRecordOnceFromPeersComparedAtOnce) {
   std::vector<ObjectId> ids;
-  for (int i = 0; i < 400; ++i) {
-    ids.push_back(ObjectId::Of("ae", std::to_string(i)));
-    Record r = Record::Value(MakeTimestamp(1000 + static_cast<uint64_t>(i), 0), "value " + std::to_string(i));
-    r.meta.set_replicas(3);
-    for (auto& n : ring.nodes) n->store->Apply({WriteOp{ids.back(), r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
-  }
-  ring.Pump(std::chrono::milliseconds(10));
-  ring.AddNode(3);
-  ring.Pump(std::chrono::seconds(3));
-  ASSERT_TRUE(ring.Converged());
-
-  AntiEntropyOptions o;
-  o.replicas = 3;
-  o.first_round = o.ring_settle = o.busy_pause = std::chrono::milliseconds(200);
-  o.interval = std::chrono::seconds(60);
-  o.scrub_bytes_per_s = 0;
-  o.rate_bytes_per_s = 0;
-  o.max_in_flight = 4;  // pulls stay in flight long enough for the peers' listings to overlap
-  std::vector<std::unique_ptr<AntiEntropy>> repair;
-  for (auto& n : ring.nodes) {
-    repair.push_back(std::make_unique<AntiEntropy>(o, n->membership->self().node_id, ring.clock, *n->store, *n->peers,
-                                                   *n->membership, testing::NullLog()));
-    n->core->AttachRepair(repair.back().get());
-    repair.back()->Start();
-  }
-  AntiEntropy& joiner = *repair.back();
-  for (int i = 0; i < 100 && !joiner.synced(); ++i) ring.Pump(std::chrono::milliseconds(100));
-  ASSERT_TRUE(joiner.synced());
-
-  const std::string self = ring.nodes[3]->membership->self().node_id;
-  size_t placed = 0;
-  for (const ObjectId& id : ids) {
-    bool here = false;
-    for (const NodeEntry* e : PlaceReplicas(ring.nodes[3]->membership->table(), id, 3)) here |= e->node_id == self;
-    placed += here ? 1 : 0;
-    EXPECT_EQ(ring.nodes[3]->store->MutableRecordForTest(id) != nullptr, here) << id.Hex();
-  }
+  for (int i = 0; i < 400; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  JoinAfter(ids);
+  const size_t placed = CheckJoinerHoldsItsShare(ids);
   ASSERT_GT(placed, 200u);  // about three quarters
-  EXPECT_EQ(joiner.status().pulled_records, placed) << "a record was pulled from more than one peer";
-  for (auto& n : ring.nodes) n->core->AttachRepair(nullptr);
+  EXPECT_EQ(repair_.back()->status().pulled_records, placed) << "a record was pulled from more than one peer";
+}
+
+TEST_F(AntiEntropyTest, LeavesTooDenseForOneListingComeWhole) {
+  // 3,000 records in each of two neighbouring leaves: a listing (4,096 entries at most) takes
+  // the first whole and must not count the second as read when its scan was cut short in it.
+  std::vector<ObjectId> ids;
+  for (uint32_t leaf : {7u, 8u}) {
+    for (int i = 0; i < 3000; ++i) {
+      std::string raw(ObjectId::Of("dense", std::to_string(leaf) + "/" + std::to_string(i)).AsStringView());
+      raw[0] = static_cast<char>(leaf >> 4);
+      raw[1] = static_cast<char>(((leaf & 0xf) << 4) | (static_cast<uint8_t>(raw[1]) & 0x0f));
+      ids.push_back(*ObjectId::FromBytes(raw));
+      ASSERT_EQ(RangeDigest::LeafOf(ids.back()), leaf);
+    }
+  }
+  JoinAfter(ids);
+  EXPECT_GT(CheckJoinerHoldsItsShare(ids), 3000u);
 }
 
 }  // namespace
