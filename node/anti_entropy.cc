@@ -517,8 +517,10 @@ void AntiEntropy::PumpPulls(std::shared_ptr<PeerRun> run) {
               if (rec.ok()) {
                 run->batch_bytes += rec->value.size();
                 run->batch.push_back(WriteOp{v.id, std::move(*rec)});
-              } else if (auto c = claimed_.find(v.id);
-                         c != claimed_.end() && !Supersedes(c->second, v.meta) && !Supersedes(v.meta, c->second)) {
+              } else if (auto c = claimed_.find(v.id); Current(*run) && c != claimed_.end() &&
+                                                           !Supersedes(c->second, v.meta) && !Supersedes(v.meta, c->second)) {
+                // (Only in its own round: a reply to a round that ended must not touch the next
+                // one's claims.)
                 // Another peer may have listed it and left it to this one: the next round
                 // pulls it from there, and this one does not count as synced.
                 claimed_.erase(c);

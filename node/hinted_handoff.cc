@@ -90,8 +90,10 @@ void HintedHandoff::Arm() {
 
 void HintedHandoff::Pass() {
   // Until the node has heard from the ring (a restart), its table holds itself alone: every
-  // key would look placed here, and the hints would end unsent.
-  if (!membership_.joined()) return Arm();
+  // key would look placed here, and the hints would end unsent. (joined() is not enough: a
+  // node started without --join counts as joined at once.) A fallback write needs a ring of
+  // more than N nodes, so a hint never belongs to a ring of one.
+  if (!membership_.joined() || membership_.table().size() < 2) return Arm();
   for (auto& [id, hint] : hints_) {
     if (in_flight_ >= options_.max_in_flight) break;
     if (hint.busy) continue;

@@ -498,19 +498,24 @@ TEST_F(HintedHandoffTest, AFallbackThatRestartsStillHandsOffItsWrite) {
 
 TEST_F(HintedHandoffTest, ARestartedFallbackKeepsItsHintsUntilItHearsFromTheRing) {
   // Until then its table holds itself alone, where every key looks placed on it: a hint ended
-  // as "a replica now" would be lost.
+  // as "a replica now" would be lost. Both before it joins, and when it was started without
+  // seeds (then it counts as joined at once, with a table of one).
   AttachHandoffs(ring_, Clock::Duration::zero());
   ASSERT_TRUE(WriteToFallback(ObjectId::Of("hh", "lonely"), "kept").ok());
-  SeededRandom random(7);
-  Membership alone(MembershipOptions{}, fallback_->membership->self(), ring_.clock, random, *fallback_->peers,
-                   NullLog());
-  ASSERT_FALSE(alone.joined());
-  RestartHandoff(fallback_, alone);
-  ring_.Pump(std::chrono::seconds(2));
-  EXPECT_EQ(fallback_->handoff->stats().loaded, 1u);
-  EXPECT_EQ(fallback_->handoff->stats().pending, 1u) << "the hint ended before the ring was known";
-  EXPECT_EQ(fallback_->handoff->stats().handed_off, 0u);
-  fallback_->handoff.reset();
+  for (bool started : {false, true}) {
+    SeededRandom random(7);
+    Membership alone(MembershipOptions{}, fallback_->membership->self(), ring_.clock, random, *fallback_->peers,
+                     NullLog());
+    if (started) alone.Start({});
+    ASSERT_EQ(alone.joined(), started);
+    RestartHandoff(fallback_, alone);
+    ring_.Pump(std::chrono::seconds(2));
+    EXPECT_EQ(fallback_->handoff->stats().loaded, 1u) << started;
+    EXPECT_EQ(fallback_->handoff->stats().pending, 1u) << "the hint ended before the ring was known: " << started;
+    EXPECT_EQ(fallback_->handoff->stats().handed_off, 0u) << started;
+    fallback_->handoff.reset();
+    alone.Stop();
+  }
 }
 
 TEST_F(HintedHandoffTest, AHintedCopyOlderThanTheTombstoneGraceIsNotHandedOff) {
