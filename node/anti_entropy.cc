@@ -1,7 +1,9 @@
 // AntiEntropy: rounds, the store scan, and pulling from peers. Handoff, scrub and the
 // throttle are in anti_entropy_handoff.cc; serving peers' requests in anti_entropy_server.cc;
-// tombstone collection in anti_entropy_tombstones.cc.
+// comparing listed leaves and copying records in in anti_entropy_pull.cc; tombstone collection
+// in anti_entropy_tombstones.cc.
 #include "node/anti_entropy.h"
+#include "node/anti_entropy_run.h"
 
 #include <algorithm>
 
@@ -12,34 +14,9 @@ namespace ringstore {
 
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(50);
-constexpr size_t kPullBatch = 64;
-constexpr uint64_t kPullBatchBytes = 4u << 20;
 int64_t Ms(Clock::Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 }  // namespace
 
-// One peer's pull in this round.
-struct AntiEntropy::PeerRun {
-  uint64_t round = 0;                // the round it belongs to; 0 once done
-  std::string node_id;
-  std::string address;
-  uint32_t level = 0;
-  std::vector<uint32_t> indices;     // tree nodes at `level` still to ask about
-  std::vector<uint32_t> next;        // the differing children found so far (level + 1)
-  std::vector<uint32_t> leaves;      // differing leaves still to list
-  std::vector<uint32_t> differing;   // every differing leaf (sorted), for tombstone collection
-  std::deque<KeyVersion> pulls;      // records to copy in from the peer
-  size_t pulls_in_flight = 0;
-  std::vector<WriteOp> batch;        // pulled records not stored yet
-  uint64_t batch_bytes = 0;
-  size_t storing = 0;                // store writes of pulled records in flight
-  size_t leaves_in_flight = 0;       // listed leaves being compared with ours
-  bool asking = false;               // a SYNC_TREE or SYNC_KEYS request is out
-  bool listing_all = false;          // every leaf listed, without the peer's digest (ListAll)
-  Clock::Duration started{};
-  uint64_t pulled = 0;               // records stored
-  bool failed = false;
-  std::string why;
-};
 
 AntiEntropy::AntiEntropy(AntiEntropyOptions options, std::string self_id, Clock& clock, Store& store,
                          PeerLinks& peers, Membership& membership, std::shared_ptr<spdlog::logger> log)
@@ -406,163 +383,6 @@ void AntiEntropy::AskKeys(std::shared_ptr<PeerRun> run) {
         if (!batch->leaves.empty()) CompareLeaves(run, batch);
         AskKeys(run);
       });
-}
-
-void AntiEntropy::CompareLeaves(std::shared_ptr<PeerRun> run, std::shared_ptr<LeafBatch> batch) {
-  // Our side of the leaves, read now (the digest was built from an older scan): leaves that
-  // follow each other in one store scan.
-  ScanLeaves(batch->leaves, batch->next, kMaxSyncEntries + 1,
-             [this, run, batch](Result<std::vector<std::vector<ScanEntry>>> r) {
-               if (!Current(*run)) return;
-               if (!r.ok()) {
-                 run->leaves_in_flight -= batch->leaves.size() - batch->next;
-                 leaves_pending_ -= std::min<uint64_t>(leaves_pending_, batch->leaves.size() - batch->next);
-                 return Fail(run, r.status().ToString());
-               }
-               for (const std::vector<ScanEntry>& ours : *r) {
-                 --run->leaves_in_flight;
-                 if (leaves_pending_ > 0) --leaves_pending_;
-                 CompareLeaf(run, batch->leaves[batch->next], batch->theirs[batch->next], ours);
-                 ++batch->next;
-               }
-               if (batch->next < batch->leaves.size()) CompareLeaves(run, batch);
-               PumpPulls(run);
-               AskKeys(run);
-             });
-}
-
-void AntiEntropy::CompareLeaf(const std::shared_ptr<PeerRun>& run, uint32_t leaf, const std::vector<KeyVersion>& theirs,
-                              const std::vector<ScanEntry>& ours) {
-  // held: every intact record of the leaf; mine: those our copies' N places on
-  // both of us (the peer's listing uses its copies' N, which can differ, R4).
-  std::map<ObjectId, RecordMeta> held, mine;
-  for (const ScanEntry& e : ours) {
-    if (e.corrupt) continue;
-    held.emplace(e.id, e.record.meta);
-    if (Shared(ring_, e.id, e.record.meta, run->node_id)) mine.emplace(e.id, e.record.meta);
-  }
-  std::unordered_set<ObjectId, ObjectIdHash> seen;
-  for (const KeyVersion& v : theirs) {
-    seen.insert(v.id);
-    auto it = held.find(v.id);
-    // A tombstone past its grace for a key we hold nothing of: we collected it
-    // (or never had the key); pulling it would undo the collection.
-    bool pull = it == held.end() && !Collectable(v.meta);
-    if (it != held.end()) {
-      const bool map = IsMapRecord(v.meta) || IsMapRecord(it->second);
-      const bool differ = Supersedes(v.meta, it->second) || Supersedes(it->second, v.meta);
-      pull = map ? differ : Supersedes(v.meta, it->second);
-      const bool ours_newer = map ? differ : Supersedes(it->second, v.meta);
-      if (ours_newer && mine.count(v.id) != 0) {
-        if (!map) lacking_.insert(v.id);  // it pulls ours in its own round
-      } else if (ours_newer) {
-        Mend(run->address, v.id, it->second.size);
-      }
-    }
-    // Another peer's copy of this version (or a newer one) is already on its way:
-    // one is enough. (Maps merge, so each differing copy comes.)
-    if (pull && !IsMapRecord(v.meta)) {
-      auto [c, fresh] = claimed_.try_emplace(v.id, v.meta);
-      if (!fresh && !Supersedes(v.meta, c->second)) {
-        pull = false;
-      } else {
-        c->second = v.meta;
-      }
-    }
-    if (pull) {
-      run->pulls.push_back(v);
-      pending_bytes_ += v.meta.size;
-    }
-  }
-  for (const auto& [id, meta] : mine) {
-    if (seen.count(id) == 0 && !Collectable(meta)) lacking_.insert(id);
-  }
-  // Tombstones to collect in this leaf: the peer confirms one by holding the same
-  // version or nothing of the key.
-  std::map<ObjectId, const KeyVersion*> by_id;
-  for (const KeyVersion& v : theirs) by_id.emplace(v.id, &v);
-  for (auto g = gc_.lower_bound(RangeDigest::LeafBegin(leaf));
-       g != gc_.end() && g->first < RangeDigest::LeafEnd(leaf); ++g) {
-    auto t = by_id.find(g->first);
-    const bool same = t == by_id.end() || (!Supersedes(t->second->meta, g->second.meta) &&
-                                           !Supersedes(g->second.meta, t->second->meta));
-    if (same) {
-      std::erase(g->second.pending, run->node_id);
-    } else {
-      g->second.blocked = true;
-    }
-  }
-}
-
-void AntiEntropy::PumpPulls(std::shared_ptr<PeerRun> run) {
-  while (Current(*run) && !run->failed && !run->pulls.empty() && run->pulls_in_flight < options_.max_in_flight) {
-    const KeyVersion v = run->pulls.front();
-    run->pulls.pop_front();
-    ++run->pulls_in_flight;
-    std::weak_ptr<bool> alive = alive_;
-    Throttle(v.meta.size, [this, alive, run, v] {
-      peers_.Request(
-          run->address, [id = v.id](uint64_t rid) { return EncodeKeyRequest(Kind::kGet, rid, id); },
-          options_.request_timeout, [this, alive, run, v](Result<Frame> f) {
-            if (alive.expired()) return;
-            --run->pulls_in_flight;
-            pending_bytes_ -= std::min(pending_bytes_, v.meta.size);
-            if (!f.ok()) {
-              run->failed = true;
-              if (run->why.empty()) run->why = f.status().ToString();
-            } else {
-              // Not a record: gone or damaged there since it was listed. Nothing to copy; the
-              // peer repairs its own copy, or pulls ours.
-              auto rec = IntactRecord(f);
-              if (rec.ok()) {
-                run->batch_bytes += rec->value.size();
-                run->batch.push_back(WriteOp{v.id, std::move(*rec)});
-              } else if (auto c = claimed_.find(v.id); Current(*run) && c != claimed_.end() &&
-                                                           !Supersedes(c->second, v.meta) && !Supersedes(v.meta, c->second)) {
-                // (Only in its own round: a reply to a round that ended must not touch the next
-                // one's claims.)
-                // Another peer may have listed it and left it to this one: the next round
-                // pulls it from there, and this one does not count as synced.
-                claimed_.erase(c);
-                missed_ = true;
-              }
-            }
-            // Pulled records are stored in batches: one group commit (and one fsync) for many.
-            if (run->batch.size() >= kPullBatch || run->batch_bytes >= kPullBatchBytes || run->pulls_in_flight == 0) {
-              StorePulls(run);
-            }
-            PumpPulls(run);
-            AskKeys(run);
-          });
-    });
-  }
-}
-
-void AntiEntropy::StorePulls(std::shared_ptr<PeerRun> run) {
-  if (run->batch.empty()) return;
-  std::vector<WriteOp> ops = std::move(run->batch);
-  run->batch.clear();
-  const uint64_t bytes = run->batch_bytes, records = ops.size();
-  run->batch_bytes = 0;
-  ++run->storing;
-  std::weak_ptr<bool> alive = alive_;
-  store_.Apply(std::move(ops), [this, alive, run, bytes, records](Status s) {
-    if (alive.expired()) return;
-    --run->storing;
-    if (s.ok()) {
-      pulled_this_round_ += records;
-      run->pulled += records;
-      stats_.pulled_records += records;
-      stats_.pulled_bytes += bytes;
-      CountTraffic(bytes);
-    } else {
-      log_->warn("anti-entropy: storing pulled records failed: {}", s.ToString());
-      run->failed = true;
-      if (run->why.empty()) run->why = s.ToString();
-    }
-    PumpPulls(run);
-    AskKeys(run);
-  });
 }
 
 void AntiEntropy::Fail(std::shared_ptr<PeerRun> run, const std::string& why) {
