@@ -57,6 +57,16 @@ start_node() {  # NAME [ARGS...] -> ADDR
   wait_file "$WORK/$name.addr" "$WORK/$name.log" "node $name"
   ADDR=$(cat "$WORK/$name.addr")
 }
+# start_nbdkit IMG -> NBDKIT_URI: nbdkit's file plugin over a new sparse IMG of SIZE_MB.
+start_nbdkit() {
+  truncate -s "${SIZE_MB}M" "$1"
+  local port
+  port=$(free_port)
+  nbdkit -f -i 127.0.0.1 -p "$port" file "$1" >"$WORK/nbdkit.log" 2>&1 &
+  PIDS+=($!)
+  NBDKIT_URI="nbd://127.0.0.1:$port"
+  for _ in $(seq 100); do nbdinfo "$NBDKIT_URI" >/dev/null 2>&1 && break; sleep 0.05; done
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 declare -A SAMPLES
@@ -108,20 +118,12 @@ head -c "${SIZE_MB}M" /dev/urandom >"$WORK/source.img"
 head -c "$((SIZE_MB * 1024 / 16))K" "$WORK/source.img" >"$WORK/sparse.src"
 for round in $(seq "$REPEAT"); do
   echo "block_bench: round $round: nbdkit file" >&2
-  truncate -s "${SIZE_MB}M" "$WORK/nbdkit.img"
-  port=$(free_port)
-  nbdkit -f -i 127.0.0.1 -p "$port" file "$WORK/nbdkit.img" >"$WORK/nbdkit.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do nbdinfo "nbd://127.0.0.1:$port" >/dev/null 2>&1 && break; sleep 0.05; done
-  measure nbdkit "nbd://127.0.0.1:$port"
+  start_nbdkit "$WORK/nbdkit.img"
+  measure nbdkit "$NBDKIT_URI"
   stop_all
   rm -f "$WORK/nbdkit.img"
-  truncate -s "${SIZE_MB}M" "$WORK/nbdkit-sparse.img"
-  port=$(free_port)
-  nbdkit -f -i 127.0.0.1 -p "$port" file "$WORK/nbdkit-sparse.img" >"$WORK/nbdkit.log" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 100); do nbdinfo "nbd://127.0.0.1:$port" >/dev/null 2>&1 && break; sleep 0.05; done
-  measure_sparse nbdkit "nbd://127.0.0.1:$port"
+  start_nbdkit "$WORK/nbdkit-sparse.img"
+  measure_sparse nbdkit "$NBDKIT_URI"
   stop_all
   rm -f "$WORK/nbdkit-sparse.img"
 

@@ -16,37 +16,40 @@ const EVP_MD* Sha256Md() {
   return md != nullptr ? md : EVP_sha256();
 }
 
+// A digest context per thread, reused by every hash: making and freeing one per call (as
+// EVP_Digest does) is an allocation, a reference count and a cleanse, which was most of the
+// cost of a short input such as a replica id (routing/placement.cc). Null if OpenSSL could
+// not make one.
+EVP_MD_CTX* ThreadCtx() {
+  struct Ctx {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  };
+  thread_local Ctx t;
+  return t.ctx;
+}
+
 }  // namespace
 
 ObjectId ObjectId::Of(std::string_view ns, std::string_view key) {
   Bytes out{};
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  assert(ctx != nullptr);
+  EVP_MD_CTX* ctx = ThreadCtx();
   const char sep = '\0';
   unsigned int len = 0;
-  int ok = EVP_DigestInit_ex(ctx, Sha256Md(), nullptr) &&
-           EVP_DigestUpdate(ctx, ns.data(), ns.size()) && EVP_DigestUpdate(ctx, &sep, 1) &&
-           EVP_DigestUpdate(ctx, key.data(), key.size()) &&
-           EVP_DigestFinal_ex(ctx, out.data(), &len);
-  EVP_MD_CTX_free(ctx);
+  const int ok = ctx != nullptr && EVP_DigestInit_ex(ctx, Sha256Md(), nullptr) &&
+                 EVP_DigestUpdate(ctx, ns.data(), ns.size()) && EVP_DigestUpdate(ctx, &sep, 1) &&
+                 EVP_DigestUpdate(ctx, key.data(), key.size()) && EVP_DigestFinal_ex(ctx, out.data(), &len);
   assert(ok && len == kSize);
   (void)ok;
   return ObjectId(out);
 }
 
 ObjectId ObjectId::Sha256(std::string_view bytes) {
-  // One context per thread, reused: EVP_Digest makes and frees one per call (an allocation,
-  // a reference count and a cleanse), which was most of the cost of a short input such as a
-  // replica id (routing/placement.cc).
-  struct Ctx {
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    ~Ctx() { EVP_MD_CTX_free(ctx); }
-  };
-  thread_local Ctx t;
   Bytes out{};
+  EVP_MD_CTX* ctx = ThreadCtx();
   unsigned int len = 0;
-  const int ok = t.ctx != nullptr && EVP_DigestInit_ex(t.ctx, Sha256Md(), nullptr) &&
-                 EVP_DigestUpdate(t.ctx, bytes.data(), bytes.size()) && EVP_DigestFinal_ex(t.ctx, out.data(), &len);
+  const int ok = ctx != nullptr && EVP_DigestInit_ex(ctx, Sha256Md(), nullptr) &&
+                 EVP_DigestUpdate(ctx, bytes.data(), bytes.size()) && EVP_DigestFinal_ex(ctx, out.data(), &len);
   assert(ok == 1 && len == kSize);
   (void)ok;
   return ObjectId(out);

@@ -15,6 +15,12 @@ namespace ringstore {
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(50);
 int64_t Ms(Clock::Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
+// The error a peer's ERROR reply carries; Ok for any other reply.
+Status ErrorIn(const Frame& f) {
+  if (f.header.kind != static_cast<uint16_t>(Kind::kError)) return Status::Ok();
+  auto e = DecodeError(f.body);
+  return e.ok() ? e->ToStatus() : e.status();
+}
 }  // namespace
 
 
@@ -268,9 +274,7 @@ void AntiEntropy::AskTree(std::shared_ptr<PeerRun> run) {
         run->asking = false;
         if (!Current(*run)) return;
         if (!f.ok()) return Fail(run, f.status().ToString());
-        if (f->header.kind == static_cast<uint16_t>(Kind::kError)) {
-          auto e = DecodeError(f->body);
-          const Status s = e.ok() ? e->ToStatus() : e.status();
+        if (const Status s = ErrorIn(*f); !s.ok()) {
           if (s.code() == Code::kUnavailable) {
             // Its digest for this ring is not built yet (a peer builds it in its own round,
             // which may be seconds away). If we hold nothing it shares with us (we just
@@ -349,14 +353,9 @@ void AntiEntropy::AskKeys(std::shared_ptr<PeerRun> run) {
         if (!Current(*run)) return;
         if (!f.ok()) return Fail(run, f.status().ToString());
         if (f->header.kind != static_cast<uint16_t>(Kind::kSyncKeysReply)) {
-          bool unavailable = false;
-          if (f->header.kind == static_cast<uint16_t>(Kind::kError)) {
-            auto e = DecodeError(f->body);
-            unavailable = e.ok() && e->ToStatus().code() == Code::kUnavailable;
-          }
           // Listing all before its digest was ready, the first listing can find the peer not
           // placing keys by this ring yet (it has not heard of the join): ask again later.
-          if (unavailable && run->listing_all && run->leaves.size() == RangeDigest::kLeaves) {
+          if (ErrorIn(*f).code() == Code::kUnavailable && run->listing_all && run->leaves.size() == RangeDigest::kLeaves) {
             leaves_pending_ -= std::min<uint64_t>(leaves_pending_, run->leaves.size());
             run->leaves.clear();
             run->differing.clear();

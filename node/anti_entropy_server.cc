@@ -100,19 +100,18 @@ void AntiEntropy::ScanLeaves(const std::vector<uint32_t>& leaves, size_t from, s
               [alive, first_leaf, count, limit, done](Result<std::vector<ScanEntry>> r) {
                 if (alive.expired()) return;
                 if (!r.ok()) return done(r.status());
+                // Cut short (more than limit records): the leaves before the one it stopped in
+                // were read whole; that one and those after it were not. If that is the first,
+                // it goes cut to the limit (as a scan of that leaf alone did).
+                const bool cut = r->size() > limit;
+                size_t whole = cut ? RangeDigest::LeafOf(r->back().id) - first_leaf : count;
                 std::vector<std::vector<ScanEntry>> by_leaf(count);
                 for (ScanEntry& e : *r) by_leaf[RangeDigest::LeafOf(e.id) - first_leaf].push_back(std::move(e));
-                if (r->size() > limit) {
-                  // Cut short: the leaves before the one it stopped in were read whole; that
-                  // one and those after it were not. If that is the first, it goes cut to the
-                  // limit (as a scan of that leaf alone did).
-                  size_t whole = RangeDigest::LeafOf(r->back().id) - first_leaf;
-                  if (whole == 0) {
-                    by_leaf[0].resize(std::min(by_leaf[0].size(), limit));
-                    whole = 1;
-                  }
-                  by_leaf.resize(whole);
+                if (whole == 0) {
+                  by_leaf[0].resize(std::min(by_leaf[0].size(), limit));
+                  whole = 1;
                 }
+                by_leaf.resize(whole);
                 done(std::move(by_leaf));
               });
 }

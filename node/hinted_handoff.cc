@@ -38,7 +38,7 @@ void HintedHandoff::Load(const ObjectId& from) {
     }
     for (const StoredHint& h : *r) {
       if (hints_.count(h.id) == 0) ++stats_.loaded;
-      Add(h.id, h.route_n, h.ts);
+      Note(h.id, h.route_n, h.ts);
     }
     if (r->size() == kLoadBatch && stats_.loaded < options_.max_hints) {
       if (r->back().id != ObjectId::Max()) return Load(r->back().id.Successor());
@@ -47,9 +47,7 @@ void HintedHandoff::Load(const ObjectId& from) {
   });
 }
 
-void HintedHandoff::Note(const ObjectId& id, uint32_t route_n, Timestamp ts) { Add(id, route_n, ts); }
-
-void HintedHandoff::Add(const ObjectId& id, uint32_t route_n, Timestamp ts) {
+void HintedHandoff::Note(const ObjectId& id, uint32_t route_n, Timestamp ts) {
   auto [it, fresh] = hints_.try_emplace(id);
   it->second.route_n = std::max(it->second.route_n, route_n);
   it->second.ts = std::max(it->second.ts, ts);

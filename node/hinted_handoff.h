@@ -58,7 +58,7 @@ class HintedHandoff {
   // Loads the hints the store kept (an earlier run's), then hands them off like new ones.
   void Start();
   // A write of id at ts, placed with N = route_n, was applied here as a fallback (with its
-  // hint kept in the store).
+  // hint kept in the store), or such a hint was loaded from the store. Adds or widens a hint.
   void Note(const ObjectId& id, uint32_t route_n, Timestamp ts);
   const HandoffStats& stats() const { return stats_; }
 
@@ -69,8 +69,6 @@ class HintedHandoff {
     bool busy = false;
     uint64_t generation = 0;  // bumped by every Note: a write that lands during a handoff keeps the hint
   };
-  // Adds or widens a hint (a Note, or one loaded from the store).
-  void Add(const ObjectId& id, uint32_t route_n, Timestamp ts);
   void Load(const ObjectId& from);
   void Arm();
   void Pass();

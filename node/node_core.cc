@@ -216,12 +216,10 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
   auto txn = DecodeWrite(static_cast<Kind>(frame.header.kind), frame.body);
   if (!txn.ok()) return SendError(conn, rid, txn.status());
   if (Status allowed = AuthorizeWrite(Identity(conn), *txn); !allowed.ok()) return Deny(conn, rid, allowed);
-  std::vector<ObjectId> fallback_for;  // ops this node takes in for replicas that failed
-  std::vector<bool> fallback;          // by op
+  std::vector<bool> fallback;  // by op: taken in for replicas that failed
   for (const auto& op : txn->ops) {
     const int rank = Rank(op.id, txn->route_n);
     fallback.push_back(rank >= 0 && txn->route_n > 0 && rank >= static_cast<int>(txn->route_n));
-    if (fallback.back()) fallback_for.push_back(op.id);
     if (rank < 0) {
       ++stats_.not_mine;
       char digest[17];
@@ -272,9 +270,12 @@ void NodeCore::HandleWrite(ConnId conn, const Frame& frame) {
   }
   const uint32_t route_n = txn->route_n;
   // A fallback's hint is kept in the same write as the record (node/hinted_handoff.h).
+  std::vector<ObjectId> fallback_for;
   if (handoff_ != nullptr) {
     for (size_t i = 0; i < ops.size(); ++i) {
-      if (fallback[i]) ops[i].hint_n = route_n;
+      if (!fallback[i]) continue;
+      ops[i].hint_n = route_n;
+      fallback_for.push_back(ops[i].id);
     }
   }
   store_.Apply(std::move(ops), [this, conn, rid, ts, route_n, fallback_for = std::move(fallback_for)](Status s) {
