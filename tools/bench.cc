@@ -1,12 +1,15 @@
 #include "tools/bench.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <iostream>
 #include <vector>
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include "tools/session.h"
 
@@ -26,10 +29,19 @@ void AddBenchOptions(CLI::App& cmd, BenchOptions& o) {
   cmd.add_option("--in-flight", o.in_flight, "Requests outstanding in total")
       ->check(CLI::Range(size_t{1}, size_t{65536}))
       ->capture_default_str();
+  cmd.add_option("--rate", o.rate,
+                 "Requests per second, sent on a fixed schedule (open loop; --in-flight caps what is outstanding, "
+                 "and a request's latency counts from when it was due). 0: closed loop, --in-flight always "
+                 "outstanding")
+      ->check(CLI::Range(0.0, 10000000.0))
+      ->capture_default_str();
   cmd.add_option("--connections", o.connections, "TCP connections to each node")
       ->check(CLI::Range(size_t{1}, size_t{256}))
       ->capture_default_str();
   cmd.add_option("--bench-namespace", o.ns, "Namespace of the benchmark keys")->capture_default_str();
+  cmd.add_option("--latency-log", o.latency_log,
+                 "Write one line per request to this file: seconds from the start when it was sent (due, in open "
+                 "loop) and its latency in microseconds");
   cmd.add_flag("!--no-prefill", o.prefill, "For get: do not write the keys first");
 }
 
@@ -46,12 +58,28 @@ class Driver {
     latencies_ns_.reserve(1 << 20);
   }
 
-  // Runs until the time is up, or, with every_key, until every key was done once.
+  // Runs until the time is up, or, with every_key, until every key was done once. A SIGINT or
+  // SIGTERM ends the run early, as the end of the time would: no new requests, the ones in
+  // flight finish, and the report covers what was done (bench/rebalance_bench.sh measures a
+  // window it cannot know in advance this way).
   void Run(bool every_key) {
     every_key_ = every_key;
+    boost::asio::signal_set stop(s_.io(), SIGINT, SIGTERM);
+    stop.async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      stopped_ = true;
+      due_.clear();
+      if (pacing_) s_.clock().Cancel(pace_timer_);  // a slow --rate need not be waited out
+      pacing_ = false;
+    });
     start_ = s_.clock().Now();
-    for (size_t i = 0; i < o_.in_flight; ++i) Issue();
-    while (outstanding_ > 0) s_.io().run_one();
+    if (open_loop()) {
+      next_due_ = start_;
+      Pace();
+    } else {
+      for (size_t i = 0; i < o_.in_flight; ++i) Issue();
+    }
+    while (outstanding_ > 0 || pacing_) s_.io().run_one();
     elapsed_ = s_.clock().Now() - start_;
   }
 
@@ -63,9 +91,9 @@ class Driver {
     };
     const double secs = std::chrono::duration<double>(elapsed_).count();
     const double ops = static_cast<double>(done_);
-    std::printf("RESULT op=%s size=%zu in_flight=%zu connections=%zu n=%u w=%u r=%u ops=%llu secs=%.3f "
+    std::printf("RESULT op=%s size=%zu in_flight=%zu connections=%zu rate=%.0f n=%u w=%u r=%u ops=%llu secs=%.3f "
                 "ops_per_s=%.0f mb_per_s=%.1f p50_us=%.1f p99_us=%.1f errors=%llu\n",
-                label, o_.value_bytes, o_.in_flight, o_.connections, q_.n, q_.w, q_.r,
+                label, o_.value_bytes, o_.in_flight, o_.connections, open_loop() ? o_.rate : 0.0, q_.n, q_.w, q_.r,
                 static_cast<unsigned long long>(done_), secs, ops / secs, ops * o_.value_bytes / secs / 1e6, pct(0.50),
                 pct(0.99), static_cast<unsigned long long>(errors_));
     if (errors_ > 0) {
@@ -74,6 +102,16 @@ class Driver {
     }
   }
   uint64_t errors() const { return errors_; }
+
+  // --latency-log: false if the file could not be written.
+  bool WriteLatencyLog() const {
+    FILE* f = std::fopen(o_.latency_log.c_str(), "w");
+    if (f == nullptr) return false;
+    for (size_t i = 0; i < latencies_ns_.size(); ++i) {
+      std::fprintf(f, "%.6f %.1f\n", sent_ns_[i] / 1e9, latencies_ns_[i] / 1e3);
+    }
+    return std::fclose(f) == 0;
+  }
 
  private:
   // The value of key k: the pattern with k in its first 8 bytes, so a reader can check it.
@@ -91,23 +129,57 @@ class Driver {
            std::memcmp(v.data() + head, value_.data() + head, v.size() - head) == 0;
   }
 
+  bool open_loop() const { return o_.rate > 0 && !every_key_; }
+
+  // Closed loop: the next request, now.
   void Issue() {
-    if (every_key_ ? next_key_ >= o_.keys : s_.clock().Now() >= end_) return;
+    if (stopped_ || (every_key_ ? next_key_ >= o_.keys : s_.clock().Now() >= end_)) return;
+    Send(s_.clock().Now());
+  }
+
+  // Open loop: queues the requests that are due (one every 1/rate s), sends what --in-flight
+  // allows, and sleeps until the next is due. A request that waits for a slot keeps its due
+  // time, so a slow cluster shows in the latencies rather than in fewer requests.
+  void Pace() {
+    pacing_ = false;
+    const auto now = s_.clock().Now();
+    const auto interval = std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(1.0 / o_.rate));
+    while (!stopped_ && next_due_ <= now && next_due_ < end_) {
+      due_.push_back(next_due_);
+      next_due_ += interval;
+    }
+    SendDue();
+    if (stopped_ || next_due_ >= end_) return;
+    pacing_ = true;
+    pace_timer_ = s_.clock().Schedule(next_due_ - now, [this] { Pace(); });
+  }
+  void SendDue() {
+    while (!due_.empty() && outstanding_ < o_.in_flight) {
+      const auto t0 = due_.front();
+      due_.pop_front();
+      Send(t0);
+    }
+  }
+  // What comes after a request finished: another (closed loop) or the next due one.
+  void Next() { open_loop() ? SendDue() : Issue(); }
+
+  // Sends one request; its latency counts from t0.
+  void Send(Clock::Duration t0) {
     const size_t k = every_key_ ? next_key_++ : static_cast<size_t>(rng_.Uniform(o_.keys));
-    const auto t0 = s_.clock().Now();
     ++outstanding_;
     auto finish = [this, t0](const Status& st) {
       --outstanding_;
       if (st.ok()) {
         ++done_;
         latencies_ns_.push_back((s_.clock().Now() - t0).count());
+        if (!o_.latency_log.empty()) sent_ns_.push_back((t0 - start_).count());
       } else if (errors_++ == 0) {
         first_error_ = st;
       }
-      if (st.ok()) return Issue();
-      // A failure may have come back at once, inside Issue: go on from the loop instead of
+      if (st.ok()) return Next();
+      // A failure may have come back at once, inside Send: go on from the loop instead of
       // recursing deeper.
-      boost::asio::post(s_.io(), [this] { Issue(); });
+      boost::asio::post(s_.io(), [this] { Next(); });
     };
     if (is_put_) {
       s_.cluster().Put(ids_[k], ValueOf(k), q_, [finish](Result<Ack> r) { finish(r.ok() ? Status::Ok() : r.status()); });
@@ -129,10 +201,16 @@ class Driver {
   Clock::Duration start_{}, end_{}, elapsed_{};
   SeededRandom rng_{42};
   bool every_key_ = false;
+  bool stopped_ = false;  // by a signal
+  bool pacing_ = false;   // open loop: the timer for the next due request is set
+  Clock::TimerId pace_timer_ = 0;
+  Clock::Duration next_due_{};
+  std::deque<Clock::Duration> due_;  // open loop: due, waiting for an --in-flight slot
   size_t next_key_ = 0, outstanding_ = 0;
   uint64_t done_ = 0, errors_ = 0;
   Status first_error_;
   std::vector<int64_t> latencies_ns_;
+  std::vector<int64_t> sent_ns_;  // with --latency-log: when each of latencies_ns_ was sent
   std::vector<ObjectKey> ids_;
 };
 
@@ -163,13 +241,19 @@ int RunBench(const std::vector<std::string>& seeds, const ClientOptions& client_
     std::fprintf(stderr, "ringstore bench: %s %zu keys, %zu in flight, N=%u W=%u R=%u\n", o.op.c_str(), o.keys,
                  o.in_flight, q.n, q.w, q.r);
   } else {
-    std::fprintf(stderr, "ringstore bench: %s for %.1f s, %zu in flight, %zu connection(s) per node, N=%u W=%u R=%u\n",
-                 o.op.c_str(), o.duration_s, o.in_flight, o.connections, q.n, q.w, q.r);
+    char pace[64] = "";
+    if (o.rate > 0) std::snprintf(pace, sizeof pace, "at %g/s, at most ", o.rate);
+    std::fprintf(stderr, "ringstore bench: %s for %.1f s, %s%zu in flight, %zu connection(s) per node, N=%u W=%u R=%u\n",
+                 o.op.c_str(), o.duration_s, pace, o.in_flight, o.connections, q.n, q.w, q.r);
   }
   Driver d(session, o, q, is_put,
            std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(o.duration_s)));
   d.Run(every_key);
   d.Report(o.op.c_str());
+  if (!o.latency_log.empty() && !d.WriteLatencyLog()) {
+    std::cerr << "ringstore bench: could not write " << o.latency_log << ": " << std::strerror(errno) << "\n";
+    return 4;
+  }
   return d.errors() > 0 ? 4 : 0;
 }
 

@@ -20,9 +20,11 @@ struct BenchOptions {
   size_t keys = 10000;
   double duration_s = 5;
   size_t in_flight = 64;
+  double rate = 0;         // requests/s on a fixed schedule (open loop); 0: closed loop
   size_t connections = 4;  // per node
   std::string ns = "bench";
   bool prefill = true;
+  std::string latency_log;  // a file: one line per request (when sent, latency)
 };
 
 void AddBenchOptions(CLI::App& cmd, BenchOptions& o);

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """ringstore put/get/rm/stat through the CLI against one real node, the CLI's exit codes, and
-a graceful restart that keeps the data.
+a graceful restart that keeps the data. Also `ringstore bench`'s open loop (--rate), its
+latency log and its early end on SIGINT.
 
 Run: python3 tests/integration/test_put_get.py --bin-dir build
 """
@@ -9,7 +10,9 @@ import os
 import random
 import re
 import signal
+import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -62,6 +65,46 @@ def check_readable(ctx, node, key, want_sha, size):
           f"get {key}: read {len(g.stdout)} bytes with a different sha256 (want {size} bytes)")
 
 
+def bench_result(text, what):
+    m = re.search(r"^RESULT .* rate=(\d+) .* ops=(\d+) secs=([0-9.]+) .* errors=(\d+)$", text, re.M)
+    check(m is not None, f"{what}: no RESULT line in {text!r}")
+    return int(m.group(1)), int(m.group(2)), float(m.group(3)), int(m.group(4))
+
+
+def check_bench(ctx, node):
+    """--rate sends on a schedule (not as fast as the node allows), --latency-log writes one
+    line per request, and SIGINT ends a long run with its RESULT line."""
+    lat = ctx.path("bench.lat")
+    r = expect_rc(ctx.cli("bench", "--op", "get", "--keys", 100, "--size", 64, "--rate", 200, "--duration", 2,
+                          "--latency-log", lat, cluster=node), EXIT_OK, "bench --rate 200")
+    rate, ops, secs, errors = bench_result(r.stdout.decode(), "bench --rate 200")
+    check(errors == 0 and rate == 200, f"bench --rate 200: rate={rate} errors={errors}")
+    # A closed loop of 64 on one node does thousands a second; the schedule allows 400 in 2 s.
+    check(380 <= ops <= 401, f"bench --rate 200 --duration 2 did {ops} requests, want about 400")
+    with open(lat) as f:
+        lines = [ln.split() for ln in f]
+    check(len(lines) == ops, f"latency log has {len(lines)} lines for {ops} requests")
+    due = sorted(float(ln[0]) for ln in lines)
+    check(due[0] < 0.05 and 1.9 < due[-1] < 2.0 and all(float(ln[1]) > 0 for ln in lines),
+          f"latency log: due times {due[0]:.3f}..{due[-1]:.3f} s, want 0..2 s every 5 ms")
+    check(all(abs(b - a - 0.005) < 1e-4 for a, b in zip(due, due[1:])), "latency log: requests not due every 5 ms")
+
+    proc = subprocess.Popen([ctx.cli_bin, "--cluster", node.addr, "bench", "--op", "get", "--no-prefill",
+                             "--keys", "100", "--size", "64", "--duration", "600"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    harness._register(proc)
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    took = time.monotonic() - t0
+    check(proc.returncode == 0, f"bench after SIGINT exited {proc.returncode}; stderr: {err}")
+    _, stopped_ops, secs, errors = bench_result(out, "bench stopped by SIGINT")
+    check(errors == 0 and stopped_ops > 0 and 0.5 < secs < 5 and took < 5,
+          f"bench stopped by SIGINT: {stopped_ops} ops in {secs} s, exited {took:.1f} s after the signal")
+    log(f"bench: --rate 200 did {ops} requests on schedule; SIGINT ended a 600 s run after {secs:.1f} s")
+
+
 def test(ctx, args):
     rnd = random.Random(args.seed)
     node = ctx.node("node")
@@ -94,6 +137,8 @@ def test(ctx, args):
     expect_rc(ctx.cli("put", "stdin-default", cluster=node, input=b"v2"), EXIT_OK, "overwrite")
     g = expect_rc(ctx.cli("get", "stdin-default", cluster=node), EXIT_OK, "get after overwrite")
     check(g.stdout == b"v2", f"get after overwrite returned {g.stdout[:32]!r}..., want b'v2'")
+
+    check_bench(ctx, node)
 
     # RINGSTORE_CLUSTER gives the address.
     g = expect_rc(ctx.cli("get", "stdin-dash", env={"RINGSTORE_CLUSTER": node.addr}), EXIT_OK,
