@@ -11,6 +11,8 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <optional>
 #include <unordered_map>
@@ -60,12 +62,22 @@ Result<std::unique_ptr<RocksDbStore>> RocksDbStore::Open(const RocksDbOptions& o
   // thread), and the writer and reader threads set it themselves.
   rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable);
   if (Status s = store->OpenDb(); !s.ok()) return s;
-  store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  // Named, so that top -H and perf tell them apart.
+  store->writer_ = std::thread([s = store.get()] {
+    pthread_setname_np(pthread_self(), "store-writer");
+    s->WriterLoop();
+  });
   if (options.durability == Durability::kSync) {
-    store->syncer_ = std::thread([s = store.get()] { s->SyncerLoop(); });
+    store->syncer_ = std::thread([s = store.get()] {
+      pthread_setname_np(pthread_self(), "store-syncer");
+      s->SyncerLoop();
+    });
   }
   for (size_t i = 0; i < std::max<size_t>(1, options.reader_threads); ++i) {
-    store->readers_.emplace_back([s = store.get()] { s->ReaderLoop(); });
+    store->readers_.emplace_back([s = store.get()] {
+      pthread_setname_np(pthread_self(), "store-reader");
+      s->ReaderLoop();
+    });
   }
   return store;
 }
