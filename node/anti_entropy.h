@@ -74,7 +74,7 @@ struct AntiEntropyOptions {
   // no more than max_retries × retry_delay per round.
   Clock::Duration retry_delay = std::chrono::milliseconds(500);
   uint32_t max_retries = 40;
-  size_t scan_batch = 1024;
+  size_t scan_batch = 128;
   size_t max_in_flight = 32;  // transfers per peer pulled from
   // Peers compared and pulled from at once. A joiner pulled from its three peers one after the
   // other, and the last mostly listed leaves it had already filled from the others.
