@@ -426,7 +426,9 @@ void AntiEntropy::EndRound(const char* why) {
     CollectTombstones();
     if (all_peers_ok_ && !missed_) {
       synced_digest_ = ring_digest_;
+      const bool first = !synced_once_;
       synced_once_ = true;
+      if (first && on_first_sync_) on_first_sync_();
     }
     stats_.synced = synced() ? 1 : 0;
     if (stats_.pulled_records > 0 || !handoff_.empty() || !all_peers_ok_) {

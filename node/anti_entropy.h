@@ -110,6 +110,10 @@ class AntiEntropy {
   // True once a round has compared with every peer under the current ring: until then a
   // key this node owns but lacks may be on its previous holders (reads fall back to them).
   bool synced() const;
+  // Called once, when the first round has compared with every peer: a node that started
+  // behind (a new node, or one back from a restart) has caught up. node_main then gives the
+  // node back its normal CPU priority (--fill-nice).
+  void set_on_first_sync(std::function<void()> fn) { on_first_sync_ = std::move(fn); }
   // The read path met a record that fails its checksum: repair it from a replica.
   void ReportCorrupt(const ObjectId& id);
 
@@ -234,6 +238,7 @@ class AntiEntropy {
   uint64_t last_round_digest_ = 0;  // the ring of the last completed round
   uint64_t synced_digest_ = 0;      // the ring of the last round that reached every peer
   bool synced_once_ = false;
+  std::function<void()> on_first_sync_;
   Clock::Duration round_started_{};
   ObjectId scan_cursor_;
   std::map<std::string, RangeDigest> building_;

@@ -24,6 +24,7 @@
 #include "node/runtime/asio_clock.h"
 #include "node/runtime/address.h"
 #include "node/runtime/disk_usage.h"
+#include "node/runtime/process_nice.h"
 #include "node/runtime/asio_transport.h"
 #include "routing/membership.h"
 #include "storage/rocksdb_store.h"
@@ -177,6 +178,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   uint32_t replicas = 3;
   double replace_after_s = 600, repair_interval_s = 30, rebalance_rate_mb = 128, scrub_rate_mb = 16;
+  int fill_nice = 10;
   app.add_option("--replicas", replicas,
                  "N: the copies of every record that repair keeps (the same on every node, and the N clients use)")
       ->check(CLI::Range(1, 16))
@@ -189,6 +191,12 @@ int main(int argc, char** argv) {
   app.add_option("--repair-interval", repair_interval_s,
                  "Seconds between anti-entropy rounds (a ring change starts one sooner)")
       ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+  app.add_option("--fill-nice", fill_nice,
+                 "Nice value the node runs at, when it joins with --join, until it has caught up with its peers "
+                 "(a first anti-entropy round with each), so that the data it takes in does not delay other "
+                 "nodes' reads on a shared machine (0: no change; needs root to undo)")
+      ->check(CLI::Range(0, 19))
       ->capture_default_str();
   app.add_option("--rebalance-rate", rebalance_rate_mb,
                  "MB/s of repair and rebalance traffic, in and out (0: unlimited)")
@@ -336,6 +344,24 @@ int main(int argc, char** argv) {
   ao.tombstone_grace = std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(tombstone_grace_s));
   AntiEntropy repair(ao, *node_id, clock, **store, peers, membership, log);
   core.AttachRepair(&repair);
+  // A joining node catches up at a lower CPU priority (docs/repair.md §8).
+  ProcessNice nice;
+  repair.set_on_first_sync([&] {
+    if (!nice.lowered()) return;
+    Status s = nice.Restore();
+    if (s.ok()) {
+      log->info("caught up with its peers: back to normal CPU priority");
+    } else {
+      log->warn("caught up with its peers, but the CPU priority could not be put back: {}", s.ToString());
+    }
+  });
+  if (!seeds.empty() && fill_nice > 0) {
+    if (Status s = nice.Lower(fill_nice); s.ok()) {
+      log->info("catching up with its peers at nice {} (--fill-nice)", fill_nice);
+    } else {
+      log->info("catching up with its peers at normal CPU priority: --fill-nice {} {}", fill_nice, s.message());
+    }
+  }
   membership.Start(seeds);
   repair.Start();
   if (ring_state->leaving) {

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "routing/placement.h"
 #include "storage/range_digest.h"
 #include "tests/support/fake_ring.h"
@@ -41,7 +43,12 @@ class AntiEntropyTest : public ::testing::Test {
       repair_.push_back(std::make_unique<AntiEntropy>(o, n->membership->self().node_id, ring_.clock, *n->store,
                                                       *n->peers, *n->membership, testing::NullLog()));
       n->core->AttachRepair(repair_.back().get());
-      repair_.back()->Start();
+      AntiEntropy* r = repair_.back().get();
+      r->set_on_first_sync([this, r] {
+        EXPECT_TRUE(r->synced());
+        ++first_syncs_[r];
+      });
+      r->Start();
     }
     for (int i = 0; i < 100 && !repair_.back()->synced(); ++i) ring_.Pump(std::chrono::milliseconds(100));
     ASSERT_TRUE(repair_.back()->synced());
@@ -66,6 +73,7 @@ class AntiEntropyTest : public ::testing::Test {
 
   Ring ring_{3, 11};
   std::vector<std::unique_ptr<AntiEntropy>> repair_;
+  std::map<AntiEntropy*, int> first_syncs_;  // calls of each one's on_first_sync
 };
 
 TEST_F(AntiEntropyTest, AJoinerPullsEachRecordOnceFromPeersComparedAtOnce) {
@@ -75,6 +83,9 @@ TEST_F(AntiEntropyTest, AJoinerPullsEachRecordOnceFromPeersComparedAtOnce) {
   const size_t placed = CheckJoinerHoldsItsShare(ids);
   ASSERT_GT(placed, 200u);  // about three quarters
   EXPECT_EQ(repair_.back()->status().pulled_records, placed) << "a record was pulled from more than one peer";
+  // Every node reports its first sync once, and only once: later rounds do not call again.
+  ring_.Pump(std::chrono::seconds(2));
+  for (auto& r : repair_) EXPECT_EQ(first_syncs_[r.get()], 1);
 }
 
 TEST_F(AntiEntropyTest, LeavesTooDenseForOneListingComeWhole) {
