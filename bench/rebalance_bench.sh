@@ -6,7 +6,7 @@
 #    filesystem (1 MiB writes, fsync at the end);
 #  - the GET p99 during the move, next to the same load's p99 on the idle 3-node ring.
 # Targets: rebalance >= 0.5x fio, and GET p99 during it <= 2x idle.
-# The GET load starts just before the new node and is stopped (SIGINT) when the node reports
+# The GET load starts just before the new node and is stopped (SIGTERM) when the node reports
 # itself synced, so its p99 covers the move and nothing else. It is an open loop of LOAD_RATE
 # GETs/s (latency counted from when each was due, so a stall shows in full); LOAD_RATE=0 makes
 # it a closed loop of LOAD_IN_FLIGHT (default 8 then, else a cap of 64). The idle figure is
@@ -83,6 +83,7 @@ for round in $(seq "$REPEAT"); do
   # The move, under the same GET load.
   "$CLI" --cluster "$a1" "${GET[@]}" --duration 3600 >"$WORK/busy.out" 2>/dev/null &
   load=$!
+  PIDS+=("$load")  # stopped on any exit, too
   t0=$(date +%s.%N)
   start_node "r$round-n4" --join "$a1"
   new=$(head -c 8 "$WORK/r$round-n4/NODE_ID")
@@ -96,8 +97,9 @@ for round in $(seq "$REPEAT"); do
   [[ -n $row ]] || { echo "rebalance_bench: the new node did not sync within 120 s" >&2; exit 1; }
   pulled=$(awk '{print $6}' <<<"$row")
   MOVE+=("$(awk -v mb="$pulled" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", mb / (b - a)}')")
-  kill -INT "$load" 2>/dev/null || true
+  kill -TERM "$load" 2>/dev/null || true  # (a background job of a script ignores SIGINT until it sets a handler)
   wait "$load" 2>/dev/null || true
+  keep=(); for p in "${PIDS[@]}"; do [[ $p != "$load" ]] && keep+=("$p"); done; PIDS=("${keep[@]}")  # reaped
   busy=$(grep '^RESULT' "$WORK/busy.out" || true)
   [[ -n $busy ]] || busy=" p99_us=0"
   BUSY+=("$(field p99_us "$busy")")

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <iostream>
@@ -33,15 +34,18 @@ void AddBenchOptions(CLI::App& cmd, BenchOptions& o) {
                  "Requests per second, sent on a fixed schedule (open loop; --in-flight caps what is outstanding, "
                  "and a request's latency counts from when it was due). 0: closed loop, --in-flight always "
                  "outstanding")
-      ->check(CLI::Range(0.0, 10000000.0))
+      ->check([](const std::string& s) -> std::string {
+        const double v = std::strtod(s.c_str(), nullptr);
+        return v == 0 || (v >= 0.01 && v <= 1e7) ? "" : "must be 0 or from 0.01 to 10000000";
+      })
       ->capture_default_str();
   cmd.add_option("--connections", o.connections, "TCP connections to each node")
       ->check(CLI::Range(size_t{1}, size_t{256}))
       ->capture_default_str();
   cmd.add_option("--bench-namespace", o.ns, "Namespace of the benchmark keys")->capture_default_str();
   cmd.add_option("--latency-log", o.latency_log,
-                 "Write one line per request to this file: seconds from the start when it was sent (due, in open "
-                 "loop) and its latency in microseconds");
+                 "Write one line per request that succeeded to this file: seconds from the start when it was "
+                 "sent (due, in open loop) and its latency in microseconds");
   cmd.add_flag("!--no-prefill", o.prefill, "For get: do not write the keys first");
 }
 
@@ -58,20 +62,10 @@ class Driver {
     latencies_ns_.reserve(1 << 20);
   }
 
-  // Runs until the time is up, or, with every_key, until every key was done once. A SIGINT or
-  // SIGTERM ends the run early, as the end of the time would: no new requests, the ones in
-  // flight finish, and the report covers what was done (bench/rebalance_bench.sh measures a
-  // window it cannot know in advance this way).
+  // Runs until the time is up, or, with every_key, until every key was done once, or until
+  // Stop. Returns with nothing of this Driver's left queued on the io_context.
   void Run(bool every_key) {
     every_key_ = every_key;
-    boost::asio::signal_set stop(s_.io(), SIGINT, SIGTERM);
-    stop.async_wait([this](const boost::system::error_code& ec, int) {
-      if (ec) return;
-      stopped_ = true;
-      due_.clear();
-      if (pacing_) s_.clock().Cancel(pace_timer_);  // a slow --rate need not be waited out
-      pacing_ = false;
-    });
     start_ = s_.clock().Now();
     if (open_loop()) {
       next_due_ = start_;
@@ -79,8 +73,18 @@ class Driver {
     } else {
       for (size_t i = 0; i < o_.in_flight; ++i) Issue();
     }
-    while (outstanding_ > 0 || pacing_) s_.io().run_one();
+    while (outstanding_ > 0 || pacing_ || posted_ > 0) s_.io().run_one();
     elapsed_ = s_.clock().Now() - start_;
+  }
+
+  // Ends the run early, as the end of the time would: no new requests, and the ones due or
+  // in flight finish (bench/rebalance_bench.sh measures a window it cannot know in advance
+  // this way, with a signal).
+  void Stop() {
+    stopped_ = true;
+    if (pacing_) s_.clock().Cancel(pace_timer_);  // a slow --rate need not be waited out
+    pacing_ = false;
+    SendDue();
   }
 
   void Report(const char* label) const {
@@ -178,8 +182,12 @@ class Driver {
       }
       if (st.ok()) return Next();
       // A failure may have come back at once, inside Send: go on from the loop instead of
-      // recursing deeper.
-      boost::asio::post(s_.io(), [this] { Next(); });
+      // recursing deeper (Run waits for it).
+      ++posted_;
+      boost::asio::post(s_.io(), [this] {
+        --posted_;
+        Next();
+      });
     };
     if (is_put_) {
       s_.cluster().Put(ids_[k], ValueOf(k), q_, [finish](Result<Ack> r) { finish(r.ok() ? Status::Ok() : r.status()); });
@@ -201,12 +209,13 @@ class Driver {
   Clock::Duration start_{}, end_{}, elapsed_{};
   SeededRandom rng_{42};
   bool every_key_ = false;
-  bool stopped_ = false;  // by a signal
+  bool stopped_ = false;  // by Stop
   bool pacing_ = false;   // open loop: the timer for the next due request is set
   Clock::TimerId pace_timer_ = 0;
   Clock::Duration next_due_{};
   std::deque<Clock::Duration> due_;  // open loop: due, waiting for an --in-flight slot
   size_t next_key_ = 0, outstanding_ = 0;
+  size_t posted_ = 0;  // Next calls posted after a failure, not yet run
   uint64_t done_ = 0, errors_ = 0;
   Status first_error_;
   std::vector<int64_t> latencies_ns_;
@@ -220,7 +229,17 @@ int RunBench(const std::vector<std::string>& seeds, const ClientOptions& client_
              const BenchOptions& o, std::shared_ptr<TlsContext> tls) {
   ClusterClientOptions cco;
   cco.connections_per_node = static_cast<uint32_t>(o.connections);
+  // A SIGINT or SIGTERM stops the Driver that runs (and skips the rest). The flag and the
+  // pointer outlive the session, whose destructor may still run a queued signal completion.
+  bool interrupted = false;
+  Driver* running = nullptr;
   Session session(client_options, cco, std::move(tls));
+  boost::asio::signal_set signals(session.io(), SIGINT, SIGTERM);
+  signals.async_wait([&interrupted, &running](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    interrupted = true;
+    if (running != nullptr) running->Stop();
+  });
   if (Status s = session.ConnectCluster(seeds); !s.ok()) {
     std::cerr << "ringstore bench: cluster unreachable: " << s.ToString() << "\n";
     return 3;
@@ -231,7 +250,13 @@ int RunBench(const std::vector<std::string>& seeds, const ClientOptions& client_
   if (o.op == "get" && o.prefill) {
     std::fprintf(stderr, "ringstore bench: writing %zu keys of %zu bytes first\n", o.keys, o.value_bytes);
     Driver fill(session, o, q, /*is_put=*/true, std::chrono::hours(24));
+    running = &fill;
     fill.Run(/*every_key=*/true);
+    running = nullptr;
+    if (interrupted) {
+      std::fprintf(stderr, "ringstore bench: interrupted while writing the keys\n");
+      return 4;
+    }
     if (fill.errors() > 0) {
       fill.Report("prefill");
       return 4;
@@ -248,7 +273,13 @@ int RunBench(const std::vector<std::string>& seeds, const ClientOptions& client_
   }
   Driver d(session, o, q, is_put,
            std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(o.duration_s)));
+  if (interrupted) {
+    std::fprintf(stderr, "ringstore bench: interrupted before the run\n");
+    return 4;
+  }
+  running = &d;
   d.Run(every_key);
+  running = nullptr;
   d.Report(o.op.c_str());
   if (!o.latency_log.empty() && !d.WriteLatencyLog()) {
     std::cerr << "ringstore bench: could not write " << o.latency_log << ": " << std::strerror(errno) << "\n";
