@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <memory>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -67,7 +68,10 @@ TEST(ProcessNiceTest, LowersEveryThreadAndPutsThemBack) {
   EXPECT_EQ(NiceOf(Tid()), 10);
   EXPECT_EQ(NiceOf(other.tid()), 10);
   EXPECT_EQ(NiceOf(already_low.tid()), 15);  // only threads below the value are changed
+  auto late = std::make_unique<Parked>();    // started while lowered: inherits 10
+  EXPECT_EQ(NiceOf(late->tid()), 10);
   ASSERT_TRUE(nice.Restore().ok());
+  EXPECT_EQ(NiceOf(late->tid()), start);  // gets the value of the thread that called Lower
   EXPECT_FALSE(nice.lowered());
   EXPECT_EQ(NiceOf(Tid()), start);
   EXPECT_EQ(NiceOf(other.tid()), start);
