@@ -15,13 +15,13 @@ namespace ringstore {
 namespace {
 constexpr auto kTick = std::chrono::milliseconds(50);
 int64_t Ms(Clock::Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
-// The error a peer's ERROR reply carries; Ok for any other reply.
-Status ErrorIn(const Frame& f) {
+}  // namespace
+
+Status AntiEntropy::ErrorIn(const Frame& f) {
   if (f.header.kind != static_cast<uint16_t>(Kind::kError)) return Status::Ok();
   auto e = DecodeError(f.body);
   return e.ok() ? e->ToStatus() : e.status();
 }
-}  // namespace
 
 
 AntiEntropy::AntiEntropy(AntiEntropyOptions options, std::string self_id, Clock& clock, Store& store,
@@ -426,9 +426,13 @@ void AntiEntropy::EndRound(const char* why) {
     CollectTombstones();
     if (all_peers_ok_ && !missed_) {
       synced_digest_ = ring_digest_;
-      const bool first = !synced_once_;
+      // (A node that joined with a table of only itself has no peer to catch up with yet.)
+      const bool first = !first_sync_reported_ && peers_total_ > 0;
       synced_once_ = true;
-      if (first && on_first_sync_) on_first_sync_();
+      if (first) {
+        first_sync_reported_ = true;
+        if (on_first_sync_) on_first_sync_();
+      }
     }
     stats_.synced = synced() ? 1 : 0;
     if (stats_.pulled_records > 0 || !handoff_.empty() || !all_peers_ok_) {

@@ -110,8 +110,9 @@ class AntiEntropy {
   // True once a round has compared with every peer under the current ring: until then a
   // key this node owns but lacks may be on its previous holders (reads fall back to them).
   bool synced() const;
-  // Called once, when the first round has compared with every peer: a node that started
-  // behind (a new node, or one back from a restart) has caught up. node_main then gives the
+  // Called once, when the first round with at least one peer has compared with every peer: a
+  // node that started behind (a new node, or one back from a restart) has caught up. (A peer
+  // that is down keeps that from happening until it is replaced.) node_main then gives the
   // node back its normal CPU priority (--fill-nice).
   void set_on_first_sync(std::function<void()> fn) { on_first_sync_ = std::move(fn); }
   // The read path met a record that fails its checksum: repair it from a replica.
@@ -130,6 +131,8 @@ class AntiEntropy {
   void Tick();
   void BeginRound();
   void ScanNext();
+  // The error a peer's ERROR reply carries; Ok for any other reply.
+  static Status ErrorIn(const Frame& f);
   void FinishScan();
   void NextPeer();
   void EndRound(const char* why);
@@ -239,6 +242,7 @@ class AntiEntropy {
   uint64_t synced_digest_ = 0;      // the ring of the last round that reached every peer
   bool synced_once_ = false;
   std::function<void()> on_first_sync_;
+  bool first_sync_reported_ = false;
   Clock::Duration round_started_{};
   ObjectId scan_cursor_;
   std::map<std::string, RangeDigest> building_;

@@ -67,13 +67,14 @@ void AntiEntropy::HandoffNextTarget() {
   std::weak_ptr<bool> alive = alive_;
   peers_.Request(
       address, [req](uint64_t rid) { return EncodeSyncHaveRequest(rid, req); }, options_.request_timeout,
-      [this, alive, req, address, round = round_no_](Result<Frame> f) {
+      [this, alive, req, address, node_id, round = round_no_](Result<Frame> f) {
         if (alive.expired() || !active_ || round != round_no_) return;
         Result<SyncHaveReply> reply = Status::Unavailable("no reply");
         if (f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kSyncHaveReply)) reply = DecodeSyncHaveReply(f->body);
         if (!reply.ok() || reply->have.size() != req.entries.size()) {
-          log_->info("anti-entropy: handoff to {} failed: {}", address,
-                     f.ok() ? std::string("bad reply") : f.status().ToString());
+          const Status why = !f.ok() ? f.status() : !ErrorIn(*f).ok() ? ErrorIn(*f) : Status::ProtocolError("bad reply");
+          log_->info("anti-entropy: handoff to {} failed: {}", address, why.ToString());
+          offers_.erase(node_id);  // its other offers too
           return HandoffNextTarget();  // those keys stay here, for the next round
         }
         for (size_t i = 0; i < req.entries.size(); ++i) {

@@ -7,6 +7,9 @@
 
 #include <map>
 
+#include "dht/frame.h"
+#include "dht/messages.h"
+#include "dht/sync_messages.h"
 #include "routing/placement.h"
 #include "storage/range_digest.h"
 #include "tests/support/fake_ring.h"
@@ -86,6 +89,41 @@ TEST_F(AntiEntropyTest, AJoinerPullsEachRecordOnceFromPeersComparedAtOnce) {
   // Every node reports its first sync once, and only once: later rounds do not call again.
   ring_.Pump(std::chrono::seconds(2));
   for (auto& r : repair_) EXPECT_EQ(first_syncs_[r.get()], 1);
+}
+
+// A SYNC_HAVE offer of ids, as a peer's handoff sends it; returns the reply frame (the ring is
+// run a moment for the store's answers).
+Frame Offer(Ring& ring, AntiEntropy& repair, const std::vector<ObjectId>& ids) {
+  SyncHaveRequest req;
+  for (const ObjectId& id : ids) req.entries.push_back(KeyVersion{id, RecordMeta{}});
+  FrameDecoder in;
+  const std::string bytes = EncodeSyncHaveRequest(7, req);
+  EXPECT_TRUE(in.Feed(bytes.data(), bytes.size()).ok());
+  std::string out;
+  repair.OnRequest(in.Next(), [&](std::string reply) { out = std::move(reply); });
+  ring.Pump(std::chrono::milliseconds(10));
+  FrameDecoder back;
+  EXPECT_TRUE(back.Feed(out.data(), out.size()).ok());
+  EXPECT_TRUE(back.HasFrame());
+  return back.Next();
+}
+
+TEST_F(AntiEntropyTest, ANodeStillCatchingUpDeclinesHandoffOffers) {
+  // An old holder's handoff would push what the joiner is pulling: the joiner says come back.
+  AntiEntropyOptions o;
+  o.replicas = 3;
+  AntiEntropy fresh(o, ring_.nodes[0]->membership->self().node_id, ring_.clock, *ring_.nodes[0]->store,
+                    *ring_.nodes[0]->peers, *ring_.nodes[0]->membership, testing::NullLog());
+  Frame refused = Offer(ring_, fresh, {ObjectId::Of("ae", "x")});
+  ASSERT_EQ(refused.header.kind, static_cast<uint16_t>(Kind::kError));
+  EXPECT_EQ(DecodeError(refused.body)->ToStatus().code(), Code::kUnavailable);
+
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  JoinAfter(ids);  // the joiner has caught up: it answers
+  Frame answered = Offer(ring_, *repair_.back(), ids);
+  ASSERT_EQ(answered.header.kind, static_cast<uint16_t>(Kind::kSyncHaveReply));
+  EXPECT_EQ(DecodeSyncHaveReply(answered.body)->have.size(), ids.size());
 }
 
 TEST_F(AntiEntropyTest, LeavesTooDenseForOneListingComeWhole) {
