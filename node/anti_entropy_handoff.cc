@@ -72,7 +72,8 @@ void AntiEntropy::HandoffNextTarget() {
         Result<SyncHaveReply> reply = Status::Unavailable("no reply");
         if (f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kSyncHaveReply)) reply = DecodeSyncHaveReply(f->body);
         if (!reply.ok() || reply->have.size() != req.entries.size()) {
-          const Status why = !f.ok() ? f.status() : !ErrorIn(*f).ok() ? ErrorIn(*f) : Status::ProtocolError("bad reply");
+          Status why = f.ok() ? ErrorIn(*f) : f.status();
+          if (why.ok()) why = Status::ProtocolError("bad reply");
           log_->info("anti-entropy: handoff to {} failed: {}", address, why.ToString());
           offers_.erase(node_id);  // its other offers too
           return HandoffNextTarget();  // those keys stay here, for the next round

@@ -195,7 +195,8 @@ int main(int argc, char** argv) {
   app.add_option("--fill-nice", fill_nice,
                  "Nice value the node runs at, when it joins with --join, until it has caught up with its peers "
                  "(a first anti-entropy round with each), so that the data it takes in does not delay other "
-                 "nodes' reads on a shared machine (0: no change; needs root to undo)")
+                 "nodes' reads on a shared machine (0: no change; skipped without CAP_SYS_NICE or an RLIMIT_NICE "
+                 "that allows putting it back)")
       ->check(CLI::Range(0, 19))
       ->capture_default_str();
   app.add_option("--rebalance-rate", rebalance_rate_mb,
