@@ -164,6 +164,7 @@ class AntiEntropy {
   bool Current(const PeerRun& run) const;
   // Handoff.
   void BeginHandoff();
+  void ProbeTargets();  // which targets decline offers (still catching up), before any offer
   void HandoffNextTarget();
   void PushNext();
   void Confirmed(const ObjectId& id, const RecordMeta& meta);

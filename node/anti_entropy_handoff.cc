@@ -1,6 +1,7 @@
 // AntiEntropy: handing off records no longer placed here, scrubbing, repairing corrupt
 // records, the repair throttle and the status report (see anti_entropy.h).
 #include <algorithm>
+#include <unordered_set>
 
 #include "node/anti_entropy.h"
 #include "dht/lww_map.h"
@@ -41,7 +42,50 @@ void AntiEntropy::BeginHandoff() {
   }
   log_->info("anti-entropy: handing off {} records ({} bytes) that are no longer placed here, to {} nodes",
              handoff_.size(), handoff_bytes_, offers_.size());
-  HandoffNextTarget();
+  ProbeTargets();
+}
+
+// An empty SYNC_HAVE to each target first: one still catching up declines it (ServeHave), and
+// then nothing it is a replica of can be purged this round, so those records are offered to
+// no one (the others would only answer that they have them: a store read each, for nothing).
+void AntiEntropy::ProbeTargets() {
+  auto left = std::make_shared<size_t>(offers_.size());
+  auto declined = std::make_shared<std::vector<std::string>>();
+  std::weak_ptr<bool> alive = alive_;
+  const auto done = [this, left, declined] {
+    if (--*left > 0) return;
+    std::unordered_set<ObjectId, ObjectIdHash> held_back;
+    for (const std::string& node_id : *declined) {
+      auto it = offers_.find(node_id);
+      if (it == offers_.end()) continue;
+      for (const KeyVersion& v : it->second) held_back.insert(v.id);
+      offers_.erase(it);
+    }
+    if (!held_back.empty()) {
+      for (auto& [node_id, list] : offers_) std::erase_if(list, [&](const KeyVersion& v) { return held_back.count(v.id) != 0; });
+      std::erase_if(offers_, [](const auto& kv) { return kv.second.empty(); });
+      log_->info("anti-entropy: {} records wait for the next round: a replica of theirs is still catching up",
+                 held_back.size());
+    }
+    HandoffNextTarget();
+  };
+  if (offers_.empty()) return HandoffNextTarget();
+  std::vector<std::string> targets;  // (done may change offers_ while this loop runs)
+  for (const auto& [node_id, list] : offers_) targets.push_back(node_id);
+  for (const std::string& node_id : targets) {
+    const NodeEntry* e = membership_.table().Find(node_id);
+    if (e == nullptr) {
+      done();
+      continue;
+    }
+    peers_.Request(
+        e->address, [](uint64_t rid) { return EncodeSyncHaveRequest(rid, SyncHaveRequest{}); }, options_.request_timeout,
+        [this, alive, node_id, declined, done, round = round_no_](Result<Frame> f) {
+          if (alive.expired() || !active_ || round != round_no_) return;
+          if (f.ok() && ErrorIn(*f).code() == Code::kUnavailable) declined->push_back(node_id);
+          done();
+        });
+  }
 }
 
 void AntiEntropy::HandoffNextTarget() {
