@@ -426,11 +426,10 @@ void AntiEntropy::EndRound(const char* why) {
     CollectTombstones();
     if (all_peers_ok_ && !missed_) {
       synced_digest_ = ring_digest_;
-      // (A node that joined with a table of only itself has no peer to catch up with yet.)
-      const bool first = !first_sync_reported_ && peers_total_ > 0;
       synced_once_ = true;
-      if (first) {
-        first_sync_reported_ = true;
+      // (A node that joined with a table of only itself has no peer to catch up with yet.)
+      if (!caught_up_ && peers_total_ > 0) {
+        caught_up_ = true;
         if (on_first_sync_) on_first_sync_();
       }
     }

@@ -243,7 +243,9 @@ class AntiEntropy {
   uint64_t synced_digest_ = 0;      // the ring of the last round that reached every peer
   bool synced_once_ = false;
   std::function<void()> on_first_sync_;
-  bool first_sync_reported_ = false;
+  // A round with at least one peer reached every peer: the node has caught up since it
+  // started (on_first_sync_ has run; handoff offers are answered).
+  bool caught_up_ = false;
   Clock::Duration round_started_{};
   ObjectId scan_cursor_;
   std::map<std::string, RangeDigest> building_;

@@ -143,7 +143,7 @@ void AntiEntropy::ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(
   // Until its first round has reached every peer, this node is still pulling what it owns.
   // An old holder's handoff would push it the same records meanwhile (twice the traffic,
   // during the move) and purge its copies: it offers again next round (docs/repair.md §1).
-  if (!synced_once_) {
+  if (!caught_up_) {
     return done(EncodeError(rid, Status::Unavailable("still catching up with its peers: offer again later")));
   }
   struct State {

@@ -43,9 +43,10 @@ bool HasCapSysNice() {
   return (data[CAP_TO_INDEX(CAP_SYS_NICE)].effective & CAP_TO_MASK(CAP_SYS_NICE)) != 0;
 }
 
-// Whether this process may set a thread's nice value back down to `to`.
-bool MayRaiseTo(int to) {
-  if (HasCapSysNice()) return true;
+// Whether this process may set a thread's nice value back down to `to` (cap: it holds
+// CAP_SYS_NICE).
+bool MayRaiseTo(bool cap, int to) {
+  if (cap) return true;
   rlimit lim{};
   if (getrlimit(RLIMIT_NICE, &lim) != 0) return false;
   // RLIMIT_NICE is 20 - the lowest nice value allowed.
@@ -59,10 +60,11 @@ Status ProcessNice::Lower(int nice) {
   auto tids = Threads();
   if (!tids.ok()) return tids.status();
   const auto mine = NiceOf(static_cast<pid_t>(syscall(SYS_gettid)));
+  const bool cap = HasCapSysNice();
   for (pid_t tid : *tids) {
     auto now = NiceOf(tid);
     if (!now || *now >= nice) continue;
-    if (!MayRaiseTo(*now)) {
+    if (!MayRaiseTo(cap, *now)) {
       static_cast<void>(Restore());  // what was set so far
       return Status::Refused("could not be undone: putting a nice value back needs CAP_SYS_NICE (root) "
                              "or an RLIMIT_NICE that allows " + std::to_string(*now));
