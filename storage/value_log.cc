@@ -22,12 +22,14 @@ namespace fs = std::filesystem;
 struct ValueLog::Segment {
   uint64_t number = 0;
   std::string path;
-  int fd = -1;          // buffered, read-only: value reads, entry walks and fdatasync
+  int fd = -1;          // buffered, read-only: small value reads, entry walks and fdatasync
+  int direct_fd = -1;   // read-only, O_DIRECT: large value reads (-1 where refused)
   int write_fd = -1;    // the active segment only: O_DIRECT where allowed
   int cached_write_fd = -1;  // the active segment only: through the page cache
   uint64_t bytes = 0;   // file length; set once the segment is sealed (guarded by mu_)
   ~Segment() {
     if (fd >= 0) ::close(fd);
+    if (direct_fd >= 0) ::close(direct_fd);
     if (write_fd >= 0) ::close(write_fd);
     if (cached_write_fd >= 0) ::close(cached_write_fd);
   }
@@ -81,6 +83,13 @@ int CreateSegmentFile(const std::string& path) {
 int OpenForReads(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME);
   if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);  // not the owner
+  return fd;
+}
+
+// The O_DIRECT read descriptor of large values, or -1 where the file system refuses it.
+int OpenForDirectReads(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOATIME | O_DIRECT);
+  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
   return fd;
 }
 
@@ -142,6 +151,7 @@ Result<std::unique_ptr<ValueLog>> ValueLog::Open(const std::string& dir, uint64_
     seg->path = entry.path().string();
     seg->fd = OpenForReads(seg->path);
     if (seg->fd < 0) return Errno("open " + seg->path);
+    seg->direct_fd = OpenForDirectReads(seg->path);
     struct stat st {};
     if (::fstat(seg->fd, &st) != 0) return Errno("stat " + seg->path);
     seg->bytes = static_cast<uint64_t>(st.st_size);
@@ -162,6 +172,7 @@ Status ValueLog::StartSegment(uint64_t number) {
   if (seg->write_fd < 0) return Errno("create " + seg->path);
   seg->cached_write_fd = ::open(seg->path.c_str(), O_WRONLY | O_CLOEXEC);
   seg->fd = OpenForReads(seg->path);
+  seg->direct_fd = OpenForDirectReads(seg->path);
   // The file must outlive a crash once anything in it is acknowledged.
   Status s = seg->fd < 0                ? Errno("open " + seg->path)
              : seg->cached_write_fd < 0 ? Errno("open " + seg->path + " for writing")
@@ -246,6 +257,7 @@ Status ValueLog::Flush() {
       // so the segment ends on its last whole entry (a walk would take it for a torn tail).
       Status failed = Errno("write " + seg->path);
       (void)::ftruncate(seg->write_fd, static_cast<off_t>(start));
+      windows_.Forget(active_);  // the cut-off bytes' offsets will hold other entries
       active_bytes_ = start;
       pending_bytes_ = 0;
       pending_large_ = false;
@@ -290,9 +302,16 @@ std::optional<std::string> ValueLog::ReadCached(ValuePointer p, uint64_t size) c
 Result<std::string> ValueLog::Read(ValuePointer p, uint64_t size) const {
   auto seg = Find(p.segment);
   if (!seg) return Status::NotFound("value log segment " + std::to_string(p.segment) + " is gone");
-  // Through the page cache: its readahead made cold sequential reads of chunks about 1.5x as
-  // fast here as O_DIRECT reads of each (docs/storage-format.md 2a).
   std::string out(size, '\0');
+  // A large value was written around the page cache; a sequential stream of them is read
+  // around it too, through the read windows (read_windows.h). Other reads go through the
+  // page cache, as does a direct read that failed: its error, if the file's, shows again.
+  if (size >= kCachedWriteBytes && seg->direct_fd >= 0) {
+    if (auto s = windows_.ReadSequential(seg->number, seg->direct_fd, p.offset, size, out.data())) {
+      if (s->ok()) return out;
+      if (s->IsCorruption()) return Status::Corruption("value log entry past the end of " + seg->path);
+    }
+  }
   if (Status s = ReadFully(seg->fd, out.data(), size, p.offset, seg->path); !s.ok()) return s;
   return out;
 }
@@ -369,6 +388,7 @@ Status ValueLog::Remove(uint64_t segment) {
     segments_.erase(it);
   }
   index_.erase(segment);
+  windows_.Forget(segment);
   // The last reference closes the file, and closing an unlinked file frees its blocks: keep
   // it here until no reader holds it, so that this happens on the writer thread, never on
   // the strand (ValueLog::ReadCached).
@@ -382,6 +402,7 @@ Status ValueLog::Remove(uint64_t segment) {
 Status ValueLog::WriteForTest(ValuePointer p, std::string_view bytes) {
   auto seg = Find(p.segment);
   if (!seg) return Status::NotFound("no such value log segment");
+  windows_.Forget(p.segment);
   // Through a buffered descriptor of its own: unaligned, and flushed before it returns.
   const int fd = ::open(seg->path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return Errno("open " + seg->path);
@@ -399,6 +420,7 @@ Status ValueLog::CutTail(uint64_t segment, uint64_t length) {
   if (fd < 0) return Errno("open " + seg->path);
   const bool ok = ::ftruncate(fd, static_cast<off_t>(length)) == 0 && ::fdatasync(fd) == 0;
   ::close(fd);
+  windows_.Forget(segment);
   if (!ok) return Errno("truncate " + seg->path);
   std::lock_guard<std::mutex> lock(mu_);
   seg->bytes = length;

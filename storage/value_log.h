@@ -9,9 +9,11 @@
 // write and one device request, not one per value. A write with a value of 64 KiB or more
 // uses O_DIRECT where the file system allows it: on this machine a write through the page
 // cache costs more CPU than the copy into an aligned buffer. Smaller values go through the
-// page cache, where reads of freshly written values find them. Reads go through the page
-// cache, whose readahead serves sequential reads of chunks. Each segment keeps one read-only
-// descriptor; the active one also its two write descriptors. Values are found by a
+// page cache, where reads of freshly written values find them. Sequential reads of values
+// of 64 KiB or more use O_DIRECT too, through a few reused buffers with readahead of their
+// own (ReadWindows); other reads go through the page cache. Each segment keeps two
+// read-only descriptors (buffered, and O_DIRECT where allowed); the active one also its two
+// write descriptors. Values are found by a
 // ValuePointer (segment, offset of the value bytes) kept in the record's RocksDB entry; the
 // value's checksum lives in the record header, so the log itself checks only entry headers
 // (which garbage collection walks). Appends go to the one active segment; Open starts a new active
@@ -40,6 +42,7 @@
 
 #include "dht/object_id.h"
 #include "dht/status.h"
+#include "storage/read_windows.h"
 
 namespace ringstore {
 
@@ -85,8 +88,11 @@ class ValueLog {
   // The value of size bytes at p if the page cache holds all of it, read without any I/O
   // (so without blocking); nullopt otherwise. Any thread.
   std::optional<std::string> ReadCached(ValuePointer p, uint64_t size) const;
-  // The value of size bytes at p. NotFound: no such segment (removed). IOError: short read.
+  // The value of size bytes at p. NotFound: no such segment (removed). Corruption: the file
+  // ends before it. IOError: the read failed. Any thread.
   Result<std::string> Read(ValuePointer p, uint64_t size) const;
+  // What the read windows did (for tests).
+  ReadWindows::Counters read_window_counters() const { return windows_.counters(); }
 
   struct SegmentInfo {
     uint64_t number = 0;
@@ -153,6 +159,7 @@ class ValueLog {
     ~AlignedBuffer();
   };
   AlignedBuffer write_buffer_;                           // writer only: the pending entries
+  mutable ReadWindows windows_;                          // large value reads; thread-safe
 };
 
 }  // namespace ringstore

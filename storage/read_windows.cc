@@ -1,0 +1,180 @@
+#include "storage/read_windows.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace ringstore {
+
+namespace {
+
+// Reads up to len bytes at offset into buf, stopping early only at the end of the file.
+// The bytes read, or -errno.
+int64_t ReadUpTo(int fd, char* buf, uint64_t len, uint64_t offset) {
+  uint64_t got = 0;
+  while (got < len) {
+    const ssize_t r = ::pread(fd, buf + got, len - got, static_cast<off_t>(offset + got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -errno;
+    got += static_cast<uint64_t>(r);
+    // The end of the file (a length that is not a whole block ends it too: the next O_DIRECT
+    // read would start unaligned).
+    if (r == 0 || got % ReadWindows::kBlockBytes != 0) break;
+  }
+  return static_cast<int64_t>(got);
+}
+
+}  // namespace
+
+ReadWindows::~ReadWindows() {
+  for (Window& w : windows_) std::free(w.data);
+}
+
+ReadWindows::Window* ReadWindows::Covering(uint64_t segment, uint64_t pos) {
+  for (Window& w : windows_) {
+    if (w.segment == segment && !w.forgotten && w.start <= pos && pos < w.start + w.len) return &w;
+  }
+  return nullptr;
+}
+
+bool ReadWindows::InStream(uint64_t segment, uint64_t pos, uint64_t end) {
+  // A read a window holds (or is loading) costs no device read.
+  const bool held = Covering(segment, pos) != nullptr;
+  // Following a recent read: starting after its end by at most this read's length and two
+  // blocks, so skipping one entry of about this size (the reads of a stream come a little
+  // out of order, from concurrent readers or from values written concurrently).
+  uint32_t run = 1;
+  for (const Recent& r : recent_) {
+    if (r.segment == segment && r.end <= pos && pos - r.end <= end - pos + 2 * kBlockBytes) {
+      run = std::max(run, r.run + 1);
+    }
+  }
+  recent_[recent_next_] = Recent{segment, end, run};
+  recent_next_ = (recent_next_ + 1) % kRecentReads;
+  return held || run >= kStreamReads;
+}
+
+ReadWindows::Window* ReadWindows::Victim() {
+  Window* best = nullptr;
+  for (Window& w : windows_) {
+    if (w.loading || w.pins > 0) continue;
+    if (w.segment == 0) return &w;
+    if (best == nullptr || w.used < best->used) best = &w;
+  }
+  return best;
+}
+
+void ReadWindows::Settle(Window& w) {
+  if (w.forgotten && !w.loading && w.pins == 0) {
+    w.segment = 0;
+    w.forgotten = false;
+  }
+}
+
+ReadWindows::Window* ReadWindows::Load(std::unique_lock<std::mutex>& lock, uint64_t segment, int fd,
+                                       uint64_t start, Status* error) {
+  Window* w = Victim();
+  if (w == nullptr) return nullptr;
+  if (w->data == nullptr &&
+      ::posix_memalign(reinterpret_cast<void**>(&w->data), kBlockBytes, kWindowBytes) != 0) {
+    w->data = nullptr;
+    *error = Status::IOError("value log: out of memory for a read window");
+    return nullptr;
+  }
+  w->segment = segment;
+  w->start = start;
+  w->len = kWindowBytes;
+  w->loading = true;
+  w->forgotten = false;
+  w->used = ++tick_;
+  lock.unlock();
+  const int64_t got = ReadUpTo(fd, w->data, kWindowBytes, start);
+  lock.lock();
+  w->loading = false;
+  changed_.notify_all();
+  if (got < 0) {
+    w->segment = 0;
+    *error = Status::IOError(std::string("value log direct read: ") + std::strerror(static_cast<int>(-got)));
+    return nullptr;
+  }
+  w->len = static_cast<uint64_t>(got);
+  ++counters_.loads;
+  counters_.bytes += w->len;
+  Settle(*w);
+  return w;
+}
+
+void ReadWindows::ReadAheadOf(std::unique_lock<std::mutex>& lock, uint64_t segment, int fd, const Window& w) {
+  for (uint64_t k = 1; k <= kReadAhead; ++k) {
+    const uint64_t start = w.start + k * kWindowBytes;
+    if (Covering(segment, start) != nullptr) continue;
+    Status ignored;  // a reader that needs these bytes will load them and see the error
+    Load(lock, segment, fd, start, &ignored);
+    return;
+  }
+}
+
+std::optional<Status> ReadWindows::ReadSequential(uint64_t segment, int fd, uint64_t offset, uint64_t size, char* out) {
+  const uint64_t end = offset + size;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!InStream(segment, offset, end)) return std::nullopt;
+  uint64_t pos = offset;
+  while (pos < end) {
+    if (Window* w = Covering(segment, pos)) {
+      if (w->loading) {
+        // Rather than idle, load what a sequential reader will want next: the device
+        // then has more than one read in flight, as with the kernel's readahead.
+        const uint64_t waited = w->start;
+        ReadAheadOf(lock, segment, fd, *w);
+        if (Window* again = Covering(segment, pos); again != nullptr && again->start == waited && again->loading) {
+          changed_.wait(lock);
+        }
+        continue;
+      }
+      const uint64_t n = std::min(end, w->start + w->len) - pos;
+      w->used = ++tick_;
+      ++w->pins;
+      lock.unlock();
+      std::memcpy(out + (pos - offset), w->data + (pos - w->start), n);
+      lock.lock();
+      --w->pins;
+      Settle(*w);
+      changed_.notify_all();
+      pos += n;
+      continue;
+    }
+    Status error;
+    Window* w = Load(lock, segment, fd, pos / kWindowBytes * kWindowBytes, &error);
+    if (!error.ok()) return error;
+    if (w == nullptr) {
+      changed_.wait(lock);  // every window busy
+      continue;
+    }
+    if (w->segment == 0) continue;  // forgotten meanwhile: read the file as it is now
+    if (pos >= w->start + w->len) return Status::Corruption("value log entry past the end of segment " + std::to_string(segment));
+  }
+  return Status::Ok();
+}
+
+void ReadWindows::Forget(uint64_t segment) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Window& w : windows_) {
+    if (w.segment != segment) continue;
+    w.forgotten = true;
+    Settle(w);
+  }
+  for (Recent& r : recent_) {
+    if (r.segment == segment) r = Recent{};
+  }
+}
+
+ReadWindows::Counters ReadWindows::counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counters_;
+}
+
+}  // namespace ringstore

@@ -1,0 +1,198 @@
+// ReadWindows on a plain file: only the reads of a stream are taken, the bytes are right,
+// sequential reads load whole windows once, readers of one window wait for its load instead
+// of loading it again, appended bytes are read once they exist, and Forget drops what the
+// windows hold.
+#include "storage/read_windows.h"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace ringstore {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr uint64_t kW = ReadWindows::kWindowBytes;
+constexpr uint64_t kBlock = ReadWindows::kBlockBytes;
+
+class ReadWindowsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = fs::temp_directory_path() /
+            ("ringstore-windows-test-" + std::to_string(::getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    Append(8 * kW);
+    fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
+    if (fd_ < 0) GTEST_SKIP() << "the temporary directory's file system refuses O_DIRECT";
+  }
+  void TearDown() override {
+    if (fd_ >= 0) ::close(fd_);
+    fs::remove(path_);
+  }
+  // Appends n bytes to the file; byte i of the file is a function of i.
+  void Append(uint64_t n) {
+    std::string bytes(n, '\0');
+    for (uint64_t i = 0; i < n; ++i) bytes[i] = Byte(size_ + i);
+    const int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, bytes.data(), n), static_cast<ssize_t>(n));
+    ::close(fd);
+    size_ += n;
+  }
+  static char Byte(uint64_t i) { return static_cast<char>((i * 131 + i / 4093) & 0xff); }
+  // Reads [offset, offset + size) through w and checks every byte; false if w declined it
+  // (then out is untouched: the caller would read through the page cache).
+  bool ReadAndCheck(ReadWindows& w, uint64_t offset, uint64_t size) {
+    std::string out(size, '\0');
+    auto s = w.ReadSequential(/*segment=*/1, fd_, offset, size, out.data());
+    if (!s) {
+      EXPECT_EQ(out, std::string(size, '\0'));
+      return false;
+    }
+    EXPECT_TRUE(s->ok()) << s->ToString();
+    for (uint64_t i = 0; i < size; ++i) {
+      if (out[i] != Byte(offset + i)) {
+        ADD_FAILURE() << "byte " << offset + i;
+        break;
+      }
+    }
+    return true;
+  }
+  fs::path path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
+// Values laid out as in a value log: a 48-byte header, then the value, padded to a block.
+constexpr uint64_t kValue = 256 * 1024;
+constexpr uint64_t kEntry = kValue + kBlock;  // 48 + 256 KiB, padded
+uint64_t ValueAt(uint64_t k) { return k * kEntry + 48; }
+
+TEST_F(ReadWindowsTest, OnlyTheThirdReadOfAStreamIsTaken) {
+  ReadWindows w;
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(20), kValue)) << "nothing read yet";
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(21), kValue)) << "the second of a stream";
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(3), kValue)) << "follows no read";
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(20), kValue)) << "a read again follows no read";
+  EXPECT_EQ(w.counters().loads, 0u);
+  // The third, a value later: reads of a stream may come a little out of order. (Value 23
+  // lies in two windows.)
+  EXPECT_TRUE(ReadAndCheck(w, ValueAt(23), kValue));
+  EXPECT_EQ(w.counters().loads, 2u);
+  // A read well past the windows follows none; one the windows hold is taken.
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(28), kValue));
+  EXPECT_TRUE(ReadAndCheck(w, ValueAt(22), kValue));
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(19), kValue));
+  // The next value follows the stream's last read.
+  EXPECT_TRUE(ReadAndCheck(w, ValueAt(24), kValue));
+  EXPECT_EQ(w.counters().loads, 2u);
+}
+
+TEST_F(ReadWindowsTest, SequentialReadsLoadWholeWindowsOnce) {
+  ReadWindows w;
+  const uint64_t values = 8 * kW / kEntry;  // 31
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(0), kValue)) << "the first of a stream";
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(1), kValue)) << "the second";
+  for (uint64_t k = 2; k < values; ++k) EXPECT_TRUE(ReadAndCheck(w, ValueAt(k), kValue)) << k;
+  // Whole windows, each loaded once (the readahead of a waiting reader never ran: one
+  // reader), and none past the last value read.
+  const auto c = w.counters();
+  const uint64_t read_end = ValueAt(values - 1) + kValue;
+  EXPECT_EQ(c.loads, (read_end + kW - 1) / kW);
+  EXPECT_EQ(c.bytes, c.loads * kW);
+  // Read again, each is a copy from a window (the file is as large as the 8 windows).
+  for (uint64_t k = 2; k < values; ++k) EXPECT_TRUE(ReadAndCheck(w, ValueAt(k), kValue));
+  EXPECT_EQ(w.counters().loads, c.loads);
+}
+
+TEST_F(ReadWindowsTest, AValueLongerThanAWindowReadsThroughSeveral) {
+  ReadWindows w;
+  EXPECT_FALSE(ReadAndCheck(w, 0, 48));
+  EXPECT_FALSE(ReadAndCheck(w, 48, 48));
+  EXPECT_TRUE(ReadAndCheck(w, 96, 3 * kW + 5000));
+  EXPECT_EQ(w.counters().loads, 4u);
+  EXPECT_EQ(w.counters().bytes, 4 * kW);
+}
+
+TEST_F(ReadWindowsTest, BytesAppendedAfterALoadAreReadOnceThere) {
+  ReadWindows w;
+  // Reads up to the end of the file, then past it: the window after the last byte is
+  // loaded empty...
+  EXPECT_FALSE(ReadAndCheck(w, size_ - 3 * kBlock, kBlock));
+  EXPECT_FALSE(ReadAndCheck(w, size_ - 2 * kBlock, kBlock));
+  EXPECT_TRUE(ReadAndCheck(w, size_ - kBlock, kBlock));
+  std::string out(kBlock, '\0');
+  auto past = w.ReadSequential(1, fd_, size_ + 48, 100, out.data());
+  ASSERT_TRUE(past.has_value());
+  EXPECT_TRUE(past->IsCorruption()) << past->ToString();
+  // ...and what is appended after is read from the file, not taken for missing.
+  const uint64_t old_size = size_;
+  Append(2 * kBlock);
+  EXPECT_TRUE(ReadAndCheck(w, old_size + 48, kBlock));
+}
+
+TEST_F(ReadWindowsTest, ForgetDropsWhatTheWindowsHold) {
+  ReadWindows w;
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(0), kValue));
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(1), kValue));
+  EXPECT_TRUE(ReadAndCheck(w, ValueAt(2), kValue));
+  // The file changes under the window (as a test overwrite or a cut tail does)...
+  const int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, "XYZ", 3, static_cast<off_t>(ValueAt(2))), 3);
+  ::fdatasync(fd);
+  ::close(fd);
+  EXPECT_TRUE(ReadAndCheck(w, ValueAt(2), kValue)) << "still held: append-only files never change";
+  w.Forget(1);
+  std::string out(kValue, '\0');
+  EXPECT_FALSE(w.ReadSequential(1, fd_, ValueAt(0), kValue, out.data()).has_value());
+  EXPECT_FALSE(w.ReadSequential(1, fd_, ValueAt(1), kValue, out.data()).has_value())
+      << "its recent reads are forgotten too";
+  auto s = w.ReadSequential(1, fd_, ValueAt(2), kValue, out.data());
+  ASSERT_TRUE(s.has_value() && s->ok());
+  EXPECT_EQ(out.substr(0, 3), "XYZ");
+  // Another segment's reads and windows are not this one's.
+  EXPECT_FALSE(w.ReadSequential(2, fd_, ValueAt(3), 3, out.data()).has_value());
+}
+
+TEST_F(ReadWindowsTest, ConcurrentReadersOfOneStreamShareItsLoads) {
+  ReadWindows w;
+  const uint64_t values = 4 * kW / kEntry;  // 15, in the first 4 windows
+  // Four readers take the values in order, each the next one not yet taken, as a server's
+  // reader threads do for a client with many reads in flight.
+  std::atomic<uint64_t> next{0};
+  std::atomic<int> bad{0}, served{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&] {
+      std::string out(kValue, '\0');
+      for (uint64_t k; (k = next.fetch_add(1)) < values;) {
+        auto s = w.ReadSequential(1, fd_, ValueAt(k), kValue, out.data());
+        if (!s) continue;  // the first, or one that came before it
+        if (!s->ok()) ++bad;
+        for (uint64_t i = 0; i < kValue; i += 997) {
+          if (out[i] != Byte(ValueAt(k) + i)) ++bad;
+        }
+        ++served;
+      }
+    });
+  }
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GE(served.load(), static_cast<int>(values) - 8);
+  // Each window once: a reader wanting one being loaded waits for it, after reading ahead
+  // (at most kReadAhead windows past the four).
+  EXPECT_LE(w.counters().bytes, (4 + ReadWindows::kReadAhead) * kW);
+}
+
+}  // namespace
+}  // namespace ringstore
