@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <string>
 
 namespace ringstore {
@@ -44,18 +45,20 @@ ReadWindows::Window* ReadWindows::Covering(uint64_t segment, uint64_t pos) {
 bool ReadWindows::InStream(uint64_t segment, uint64_t pos, uint64_t end) {
   // A read a window holds (or is loading) costs no device read.
   const bool held = Covering(segment, pos) != nullptr;
-  // Following a recent read: starting after its end by at most this read's length and two
-  // blocks, so skipping one entry of about this size (the reads of a stream come a little
-  // out of order, from concurrent readers or from values written concurrently).
+  // Following a recent read: starting after its end by at most this read's length and
+  // kFollowSlack, so skipping one entry of about this size (the reads of a stream come a
+  // little out of order, from concurrent readers or from values written concurrently).
   uint32_t run = 1;
   for (const Recent& r : recent_) {
-    if (r.segment == segment && r.end <= pos && pos - r.end <= end - pos + 2 * kBlockBytes) {
+    if (r.segment == segment && r.end <= pos && pos - r.end <= end - pos + kFollowSlack) {
       run = std::max(run, r.run + 1);
     }
   }
-  recent_[recent_next_] = Recent{segment, end, run};
+  // A read a window holds is in the stream that loaded the window: reads may follow it.
+  if (held) run = std::max(run, kStreamReads);
+  recent_[recent_next_] = Recent{segment, end, std::min(run, kStreamReads)};
   recent_next_ = (recent_next_ + 1) % kRecentReads;
-  return held || run >= kStreamReads;
+  return run >= kStreamReads;
 }
 
 ReadWindows::Window* ReadWindows::Victim() {
@@ -111,9 +114,13 @@ ReadWindows::Window* ReadWindows::Load(std::unique_lock<std::mutex>& lock, uint6
 void ReadWindows::ReadAheadOf(std::unique_lock<std::mutex>& lock, uint64_t segment, int fd, const Window& w) {
   for (uint64_t k = 1; k <= kReadAhead; ++k) {
     const uint64_t start = w.start + k * kWindowBytes;
-    if (Covering(segment, start) != nullptr) continue;
+    // Held, loading, or loaded short or empty (the end of the segment): not again.
+    const bool there = std::any_of(std::begin(windows_), std::end(windows_), [&](const Window& o) {
+      return o.segment == segment && !o.forgotten && o.start == start;
+    });
+    if (there) continue;
     Status ignored;  // a reader that needs these bytes will load them and see the error
-    Load(lock, segment, fd, start, &ignored);
+    if (Load(lock, segment, fd, start, &ignored) != nullptr) ++counters_.readahead;
     return;
   }
 }
@@ -128,11 +135,8 @@ std::optional<Status> ReadWindows::ReadSequential(uint64_t segment, int fd, uint
       if (w->loading) {
         // Rather than idle, load what a sequential reader will want next: the device
         // then has more than one read in flight, as with the kernel's readahead.
-        const uint64_t waited = w->start;
         ReadAheadOf(lock, segment, fd, *w);
-        if (Window* again = Covering(segment, pos); again != nullptr && again->start == waited && again->loading) {
-          changed_.wait(lock);
-        }
+        if (Window* again = Covering(segment, pos); again != nullptr && again->loading) changed_.wait(lock);
         continue;
       }
       const uint64_t n = std::min(end, w->start + w->len) - pos;

@@ -10,23 +10,22 @@
 // of the next kReadAhead windows, so that a stream served by several threads keeps several
 // reads in flight.
 //
-// Only reads that look sequential come here. A read follows another when it starts after
-// that one's end, by at most its own length and two blocks (so it may skip one entry of
-// about its size: the reads of a stream come a little out of order, from concurrent readers
-// or from values written concurrently). It is part of a stream when it is the third of a
-// chain of reads each following the one before (among the last kRecentReads of the
-// segment); a read whose bytes a window holds is taken too. Any other read is declined
-// (nullopt) and the caller reads through the page cache, which keeps what it read (and the
-// kernel's readahead around it) for the random reads that come back to it; the windows are
-// too few for that. (Looser rules took too many random reads for streams: cold random 4 KiB
-// reads through ringstore-fs, whose chunks lie close together in the nodes' logs, went from
-// about 4,300-4,900 IOPS to 2,800-3,200 when any read less than a window after a recent read
-// or a window followed it.)
+// Only reads that look sequential come here. A read follows another of the same segment
+// (among the last kRecentReads reads, of any segment) when it starts after that one's end,
+// by at most its own length and kFollowSlack (so it may skip one entry of about its size:
+// the reads of a stream come a little out of order, from concurrent readers or from values
+// written concurrently). It is part of a stream when it is the third of a chain of reads
+// each following the one before, or when a window holds its bytes (and then a read may
+// follow it). Any other read is declined (nullopt) and the caller reads through the page
+// cache, which keeps what it read (and the kernel's readahead around it) for the random
+// reads that come back to it; the windows are too few for that. Looser rules took too many
+// random reads for streams (docs/storage-format.md §2a has the figures).
 //
 // What a window holds is what the file held when it was loaded, and a value-log segment is
 // append-only: bytes inside a segment's length never change, so a window is never stale
 // except after the owner cuts or rewrites a segment (a failed flush's truncation, CutTail,
-// Remove, a test's overwrite), which must call Forget first. A window's length is what the
+// Remove, a test's overwrite), which must call Forget once the file has changed (a load in
+// progress then is dropped when it ends; one that starts later reads the new bytes). A window's length is what the
 // read returned, so bytes appended since are a miss, not a stale hit.
 //
 // Ownership: the ValueLog owns one ReadWindows; the window buffers (kWindows of
@@ -48,6 +47,7 @@ namespace ringstore {
 class ReadWindows {
  public:
   static constexpr uint64_t kWindowBytes = 1u << 20;
+  static constexpr uint64_t kBlockBytes = 4096;  // O_DIRECT alignment of buffers and lengths
   static constexpr size_t kWindows = 8;
   // How far ahead of a sequential window being loaded a reader that waits for it loads.
   static constexpr uint64_t kReadAhead = 2;
@@ -55,7 +55,9 @@ class ReadWindows {
   // following the one before, make a stream (see the top).
   static constexpr size_t kRecentReads = 16;
   static constexpr uint32_t kStreamReads = 3;
-  static constexpr uint64_t kBlockBytes = 4096;  // O_DIRECT alignment of buffers and lengths
+  // How far past a read's own length a following read may start: an entry's header and its
+  // padding are under two blocks, so skipping one entry of about the same size fits.
+  static constexpr uint64_t kFollowSlack = 3 * kBlockBytes;
 
   ReadWindows() = default;
   ~ReadWindows();
@@ -71,9 +73,11 @@ class ReadWindows {
   // forgets its recent reads.
   void Forget(uint64_t segment);
 
-  // For tests: how many windows were loaded, and how many bytes they read, since the start.
+  // For tests: how many windows were loaded (readahead ones among them), and how many bytes
+  // they read, since the start.
   struct Counters {
     uint64_t loads = 0;
+    uint64_t readahead = 0;
     uint64_t bytes = 0;
   };
   Counters counters() const;
@@ -100,12 +104,12 @@ class ReadWindows {
   // Drops a forgotten window that nobody uses any more. Caller holds mu_.
   void Settle(Window& w);
   // Loads the window at start (a multiple of kWindowBytes) of segment into a victim, with
-  // mu_ released during the read; the window (its len is what was read), or nullptr with
-  // *error set when the read failed, or nullptr alone when every window is busy. Caller
-  // holds mu_ via lock.
+  // mu_ released during the read; the window (its len is what was read; segment 0 if it was
+  // forgotten meanwhile), or nullptr with *error set when the read failed, or nullptr alone
+  // when every window is busy. Caller holds mu_ via lock.
   Window* Load(std::unique_lock<std::mutex>& lock, uint64_t segment, int fd, uint64_t start, Status* error);
   // Loads the first of the kReadAhead windows after w (a window being loaded) that no window
-  // holds, if any. Caller holds mu_ via lock.
+  // holds, is loading or has loaded short, if any. Caller holds mu_ via lock.
   void ReadAheadOf(std::unique_lock<std::mutex>& lock, uint64_t segment, int fd, const Window& w);
 
   mutable std::mutex mu_;

@@ -257,7 +257,10 @@ Status ValueLog::Flush() {
       // so the segment ends on its last whole entry (a walk would take it for a torn tail).
       Status failed = Errno("write " + seg->path);
       (void)::ftruncate(seg->write_fd, static_cast<off_t>(start));
-      windows_.Forget(active_);  // the cut-off bytes' offsets will hold other entries
+      // The cut-off bytes' offsets will hold other entries. (Should the truncation have
+      // failed, a window loaded before the next flush could hold them: forget again then.)
+      windows_.Forget(active_);
+      forget_at_flush_ = true;
       active_bytes_ = start;
       pending_bytes_ = 0;
       pending_large_ = false;
@@ -270,6 +273,10 @@ Status ValueLog::Flush() {
   }
   pending_bytes_ = 0;
   pending_large_ = false;
+  if (forget_at_flush_) {
+    windows_.Forget(active_);
+    forget_at_flush_ = false;
+  }
   if (unsynced_.empty() || unsynced_.back() != active_) unsynced_.push_back(active_);
   return Status::Ok();
 }
@@ -305,11 +312,13 @@ Result<std::string> ValueLog::Read(ValuePointer p, uint64_t size) const {
   std::string out(size, '\0');
   // A large value was written around the page cache; a sequential stream of them is read
   // around it too, through the read windows (read_windows.h). Other reads go through the
-  // page cache, as does a direct read that failed: its error, if the file's, shows again.
+  // page cache, as does a direct read that failed or came short: its error, if the file's,
+  // shows again.
   if (size >= kCachedWriteBytes && seg->direct_fd >= 0) {
     if (auto s = windows_.ReadSequential(seg->number, seg->direct_fd, p.offset, size, out.data())) {
       if (s->ok()) return out;
-      if (s->IsCorruption()) return Status::Corruption("value log entry past the end of " + seg->path);
+      // A short direct read (the end of the file, or a file system's short read): the
+      // buffered read below tells which.
     }
   }
   if (Status s = ReadFully(seg->fd, out.data(), size, p.offset, seg->path); !s.ok()) return s;
@@ -402,7 +411,6 @@ Status ValueLog::Remove(uint64_t segment) {
 Status ValueLog::WriteForTest(ValuePointer p, std::string_view bytes) {
   auto seg = Find(p.segment);
   if (!seg) return Status::NotFound("no such value log segment");
-  windows_.Forget(p.segment);
   // Through a buffered descriptor of its own: unaligned, and flushed before it returns.
   const int fd = ::open(seg->path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) return Errno("open " + seg->path);
@@ -410,6 +418,7 @@ Status ValueLog::WriteForTest(ValuePointer p, std::string_view bytes) {
                       static_cast<ssize_t>(bytes.size()) &&
                   ::fdatasync(fd) == 0;
   ::close(fd);
+  windows_.Forget(p.segment);  // once the file has changed (read_windows.h)
   return ok ? Status::Ok() : Errno("write " + seg->path);
 }
 

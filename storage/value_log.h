@@ -160,6 +160,7 @@ class ValueLog {
   };
   AlignedBuffer write_buffer_;                           // writer only: the pending entries
   mutable ReadWindows windows_;                          // large value reads; thread-safe
+  bool forget_at_flush_ = false;                         // writer only: a failed flush's cut
 };
 
 }  // namespace ringstore
