@@ -54,11 +54,11 @@ bool ReadWindows::InStream(uint64_t segment, uint64_t pos, uint64_t end) {
       run = std::max(run, r.run + 1);
     }
   }
-  // A read a window holds is in the stream that loaded the window: reads may follow it.
-  if (held) run = std::max(run, kStreamReads);
+  // (A read a window holds does not start a chain of its own: random reads that land in a
+  // window would then pull in more windows.)
   recent_[recent_next_] = Recent{segment, end, std::min(run, kStreamReads)};
   recent_next_ = (recent_next_ + 1) % kRecentReads;
-  return run >= kStreamReads;
+  return held || run >= kStreamReads;
 }
 
 ReadWindows::Window* ReadWindows::Victim() {

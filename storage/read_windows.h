@@ -15,8 +15,7 @@
 // by at most its own length and kFollowSlack (so it may skip one entry of about its size:
 // the reads of a stream come a little out of order, from concurrent readers or from values
 // written concurrently). It is part of a stream when it is the third of a chain of reads
-// each following the one before, or when a window holds its bytes (and then a read may
-// follow it). Any other read is declined (nullopt) and the caller reads through the page
+// each following the one before, or when a window holds its bytes. Any other read is declined (nullopt) and the caller reads through the page
 // cache, which keeps what it read (and the kernel's readahead around it) for the random
 // reads that come back to it; the windows are too few for that. Looser rules took too many
 // random reads for streams (docs/storage-format.md §2a has the figures).
