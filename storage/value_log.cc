@@ -257,9 +257,9 @@ Status ValueLog::Flush() {
       // so the segment ends on its last whole entry (a walk would take it for a torn tail).
       Status failed = Errno("write " + seg->path);
       (void)::ftruncate(seg->write_fd, static_cast<off_t>(start));
-      // The cut-off bytes' offsets will hold other entries. (Should the truncation have
-      // failed, a window loaded before the next flush could hold them: forget again then.)
-      windows_.Forget(active_);
+      // The cut-off bytes' offsets will hold other entries, and a read window may hold the
+      // cut-off bytes (even the truncation may have failed): the next good flush, which
+      // writes those entries, forgets the segment's windows.
       forget_at_flush_ = true;
       active_bytes_ = start;
       pending_bytes_ = 0;

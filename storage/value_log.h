@@ -13,8 +13,8 @@
 // of 64 KiB or more use O_DIRECT too, through a few reused buffers with readahead of their
 // own (ReadWindows); other reads go through the page cache. Each segment keeps two
 // read-only descriptors (buffered, and O_DIRECT where allowed); the active one also its two
-// write descriptors. Values are found by a
-// ValuePointer (segment, offset of the value bytes) kept in the record's RocksDB entry; the
+// write descriptors. Values are found by a ValuePointer (segment, offset of the value
+// bytes) kept in the record's RocksDB entry; the
 // value's checksum lives in the record header, so the log itself checks only entry headers
 // (which garbage collection walks). Appends go to the one active segment; Open starts a new active
 // segment so that a torn tail of an earlier run is never appended to.
