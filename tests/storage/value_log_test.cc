@@ -303,6 +303,24 @@ TEST_F(ValueLogTest, SequentialLargeReadsSeeATestsOverwrite) {
   EXPECT_EQ(log->Read(p[3], ValueLog::kCachedWriteBytes)->substr(0, 4), "XYZd");
 }
 
+// A cut tail is gone for reads through the read windows too.
+TEST_F(ValueLogTest, ACutTailIsGoneForSequentialReads) {
+  if (!DirectAllowed()) GTEST_SKIP() << "this file system refuses O_DIRECT: no read windows";
+  const uint64_t size = ValueLog::kCachedWriteBytes;
+  const uint64_t entry = ValueLog::EntryBytes(size);
+  auto log = Open(/*segment_bytes=*/4 * entry);
+  std::vector<ValuePointer> p;
+  for (char c : std::string("abcde")) p.push_back(*log->Append(ObjectId::Of("v", std::string(1, c)), std::string(size, c)));
+  ASSERT_TRUE(log->Sync().ok());
+  ASSERT_NE(p[3].segment, log->active_segment()) << "the first four fill a sealed segment";
+  for (size_t i = 0; i < 4; ++i) ASSERT_TRUE(log->Read(p[i], size).ok());
+  ASSERT_GT(log->read_window_counters().loads, 0u);
+  ASSERT_TRUE(log->CutTail(p[3].segment, 3 * entry).ok());
+  auto cut = log->Read(p[3], size);
+  EXPECT_TRUE(cut.status().IsCorruption()) << cut.status().ToString();
+  EXPECT_EQ(*log->Read(p[2], size), std::string(size, 'c'));
+}
+
 TEST_F(ValueLogTest, AWalkStopsAtATornEntry) {
   const uint64_t segment = WriteTwo(100, 9000);
   // The second entry loses its last block, as if a crash cut the append short.
