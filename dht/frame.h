@@ -43,10 +43,19 @@ struct Frame {
 // Fills in magic, version, body_len and checksum, and returns header + body as one buffer.
 std::string EncodeFrame(uint16_t kind, uint64_t request_id, std::string_view body,
                         uint8_t flags = 0);
-// Writes only the 24 header bytes for body (for scatter-gather sends of large bodies).
+// Writes only the 24 header bytes for a body of body's bytes followed by more's (so that a
+// large value can be sent from its own buffer, after the rest of the frame).
 void EncodeFrameHeader(uint16_t kind, uint64_t request_id, std::string_view body, uint8_t flags,
-                       char out[kFrameHeaderBytes]);
-uint32_t FrameChecksum(const char header_prefix[20], std::string_view body);
+                       char out[kFrameHeaderBytes], std::string_view more = {});
+uint32_t FrameChecksum(const char header_prefix[20], std::string_view body, std::string_view more = {});
+
+// One frame in two buffers, sent one after the other: head is the 24 header bytes and the
+// start of the body, tail the rest of the body (a value, not copied into head). Either may
+// be sent as Transport::SendParts(head, tail); head + tail is the frame.
+struct SplitFrame {
+  std::string head;
+  std::string tail;
+};
 
 class FrameDecoder {
  public:

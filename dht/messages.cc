@@ -169,17 +169,32 @@ std::string EncodeError(uint64_t request_id, const Status& status) {
   return w.Finish(Kind::kError, request_id);
 }
 
-std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record) {
-  const bool with_value = kind == Kind::kGetReply;
-  FrameWriter w((with_value ? record.value.size() : 0) + 64);
-  Packer pk(w);
+namespace {
+// A record reply up to its value's bytes: the fields, then the value's bin header.
+void PackRecordReplyHead(Packer& pk, const RecordMeta& meta, size_t value_bytes) {
   pk.pack_array(5);
-  pk.pack_uint64(record.meta.ts);
-  pk.pack_uint32(record.meta.flags);
-  pk.pack_uint64(record.meta.size);
-  pk.pack_uint64(record.meta.checksum);
-  PackBin(pk, with_value ? std::string_view(record.value) : std::string_view());
+  pk.pack_uint64(meta.ts);
+  pk.pack_uint32(meta.flags);
+  pk.pack_uint64(meta.size);
+  pk.pack_uint64(meta.checksum);
+  pk.pack_bin(static_cast<uint32_t>(value_bytes));
+}
+}  // namespace
+
+std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record) {
+  const std::string_view value = kind == Kind::kGetReply ? std::string_view(record.value) : std::string_view();
+  FrameWriter w(value.size() + 64);
+  Packer pk(w);
+  PackRecordReplyHead(pk, record.meta, value.size());
+  pk.pack_bin_body(value.data(), static_cast<uint32_t>(value.size()));
   return w.Finish(kind, request_id);
+}
+
+SplitFrame EncodeGetReply(uint64_t request_id, Record record) {
+  FrameWriter w(64);
+  Packer pk(w);
+  PackRecordReplyHead(pk, record.meta, record.value.size());
+  return w.FinishSplit(Kind::kGetReply, request_id, std::move(record.value));
 }
 
 Result<Hello> DecodeHello(std::string_view body) {

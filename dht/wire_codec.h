@@ -30,6 +30,12 @@ struct FrameWriter {
     EncodeFrameHeader(static_cast<uint16_t>(kind), request_id, body, 0, buf.data());
     return std::move(buf);
   }
+  // The frame whose body is what was written followed by tail's bytes, tail kept apart.
+  SplitFrame FinishSplit(Kind kind, uint64_t request_id, std::string tail) {
+    std::string_view body(buf.data() + kFrameHeaderBytes, buf.size() - kFrameHeaderBytes);
+    EncodeFrameHeader(static_cast<uint16_t>(kind), request_id, body, 0, buf.data(), tail);
+    return SplitFrame{std::move(buf), std::move(tail)};
+  }
 };
 using Packer = msgpack::packer<FrameWriter>;
 

@@ -193,13 +193,20 @@ bool NodeCore::Admit(ConnId conn, uint64_t request_id) {
   return true;
 }
 
-void NodeCore::Finish(ConnId conn, std::string reply) {
+void NodeCore::Finish(ConnId conn, std::string reply) { Finish(conn, SplitFrame{std::move(reply), {}}); }
+
+void NodeCore::Finish(ConnId conn, SplitFrame reply) {
   --stats_.in_flight;
   if (auto it = conns_.find(conn); it != conns_.end()) {
     --it->second.in_flight;
-    transport_.Send(conn, std::move(reply));
+    Send(conn, std::move(reply));
   }
   MaybeFinishShutdown();
+}
+
+void NodeCore::Send(ConnId conn, SplitFrame reply) {
+  if (reply.tail.empty()) return transport_.Send(conn, std::move(reply.head));
+  transport_.SendParts(conn, std::move(reply.head), std::move(reply.tail));
 }
 
 RepairStatus NodeCore::RepairState() const {
@@ -306,7 +313,7 @@ void NodeCore::HandleGet(ConnId conn, const Frame& frame) {
     const bool answer = !cached->status().IsNotFound() ||
                         (Mine(*id, route_n) && (route_n == 0 || repair_ == nullptr || repair_->synced()));
     if (answer) {
-      transport_.Send(conn, GetReply(rid, *id, std::move(*cached)));
+      Send(conn, GetReply(rid, *id, std::move(*cached)));
       return;
     }
   }
@@ -371,7 +378,7 @@ void NodeCore::ForwardTo(ConnId conn, uint64_t rid, Kind kind, const ObjectId& i
       });
 }
 
-std::string NodeCore::GetReply(uint64_t rid, const ObjectId& id, Result<Record> r) {
+SplitFrame NodeCore::GetReply(uint64_t rid, const ObjectId& id, Result<Record> r) {
   // Verified again here, so that no layer below can hand out bytes that fail their checksum.
   if (r.ok() && !r->Intact()) r = Status::Corruption("object " + id.Hex() + ": value checksum mismatch");
   if (!r.ok()) {
@@ -381,9 +388,9 @@ std::string NodeCore::GetReply(uint64_t rid, const ObjectId& id, Result<Record> 
       if (repair_ != nullptr) repair_->ReportCorrupt(id);
     }
     ++stats_.errors_sent;
-    return EncodeError(rid, r.status());
+    return SplitFrame{EncodeError(rid, r.status()), {}};
   }
-  return EncodeRecordReply(Kind::kGetReply, rid, *r);
+  return EncodeGetReply(rid, std::move(*r));
 }
 
 void NodeCore::HandleStat(ConnId conn, const Frame& frame) {

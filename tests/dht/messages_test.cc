@@ -229,6 +229,15 @@ TEST(MessagesTest, RepliesRoundTrip) {
   EXPECT_TRUE(tomb->meta.tombstone());
 }
 
+TEST(MessagesTest, AGetReplyInTwoBuffersIsTheSameFrame) {
+  for (const Record& r : {Record::Value(555, std::string(300000, 'x')), Record::Value(7, ""), Record::Tombstone(9)}) {
+    const std::string joined = EncodeRecordReply(Kind::kGetReply, 3, r);
+    const SplitFrame split = EncodeGetReply(3, r);
+    EXPECT_EQ(split.tail, r.value);
+    EXPECT_EQ(split.head + split.tail, joined) << r.value.size() << " bytes";
+  }
+}
+
 TEST(MessagesTest, GetReplyWhoseBytesFailTheChecksumIsCorruption) {
   Record r = Record::Value(1, "bytes");
   r.value = "bytez";  // damaged after the checksum was taken
