@@ -43,13 +43,9 @@ void FsCore::ApplyListing(Node& n) {
     n.inode.mtime = n.dir_times->mtime;
     n.inode.ctime = n.dir_times->ctime;
   }
-  if (n.entries) {
-    // A directory's link count is 2 + its subdirectories, counted from the merged listing, so
-    // concurrent mkdirs and rmdirs from several mounts count right.
-    uint32_t subdirs = 0;
-    for (const auto& [name, e] : *n.entries) subdirs += S_ISDIR(e.type) ? 1 : 0;
-    n.inode.nlink = 2 + subdirs;
-  }
+  // A directory's link count is 2 + its subdirectories, counted from the merged listing, so
+  // concurrent mkdirs and rmdirs from several mounts count right.
+  if (n.entries) n.inode.nlink = 2 + n.entries->subdirs();
 }
 
 int FsCore::LoadForUpdate(Node& n) {
@@ -72,7 +68,7 @@ int FsCore::LoadEntries(Node& dir, bool force) {
   // are the newest times entry of any bucket.
   std::vector<IoOp> ops;
   for (ObjectKey& id : DirBucketIds(fs_, dir.inode.ino)) ops.push_back(IoOp{IoOp::kGet, std::move(id), {}, {}});
-  std::map<std::string, DirEntry> live;
+  DirListing::Map live;
   std::optional<DirTimes> times;
   MapEntry newest_times;
   for (const IoResult& r : io_.Run(std::move(ops), q_)) {
@@ -95,8 +91,8 @@ int FsCore::LoadEntries(Node& dir, bool force) {
       live.emplace(name, *d);
     }
   }
-  if (!dir.entries || *dir.entries != live) ++dir.listing_gen;
-  dir.entries = std::move(live);
+  if (!dir.entries || dir.entries->map() != live) ++dir.listing_gen;
+  dir.entries = DirListing(std::move(live));
   dir.entries_fetched = std::chrono::steady_clock::now();
   if (times) dir.dir_times = times;
   ApplyListing(dir);
@@ -115,9 +111,9 @@ void FsCore::NoteEntry(uint64_t dir, const std::string& name, std::optional<DirE
   if (!d->entries) return;
   ++d->listing_gen;
   if (entry) {
-    (*d->entries)[name] = *entry;
+    d->entries->Set(name, *entry);
   } else {
-    d->entries->erase(name);
+    d->entries->Erase(name);
   }
   ApplyListing(*d);
 }

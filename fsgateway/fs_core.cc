@@ -158,9 +158,9 @@ void FsCore::ApplyDirChange(uint64_t dir, const LwwMap& entries, Timespec now) {
     for (const auto& [name, e] : entries) {
       auto entry = DecodeDirEntry(e.payload);
       if (e.deleted || !entry.ok()) {
-        d->entries->erase(name);
+        d->entries->Erase(name);
       } else {
-        (*d->entries)[name] = *entry;
+        d->entries->Set(name, *entry);
       }
     }
   }

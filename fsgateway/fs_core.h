@@ -42,6 +42,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fsgateway/dir_listing.h"
 #include "fsgateway/fs_layout.h"
 #include "fsgateway/object_io.h"
 
@@ -209,7 +210,7 @@ class FsCore {
     uint64_t writeback_from = 0;   // the first chunk StartWriteback looks at
     std::deque<Writeback> writebacks;  // oldest first
     // Directories: the live entries, when read, and the times from the listing (F8).
-    std::optional<std::map<std::string, DirEntry>> entries;
+    std::optional<DirListing> entries;
     std::chrono::steady_clock::time_point entries_fetched{};
     // Moved by every change to entries (and by dropping them); kernel_listing is the
     // generation the kernel was last handed whole (kNoListing: none, or not known).
