@@ -10,8 +10,6 @@
 namespace ringstore {
 namespace {
 
-constexpr uint64_t kMapFormatVersion = 1;
-
 struct StringWriter {
   std::string* out;
   void write(const char* data, size_t len) { out->append(data, len); }
@@ -38,7 +36,7 @@ Status DecodeInto(const msgpack::object& root, LwwMap* map) {
     return Status::InvalidArgument("map record: not a [version, entries] array");
   }
   const msgpack::object& version = root.via.array.ptr[0];
-  if (version.type != msgpack::type::POSITIVE_INTEGER || version.via.u64 != kMapFormatVersion) {
+  if (version.type != msgpack::type::POSITIVE_INTEGER || version.via.u64 != kLwwMapFormatVersion) {
     return Status::InvalidArgument("map record: unknown format version");
   }
   const msgpack::object& entries = root.via.array.ptr[1];
@@ -73,27 +71,36 @@ Timestamp NewestEntry(const LwwMap& map) {
 
 }  // namespace
 
-std::string EncodeLwwMap(const LwwMap& map) {
+std::string EncodeLwwMapHeader(uint64_t entries) {
   std::string out;
-  size_t hint = 8;
-  for (const auto& [name, e] : map) hint += name.size() + e.payload.size() + 16;
-  out.reserve(hint);
   StringWriter w{&out};
   msgpack::packer<StringWriter> pk(w);
   pk.pack_array(2);
-  pk.pack_uint64(kMapFormatVersion);
-  pk.pack_array(static_cast<uint32_t>(map.size()));
-  for (const auto& [name, e] : map) {
-    pk.pack_array(4);
-    PackBin(pk, name);
-    pk.pack_uint64(e.ts);
-    if (e.deleted) {
-      pk.pack_true();
-    } else {
-      pk.pack_false();
-    }
-    PackBin(pk, e.payload);
+  pk.pack_uint64(kLwwMapFormatVersion);
+  pk.pack_array(static_cast<uint32_t>(entries));
+  return out;
+}
+
+void AppendLwwMapEntry(std::string* out, std::string_view name, const MapEntry& e) {
+  StringWriter w{out};
+  msgpack::packer<StringWriter> pk(w);
+  pk.pack_array(4);
+  PackBin(pk, name);
+  pk.pack_uint64(e.ts);
+  if (e.deleted) {
+    pk.pack_true();
+  } else {
+    pk.pack_false();
   }
+  PackBin(pk, e.payload);
+}
+
+std::string EncodeLwwMap(const LwwMap& map) {
+  std::string out = EncodeLwwMapHeader(map.size());
+  size_t hint = out.size();
+  for (const auto& [name, e] : map) hint += name.size() + e.payload.size() + 16;
+  out.reserve(hint);
+  for (const auto& [name, e] : map) AppendLwwMapEntry(&out, name, e);
   return out;
 }
 
@@ -167,14 +174,28 @@ Record MergeRecords(const Record* stored, const Record& incoming) {
     return std::move(*m);
   };
   if (in_map && st_map) {
+    // Every replica merges the same writes, so the larger N is the same everywhere.
+    const uint8_t replicas = std::max(stored->meta.replicas(), incoming.meta.replicas());
+    const Timestamp ts = std::max(stored->meta.ts, incoming.meta.ts);
+    if (stored->Intact()) {
+      // The usual case, a few entries into many: merged without decoding the stored map.
+      auto b = decode(incoming);
+      if (!b) return *stored;
+      Timestamp newest = 0;
+      if (auto bytes = MergeIntoEncoded(stored->value, *b, &newest)) {
+        Record merged = Record::Value(std::max(ts, newest), std::move(*bytes));
+        merged.meta.flags |= kRecordMap;
+        merged.meta.set_replicas(replicas);
+        return merged;
+      }
+    }
     auto a = decode(*stored);
     auto b = decode(incoming);
     if (!a) return incoming;  // a damaged stored map is replaced by the healthy one
     if (!b) return *stored;
     MergeLwwMap(*a, *b);
-    Record merged = MapRecord(*a, std::max(stored->meta.ts, incoming.meta.ts));
-    // Every replica merges the same writes, so the larger N is the same everywhere.
-    merged.meta.set_replicas(std::max(stored->meta.replicas(), incoming.meta.replicas()));
+    Record merged = MapRecord(*a, ts);
+    merged.meta.set_replicas(replicas);
     return merged;
   }
   // One side is a map, the other a tombstone or a plain value.

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -61,5 +62,16 @@ Result<Record> MapRecordFromWrite(std::string_view bytes, Timestamp ts);
 // What a store should hold after incoming arrives on top of stored (nullptr: nothing stored),
 // by the rules above. A map record that fails to decode loses to the other side.
 Record MergeRecords(const Record* stored, const Record& incoming);
+
+// ---- the encoding in pieces (dht/lww_map_merge.cc) -----------------------------------------
+// EncodeLwwMap(map) is EncodeLwwMapHeader(map.size()) followed by AppendLwwMapEntry of each
+// entry in name order.
+constexpr uint64_t kLwwMapFormatVersion = 1;
+std::string EncodeLwwMapHeader(uint64_t entries);
+void AppendLwwMapEntry(std::string* out, std::string_view name, const MapEntry& e);
+// EncodeLwwMap of the entry-wise merge of from into the map whose encoding is stored, made
+// without decoding stored, and *newest = the newest entry's timestamp. nullopt when stored is
+// not exactly what EncodeLwwMap writes (then decode, merge and encode instead).
+std::optional<std::string> MergeIntoEncoded(std::string_view stored, const LwwMap& from, Timestamp* newest);
 
 }  // namespace ringstore
