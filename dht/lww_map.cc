@@ -177,11 +177,11 @@ Record MergeRecords(const Record* stored, const Record& incoming) {
     // Every replica merges the same writes, so the larger N is the same everywhere.
     const uint8_t replicas = std::max(stored->meta.replicas(), incoming.meta.replicas());
     const Timestamp ts = std::max(stored->meta.ts, incoming.meta.ts);
-    if (stored->Intact()) {
-      // The usual case, a few entries into many: merged without decoding the stored map.
-      auto b = decode(incoming);
-      if (!b) return *stored;
-      Timestamp newest = 0;
+    // The usual case, a few entries into many: merged without decoding the stored map. Any
+    // other (a damaged side, a stored map not in canonical form) takes the path below.
+    auto b = decode(incoming);
+    Timestamp newest = 0;
+    if (b && stored->Intact()) {
       if (auto bytes = MergeIntoEncoded(stored->value, *b, &newest)) {
         Record merged = Record::Value(std::max(ts, newest), std::move(*bytes));
         merged.meta.flags |= kRecordMap;
@@ -190,7 +190,6 @@ Record MergeRecords(const Record* stored, const Record& incoming) {
       }
     }
     auto a = decode(*stored);
-    auto b = decode(incoming);
     if (!a) return incoming;  // a damaged stored map is replaced by the healthy one
     if (!b) return *stored;
     MergeLwwMap(*a, *b);

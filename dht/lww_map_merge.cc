@@ -9,8 +9,6 @@
 // nullopt and the caller takes that slower path.
 #include "dht/lww_map.h"
 
-#include <msgpack.hpp>
-
 #include <algorithm>
 #include <tuple>
 
@@ -25,7 +23,10 @@ class CanonicalReader {
   bool ArrayHeader(uint64_t* n) {
     if (pos_ >= in_.size()) return false;
     const uint8_t b = Byte(pos_);
-    if ((b & 0xf0) == 0x90) return Take(1) && (*n = b & 0x0f, true);
+    if ((b & 0xf0) == 0x90) {
+      *n = b & 0x0f;
+      return Take(1);
+    }
     if (b == 0xdc) return Big(1, 2, n) && *n >= 16 && Take(3);
     if (b == 0xdd) return Big(1, 4, n) && *n > 0xffff && Take(5);
     return false;
@@ -33,7 +34,10 @@ class CanonicalReader {
   bool Uint(uint64_t* v) {
     if (pos_ >= in_.size()) return false;
     const uint8_t b = Byte(pos_);
-    if (b < 0x80) return Take(1) && (*v = b, true);
+    if (b < 0x80) {
+      *v = b;
+      return Take(1);
+    }
     if (b == 0xcc) return Big(1, 1, v) && *v >= 0x80 && Take(2);
     if (b == 0xcd) return Big(1, 2, v) && *v > 0xff && Take(3);
     if (b == 0xce) return Big(1, 4, v) && *v > 0xffff && Take(5);
