@@ -5,6 +5,9 @@
 #   - nbdcopy read (to null:) of a second, thin volume with only its first sixteenth written:
 #     a client that asks for block status (base:allocation) skips the rest,
 #   - fio 4 KiB random write and read, psync, through nbdfuse (the export as a file).
+# Beside each sequential job it counts the servers' CPU (user + system, from /proc/PID/stat):
+# nbdkit's, or the three nodes' and ringstore-block's together, in milliseconds per GiB moved
+# (lower is better; nbdcopy's own CPU is not counted).
 # ringstore runs a local 3-node cluster; its volume is N=1 (W=1 R=1) and then N=3 (W=2 R=2).
 # Each figure is the median of REPEAT rounds; the last column is ringstore / nbdkit.
 #   SIZE_MB (default 1024), CHUNK_SIZE (volume chunk size, default 256K), FIO_SECONDS (default 10), REPEAT (default 3), BIN_DIR (build dir),
@@ -31,6 +34,7 @@ base=${BENCH_DIR:-$([[ -d /work && -w /work ]] && echo /work || echo "${TMPDIR:-
 WORK=$(mktemp -d "$base/ringstore-block-bench.XXXXXX")
 PIDS=()
 MOUNTS=()
+SERVER_PIDS=()  # the processes whose CPU measure counts: nbdkit, or the nodes and the gateway
 stop_all() {
   for m in "${MOUNTS[@]:-}"; do [[ -n $m ]] && fusermount3 -u "$m" 2>/dev/null || true; done
   MOUNTS=()
@@ -64,12 +68,22 @@ start_nbdkit() {
   port=$(free_port)
   nbdkit -f -i 127.0.0.1 -p "$port" file "$1" >"$WORK/nbdkit.log" 2>&1 &
   PIDS+=($!)
+  SERVER_PIDS=($!)
   NBDKIT_URI="nbd://127.0.0.1:$port"
   for _ in $(seq 100); do nbdinfo "$NBDKIT_URI" >/dev/null 2>&1 && break; sleep 0.05; done
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 declare -A SAMPLES
+TICKS=$(getconf CLK_TCK)
+# cpu_ticks: user + system ticks of SERVER_PIDS so far.
+cpu_ticks() {
+  local p s=0
+  for p in "${SERVER_PIDS[@]}"; do s=$((s + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$s"
+}
+# per_gib TICKS: those ticks as CPU milliseconds per GiB of SIZE_MB.
+per_gib() { awk -v t="$1" -v hz="$TICKS" -v s="$SIZE_MB" 'BEGIN{printf "%.0f", t / hz * 1000 * 1024 / s}'; }
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 now() { date +%s.%N; }
 
@@ -86,15 +100,21 @@ measure_sparse() {
 
 # measure LABEL URI: nbdcopy write and read (MB/s), then fio randwrite/randread (IOPS) via nbdfuse.
 measure() {
-  local label=$1 uri=$2 t0 t1
+  local label=$1 uri=$2 t0 t1 c0 c1
+  c0=$(cpu_ticks)
   t0=$(now)
   nbdcopy --flush "$WORK/source.img" "$uri"
   t1=$(now)
+  c1=$(cpu_ticks)
   SAMPLES[${label}_seqw]+="$(awk -v s="$SIZE_MB" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", s/(b-a)}') "
+  SAMPLES[${label}_cpuw]+="$(per_gib $((c1 - c0))) "
+  c0=$(cpu_ticks)
   t0=$(now)
   nbdcopy "$uri" null:
   t1=$(now)
+  c1=$(cpu_ticks)
   SAMPLES[${label}_seqr]+="$(awk -v s="$SIZE_MB" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", s/(b-a)}') "
+  SAMPLES[${label}_cpur]+="$(per_gib $((c1 - c0))) "
   local mnt="$WORK/mnt-$label"
   mkdir -p "$mnt"
   nbdfuse "$mnt/disk" "$uri" &
@@ -140,6 +160,7 @@ for round in $(seq "$REPEAT"); do
   "$BLOCK" --cluster "$a1" --listen 127.0.0.1:0 --ready-file "$WORK/block.addr" >"$WORK/block.log" 2>&1 &
   PIDS+=($!)
   wait_file "$WORK/block.addr" "$WORK/block.log" "ringstore-block"
+  SERVER_PIDS=("${PIDS[@]}")  # the three nodes and the gateway
   baddr=$(cat "$WORK/block.addr")
   rm -f "$WORK/block.addr"
   echo "block_bench: round $round: ringstore N=1" >&2
@@ -167,4 +188,9 @@ for q in n1 n3; do
   row randwrite "fio 4k randwrite (nbdfuse), IOPS" "$q"
   row randread "fio 4k randread (nbdfuse), IOPS" "$q"
   row sparse "nbdcopy read, 1/16 written, MB/s" "$q"
+  row cpuw "server CPU, seq write, ms/GiB" "$q"
+  row cpur "server CPU, seq read, ms/GiB" "$q"
 done
+echo
+echo "samples, in round order:"
+for k in $(tr ' ' '\n' <<<"${!SAMPLES[@]}" | sort); do printf "  %-16s %s\n" "$k" "${SAMPLES[$k]}"; done
