@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string_view>
 
 namespace ringstore {
@@ -12,7 +13,8 @@ uint64_t Checksum64(const void* data, size_t len, uint64_t seed = 0);
 inline uint64_t Checksum64(std::string_view s, uint64_t seed = 0) {
   return Checksum64(s.data(), s.size(), seed);
 }
-// Checksum64 of a's bytes followed by b's, without joining them (a frame sent as two buffers).
-uint64_t Checksum64Pair(std::string_view a, std::string_view b, uint64_t seed);
+// Checksum64 of the parts' bytes one after another, without joining them (a frame sent from
+// several buffers).
+uint64_t Checksum64Parts(std::initializer_list<std::string_view> parts, uint64_t seed);
 
 }  // namespace ringstore

@@ -67,9 +67,13 @@ void Client::Connect(const std::string& address, std::function<void(Status)> don
        });
 }
 
-void Client::Call(std::string frame, uint64_t rid, Clock::Duration timeout, ReplyHandler handler) {
+void Client::Call(SharedFrame frame, uint64_t rid, Clock::Duration timeout, ReplyHandler handler) {
   pending_.emplace(rid, Pending{clock_.Now() + timeout, std::move(handler)});
-  transport_.Send(conn_, std::move(frame));
+  if (frame.value == nullptr && frame.tail.empty()) {
+    transport_.Send(conn_, std::move(frame.head));
+  } else {
+    transport_.SendShared(conn_, std::move(frame.head), std::move(frame.value), std::move(frame.tail));
+  }
   if (!sweep_armed_) {
     sweep_armed_ = true;
     sweep_timer_ = clock_.Schedule(options_.sweep_interval, [this] {
@@ -113,7 +117,7 @@ bool Client::Reserve(const std::function<void(Status)>& fail) {
   return true;
 }
 
-void Client::SendWrite(std::string frame, uint64_t rid, Callback<Ack> done) {
+void Client::SendWrite(SharedFrame frame, uint64_t rid, Callback<Ack> done) {
   Call(std::move(frame), rid, options_.request_timeout, [this, done = std::move(done)](Result<Frame> r) {
     r = ReplyOf(std::move(r), Kind::kAck);
     if (!r.ok()) return done(r.status());
@@ -150,6 +154,15 @@ void Client::Commit(const Txn& txn, Callback<Ack> done) {
   }
   const uint64_t rid = next_rid_++;
   SendWrite(EncodeTxn(rid, txn), rid, std::move(done));
+}
+
+void Client::Commit(std::shared_ptr<const Txn> txn, Callback<Ack> done) {
+  if (txn->txn_id == 0 || txn->ts == 0 || txn->ops.empty() || txn->ops.size() > kMaxTxnOps) {
+    return Commit(*txn, std::move(done));  // stamps a copy, or refuses it
+  }
+  if (!Reserve([&](Status s) { done(s); })) return;
+  const uint64_t rid = next_rid_++;
+  SendWrite(EncodeTxnShared(rid, std::move(txn)), rid, std::move(done));
 }
 
 void Client::Get(const ObjectKey& key, Callback<Record> done, uint32_t route_n) {

@@ -52,6 +52,10 @@ class Client final : public TransportHandler {
   void Del(const ObjectKey& key, Callback<Ack> done);
   // By reference: a TXN sent to N replicas is encoded N times but copied none.
   void Commit(const Txn& txn, Callback<Ack> done);
+  // The same, for a stamped txn (txn_id and ts set) that frames to other replicas share:
+  // the value of a one-op txn of kSharedValueBytes or more is sent from txn itself, not
+  // copied into each replica's frame (EncodeTxnShared).
+  void Commit(std::shared_ptr<const Txn> txn, Callback<Ack> done);
   // The newest record. A tombstone comes back as a record with the tombstone flag; the value
   // has been checked against its checksum. route_n > 0 lets a node that does not hold the
   // key forward the request (see EncodeKeyRequest).
@@ -86,9 +90,15 @@ class Client final : public TransportHandler {
   };
 
   // Sends a frame built for request id rid and waits for its reply.
-  void Call(std::string frame, uint64_t rid, Clock::Duration timeout, ReplyHandler handler);
+  void Call(SharedFrame frame, uint64_t rid, Clock::Duration timeout, ReplyHandler handler);
+  void Call(std::string frame, uint64_t rid, Clock::Duration timeout, ReplyHandler handler) {
+    Call(SharedFrame{std::move(frame), nullptr, {}}, rid, timeout, std::move(handler));
+  }
   bool Reserve(const std::function<void(Status)>& fail);
-  void SendWrite(std::string frame, uint64_t rid, Callback<Ack> done);
+  void SendWrite(SharedFrame frame, uint64_t rid, Callback<Ack> done);
+  void SendWrite(std::string frame, uint64_t rid, Callback<Ack> done) {
+    SendWrite(SharedFrame{std::move(frame), nullptr, {}}, rid, std::move(done));
+  }
   void FailAll(const Status& why);
   void Sweep();
 

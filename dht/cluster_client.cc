@@ -252,7 +252,9 @@ void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
   };
   With(address, [op, on_result](Client* c, Status s) {
     if (!s.ok()) return on_result(s);
-    c->Commit(op->txn, [on_result](Result<Ack> r) { on_result(r.ok() ? Status::Ok() : r.status()); });
+    // The frames to every replica share the value, which stays in op (kept alive by them).
+    c->Commit(std::shared_ptr<const Txn>(op, &op->txn),
+              [on_result](Result<Ack> r) { on_result(r.ok() ? Status::Ok() : r.status()); });
   });
 }
 
@@ -382,7 +384,7 @@ void ClusterClient::Repair(const ReadOp& op) {
         --repairs_in_flight_;
         return;
       }
-      c->Commit(*txn, [this](Result<Ack>) { --repairs_in_flight_; });
+      c->Commit(txn, [this](Result<Ack>) { --repairs_in_flight_; });
     });
   }
 }

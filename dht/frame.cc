@@ -7,20 +7,31 @@
 
 namespace ringstore {
 
-uint32_t FrameChecksum(const char header_prefix[20], std::string_view body, std::string_view more) {
+uint32_t FrameChecksum(const char header_prefix[20], std::string_view body) {
+  return FrameChecksumParts(header_prefix, {body});
+}
+
+uint32_t FrameChecksumParts(const char header_prefix[20], std::initializer_list<std::string_view> body) {
   const uint64_t seed = Checksum64(header_prefix, 20);
-  return static_cast<uint32_t>(Checksum64Pair(body, more, seed));
+  return static_cast<uint32_t>(Checksum64Parts(body, seed));
 }
 
 void EncodeFrameHeader(uint16_t kind, uint64_t request_id, std::string_view body, uint8_t flags,
-                       char out[kFrameHeaderBytes], std::string_view more) {
+                       char out[kFrameHeaderBytes]) {
+  EncodeFrameHeaderParts(kind, request_id, {body}, flags, out);
+}
+
+void EncodeFrameHeaderParts(uint16_t kind, uint64_t request_id, std::initializer_list<std::string_view> body,
+                            uint8_t flags, char out[kFrameHeaderBytes]) {
+  size_t len = 0;
+  for (std::string_view p : body) len += p.size();
   PutLE(out, kFrameMagic, 4);
   out[4] = static_cast<char>(kProtocolVersion);
   out[5] = static_cast<char>(flags);
   PutLE(out + 6, kind, 2);
   PutLE(out + 8, request_id, 8);
-  PutLE(out + 16, static_cast<uint32_t>(body.size() + more.size()), 4);
-  PutLE(out + 20, FrameChecksum(out, body, more), 4);
+  PutLE(out + 16, static_cast<uint32_t>(len), 4);
+  PutLE(out + 20, FrameChecksumParts(out, body), 4);
 }
 
 std::string EncodeFrame(uint16_t kind, uint64_t request_id, std::string_view body, uint8_t flags) {

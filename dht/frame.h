@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <initializer_list>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -43,17 +45,30 @@ struct Frame {
 // Fills in magic, version, body_len and checksum, and returns header + body as one buffer.
 std::string EncodeFrame(uint16_t kind, uint64_t request_id, std::string_view body,
                         uint8_t flags = 0);
-// Writes only the 24 header bytes for a body of body's bytes followed by more's (so that a
-// large value can be sent from its own buffer, after the rest of the frame).
+// Writes only the 24 header bytes for body.
 void EncodeFrameHeader(uint16_t kind, uint64_t request_id, std::string_view body, uint8_t flags,
-                       char out[kFrameHeaderBytes], std::string_view more = {});
-uint32_t FrameChecksum(const char header_prefix[20], std::string_view body, std::string_view more = {});
+                       char out[kFrameHeaderBytes]);
+// The same for a body made of parts, one after another, so that a large value can be sent
+// from its own buffer instead of being copied into the frame.
+void EncodeFrameHeaderParts(uint16_t kind, uint64_t request_id, std::initializer_list<std::string_view> body,
+                            uint8_t flags, char out[kFrameHeaderBytes]);
+uint32_t FrameChecksum(const char header_prefix[20], std::string_view body);
+uint32_t FrameChecksumParts(const char header_prefix[20], std::initializer_list<std::string_view> body);
 
 // One frame in two buffers, sent one after the other: head is the 24 header bytes and the
-// start of the body, tail the rest of the body (a value, not copied into head). Either may
-// be sent as Transport::SendParts(head, tail); head + tail is the frame.
+// start of the body, tail the rest of the body (a value, not copied into head). It is sent
+// as Transport::SendParts(head, tail); head + tail is the frame.
 struct SplitFrame {
   std::string head;
+  std::string tail;
+};
+
+// One frame in three pieces: head, then a value that other frames may share (the same value
+// sent to several replicas is not copied for each), then tail. head + *value + tail is the
+// frame; value is null when the whole frame is in head. Sent as Transport::SendShared.
+struct SharedFrame {
+  std::string head;
+  std::shared_ptr<const std::string> value;
   std::string tail;
 };
 

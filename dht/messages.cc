@@ -119,25 +119,59 @@ Txn CopyRecordTxn(const ObjectKey& key, Record record) {
   return txn;
 }
 
+namespace {
+// A TXN body in pieces: its fields up to the ops, an op up to its value's bytes, and what
+// follows the ops.
+void PackTxnHead(Packer& pk, const Txn& txn) {
+  pk.pack_array(txn.replicas > 0 ? 5 : txn.route_n > 0 ? 4 : 3);
+  pk.pack_uint64(txn.txn_id);
+  pk.pack_uint64(txn.ts);
+  pk.pack_array(static_cast<uint32_t>(txn.ops.size()));
+}
+void PackTxnOpHead(Packer& pk, const TxnOp& op) {
+  pk.pack_array(3 + NameFields(op.name));
+  pk.pack_uint8(static_cast<uint8_t>(op.type));
+  PackId(pk, op.id);
+  pk.pack_bin(static_cast<uint32_t>(op.value.size()));
+}
+void PackTxnTail(Packer& pk, const Txn& txn) {
+  if (txn.route_n > 0 || txn.replicas > 0) pk.pack_uint32(txn.route_n);
+  if (txn.replicas > 0) pk.pack_uint32(txn.replicas);
+}
+}  // namespace
+
 std::string EncodeTxn(uint64_t request_id, const Txn& txn) {
   size_t hint = 32;
   for (const auto& op : txn.ops) hint += op.value.size() + 48 + NameBytes(op.name);
   FrameWriter w(hint);
   Packer pk(w);
-  pk.pack_array(txn.replicas > 0 ? 5 : txn.route_n > 0 ? 4 : 3);
-  pk.pack_uint64(txn.txn_id);
-  pk.pack_uint64(txn.ts);
-  pk.pack_array(static_cast<uint32_t>(txn.ops.size()));
+  PackTxnHead(pk, txn);
   for (const auto& op : txn.ops) {
-    pk.pack_array(3 + NameFields(op.name));
-    pk.pack_uint8(static_cast<uint8_t>(op.type));
-    PackId(pk, op.id);
-    PackBin(pk, op.value);
+    PackTxnOpHead(pk, op);
+    pk.pack_bin_body(op.value.data(), static_cast<uint32_t>(op.value.size()));
     PackName(pk, op.name);
   }
-  if (txn.route_n > 0 || txn.replicas > 0) pk.pack_uint32(txn.route_n);
-  if (txn.replicas > 0) pk.pack_uint32(txn.replicas);
+  PackTxnTail(pk, txn);
   return w.Finish(Kind::kTxn, request_id);
+}
+
+SharedFrame EncodeTxnShared(uint64_t request_id, std::shared_ptr<const Txn> txn) {
+  if (txn->ops.size() != 1 || txn->ops[0].value.size() < kSharedValueBytes) {
+    return SharedFrame{EncodeTxn(request_id, *txn), nullptr, {}};
+  }
+  const TxnOp& op = txn->ops[0];
+  FrameWriter head(96 + NameBytes(op.name));
+  Packer pk(head);
+  PackTxnHead(pk, *txn);
+  PackTxnOpHead(pk, op);
+  FrameWriter rest(32 + NameBytes(op.name));  // its reserved header bytes are dropped
+  Packer rk(rest);
+  PackName(rk, op.name);
+  PackTxnTail(rk, *txn);
+  std::string tail = rest.buf.substr(kFrameHeaderBytes);
+  // The value stays in the transaction, which the frame keeps alive until it is sent.
+  std::shared_ptr<const std::string> value(txn, &op.value);
+  return head.FinishShared(Kind::kTxn, request_id, std::move(value), std::move(tail));
 }
 
 std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectKey& key, uint32_t route_n) {

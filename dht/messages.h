@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -144,6 +145,11 @@ std::string EncodePut(uint64_t request_id, const ObjectKey& key, std::string_vie
                       Timestamp ts, uint64_t txn_id);
 std::string EncodeDel(uint64_t request_id, const ObjectKey& key, Timestamp ts, uint64_t txn_id);
 std::string EncodeTxn(uint64_t request_id, const Txn& txn);
+// The same TXN, for a transaction of one op with a value of kSharedValueBytes or more, with
+// that value left in txn and shared by the frame (and by the frames for the other replicas
+// made from the same txn); otherwise the whole frame is in head.
+constexpr size_t kSharedValueBytes = 16u << 10;
+SharedFrame EncodeTxnShared(uint64_t request_id, std::shared_ptr<const Txn> txn);
 // A TXN that writes record (a value, a map or a tombstone) of id again, under the record's own
 // timestamp and a transaction id derived from (id, timestamp): sending it to any replica, any
 // number of times, is idempotent. Read repair and hinted handoff copy records with it.

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "dht/frame.h"
@@ -44,6 +45,14 @@ class Transport {
   virtual void Send(ConnId conn, std::string encoded_frame) = 0;
   // Sends the header and the body without joining them (large values).
   virtual void SendParts(ConnId conn, std::string header, std::string body) = 0;
+  // Sends head, *value (if not null) and tail as the bytes of one frame. The value may be
+  // shared with frames to other connections: the transport keeps it alive until written and
+  // does not copy it. This default joins the three (the simulator's and tests' transports).
+  virtual void SendShared(ConnId conn, std::string head, std::shared_ptr<const std::string> value, std::string tail) {
+    if (value) head += *value;
+    head += tail;
+    Send(conn, std::move(head));
+  }
   // Closes after the queued frames are written.
   virtual void Close(ConnId conn) = 0;
   // Stops accepting new connections; established ones continue.

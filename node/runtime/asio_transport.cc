@@ -45,7 +45,13 @@ struct AsioTransport::Connection {
   ConnId id;
   FrameDecoder decoder;
   std::vector<char> read_buf;
-  std::deque<std::string> out;
+  // Bytes waiting to be written: owned, or a value shared with frames to other connections.
+  struct OutBytes {
+    std::string own;
+    std::shared_ptr<const std::string> shared;
+    std::string_view view() const { return shared ? std::string_view(*shared) : std::string_view(own); }
+  };
+  std::deque<OutBytes> out;
   size_t out_bytes = 0;
   size_t writing_frames = 0;  // frames at the front of out that are being written
   bool connected = false;
@@ -229,7 +235,7 @@ void AsioTransport::FlushTls(const ConnPtr& c) {
     Status s;
     c->tls_sending = 0;
     while (s.ok() && n < c->out.size() && n < options_.max_gather_frames && plain < kTlsFlushBytes) {
-      const std::string& f = c->out[n];
+      const std::string_view f = c->out[n].view();
       const size_t from = n == 0 ? c->tls_sent : 0;
       if (from == 0 && f.size() < kTlsJoinBytes) {
         c->tls_join += f;
@@ -266,7 +272,7 @@ void AsioTransport::FlushTls(const ConnPtr& c) {
 
 void AsioTransport::Written(const ConnPtr& c) {
   for (size_t i = 0; i < c->writing_frames; ++i) {
-    c->out_bytes -= c->out.front().size();
+    c->out_bytes -= c->out.front().view().size();
     c->out.pop_front();
   }
   c->writing_frames = 0;
@@ -330,6 +336,18 @@ void AsioTransport::SendParts(ConnId conn, std::string header, std::string body)
   }
 }
 
+void AsioTransport::SendShared(ConnId conn, std::string head, std::shared_ptr<const std::string> value,
+                               std::string tail) {
+  auto c = Find(conn);
+  if (!c || c->close_after_flush) return;
+  Enqueue(c, std::move(head));
+  if (value && !value->empty()) {
+    c->out_bytes += value->size();
+    c->out.push_back(Connection::OutBytes{{}, std::move(value)});
+  }
+  if (!tail.empty()) Enqueue(c, std::move(tail));
+}
+
 void AsioTransport::SetFrameLimit(ConnId conn, size_t max_body_bytes) {
   if (auto c = Find(conn)) c->decoder.set_max_body_bytes(max_body_bytes);
 }
@@ -352,7 +370,7 @@ void AsioTransport::Close(ConnId conn) {
 
 void AsioTransport::Enqueue(const ConnPtr& c, std::string bytes) {
   c->out_bytes += bytes.size();
-  c->out.push_back(std::move(bytes));
+  c->out.push_back(Connection::OutBytes{std::move(bytes), nullptr});
   // Corking: the write starts after the handlers that are ready now have run, so the
   // replies to a batch of pipelined requests leave in one writev instead of one each.
   if (c->connected && c->writing_frames == 0 && !c->tls_writing && !c->flush_posted) {
@@ -371,7 +389,10 @@ void AsioTransport::StartWrite(const ConnPtr& c) {
   std::vector<asio::const_buffer> bufs;
   const size_t n = std::min(c->out.size(), options_.max_gather_frames);
   bufs.reserve(n);
-  for (size_t i = 0; i < n; ++i) bufs.emplace_back(asio::buffer(c->out[i]));
+  for (size_t i = 0; i < n; ++i) {
+    const std::string_view b = c->out[i].view();
+    bufs.emplace_back(asio::buffer(b.data(), b.size()));
+  }
   c->writing_frames = n;
   asio::async_write(c->socket, bufs, [this, c, alive = alive_](boost::system::error_code ec, size_t) {
     if (!*alive || c->closed) return;

@@ -93,14 +93,16 @@ TEST(FrameTest, ChecksumIsXxh3OfEveryLengthWhicheverCodeHashesIt) {
   }
 }
 
-TEST(FrameTest, ChecksumOfTwoPiecesIsTheChecksumOfTheirConcatenation) {
+TEST(FrameTest, ChecksumOfPiecesIsTheChecksumOfTheirConcatenation) {
   for (size_t n : {0, 1, 100, 240, 241, 4095, 4096, 300000}) {
     std::string s(n, '\0');
     for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(i * 13 + 5);
     const uint64_t want = Checksum64(s, 42);
     for (size_t cut : {size_t{0}, std::min<size_t>(n, 1), n / 3, n - std::min<size_t>(n, 1), n}) {
       const std::string_view v(s);
-      EXPECT_EQ(Checksum64Pair(v.substr(0, cut), v.substr(cut), 42), want) << n << " bytes cut at " << cut;
+      EXPECT_EQ(Checksum64Parts({v.substr(0, cut), v.substr(cut)}, 42), want) << n << " bytes cut at " << cut;
+      EXPECT_EQ(Checksum64Parts({v.substr(0, cut / 2), v.substr(cut / 2, cut - cut / 2), v.substr(cut)}, 42), want)
+          << n << " bytes cut at " << cut / 2 << " and " << cut;
     }
   }
 }
@@ -108,7 +110,7 @@ TEST(FrameTest, ChecksumOfTwoPiecesIsTheChecksumOfTheirConcatenation) {
 TEST(FrameTest, AHeaderForTwoPiecesFramesTheirConcatenation) {
   const std::string head = "the fields", tail(70000, 'v');
   std::string frame(kFrameHeaderBytes, '\0');
-  EncodeFrameHeader(7, 99, head, 0, frame.data(), tail);
+  EncodeFrameHeaderParts(7, 99, {head, tail}, 0, frame.data());
   frame += head + tail;
   EXPECT_EQ(frame, EncodeFrame(7, 99, head + tail));
   FrameDecoder d;

@@ -238,6 +238,39 @@ TEST(MessagesTest, AGetReplyInTwoBuffersIsTheSameFrame) {
   }
 }
 
+TEST(MessagesTest, ATxnFrameSharingItsValueIsTheSameFrame) {
+  auto txn_of = [](std::vector<TxnOp> ops, uint32_t route_n, uint32_t replicas) {
+    auto t = std::make_shared<Txn>();
+    t->txn_id = 77;
+    t->ts = 1234;
+    t->ops = std::move(ops);
+    t->route_n = route_n;
+    t->replicas = replicas;
+    return t;
+  };
+  const ObjectName named{"vol", "chunk-7", true};
+  const std::string big(kSharedValueBytes, 'v'), small(kSharedValueBytes - 1, 's');
+  for (const auto& [route_n, replicas] : {std::pair{0u, 0u}, {3u, 0u}, {3u, 3u}}) {
+    for (const ObjectName& name : {ObjectName{}, named}) {
+      // One op with a large value: the frame's middle is that value, not a copy of it.
+      auto t = txn_of({TxnOp{TxnOpType::kPut, kId, big, name}}, route_n, replicas);
+      SharedFrame f = EncodeTxnShared(9, t);
+      ASSERT_NE(f.value, nullptr);
+      EXPECT_EQ(f.value.get(), &t->ops[0].value);
+      EXPECT_EQ(f.head + *f.value + f.tail, EncodeTxn(9, *t)) << route_n << " " << replicas << " " << name.known;
+      // A small value, or two ops: the whole frame in head.
+      for (auto whole : {txn_of({TxnOp{TxnOpType::kPut, kId, small, name}}, route_n, replicas),
+                         txn_of({TxnOp{TxnOpType::kPut, kId, big, name}, TxnOp{TxnOpType::kDel, kId, {}, name}},
+                                route_n, replicas)}) {
+        f = EncodeTxnShared(9, whole);
+        EXPECT_EQ(f.value, nullptr);
+        EXPECT_TRUE(f.tail.empty());
+        EXPECT_EQ(f.head, EncodeTxn(9, *whole));
+      }
+    }
+  }
+}
+
 TEST(MessagesTest, GetReplyWhoseBytesFailTheChecksumIsCorruption) {
   Record r = Record::Value(1, "bytes");
   r.value = "bytez";  // damaged after the checksum was taken

@@ -10,13 +10,17 @@
 
 namespace ringstore {
 
-uint64_t Checksum64Pair(std::string_view a, std::string_view b, uint64_t seed) {
-  if (b.empty()) return Checksum64(a, seed);
+uint64_t Checksum64Parts(std::initializer_list<std::string_view> parts, uint64_t seed) {
+  size_t nonempty = 0;
+  std::string_view only;
+  for (std::string_view p : parts) {
+    if (!p.empty()) ++nonempty, only = p;
+  }
+  if (nonempty <= 1) return Checksum64(only, seed);
   XXH3_state_t state;
   // XXH3's streaming form gives the one-shot result for the concatenated input.
   XXH3_64bits_reset_withSeed(&state, seed);
-  XXH3_64bits_update(&state, a.data(), a.size());
-  XXH3_64bits_update(&state, b.data(), b.size());
+  for (std::string_view p : parts) XXH3_64bits_update(&state, p.data(), p.size());
   return XXH3_64bits_digest(&state);
 }
 
