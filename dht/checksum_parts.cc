@@ -14,7 +14,9 @@ uint64_t Checksum64Parts(std::initializer_list<std::string_view> parts, uint64_t
   size_t nonempty = 0;
   std::string_view only;
   for (std::string_view p : parts) {
-    if (!p.empty()) ++nonempty, only = p;
+    if (p.empty()) continue;
+    ++nonempty;
+    only = p;
   }
   if (nonempty <= 1) return Checksum64(only, seed);
   XXH3_state_t state;
