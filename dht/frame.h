@@ -55,17 +55,10 @@ void EncodeFrameHeaderParts(uint16_t kind, uint64_t request_id, std::initializer
 uint32_t FrameChecksum(const char header_prefix[20], std::string_view body);
 uint32_t FrameChecksumParts(const char header_prefix[20], std::initializer_list<std::string_view> body);
 
-// One frame in two buffers, sent one after the other: head is the 24 header bytes and the
-// start of the body, tail the rest of the body (a value, not copied into head). It is sent
-// as Transport::SendParts(head, tail); head + tail is the frame.
-struct SplitFrame {
-  std::string head;
-  std::string tail;
-};
-
-// One frame in three pieces: head, then a value that other frames may share (the same value
-// sent to several replicas is not copied for each), then tail. head + *value + tail is the
-// frame; value is null when the whole frame is in head. Sent as Transport::SendShared.
+// One frame in three pieces: head (the 24 header bytes and the start of the body), then a
+// value kept in its own buffer, which other frames may share (the same value sent to several
+// replicas is not copied for each), then tail. head + *value + tail is the frame; value is
+// null when the whole frame is in head. Sent as Transport::SendShared.
 struct SharedFrame {
   std::string head;
   std::shared_ptr<const std::string> value;

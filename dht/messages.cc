@@ -224,11 +224,12 @@ std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& reco
   return w.Finish(kind, request_id);
 }
 
-SplitFrame EncodeGetReply(uint64_t request_id, Record record) {
+SharedFrame EncodeGetReply(uint64_t request_id, Record record) {
   FrameWriter w(64);
   Packer pk(w);
   PackRecordReplyHead(pk, record.meta, record.value.size());
-  return w.FinishSplit(Kind::kGetReply, request_id, std::move(record.value));
+  auto value = std::make_shared<const std::string>(std::move(record.value));
+  return w.FinishShared(Kind::kGetReply, request_id, std::move(value), {});
 }
 
 Result<Hello> DecodeHello(std::string_view body) {

@@ -162,9 +162,9 @@ std::string EncodeAck(uint64_t request_id, const Ack& m);
 std::string EncodeError(uint64_t request_id, const Status& status);
 // kGetReply carries the value; kStatReply the metadata only.
 std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record);
-// The same kGetReply, with the value moved out of record into the tail, so that it is sent
-// from its own buffer instead of being copied into the frame.
-SplitFrame EncodeGetReply(uint64_t request_id, Record record);
+// The same kGetReply, with the value moved out of record into the frame's value piece, so
+// that it is sent from its own buffer instead of being copied into the frame.
+SharedFrame EncodeGetReply(uint64_t request_id, Record record);
 
 std::string EncodeDiskUsage(uint64_t request_id, const DiskUsage& m);
 // kind: kWatch, kNotify or kEvent.

@@ -43,8 +43,6 @@ class Transport {
   virtual ConnId Connect(const std::string& address) = 0;
   // Queues a frame (already encoded by EncodeFrame). Unknown or closed conn: dropped.
   virtual void Send(ConnId conn, std::string encoded_frame) = 0;
-  // Sends the header and the body without joining them (large values).
-  virtual void SendParts(ConnId conn, std::string header, std::string body) = 0;
   // Sends head, *value (if not null) and tail as the bytes of one frame. The value may be
   // shared with frames to other connections: the transport keeps it alive until written and
   // does not copy it. This default joins the three (the simulator's and tests' transports).

@@ -30,12 +30,6 @@ struct FrameWriter {
     EncodeFrameHeader(static_cast<uint16_t>(kind), request_id, body, 0, buf.data());
     return std::move(buf);
   }
-  // The frame whose body is what was written followed by tail's bytes, tail kept apart.
-  SplitFrame FinishSplit(Kind kind, uint64_t request_id, std::string tail) {
-    std::string_view body(buf.data() + kFrameHeaderBytes, buf.size() - kFrameHeaderBytes);
-    EncodeFrameHeaderParts(static_cast<uint16_t>(kind), request_id, {body, tail}, 0, buf.data());
-    return SplitFrame{std::move(buf), std::move(tail)};
-  }
   // The frame whose body is what was written, then *value, then tail.
   SharedFrame FinishShared(Kind kind, uint64_t request_id, std::shared_ptr<const std::string> value, std::string tail) {
     std::string_view body(buf.data() + kFrameHeaderBytes, buf.size() - kFrameHeaderBytes);

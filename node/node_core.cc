@@ -193,9 +193,9 @@ bool NodeCore::Admit(ConnId conn, uint64_t request_id) {
   return true;
 }
 
-void NodeCore::Finish(ConnId conn, std::string reply) { Finish(conn, SplitFrame{std::move(reply), {}}); }
+void NodeCore::Finish(ConnId conn, std::string reply) { Finish(conn, SharedFrame{std::move(reply), nullptr, {}}); }
 
-void NodeCore::Finish(ConnId conn, SplitFrame reply) {
+void NodeCore::Finish(ConnId conn, SharedFrame reply) {
   --stats_.in_flight;
   if (auto it = conns_.find(conn); it != conns_.end()) {
     --it->second.in_flight;
@@ -204,9 +204,9 @@ void NodeCore::Finish(ConnId conn, SplitFrame reply) {
   MaybeFinishShutdown();
 }
 
-void NodeCore::Send(ConnId conn, SplitFrame reply) {
-  if (reply.tail.empty()) return transport_.Send(conn, std::move(reply.head));
-  transport_.SendParts(conn, std::move(reply.head), std::move(reply.tail));
+void NodeCore::Send(ConnId conn, SharedFrame reply) {
+  if (reply.value == nullptr && reply.tail.empty()) return transport_.Send(conn, std::move(reply.head));
+  transport_.SendShared(conn, std::move(reply.head), std::move(reply.value), std::move(reply.tail));
 }
 
 RepairStatus NodeCore::RepairState() const {
@@ -378,7 +378,7 @@ void NodeCore::ForwardTo(ConnId conn, uint64_t rid, Kind kind, const ObjectId& i
       });
 }
 
-SplitFrame NodeCore::GetReply(uint64_t rid, const ObjectId& id, Result<Record> r) {
+SharedFrame NodeCore::GetReply(uint64_t rid, const ObjectId& id, Result<Record> r) {
   // Verified again here, so that no layer below can hand out bytes that fail their checksum.
   if (r.ok() && !r->Intact()) r = Status::Corruption("object " + id.Hex() + ": value checksum mismatch");
   if (!r.ok()) {
@@ -388,7 +388,7 @@ SplitFrame NodeCore::GetReply(uint64_t rid, const ObjectId& id, Result<Record> r
       if (repair_ != nullptr) repair_->ReportCorrupt(id);
     }
     ++stats_.errors_sent;
-    return SplitFrame{EncodeError(rid, r.status()), {}};
+    return SharedFrame{EncodeError(rid, r.status()), nullptr, {}};
   }
   return EncodeGetReply(rid, std::move(*r));
 }

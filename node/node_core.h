@@ -128,7 +128,7 @@ class NodeCore final : public TransportHandler {
   void ForwardTo(ConnId conn, uint64_t rid, Kind kind, const ObjectId& id,
                  std::shared_ptr<const std::vector<std::string>> targets, size_t i, Status miss);
   // The reply to a GET: the record, or the error (counting corruption).
-  SplitFrame GetReply(uint64_t rid, const ObjectId& id, Result<Record> r);
+  SharedFrame GetReply(uint64_t rid, const ObjectId& id, Result<Record> r);
   void SendError(ConnId conn, uint64_t request_id, const Status& status);
   // What conn's peer proved.
   const PeerIdentity& Identity(ConnId conn) const;
@@ -138,9 +138,9 @@ class NodeCore final : public TransportHandler {
   bool Admit(ConnId conn, uint64_t request_id);
   // Ends a request: sends its reply if the connection is still there.
   void Finish(ConnId conn, std::string reply);
-  void Finish(ConnId conn, SplitFrame reply);
-  // A frame sent from two buffers when its tail (a value) is not empty.
-  void Send(ConnId conn, SplitFrame reply);
+  void Finish(ConnId conn, SharedFrame reply);
+  // A frame sent from its pieces when it has a value piece (a GET reply's value).
+  void Send(ConnId conn, SharedFrame reply);
   void MaybeFinishShutdown();
 
   const NodeOptions options_;

@@ -105,9 +105,6 @@ class SimTransport final : public Transport {
   void SetHandler(TransportHandler* handler) override { handler_ = handler; }
   ConnId Connect(const std::string& address) override;
   void Send(ConnId conn, std::string encoded_frame) override;
-  void SendParts(ConnId conn, std::string header, std::string body) override {
-    Send(conn, header + body);
-  }
   void Close(ConnId conn) override;
   void StopAccepting() override { accepting_ = false; }
   void SetFrameLimit(ConnId conn, size_t max_body_bytes) override;

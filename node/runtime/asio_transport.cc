@@ -329,13 +329,6 @@ void AsioTransport::Send(ConnId conn, std::string encoded_frame) {
   if (auto c = Find(conn); c && !c->close_after_flush) Enqueue(c, std::move(encoded_frame));
 }
 
-void AsioTransport::SendParts(ConnId conn, std::string header, std::string body) {
-  if (auto c = Find(conn); c && !c->close_after_flush) {
-    Enqueue(c, std::move(header));
-    Enqueue(c, std::move(body));
-  }
-}
-
 void AsioTransport::SendShared(ConnId conn, std::string head, std::shared_ptr<const std::string> value,
                                std::string tail) {
   auto c = Find(conn);

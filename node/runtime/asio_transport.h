@@ -53,7 +53,6 @@ class AsioTransport final : public Transport {
   void SetHandler(TransportHandler* handler) override { handler_ = handler; }
   ConnId Connect(const std::string& address) override;
   void Send(ConnId conn, std::string encoded_frame) override;
-  void SendParts(ConnId conn, std::string header, std::string body) override;
   void SendShared(ConnId conn, std::string head, std::shared_ptr<const std::string> value, std::string tail) override;
   void Close(ConnId conn) override;
   void StopAccepting() override;

@@ -232,9 +232,10 @@ TEST(MessagesTest, RepliesRoundTrip) {
 TEST(MessagesTest, AGetReplyInTwoBuffersIsTheSameFrame) {
   for (const Record& r : {Record::Value(555, std::string(300000, 'x')), Record::Value(7, ""), Record::Tombstone(9)}) {
     const std::string joined = EncodeRecordReply(Kind::kGetReply, 3, r);
-    const SplitFrame split = EncodeGetReply(3, r);
-    EXPECT_EQ(split.tail, r.value);
-    EXPECT_EQ(split.head + split.tail, joined) << r.value.size() << " bytes";
+    const SharedFrame split = EncodeGetReply(3, r);
+    ASSERT_NE(split.value, nullptr);
+    EXPECT_EQ(*split.value, r.value);
+    EXPECT_EQ(split.head + *split.value + split.tail, joined) << r.value.size() << " bytes";
   }
 }
 

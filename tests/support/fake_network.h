@@ -95,9 +95,6 @@ class FakeTransport final : public Transport {
   }
 
   void Send(ConnId conn, std::string frame) override { SendRaw(conn, std::move(frame)); }
-  void SendParts(ConnId conn, std::string header, std::string body) override {
-    SendRaw(conn, header + body);
-  }
   // Test hook: delivers arbitrary bytes to the peer, through its frame decoder.
   void SendRaw(ConnId conn, std::string bytes) {
     if (dead_) return;
