@@ -69,11 +69,7 @@ void Client::Connect(const std::string& address, std::function<void(Status)> don
 
 void Client::Call(SharedFrame frame, uint64_t rid, Clock::Duration timeout, ReplyHandler handler) {
   pending_.emplace(rid, Pending{clock_.Now() + timeout, std::move(handler)});
-  if (frame.value == nullptr && frame.tail.empty()) {
-    transport_.Send(conn_, std::move(frame.head));
-  } else {
-    transport_.SendShared(conn_, std::move(frame.head), std::move(frame.value), std::move(frame.tail));
-  }
+  transport_.SendShared(conn_, std::move(frame.head), std::move(frame.value), std::move(frame.tail));
   if (!sweep_armed_) {
     sweep_armed_ = true;
     sweep_timer_ = clock_.Schedule(options_.sweep_interval, [this] {

@@ -43,9 +43,10 @@ class Transport {
   virtual ConnId Connect(const std::string& address) = 0;
   // Queues a frame (already encoded by EncodeFrame). Unknown or closed conn: dropped.
   virtual void Send(ConnId conn, std::string encoded_frame) = 0;
-  // Sends head, *value (if not null) and tail as the bytes of one frame. The value may be
-  // shared with frames to other connections: the transport keeps it alive until written and
-  // does not copy it. This default joins the three (the simulator's and tests' transports).
+  // Sends head, *value (if not null) and tail as the bytes of one frame; with no value and
+  // no tail it is Send(head). The value may be shared with frames to other connections: the
+  // transport keeps it alive until written and does not copy it. This default joins the
+  // three (the simulator's and tests' transports).
   virtual void SendShared(ConnId conn, std::string head, std::shared_ptr<const std::string> value, std::string tail) {
     if (value) head += *value;
     head += tail;

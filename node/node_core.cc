@@ -205,7 +205,6 @@ void NodeCore::Finish(ConnId conn, SharedFrame reply) {
 }
 
 void NodeCore::Send(ConnId conn, SharedFrame reply) {
-  if (reply.value == nullptr && reply.tail.empty()) return transport_.Send(conn, std::move(reply.head));
   transport_.SendShared(conn, std::move(reply.head), std::move(reply.value), std::move(reply.tail));
 }
 

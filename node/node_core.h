@@ -139,7 +139,7 @@ class NodeCore final : public TransportHandler {
   // Ends a request: sends its reply if the connection is still there.
   void Finish(ConnId conn, std::string reply);
   void Finish(ConnId conn, SharedFrame reply);
-  // A frame sent from its pieces when it has a value piece (a GET reply's value).
+  // A frame sent from its pieces (a GET reply's value is one of its own).
   void Send(ConnId conn, SharedFrame reply);
   void MaybeFinishShutdown();
 

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/test_path.h"
+
 namespace ringstore {
 namespace {
 
@@ -27,9 +29,7 @@ constexpr uint64_t kBlock = ReadWindows::kBlockBytes;
 class ReadWindowsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = fs::temp_directory_path() /
-            ("ringstore-windows-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    path_ = testing::TestPath("ringstore-windows-test");
     Append(8 * kW);
     fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
     if (fd_ < 0) GTEST_SKIP() << "the temporary directory's file system refuses O_DIRECT";

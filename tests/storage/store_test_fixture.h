@@ -17,6 +17,7 @@
 #include "storage/record_format.h"
 #include "storage/rocksdb_store.h"
 #include "tests/support/blocking_executor.h"
+#include "tests/support/test_path.h"
 
 namespace ringstore {
 
@@ -25,11 +26,7 @@ namespace fs = std::filesystem;
 class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    for (auto& c : name) {
-      if (c == '/') c = '_';
-    }
-    dir_ = fs::temp_directory_path() / ("ringstore-store-test-" + std::to_string(::getpid()) + "-" + name);
+    dir_ = testing::TestPath("ringstore-store-test");
     fs::remove_all(dir_);
     Open();
   }

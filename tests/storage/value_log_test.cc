@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "tests/support/file_size_limit.h"
+#include "tests/support/test_path.h"
 
 namespace ringstore {
 namespace {
@@ -23,9 +24,7 @@ namespace fs = std::filesystem;
 class ValueLogTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("ringstore-vlog-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = testing::TestPath("ringstore-vlog-test");
     fs::remove_all(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
