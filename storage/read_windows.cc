@@ -1,5 +1,7 @@
 #include "storage/read_windows.h"
 
+#include "storage/page_cache_probe.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,23 +44,27 @@ ReadWindows::Window* ReadWindows::Covering(uint64_t segment, uint64_t pos) {
   return nullptr;
 }
 
-bool ReadWindows::InStream(uint64_t segment, uint64_t pos, uint64_t end) {
+ReadWindows::Way ReadWindows::Classify(uint64_t segment, uint64_t pos, uint64_t end) {
   // A read a window holds (or is loading) costs no device read.
   const bool held = Covering(segment, pos) != nullptr;
   // Following a recent read: starting after its end by at most this read's length and
   // kFollowSlack, so skipping one entry of about this size (the reads of a stream come a
-  // little out of order, from concurrent readers or from values written concurrently).
+  // little out of order, from concurrent readers or from values written concurrently); or
+  // by at most kSparseEntries such entries, sparsely.
+  const uint64_t entry = end - pos + kFollowSlack;
   uint32_t run = 1;
+  uint32_t sparse_run = 1;
   for (const Recent& r : recent_) {
-    if (r.segment == segment && r.end <= pos && pos - r.end <= end - pos + kFollowSlack) {
-      run = std::max(run, r.run + 1);
-    }
+    if (r.segment != segment || r.end > pos) continue;
+    if (pos - r.end <= entry) run = std::max(run, r.run + 1);
+    if (pos - r.end <= kSparseEntries * entry) sparse_run = std::max(sparse_run, r.sparse_run + 1);
   }
   // (A read a window holds does not start a chain of its own: random reads that land in a
   // window would then pull in more windows.)
-  recent_[recent_next_] = Recent{segment, end, std::min(run, kStreamReads)};
+  recent_[recent_next_] = Recent{segment, end, std::min(run, kStreamReads), std::min(sparse_run, kStreamReads)};
   recent_next_ = (recent_next_ + 1) % kRecentReads;
-  return held || run >= kStreamReads;
+  if (held || run >= kStreamReads) return Way::kWindows;
+  return sparse_run >= kStreamReads ? Way::kExact : Way::kDecline;
 }
 
 ReadWindows::Window* ReadWindows::Victim() {
@@ -79,7 +85,7 @@ void ReadWindows::Settle(Window& w) {
 }
 
 ReadWindows::Window* ReadWindows::Load(std::unique_lock<std::mutex>& lock, uint64_t segment, int fd,
-                                       uint64_t start, Status* error) {
+                                       uint64_t start, uint64_t len, Status* error) {
   Window* w = Victim();
   if (w == nullptr) return nullptr;
   if (w->data == nullptr &&
@@ -90,12 +96,12 @@ ReadWindows::Window* ReadWindows::Load(std::unique_lock<std::mutex>& lock, uint6
   }
   w->segment = segment;
   w->start = start;
-  w->len = kWindowBytes;
+  w->len = len;
   w->loading = true;
   w->forgotten = false;
   w->used = ++tick_;
   lock.unlock();
-  const int64_t got = ReadUpTo(fd, w->data, kWindowBytes, start);
+  const int64_t got = ReadUpTo(fd, w->data, len, start);
   lock.lock();
   w->loading = false;
   changed_.notify_all();
@@ -112,30 +118,39 @@ ReadWindows::Window* ReadWindows::Load(std::unique_lock<std::mutex>& lock, uint6
 }
 
 void ReadWindows::ReadAheadOf(std::unique_lock<std::mutex>& lock, uint64_t segment, int fd, const Window& w) {
+  const uint64_t base = w.start / kWindowBytes * kWindowBytes;  // w may be an exact load
   for (uint64_t k = 1; k <= kReadAhead; ++k) {
-    const uint64_t start = w.start + k * kWindowBytes;
+    const uint64_t start = base + k * kWindowBytes;
     // Held, loading, or loaded short or empty (the end of the segment): not again.
     const bool there = std::any_of(std::begin(windows_), std::end(windows_), [&](const Window& o) {
       return o.segment == segment && !o.forgotten && o.start == start;
     });
     if (there) continue;
     Status ignored;  // a reader that needs these bytes will load them and see the error
-    if (Load(lock, segment, fd, start, &ignored) != nullptr) ++counters_.readahead;
+    if (Load(lock, segment, fd, start, kWindowBytes, &ignored) != nullptr) ++counters_.readahead;
     return;
   }
 }
 
-std::optional<Status> ReadWindows::ReadSequential(uint64_t segment, int fd, uint64_t offset, uint64_t size, char* out) {
+std::optional<Status> ReadWindows::ReadSequential(uint64_t segment, int direct_fd, int cached_fd, uint64_t offset,
+                                                  uint64_t size, char* out) {
   const uint64_t end = offset + size;
   std::unique_lock<std::mutex> lock(mu_);
-  if (!InStream(segment, offset, end)) return std::nullopt;
+  const Way way = Classify(segment, offset, end);
+  if (way == Way::kDecline) return std::nullopt;
+  if (way == Way::kExact) {
+    lock.unlock();
+    if (PageCacheHolds(cached_fd, offset, size)) return std::nullopt;
+    lock.lock();
+  }
   uint64_t pos = offset;
   while (pos < end) {
     if (Window* w = Covering(segment, pos)) {
       if (w->loading) {
         // Rather than idle, load what a sequential reader will want next: the device
-        // then has more than one read in flight, as with the kernel's readahead.
-        ReadAheadOf(lock, segment, fd, *w);
+        // then has more than one read in flight, as with the kernel's readahead. (A sparse
+        // stream's next values are mostly not this log's to serve.)
+        if (way == Way::kWindows) ReadAheadOf(lock, segment, direct_fd, *w);
         if (Window* again = Covering(segment, pos); again != nullptr && again->loading) changed_.wait(lock);
         continue;
       }
@@ -152,7 +167,15 @@ std::optional<Status> ReadWindows::ReadSequential(uint64_t segment, int fd, uint
       continue;
     }
     Status error;
-    Window* w = Load(lock, segment, fd, pos / kWindowBytes * kWindowBytes, &error);
+    Window* w = nullptr;
+    if (way == Way::kExact) {
+      const uint64_t start = pos / kBlockBytes * kBlockBytes;
+      const uint64_t stop = (end + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
+      w = Load(lock, segment, direct_fd, start, std::min(kWindowBytes, stop - start), &error);
+      if (w != nullptr) ++counters_.exact;
+    } else {
+      w = Load(lock, segment, direct_fd, pos / kWindowBytes * kWindowBytes, kWindowBytes, &error);
+    }
     if (!error.ok()) return error;
     if (w == nullptr) {
       changed_.wait(lock);  // every window busy

@@ -15,7 +15,18 @@
 // by at most its own length and kFollowSlack (so it may skip one entry of about its size:
 // the reads of a stream come a little out of order, from concurrent readers or from values
 // written concurrently). It is part of a stream when it is the third of a chain of reads
-// each following the one before, or when a window holds its bytes. Any other read is declined (nullopt) and the caller reads through the page
+// each following the one before, or when a window holds its bytes.
+//
+// A sparse stream is a stream of which this log serves only some values: with N replicas a
+// client reads each value from one of them, so each node is asked for about one value in N
+// of a sequence that all N logs hold in the same order. A read follows another sparsely when
+// it starts after that one's end by at most kSparseEntries entries of its own size; the third
+// of a chain of such reads is read exactly: its own blocks only, with O_DIRECT into a window,
+// and no readahead. Whole windows would read every value of the sequence to serve one in N
+// (N times the device reads), and the page cache, whose readahead does the same, fills new
+// pages besides.
+//
+// Any other read is declined (nullopt) and the caller reads through the page
 // cache, which keeps what it read (and the kernel's readahead around it) for the random
 // reads that come back to it; the windows are too few for that. Looser rules took too many
 // random reads for streams (docs/storage-format.md §2a has the figures).
@@ -57,6 +68,9 @@ class ReadWindows {
   // How far past a read's own length a following read may start: an entry's header and its
   // padding are under two blocks, so skipping one entry of about the same size fits.
   static constexpr uint64_t kFollowSlack = 3 * kBlockBytes;
+  // How many entries of about its own size a read of a sparse stream may skip (see the top):
+  // at N=3, a node is asked for no value of 8 in a row about one time in 40.
+  static constexpr uint64_t kSparseEntries = 8;
 
   ReadWindows() = default;
   ~ReadWindows();
@@ -64,19 +78,25 @@ class ReadWindows {
   ReadWindows& operator=(const ReadWindows&) = delete;
 
   // If the read looks sequential (see the top), copies size bytes at offset of segment (read
-  // through fd, opened with O_DIRECT) to out and gives its status: Corruption when the file
-  // ends before offset + size, IOError when a read fails (EINVAL among others: a file system
-  // may refuse O_DIRECT reads it accepted at open). Otherwise nullopt, and out is untouched.
-  std::optional<Status> ReadSequential(uint64_t segment, int fd, uint64_t offset, uint64_t size, char* out);
+  // through direct_fd, opened with O_DIRECT) to out and gives its status: Corruption when the
+  // file ends before offset + size, IOError when a read fails (EINVAL among others: a file
+  // system may refuse O_DIRECT reads it accepted at open). Otherwise nullopt, and out is
+  // untouched. A read of a sparse stream that the page cache holds whole (asked through
+  // cached_fd, the segment's buffered descriptor, or -1) is declined too: the caller's copy
+  // from the page cache costs no device read. (Random reads that come back to a few values
+  // can look like a sparse stream; the page cache keeps what they read.)
+  std::optional<Status> ReadSequential(uint64_t segment, int direct_fd, int cached_fd, uint64_t offset, uint64_t size,
+                                      char* out);
   // Drops what the windows hold of segment (loads in progress are not used once done), and
   // forgets its recent reads.
   void Forget(uint64_t segment);
 
-  // For tests: how many windows were loaded (readahead ones among them), and how many bytes
-  // they read, since the start.
+  // For tests: how many windows were loaded (readahead ones and exact ones among them), and
+  // how many bytes they read, since the start.
   struct Counters {
     uint64_t loads = 0;
     uint64_t readahead = 0;
+    uint64_t exact = 0;
     uint64_t bytes = 0;
   };
   Counters counters() const;
@@ -84,7 +104,8 @@ class ReadWindows {
  private:
   struct Window {
     uint64_t segment = 0;  // 0: holds nothing (segments are numbered from 1)
-    uint64_t start = 0;    // file offset of data[0], a multiple of kWindowBytes
+    uint64_t start = 0;    // file offset of data[0]: a multiple of kWindowBytes, or of
+                           // kBlockBytes for an exact load
     uint64_t len = 0;      // bytes held; while loading, the bytes asked for
     bool loading = false;
     bool forgotten = false;  // Forget met it loading or pinned: drop it once free
@@ -94,19 +115,20 @@ class ReadWindows {
   };
   // The window of segment holding (or loading) the byte at pos, or nullptr. Caller holds mu_.
   Window* Covering(uint64_t segment, uint64_t pos);
-  // Whether a read of [pos, end) of segment belongs to a sequential stream (see the top);
-  // remembers it. Caller holds mu_.
-  bool InStream(uint64_t segment, uint64_t pos, uint64_t end);
+  // How a read of [pos, end) of segment is served (see the top); remembers it. Caller holds mu_.
+  enum class Way { kDecline, kWindows, kExact };
+  Way Classify(uint64_t segment, uint64_t pos, uint64_t end);
   // A window neither loading nor pinned, the emptiest then least recently used; nullptr if
   // every one is busy. Caller holds mu_.
   Window* Victim();
   // Drops a forgotten window that nobody uses any more. Caller holds mu_.
   void Settle(Window& w);
-  // Loads the window at start (a multiple of kWindowBytes) of segment into a victim, with
-  // mu_ released during the read; the window (its len is what was read; segment 0 if it was
-  // forgotten meanwhile), or nullptr with *error set when the read failed, or nullptr alone
-  // when every window is busy. Caller holds mu_ via lock.
-  Window* Load(std::unique_lock<std::mutex>& lock, uint64_t segment, int fd, uint64_t start, Status* error);
+  // Loads len bytes (at most kWindowBytes, a multiple of kBlockBytes) at start (a multiple of
+  // kBlockBytes) of segment into a victim, with mu_ released during the read; the window (its
+  // len is what was read; segment 0 if it was forgotten meanwhile), or nullptr with *error set
+  // when the read failed, or nullptr alone when every window is busy. Caller holds mu_ via lock.
+  Window* Load(std::unique_lock<std::mutex>& lock, uint64_t segment, int fd, uint64_t start, uint64_t len,
+               Status* error);
   // Loads the first of the kReadAhead windows after w (a window being loaded) that no window
   // holds, is loading or has loaded short, if any. Caller holds mu_ via lock.
   void ReadAheadOf(std::unique_lock<std::mutex>& lock, uint64_t segment, int fd, const Window& w);
@@ -118,6 +140,7 @@ class ReadWindows {
     uint64_t segment = 0;
     uint64_t end = 0;  // of the bytes read
     uint32_t run = 0;  // reads in the chain of followers this one ends
+    uint32_t sparse_run = 0;  // the same, for sparse followers
   };
   Recent recent_[kRecentReads];      // guarded by mu_; the oldest is overwritten
   size_t recent_next_ = 0;           // guarded by mu_

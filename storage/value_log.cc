@@ -315,7 +315,7 @@ Result<std::string> ValueLog::Read(ValuePointer p, uint64_t size) const {
   // page cache, as does a direct read that failed or came short: its error, if the file's,
   // shows again.
   if (size >= kCachedWriteBytes && seg->direct_fd >= 0) {
-    if (auto s = windows_.ReadSequential(seg->number, seg->direct_fd, p.offset, size, out.data())) {
+    if (auto s = windows_.ReadSequential(seg->number, seg->direct_fd, seg->fd, p.offset, size, out.data())) {
       if (s->ok()) return out;
       // A short direct read (the end of the file, or a file system's short read): the
       // buffered read below tells which.

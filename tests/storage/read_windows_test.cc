@@ -1,16 +1,20 @@
 // ReadWindows on a plain file: only the reads of a stream are taken, the bytes are right,
-// sequential reads load whole windows once, readers of one window wait for its load instead
+// sequential reads load whole windows once, a sparse stream's reads load their own blocks only, readers of one window wait for its load instead
 // of loading it again, appended bytes are read once they exist, and Forget drops what the
 // windows hold.
 #include "storage/read_windows.h"
 
+#include "storage/page_cache_probe.h"
+
 #include <gtest/gtest.h>
 
 #include <fcntl.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -30,12 +34,21 @@ class ReadWindowsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = testing::TestPath("ringstore-windows-test");
-    Append(8 * kW);
+    Append(16 * kW);
     fd_ = ::open(path_.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC);
     if (fd_ < 0) GTEST_SKIP() << "the temporary directory's file system refuses O_DIRECT";
+    // The segment's buffered descriptor, with the file out of the page cache to start with
+    // (a value log's large values are written around it), and no readahead (a test that
+    // reads through it then caches what it read, and nothing more).
+    cached_fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(cached_fd_, 0);
+    ASSERT_EQ(::fdatasync(cached_fd_), 0);
+    ASSERT_EQ(::posix_fadvise(cached_fd_, 0, 0, POSIX_FADV_DONTNEED), 0);
+    ASSERT_EQ(::posix_fadvise(cached_fd_, 0, 0, POSIX_FADV_RANDOM), 0);
   }
   void TearDown() override {
     if (fd_ >= 0) ::close(fd_);
+    if (cached_fd_ >= 0) ::close(cached_fd_);
     fs::remove(path_);
   }
   // Appends n bytes to the file; byte i of the file is a function of i.
@@ -53,7 +66,7 @@ class ReadWindowsTest : public ::testing::Test {
   // (then out is untouched: the caller would read through the page cache).
   bool ReadAndCheck(ReadWindows& w, uint64_t offset, uint64_t size) {
     std::string out(size, '\0');
-    auto s = w.ReadSequential(/*segment=*/1, fd_, offset, size, out.data());
+    auto s = w.ReadSequential(/*segment=*/1, fd_, cached_fd_, offset, size, out.data());
     if (!s) {
       EXPECT_EQ(out, std::string(size, '\0'));
       return false;
@@ -69,8 +82,16 @@ class ReadWindowsTest : public ::testing::Test {
   }
   fs::path path_;
   int fd_ = -1;
+  int cached_fd_ = -1;
   uint64_t size_ = 0;
 };
+
+bool KernelHasCachestat() {
+  utsname u{};
+  int major = 0, minor = 0;
+  return ::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
+         (major > 6 || (major == 6 && minor >= 5));
+}
 
 // Values laid out as in a value log: a 48-byte header, then the value, padded to a block.
 constexpr uint64_t kValue = 256 * 1024;
@@ -88,8 +109,9 @@ TEST_F(ReadWindowsTest, OnlyTheThirdReadOfAStreamIsTaken) {
   // lies in two windows.)
   EXPECT_TRUE(ReadAndCheck(w, ValueAt(23), kValue));
   EXPECT_EQ(w.counters().loads, 2u);
-  // A read well past the windows follows none; one the windows hold is taken.
-  EXPECT_FALSE(ReadAndCheck(w, ValueAt(28), kValue));
+  // A read more than kSparseEntries values past the windows follows none; one the windows
+  // hold is taken.
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(33), kValue));
   EXPECT_TRUE(ReadAndCheck(w, ValueAt(22), kValue));
   EXPECT_FALSE(ReadAndCheck(w, ValueAt(19), kValue));
   // A taken read that runs past the windows loads the next one, which then holds value 28.
@@ -111,9 +133,56 @@ TEST_F(ReadWindowsTest, SequentialReadsLoadWholeWindowsOnce) {
   const uint64_t read_end = ValueAt(values - 1) + kValue;
   EXPECT_EQ(c.loads, (read_end + kW - 1) / kW);
   EXPECT_EQ(c.bytes, c.loads * kW);
-  // Read again, each is a copy from a window (the file is as large as the 8 windows).
+  // Read again, each is a copy from a window (the values read fill the 8 windows).
   for (uint64_t k = 2; k < values; ++k) EXPECT_TRUE(ReadAndCheck(w, ValueAt(k), kValue));
   EXPECT_EQ(w.counters().loads, c.loads);
+}
+
+TEST_F(ReadWindowsTest, ASparseStreamReadsOnlyItsOwnBlocks) {
+  // One value in three or so, as a node serves one replica's share of a client's stream.
+  ReadWindows w;
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(0), kValue)) << "the first of a sparse stream";
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(3), kValue)) << "the second";
+  EXPECT_TRUE(ReadAndCheck(w, ValueAt(6), kValue));
+  // Its own blocks, once: the entry's, as values are laid out here.
+  auto c = w.counters();
+  EXPECT_EQ(c.loads, 1u);
+  EXPECT_EQ(c.exact, 1u);
+  EXPECT_EQ(c.bytes, kEntry);
+  // Skips of up to kSparseEntries values stay in the stream, and nothing is read ahead.
+  EXPECT_TRUE(ReadAndCheck(w, ValueAt(9), kValue));
+  EXPECT_TRUE(ReadAndCheck(w, ValueAt(13), kValue));
+  EXPECT_TRUE(ReadAndCheck(w, ValueAt(13 + ReadWindows::kSparseEntries + 1), kValue));
+  c = w.counters();
+  EXPECT_EQ(c.loads, 4u);
+  EXPECT_EQ(c.exact, 4u);
+  EXPECT_EQ(c.readahead, 0u);
+  EXPECT_EQ(c.bytes, 4 * kEntry);
+  // A skip of one more follows no read.
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(13 + 2 * ReadWindows::kSparseEntries + 3), kValue));
+  // Values read one after another are a stream of whole windows again.
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(50), kValue));
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(51), kValue));
+  EXPECT_TRUE(ReadAndCheck(w, ValueAt(52), kValue));
+  c = w.counters();
+  EXPECT_EQ(c.exact, 4u);
+  EXPECT_EQ(c.bytes, 4 * kEntry + kW);
+}
+
+TEST_F(ReadWindowsTest, ASparseReadThatThePageCacheHoldsIsLeftToIt) {
+  ReadWindows w;
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(0), kValue));
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(3), kValue));
+  // Value 6 read through the page cache, as a random read declined earlier would be.
+  std::string bytes(kValue, '\0');
+  ASSERT_EQ(::pread(cached_fd_, bytes.data(), kValue, static_cast<off_t>(ValueAt(6))), static_cast<ssize_t>(kValue));
+  if (!KernelHasCachestat()) GTEST_SKIP() << "this kernel has no cachestat (Linux 6.5)";
+  ASSERT_TRUE(PageCacheHolds(cached_fd_, ValueAt(6), kValue));
+  EXPECT_FALSE(ReadAndCheck(w, ValueAt(6), kValue)) << "the page cache holds it";
+  EXPECT_EQ(w.counters().loads, 0u);
+  // It still counts for the stream: the next value is read exactly.
+  EXPECT_TRUE(ReadAndCheck(w, ValueAt(9), kValue));
+  EXPECT_EQ(w.counters().exact, 1u);
 }
 
 TEST_F(ReadWindowsTest, AValueLongerThanAWindowReadsThroughSeveral) {
@@ -133,7 +202,7 @@ TEST_F(ReadWindowsTest, BytesAppendedAfterALoadAreReadOnceThere) {
   EXPECT_FALSE(ReadAndCheck(w, size_ - 2 * kBlock, kBlock));
   EXPECT_TRUE(ReadAndCheck(w, size_ - kBlock, kBlock));
   std::string out(kBlock, '\0');
-  auto past = w.ReadSequential(1, fd_, size_ + 48, 100, out.data());
+  auto past = w.ReadSequential(1, fd_, cached_fd_, size_ + 48, 100, out.data());
   ASSERT_TRUE(past.has_value());
   EXPECT_TRUE(past->IsCorruption()) << past->ToString();
   // ...and what is appended after is read from the file, not taken for missing.
@@ -156,14 +225,14 @@ TEST_F(ReadWindowsTest, ForgetDropsWhatTheWindowsHold) {
   EXPECT_TRUE(ReadAndCheck(w, ValueAt(2), kValue)) << "still held: append-only files never change";
   w.Forget(1);
   std::string out(kValue, '\0');
-  EXPECT_FALSE(w.ReadSequential(1, fd_, ValueAt(0), kValue, out.data()).has_value());
-  EXPECT_FALSE(w.ReadSequential(1, fd_, ValueAt(1), kValue, out.data()).has_value())
+  EXPECT_FALSE(w.ReadSequential(1, fd_, cached_fd_, ValueAt(0), kValue, out.data()).has_value());
+  EXPECT_FALSE(w.ReadSequential(1, fd_, cached_fd_, ValueAt(1), kValue, out.data()).has_value())
       << "its recent reads are forgotten too";
-  auto s = w.ReadSequential(1, fd_, ValueAt(2), kValue, out.data());
+  auto s = w.ReadSequential(1, fd_, cached_fd_, ValueAt(2), kValue, out.data());
   ASSERT_TRUE(s.has_value() && s->ok());
   EXPECT_EQ(out.substr(0, 3), "XYZ");
   // Another segment's reads and windows are not this one's.
-  EXPECT_FALSE(w.ReadSequential(2, fd_, ValueAt(3), 3, out.data()).has_value());
+  EXPECT_FALSE(w.ReadSequential(2, fd_, cached_fd_, ValueAt(3), 3, out.data()).has_value());
 }
 
 TEST_F(ReadWindowsTest, ConcurrentReadersOfOneStreamShareItsLoads) {
@@ -178,7 +247,7 @@ TEST_F(ReadWindowsTest, ConcurrentReadersOfOneStreamShareItsLoads) {
     readers.emplace_back([&] {
       std::string out(kValue, '\0');
       for (uint64_t k; (k = next.fetch_add(1)) < values;) {
-        auto s = w.ReadSequential(1, fd_, ValueAt(k), kValue, out.data());
+        auto s = w.ReadSequential(1, fd_, cached_fd_, ValueAt(k), kValue, out.data());
         if (!s) continue;  // the first, or one that came before it
         if (!s->ok()) ++bad;
         for (uint64_t i = 0; i < kValue; i += 997) {
