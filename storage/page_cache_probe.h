@@ -4,7 +4,9 @@
 // is what its callers avoid (storage/read_windows.h).
 //
 // On a kernel without cachestat, or on any error, the answer is false, and the caller reads
-// the disk: slower than a copy from the page cache, never wrong.
+// the disk: slower than a copy from the page cache, never wrong. Recent kernels answer only
+// for a file the caller owns or may write, or one opened for writing (EPERM otherwise); the
+// value log's segments are the node's own files.
 // Thread-safety: none needed; it asks the kernel only.
 #pragma once
 

@@ -5,10 +5,10 @@
 // recently is slow to touch the first time, and a cold buffered read fills page-cache pages
 // that are exactly that: reading a 512 MiB file of 256 KiB values cost 0.8-1.2 s of CPU
 // through the page cache against 0.1 s with O_DIRECT into one reused buffer. O_DIRECT alone
-// loses the kernel's readahead, so this does its own: each load reads a whole aligned window
-// of kWindowBytes, and a reader that finds the window it needs still loading first loads one
-// of the next kReadAhead windows, so that a stream served by several threads keeps several
-// reads in flight.
+// loses the kernel's readahead, so this does its own: for a stream, each load reads a whole
+// aligned window of kWindowBytes, and a reader that finds the window it needs still loading
+// first loads one of the next kReadAhead windows, so that a stream served by several threads
+// keeps several reads in flight. (A sparse stream's loads are exact: below.)
 //
 // Only reads that look sequential come here. A read follows another of the same segment
 // (among the last kRecentReads reads, of any segment) when it starts after that one's end,
@@ -69,7 +69,8 @@ class ReadWindows {
   // padding are under two blocks, so skipping one entry of about the same size fits.
   static constexpr uint64_t kFollowSlack = 3 * kBlockBytes;
   // How many entries of about its own size a read of a sparse stream may skip (see the top):
-  // at N=3, a node is asked for no value of 8 in a row about one time in 40.
+  // at N=3 a node's chain breaks only when it is asked for none of 9 values in a row, about
+  // one time in 38.
   static constexpr uint64_t kSparseEntries = 8;
 
   ReadWindows() = default;

@@ -11,7 +11,8 @@
 // cache costs more CPU than the copy into an aligned buffer. Smaller values go through the
 // page cache, where reads of freshly written values find them. Sequential reads of values
 // of 64 KiB or more use O_DIRECT too, through a few reused buffers with readahead of their
-// own (ReadWindows); other reads go through the page cache. Each segment keeps two
+// own, and so do sparse streams, without readahead (ReadWindows); other reads go through the
+// page cache. Each segment keeps two
 // read-only descriptors (buffered, and O_DIRECT where allowed); the active one also its two
 // write descriptors. Values are found by a ValuePointer (segment, offset of the value
 // bytes) kept in the record's RocksDB entry; the
