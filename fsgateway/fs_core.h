@@ -52,7 +52,8 @@ struct FsOptions {
   bool read_only = false;
   // How long inodes and directory listings read from the cluster are trusted.
   std::chrono::milliseconds attr_ttl{1000};
-  // Dirty bytes one file may hold before a write flushes it.
+  // Dirty bytes one file may hold: a write that finds it there flushes the file first (and
+  // fails, untaken, if that flush fails).
   uint64_t dirty_limit_bytes = 256u << 20;
   // Clean chunks kept per open file.
   size_t clean_chunks_per_file = 256;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "fsgateway/fs_core.h"
 
@@ -223,6 +224,11 @@ int FsCore::Write(uint64_t ino, uint64_t offset, std::string_view data) {
     const bool covers = offset <= base && end >= live_end;
     if (base < n->inode.size && !covers) need.push_back(i);
   }
+  // At the dirty limit the cache is flushed before the write is taken: a write that cannot
+  // make room fails whole, rather than report an error for bytes it kept.
+  if (n->dirty_bytes >= options_.dirty_limit_bytes) {
+    if (int e = FlushLocked(*n); e != 0) return e;
+  }
   if (int e = LoadChunks(*n, need); e != 0) return e;
   for (uint64_t pos = offset; pos < end;) {
     const uint64_t i = pos / cs, in = pos % cs;
@@ -249,7 +255,6 @@ int FsCore::Write(uint64_t ino, uint64_t offset, std::string_view data) {
   const bool sequential = offset == n->next_write;
   n->next_write = end;
   if (!sequential) n->writeback_from = std::min(n->writeback_from, offset / cs);
-  if (n->dirty_bytes >= options_.dirty_limit_bytes) return FlushLocked(*n);
   // A sequential writer will not touch the chunks it has passed again: they go out now, so
   // the cluster works while the writer fills the next ones, and a flush waits only for the
   // tail. Random writes stay in the cache until the flush.
@@ -399,22 +404,28 @@ int FsCore::TruncateLocked(Node& n, uint64_t size) {
     for (uint64_t i = first_gone; i < (old + cs - 1) / cs; ++i) {
       ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
     }
+    // The cached chunk is cut only once the cluster's is: after a failure the cache still
+    // holds what the cluster does, and a later write to the chunk keeps the rest of it.
+    std::optional<std::string> cut;
     if (size % cs != 0) {
       const uint64_t i = size / cs;
       if (int e = LoadChunks(n, {i}); e != 0) return e;
-      std::string& data = n.chunks[i].data;
-      if (data.size() > size % cs) data.resize(size % cs);
-      if (AllZero(data)) {
+      cut = n.chunks[i].data;
+      if (cut->size() > size % cs) cut->resize(size % cs);
+      if (AllZero(*cut)) {
         ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
       } else {
-        ops.push_back(IoOp{IoOp::kPut, ChunkId(fs_, n.inode.ino, i), data, {}});
+        ops.push_back(IoOp{IoOp::kPut, ChunkId(fs_, n.inode.ino, i), *cut, {}});
       }
     }
     if (int e = io_.RunAll(std::move(ops), q_); e != 0) return e;
+    if (cut) n.chunks[size / cs].data = std::move(*cut);
     n.chunks.erase(n.chunks.lower_bound(first_gone), n.chunks.end());
   }
   n.inode.size = size;
   n.inode.mtime = n.inode.ctime = now_();
+  // The chunks are cut already: an inode write that fails is the next flush's to do.
+  n.inode_dirty = true;
   if (int e = StoreInodeOf(n, n.inode); e != 0) return e;
   n.inode_dirty = false;
   return 0;

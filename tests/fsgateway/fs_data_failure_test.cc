@@ -1,0 +1,97 @@
+// FsCore's data path when the cluster fails or another mount looks: a truncate that fails
+// leaves the cache as the cluster is, a write at the dirty limit that cannot flush is not
+// taken, and an inode write other than a flush (chmod, link, unlink of one of two names)
+// never tells another mount of a size whose bytes are not stored.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <string>
+
+#include "fsgateway/fs_core.h"
+#include "tests/fsgateway/fs_core_fixture.h"
+#include "tests/fsgateway/fs_test_io.h"
+
+namespace ringstore::fs {
+namespace {
+
+using fstest::FsCoreTest;
+using fstest::io::Pattern;
+
+TEST_F(FsCoreTest, ATruncateThatFailsLeavesTheCacheAsTheClusterIs) {
+  // 4096-byte chunks: 6,000 bytes are chunk 0 and 1,904 bytes of chunk 1.
+  const uint64_t f = Create(a(), kRootIno, "f");
+  std::string data = Pattern(6000, 'a');
+  ASSERT_EQ(a().Write(f, 0, data), 0);
+  ASSERT_EQ(a().Flush(f), 0);
+  // Cutting chunk 1 at 5,000 fails: the size stays, and so do the bytes past 5,000.
+  io_.FailAll(Status::IOError("disk gone"), IoOp::kPut);
+  SetAttr cut;
+  cut.size = 5000;
+  Inode n;
+  EXPECT_EQ(a().SetAttributes(f, cut, &n), EIO);
+  io_.FailAll(Status::Ok());
+  EXPECT_EQ(ReadAll(a(), f), data);
+  // A write into that chunk, from the cache, keeps the rest of it.
+  ASSERT_EQ(a().Write(f, 4100, "Z"), 0);
+  data[4100] = 'Z';
+  ASSERT_EQ(a().Flush(f), 0);
+  EXPECT_EQ(ReadAll(*Mount(), f), data);
+}
+
+TEST_F(FsCoreTest, ATruncatesInodeWriteThatFailsIsTheNextFlushs) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  const std::string data = Pattern(6000, 'a');
+  ASSERT_EQ(a().Write(f, 0, data), 0);
+  ASSERT_EQ(a().Flush(f), 0);
+  // To a chunk's edge: chunk 1 is deleted, then the inode write fails.
+  io_.FailAll(Status::IOError("disk gone"), IoOp::kPut);
+  SetAttr cut;
+  cut.size = 4096;
+  Inode n;
+  EXPECT_EQ(a().SetAttributes(f, cut, &n), EIO);
+  io_.FailAll(Status::Ok());
+  ASSERT_EQ(a().Flush(f), 0);
+  EXPECT_EQ(ReadAll(*Mount(), f), data.substr(0, 4096));
+}
+
+TEST_F(FsCoreTest, AWriteAtTheDirtyLimitThatCannotFlushIsNotTaken) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  FsOptions o;
+  o.dirty_limit_bytes = 2 * 4096;
+  auto w = Mount(o);
+  // Not in order, so no background write starts: the cache holds them.
+  const std::string one = Pattern(4096, 'a'), zero = Pattern(4096, 'k'), two = Pattern(4096, 'u');
+  ASSERT_EQ(w->Write(f, 4096, one), 0);
+  io_.FailAll(Status::Unavailable("all nodes down"));
+  EXPECT_EQ(w->Write(f, 0, zero), 0) << "under the limit: taken, nothing flushed";
+  EXPECT_EQ(w->Write(f, 3 * 4096, two), EIO) << "at the limit, and the flush fails";
+  io_.FailAll(Status::Ok());
+  ASSERT_EQ(w->Flush(f), 0);
+  EXPECT_EQ(ReadAll(*Mount(), f), zero + one) << "the refused write left nothing behind";
+}
+
+TEST_F(FsCoreTest, InodeWritesOtherThanAFlushStoreTheBytesUnderTheirSize) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  ASSERT_EQ(a().Flush(f), 0);
+  auto b = Mount();
+  const std::string data = Pattern(3 * 4096 + 10, 'a');
+  // chmod while the bytes are in a's cache only: b reads them, not zeros.
+  ASSERT_EQ(a().Write(f, 0, data), 0);
+  SetAttr chmod;
+  chmod.mode = 0600;
+  Inode n;
+  ASSERT_EQ(a().SetAttributes(f, chmod, &n), 0);
+  EXPECT_EQ(ReadAll(*b, f), data);
+  // A second name, then the first one's unlink, with more bytes in the cache each time.
+  const std::string more = Pattern(4096, 'A');
+  ASSERT_EQ(a().Write(f, data.size(), more), 0);
+  ASSERT_EQ(a().Link(f, kRootIno, "g", &n), 0);
+  EXPECT_EQ(ReadAll(*Mount(), f), data + more);
+  ASSERT_EQ(a().Write(f, 0, "X"), 0);
+  ASSERT_EQ(a().Write(f, data.size() + more.size(), "end"), 0);
+  ASSERT_EQ(a().Unlink(kRootIno, "f"), 0);
+  EXPECT_EQ(ReadAll(*Mount(), f), "X" + data.substr(1) + more + "end");
+}
+
+}  // namespace
+}  // namespace ringstore::fs
