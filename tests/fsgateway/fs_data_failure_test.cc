@@ -17,19 +17,31 @@ namespace {
 using fstest::FsCoreTest;
 using fstest::io::Pattern;
 
-TEST_F(FsCoreTest, ATruncateThatFailsLeavesTheCacheAsTheClusterIs) {
-  // 4096-byte chunks: 6,000 bytes are chunk 0 and 1,904 bytes of chunk 1.
-  const uint64_t f = Create(a(), kRootIno, "f");
-  std::string data = Pattern(6000, 'a');
-  ASSERT_EQ(a().Write(f, 0, data), 0);
-  ASSERT_EQ(a().Flush(f), 0);
+// A file of 6,000 bytes, stored (with 4096-byte chunks: chunk 0 and 1,904 bytes of chunk 1),
+// then a truncate to size while the cluster fails every PUT; the truncate's result.
+class TruncateFailureTest : public FsCoreTest {
+ protected:
+  int TruncateWhilePutsFail(uint64_t size) {
+    f_ = Create(a(), kRootIno, "f");
+    EXPECT_EQ(a().Write(f_, 0, data_), 0);
+    EXPECT_EQ(a().Flush(f_), 0);
+    io_.FailAll(Status::IOError("disk gone"), IoOp::kPut);
+    SetAttr cut;
+    cut.size = size;
+    Inode n;
+    const int e = a().SetAttributes(f_, cut, &n);
+    io_.FailAll(Status::Ok());
+    return e;
+  }
+  uint64_t f_ = 0;
+  std::string data_ = Pattern(6000, 'a');
+};
+
+TEST_F(TruncateFailureTest, ATruncateThatFailsLeavesTheCacheAsTheClusterIs) {
   // Cutting chunk 1 at 5,000 fails: the size stays, and so do the bytes past 5,000.
-  io_.FailAll(Status::IOError("disk gone"), IoOp::kPut);
-  SetAttr cut;
-  cut.size = 5000;
-  Inode n;
-  EXPECT_EQ(a().SetAttributes(f, cut, &n), EIO);
-  io_.FailAll(Status::Ok());
+  EXPECT_EQ(TruncateWhilePutsFail(5000), EIO);
+  const uint64_t f = f_;
+  std::string data = data_;
   EXPECT_EQ(ReadAll(a(), f), data);
   // A write into that chunk, from the cache, keeps the rest of it.
   ASSERT_EQ(a().Write(f, 4100, "Z"), 0);
@@ -38,20 +50,11 @@ TEST_F(FsCoreTest, ATruncateThatFailsLeavesTheCacheAsTheClusterIs) {
   EXPECT_EQ(ReadAll(*Mount(), f), data);
 }
 
-TEST_F(FsCoreTest, ATruncatesInodeWriteThatFailsIsTheNextFlushs) {
-  const uint64_t f = Create(a(), kRootIno, "f");
-  const std::string data = Pattern(6000, 'a');
-  ASSERT_EQ(a().Write(f, 0, data), 0);
-  ASSERT_EQ(a().Flush(f), 0);
+TEST_F(TruncateFailureTest, ATruncatesInodeWriteThatFailsIsTheNextFlushs) {
   // To a chunk's edge: chunk 1 is deleted, then the inode write fails.
-  io_.FailAll(Status::IOError("disk gone"), IoOp::kPut);
-  SetAttr cut;
-  cut.size = 4096;
-  Inode n;
-  EXPECT_EQ(a().SetAttributes(f, cut, &n), EIO);
-  io_.FailAll(Status::Ok());
-  ASSERT_EQ(a().Flush(f), 0);
-  EXPECT_EQ(ReadAll(*Mount(), f), data.substr(0, 4096));
+  EXPECT_EQ(TruncateWhilePutsFail(4096), EIO);
+  ASSERT_EQ(a().Flush(f_), 0);
+  EXPECT_EQ(ReadAll(*Mount(), f_), data_.substr(0, 4096));
 }
 
 TEST_F(FsCoreTest, AWriteAtTheDirtyLimitThatCannotFlushIsNotTaken) {
