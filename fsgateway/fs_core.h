@@ -133,8 +133,9 @@ class FsCore {
   int Write(uint64_t ino, uint64_t offset, std::string_view data);
   // Makes the file's data and inode durable at W replicas.
   int Flush(uint64_t ino);
-  // mode: 0 (allocate: extends the size), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-  // FALLOC_FL_ZERO_RANGE [| FALLOC_FL_KEEP_SIZE]; anything else is EOPNOTSUPP.
+  // mode: 0 (allocate: extends the size), FALLOC_FL_KEEP_SIZE (allocate within the size: a
+  // no-op), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE [|
+  // FALLOC_FL_KEEP_SIZE]; anything else is EOPNOTSUPP.
   int Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length);
   // What the filesystem can hold: the cluster's disks divided by the number of replicas. An
   // answer is reused for attr_ttl.

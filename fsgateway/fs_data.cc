@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <optional>
 
 #include "fsgateway/fs_core.h"
@@ -347,8 +348,16 @@ int FsCore::FlushLocked(Node& n) {
     written.push_back(i);
   }
   const size_t chunk_ops = ops.size();
-  // The inode goes in the same round trip as its chunks (decision F4): the flush returns
-  // when all of them are durable, and the change is announced only then.
+  // At most ObjectIo::kMaxOpsInFlight chunks at once (a 256 MiB dirty limit is 65,536 chunks
+  // of 4 KiB): the first slices go before the last, which goes with the inode.
+  if (ops.size() > ObjectIo::kMaxOpsInFlight) {
+    const auto last = ops.end() - static_cast<std::ptrdiff_t>((ops.size() - 1) % ObjectIo::kMaxOpsInFlight + 1);
+    std::vector<IoOp> first(std::make_move_iterator(ops.begin()), std::make_move_iterator(last));
+    ops.erase(ops.begin(), last);
+    if (int e = io_.RunAll(std::move(first), q_); e != 0) return e;  // still dirty: a later flush tries again
+  }
+  // The inode goes in the same round trip as its (last) chunks (decision F4): the flush
+  // returns when all of them are durable, and the change is announced only then.
   const bool store_inode = n.inode_dirty;
   if (store_inode) ops.push_back(IoOp{IoOp::kPut, InodeId(fs_, n.inode.ino), EncodeInode(n.inode), {}});
   auto data = io_.Start(std::move(ops), q_);

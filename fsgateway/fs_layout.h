@@ -42,6 +42,11 @@ constexpr size_t kMaxXattrNameBytes = 255;    // XATTR_NAME_MAX
 constexpr size_t kMaxXattrValueBytes = 16384; // what one inode object carries (XATTR_SIZE_MAX is 64 KiB)
 constexpr size_t kMaxXattrTotalBytes = 65536;
 constexpr uint64_t kMaxFileSize = 1ull << 44;   // 16 TiB
+// How many of size bytes written at offset fit under kMaxFileSize: a write that crosses it
+// writes what fits (POSIX's short write); 0 for one that starts there (EFBIG).
+constexpr uint64_t BytesThatFit(uint64_t offset, uint64_t size) {
+  return offset >= kMaxFileSize ? 0 : (size < kMaxFileSize - offset ? size : kMaxFileSize - offset);
+}
 // A directory's entries are spread over this many map records by a hash of the name (F9).
 constexpr uint32_t kDefaultDirBuckets = 16;
 constexpr uint32_t kMaxDirBuckets = 256;

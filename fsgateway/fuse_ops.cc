@@ -224,7 +224,11 @@ void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
 }
 
 void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {
-  if (int e = Core(req).Write(ino, static_cast<uint64_t>(off), std::string_view(buf, size)); e != 0) {
+  // A write that crosses the largest file size writes what fits (a short write); one that
+  // starts there fails with EFBIG (in Write).
+  const uint64_t start = static_cast<uint64_t>(off);
+  if (size > 0 && BytesThatFit(start, size) > 0) size = BytesThatFit(start, size);
+  if (int e = Core(req).Write(ino, start, std::string_view(buf, size)); e != 0) {
     fuse_reply_err(req, e);
     return;
   }

@@ -1,7 +1,8 @@
 // FsCore's read-ahead over an in-memory object store: half a window per round trip, the
 // batch in flight while the reader goes on, and batches dropped when the data changes (by
-// another mount, or by this one while the batch is in flight).
+// another mount, or by this one while the batch is in flight: a write, a truncate, a hole).
 #include <gtest/gtest.h>
+#include <linux/falloc.h>
 
 #include <atomic>
 #include <set>
@@ -55,6 +56,20 @@ class ReadaheadTest : public FsCoreTest {
     EXPECT_EQ(a().Write(f, 0, data_), 0);
     EXPECT_EQ(a().Flush(f), 0);
     return f;
+  }
+  // A mount over io, keeping 2 clean chunks per file, with f open and its first chunk read:
+  // io holds the read-ahead of chunks 1-16, read as they were then.
+  std::unique_ptr<FsCore> ReaderWithBatchHeld(LateIo& io, uint64_t f) {
+    FsOptions o;
+    o.readahead_chunks = 16;
+    o.clean_chunks_per_file = 2;
+    auto reader = MountOver(io, o);
+    bool keep = false;
+    EXPECT_EQ(reader->Open(f, false, &keep), 0);
+    std::string part;
+    EXPECT_EQ(reader->Read(f, 0, 4096, &part), 0);
+    EXPECT_EQ(io.held(), 1u) << "the read-ahead of chunks 1-16";
+    return reader;
   }
   const std::string data_ = Pattern(32 * 4096, 'a');
 };
@@ -127,15 +142,8 @@ TEST_F(ReadaheadTest, AWriteDropsAReadAheadBatchInFlight) {
   // back the old bytes.
   const uint64_t f = WrittenFile();
   LateIo io(io_);
-  FsOptions o;
-  o.readahead_chunks = 16;
-  o.clean_chunks_per_file = 2;
-  auto reader = MountOver(io, o);
-  bool keep = false;
-  ASSERT_EQ(reader->Open(f, false, &keep), 0);
+  auto reader = ReaderWithBatchHeld(io, f);
   std::string part;
-  ASSERT_EQ(reader->Read(f, 0, 4096, &part), 0);
-  ASSERT_EQ(io.held(), 1u) << "the read-ahead of chunks 1-16";
   const std::string changed(4096, 'Z');
   ASSERT_EQ(reader->Write(f, 2 * 4096, changed), 0);
   ASSERT_EQ(reader->Flush(f), 0);
@@ -145,6 +153,34 @@ TEST_F(ReadaheadTest, AWriteDropsAReadAheadBatchInFlight) {
   ASSERT_EQ(reader->Read(f, 2 * 4096, 4096, &part), 0);
   EXPECT_TRUE(part == changed) << "read back '" << part.substr(0, 8) << "...'";
   EXPECT_EQ(reader->Release(f), 0);
+}
+
+TEST_F(ReadaheadTest, ATruncateOrAHolePunchDropsTheReadAheadBatchInFlight) {
+  // The batch of chunks 1-16 is read before the file changes under it, and arrives after.
+  for (const bool punch : {false, true}) {
+    SCOPED_TRACE(punch ? "punch" : "truncate");
+    const uint64_t f = WrittenFile();
+    LateIo io(io_);
+    auto reader = ReaderWithBatchHeld(io, f);
+    std::string part;
+    if (punch) {
+      ASSERT_EQ(reader->Fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 15 * 4096), 0);
+    } else {
+      SetAttr to;
+      Inode n;
+      to.size = 0;
+      ASSERT_EQ(reader->SetAttributes(f, to, &n), 0);
+      to.size = data_.size();
+      ASSERT_EQ(reader->SetAttributes(f, to, &n), 0);
+    }
+    // Reads far apart (no new read-ahead) push the zeroed chunks out of memory.
+    for (uint64_t i : {20u, 24u, 28u}) ASSERT_EQ(reader->Read(f, i * 4096, 4096, &part), 0);
+    io.Release();
+    ASSERT_EQ(reader->Read(f, 5 * 4096, 4096, &part), 0);
+    EXPECT_EQ(part, std::string(4096, '\0'));
+    EXPECT_EQ(reader->Release(f), 0);
+    ASSERT_EQ(a().Unlink(kRootIno, "f"), 0);
+  }
 }
 
 }  // namespace

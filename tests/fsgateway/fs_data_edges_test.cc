@@ -1,7 +1,8 @@
-// FsCore's data path when the cluster fails or another mount looks: a truncate that fails
-// leaves the cache as the cluster is, a write at the dirty limit that cannot flush is not
-// taken, and an inode write other than a flush (chmod, link, unlink of one of two names)
-// never tells another mount of a size whose bytes are not stored.
+// FsCore's data path at its edges. When the cluster fails or another mount looks: a truncate
+// that fails leaves the cache as the cluster is, a write at the dirty limit that cannot flush
+// is not taken, and an inode write other than a flush (chmod, link, unlink of one of two
+// names) never tells another mount of a size whose bytes are not stored. At its limits: a
+// flush sends its chunks in bounded slices, and a write across the largest file size is short.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -15,6 +16,7 @@ namespace ringstore::fs {
 namespace {
 
 using fstest::FsCoreTest;
+using fstest::io::BatchSizeIo;
 using fstest::io::Pattern;
 
 // A file of 6,000 bytes, stored (with 4096-byte chunks: chunk 0 and 1,904 bytes of chunk 1),
@@ -94,6 +96,30 @@ TEST_F(FsCoreTest, InodeWritesOtherThanAFlushStoreTheBytesUnderTheirSize) {
   ASSERT_EQ(a().Write(f, data.size() + more.size(), "end"), 0);
   ASSERT_EQ(a().Unlink(kRootIno, "f"), 0);
   EXPECT_EQ(ReadAll(*Mount(), f), "X" + data.substr(1) + more + "end");
+}
+
+TEST_F(FsCoreTest, AFlushSendsAtMostABoundedSliceOfChunksAtOnce) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  BatchSizeIo io(io_);
+  auto w = MountOver(io);
+  // 600 chunks, written last to first, so that no background write takes any.
+  const size_t chunks = 600;
+  const std::string data = Pattern(chunks * 4096, 'a');
+  for (size_t i = chunks; i-- > 0;) ASSERT_EQ(w->Write(f, i * 4096, std::string_view(data).substr(i * 4096, 4096)), 0);
+  io.largest = 0;
+  const size_t before = io.batches;
+  ASSERT_EQ(w->Flush(f), 0);
+  EXPECT_LE(io.largest, ObjectIo::kMaxOpsInFlight + 1) << "a slice of chunks and the inode";
+  EXPECT_GE(io.batches - before, 3u) << "600 chunks in slices of 256";
+  EXPECT_EQ(ReadAll(*Mount(), f), data);
+}
+
+TEST(FsLayoutTest, AWriteAcrossTheLargestFileSizeIsShort) {
+  EXPECT_EQ(BytesThatFit(0, 4096), 4096u);
+  EXPECT_EQ(BytesThatFit(kMaxFileSize - 4096, 4096), 4096u);
+  EXPECT_EQ(BytesThatFit(kMaxFileSize - 2, 4096), 2u);
+  EXPECT_EQ(BytesThatFit(kMaxFileSize, 4096), 0u);
+  EXPECT_EQ(BytesThatFit(kMaxFileSize + 5, 1), 0u);
 }
 
 }  // namespace
