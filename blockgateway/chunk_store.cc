@@ -15,9 +15,9 @@ struct ClusterChunkStore::Attempt {
 };
 
 ClusterChunkStore::ClusterChunkStore(VolumeMeta meta, ClusterClient& client, Clock& clock, RetryPolicy policy)
-    : meta_(std::move(meta)), client_(client), clock_(clock), policy_(policy) {
-  quorum_ = FitToRing(meta_.quorum, client_.table().ring_nodes());
-}
+    : meta_(std::move(meta)), client_(client), clock_(clock), policy_(policy) {}
+
+Quorum ClusterChunkStore::quorum() const { return FitToRing(meta_.quorum, client_.table().ring_nodes()); }
 
 bool ClusterChunkStore::Retryable(const Status& s) {
   return s.code() == Code::kUnavailable || s.code() == Code::kTimeout || s.code() == Code::kBusy;
@@ -44,7 +44,7 @@ void ClusterChunkStore::Store(uint64_t index, std::string data, std::function<vo
 }
 
 void ClusterChunkStore::Exists(uint64_t index, std::function<void(Result<bool>)> done) {
-  client_.Stat(meta_.ChunkId(index), quorum_, [done = std::move(done)](Result<RecordMeta> r) {
+  client_.Stat(meta_.ChunkId(index), quorum(), [done = std::move(done)](Result<RecordMeta> r) {
     if (r.ok()) return done(!r->tombstone());
     if (r.status().IsNotFound()) return done(false);
     done(r.status());
@@ -66,7 +66,7 @@ void ClusterChunkStore::Run(std::shared_ptr<Attempt> a) {
   };
   const ObjectKey id = meta_.ChunkId(a->index);
   if (a->is_load) {
-    client_.Get(id, quorum_, [this, a, retry_or](Result<Record> r) {
+    client_.Get(id, quorum(), [this, a, retry_or](Result<Record> r) {
       if (!r.ok()) {
         if (r.status().IsNotFound()) return a->loaded(std::string());
         if (retry_or(r.status())) return;
@@ -87,8 +87,8 @@ void ClusterChunkStore::Run(std::shared_ptr<Attempt> a) {
   };
   // The ClusterClient takes the value by move; a retry needs it again, so send a copy while
   // the budget allows another attempt.
-  if (a->data.empty()) client_.Del(id, quorum_, std::move(on_ack));
-  else client_.Put(id, a->data, quorum_, std::move(on_ack));
+  if (a->data.empty()) client_.Del(id, quorum(), std::move(on_ack));
+  else client_.Put(id, a->data, quorum(), std::move(on_ack));
 }
 
 }  // namespace ringstore::block

@@ -43,7 +43,9 @@ class ClusterChunkStore final : public ChunkStore {
   // One read quorum's metadata, no retries: a block status answer may say "unknown".
   void Exists(uint64_t index, std::function<void(Result<bool>)> done) override;
 
-  const Quorum& quorum() const { return quorum_; }
+  // The volume's quorum fitted to the ring as the client knows it now: a volume opened while
+  // the ring was smaller gets its W back once the ring has grown.
+  Quorum quorum() const;
 
  private:
   struct Attempt;
@@ -54,7 +56,6 @@ class ClusterChunkStore final : public ChunkStore {
   ClusterClient& client_;
   Clock& clock_;
   const RetryPolicy policy_;
-  Quorum quorum_;
 };
 
 }  // namespace ringstore::block

@@ -316,13 +316,17 @@ void NbdServer::Lookup(const std::string& name, std::function<void(Result<std::s
   catalog_.Open(name, [this, name, done](Result<VolumeMeta> m) {
     if (!m.ok()) return done(m.status());
     auto& slot = volumes_[name];
-    if (slot && (slot->meta.uuid != m->uuid || slot->meta.size != m->size)) {
+    if (slot && !SameVolume(slot->meta, *m)) {
       // Removed and created again, or resized: start afresh once nobody uses the old cache.
+      // Until then a new connection is refused: the old cache would write under the old uuid
+      // (lost with it) or serve chunks a shrink deleted.
       if (slot.use_count() == 1 && slot->cache->Idle()) {
         slot.reset();
       } else {
-        log_->warn("volume '{}' changed while attached; new connections see the old one until the others close",
-                   name);
+        log_->warn("volume '{}' changed while attached; new connections are refused until the others close", name);
+        return done(Status::Busy("volume '" + name +
+                                 "' was removed, created again or resized while attached here; connect again once "
+                                 "its other connections have closed"));
       }
     }
     if (!slot) {

@@ -97,12 +97,16 @@ Status ValidateGeometry(uint64_t size, uint64_t chunk_size) {
   return Status::Ok();
 }
 
+bool SameVolume(const VolumeMeta& a, const VolumeMeta& b) {
+  return a.uuid == b.uuid && a.size == b.size && a.generation == b.generation;
+}
+
 ObjectKey VolumeMetaId(const std::string& name) { return ObjectKey::Of(reserved::kVolume, name); }
 
 std::string EncodeVolumeMeta(const VolumeMeta& m) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_array(9);
+  pk.pack_array(10);
   pk.pack(kMetaFormat);
   pk.pack(m.name);
   pk.pack(m.size);
@@ -113,6 +117,7 @@ std::string EncodeVolumeMeta(const VolumeMeta& m) {
   pk.pack(m.quorum.w);
   pk.pack(m.quorum.r);
   pk.pack(m.created_ms);
+  pk.pack(m.generation);
   return std::string(buf.data(), buf.size());
 }
 
@@ -131,6 +136,7 @@ Result<VolumeMeta> DecodeVolumeMeta(std::string_view bytes) {
     m.quorum.w = f[6].as<uint32_t>();
     m.quorum.r = f[7].as<uint32_t>();
     m.created_ms = f[8].as<uint64_t>();
+    if (o.via.array.size >= 10) m.generation = f[9].as<uint64_t>();  // 0 before resizes counted
     if (Status g = ValidateGeometry(m.size, m.chunk_size); !g.ok()) return Status::Corruption(g.message());
     if (m.quorum.n == 0 || m.quorum.w == 0 || m.quorum.r == 0 || m.quorum.w > m.quorum.n || m.quorum.r > m.quorum.n) {
       return Status::Corruption("bad quorum in volume metadata");
@@ -321,6 +327,7 @@ void VolumeCatalog::Resize(const std::string& name, uint64_t new_size, Progress 
       if (!s.ok()) return done(s);
       VolumeMeta next = *meta;
       next.size = new_size;
+      ++next.generation;
       client_.Put(VolumeMetaId(next.name), EncodeVolumeMeta(next), q_,
                   [done](Result<Ack> a) { done(a.ok() ? Status::Ok() : a.status()); });
     };

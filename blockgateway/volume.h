@@ -40,8 +40,11 @@ struct VolumeMeta {
   uint64_t size = 0;
   uint64_t chunk_size = kDefaultChunkSize;
   std::string uuid;  // 16 raw bytes
-  Quorum quorum;     // as asked at create; fitted to the ring when opened
+  Quorum quorum;     // as asked at create; fitted to the ring at each request
   uint64_t created_ms = 0;
+  // Bumped by each resize: a gateway that kept the volume's chunks in memory must not reuse
+  // them after a shrink and a grow back to the same size (the shrink deleted chunks).
+  uint64_t generation = 0;
 
   uint64_t chunks() const { return (size + chunk_size - 1) / chunk_size; }
   ObjectKey ChunkId(uint64_t index) const;
@@ -55,6 +58,10 @@ std::string FormatSize(uint64_t bytes);
 // Checks size and chunk size: chunk size a power of two within bounds, size a positive
 // multiple of 512 no larger than kMaxVolumeSize.
 Status ValidateGeometry(uint64_t size, uint64_t chunk_size);
+
+// Whether a and b are the same volume as it was when a was read: same uuid (not removed and
+// created again), size and generation (not resized since).
+bool SameVolume(const VolumeMeta& a, const VolumeMeta& b);
 
 ObjectKey VolumeMetaId(const std::string& name);
 std::string EncodeVolumeMeta(const VolumeMeta& m);

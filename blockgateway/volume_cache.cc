@@ -148,7 +148,7 @@ void VolumeCache::MarkDirty(uint64_t index, Chunk& c) {
 }
 
 void VolumeCache::Evict() {
-  while (resident_bytes_ > limits_.cache_bytes && !lru_.empty()) {
+  while (!lru_.empty() && resident_bytes_ + lru_.size() * kEntryBytes > limits_.cache_bytes) {
     const uint64_t index = lru_.front();
     lru_.pop_front();
     Chunk& c = At(index);

@@ -11,7 +11,8 @@
 //  - Flush answers once every chunk dirty at the time it was called is durable at W
 //    replicas; a FUA write or zero answers once its own chunks are;
 //  - a read that follows the chunk before it prefetches the next readahead_chunks;
-//  - clean chunks beyond cache_bytes are dropped, least recently used first;
+//  - clean chunks beyond cache_bytes are dropped, least recently used first, each counted
+//    as its bytes and kEntryBytes (so that holes, which hold no bytes, are dropped too);
 //  - Holes tells which chunks of a range are holes, for NBD's block status: from memory where
 //    the chunk is there, else "not a hole" if the cache has seen it hold data, else from the
 //    store's metadata. Holes are never remembered: if another gateway wrote the volume, a
@@ -77,6 +78,10 @@ class VolumeCache {
   const VolumeMeta& meta() const { return meta_; }
   uint64_t dirty_bytes() const { return dirty_.size() * meta_.chunk_size; }
   uint64_t resident_bytes() const { return resident_bytes_; }
+  // What a chunk's entry costs in memory besides its bytes, for the cache_bytes bound.
+  static constexpr uint64_t kEntryBytes = 256;
+  // Chunks in memory, clean or not (holes too).
+  size_t entries() const { return chunks_.size(); }
   // Nothing dirty, loading or storing.
   bool Idle() const { return dirty_.empty() && stores_in_flight_ == 0 && loads_in_flight_ == 0; }
   const CacheStats& stats() const { return stats_; }

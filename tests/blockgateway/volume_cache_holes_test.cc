@@ -76,7 +76,7 @@ TEST_F(VolumeCacheTest, HolesReadsAtMostMaxLoadsMetadataAtOnce) {
 
 TEST_F(VolumeCacheTest, AChunkDroppedFromMemoryIsRememberedAsStored) {
   CacheLimits limits = Limits();
-  limits.cache_bytes = kChunk;
+  limits.cache_bytes = kChunk + VolumeCache::kEntryBytes;  // room for one chunk
   Make(limits);
   ASSERT_TRUE(WriteNow(0, std::string(kChunk, 'a')).ok());
   ASSERT_TRUE(WriteNow(kChunk, std::string(kChunk, 'b')).ok());

@@ -266,6 +266,22 @@ TEST_F(VolumeCacheTest, FuaZeroWaitsForItsChunk) {
   EXPECT_EQ(store_.data[1], "");
 }
 
+TEST_F(VolumeCacheTest, HolesReadOrZeroedLeaveMemoryLikeChunksDo) {
+  // A cache of 64 entries' worth: reading a thin volume of 4,096 chunks, then zeroing it
+  // whole (as mkfs's discard does), keeps no more than that many clean entries.
+  CacheLimits limits = Limits();
+  limits.cache_bytes = 64 * VolumeCache::kEntryBytes;
+  Make(limits, 4096);
+  for (uint64_t i = 0; i < 4096; i += 64) EXPECT_EQ(Diff(ReadNow(i * kChunk, 64 * kChunk), std::string(64 * kChunk, '\0')), "");
+  EXPECT_LE(cache_->entries(), 64u);
+  Got z;
+  cache_->Zero(0, 4096 * kChunk, false, Into(z));
+  EXPECT_TRUE(z.ok());
+  ASSERT_TRUE(FlushNow().ok());
+  EXPECT_LE(cache_->entries(), 64u);
+  EXPECT_EQ(Diff(ReadNow(100 * kChunk, kChunk), std::string(kChunk, '\0')), "");
+}
+
 TEST_F(VolumeCacheTest, ZeroOfAWholeChunkStoresAHoleWithoutLoading) {
   Make();
   store_.data[1] = std::string(kChunk, 'a');
@@ -445,7 +461,7 @@ TEST_F(VolumeCacheTest, ReadIssuedFromAFailedLoadsCallbackLoadsAgain) {
 // operations still queued on it.
 TEST_F(VolumeCacheTest, EvictionFromACallbackDoesNotDropAChunkStillInUse) {
   CacheLimits limits = Limits();
-  limits.cache_bytes = kChunk;
+  limits.cache_bytes = kChunk + VolumeCache::kEntryBytes;  // room for one chunk
   Make(limits);
   store_.data[0] = std::string(kChunk, 'a');
   store_.data[1] = std::string(kChunk, 'b');
@@ -475,7 +491,7 @@ TEST_F(VolumeCacheTest, EvictionFromACallbackDoesNotDropAChunkStillInUse) {
 // use-after-free; an ordinary one left a stale index in the LRU list.
 TEST_F(VolumeCacheTest, ReadCallbackThatEvictsTheChunkItReadIsSafe) {
   CacheLimits limits = Limits();
-  limits.cache_bytes = kChunk;
+  limits.cache_bytes = kChunk + VolumeCache::kEntryBytes;  // room for one chunk
   Make(limits);
   store_.data[0] = std::string(kChunk, 'a');
   store_.data[1] = std::string(kChunk, 'b');
@@ -505,7 +521,7 @@ TEST_F(VolumeCacheTest, ReadCallbackThatEvictsTheChunkItReadIsSafe) {
 // answered once both parts are durable (the reloaded chunk is as durable as it gets).
 TEST_F(VolumeCacheTest, FuaWriteWhoseFirstChunkWasEvictedAndReloadedIsAnswered) {
   CacheLimits limits = Limits();
-  limits.cache_bytes = kChunk;
+  limits.cache_bytes = kChunk + VolumeCache::kEntryBytes;  // room for one chunk
   Make(limits);
   store_.data[1] = std::string(kChunk, 'b');
   store_.data[2] = std::string(kChunk, 'c');

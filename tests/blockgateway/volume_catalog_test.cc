@@ -1,8 +1,10 @@
 // VolumeCatalog against a 3-node ring in one process (tests/support/fake_ring.h): the catalog
 // is a map record, so creates and removes that run at the same time all stay, and a catalog
-// in the first format (a plain list) is read and carried into the map by the next edit.
+// in the first format (a plain list) is read and carried into the map by the next edit, and a
+// resize makes a new generation of the volume.
 #include <gtest/gtest.h>
 
+#include "blockgateway/chunk_store.h"
 #include "blockgateway/volume.h"
 #include "dht/lww_map.h"
 #include "tests/support/fake_ring.h"
@@ -125,6 +127,65 @@ TEST_F(VolumeCatalogTest, ACatalogInTheFirstFormatIsReadAndCarriedIntoTheMap) {
   ASSERT_TRUE(got && got->ok());
   EXPECT_TRUE(IsMapRecord((*got)->meta));
   EXPECT_EQ(Names(), (std::vector<std::string>{"fresh", "old-1", "old-2"}));
+}
+
+TEST_F(VolumeCatalogTest, AResizeIsANewGenerationEvenBackToTheSameSize) {
+  // A gateway that kept the volume's chunks must not reuse them after a shrink and a grow
+  // back: the shrink deleted chunks the cache may still hold.
+  int left = 1;
+  Status st;
+  catalogs_[0]->Create(Meta("v"), [&](Status s) { st = s, --left; });
+  Until(left);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  auto open = [&] {
+    std::optional<Result<VolumeMeta>> out;
+    catalogs_[1]->Open("v", [&](Result<VolumeMeta> m) { out = std::move(m); });
+    for (int i = 0; i < 400 && !out; ++i) ring_.Pump(std::chrono::milliseconds(10));
+    EXPECT_TRUE(out.has_value() && out->ok());
+    return out && out->ok() ? **out : VolumeMeta{};
+  };
+  const VolumeMeta before = open();
+  EXPECT_TRUE(SameVolume(before, open()));
+  for (uint64_t size : {uint64_t{1} << 19, uint64_t{1} << 20}) {
+    left = 1;
+    catalogs_[0]->Resize("v", size, {}, [&](Status s) { st = s, --left; });
+    Until(left);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  const VolumeMeta after = open();
+  EXPECT_EQ(after.size, before.size);
+  EXPECT_EQ(after.generation, before.generation + 2);
+  EXPECT_FALSE(SameVolume(before, after));
+  VolumeMeta other = before;
+  other.uuid[1] ^= 1;
+  EXPECT_FALSE(SameVolume(before, other)) << "removed and created again";
+  // Metadata written before generations were counted reads as generation 0.
+  std::string old = EncodeVolumeMeta(before);
+  ASSERT_EQ(static_cast<unsigned char>(old[0]), 0x9a);  // fixarray of 10
+  old[0] = static_cast<char>(0x99);
+  old.resize(old.size() - 1);  // the generation, a positive fixint
+  auto decoded = DecodeVolumeMeta(old);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->generation, 0u);
+  EXPECT_EQ(decoded->size, before.size);
+}
+
+TEST_F(VolumeCatalogTest, AVolumesChunksGetItsQuorumOnceTheRingHasGrown) {
+  // A gateway that opened a volume while it knew a smaller ring (here: none yet) stores with
+  // the volume's own W once it knows the ring, not with what fitted when it opened it.
+  SeededRandom random(9);
+  ClusterClient late(ClusterClientOptions{}, ring_.clock, random, [this] { return std::make_unique<FakeTransport>(ring_.net, ""); });
+  VolumeMeta m = Meta("q");
+  m.quorum = Quorum{3, 2, 2};
+  ClusterChunkStore store(m, late, ring_.clock, RetryPolicy{});
+  EXPECT_EQ(store.quorum().w, 0u);
+  std::optional<Status> s;
+  late.Connect({"node0:7400"}, [&](Status st) { s = st; });
+  ring_.Pump(std::chrono::milliseconds(50));
+  ASSERT_TRUE(s.has_value() && s->ok());
+  EXPECT_EQ(store.quorum().n, 3u);
+  EXPECT_EQ(store.quorum().w, 2u);
+  EXPECT_EQ(store.quorum().r, 2u);
 }
 
 }  // namespace
