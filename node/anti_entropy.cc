@@ -99,6 +99,7 @@ void AntiEntropy::BeginRound() {
   runs_in_flight_ = 0;
   retries_waiting_ = 0;
   handoff_begun_ = false;
+  handoff_probed_ = false;
   claimed_.clear();
   missed_ = false;
   ring_ = membership_.table();

@@ -232,6 +232,7 @@ class AntiEntropy {
   size_t runs_in_flight_ = 0;  // peers being pulled from (at most max_peers_at_once)
   bool picking_ = false, repick_ = false;  // NextPeer is starting runs (re-entry guard)
   bool handoff_begun_ = false;             // this round's handoff has started
+  bool handoff_probed_ = false;            // and its targets have answered the probe
   // Records being pulled (or pulled) this round, by the version asked for: a record two peers
   // list at the same version is pulled from the first only.
   std::unordered_map<ObjectId, RecordMeta, ObjectIdHash> claimed_;

@@ -67,9 +67,13 @@ void AntiEntropy::ProbeTargets() {
       log_->info("anti-entropy: {} records wait for the next round: a replica of theirs is still catching up",
                  held_back.size());
     }
+    handoff_probed_ = true;
     HandoffNextTarget();
   };
-  if (offers_.empty()) return HandoffNextTarget();
+  if (offers_.empty()) {
+    handoff_probed_ = true;
+    return HandoffNextTarget();
+  }
   std::vector<std::string> targets;  // (done may change offers_ while this loop runs)
   for (const auto& [node_id, list] : offers_) targets.push_back(node_id);
   for (const std::string& node_id : targets) {
@@ -142,8 +146,14 @@ void AntiEntropy::PushNext() {
     SendCopy(address, v.id, v.meta.size, [this, v, round = round_no_](std::optional<RecordMeta> sent) {
       --in_flight_;
       pending_bytes_ -= std::min(pending_bytes_, v.meta.size);
+      if (round != round_no_) {
+        // An earlier round's push: it counts for no purge now (that round's replicas may not
+        // be this one's), but a later round's handoff may be waiting for in_flight_ to drop.
+        if (active_ && handoff_probed_) HandoffNextTarget();
+        return;
+      }
       if (sent && !Supersedes(*sent, v.meta) && !Supersedes(v.meta, *sent)) Confirmed(v.id, v.meta);
-      if (active_ && round == round_no_) HandoffNextTarget();
+      if (active_) HandoffNextTarget();
     });
   }
 }
