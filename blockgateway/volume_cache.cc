@@ -9,6 +9,8 @@ namespace ringstore::block {
 namespace {
 
 constexpr Clock::Duration kTickInterval = std::chrono::milliseconds(200);
+// How long a chunk whose store failed waits before it is stored again.
+constexpr Clock::Duration kFailedStoreDelay = std::chrono::seconds(1);
 
 // Counts the parts of one operation down and answers once with the first failure.
 struct Joiner {
@@ -137,6 +139,7 @@ void VolumeCache::Touch(uint64_t index, Chunk& c) {
 
 void VolumeCache::MarkDirty(uint64_t index, Chunk& c) {
   c.version = ++versions_;
+  c.retry_at = Clock::Duration{};  // new bytes: worth a store at once, paced by the writes
   if (c.in_lru) {
     lru_.erase(c.lru);
     c.in_lru = false;
@@ -380,10 +383,11 @@ void VolumeCache::Urgent(uint64_t index) {
 
 void VolumeCache::Pump() {
   // Under memory pressure the oldest dirty chunks (lowest index first) go out too.
+  const Clock::Duration now = clock_.Now();
   if (dirty_bytes() > limits_.dirty_bytes / 2) {
     for (auto it = dirty_.begin(); it != dirty_.end() && urgent_.size() < limits_.max_stores; ++it) {
       Chunk& c = At(*it);
-      if (!c.storing) Urgent(*it);
+      if (!c.storing && now >= c.retry_at) Urgent(*it);
     }
   }
   while (stores_in_flight_ < limits_.max_stores && !urgent_.empty()) {
@@ -421,6 +425,7 @@ void VolumeCache::OnStored(uint64_t index, uint64_t version, Status s) {
     }
   } else {
     ++stats_.store_failures;
+    c.retry_at = clock_.Now() + kFailedStoreDelay;
   }
   // Answer the flushes this store covered (or failed); keep the ones waiting for more.
   std::vector<Waiter> keep;
@@ -461,7 +466,7 @@ void VolumeCache::Tick() {
   const Clock::Duration now = clock_.Now();
   for (uint64_t index : dirty_) {
     Chunk& c = At(index);
-    if (!c.storing && now - c.dirtied_at >= limits_.writeback_delay) Urgent(index);
+    if (!c.storing && now >= c.retry_at && now - c.dirtied_at >= limits_.writeback_delay) Urgent(index);
   }
   Pump();
   if (!dirty_.empty()) ArmTick();

@@ -102,6 +102,10 @@ class VolumeCache {
     bool storing = false;
     bool urgent = false;       // queued in urgent_
     Clock::Duration dirtied_at{};
+    // After a failed store: not stored again for memory pressure or age before this, so that
+    // a store that fails at once (a refusal, not a timeout) is not retried in a loop. (A flush
+    // or FUA asks again at once: one more try each, paced by the client.)
+    Clock::Duration retry_at{};
     std::deque<std::function<void(Status)>> queue;  // operations waiting for the load
     std::vector<Waiter> waiters;                    // flushes waiting for a version
     bool in_lru = false;

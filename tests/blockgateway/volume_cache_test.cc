@@ -282,6 +282,27 @@ TEST_F(VolumeCacheTest, HolesReadOrZeroedLeaveMemoryLikeChunksDo) {
   EXPECT_EQ(Diff(ReadNow(100 * kChunk, kChunk), std::string(kChunk, '\0')), "");
 }
 
+TEST_F(VolumeCacheTest, AStoreThatFailsAtOnceIsNotTriedAgainAtOnce) {
+  // Two whole chunks, over half the dirty limit: each goes to the store as it is written, and
+  // the store refuses at once (as a node refuses a client without the right role). The cache
+  // tries each again a second later, not in a loop.
+  CacheLimits limits = Limits();
+  limits.dirty_bytes = 3 * kChunk;
+  Make(limits);
+  store_.fail_stores = true;
+  ASSERT_TRUE(WriteNow(0, Pattern(kChunk, 1)).ok());
+  ASSERT_TRUE(WriteNow(kChunk, Pattern(kChunk, 2)).ok());
+  EXPECT_LE(store_.store_log.size(), 4u);
+  const size_t tried = store_.store_log.size();
+  clock_.Advance(500ms);
+  EXPECT_EQ(store_.store_log.size(), tried) << "within the delay";
+  store_.fail_stores = false;
+  clock_.Advance(1s);
+  EXPECT_EQ(store_.Chunk(0), Pattern(kChunk, 1));
+  EXPECT_EQ(store_.Chunk(1), Pattern(kChunk, 2));
+  ASSERT_TRUE(FlushNow().ok());
+}
+
 TEST_F(VolumeCacheTest, ZeroOfAWholeChunkStoresAHoleWithoutLoading) {
   Make();
   store_.data[1] = std::string(kChunk, 'a');
