@@ -393,7 +393,11 @@ void VolumeCache::Pump() {
   while (stores_in_flight_ < limits_.max_stores && !urgent_.empty()) {
     const uint64_t index = urgent_.front();
     urgent_.pop_front();
-    Chunk& c = At(index);
+    // Dropped from memory since it was queued (stored and evicted): nothing to store, and At
+    // would make it an empty entry that nothing removes.
+    auto found = chunks_.find(index);
+    if (found == chunks_.end()) continue;
+    Chunk& c = found->second;
     c.urgent = false;
     if (c.storing || c.version == c.durable || c.state != State::kReady) continue;
     StartStore(index);
