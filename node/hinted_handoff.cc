@@ -1,5 +1,7 @@
 #include "node/hinted_handoff.h"
 
+#include <algorithm>
+
 #include "dht/hlc.h"
 #include "dht/messages.h"
 #include "routing/placement.h"
@@ -52,6 +54,7 @@ void HintedHandoff::Note(const ObjectId& id, uint32_t route_n, Timestamp ts) {
   it->second.route_n = std::max(it->second.route_n, route_n);
   it->second.ts = std::max(it->second.ts, ts);
   ++it->second.generation;
+  it->second.acked.clear();  // a newer version: every replica needs it
   if (fresh) {
     ++stats_.hinted;
     order_.push_back(id);
@@ -92,15 +95,32 @@ void HintedHandoff::Pass() {
   // node started without --join counts as joined at once.) A fallback write needs a ring of
   // more than N nodes, so a hint never belongs to a ring of one.
   if (!membership_.joined() || membership_.table().size() < 2) return Arm();
-  for (auto& [id, hint] : hints_) {
-    if (in_flight_ >= options_.max_in_flight) break;
-    if (hint.busy) continue;
+  // From where the last pass stopped, so that hints waiting for a replica that is down do not
+  // keep the ones after them waiting; a bounded number per pass.
+  const size_t budget = std::min(hints_.size(), std::max<size_t>(256, 4 * options_.max_in_flight));
+  auto it = hints_.upper_bound(cursor_);
+  for (size_t seen = 0; seen < budget && in_flight_ < options_.max_in_flight; ++seen) {
+    if (it == hints_.end()) it = hints_.begin();
+    const ObjectId id = it->first;  // (a hand-off that ends at once erases its hint: it is past it)
+    Hint& hint = (it++)->second;
+    cursor_ = id;
+    if (hint.busy || !AnyToSend(id, hint)) continue;
     hint.busy = true;
     HandOff(id, hint.route_n, hint.generation);
   }
   // Orders compact: ids already handed off are dropped from the front.
   while (!order_.empty() && hints_.count(order_.front()) == 0) order_.pop_front();
   Arm();
+}
+
+bool HintedHandoff::AnyToSend(const ObjectId& id, const Hint& hint) const {
+  for (const NodeEntry* e : PlaceReplicas(membership_.table(), id, hint.route_n)) {
+    // (This node a replica now: the hand-off ends the hint.)
+    if (e->node_id == self_id_) return true;
+    if (e->state == NodeState::kDown) continue;
+    if (std::find(hint.acked.begin(), hint.acked.end(), e->node_id) == hint.acked.end()) return true;
+  }
+  return false;
 }
 
 void HintedHandoff::HandOff(const ObjectId& id, uint32_t route_n, uint64_t generation) {
@@ -120,24 +140,42 @@ void HintedHandoff::HandOff(const ObjectId& id, uint32_t route_n, uint64_t gener
       if (e->node_id == self_id_) return Done(id, generation, true, sent);  // a replica now: nothing to hand
     }
     const Txn txn = CopyRecordTxn(id, std::move(*r));
-    struct Round {
-      size_t waiting = 0, acked = 0, wanted = 0;
-    };
-    auto round = std::make_shared<Round>();
-    round->wanted = replicas.size();
-    std::vector<std::string> targets;
+    // To each replica that is up and has not acknowledged this generation's record yet; the
+    // hint ends once every replica has (a down one is waited for, not sent to).
+    auto it = hints_.find(id);
+    if (it == hints_.end()) return Done(id, generation, false, sent);
+    std::vector<std::string> all;
+    std::vector<std::pair<std::string, std::string>> targets;  // node id, address
     for (const NodeEntry* e : replicas) {
-      if (e->state != NodeState::kDown) targets.push_back(e->address);
+      all.push_back(e->node_id);
+      const auto& acked = it->second.acked;
+      if (e->state != NodeState::kDown && std::find(acked.begin(), acked.end(), e->node_id) == acked.end()) {
+        targets.emplace_back(e->node_id, e->address);
+      }
     }
-    if (targets.empty()) return Done(id, generation, false, sent);
-    round->waiting = targets.size();
+    auto covered = [this, id, generation, all] {
+      auto h = hints_.find(id);
+      if (h == hints_.end() || h->second.generation != generation) return false;
+      for (const std::string& n : all) {
+        if (std::find(h->second.acked.begin(), h->second.acked.end(), n) == h->second.acked.end()) return false;
+      }
+      return true;
+    };
+    if (targets.empty()) return Done(id, generation, covered(), sent);
+    auto waiting = std::make_shared<size_t>(targets.size());
     auto frame_of = [txn](uint64_t rid) { return EncodeTxn(rid, txn); };
-    for (const auto& address : targets) {
-      peers_.Request(address, frame_of, options_.request_timeout, [this, alive, id, round, generation, sent](Result<Frame> f) {
-        if (alive.expired()) return;
-        if (f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kAck)) ++round->acked;
-        if (--round->waiting == 0) Done(id, generation, round->acked == round->wanted, sent);
-      });
+    for (const auto& [node_id, address] : targets) {
+      ++stats_.copies_sent;
+      peers_.Request(address, frame_of, options_.request_timeout,
+                     [this, alive, id, waiting, generation, sent, node_id = node_id, covered](Result<Frame> f) {
+                       if (alive.expired()) return;
+                       auto h = hints_.find(id);
+                       if (f.ok() && f->header.kind == static_cast<uint16_t>(Kind::kAck) && h != hints_.end() &&
+                           h->second.generation == generation) {
+                         h->second.acked.push_back(node_id);
+                       }
+                       if (--*waiting == 0) Done(id, generation, covered(), sent);
+                     });
     }
   });
 }

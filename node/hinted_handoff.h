@@ -10,9 +10,12 @@
 // (WriteOp::hint_n, set by NodeCore), and Start loads the kept ones, so a fallback that
 // restarts hands off what it took in. A hint that ends is forgotten in the store too, up to
 // the version handed off (Store::ForgetHints): a newer fallback write's hint stays.
+// A hint remembers which replicas acknowledged its record and sends only to the others that
+// are up; one waiting for a replica that is down costs nothing until it is up or replaced.
 // Bounds: at most max_hints (the oldest are dropped beyond, with a log line, in the store as
 // well; anti-entropy still moves their records), at most max_in_flight keys being handed off
-// at once, one pass every interval.
+// at once, one pass every interval over at most max(256, 4 * max_in_flight) hints, from where
+// the last one stopped.
 // Thread-safety: strand-confined; Store, PeerLinks, Membership and Clock must outlive it.
 #pragma once
 
@@ -21,6 +24,8 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "dht/clock.h"
 #include "dht/record.h"
@@ -45,6 +50,7 @@ struct HandoffOptions {
 
 struct HandoffStats {
   uint64_t hinted = 0, handed_off = 0, dropped = 0;
+  uint64_t copies_sent = 0;  // records sent to replicas
   uint64_t loaded = 0;  // hints an earlier run kept, loaded by Start
   size_t pending = 0;
 };
@@ -68,7 +74,11 @@ class HintedHandoff {
     Timestamp ts = 0;  // the newest fallback write's
     bool busy = false;
     uint64_t generation = 0;  // bumped by every Note: a write that lands during a handoff keeps the hint
+    // Replicas (node ids) that acknowledged the record of this generation: not sent to again.
+    std::vector<std::string> acked;
   };
+  // Whether some replica of id still lacks the hint's record and is not down (worth a send).
+  bool AnyToSend(const ObjectId& id, const Hint& hint) const;
   void Load(const ObjectId& from);
   void Arm();
   void Pass();
@@ -87,6 +97,7 @@ class HintedHandoff {
   Membership& membership_;
   std::shared_ptr<spdlog::logger> log_;
   std::map<ObjectId, Hint> hints_;
+  ObjectId cursor_ = ObjectId::Min();  // the last hint a pass looked at
   std::deque<ObjectId> order_;  // oldest first, for the bound (may hold ids already done)
   size_t in_flight_ = 0;
   Clock::TimerId timer_ = 0;

@@ -468,6 +468,33 @@ TEST_F(HintedHandoffTest, AFallbackHandsItsWriteToTheReplicas) {
   EXPECT_EQ(fallback->handoff->stats().handed_off, 1u);
 }
 
+TEST_F(HintedHandoffTest, AHintGoesOnceToEachLiveReplicaAndWaitsForTheDownOne) {
+  // An N=2 write taken by a fallback while one of its replicas is dead: the live replica gets
+  // the record at once (reads ask it), and only once; the hint then waits for the dead one
+  // (or its replacement) instead of sending the record again at every pass.
+  AttachHandoffs(ring_, Clock::Duration::zero());
+  const ObjectId id = ObjectId::Of("hh", "down");
+  auto list = PlaceReplicas(ring_.nodes[0]->membership->table(), id, 2 + kRouteSlack);
+  Ring::Node* dead = ring_.ByAddress(list[0]->address);
+  Ring::Node* live = ring_.ByAddress(list[1]->address);
+  Ring::Node* fallback = ring_.ByAddress(list[2]->address);
+  dead->transport->Crash();
+  dead->membership->Stop();
+  ring_.Pump(std::chrono::seconds(3));  // the others mark it down
+  auto direct = ConnectDirect(fallback->address);
+  ASSERT_NE(direct, nullptr);
+  Txn txn;
+  txn.route_n = 2;
+  txn.ops.push_back(TxnOp{TxnOpType::kPut, id, "hinted", {}});
+  ASSERT_TRUE(Call<Ack>([&](auto cb) { direct->client.Commit(txn, cb); }).ok());
+  EXPECT_EQ(fallback->handoff->stats().pending, 1u);
+  ring_.Pump(std::chrono::seconds(5));  // ten passes
+  ASSERT_NE(live->store->MutableRecordForTest(id), nullptr) << "the live replica did not get the write";
+  EXPECT_EQ(live->store->MutableRecordForTest(id)->value, "hinted");
+  EXPECT_EQ(fallback->handoff->stats().copies_sent, 1u);
+  EXPECT_EQ(fallback->handoff->stats().pending, 1u) << "the dead replica has not had it";
+}
+
 TEST_F(HintedHandoffTest, AFallbackThatRestartsStillHandsOffItsWrite) {
   // The hint is kept in the store with the write, so a restart (here: a new HintedHandoff over
   // the same store, before the first pass) still hands the write off, then forgets the hint.
