@@ -95,6 +95,9 @@ int FsCore::StoreInodeOf(Node& n, const Inode& inode) {
 }
 
 int FsCore::StoreNode(Node& n, Inode next) {
+  // The inode carries the size: the bytes under it are stored first (FlushLocked stores them
+  // with the inode), so that no mount learns of a size whose bytes it cannot read.
+  if (int e = FlushLocked(n); e != 0) return e;
   if (int e = StoreInodeOf(n, next); e != 0) return e;
   n.inode = std::move(next);
   // A directory's inode write also wrote its times into the listing: they are the listing's.
@@ -216,9 +219,6 @@ int FsCore::SetAttributes(uint64_t ino, const SetAttr& req, Inode* out) {
     if (*req.size > kMaxFileSize) return EFBIG;
     if (int e = TruncateLocked(*n, *req.size); e != 0) return e;
   }
-  // The inode written here carries the size: the bytes under it are stored first, so that no
-  // mount learns of a size whose bytes it cannot read (a flush's inode write goes with them).
-  if (int e = FlushLocked(*n); e != 0) return e;
   Inode next = n->inode;
   if (req.mode) next.mode = (next.mode & S_IFMT) | (*req.mode & 07777);
   if (req.uid) next.uid = *req.uid;
@@ -362,10 +362,10 @@ int FsCore::Link(uint64_t ino, uint64_t new_parent, const std::string& new_name,
     if (int e = WriteEntryLocked(*n); e != 0) return e;
     if (int e = LoadForUpdate(*n); e != 0) return e;
     if (IsDir(n->inode.mode)) return EPERM;
-    if (int e = FlushLocked(*n); e != 0) return e;  // the size it stores is stored data (SetAttributes)
-    ++n->inode.nlink;
-    n->inode.ctime = now;
-    if (int e = StoreInodeOf(*n, n->inode); e != 0) return e;
+    Inode next = n->inode;
+    ++next.nlink;
+    next.ctime = now;
+    if (int e = StoreNode(*n, std::move(next)); e != 0) return e;
     entry = DirEntry{ino, n->inode.mode & S_IFMT};
     *out = n->inode;
   }
@@ -384,18 +384,15 @@ int FsCore::DropLink(uint64_t ino, Timespec now) {
 }
 
 int FsCore::DropLinkLocked(Node& n, Timespec now) {
-  const bool stays = n.inode.nlink > 1 || n.opens > 0;
-  // The size the inode write stores is stored data (see SetAttributes).
-  if (stays) {
-    if (int e = FlushLocked(n); e != 0) return e;
-  }
-  if (n.inode.nlink > 0) --n.inode.nlink;
-  n.inode.ctime = now;
-  if (n.inode.nlink > 0) return StoreInodeOf(n, n.inode);
+  Inode next = n.inode;
+  if (next.nlink > 0) --next.nlink;
+  next.ctime = now;
+  if (next.nlink > 0) return StoreNode(n, std::move(next));
   if (n.opens > 0) {
     n.orphan = true;  // deleted on the last release
-    return StoreInodeOf(n, n.inode);
+    return StoreNode(n, std::move(next));
   }
+  n.inode = std::move(next);
   return DeleteInode(n);
 }
 

@@ -113,12 +113,20 @@ void HintedHandoff::Pass() {
   Arm();
 }
 
+namespace {
+bool Acked(const std::vector<std::string>& acked, const std::string& node_id) {
+  return std::find(acked.begin(), acked.end(), node_id) != acked.end();
+}
+// A replica the hint's record goes to now: up, and without it yet.
+bool Wants(const NodeEntry& e, const std::vector<std::string>& acked) {
+  return e.state != NodeState::kDown && !Acked(acked, e.node_id);
+}
+}  // namespace
+
 bool HintedHandoff::AnyToSend(const ObjectId& id, const Hint& hint) const {
   for (const NodeEntry* e : PlaceReplicas(membership_.table(), id, hint.route_n)) {
     // (This node a replica now: the hand-off ends the hint.)
-    if (e->node_id == self_id_) return true;
-    if (e->state == NodeState::kDown) continue;
-    if (std::find(hint.acked.begin(), hint.acked.end(), e->node_id) == hint.acked.end()) return true;
+    if (e->node_id == self_id_ || Wants(*e, hint.acked)) return true;
   }
   return false;
 }
@@ -148,18 +156,12 @@ void HintedHandoff::HandOff(const ObjectId& id, uint32_t route_n, uint64_t gener
     std::vector<std::pair<std::string, std::string>> targets;  // node id, address
     for (const NodeEntry* e : replicas) {
       all.push_back(e->node_id);
-      const auto& acked = it->second.acked;
-      if (e->state != NodeState::kDown && std::find(acked.begin(), acked.end(), e->node_id) == acked.end()) {
-        targets.emplace_back(e->node_id, e->address);
-      }
+      if (Wants(*e, it->second.acked)) targets.emplace_back(e->node_id, e->address);
     }
     auto covered = [this, id, generation, all] {
       auto h = hints_.find(id);
       if (h == hints_.end() || h->second.generation != generation) return false;
-      for (const std::string& n : all) {
-        if (std::find(h->second.acked.begin(), h->second.acked.end(), n) == h->second.acked.end()) return false;
-      }
-      return true;
+      return std::all_of(all.begin(), all.end(), [&](const std::string& n) { return Acked(h->second.acked, n); });
     };
     if (targets.empty()) return Done(id, generation, covered(), sent);
     auto waiting = std::make_shared<size_t>(targets.size());

@@ -1,6 +1,6 @@
 // FsCore's data path at its edges. When the cluster fails or another mount looks: a truncate
 // that fails leaves the cache as the cluster is, a write at the dirty limit that cannot flush
-// is not taken, and an inode write other than a flush (chmod, link, unlink of one of two
+// is not taken, and an inode write other than a flush (chmod, an xattr, link, unlink of one of two
 // names) never tells another mount of a size whose bytes are not stored. At its limits: a
 // flush sends its chunks in bounded slices, and a write across the largest file size is short.
 #include <gtest/gtest.h>
@@ -79,7 +79,7 @@ TEST_F(FsCoreTest, InodeWritesOtherThanAFlushStoreTheBytesUnderTheirSize) {
   const uint64_t f = Create(a(), kRootIno, "f");
   ASSERT_EQ(a().Flush(f), 0);
   auto b = Mount();
-  const std::string data = Pattern(3 * 4096 + 10, 'a');
+  std::string data = Pattern(3 * 4096 + 10, 'a');
   // chmod while the bytes are in a's cache only: b reads them, not zeros.
   ASSERT_EQ(a().Write(f, 0, data), 0);
   SetAttr chmod;
@@ -87,6 +87,12 @@ TEST_F(FsCoreTest, InodeWritesOtherThanAFlushStoreTheBytesUnderTheirSize) {
   Inode n;
   ASSERT_EQ(a().SetAttributes(f, chmod, &n), 0);
   EXPECT_EQ(ReadAll(*b, f), data);
+  // So with an xattr.
+  const std::string tail = Pattern(100, 'x');
+  ASSERT_EQ(a().Write(f, data.size(), tail), 0);
+  ASSERT_EQ(a().SetXattr(f, "user.k", "v", 0), 0);
+  EXPECT_EQ(ReadAll(*Mount(), f), data + tail);
+  data += tail;
   // A second name, then the first one's unlink, with more bytes in the cache each time.
   const std::string more = Pattern(4096, 'A');
   ASSERT_EQ(a().Write(f, data.size(), more), 0);

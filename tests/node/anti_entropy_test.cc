@@ -42,11 +42,8 @@ class AntiEntropyTest : public ::testing::Test {
     o.scrub_bytes_per_s = 0;
     o.rate_bytes_per_s = 0;
     o.max_in_flight = 4;  // pulls stay in flight long enough for the peers' listings to overlap
-    for (auto& n : ring_.nodes) {
-      repair_.push_back(std::make_unique<AntiEntropy>(o, n->membership->self().node_id, ring_.clock, *n->store,
-                                                      *n->peers, *n->membership, testing::NullLog()));
-      n->core->AttachRepair(repair_.back().get());
-      AntiEntropy* r = repair_.back().get();
+    for (size_t i = 0; i < ring_.nodes.size(); ++i) {
+      AntiEntropy* r = AddRepair(i, o, /*start=*/false);
       r->set_on_first_sync([this, r] {
         EXPECT_TRUE(r->synced());
         ++first_syncs_[r];
@@ -55,6 +52,15 @@ class AntiEntropyTest : public ::testing::Test {
     }
     for (int i = 0; i < 100 && !repair_.back()->synced(); ++i) ring_.Pump(std::chrono::milliseconds(100));
     ASSERT_TRUE(repair_.back()->synced());
+  }
+  // An AntiEntropy for node i, attached to its core; started unless start is false.
+  AntiEntropy* AddRepair(size_t i, const AntiEntropyOptions& o, bool start = true) {
+    auto& n = ring_.nodes[i];
+    repair_.push_back(std::make_unique<AntiEntropy>(o, n->membership->self().node_id, ring_.clock, *n->store,
+                                                    *n->peers, *n->membership, testing::NullLog()));
+    n->core->AttachRepair(repair_.back().get());
+    if (start) repair_.back()->Start();
+    return repair_.back().get();
   }
   // How many of ids are placed on the joiner; each must be in its store exactly then.
   size_t CheckJoinerHoldsItsShare(const std::vector<ObjectId>& ids) {
@@ -153,17 +159,10 @@ TEST_F(AntiEntropyTest, AHandoffCutShortByARingChangeIsTakenUpByTheNextRound) {
   o.interval = std::chrono::seconds(1);
   o.scrub_bytes_per_s = 0;
   o.rate_bytes_per_s = 20 << 10;
-  auto start = [&](size_t i) {
-    auto& n = ring_.nodes[i];
-    repair_.push_back(std::make_unique<AntiEntropy>(o, n->membership->self().node_id, ring_.clock, *n->store,
-                                                    *n->peers, *n->membership, testing::NullLog()));
-    n->core->AttachRepair(repair_.back().get());
-    repair_.back()->Start();
-  };
-  for (size_t i = 0; i < 3; ++i) start(i);
+  for (size_t i = 0; i < 3; ++i) AddRepair(i, o);
   ring_.Pump(std::chrono::seconds(2));
   ring_.AddNode(3);
-  start(3);
+  AddRepair(3, o);
   auto pushed = [&] {
     uint64_t p = 0;
     for (auto& r : repair_) p += r->status().pushed_records;
@@ -172,7 +171,7 @@ TEST_F(AntiEntropyTest, AHandoffCutShortByARingChangeIsTakenUpByTheNextRound) {
   for (int i = 0; i < 200 && pushed() == 0; ++i) ring_.Pump(std::chrono::milliseconds(50));
   ASSERT_GT(pushed(), 0u) << "no handoff began";
   ring_.AddNode(4);
-  start(4);
+  AddRepair(4, o);
   ring_.Pump(std::chrono::seconds(60));
   ASSERT_TRUE(ring_.Converged());
   size_t misplaced = 0;
