@@ -241,10 +241,13 @@ Result<SyncKeysReply> DecodeSyncKeysReply(std::string_view body) {
 }
 
 std::string EncodeSyncHaveRequest(uint64_t request_id, const SyncHaveRequest& m) {
-  FrameWriter w(16 + m.entries.size() * 72);
+  FrameWriter w(16 + m.entries.size() * 73);
   Packer pk(w);
-  pk.pack_array(1);
+  pk.pack_array(2);
   PackVersions(pk, m.entries);
+  const size_t n = std::min({m.placed.size(), m.entries.size(), kMaxSyncEntries});
+  pk.pack_array(static_cast<uint32_t>(n));
+  for (size_t i = 0; i < n; ++i) pk.pack(static_cast<bool>(m.placed[i]));
   return w.Finish(Kind::kSyncHave, request_id);
 }
 
@@ -253,6 +256,15 @@ Result<SyncHaveRequest> DecodeSyncHaveRequest(std::string_view body) {
   SyncHaveRequest m;
   RS_TRY(f.Parse(body, 1));
   RS_TRY(DecodeVersions(f, 0, &m.entries));
+  if (f.size() >= 2) {
+    const msgpack::object* items = nullptr;
+    uint32_t n = 0;
+    RS_TRY(Array(f, 1, "placed", m.entries.size(), &items, &n));
+    for (uint32_t k = 0; k < n; ++k) {
+      if (items[k].type != msgpack::type::BOOLEAN) return Status::ProtocolError("field placed has an item that is not a bool");
+      m.placed.push_back(items[k].via.boolean);
+    }
+  }
   return m;
 }
 

@@ -71,8 +71,13 @@ struct SyncKeysReply {
 };
 
 // SYNC_HAVE: for each version, whether the responder holds it or a newer one.
+// placed[i] (field 1, optional: absent means all false) says that the offerer held entries[i]
+// as one of the key's replicas, in a round that reached every peer, recently enough that no
+// delete it missed can have been collected since: the responder then takes it however old it
+// is (docs/repair.md §5).
 struct SyncHaveRequest {
   std::vector<KeyVersion> entries;
+  std::vector<bool> placed;  // empty, or one per entry
 };
 struct SyncHaveReply {
   std::vector<bool> have;

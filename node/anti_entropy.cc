@@ -32,7 +32,8 @@ AntiEntropy::AntiEntropy(AntiEntropyOptions options, std::string self_id, Clock&
       store_(store),
       peers_(peers),
       membership_(membership),
-      log_(std::move(log)) {
+      log_(std::move(log)),
+      history_(PlacementHistory::Decode(options_.placement_history)) {
   stats_.node_id = self_id_;
 }
 
@@ -105,6 +106,7 @@ void AntiEntropy::BeginRound() {
   ring_ = membership_.table();
   ring_digest_ = ring_.RingDigest();
   round_started_ = clock_.Now();
+  round_started_wall_ms_ = clock_.WallMicros() / 1000;
   scan_cursor_ = ObjectId::Min();
   building_.clear();
   handoff_.clear();
@@ -428,6 +430,7 @@ void AntiEntropy::EndRound(const char* why) {
     if (all_peers_ok_ && !missed_) {
       synced_digest_ = ring_digest_;
       synced_once_ = true;
+      NoteInStep();
       // (A node that joined with a table of only itself has no peer to catch up with yet.)
       if (!caught_up_ && peers_total_ > 0) {
         caught_up_ = true;

@@ -28,7 +28,10 @@
 //    but always by a node holding an older version (so the delete still wins there). And a
 //    handoff offer of any version past the grace, for a key the replica holds nothing of, is
 //    declined: that copy sat outside the replicas, and its key may have been deleted and
-//    collected meanwhile.
+//    collected meanwhile. Unless the offerer says it was one of the key's replicas, in step
+//    with every peer, lately (PlacedHereLately, PlacementHistory): such a copy cannot
+//    have outlived a collected delete, and is the only one left when the key's N replicas
+//    all moved (an N=1 record on a join or a decommission).
 //  - Serving. It answers peers' SYNC_* requests, SCAN and NODE_STATUS.
 // Repair traffic (pulls and pushes) is throttled to rate_bytes_per_s.
 // Bounds: scan_batch records per store scan, max_in_flight transfers, max_handoff records
@@ -51,6 +54,7 @@
 #include "dht/clock.h"
 #include "dht/sync_messages.h"
 #include "node/peer_links.h"
+#include "node/placement_history.h"
 #include "routing/membership.h"
 #include "storage/range_digest.h"
 #include "storage/store.h"
@@ -89,6 +93,16 @@ struct AntiEntropyOptions {
   // replica of their key has them or holds nothing of the key (see docs/repair.md). 0: never.
   Clock::Duration tombstone_grace = std::chrono::hours(24);
   size_t max_gc = 100'000;  // tombstones considered per round
+  // Membership's replace_after: a delete can sit on fallbacks, away from a replica, that long.
+  // An offerer in step with the replicas within min(grace / 2, grace - replace_after - 2 ×
+  // interval) vouches for an old copy (SYNC_HAVE placed; docs/repair.md §5).
+  Clock::Duration replace_after = std::chrono::minutes(10);
+  // The placement history kept across restarts (node/placement_history.h): what the last
+  // save_placement_history was given, or empty. save_placement_history (may be empty) gets
+  // the new bytes after each round that reached every peer; it must keep them for the next
+  // start, and may fail silently (an older history only declines more old copies).
+  std::string placement_history;
+  std::function<void(const std::string&)> save_placement_history;
 };
 
 class AntiEntropy {
@@ -178,9 +192,15 @@ class AntiEntropy {
   void SendCopy(const std::string& address, const ObjectId& id, uint64_t size,
                 std::function<void(std::optional<RecordMeta>)> done);
   // Tombstone collection.
-  // A tombstone past tombstone_grace; any version past it.
+  // A tombstone past tombstone_grace; any version past it (or past a divisor-th of it).
   bool Collectable(const RecordMeta& meta) const;
-  bool PastGrace(const RecordMeta& meta) const;
+  bool PastGrace(const RecordMeta& meta, int64_t divisor = 1) const;
+  // Whether this node held id as one of its replicas in a round that reached every peer lately:
+  // within min(grace / 2, grace - replace_after - 2 × interval) (a handoff offer says so;
+  // docs/repair.md §5).
+  bool PlacedHereLately(const ObjectId& id, const RecordMeta& meta) const;
+  // This round reached every peer: note its ring in history_, and save it now and then.
+  void NoteInStep();
   void ConfirmTombstones(const PeerRun& run);
   void CollectTombstones();
   // Scrub and repair.
@@ -248,6 +268,10 @@ class AntiEntropy {
   // started (on_first_sync_ has run; handoff offers are answered).
   bool caught_up_ = false;
   Clock::Duration round_started_{};
+  int64_t round_started_wall_ms_ = 0;
+  PlacementHistory history_;  // rings this node was in step with every peer under, and when
+  uint64_t history_saved_digest_ = 0;
+  int64_t history_saved_ms_ = 0;
   ObjectId scan_cursor_;
   std::map<std::string, RangeDigest> building_;
   std::vector<KeyVersion> handoff_;

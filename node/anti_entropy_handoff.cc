@@ -110,6 +110,13 @@ void AntiEntropy::HandoffNextTarget() {
   const size_t n = std::min(list.size(), size_t{1024});
   req.entries.assign(list.end() - static_cast<long>(n), list.end());
   list.resize(list.size() - n);
+  // Only an old version needs the flag (a target takes any other), and it costs a placement per
+  // ring: set for versions past half the grace, so that a target whose clock is ahead (by up
+  // to that) still gets it.
+  req.placed.assign(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    if (PastGrace(req.entries[i].meta, 2)) req.placed[i] = PlacedHereLately(req.entries[i].id, req.entries[i].meta);
+  }
   if (list.empty()) offers_.erase(it);
   const std::string address = e->address;
   std::weak_ptr<bool> alive = alive_;

@@ -159,13 +159,15 @@ void AntiEntropy::ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(
   std::weak_ptr<bool> alive = alive_;
   for (size_t i = 0; i < m.entries.size(); ++i) {
     const RecordMeta want = m.entries[i].meta;
-    store_.Stat(m.entries[i].id, [this, alive, st, i, want, rid](Result<RecordMeta> r) {
+    const bool placed = i < m.placed.size() && m.placed[i];
+    store_.Stat(m.entries[i].id, [this, alive, st, i, want, placed, rid](Result<RecordMeta> r) {
       if (alive.expired()) return;
       // A version older than the tombstone grace, offered for a key we hold nothing of: its
       // key may have been deleted and the tombstone collected since (a tombstone is collected
-      // only once every replica has it, but this copy was outside the replicas). Declined; the
-      // replicas pull from each other what they lack.
-      if (r.status().IsNotFound() && PastGrace(want)) st->reply.have[i] = true;
+      // only once every replica has it, but this copy was outside the replicas). Declined,
+      // unless the offerer was in step with the replicas as one of them lately (placed):
+      // then no delete of it can have been collected since, and its copy may be the last.
+      if (r.status().IsNotFound() && PastGrace(want) && !placed) st->reply.have[i] = true;
       if (r.ok()) {
         const bool same = !Supersedes(*r, want) && !Supersedes(want, *r);
         // A map has it only as the very same version (a merge may still add entries).

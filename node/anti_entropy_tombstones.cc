@@ -10,9 +10,33 @@ namespace ringstore {
 
 bool AntiEntropy::Collectable(const RecordMeta& meta) const { return meta.tombstone() && PastGrace(meta); }
 
-bool AntiEntropy::PastGrace(const RecordMeta& meta) const {
-  const int64_t grace_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.tombstone_grace).count();
+bool AntiEntropy::PastGrace(const RecordMeta& meta, int64_t divisor) const {
+  const int64_t grace_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(options_.tombstone_grace).count() / divisor;
   return ringstore::PastGrace(meta.ts, clock_.WallMicros() / 1000, grace_ms);
+}
+
+bool AntiEntropy::PlacedHereLately(const ObjectId& id, const RecordMeta& meta) const {
+  // A delete this node missed reached the replicas at most replace_after (on fallbacks) plus a
+  // round or two (digests a peer answers from) before its last comparison with them; it is
+  // collected a grace after it was made. Half the grace at most, for what those miss (skew).
+  const auto horizon = std::min(options_.tombstone_grace / 2,
+                                options_.tombstone_grace - options_.replace_after - 2 * options_.interval);
+  if (horizon <= Clock::Duration::zero()) return false;
+  const int64_t horizon_ms = std::chrono::duration_cast<std::chrono::milliseconds>(horizon).count();
+  return history_.PlacedSince(id, ReplicasOf(meta), self_id_, clock_.WallMicros() / 1000 - horizon_ms);
+}
+
+void AntiEntropy::NoteInStep() {
+  history_.Note(ring_, round_started_wall_ms_);
+  if (!options_.save_placement_history) return;
+  // Saved when the ring changed, else every sixteenth of the grace: a restart then finds the
+  // times at most that much older than they were, which only declines more old copies.
+  const int64_t every_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.tombstone_grace).count() / 16;
+  if (ring_digest_ == history_saved_digest_ && round_started_wall_ms_ - history_saved_ms_ < every_ms) return;
+  options_.save_placement_history(history_.Encode());
+  history_saved_digest_ = ring_digest_;
+  history_saved_ms_ = round_started_wall_ms_;
 }
 
 void AntiEntropy::ConfirmTombstones(const PeerRun& run) {

@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <iostream>
 
 #include <fcntl.h>
@@ -343,6 +344,16 @@ int main(int argc, char** argv) {
   ao.rate_bytes_per_s = rebalance_rate_mb * 1e6;
   ao.scrub_bytes_per_s = scrub_rate_mb * 1e6;
   ao.tombstone_grace = std::chrono::duration_cast<Clock::Duration>(std::chrono::duration<double>(tombstone_grace_s));
+  // DIR/PLACEMENT_HISTORY: the rings this node was last in step with its peers under
+  // (node/placement_history.h). Missing or unreadable: an empty history, as on a first start.
+  {
+    std::ifstream in(fs::path(data_dir) / "PLACEMENT_HISTORY", std::ios::binary);
+    ao.placement_history.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  ao.save_placement_history = [dir = fs::path(data_dir), log](const std::string& bytes) {
+    if (Status s = WriteFileDurably(dir, "PLACEMENT_HISTORY", bytes); !s.ok()) log->warn("{}", s.ToString());
+  };
+  ao.replace_after = mo.replace_after;
   AntiEntropy repair(ao, *node_id, clock, **store, peers, membership, log);
   core.AttachRepair(&repair);
   // A joining node catches up at a lower CPU priority (docs/repair.md §8).

@@ -38,6 +38,7 @@ class World {
     node_options_.membership.probe_timeout = milliseconds(80);
     node_options_.membership.suspicion_timeout = seconds(1);
     node_options_.membership.replace_after = Seconds(o.replace_after_s);
+    node_options_.repair.replace_after = Seconds(o.replace_after_s);
     node_options_.repair.replicas = o.node_replicas != 0 ? o.node_replicas : o.quorum.n;
     node_options_.repair.interval = Seconds(o.repair_interval_s);
     node_options_.repair.first_round = seconds(1);

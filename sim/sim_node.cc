@@ -167,7 +167,10 @@ void SimNode::Start(const std::vector<std::string>& seeds) {
   in->core->AttachHandoff(in->handoff.get());
   in->handoff->Start();
   if (options_.run_repair) {
-    in->repair = std::make_unique<AntiEntropy>(options_.repair, node_id_, *in->clock, *in->store, *in->peers,
+    AntiEntropyOptions repair = options_.repair;
+    repair.placement_history = placement_history_;  // kept across crashes, as DIR/PLACEMENT_HISTORY is
+    repair.save_placement_history = [this](const std::string& bytes) { placement_history_ = bytes; };
+    in->repair = std::make_unique<AntiEntropy>(repair, node_id_, *in->clock, *in->store, *in->peers,
                                                *in->membership, NullLogger());
     in->core->AttachRepair(in->repair.get());
   }

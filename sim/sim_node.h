@@ -101,6 +101,7 @@ class SimNode {
   const SimNodeOptions options_;
   MemoryStore records_;
   uint64_t incarnation_ = 0;
+  std::string placement_history_;  // what the node's anti-entropy saved (its DIR/PLACEMENT_HISTORY)
   int64_t skew_us_ = 0;
   double drift_ppm_ = 0;
   std::unique_ptr<Instance> instance_;

@@ -42,6 +42,14 @@ TEST(SyncMessagesTest, EveryMessageRoundTrips) {
   EXPECT_EQ(kr2->entries[49].meta.checksum, kr.entries[49].meta.checksum);
   EXPECT_EQ(kr2->entries[49].meta.size, 49u);
 
+  SyncHaveRequest h;
+  for (int i = 0; i < 3; ++i) h.entries.push_back(Version(i));
+  h.placed = {false, true, false};
+  auto h2 = DecodeSyncHaveRequest(Body(EncodeSyncHaveRequest(1, h)));
+  ASSERT_TRUE(h2.ok()) << h2.status().ToString();
+  EXPECT_EQ(h2->entries.size(), 3u);
+  EXPECT_EQ(h2->placed, h.placed);
+
   SyncHaveReply hr{{true, false, true}};
   EXPECT_EQ(DecodeSyncHaveReply(Body(EncodeSyncHaveReply(1, hr)))->have, hr.have);
 
@@ -88,6 +96,31 @@ TEST(SyncMessagesTest, OutOfRangeFieldsAreRefusedAndGarbageNeverCrashes) {
     (void)DecodeScanReply(b);
     (void)DecodeRepairStatus(b);
   }
+}
+
+TEST(SyncMessagesTest, AnOfferWithoutPlacedFlagsIsStillUnderstood) {
+  // A peer of before the placed field (one field: the versions) offers nothing as placed.
+  SyncHaveRequest h;
+  h.entries.push_back(Version(1));
+  const std::string full(Body(EncodeSyncHaveRequest(1, h)));
+  // The versions' bytes are those of the full message after its two array headers.
+  const std::string body = [&] {
+    std::string body = full.substr(1);  // drop the outer array(2) header
+    body.resize(body.size() - 1);       // and the empty placed array at the end
+    return "\x91" + body;             // array(1)
+  }();
+  auto old = DecodeSyncHaveRequest(body);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->entries.size(), 1u);
+  EXPECT_TRUE(old->placed.empty());
+  // More flags than entries is malformed.
+  SyncHaveRequest more;
+  more.entries.push_back(Version(1));
+  more.placed = {true};
+  std::string b(Body(EncodeSyncHaveRequest(1, more)));
+  ASSERT_EQ(b.substr(b.size() - 2), std::string("\x91\xc3"));
+  b.replace(b.size() - 2, 2, "\x92\xc3\xc3");
+  EXPECT_FALSE(DecodeSyncHaveRequest(b).ok());
 }
 
 }  // namespace
