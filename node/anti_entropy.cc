@@ -35,6 +35,7 @@ AntiEntropy::AntiEntropy(AntiEntropyOptions options, std::string self_id, Clock&
       log_(std::move(log)),
       history_(PlacementHistory::Decode(options_.placement_history)) {
   stats_.node_id = self_id_;
+  history_.NotAfter(clock_.WallMicros() / 1000);
 }
 
 AntiEntropy::~AntiEntropy() {

@@ -94,8 +94,8 @@ struct AntiEntropyOptions {
   Clock::Duration tombstone_grace = std::chrono::hours(24);
   size_t max_gc = 100'000;  // tombstones considered per round
   // Membership's replace_after: a delete can sit on fallbacks, away from a replica, that long.
-  // An offerer in step with the replicas within min(grace / 2, grace - replace_after - 2 ×
-  // interval) vouches for an old copy (SYNC_HAVE placed; docs/repair.md §5).
+  // An offerer in step with the replicas within (grace - replace_after - 2 × interval) / 2
+  // vouches for an old copy (SYNC_HAVE placed; docs/repair.md §5).
   Clock::Duration replace_after = std::chrono::minutes(10);
   // The placement history kept across restarts (node/placement_history.h): what the last
   // save_placement_history was given, or empty. save_placement_history (may be empty) gets
@@ -196,8 +196,7 @@ class AntiEntropy {
   bool Collectable(const RecordMeta& meta) const;
   bool PastGrace(const RecordMeta& meta, int64_t divisor = 1) const;
   // Whether this node held id as one of its replicas in a round that reached every peer lately:
-  // within min(grace / 2, grace - replace_after - 2 × interval) (a handoff offer says so;
-  // docs/repair.md §5).
+  // within (grace - replace_after - 2 × interval) / 2 (a handoff offer says so; docs/repair.md §5).
   bool PlacedHereLately(const ObjectId& id, const RecordMeta& meta) const;
   // This round reached every peer: note its ring in history_, and save it now and then.
   void NoteInStep();

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,8 +30,17 @@ class PlacementHistory {
  public:
   static constexpr size_t kMaxRings = 8;
 
-  // Records that a round under table, begun at wall_ms, reached every peer.
+  // Records that a round under table, begun at wall_ms, reached every peer. Times of rings
+  // noted later than wall_ms (the wall clock was stepped back) are brought back to it.
   void Note(const RouteTable& table, int64_t wall_ms);
+  // Brings times later than wall_ms back to it (at start: a history saved under a clock that
+  // ran ahead must not vouch until real time catches up).
+  void NotAfter(int64_t wall_ms);
+  // Whether table knows (has an entry for, in any state) every node on the ring noted last:
+  // a table that does not is a partial view, such as the table of only itself that a node
+  // restarted without --join holds until gossip reaches it, and under which every key would
+  // seem to be placed on it. True when nothing was noted yet.
+  bool Knows(const RouteTable& table) const;
   // Whether table of an entry noted at or after since_ms places id (at n replicas) on node_id.
   bool PlacedSince(const ObjectId& id, uint32_t n, const std::string& node_id, int64_t since_ms) const;
   size_t size() const { return rings_.size(); }
@@ -42,7 +52,7 @@ class PlacementHistory {
   struct Ring {
     uint64_t digest = 0;
     int64_t wall_ms = 0;
-    RouteTable table;
+    std::shared_ptr<const RouteTable> table;  // shared: a table can be megabytes
   };
   std::vector<Ring> rings_;  // most recent first
 };

@@ -80,12 +80,46 @@ TEST(PlacementHistoryTest, BytesRoundTripAndDamagedBytesGiveNothing) {
   EXPECT_EQ(back.size(), 2u);
   EXPECT_TRUE(back.PlacedSince(id, 1, Node(0).node_id, 1'700'000'000'000));
   EXPECT_FALSE(back.PlacedSince(id, 1, Node(0).node_id, 1'700'000'000'001));
+  const std::string now_owner = PlaceReplicas(three, id, 1).front()->node_id;
+  EXPECT_TRUE(back.PlacedSince(id, 1, now_owner, 1'700'000'060'000)) << "the newer ring lost its time";
   EXPECT_EQ(PlacementHistory::Decode("").size(), 0u);
   EXPECT_EQ(PlacementHistory::Decode(bytes.substr(0, bytes.size() - 1)).size(), 0u) << "a cut file was used";
   std::string flipped = bytes;
   flipped[bytes.size() / 2] ^= 0x40;
   EXPECT_EQ(PlacementHistory::Decode(flipped).size(), 0u) << "a damaged file was used";
   EXPECT_EQ(PlacementHistory::Decode("not a history at all").size(), 0u);
+}
+
+TEST(PlacementHistoryTest, APartialViewOfTheRingIsNotKnown) {
+  // A node restarted without --join holds a table of itself: every key seems placed on it.
+  PlacementHistory h;
+  EXPECT_TRUE(h.Knows(TableOf({0}))) << "a first ring must be noted";
+  h.Note(TableOf({0, 1, 2}), 1000);
+  EXPECT_FALSE(h.Knows(TableOf({0})));
+  EXPECT_FALSE(h.Knows(TableOf({0, 1})));
+  EXPECT_TRUE(h.Knows(TableOf({0, 1, 2, 3}))) << "a join";
+  RouteTable replaced = TableOf({0, 1, 3});
+  NodeEntry left = Node(2);
+  left.state = NodeState::kLeft;
+  left.incarnation = 1;
+  replaced.Merge(left);
+  EXPECT_TRUE(h.Knows(replaced)) << "a node replaced (Left) is known";
+}
+
+TEST(PlacementHistoryTest, TimesAheadOfTheClockAreBroughtBack) {
+  // Rings noted while the wall clock ran ahead must not vouch until real time catches up.
+  const RouteTable two = TableOf({0, 1}), three = TableOf({0, 1, 2});
+  const ObjectId id = MovedAway(two, three);
+  PlacementHistory h;
+  h.Note(two, 9'000'000);
+  h.Note(three, 5'000);  // the clock was stepped back
+  EXPECT_FALSE(h.PlacedSince(id, 1, Node(0).node_id, 5'001));
+  EXPECT_TRUE(h.PlacedSince(id, 1, Node(0).node_id, 5'000));
+  PlacementHistory loaded;
+  loaded.Note(two, 9'000'000);
+  PlacementHistory back = PlacementHistory::Decode(loaded.Encode());
+  back.NotAfter(7'000);
+  EXPECT_FALSE(back.PlacedSince(id, 1, Node(0).node_id, 7'001));
 }
 
 }  // namespace
