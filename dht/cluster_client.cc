@@ -19,7 +19,7 @@ struct ClusterClient::WriteOp {
   bool done = false;
   bool not_mine = false;  // a node answered NotMine: our table is stale
   bool rerouted = false;  // the candidates were computed again from a fresh table
-  std::vector<std::string> acked;
+  std::vector<std::string> acked;  // each address counts once toward W
   Status last_error;
   Callback<Ack> cb;
 };
@@ -28,6 +28,10 @@ struct ClusterClient::ReadOp {
   ObjectKey key;
   Quorum q;
   std::vector<std::string> candidates;
+  // The addresses of the key's N replicas. A fallback's answer counts toward R only when it
+  // holds a record: its NotFound says nothing of the key's latest write (G3). (It is still
+  // asked with route_n, so that it forwards to the key's former holders after a ring change.)
+  std::vector<std::string> replicas;
   size_t next = 0;
   uint32_t responses = 0;
   uint32_t in_flight = 0;
@@ -140,28 +144,40 @@ void ClusterClient::FetchTable(std::vector<std::string> addresses, size_t i, Sta
   });
 }
 
+namespace {
+bool Contains(const std::vector<std::string>& list, const std::string& s) {
+  return std::find(list.begin(), list.end(), s) != list.end();
+}
+}  // namespace
+
 std::vector<std::string> ClusterClient::Candidates(const ObjectId& id, uint32_t n) const {
   std::vector<std::string> live, down;
+  bool replace = false;  // a replica is down: fallbacks come right after the live replicas
   for (const NodeEntry* e : PlaceReplicas(table_, id, n)) {
     // Two entries can share an address (a node restarted with a new identity): one process
     // must never count as two replicas.
-    if (std::find(live.begin(), live.end(), e->address) != live.end() ||
-        std::find(down.begin(), down.end(), e->address) != down.end()) {
+    if (Contains(live, e->address) || Contains(down, e->address)) continue;
+    if (e->state != NodeState::kDown) {
+      live.push_back(e->address);
       continue;
     }
-    (e->state == NodeState::kDown ? down : live).push_back(e->address);
+    replace = true;
+    const bool reused = std::any_of(table_.entries().begin(), table_.entries().end(), [&](const auto& kv) {
+      return kv.second.address == e->address && kv.second.state != NodeState::kDown &&
+             kv.second.state != NodeState::kLeft;
+    });
+    if (!reused) down.push_back(e->address);
   }
-  if (!down.empty()) {  // replace the dead replicas by fallbacks right away
-    MoreCandidates(id, n, live);
-  }
+  if (replace) MoreCandidates(id, n, live);  // replace the dead replicas by fallbacks right away
   live.insert(live.end(), down.begin(), down.end());
   return live;
 }
 
-bool ClusterClient::MoreCandidates(const ObjectId& id, uint32_t n, std::vector<std::string>& list) const {
+bool ClusterClient::MoreCandidates(const ObjectId& id, uint32_t n, std::vector<std::string>& list,
+                                   const std::vector<std::string>& skip) const {
   bool added = false;
   for (const NodeEntry* e : PlaceReplicas(table_, id, n + options_.max_fallbacks)) {
-    if (e->state == NodeState::kDown || std::find(list.begin(), list.end(), e->address) != list.end()) continue;
+    if (e->state == NodeState::kDown || Contains(list, e->address) || Contains(skip, e->address)) continue;
     // (list holds every address already tried or queued, so duplicates never enter it)
     list.push_back(e->address);
     added = true;
@@ -221,6 +237,7 @@ void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
   auto on_result = [this, op, address](const Status& s) {
     --op->in_flight;
     if (op->done) return;
+    // (An address that acknowledged already cannot be asked again: MoreCandidates skips it.)
     if (s.ok()) {
       op->acked.push_back(address);
       if (++op->acks >= op->q.w) {
@@ -240,7 +257,7 @@ void ClusterClient::SendWrite(const std::shared_ptr<WriteOp>& op) {
       return op->cb(s);
     }
     if (op->next < op->candidates.size() ||
-        MoreCandidates(op->txn.ops.front().id, op->q.n, op->candidates)) {
+        MoreCandidates(op->txn.ops.front().id, op->q.n, op->candidates, op->acked)) {
       return SendWrite(op);  // the next in the preference list
     }
     if (op->not_mine && !op->rerouted && op->in_flight == 0) return Reroute(op);
@@ -409,6 +426,7 @@ void ClusterClient::Read(const ObjectKey& key, Quorum q, bool meta_only, Callbac
   op->meta_only = meta_only;
   op->one_value = one_value && !meta_only && q.r > 1;
   op->candidates = Candidates(key.id, q.n);
+  for (const NodeEntry* e : PlaceReplicas(table_, key.id, q.n)) op->replicas.push_back(e->address);
   op->cb = std::move(done);
   const size_t first = std::min<size_t>(q.r, op->candidates.size());
   for (size_t i = 0; i < first && !op->done && op->next < op->candidates.size(); ++i) SendRead(op);
@@ -424,11 +442,14 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
   // Without one_value every send is a GET (or every one a STAT); with it, only the first.
   const bool with_value = !op->meta_only && !(op->one_value && op->value_asked);
   if (with_value) op->value_asked = true;
+  const bool replica = Contains(op->replicas, address);
   ++op->in_flight;
-  auto on_result = [this, op, address, with_value](Result<Record> r) {
+  auto on_result = [this, op, address, with_value, replica](Result<Record> r) {
     --op->in_flight;
     if (op->done) return;
-    if (r.ok() || r.status().IsNotFound()) {
+    if (!replica && r.status().IsNotFound()) {
+      r = Status::NotFound("a fallback, it holds nothing of the key (which says nothing of its replicas)");
+    } else if (r.ok() || r.status().IsNotFound()) {
       op->seen.emplace_back(address, r.ok() ? std::optional<RecordMeta>(r->meta) : std::nullopt);
       if (r.ok() && IsMapRecord(r->meta)) op->saw_map = true;
       const auto take = [&] {

@@ -128,10 +128,13 @@ class ClusterClient {
   void FetchTable(std::vector<std::string> addresses, size_t i, Status last, std::function<void(Status)> done);
   // The object's preference list: its N replicas, nodes believed down last. When one of them
   // is down, or (MoreCandidates) when they all failed, the fallbacks beyond N follow; they are
-  // computed only then, since each costs a hash.
+  // computed only then, since each costs a hash. Each address once: a down entry whose address
+  // an up entry of the table has (a node restarted there with a new identity) is left out,
+  // since that process answers as the up one.
   std::vector<std::string> Candidates(const ObjectId& id, uint32_t n) const;
-  // Appends the fallbacks not yet in list; false if there are none.
-  bool MoreCandidates(const ObjectId& id, uint32_t n, std::vector<std::string>& list) const;
+  // Appends the fallbacks in neither list nor skip; false if there are none.
+  bool MoreCandidates(const ObjectId& id, uint32_t n, std::vector<std::string>& list,
+                      const std::vector<std::string>& skip = {}) const;
   void Write(Txn txn, Quorum q, Callback<Ack> done);
   void SendWrite(const std::shared_ptr<WriteOp>& op);
   // After NotMine answers used up the candidates: refresh the table and try its replicas.
