@@ -150,13 +150,19 @@ bool Contains(const std::vector<std::string>& list, const std::string& s) {
 }
 }  // namespace
 
-std::vector<std::string> ClusterClient::Candidates(const ObjectId& id, uint32_t n) const {
+std::vector<std::string> ClusterClient::Candidates(const ObjectId& id, uint32_t n,
+                                                   std::vector<std::string>* replicas) const {
   std::vector<std::string> live, down;
-  bool replace = false;  // a replica is down: fallbacks come right after the live replicas
+  // A replica's slot is empty (it is down, or its address is another entry's): fallbacks come
+  // right after the live replicas.
+  bool replace = false;
   for (const NodeEntry* e : PlaceReplicas(table_, id, n)) {
     // Two entries can share an address (a node restarted with a new identity): one process
     // must never count as two replicas.
-    if (Contains(live, e->address) || Contains(down, e->address)) continue;
+    if (Contains(live, e->address) || Contains(down, e->address)) {
+      replace = true;
+      continue;
+    }
     if (e->state != NodeState::kDown) {
       live.push_back(e->address);
       continue;
@@ -167,6 +173,10 @@ std::vector<std::string> ClusterClient::Candidates(const ObjectId& id, uint32_t 
              kv.second.state != NodeState::kLeft;
     });
     if (!reused) down.push_back(e->address);
+  }
+  if (replicas != nullptr) {
+    *replicas = live;
+    replicas->insert(replicas->end(), down.begin(), down.end());
   }
   if (replace) MoreCandidates(id, n, live);  // replace the dead replicas by fallbacks right away
   live.insert(live.end(), down.begin(), down.end());
@@ -226,7 +236,7 @@ void ClusterClient::Write(Txn txn, Quorum q, Callback<Ack> done) {
   for (size_t i = 0; i < first && !op->done && op->next < op->candidates.size(); ++i) SendWrite(op);
   if (first == 0) {
     op->done = true;
-    op->cb(Status::Unavailable("the ring has no nodes"));
+    op->cb(Status::Unavailable("no node of the key's preference list is up"));
   }
 }
 
@@ -425,14 +435,13 @@ void ClusterClient::Read(const ObjectKey& key, Quorum q, bool meta_only, Callbac
   op->q = q;
   op->meta_only = meta_only;
   op->one_value = one_value && !meta_only && q.r > 1;
-  op->candidates = Candidates(key.id, q.n);
-  for (const NodeEntry* e : PlaceReplicas(table_, key.id, q.n)) op->replicas.push_back(e->address);
+  op->candidates = Candidates(key.id, q.n, &op->replicas);
   op->cb = std::move(done);
   const size_t first = std::min<size_t>(q.r, op->candidates.size());
   for (size_t i = 0; i < first && !op->done && op->next < op->candidates.size(); ++i) SendRead(op);
   if (first == 0) {
     op->done = true;
-    op->cb(Status::Unavailable("the ring has no nodes"));
+    op->cb(Status::Unavailable("no node of the key's preference list is up"));
   }
 }
 

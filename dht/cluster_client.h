@@ -130,8 +130,9 @@ class ClusterClient {
   // is down, or (MoreCandidates) when they all failed, the fallbacks beyond N follow; they are
   // computed only then, since each costs a hash. Each address once: a down entry whose address
   // an up entry of the table has (a node restarted there with a new identity) is left out,
-  // since that process answers as the up one.
-  std::vector<std::string> Candidates(const ObjectId& id, uint32_t n) const;
+  // since that process answers as the up one. replicas (if given) gets the addresses listed as
+  // the key's replicas, the fallbacks left out.
+  std::vector<std::string> Candidates(const ObjectId& id, uint32_t n, std::vector<std::string>* replicas = nullptr) const;
   // Appends the fallbacks in neither list nor skip; false if there are none.
   bool MoreCandidates(const ObjectId& id, uint32_t n, std::vector<std::string>& list,
                       const std::vector<std::string>& skip = {}) const;

@@ -18,6 +18,41 @@ class ClusterClientQuorumTest : public ClusterClientTest {
     n->transport->Crash();
     n->membership->Stop();
   }
+  // node2's address also belongs to a down entry of another identity (as when the node
+  // restarted there with a new one); the client's table has both.
+  void AddGhostOfNode2() {
+    ghost_.node_id = std::string(32, 'f');
+    ghost_.address = "node2:7400";
+    ghost_.ring_seed = 424242;
+    ghost_.vnodes = 64;
+    ghost_.incarnation = 1;
+    ghost_.state = NodeState::kDown;
+    ring_.nodes[1]->membership->MergeForTest(ghost_);
+    ASSERT_NE(ring_.nodes[1]->membership->table().Find(ghost_.node_id), nullptr);
+    ring_.Pump(std::chrono::seconds(2));  // gossip takes it to every member
+    std::optional<Status> refreshed;
+    client_.Refresh([&](Status s) { refreshed = s; });
+    ring_.Pump(std::chrono::milliseconds(50));
+    ASSERT_TRUE(refreshed && refreshed->ok());
+    const NodeEntry* in_table = client_.table().Find(ghost_.node_id);
+    ASSERT_NE(in_table, nullptr);
+    ASSERT_EQ(in_table->state, NodeState::kDown);
+  }
+  // A key whose placement (over n + 3 places) puts the ghost and node2's own entry where pick
+  // wants them: pick(ghost's place, node2's place).
+  ObjectId KeyWhere(const std::function<bool(size_t, size_t)>& pick) {
+    for (int i = 0;; ++i) {
+      const ObjectId id = ObjectId::Of("quorum", "ghost " + std::to_string(i));
+      auto order = PlaceReplicas(client_.table(), id, 3 + 3);
+      size_t ghost_at = order.size(), node2_at = order.size();
+      for (size_t k = 0; k < order.size(); ++k) {
+        if (order[k]->node_id == ghost_.node_id) ghost_at = k;
+        if (order[k]->address == ghost_.address && order[k]->node_id != ghost_.node_id) node2_at = k;
+      }
+      if (pick(ghost_at, node2_at)) return id;
+    }
+  }
+  NodeEntry ghost_;
 };
 
 TEST_F(ClusterClientQuorumTest, AFallbackThatHoldsNothingDoesNotCompleteAReadQuorum) {
@@ -42,68 +77,74 @@ TEST_F(ClusterClientQuorumTest, AFallbackThatHoldsNothingDoesNotCompleteAReadQuo
   EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();
   auto m = Call<RecordMeta>([&](auto cb) { client_.Stat(id, q_, cb); });
   EXPECT_EQ(m.status().code(), Code::kUnavailable) << "a STAT counted a fallback too";
-  // A fallback that holds a record does count: the third replica down as well, a write at
-  // W=2 lands on fallbacks, and reads back from them.
-  const ObjectId other = ObjectId::Of("quorum", "on fallbacks");
-  auto other_placed = PlaceReplicas(client_.table(), other, 3);
-  std::vector<std::string> dead = {placed[0]->address, placed[1]->address};
-  size_t alive_replicas = 0;
-  for (const NodeEntry* e : other_placed) {
-    alive_replicas += std::find(dead.begin(), dead.end(), e->address) == dead.end() ? 1 : 0;
+  // A fallback that holds a record does count: for another key with the same two replicas
+  // dead, a write at W=2 lands on its third replica and a fallback, and reads back.
+  const std::vector<std::string> dead = {placed[0]->address, placed[1]->address};
+  ObjectId other;
+  for (int i = 0;; ++i) {
+    other = ObjectId::Of("quorum", "on a fallback " + std::to_string(i));
+    size_t on_dead = 0;
+    for (const NodeEntry* e : PlaceReplicas(client_.table(), other, 3)) {
+      on_dead += std::find(dead.begin(), dead.end(), e->address) != dead.end() ? 1 : 0;
+    }
+    if (on_dead == 2) break;
   }
   ASSERT_TRUE(Call<Ack>([&](auto cb) { client_.Put(other, "held", q_, cb); }).ok());
   auto back = Call<Record>([&](auto cb) { client_.Get(other, q_, cb); });
-  ASSERT_TRUE(back.ok()) << back.status().ToString() << " (" << alive_replicas << " replicas alive)";
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->value, "held");
 }
 
 TEST_F(ClusterClientQuorumTest, OneProcessNeverAcknowledgesAWriteTwice) {
-  // node2's address also belongs to a down entry of another identity (the node restarted
-  // there with a new one). For a key placed on that ghost before node2, the address came
-  // twice in the preference list, and with the other nodes failing, a W=3 write was
-  // acknowledged by two processes, node2 counted twice.
-  NodeEntry ghost;
-  ghost.node_id = std::string(32, 'f');
-  ghost.address = "node2:7400";
-  ghost.ring_seed = 424242;
-  ghost.vnodes = 64;
-  ghost.incarnation = 1;
-  ghost.state = NodeState::kDown;
-  ring_.nodes[1]->membership->MergeForTest(ghost);
-  ASSERT_NE(ring_.nodes[1]->membership->table().Find(ghost.node_id), nullptr);
-  ring_.Pump(std::chrono::seconds(2));  // gossip takes it to every member
-  std::optional<Status> refreshed;
-  client_.Refresh([&](Status s) { refreshed = s; });
-  ring_.Pump(std::chrono::milliseconds(50));
-  ASSERT_TRUE(refreshed && refreshed->ok());
-  const NodeEntry* in_table = client_.table().Find(ghost.node_id);
-  ASSERT_NE(in_table, nullptr);
-  ASSERT_EQ(in_table->state, NodeState::kDown);
-  // A key whose first three places hold the ghost, ahead of node2's own entry.
-  ObjectId id;
-  for (int i = 0;; ++i) {
-    id = ObjectId::Of("quorum", "ghost " + std::to_string(i));
-    auto order = PlaceReplicas(client_.table(), id, 3 + 3);
-    size_t ghost_at = order.size(), node2_at = order.size();
-    for (size_t k = 0; k < order.size(); ++k) {
-      if (order[k]->node_id == ghost.node_id) ghost_at = k;
-      if (order[k]->address == ghost.address && order[k]->node_id != ghost.node_id) node2_at = k;
-    }
-    if (ghost_at < 3 && ghost_at < node2_at) break;
-  }
+  // For a key placed on the ghost before node2, node2's address came twice in the preference
+  // list, and with the other nodes failing, a W=3 write was acknowledged by two processes,
+  // node2 counted twice.
+  ASSERT_NO_FATAL_FAILURE(AddGhostOfNode2());
+  const ObjectId id = KeyWhere([](size_t ghost, size_t node2) { return ghost < 3 && ghost < node2; });
   // Everyone but node2 and one other node dies.
   std::string keep;
   for (const NodeEntry* e : PlaceReplicas(client_.table(), id, 3)) {
-    if (e->address != ghost.address) keep = e->address;
+    if (e->address != ghost_.address) keep = e->address;
   }
   ASSERT_FALSE(keep.empty());
   for (auto& n : ring_.nodes) {
-    if (n->address != keep && n->address != ghost.address) Kill(n->address);
+    if (n->address != keep && n->address != ghost_.address) Kill(n->address);
   }
   auto a = Call<Ack>([&](auto cb) { client_.Put(id, "w3", Quorum{3, 3, 1}, cb); });
   EXPECT_EQ(Copies(id, "w3"), 2);
   ASSERT_FALSE(a.ok()) << "a W=3 write was acknowledged with two processes holding it";
   EXPECT_EQ(a.status().code(), Code::kUnavailable) << a.status().ToString();
+}
+
+TEST_F(ClusterClientQuorumTest, TwoEntriesOfOneAddressLeaveASlotForAFallback) {
+  // node2 first, then the ghost at the same address: the ghost's place among the three was
+  // dropped with nothing in its stead, and a W=3 write on a healthy ring failed.
+  ASSERT_NO_FATAL_FAILURE(AddGhostOfNode2());
+  const ObjectId id = KeyWhere([](size_t ghost, size_t node2) { return ghost < 3 && node2 < ghost; });
+  auto a = Call<Ack>([&](auto cb) { client_.Put(id, "three", Quorum{3, 3, 1}, cb); });
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(Copies(id, "three"), 3);
+}
+
+TEST_F(ClusterClientQuorumTest, AProcessAtAGhostsAddressIsAFallbackNotAReplica) {
+  // The ghost is one of the key's replicas and node2 is not: node2's process is only a
+  // fallback, and its NotFound must not stand in for the ghost's answer. v1 on replica A,
+  // v2 on replica B, B dies: an R=2 read must not return v1.
+  ASSERT_NO_FATAL_FAILURE(AddGhostOfNode2());
+  const ObjectId id = KeyWhere([](size_t ghost, size_t node2) { return ghost < 3 && node2 >= 3 && node2 < 6; });
+  std::vector<std::string> others;
+  for (const NodeEntry* e : PlaceReplicas(client_.table(), id, 3)) {
+    if (e->node_id != ghost_.node_id) others.push_back(e->address);
+  }
+  ASSERT_EQ(others.size(), 2u);
+  const int64_t now_ms = ring_.clock.WallMicros() / 1000;
+  ring_.ByAddress(others[0])->store->Apply({WriteOp{id, Record::Value(MakeTimestamp(now_ms, 0), "v1")}}, [](Status) {});
+  ring_.ByAddress(others[1])->store->Apply({WriteOp{id, Record::Value(MakeTimestamp(now_ms + 10, 0), "v2")}}, [](Status) {});
+  ring_.net.RunUntilIdle();
+  Kill(others[1]);
+  auto r = Call<Record>([&](auto cb) { client_.Get(id, q_, cb); });
+  ASSERT_FALSE(r.ok()) << "returned '" << r->value << "' with v2 acknowledged";
+  EXPECT_EQ(r.status().code(), Code::kUnavailable);
 }
 
 }  // namespace

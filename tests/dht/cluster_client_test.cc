@@ -250,8 +250,11 @@ TEST_F(ClusterClientTest, AReadRepairsStaleAndCorruptReplicas) {
   ASSERT_NE(first, nullptr);
   first->value[0] ^= 0x5a;  // the first replica's copy is now corrupt (and old)
   const uint64_t before = client_.read_repairs();
-  // R=2: the corrupt first replica is replaced by the third. (At R=3 the read now fails: the
-  // only node left to ask is a fallback, whose NotFound says nothing of the key.)
+  // At R=3 the read fails: past the corrupt replica, only fallbacks are left to ask, and
+  // their NotFound says nothing of the key. (The node reports the corrupt copy to its repair.)
+  auto all = Call<Record>([&](auto cb) { client_.Get(id, Quorum{3, 2, 3}, cb); });
+  EXPECT_EQ(all.status().code(), Code::kUnavailable) << all.status().ToString();
+  // R=2: the corrupt first replica is replaced by the third.
   auto r = Call<Record>([&](auto cb) { client_.Get(id, Quorum{3, 2, 2}, cb); });
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->value, "new");

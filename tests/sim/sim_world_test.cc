@@ -171,15 +171,19 @@ TEST(SimScenarioTest, WithoutRepairReplicasDivergeAndCorruptionStays) {
   o.duration_s = 20;
   o.converge_limit_s = 20;
   uint64_t divergent = 0, unrepaired = 0;
-  // Whether a corrupted record is overwritten or read (and so repaired by a read) before the
-  // end depends on the schedule: seeds are run until both checks have failed once, at most 12.
-  for (uint64_t seed = 1; seed <= 12 && (divergent == 0 || unrepaired == 0); ++seed) {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
     o.seed = seed;
     o.bug_no_repair = false;
     const SimReport good = RunScenario(o);
     EXPECT_EQ(good.divergent_keys, 0u) << "seed " << seed;
     EXPECT_EQ(good.unrepaired, 0u) << "seed " << seed;
     EXPECT_GE(good.converge_s, 0) << "seed " << seed;
+  }
+  // Whether a corrupted record is overwritten or read (and so repaired by a read) before the
+  // end depends on the schedule: runs without repair go on until both checks have failed
+  // once, at most 12 seeds.
+  for (uint64_t seed = 1; seed <= 12 && (divergent == 0 || unrepaired == 0); ++seed) {
+    o.seed = seed;
     o.bug_no_repair = true;
     const SimReport bad = RunScenario(o);
     divergent += bad.divergent_keys;
