@@ -128,8 +128,14 @@ bool EntrySupersedes(const MapEntry& a, const MapEntry& b) {
 }
 
 bool MergeLwwMap(LwwMap& into, const LwwMap& from) {
+  // The clear mark of the result, if either side has one: entries at or before it are gone.
+  std::optional<Timestamp> cut;
+  for (const LwwMap* m : {static_cast<const LwwMap*>(&into), &from}) {
+    if (auto clear = m->find(kMapClearName); clear != m->end()) cut = std::max(cut.value_or(0), clear->second.ts);
+  }
   bool changed = false;
   for (const auto& [name, e] : from) {
+    if (cut && name != kMapClearName && e.ts <= *cut) continue;
     auto it = into.find(name);
     if (it == into.end()) {
       into.emplace(name, e);
@@ -138,6 +144,9 @@ bool MergeLwwMap(LwwMap& into, const LwwMap& from) {
       it->second = e;
       changed = true;
     }
+  }
+  if (cut) {
+    changed |= std::erase_if(into, [&](const auto& kv) { return kv.first != kMapClearName && kv.second.ts <= *cut; }) > 0;
   }
   return changed;
 }
@@ -181,7 +190,8 @@ Record MergeRecords(const Record* stored, const Record& incoming) {
     // other (a damaged side, a stored map not in canonical form) takes the path below.
     auto b = decode(incoming);
     Timestamp newest = 0;
-    if (b && stored->Intact()) {
+    // (A clear mark on either side takes the decoding path, which applies it.)
+    if (b && stored->Intact() && !b->contains(kMapClearName)) {
       if (auto bytes = MergeIntoEncoded(stored->value, *b, &newest)) {
         Record merged = Record::Value(std::max(ts, newest), std::move(*bytes));
         merged.meta.flags |= kRecordMap;
@@ -208,7 +218,9 @@ Record MergeRecords(const Record* stored, const Record& incoming) {
   for (auto& [name, e] : *m) {
     if (e.ts > cut) newer.emplace(name, std::move(e));
   }
-  if (newer.empty()) return other;
+  // The delete is kept as a clear mark, so that a replica's older entries cannot come back.
+  MergeLwwMap(newer, LwwMap{{std::string(kMapClearName), MapEntry{cut, true, {}}}});
+  if (newer.size() == 1 && newer.begin()->second.ts == cut) return other;  // nothing newer than the delete
   Record kept = MapRecord(newer, 0);
   kept.meta.set_replicas(std::max(map_side.meta.replicas(), other.meta.replicas()));
   return kept;

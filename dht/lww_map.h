@@ -10,8 +10,13 @@
 //
 // Whole-record rules (MergeRecords), used by the stores when either side is a map record:
 //   map + map            -> the entry-wise union;
-//   tombstone(T) + map   -> the entries newer than T (the tombstone if there are none);
+//   tombstone(T) + map   -> the entries newer than T, and a clear mark at T (the tombstone if
+//                           there are none);
 //   anything else        -> last writer wins (Supersedes), as for ordinary records.
+// The clear mark is the entry named "/" (kMapClearName: no file or volume name holds a slash),
+// deleted, at T:
+// every other entry at or before T counts as gone, in every merge (MergeLwwMap). Without it a
+// replica that missed the tombstone merged its old entries back in (docs/fsgateway.md).
 // Deleted entries are kept; collecting them is left to anti-entropy (docs/fsgateway.md).
 //
 // Thread-safety: value types and pure functions.
@@ -30,6 +35,8 @@ namespace ringstore {
 constexpr size_t kMaxMapNameBytes = 4096;
 constexpr size_t kMaxMapPayloadBytes = 64 * 1024;
 constexpr size_t kMaxMapEntries = 4u << 20;
+// The entry whose timestamp says "everything at or before this was deleted" (see above).
+inline constexpr std::string_view kMapClearName = "/";
 
 struct MapEntry {
   // 0 in a write means "the write's own timestamp": the node stamps it (see MapRecordFromWrite).
@@ -48,7 +55,8 @@ Result<LwwMap> DecodeLwwMap(std::string_view bytes);
 
 // True when a should replace b as the version of one entry.
 bool EntrySupersedes(const MapEntry& a, const MapEntry& b);
-// Merges from into into, entry by entry; returns true if into changed.
+// Merges from into into, entry by entry, then drops the entries at or before the clear mark;
+// returns true if into changed.
 bool MergeLwwMap(LwwMap& into, const LwwMap& from);
 
 // A map record holding map: its timestamp is the newest of ts and the entries' timestamps.

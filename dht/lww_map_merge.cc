@@ -124,6 +124,7 @@ std::optional<std::string> MergeIntoEncoded(std::string_view stored, const LwwMa
   for (uint64_t i = 0; i < count; ++i) {
     RawEntry e;
     if (!ReadEntry(r, stored, &e) || (i > 0 && !(previous < e.name))) return std::nullopt;
+    if (e.name == kMapClearName) return std::nullopt;  // a clear mark: the decoding path applies it
     previous = e.name;
     for (; next != from.end() && std::string_view(next->first) < e.name; ++next) add(next->first, next->second);
     if (next != from.end() && std::string_view(next->first) == e.name) {

@@ -64,6 +64,7 @@ TEST(LwwMapTest, MergeIsCommutativeAssociativeAndIdempotent) {
     for (int i = 0; i < n; ++i) {
       m["k" + std::to_string(rng() % 6)] = MapEntry{1 + rng() % 4, rng() % 3 == 0, std::to_string(rng() % 3)};
     }
+    if (rng() % 4 == 0) MergeLwwMap(m, LwwMap{{std::string(kMapClearName), MapEntry{1 + rng() % 4, true, {}}}});
     return m;
   };
   for (int iter = 0; iter < 3000; ++iter) {
@@ -122,6 +123,40 @@ TEST(LwwMapTest, RecordsMergeAndATombstoneCutsOlderEntries) {
   const Record v1 = Record::Value(3, "p"), v2 = Record::Value(4, "q");
   EXPECT_EQ(MergeRecords(&v1, v2).value, "q");
   EXPECT_EQ(MergeRecords(&v2, v1).value, "q");
+}
+
+TEST(LwwMapTest, ADeleteIsRememberedWhereNewerEntriesOutliveIt) {
+  // A directory's map: P holds x and y; Q got the delete (tombstone at 7) and then a newer
+  // entry z. P missed the delete. Whichever way they merge, x and y stay deleted (they came
+  // back: Q kept only z, with no mark of the delete).
+  const Record p = MapRecord(Entries({{"x", 5, false, "1"}, {"y", 6, false, "2"}}), 0);
+  const Record tomb = Record::Tombstone(7);
+  const Record z = MapRecord(Entries({{"z", 8, false, "3"}}), 0);
+  Record q = MergeRecords(&p, tomb);
+  ASSERT_TRUE(q.meta.tombstone());
+  q = MergeRecords(&q, z);
+  for (const Record& merged : {MergeRecords(&q, p), MergeRecords(&p, q)}) {
+    ASSERT_TRUE(IsMapRecord(merged.meta));
+    auto m = DecodeLwwMap(merged.value);
+    ASSERT_TRUE(m.ok());
+    size_t live = 0;
+    for (const auto& [name, e] : *m) live += e.deleted ? 0 : 1;
+    EXPECT_EQ(live, 1u) << "entries older than the delete came back";
+    EXPECT_EQ(m->count("x") + m->count("y"), 0u);
+    EXPECT_EQ(merged.meta.checksum, MergeRecords(&q, p).meta.checksum) << "the two orders differ";
+  }
+  // The same when the tombstone meets a map that already has newer entries.
+  const Record pz = MergeRecords(&p, z);
+  const Record cut = MergeRecords(&pz, tomb);
+  auto m = DecodeLwwMap(MergeRecords(&cut, p).value);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->count("x") + m->count("y"), 0u);
+  EXPECT_EQ(m->count("z"), 1u);
+  // A write of an older entry into a map with the mark is dropped; a newer one stays.
+  auto late = MergeRecords(&cut, MapRecord(Entries({{"w", 6, false, "old"}, {"v", 9, false, "new"}}), 0));
+  auto lm = DecodeLwwMap(late.value);
+  EXPECT_EQ(lm->count("w"), 0u);
+  EXPECT_EQ(lm->count("v"), 1u);
 }
 
 TEST(LwwMapTest, AMergedRecordKeepsTheLargerReplicaCount) {

@@ -106,8 +106,11 @@ TEST_P(StoreTest, AWholeRecordTombstoneRemovesOnlyOlderEntries) {
   EXPECT_TRUE(Get(kA)->meta.tombstone());
   ASSERT_TRUE(Apply({WriteOp{kA, MapOf(16, "z", "new")}}).ok());
   LwwMap m = MapAt(Get(kA));
-  EXPECT_EQ(m.size(), 1u);
+  EXPECT_EQ(m.size(), 2u);  // z, and the mark of the delete at 15 (dht/lww_map.h)
   EXPECT_EQ(m.count("z"), 1u);
+  ASSERT_EQ(m.count(std::string(kMapClearName)), 1u);
+  EXPECT_EQ(m[std::string(kMapClearName)].ts, 15u);
+  EXPECT_TRUE(m[std::string(kMapClearName)].deleted);
 }
 
 TEST_P(StoreTest, ScanReturnsARangeInIdOrder) {
