@@ -162,6 +162,8 @@ Result<Record> MapRecordFromWrite(std::string_view bytes, Timestamp ts) {
   if (!map.ok()) return map.status();
   for (auto& [name, e] : *map) {
     if (e.ts == 0) e.ts = ts;
+    // A clear mark is deleted and carries nothing, whoever wrote it.
+    if (name == kMapClearName) e = MapEntry{e.ts, true, {}};
   }
   return MapRecord(*map, ts);
 }

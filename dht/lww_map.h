@@ -79,7 +79,9 @@ std::string EncodeLwwMapHeader(uint64_t entries);
 void AppendLwwMapEntry(std::string* out, std::string_view name, const MapEntry& e);
 // EncodeLwwMap of the entry-wise merge of from into the map whose encoding is stored, made
 // without decoding stored, and *newest = the newest entry's timestamp. nullopt when stored is
-// not exactly what EncodeLwwMap writes (then decode, merge and encode instead).
+// not exactly what EncodeLwwMap writes, or holds a clear mark (then decode, merge and encode
+// instead). from must hold no clear mark: the caller checks (the cut is not applied here).
+// Marks are never collected, so a map that got one takes the slower path from then on.
 std::optional<std::string> MergeIntoEncoded(std::string_view stored, const LwwMap& from, Timestamp* newest);
 
 }  // namespace ringstore

@@ -91,7 +91,11 @@ Status FsCatalog::Remove(const std::string& name, const RemoveProgress& progress
       if (!listing.status.ok()) return listing.status;
       auto bucket = DecodeLwwMap(listing.value);
       if (!bucket.ok()) return Status::Corruption("directory " + std::to_string(dir) + " is not a map");
-      MergeLwwMap(map, *bucket);
+      // Gathered, not merged: a bucket's clear mark (an rmdir's) holds for that bucket only.
+      for (auto& [child_name, e] : *bucket) {
+        auto [it, fresh] = map.try_emplace(child_name, e);
+        if (!fresh && EntrySupersedes(e, it->second)) it->second = std::move(e);
+      }
     }
     for (const auto& [child_name, e] : map) {
       if (e.deleted || child_name == kDirTimesName) continue;

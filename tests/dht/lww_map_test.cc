@@ -97,6 +97,13 @@ TEST(LwwMapTest, WritesAreStampedWithTheirTimestamp) {
   EXPECT_EQ((*m)["a"].ts, 10u);
   EXPECT_EQ((*m)["b"].ts, 3u);
   EXPECT_FALSE(MapRecordFromWrite("not a map", 10).ok());
+  // A clear mark written live is stored deleted: it only ever cuts.
+  auto marked = MapRecordFromWrite(EncodeLwwMap(Entries({{"/", 5, false, "x"}, {"c", 6, false, "z"}})), 10);
+  ASSERT_TRUE(marked.ok());
+  EXPECT_TRUE(DecodeLwwMap(marked->value)->at("/").deleted);
+  // The fast merge leaves a marked stored map to the decoding path.
+  Timestamp newest = 0;
+  EXPECT_FALSE(MergeIntoEncoded(marked->value, Entries({{"d", 11, false, "w"}}), &newest).has_value());
 }
 
 TEST(LwwMapTest, RecordsMergeAndATombstoneCutsOlderEntries) {
@@ -155,6 +162,7 @@ TEST(LwwMapTest, ADeleteIsRememberedWhereNewerEntriesOutliveIt) {
   // A write of an older entry into a map with the mark is dropped; a newer one stays.
   auto late = MergeRecords(&cut, MapRecord(Entries({{"w", 6, false, "old"}, {"v", 9, false, "new"}}), 0));
   auto lm = DecodeLwwMap(late.value);
+  ASSERT_TRUE(lm.ok());
   EXPECT_EQ(lm->count("w"), 0u);
   EXPECT_EQ(lm->count("v"), 1u);
 }

@@ -516,6 +516,19 @@ TEST_F(FsCoreTest, AClusterThatIsGoneIsEIONotSilence) {
   EXPECT_EQ(ReadAll(*Mount(), f), "x");
 }
 
+// Makes /d/f, with 10,000 bytes in f, in the filesystem meta over io.
+void MakeDirWithFile(MemoryObjectIo& io, const FsMeta& meta, Inode* d, Inode* f) {
+  FsCore core(meta, io, {}, [] { return Timespec{1, 0}; }, [] {
+    static uint64_t n = 10;
+    return n++;
+  });
+  ASSERT_EQ(core.Init(), 0);
+  ASSERT_EQ(core.MakeNode(kRootIno, "d", S_IFDIR | 0755, 0, {}, d), 0);
+  ASSERT_EQ(core.MakeNode(d->ino, "f", S_IFREG | 0644, 0, {}, f), 0);
+  ASSERT_EQ(core.Write(f->ino, 0, std::string(10000, 'z')), 0);
+  ASSERT_EQ(core.FlushAll(), 0);
+}
+
 TEST(FsCatalogTest, CreateListOpenRemove) {
   MemoryObjectIo io;
   FsCatalog catalog(io);
@@ -528,18 +541,8 @@ TEST(FsCatalogTest, CreateListOpenRemove) {
   m2.uuid = std::string(16, 'v');
   ASSERT_TRUE(catalog.Create(m2, 0, 0, 1).ok());
   EXPECT_EQ(catalog.List().value(), (std::vector<std::string>{"one", "two"}));
-  {
-    FsCore core(*catalog.Open("one"), io, {}, [] { return Timespec{1, 0}; }, [] {
-      static uint64_t n = 10;
-      return n++;
-    });
-    ASSERT_EQ(core.Init(), 0);
-    Inode d, f;
-    ASSERT_EQ(core.MakeNode(kRootIno, "d", S_IFDIR | 0755, 0, {}, &d), 0);
-    ASSERT_EQ(core.MakeNode(d.ino, "f", S_IFREG | 0644, 0, {}, &f), 0);
-    ASSERT_EQ(core.Write(f.ino, 0, std::string(10000, 'z')), 0);
-    ASSERT_EQ(core.FlushAll(), 0);
-  }
+  Inode d, f;
+  ASSERT_NO_FATAL_FAILURE(MakeDirWithFile(io, *catalog.Open("one"), &d, &f));
   const size_t with_one = io.objects();
   ASSERT_TRUE(catalog.Remove("one", nullptr).ok());
   EXPECT_TRUE(catalog.Open("one").status().IsNotFound());
@@ -551,6 +554,26 @@ TEST(FsCatalogTest, CreateListOpenRemove) {
   EXPECT_GT(with_one, 3u);
   EXPECT_FALSE(ValidateFsName("-bad").ok());
   EXPECT_FALSE(ValidateChunkSize(3000).ok());
+}
+
+TEST(FsCatalogTest, RemoveFindsEveryBucketsEntriesWhateverTheOtherBucketsMarks) {
+  // An rmdir's clear mark holds for its own bucket: merging a directory's buckets into one
+  // map let another bucket's newer mark hide a live entry, whose inode and chunks then stayed.
+  MemoryObjectIo io;
+  FsCatalog catalog(io);
+  FsMeta m = TestMeta();
+  m.name = "marked";
+  ASSERT_TRUE(catalog.Create(m, 0, 0, 1).ok());
+  const FsMeta meta = *catalog.Open("marked");
+  Inode d, f;
+  ASSERT_NO_FATAL_FAILURE(MakeDirWithFile(io, meta, &d, &f));
+  const std::vector<ObjectKey> buckets = DirBucketIds(meta, d.ino);
+  const uint32_t other = (DirBucketOf(meta, "f") + 1) % buckets.size();
+  LwwMap mark{{std::string(kMapClearName), MapEntry{Timestamp{1} << 62, true, {}}}};
+  ASSERT_TRUE(io.Merge(buckets[other], mark, Quorum{}).ok());
+  ASSERT_TRUE(catalog.Remove("marked", nullptr).ok());
+  EXPECT_TRUE(io.Get(InodeId(meta, f.ino), Quorum{}).status.IsNotFound()) << "f's inode was left behind";
+  EXPECT_TRUE(io.Get(ChunkId(meta, f.ino, 0), Quorum{}).status.IsNotFound()) << "f's data was left behind";
 }
 
 }  // namespace
