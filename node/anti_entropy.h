@@ -198,6 +198,8 @@ class AntiEntropy {
   // Whether this node held id as one of its replicas in a round that reached every peer lately:
   // within (grace - replace_after - 2 × interval) / 2 (a handoff offer says so; docs/repair.md §5).
   bool PlacedHereLately(const ObjectId& id, const RecordMeta& meta) const;
+  // That horizon in ms (0: never vouch).
+  int64_t VouchHorizonMs() const;
   // This round reached every peer: note its ring in history_, and save it now and then.
   void NoteInStep();
   void ConfirmTombstones(const PeerRun& run);

@@ -16,20 +16,24 @@ bool AntiEntropy::PastGrace(const RecordMeta& meta, int64_t divisor) const {
   return ringstore::PastGrace(meta.ts, clock_.WallMicros() / 1000, grace_ms);
 }
 
-bool AntiEntropy::PlacedHereLately(const ObjectId& id, const RecordMeta& meta) const {
+int64_t AntiEntropy::VouchHorizonMs() const {
   // A delete this node missed reached the replicas at most replace_after (on fallbacks) plus a
   // round or two (digests a peer answers from) before its last comparison with them; it is
   // collected a grace after it was made. Half of what is left, for what those miss (clock
   // skew, a push's own delay; docs/repair.md §5 and §9 say what they do not cover).
   const auto horizon = (options_.tombstone_grace - options_.replace_after - 2 * options_.interval) / 2;
-  if (horizon <= Clock::Duration::zero()) return false;
-  const int64_t horizon_ms = std::chrono::duration_cast<std::chrono::milliseconds>(horizon).count();
+  return std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(horizon).count());
+}
+
+bool AntiEntropy::PlacedHereLately(const ObjectId& id, const RecordMeta& meta) const {
+  const int64_t horizon_ms = VouchHorizonMs();
+  if (horizon_ms == 0) return false;
   return history_.PlacedSince(id, ReplicasOf(meta), self_id_, clock_.WallMicros() / 1000 - horizon_ms);
 }
 
 void AntiEntropy::NoteInStep() {
   if (!history_.Knows(ring_)) return;  // a partial view of the ring (placement_history.h)
-  history_.Note(ring_, round_started_wall_ms_);
+  history_.Note(ring_, round_started_wall_ms_, clock_.WallMicros() / 1000 - VouchHorizonMs());
   if (!options_.save_placement_history) return;
   // Saved when the ring changed, else every sixteenth of the grace: a restart then finds the
   // times at most that much older than they were, which only declines more old copies.

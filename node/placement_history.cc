@@ -9,9 +9,9 @@
 
 namespace ringstore {
 
-void PlacementHistory::Note(const RouteTable& table, int64_t wall_ms) {
+void PlacementHistory::Note(const RouteTable& table, int64_t wall_ms, int64_t forget_before_ms) {
   const uint64_t digest = table.RingDigest();
-  std::erase_if(rings_, [&](const Ring& r) { return r.digest == digest; });
+  std::erase_if(rings_, [&](const Ring& r) { return r.digest == digest || r.wall_ms < forget_before_ms; });
   NotAfter(wall_ms);
   rings_.insert(rings_.begin(), Ring{digest, wall_ms, std::make_shared<const RouteTable>(table)});
   std::stable_sort(rings_.begin(), rings_.end(), [](const Ring& a, const Ring& b) { return a.wall_ms > b.wall_ms; });

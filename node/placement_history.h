@@ -9,12 +9,13 @@
 //
 // Entries are keyed by the ring digest (RouteTable::RingDigest) and hold that table and the
 // wall time (ms) of the start of the last round under it that reached every peer. At most
-// kMaxRings are kept, the most recent. Encode/Decode give the bytes a node keeps across
+// kMaxRings are kept, the most recent, and none noted before the time Note is told to forget. Encode/Decode give the bytes a node keeps across
 // restarts (node_main: DIR/PLACEMENT_HISTORY; the simulator: in memory); a blob that does
 // not decode gives an empty history, which only makes old copies' offers declined, as before.
 // Thread-safety: none; owned by AntiEntropy, on its strand.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -28,11 +29,12 @@ namespace ringstore {
 
 class PlacementHistory {
  public:
-  static constexpr size_t kMaxRings = 8;
+  static constexpr size_t kMaxRings = 16;  // a bound on memory: a table can be megabytes
 
   // Records that a round under table, begun at wall_ms, reached every peer. Times of rings
-  // noted later than wall_ms (the wall clock was stepped back) are brought back to it.
-  void Note(const RouteTable& table, int64_t wall_ms);
+  // noted later than wall_ms (the wall clock was stepped back) are brought back to it, and
+  // rings last noted before forget_before_ms (which can no longer vouch) are dropped.
+  void Note(const RouteTable& table, int64_t wall_ms, int64_t forget_before_ms = INT64_MIN);
   // Brings times later than wall_ms back to it (at start: a history saved under a clock that
   // ran ahead must not vouch until real time catches up).
   void NotAfter(int64_t wall_ms);

@@ -69,6 +69,20 @@ TEST(PlacementHistoryTest, KeepsTheMostRecentRings) {
   EXPECT_FALSE(h.PlacedSince(id, 1, Node(0).node_id, 0)) << "the oldest ring was kept past the bound";
 }
 
+TEST(PlacementHistoryTest, RingsTooOldToVouchMakeRoomBeforeTheBoundDoes) {
+  // Ten ring changes within the horizon keep the first ring; rings noted before the time to
+  // forget go, however few they are.
+  const RouteTable first = TableOf({0}), second = TableOf({0, 1});
+  const ObjectId id = MovedAway(first, second);
+  PlacementHistory h;
+  h.Note(first, 1000, 0);
+  for (int i = 1; i <= 10; ++i) h.Note(TableOf({1, i + 1}), 1000 + i, 0);
+  EXPECT_TRUE(h.PlacedSince(id, 1, Node(0).node_id, 1000)) << "a ring inside the horizon was dropped";
+  h.Note(second, 5000, 1001);
+  EXPECT_FALSE(h.PlacedSince(id, 1, Node(0).node_id, 0)) << "a ring before the time to forget was kept";
+  EXPECT_EQ(h.size(), 11u);
+}
+
 TEST(PlacementHistoryTest, BytesRoundTripAndDamagedBytesGiveNothing) {
   const RouteTable two = TableOf({0, 1}), three = TableOf({0, 1, 2});
   const ObjectId id = MovedAway(two, three);
