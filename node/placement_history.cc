@@ -12,9 +12,8 @@ namespace ringstore {
 void PlacementHistory::Note(const RouteTable& table, int64_t wall_ms, int64_t forget_before_ms) {
   const uint64_t digest = table.RingDigest();
   std::erase_if(rings_, [&](const Ring& r) { return r.digest == digest || r.wall_ms < forget_before_ms; });
-  NotAfter(wall_ms);
+  NotAfter(wall_ms);  // so the new ring, first, keeps the order: most recent first
   rings_.insert(rings_.begin(), Ring{digest, wall_ms, std::make_shared<const RouteTable>(table)});
-  std::stable_sort(rings_.begin(), rings_.end(), [](const Ring& a, const Ring& b) { return a.wall_ms > b.wall_ms; });
   if (rings_.size() > kMaxRings) rings_.resize(kMaxRings);
 }
 

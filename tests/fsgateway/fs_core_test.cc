@@ -516,6 +516,14 @@ TEST_F(FsCoreTest, AClusterThatIsGoneIsEIONotSilence) {
   EXPECT_EQ(ReadAll(*Mount(), f), "x");
 }
 
+// Creates the filesystem name in catalog, with TestMeta's settings, and returns it.
+FsMeta CreateFs(FsCatalog& catalog, const std::string& name) {
+  FsMeta m = TestMeta();
+  m.name = name;
+  EXPECT_TRUE(catalog.Create(m, 0, 0, 1).ok());
+  return m;
+}
+
 // Makes /d/f, with 10,000 bytes in f, in the filesystem meta over io.
 void MakeDirWithFile(MemoryObjectIo& io, const FsMeta& meta, Inode* d, Inode* f) {
   FsCore core(meta, io, {}, [] { return Timespec{1, 0}; }, [] {
@@ -532,9 +540,7 @@ void MakeDirWithFile(MemoryObjectIo& io, const FsMeta& meta, Inode* d, Inode* f)
 TEST(FsCatalogTest, CreateListOpenRemove) {
   MemoryObjectIo io;
   FsCatalog catalog(io);
-  FsMeta m = TestMeta();
-  m.name = "one";
-  ASSERT_TRUE(catalog.Create(m, 0, 0, 1).ok());
+  const FsMeta m = CreateFs(catalog, "one");
   EXPECT_FALSE(catalog.Create(m, 0, 0, 1).ok());
   FsMeta m2 = TestMeta();
   m2.name = "two";
@@ -561,9 +567,7 @@ TEST(FsCatalogTest, RemoveFindsEveryBucketsEntriesWhateverTheOtherBucketsMarks) 
   // map let another bucket's newer mark hide a live entry, whose inode and chunks then stayed.
   MemoryObjectIo io;
   FsCatalog catalog(io);
-  FsMeta m = TestMeta();
-  m.name = "marked";
-  ASSERT_TRUE(catalog.Create(m, 0, 0, 1).ok());
+  CreateFs(catalog, "marked");
   const FsMeta meta = *catalog.Open("marked");
   Inode d, f;
   ASSERT_NO_FATAL_FAILURE(MakeDirWithFile(io, meta, &d, &f));
