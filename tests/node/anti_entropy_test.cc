@@ -63,6 +63,39 @@ class AntiEntropyTest : public ::testing::Test {
     if (start) repair_.back()->Start();
     return repair_.back().get();
   }
+  // The node an N=1 record of id is placed on, under node 0's table.
+  testing::Ring::Node* Owner(const ObjectId& id) {
+    const std::string owner = PlaceReplicas(ring_.nodes[0]->membership->table(), id, 1).front()->node_id;
+    for (auto& n : ring_.nodes) {
+      if (n->membership->self().node_id == owner) return n.get();
+    }
+    return nullptr;
+  }
+  // Each of the N=1 records ids is on its owner of the current ring, and nowhere else.
+  void ExpectEachOnItsOwner(const std::vector<ObjectId>& ids) {
+    size_t misplaced = 0, lost = 0;
+    for (const ObjectId& id : ids) {
+      size_t copies = 0;
+      for (auto& n : ring_.nodes) {
+        const bool here = n->store->MutableRecordForTest(id) != nullptr;
+        copies += here ? 1 : 0;
+        misplaced += here && n.get() != Owner(id) ? 1 : 0;
+      }
+      lost += copies == 0 ? 1 : 0;
+    }
+    EXPECT_EQ(lost, 0u) << "records lost";
+    EXPECT_EQ(misplaced, 0u) << "records not on their one node of the final ring";
+  }
+  // Options for N=1 rings whose rounds come quickly: no scrub, repair at rate_bytes_per_s.
+  static AntiEntropyOptions QuickN1(double rate_bytes_per_s) {
+    AntiEntropyOptions o;
+    o.replicas = 1;
+    o.first_round = o.ring_settle = o.busy_pause = std::chrono::milliseconds(200);
+    o.interval = std::chrono::seconds(1);
+    o.scrub_bytes_per_s = 0;
+    o.rate_bytes_per_s = rate_bytes_per_s;
+    return o;
+  }
   // How many of ids are placed on the joiner; each must be in its store exactly then.
   size_t CheckJoinerHoldsItsShare(const std::vector<ObjectId>& ids) {
     const std::string self = ring_.nodes[3]->membership->self().node_id;
@@ -141,25 +174,15 @@ TEST_F(AntiEntropyTest, AHandoffCutShortByARingChangeIsTakenUpByTheNextRound) {
   ASSERT_TRUE(ring_.Converged());
   std::vector<ObjectId> ids;
   for (int i = 0; i < 200; ++i) ids.push_back(ObjectId::Of("n1", std::to_string(i)));
-  auto place = [&](const ObjectId& id) {
-    return PlaceReplicas(ring_.nodes[0]->membership->table(), id, 1).front()->node_id;
-  };
   // Written now, so that only the handoff is tested here (an old version moves on its holder's
   // word, which OldRecordsTest below covers).
   const int64_t now_ms = ring_.clock.WallMicros() / 1000;
   for (size_t i = 0; i < ids.size(); ++i) {
     Record r = Record::Value(MakeTimestamp(now_ms + static_cast<int64_t>(i), 0), std::string(1024, 'v'));
     r.meta.set_replicas(1);
-    for (auto& n : ring_.nodes) {
-      if (n->membership->self().node_id == place(ids[i])) n->store->Apply({WriteOp{ids[i], r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
-    }
+    Owner(ids[i])->store->Apply({WriteOp{ids[i], r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
   }
-  AntiEntropyOptions o;
-  o.replicas = 1;
-  o.first_round = o.ring_settle = o.busy_pause = std::chrono::milliseconds(200);
-  o.interval = std::chrono::seconds(1);
-  o.scrub_bytes_per_s = 0;
-  o.rate_bytes_per_s = 20 << 10;
+  const AntiEntropyOptions o = QuickN1(20 << 10);
   for (size_t i = 0; i < 3; ++i) AddRepair(i, o);
   ring_.Pump(std::chrono::seconds(2));
   ring_.AddNode(3);
@@ -175,14 +198,7 @@ TEST_F(AntiEntropyTest, AHandoffCutShortByARingChangeIsTakenUpByTheNextRound) {
   AddRepair(4, o);
   ring_.Pump(std::chrono::seconds(60));
   ASSERT_TRUE(ring_.Converged());
-  size_t misplaced = 0;
-  for (const ObjectId& id : ids) {
-    for (auto& n : ring_.nodes) {
-      const bool here = n->store->MutableRecordForTest(id) != nullptr;
-      misplaced += here != (n->membership->self().node_id == place(id)) ? 1 : 0;
-    }
-  }
-  EXPECT_EQ(misplaced, 0u) << "records not on their one node of the final ring";
+  ExpectEachOnItsOwner(ids);
 }
 
 TEST_F(AntiEntropyTest, LeavesTooDenseForOneListingComeWhole) {
@@ -215,37 +231,10 @@ class OldRecordsTest : public AntiEntropyTest {
       r.meta.set_replicas(1);
       Owner(ids_[i])->store->Apply({WriteOp{ids_[i], r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
     }
-    options_.replicas = 1;
-    options_.first_round = options_.ring_settle = options_.busy_pause = std::chrono::milliseconds(200);
-    options_.interval = std::chrono::seconds(1);
-    options_.scrub_bytes_per_s = 0;
-    options_.rate_bytes_per_s = 0;
-  }
-  testing::Ring::Node* Owner(const ObjectId& id) {
-    const std::string owner = PlaceReplicas(ring_.nodes[0]->membership->table(), id, 1).front()->node_id;
-    for (auto& n : ring_.nodes) {
-      if (n->membership->self().node_id == owner) return n.get();
-    }
-    return nullptr;
-  }
-  // Records held anywhere but on their owner of the current ring, and records held nowhere.
-  void ExpectEachOnItsOwner() {
-    size_t misplaced = 0, lost = 0;
-    for (const ObjectId& id : ids_) {
-      size_t copies = 0;
-      for (auto& n : ring_.nodes) {
-        const bool here = n->store->MutableRecordForTest(id) != nullptr;
-        copies += here ? 1 : 0;
-        misplaced += here && n.get() != Owner(id) ? 1 : 0;
-      }
-      lost += copies == 0 ? 1 : 0;
-    }
-    EXPECT_EQ(lost, 0u) << "records lost";
-    EXPECT_EQ(misplaced, 0u) << "records not on their one node of the final ring";
   }
 
   std::vector<ObjectId> ids_;
-  AntiEntropyOptions options_;
+  const AntiEntropyOptions options_ = QuickN1(0);
 };
 
 TEST_F(OldRecordsTest, OldRecordsOfOneReplicaMoveWholeToAJoiner) {
@@ -260,7 +249,7 @@ TEST_F(OldRecordsTest, OldRecordsOfOneReplicaMoveWholeToAJoiner) {
   size_t on_joiner = 0;
   for (const ObjectId& id : ids_) on_joiner += Owner(id) == ring_.nodes[3].get() ? 1 : 0;
   ASSERT_GT(on_joiner, 30u);
-  ExpectEachOnItsOwner();
+  ExpectEachOnItsOwner(ids_);
 }
 
 TEST_F(OldRecordsTest, AnOldCopyNeverPlacedHereIsDeclinedAndDropped) {
@@ -274,12 +263,12 @@ TEST_F(OldRecordsTest, AnOldCopyNeverPlacedHereIsDeclinedAndDropped) {
   for (size_t i = 0; i < 3; ++i) AddRepair(i, options_);
   ring_.Pump(std::chrono::seconds(10));
   for (auto& n : ring_.nodes) EXPECT_EQ(n->store->MutableRecordForTest(stray), nullptr) << n->address;
-  ExpectEachOnItsOwner();
+  ExpectEachOnItsOwner(ids_);
 }
 
 TEST_F(OldRecordsTest, AnOldCopyLastInStepLongAgoIsDeclined) {
   // Node 0 last compared, as their owner, keys that a later ring gave to node 1 or 2, 13 hours
-  // ago (half the grace is 12): it may have missed a delete since. Its history says so through
+  // ago (the horizon is about 11.9 h): it may have missed a delete since. Its history says so through
   // the bytes a restart loads (DIR/PLACEMENT_HISTORY), and its copies are declined. Given a
   // history of one hour ago, the same copies move.
   RouteTable alone;  // a ring of node 0 only: it placed everything there
