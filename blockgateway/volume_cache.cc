@@ -290,14 +290,7 @@ void VolumeCache::Write(uint64_t offset, std::string data, bool fua, std::functi
   auto join = std::make_shared<Joiner>(Joiner{parts.size(), Status::Ok(), nullptr});
   join->done = [this, versions, fua, done](Status s) {
     if (!s.ok()) return done(s);
-    if (fua) return WaitDurable(std::move(*versions), done);
-    if (dirty_bytes() > limits_.dirty_bytes) {
-      ++stats_.throttled;
-      throttled_.push_back(done);
-      Pump();
-      return;
-    }
-    done(Status::Ok());
+    Acknowledge(fua, std::move(*versions), done);
   };
   const uint64_t cs = meta_.chunk_size;
   for (const Part& p : parts) {
@@ -323,8 +316,8 @@ void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, std::function
   auto versions = std::make_shared<std::vector<std::pair<uint64_t, uint64_t>>>();
   auto join = std::make_shared<Joiner>(Joiner{parts.size(), Status::Ok(), nullptr});
   join->done = [this, versions, fua, done](Status s) {
-    if (!s.ok() || !fua) return done(s);
-    WaitDurable(std::move(*versions), done);
+    if (!s.ok()) return done(s);
+    Acknowledge(fua, std::move(*versions), done);
   };
   const uint64_t cs = meta_.chunk_size;
   for (const Part& p : parts) {
@@ -348,6 +341,18 @@ void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, std::function
     });
   }
   Pump();
+}
+
+void VolumeCache::Acknowledge(bool fua, std::vector<std::pair<uint64_t, uint64_t>> versions,
+                              std::function<void(Status)> done) {
+  if (fua) return WaitDurable(std::move(versions), std::move(done));
+  if (dirty_bytes() > limits_.dirty_bytes) {
+    ++stats_.throttled;
+    throttled_.push_back(std::move(done));
+    Pump();
+    return;
+  }
+  done(Status::Ok());
 }
 
 void VolumeCache::Flush(std::function<void(Status)> done) {
@@ -440,19 +445,23 @@ void VolumeCache::OnStored(uint64_t index, uint64_t version, Status s) {
   }
   c.waiters = std::move(keep);
   if (!c.waiters.empty()) Urgent(index);
-  ReleaseThrottled();
+  const Status reply = s.ok() ? Status::Ok() : Status::IOError("chunk " + std::to_string(index) + ": " + s.ToString());
+  // Replies held by the dirty limit: released once under it. While still over it, a failed
+  // store (the chunk store has already retried for its budget) fails them all, so that a
+  // held write is answered EIO after a bounded time rather than when the cluster is back.
+  // Their bytes stay in the cache, dirty, and are written back once stores work again.
+  std::deque<std::function<void(Status)>> held;
+  Status held_reply = Status::Ok();
+  if (dirty_bytes() <= limits_.dirty_bytes) {
+    held.swap(throttled_);
+  } else if (!s.ok()) {
+    held.swap(throttled_);
+    held_reply = Status::IOError("writeback is failing, " + reply.message());
+  }
   Pump();
   Evict();
-  const Status reply = s.ok() ? Status::Ok() : Status::IOError("chunk " + std::to_string(index) + ": " + s.ToString());
   for (auto& fn : answer) fn(reply);
-}
-
-void VolumeCache::ReleaseThrottled() {
-  while (!throttled_.empty() && dirty_bytes() <= limits_.dirty_bytes) {
-    auto fn = std::move(throttled_.front());
-    throttled_.pop_front();
-    fn(Status::Ok());
-  }
+  for (auto& fn : held) fn(held_reply);
 }
 
 void VolumeCache::ArmTick() {

@@ -7,7 +7,8 @@
 //  - writes are acknowledged once applied in memory (a volatile write cache, as a disk has)
 //    and written back whole in the background: a chunk as soon as a write reaches its end,
 //    any dirty chunk after writeback_delay, and the oldest ones when dirty memory passes half
-//    of dirty_bytes. Above dirty_bytes, writes wait for writeback before they are answered;
+//    of dirty_bytes. Above dirty_bytes, writes and zeroes wait for writeback before they are
+//    answered;
 //  - Flush answers once every chunk dirty at the time it was called is durable at W
 //    replicas; a FUA write or zero answers once its own chunks are;
 //  - a read that follows the chunk before it prefetches the next readahead_chunks;
@@ -18,7 +19,8 @@
 //    store's metadata. Holes are never remembered: if another gateway wrote the volume, a
 //    stale answer can only say "data", which is always safe.
 // A failed store leaves the chunk dirty (nothing is dropped) and fails the flushes waiting
-// on it; a later Flush tries again. A failed load fails the operations waiting on it.
+// on it, and the replies the dirty limit holds if it is still over it; a later Flush tries
+// again. A failed load fails the operations waiting on it.
 //
 // Every connection to a volume shares its one VolumeCache, so a Flush on one connection
 // covers writes made on all of them (what NBD's CAN_MULTI_CONN promises).
@@ -132,7 +134,9 @@ class VolumeCache {
   void Pump();
   void StartStore(uint64_t index);
   void OnStored(uint64_t index, uint64_t version, Status s);
-  void ReleaseThrottled();
+  // Answers a write or zero applied in memory: at once, once durable (FUA), or once the
+  // dirty limit allows.
+  void Acknowledge(bool fua, std::vector<std::pair<uint64_t, uint64_t>> versions, std::function<void(Status)> done);
   void Touch(uint64_t index, Chunk& c);
   void Evict();
   void Readahead(uint64_t last_index);

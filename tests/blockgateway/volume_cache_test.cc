@@ -1,7 +1,8 @@
 // VolumeCache over the fake ChunkStore: zero-filled holes, read-modify-write, arrival order
 // behind a pending load, Flush and FUA durability, holes from whole-chunk zeroing, timed
-// writeback, the dirty limit, clean-chunk eviction, load failures, and callbacks that issue
-// more operations. (Which chunks are holes: volume_cache_holes_test.cc.)
+// writeback, clean-chunk eviction, load failures, and callbacks that issue
+// more operations. (Which chunks are holes:
+// volume_cache_holes_test.cc; the dirty limit and failing stores: volume_cache_limits_test.cc.)
 #include "tests/blockgateway/volume_cache_test_support.h"
 
 namespace ringstore::block {
@@ -289,27 +290,6 @@ TEST_F(VolumeCacheTest, HolesReadOrZeroedLeaveMemoryLikeChunksDo) {
   EXPECT_EQ(Diff(ReadNow(100 * kChunk, kChunk), std::string(kChunk, '\0')), "");
 }
 
-TEST_F(VolumeCacheTest, AStoreThatFailsAtOnceIsNotTriedAgainAtOnce) {
-  // Two whole chunks, over half the dirty limit: each goes to the store as it is written, and
-  // the store refuses at once (as a node refuses a client without the right role). The cache
-  // tries each again a second later, not in a loop.
-  CacheLimits limits = Limits();
-  limits.dirty_bytes = 3 * kChunk;
-  Make(limits);
-  store_.fail_stores = true;
-  ASSERT_TRUE(WriteNow(0, Pattern(kChunk, 1)).ok());
-  ASSERT_TRUE(WriteNow(kChunk, Pattern(kChunk, 2)).ok());
-  EXPECT_LE(store_.store_log.size(), 4u);
-  const size_t tried = store_.store_log.size();
-  clock_.Advance(500ms);
-  EXPECT_EQ(store_.store_log.size(), tried) << "within the delay";
-  store_.fail_stores = false;
-  clock_.Advance(1s);
-  EXPECT_EQ(store_.Chunk(0), Pattern(kChunk, 1));
-  EXPECT_EQ(store_.Chunk(1), Pattern(kChunk, 2));
-  ASSERT_TRUE(FlushNow().ok());
-}
-
 TEST_F(VolumeCacheTest, ZeroOfAWholeChunkStoresAHoleWithoutLoading) {
   Make();
   store_.data[1] = std::string(kChunk, 'a');
@@ -366,27 +346,6 @@ TEST_F(VolumeCacheTest, WriteReachingTheChunkEndIsStoredAtOnce) {
   EXPECT_EQ(store_.store_log, std::vector<uint64_t>{0});
   ASSERT_TRUE(WriteNow(kChunk + 10, "mid").ok());
   EXPECT_EQ(store_.store_log.size(), 1u);
-}
-
-TEST_F(VolumeCacheTest, DirtyLimitHoldsWriteRepliesUntilStoresComplete) {
-  CacheLimits limits = Limits();
-  limits.dirty_bytes = 2 * kChunk;
-  Make(limits);
-  store_.hold_stores = true;
-  ASSERT_TRUE(WriteNow(10, "a").ok());
-  ASSERT_TRUE(WriteNow(kChunk + 10, "b").ok());
-  Got w;
-  cache_->Write(2 * kChunk + 10, "c", false, Into(w));
-  EXPECT_EQ(w.calls, 0) << "over the dirty limit";
-  EXPECT_EQ(cache_->stats().throttled, 1u);
-  EXPECT_GE(store_.pending_stores(), 1u) << "writeback starts under pressure";
-  EXPECT_EQ(ReadNow(2 * kChunk + 10, 1), "c") << "the write is applied, only its reply waits";
-  ASSERT_TRUE(store_.CompleteStoreOf(store_.StorePending(0) ? 0 : 1));
-  EXPECT_TRUE(w.ok());
-  store_.CompleteAll();
-  store_.hold_stores = false;
-  ASSERT_TRUE(FlushNow().ok());
-  EXPECT_EQ(store_.data[2].substr(10, 1), "c");
 }
 
 TEST_F(VolumeCacheTest, CleanChunksAreEvictedAndReloaded) {

@@ -1,0 +1,115 @@
+// VolumeCache over the fake ChunkStore: the dirty limit, which holds the replies of writes
+// and zeroes until writeback catches up, and stores that fail (not retried in a loop; held
+// replies answered EIO rather than never).
+#include "tests/blockgateway/volume_cache_test_support.h"
+
+namespace ringstore::block {
+namespace {
+
+using namespace ringstore::block::cachetest;
+using namespace std::chrono_literals;
+
+class DirtyLimitTest : public VolumeCacheTest {
+ protected:
+  // A limit of two chunks, stores held, and a write to each of three chunks ("a", "b", "c"
+  // at byte 10): the third write's reply is held, into w.
+  void HoldAWrite(Got& w) {
+    CacheLimits limits = Limits();
+    limits.dirty_bytes = 2 * kChunk;
+    Make(limits);
+    store_.hold_stores = true;
+    ASSERT_TRUE(WriteNow(10, "a").ok());
+    ASSERT_TRUE(WriteNow(kChunk + 10, "b").ok());
+    cache_->Write(2 * kChunk + 10, "c", false, Into(w));
+    ASSERT_EQ(w.calls, 0) << "over the dirty limit";
+  }
+};
+
+TEST_F(DirtyLimitTest, DirtyLimitHoldsWriteRepliesUntilStoresComplete) {
+  Got w;
+  ASSERT_NO_FATAL_FAILURE(HoldAWrite(w));
+  EXPECT_EQ(cache_->stats().throttled, 1u);
+  EXPECT_GE(store_.pending_stores(), 1u) << "writeback starts under pressure";
+  EXPECT_EQ(ReadNow(2 * kChunk + 10, 1), "c") << "the write is applied, only its reply waits";
+  ASSERT_TRUE(store_.CompleteStoreOf(store_.StorePending(0) ? 0 : 1));
+  EXPECT_TRUE(w.ok());
+  store_.CompleteAll();
+  store_.hold_stores = false;
+  ASSERT_TRUE(FlushNow().ok());
+  EXPECT_EQ(store_.data[2].substr(10, 1), "c");
+}
+
+TEST_F(VolumeCacheTest, AStoreThatFailsAtOnceIsNotTriedAgainAtOnce) {
+  // Two whole chunks, over half the dirty limit: each goes to the store as it is written, and
+  // the store refuses at once (as a node refuses a client without the right role). The cache
+  // tries each again a second later, not in a loop.
+  CacheLimits limits = Limits();
+  limits.dirty_bytes = 3 * kChunk;
+  Make(limits);
+  store_.fail_stores = true;
+  ASSERT_TRUE(WriteNow(0, Pattern(kChunk, 1)).ok());
+  ASSERT_TRUE(WriteNow(kChunk, Pattern(kChunk, 2)).ok());
+  EXPECT_LE(store_.store_log.size(), 4u);
+  const size_t tried = store_.store_log.size();
+  clock_.Advance(500ms);
+  EXPECT_EQ(store_.store_log.size(), tried) << "within the delay";
+  store_.fail_stores = false;
+  clock_.Advance(1s);
+  EXPECT_EQ(store_.Chunk(0), Pattern(kChunk, 1));
+  EXPECT_EQ(store_.Chunk(1), Pattern(kChunk, 2));
+  ASSERT_TRUE(FlushNow().ok());
+}
+
+TEST_F(DirtyLimitTest, HeldRepliesFailWhenStoresFailAndTheBytesStay) {
+  // The cluster has lost quorum: every store fails (after the chunk store's retries). A write
+  // held by the dirty limit is answered EIO, not left waiting for the cluster to come back;
+  // its bytes stay in the cache and are written back once stores work again.
+  Got w;
+  ASSERT_NO_FATAL_FAILURE(HoldAWrite(w));
+  ASSERT_GE(store_.pending_stores(), 1u);
+  store_.fail_stores = true;
+  store_.CompleteAll();
+  EXPECT_EQ(w.calls, 1) << "a held write is answered once a store has failed";
+  EXPECT_EQ(w.status.code(), Code::kIOError) << w.status.ToString();
+  EXPECT_EQ(ReadNow(2 * kChunk + 10, 1), "c");
+  // The cluster comes back: the next writeback stores every byte.
+  store_.fail_stores = false;
+  store_.hold_stores = false;
+  clock_.Advance(2s);
+  EXPECT_EQ(cache_->dirty_bytes(), 0u);
+  EXPECT_EQ(store_.data[0].substr(10, 1), "a");
+  EXPECT_EQ(store_.data[1].substr(10, 1), "b");
+  EXPECT_EQ(store_.data[2].substr(10, 1), "c");
+}
+
+TEST_F(VolumeCacheTest, ZeroRepliesAreHeldByTheDirtyLimitToo) {
+  // A TRIM of many whole chunks makes as many chunks to delete: its reply waits, as a
+  // write's does, until writeback has brought the dirty bytes under the limit.
+  CacheLimits limits = Limits();
+  limits.dirty_bytes = 2 * kChunk;
+  Make(limits);
+  store_.hold_stores = true;
+  Got z;
+  cache_->Zero(0, 8 * kChunk, false, Into(z));
+  EXPECT_EQ(z.calls, 0) << "eight chunks to delete, the limit is two";
+  EXPECT_EQ(cache_->stats().throttled, 1u);
+  EXPECT_EQ(ReadNow(0, 8 * kChunk), std::string(8 * kChunk, '\0')) << "applied, only the reply waits";
+  while (z.calls == 0 && store_.pending_stores() > 0) store_.CompleteStore(0);
+  EXPECT_TRUE(z.ok());
+  EXPECT_LE(cache_->dirty_bytes(), limits.dirty_bytes);
+  // And when the deletes fail, the reply is EIO rather than never.
+  Got z2;
+  cache_->Zero(8 * kChunk, 8 * kChunk, false, Into(z2));
+  ASSERT_EQ(z2.calls, 0);
+  store_.fail_stores = true;
+  store_.CompleteAll();
+  EXPECT_EQ(z2.calls, 1);
+  EXPECT_EQ(z2.status.code(), Code::kIOError);
+  store_.fail_stores = false;
+  store_.hold_stores = false;
+  clock_.Advance(2s);
+  ASSERT_TRUE(FlushNow().ok());
+}
+
+}  // namespace
+}  // namespace ringstore::block
