@@ -162,28 +162,34 @@ void Client::Commit(std::shared_ptr<const Txn> txn, Callback<Ack> done) {
 }
 
 void Client::Get(const ObjectKey& key, Callback<Record> done, uint32_t route_n) {
-  if (!Reserve([&](Status s) { done(s); })) return;
-  const uint64_t rid = next_rid_++;
-  Call(EncodeKeyRequest(Kind::kGet, rid, key, route_n), rid, options_.request_timeout,
-       [this, done = std::move(done)](Result<Frame> r) {
-         r = ReplyOf(std::move(r), Kind::kGetReply);
-         if (!r.ok()) return done(r.status());
-         auto rec = DecodeRecordReply(Kind::kGetReply, r->body);
-         if (rec.ok()) hlc_.Observe(rec->meta.ts);
-         done(std::move(rec));
-       });
+  Read(key, true, route_n, [done = std::move(done)](Result<SourcedRecord> r) {
+    if (!r.ok()) return done(r.status());
+    done(std::move(r->record));
+  });
 }
 
 void Client::Stat(const ObjectKey& key, Callback<RecordMeta> done, uint32_t route_n) {
+  Read(key, false, route_n, [done = std::move(done)](Result<SourcedRecord> r) {
+    if (!r.ok()) return done(r.status());
+    done(r->record.meta);
+  });
+}
+
+void Client::Read(const ObjectKey& key, bool with_value, uint32_t route_n, Callback<SourcedRecord> done) {
   if (!Reserve([&](Status s) { done(s); })) return;
   const uint64_t rid = next_rid_++;
-  Call(EncodeKeyRequest(Kind::kStat, rid, key, route_n), rid, options_.request_timeout,
-       [done = std::move(done)](Result<Frame> r) {
-         r = ReplyOf(std::move(r), Kind::kStatReply);
+  const Kind kind = with_value ? Kind::kGet : Kind::kStat;
+  const Kind reply = with_value ? Kind::kGetReply : Kind::kStatReply;
+  Call(EncodeKeyRequest(kind, rid, key, route_n), rid, options_.request_timeout,
+       [this, reply, done = std::move(done)](Result<Frame> r) {
+         r = ReplyOf(std::move(r), reply);
          if (!r.ok()) return done(r.status());
-         auto rec = DecodeRecordReply(Kind::kStatReply, r->body);
+         SourcedRecord out;
+         auto rec = DecodeRecordReply(reply, r->body, &out.from);
          if (!rec.ok()) return done(rec.status());
-         done(rec->meta);
+         if (reply == Kind::kGetReply) hlc_.Observe(rec->meta.ts);
+         out.record = std::move(*rec);
+         done(std::move(out));
        });
 }
 

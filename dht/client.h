@@ -61,6 +61,14 @@ class Client final : public TransportHandler {
   // key forward the request (see EncodeKeyRequest).
   void Get(const ObjectKey& key, Callback<Record> done, uint32_t route_n = 0);
   void Stat(const ObjectKey& key, Callback<RecordMeta> done, uint32_t route_n = 0);
+  // A GET (with_value) or STAT reply, and where its record came from: from is empty when the
+  // node answered from its own store, else the address of the node whose reply it relayed
+  // (route_n > 0 lets it forward: wire-protocol §7.4). A quorum counts each source once.
+  struct SourcedRecord {
+    Record record;
+    std::string from;
+  };
+  void Read(const ObjectKey& key, bool with_value, uint32_t route_n, Callback<SourcedRecord> done);
 
   // Sends a frame of kind with body and returns the reply frame (an ERROR reply becomes its
   // Status). For requests whose bodies other modules code (the route table).

@@ -32,6 +32,10 @@ struct ClusterClient::ReadOp {
   // holds a record: its NotFound says nothing of the key's latest write (G3). (It is still
   // asked with route_n, so that it forwards to the key's former holders after a ring change.)
   std::vector<std::string> replicas;
+  // The nodes whose answers counted toward R, each once: the node asked, or for a relayed
+  // record the node it came from (a replica that has not synced, or a fallback outside the
+  // key's window, relays the first record it finds, often from a replica that answered too).
+  std::vector<std::string> counted;
   size_t next = 0;
   uint32_t responses = 0;
   uint32_t in_flight = 0;
@@ -453,18 +457,26 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
   if (with_value) op->value_asked = true;
   const bool replica = Contains(op->replicas, address);
   ++op->in_flight;
-  auto on_result = [this, op, address, with_value, replica](Result<Record> r) {
+  auto on_result = [this, op, address, with_value, replica](Result<Client::SourcedRecord> reply) {
     --op->in_flight;
     if (op->done) return;
+    // Who vouches for the answer: the node asked, or the one whose record it relayed.
+    std::string source = address;
+    if (reply.ok() && !reply->from.empty()) source = std::move(reply->from);
+    Result<Record> r = reply.ok() ? Result<Record>(std::move(reply->record)) : Result<Record>(reply.status());
+    const bool relayed = source != address;
     if (!replica && r.status().IsNotFound()) {
       r = Status::NotFound("a fallback, it holds nothing of the key (which says nothing of its replicas)");
     } else if (r.ok() || r.status().IsNotFound()) {
-      op->seen.emplace_back(address, r.ok() ? std::optional<RecordMeta>(r->meta) : std::nullopt);
+      // For read repair: a relaying replica holds nothing itself (it forwards only a miss);
+      // a relaying fallback is left alone (repair writes to replicas and holders).
+      if (!relayed) op->seen.emplace_back(address, r.ok() ? std::optional<RecordMeta>(r->meta) : std::nullopt);
+      else if (replica) op->seen.emplace_back(address, std::nullopt);
       if (r.ok() && IsMapRecord(r->meta)) op->saw_map = true;
       const auto take = [&] {
         op->best = std::move(*r);
         op->best_has_value = with_value;
-        op->best_address = address;
+        op->best_address = source;  // a value still to fetch comes from the node that has it
       };
       if (r.ok() && !op->best) {
         take();
@@ -475,13 +487,23 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
       } else if (r.ok() && with_value && !op->best_has_value && !Supersedes(op->best->meta, r->meta)) {
         take();  // the same version, with its value
       }
-      if (++op->responses >= op->q.r) {
+      const bool counts = !Contains(op->counted, source);
+      if (counts) op->counted.push_back(source);
+      if (counts && ++op->responses >= op->q.r) {
         op->done = true;
-        FinishRead(op);
-      } else if (op->in_flight == 0 && op->next >= op->candidates.size()) {
-        op->done = true;  // every node answered, and there are fewer than R
+        return FinishRead(op);
+      }
+      // Too few answers coming (a source that already counted, or candidates added since):
+      // ask another node.
+      if (op->responses + op->in_flight < op->q.r &&
+          (op->next < op->candidates.size() || MoreCandidates(op->key.id, op->q.n, op->candidates))) {
+        return SendRead(op);
+      }
+      if (op->in_flight == 0 && op->next >= op->candidates.size()) {
+        op->done = true;  // every node answered, and fewer than R distinct ones
         op->cb(Status::Unavailable("only " + std::to_string(op->responses) + " of the " + std::to_string(op->q.r) +
-                                   " replies needed: the ring has too few nodes"));
+                                   " replies needed (each node counted once, relayed records by their source): the "
+                                   "ring has too few nodes"));
       }
       return;
     }
@@ -501,13 +523,7 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
   };
   With(address, [op, on_result, with_value](Client* c, Status s) {
     if (!s.ok()) return on_result(s);
-    if (with_value) return c->Get(op->key, on_result, op->q.n);
-    c->Stat(
-        op->key,
-        [on_result](Result<RecordMeta> m) {
-          on_result(m.ok() ? Result<Record>(Record{*m, {}}) : Result<Record>(m.status()));
-        },
-        op->q.n);
+    c->Read(op->key, with_value, op->q.n, on_result);
   });
 }
 

@@ -205,8 +205,8 @@ std::string EncodeError(uint64_t request_id, const Status& status) {
 
 namespace {
 // A record reply up to its value's bytes: the fields, then the value's bin header.
-void PackRecordReplyHead(Packer& pk, const RecordMeta& meta, size_t value_bytes) {
-  pk.pack_array(5);
+void PackRecordReplyHead(Packer& pk, const RecordMeta& meta, size_t value_bytes, bool with_from = false) {
+  pk.pack_array(with_from ? 6 : 5);
   pk.pack_uint64(meta.ts);
   pk.pack_uint32(meta.flags);
   pk.pack_uint64(meta.size);
@@ -215,21 +215,29 @@ void PackRecordReplyHead(Packer& pk, const RecordMeta& meta, size_t value_bytes)
 }
 }  // namespace
 
-std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record) {
+std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record, std::string_view from) {
   const std::string_view value = kind == Kind::kGetReply ? std::string_view(record.value) : std::string_view();
-  FrameWriter w(value.size() + 64);
+  FrameWriter w(value.size() + from.size() + 64);
   Packer pk(w);
-  PackRecordReplyHead(pk, record.meta, value.size());
+  PackRecordReplyHead(pk, record.meta, value.size(), !from.empty());
   pk.pack_bin_body(value.data(), static_cast<uint32_t>(value.size()));
+  if (!from.empty()) PackStr(pk, from);
   return w.Finish(kind, request_id);
 }
 
-SharedFrame EncodeGetReply(uint64_t request_id, Record record) {
+SharedFrame EncodeGetReply(uint64_t request_id, Record record, std::string_view from) {
   FrameWriter w(64);
   Packer pk(w);
-  PackRecordReplyHead(pk, record.meta, record.value.size());
+  PackRecordReplyHead(pk, record.meta, record.value.size(), !from.empty());
   auto value = std::make_shared<const std::string>(std::move(record.value));
-  return w.FinishShared(Kind::kGetReply, request_id, std::move(value), {});
+  std::string tail;
+  if (!from.empty()) {
+    FrameWriter t(from.size() + 8);
+    Packer tp(t);
+    PackStr(tp, from);
+    tail = t.buf.substr(kFrameHeaderBytes);
+  }
+  return w.FinishShared(Kind::kGetReply, request_id, std::move(value), std::move(tail));
 }
 
 Result<Hello> DecodeHello(std::string_view body) {
@@ -368,9 +376,15 @@ Result<ErrorReply> DecodeError(std::string_view body) {
   return e;
 }
 
-Result<Record> DecodeRecordReply(Kind kind, std::string_view body) {
+Result<Record> DecodeRecordReply(Kind kind, std::string_view body, std::string* from) {
   Fields f;
   RS_TRY(f.Parse(body, 5));
+  if (from != nullptr) {
+    from->clear();
+    if (f.size() > 5) {
+      RS_TRY(f.Str(5, "from", from));  // at most kMaxShortString bytes, as every string
+    }
+  }
   Record r;
   uint64_t flags = 0;
   std::string_view value;

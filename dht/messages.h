@@ -160,11 +160,12 @@ Txn CopyRecordTxn(const ObjectKey& key, Record record);
 std::string EncodeKeyRequest(Kind kind, uint64_t request_id, const ObjectKey& key, uint32_t route_n = 0);
 std::string EncodeAck(uint64_t request_id, const Ack& m);
 std::string EncodeError(uint64_t request_id, const Status& status);
-// kGetReply carries the value; kStatReply the metadata only.
-std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record);
+// kGetReply carries the value; kStatReply the metadata only. from: set by a node that relays
+// another node's reply (the address of the node whose store answered); empty otherwise.
+std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record, std::string_view from = {});
 // The same kGetReply, with the value moved out of record into the frame's value piece, so
 // that it is sent from its own buffer instead of being copied into the frame.
-SharedFrame EncodeGetReply(uint64_t request_id, Record record);
+SharedFrame EncodeGetReply(uint64_t request_id, Record record, std::string_view from = {});
 
 std::string EncodeDiskUsage(uint64_t request_id, const DiskUsage& m);
 // kind: kWatch, kNotify or kEvent.
@@ -178,6 +179,7 @@ Result<Txn> DecodeWrite(Kind kind, std::string_view body);
 Result<ObjectId> DecodeKeyRequest(std::string_view body, uint32_t* route_n = nullptr, ObjectName* name = nullptr);
 Result<Ack> DecodeAck(std::string_view body);
 Result<ErrorReply> DecodeError(std::string_view body);
-Result<Record> DecodeRecordReply(Kind kind, std::string_view body);
+// from (if given) is set to the reply's relayed-from address, or cleared when it has none.
+Result<Record> DecodeRecordReply(Kind kind, std::string_view body, std::string* from = nullptr);
 
 }  // namespace ringstore

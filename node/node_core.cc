@@ -368,7 +368,18 @@ void NodeCore::ForwardTo(ConnId conn, uint64_t rid, Kind kind, const ObjectId& i
           auto e = DecodeError(r->body);
           if (e.ok() && e->ToStatus().IsNotFound()) return ForwardTo(conn, rid, kind, id, targets, i + 1, miss);
         }
-        // The node's reply, relayed under the client's request id.
+        // A record is relayed under the client's request id with the address of the node it
+        // came from, so that a client counts that node once toward R however many nodes
+        // relay it (docs/architecture.md §4.2). Any other reply (an ERROR) goes as it came.
+        const Kind reply = kind == Kind::kGet ? Kind::kGetReply : Kind::kStatReply;
+        if (r->header.kind == static_cast<uint16_t>(reply)) {
+          auto record = DecodeRecordReply(reply, r->body);
+          if (!record.ok()) return Finish(conn, EncodeError(rid, Status::FromCode(record.status().code(),
+                                                                         "relayed from " + address + ": " +
+                                                                             record.status().message())));
+          if (reply == Kind::kGetReply) return Finish(conn, EncodeGetReply(rid, std::move(*record), address));
+          return Finish(conn, EncodeRecordReply(reply, rid, *record, address));
+        }
         std::string out(kFrameHeaderBytes, '\0');
         out += r->body;
         EncodeFrameHeader(r->header.kind, rid, std::string_view(out).substr(kFrameHeaderBytes), r->header.flags,

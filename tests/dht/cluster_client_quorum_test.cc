@@ -147,5 +147,59 @@ TEST_F(ClusterClientQuorumTest, AProcessAtAGhostsAddressIsAFallbackNotAReplica) 
   EXPECT_EQ(r.status().code(), Code::kUnavailable);
 }
 
+TEST_F(ClusterClientQuorumTest, ARelayedRecordCountsForTheNodeItCameFromOnce) {
+  // Replica X's table has nodes the client's has not seen (joins X heard of first), which put
+  // X outside the key's window: X lacks the key, so it forwards the read down the window and
+  // relays the first record it finds, replica A's old v1. A answers the client with v1 too.
+  // Counted as two answers, an R=2 read returned v1 although replica C holds the acknowledged
+  // v2 (G3); counted as one, the read asks C.
+  std::vector<NodeEntry> joiners;
+  for (int k = 0; k < 8; ++k) {
+    NodeEntry e;
+    e.node_id = std::string(31, 'j') + static_cast<char>('a' + k);
+    e.address = "joiner" + std::to_string(k) + ":7400";  // nothing listens there
+    e.ring_seed = 9000 + static_cast<uint64_t>(k);
+    e.vnodes = 256;
+    e.incarnation = 1;
+    e.state = NodeState::kUp;
+    joiners.push_back(e);
+  }
+  // A key whose replicas in the client's table are A, X, C, and which X's table, with the
+  // joiners, puts outside X's window (rank >= 3 + kRouteSlack) but with A inside it, before C.
+  RouteTable wider = client_.table();
+  for (const NodeEntry& e : joiners) wider.Merge(e);
+  ObjectId id;
+  std::string a, x, c;
+  for (int i = 0;; ++i) {
+    ASSERT_LT(i, 200000) << "no key fits";
+    id = ObjectId::Of("quorum", "relayed " + std::to_string(i));
+    auto placed = PlaceReplicas(client_.table(), id, 3);
+    a = placed[0]->address, x = placed[1]->address, c = placed[2]->address;
+    auto order = PlaceReplicas(wider, id, 3 + kRouteSlack);
+    int a_at = -1, c_at = -1, x_at = -1;
+    for (size_t k = 0; k < order.size(); ++k) {
+      if (order[k]->address == a) a_at = static_cast<int>(k);
+      if (order[k]->address == c) c_at = static_cast<int>(k);
+      if (order[k]->address == x) x_at = static_cast<int>(k);
+    }
+    if (x_at < 0 && a_at >= 0 && (c_at < 0 || a_at < c_at)) break;
+  }
+  for (const NodeEntry& e : joiners) ring_.ByAddress(x)->membership->MergeForTest(e);
+  const int64_t now_ms = ring_.clock.WallMicros() / 1000;
+  ring_.ByAddress(a)->store->Apply({WriteOp{id, Record::Value(MakeTimestamp(now_ms, 0), "v1")}}, [](Status) {});
+  ring_.ByAddress(c)->store->Apply({WriteOp{id, Record::Value(MakeTimestamp(now_ms + 10, 0), "v2")}}, [](Status) {});
+  ring_.net.RunUntilIdle();
+  // The STAT first: it repairs nothing, while the GET's read repair gives v2 to A and X.
+  const uint64_t forwarded = ring_.ByAddress(x)->core->stats().forwarded;
+  auto m = Call<RecordMeta>([&](auto cb) { client_.Stat(id, q_, cb); });
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ(m->ts, MakeTimestamp(now_ms + 10, 0)) << "a STAT counted A twice, once relayed by X";
+  EXPECT_EQ(ring_.ByAddress(x)->core->stats().forwarded, forwarded + 1) << "X did not relay: the test shows nothing";
+  auto r = Call<Record>([&](auto cb) { client_.Get(id, q_, cb); });
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->value, "v2") << "A's v1 counted twice, once relayed by X";
+  EXPECT_EQ(ring_.ByAddress(x)->core->stats().forwarded, forwarded + 2);
+}
+
 }  // namespace
 }  // namespace ringstore

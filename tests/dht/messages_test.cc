@@ -229,6 +229,34 @@ TEST(MessagesTest, RepliesRoundTrip) {
   EXPECT_TRUE(tomb->meta.tombstone());
 }
 
+TEST(MessagesTest, ARelayedRecordReplySaysWhereItCameFrom) {
+  Record r = Record::Value(555, "bytes");
+  for (Kind kind : {Kind::kGetReply, Kind::kStatReply}) {
+    std::string from = "stale";
+    auto own = DecodeRecordReply(kind, Parse(EncodeRecordReply(kind, 1, r)).body, &from);
+    ASSERT_TRUE(own.ok());
+    EXPECT_EQ(from, "") << "a node's own answer names no source";
+    auto relayed = DecodeRecordReply(kind, Parse(EncodeRecordReply(kind, 1, r, "10.0.0.7:7400")).body, &from);
+    ASSERT_TRUE(relayed.ok()) << relayed.status().ToString();
+    EXPECT_EQ(from, "10.0.0.7:7400");
+    EXPECT_EQ(relayed->meta.ts, 555u);
+    if (kind == Kind::kGetReply) {
+      EXPECT_EQ(relayed->value, "bytes");
+    }
+  }
+  // A decoder that does not ask for the source still reads the record (a trailing field).
+  auto plain = DecodeRecordReply(Kind::kGetReply, Parse(EncodeRecordReply(Kind::kGetReply, 1, r, "n:1")).body);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->value, "bytes");
+  // A source that is not a string is a protocol error.
+  std::string body = Parse(EncodeRecordReply(Kind::kStatReply, 1, r)).body;
+  ASSERT_EQ(static_cast<uint8_t>(body[0]), 0x95u);  // fixarray of 5
+  body[0] = static_cast<char>(0x96);
+  body += '\x07';  // positive fixint
+  std::string from;
+  EXPECT_EQ(DecodeRecordReply(Kind::kStatReply, body, &from).status().code(), Code::kProtocolError);
+}
+
 TEST(MessagesTest, AGetReplyInTwoBuffersIsTheSameFrame) {
   for (const Record& r : {Record::Value(555, std::string(300000, 'x')), Record::Value(7, ""), Record::Tombstone(9)}) {
     const std::string joined = EncodeRecordReply(Kind::kGetReply, 3, r);
@@ -236,6 +264,9 @@ TEST(MessagesTest, AGetReplyInTwoBuffersIsTheSameFrame) {
     ASSERT_NE(split.value, nullptr);
     EXPECT_EQ(*split.value, r.value);
     EXPECT_EQ(split.head + *split.value + split.tail, joined) << r.value.size() << " bytes";
+    // And relayed, with its source after the value.
+    const SharedFrame relayed = EncodeGetReply(3, r, "node7:7400");
+    EXPECT_EQ(relayed.head + *relayed.value + relayed.tail, EncodeRecordReply(Kind::kGetReply, 3, r, "node7:7400"));
   }
 }
 
