@@ -214,8 +214,10 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
       case nbd::kCmdWrite:
         return cache.Write(r.offset, std::move(r.payload), r.fua(), answer);
       case nbd::kCmdTrim:
-      case nbd::kCmdWriteZeroes:
         return cache.Zero(r.offset, r.length, r.fua(), answer);
+      case nbd::kCmdWriteZeroes:
+        // NO_HOLE: the range must stay allocated, so no chunk of it becomes a hole.
+        return cache.Zero(r.offset, r.length, r.fua(), (r.flags & nbd::kCmdFlagNoHole) != 0, answer);
       case nbd::kCmdFlush:
         return cache.Flush(answer);
       case nbd::kCmdBlockStatus: {

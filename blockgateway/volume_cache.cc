@@ -124,6 +124,7 @@ void VolumeCache::OnLoaded(uint64_t index, Result<std::string> r) {
 
 void VolumeCache::SetData(Chunk& c, std::string data) {
   resident_bytes_ -= c.data.size();
+  c.zeros = false;
   c.data = std::move(data);
   resident_bytes_ += c.data.size();
 }
@@ -159,7 +160,7 @@ void VolumeCache::Evict() {
     // Operations still queued on it (its load's callbacks are running) need its bytes; it
     // goes back on the list once they have run.
     if (!c.queue.empty()) continue;
-    Remember(index, c.data.empty());  // clean: what it holds is what is stored
+    Remember(index, c.data.empty() && !c.zeros);  // clean: what it holds is what is stored
     SetData(c, std::string());
     if (c.waiters.empty() && !c.storing) chunks_.erase(index);
     else c.state = State::kAbsent;
@@ -211,7 +212,7 @@ std::optional<bool> VolumeCache::KnownHole(uint64_t index) const {
   if (auto it = chunks_.find(index); it != chunks_.end()) {
     const Chunk& c = it->second;
     if (c.state == State::kLoading || !c.queue.empty()) return false;  // operations waiting on it
-    if (c.state == State::kReady) return c.data.empty();
+    if (c.state == State::kReady) return c.data.empty() && !c.zeros;
     if (c.version > c.durable) return false;
   }
   // Not in memory, or absent and clean: as stored.
@@ -310,7 +311,7 @@ void VolumeCache::Write(uint64_t offset, std::string data, bool fua, std::functi
   Pump();
 }
 
-void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, std::function<void(Status)> done) {
+void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done) {
   if (length == 0) return done(Status::Ok());
   const auto parts = Split(offset, length);
   auto versions = std::make_shared<std::vector<std::pair<uint64_t, uint64_t>>>();
@@ -322,19 +323,23 @@ void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, std::function
   const uint64_t cs = meta_.chunk_size;
   for (const Part& p : parts) {
     const bool whole = p.begin == 0 && p.end == cs;
-    WithChunk(p.index, !whole, [this, p, versions, join, whole](Status s) {
+    WithChunk(p.index, !whole, [this, p, versions, join, whole, allocate](Status s) {
       if (s.ok()) {
         Chunk& c = At(p.index);
         if (whole) {
           SetData(c, std::string());
+          c.zeros = allocate;
           MarkDirty(p.index, c);
           Urgent(p.index);
         } else if (!c.data.empty()) {
           std::memset(c.data.data() + p.begin, 0, p.end - p.begin);
           MarkDirty(p.index, c);
+        } else if (allocate && !c.zeros) {
+          c.zeros = true;  // a hole, to be stored as zeros
+          MarkDirty(p.index, c);
         }
-        // A partial zero of a hole changes nothing, but a FUA still waits for what is
-        // pending on the chunk.
+        // A partial zero of a hole (or of stored zeros) changes nothing, but a FUA still
+        // waits for what is pending on the chunk.
         versions->emplace_back(p.index, c.version);
       }
       join->Finish(s);
@@ -416,7 +421,7 @@ void VolumeCache::StartStore(uint64_t index) {
   ++stats_.stores;
   const uint64_t version = c.version;
   std::weak_ptr<bool> alive = alive_;
-  store_.Store(index, c.data, [this, alive, index, version](Status s) {
+  store_.Store(index, c.zeros ? std::string(meta_.chunk_size, '\0') : c.data, [this, alive, index, version](Status s) {
     if (alive.expired()) return;
     OnStored(index, version, std::move(s));
   });

@@ -70,7 +70,12 @@ class VolumeCache {
   void Read(uint64_t offset, uint64_t length, std::function<void(Result<std::string>)> done);
   void Write(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done);
   // Zeroes a range; whole chunks become holes (their objects are deleted).
-  void Zero(uint64_t offset, uint64_t length, bool fua, std::function<void(Status)> done);
+  void Zero(uint64_t offset, uint64_t length, bool fua, std::function<void(Status)> done) {
+    Zero(offset, length, fua, /*allocate=*/false, std::move(done));
+  }
+  // With allocate (NBD's NO_HOLE), every chunk of the range is left stored, as zeros where
+  // it was a hole or is zeroed whole: none becomes a hole.
+  void Zero(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done);
   void Flush(std::function<void(Status)> done);
   // For each chunk of [offset, offset + length), up to max_chunks from the first: true if it
   // is known to be a hole (reads as zeros, stores nothing). A chunk being loaded or changed,
@@ -96,7 +101,9 @@ class VolumeCache {
   };
   struct Chunk {
     State state = State::kAbsent;
-    std::string data;          // kReady: chunk_size bytes, or empty for a hole
+    std::string data;          // kReady: chunk_size bytes, or empty for a hole (or zeros)
+    bool zeros = false;        // kReady with data empty: zeros to store as bytes (NO_HOLE),
+                               // not a hole; kept empty in memory all the same
     uint64_t version = 0;      // of the last change: numbers come from versions_, one count
                                // for the volume, so a chunk dropped and loaded again never
                                // reuses a number a FUA or flush may still be waiting for

@@ -1,6 +1,7 @@
 // VolumeCache::Holes over the fake ChunkStore, for NBD's block status: answers from memory,
 // from what the cache saw of chunks it dropped, else from the store's metadata; a write that
-// overtakes a metadata read wins; holes are never remembered; metadata reads are bounded.
+// overtakes a metadata read wins; holes are never remembered; metadata reads are bounded;
+// zeroing without holes (NBD's NO_HOLE) leaves chunks stored.
 #include "tests/blockgateway/volume_cache_test_support.h"
 
 namespace ringstore::block {
@@ -88,6 +89,44 @@ TEST_F(VolumeCacheTest, AChunkDroppedFromMemoryIsRememberedAsStored) {
   cache_->Holes(0, 3 * kChunk, 64, [&](std::vector<bool> h) { holes = std::move(h); });
   EXPECT_EQ(holes, (std::vector<bool>{false, false, true}));
   EXPECT_TRUE(store_.exists_log.empty()) << "all three were known";
+}
+
+TEST_F(VolumeCacheTest, ZeroWithoutHolesStoresZerosAndNoChunkBecomesAHole) {
+  // NBD's WRITE_ZEROES with NO_HOLE: chunk 1 zeroed whole, chunk 3 (a hole) and chunk 4
+  // (stored) zeroed in part. All three end stored, as zeros where zeroed, and block status
+  // calls none of them a hole; chunk 1's zeros take no memory while they wait.
+  Make();
+  store_.data[1] = std::string(kChunk, 'a');
+  store_.data[4] = std::string(kChunk, 'b');
+  store_.hold_stores = true;
+  Got z;
+  cache_->Zero(kChunk, kChunk, false, /*allocate=*/true, Into(z));
+  ASSERT_TRUE(z.ok());
+  Got z3, z4;
+  cache_->Zero(3 * kChunk + 100, 200, false, true, Into(z3));
+  cache_->Zero(4 * kChunk + 100, 200, false, true, Into(z4));
+  ASSERT_TRUE(z3.ok() && z4.ok());
+  EXPECT_EQ(cache_->resident_bytes(), kChunk) << "only chunk 4 holds bytes";
+  std::vector<bool> holes;
+  cache_->Holes(kChunk, 4 * kChunk, 64, [&](std::vector<bool> h) { holes = std::move(h); });
+  EXPECT_EQ(holes, (std::vector<bool>{false, true, false, false})) << "chunks 1..4";
+  EXPECT_EQ(Diff(ReadNow(kChunk, kChunk), std::string(kChunk, '\0')), "");
+  store_.CompleteAll();
+  store_.hold_stores = false;
+  ASSERT_TRUE(FlushNow().ok());
+  EXPECT_EQ(Diff(store_.data.at(1), std::string(kChunk, '\0')), "") << "stored as zeros, not deleted";
+  EXPECT_EQ(Diff(store_.data.at(3), std::string(kChunk, '\0')), "");
+  EXPECT_EQ(Diff(store_.data.at(4), std::string(100, 'b') + std::string(200, '\0') + std::string(kChunk - 300, 'b')), "");
+  EXPECT_EQ(store_.data.count(2), 0u);
+  // A later write into the stored zeros keeps the rest zero; a TRIM still punches a hole.
+  ASSERT_TRUE(WriteNow(kChunk + 10, "x").ok());
+  ASSERT_TRUE(FlushNow().ok());
+  EXPECT_EQ(Diff(store_.data.at(1), std::string(10, '\0') + "x" + std::string(kChunk - 11, '\0')), "");
+  Got t;
+  cache_->Zero(kChunk, kChunk, false, Into(t));
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE(FlushNow().ok());
+  EXPECT_EQ(store_.data.at(1), "") << "a hole";
 }
 
 }  // namespace

@@ -85,7 +85,8 @@ class ModelRun {
       model_.replace(off, len, std::string(len, '\0'));
       Changed(off, len, seq);
       Issue(seq, "zero");
-      cache_->Zero(off, len, fua, Durable(off, len, seq, fua, true, depth, "zero"));
+      const bool allocate = rng_.Uniform(3) == 0;  // WRITE_ZEROES with NO_HOLE: same bytes
+      cache_->Zero(off, len, fua, allocate, Durable(off, len, seq, fua, true, depth, "zero"));
     } else if (kind < 84) {
       Issue(seq, "read");
       cache_->Read(off, len, [this, expect = model_.substr(off, len), off, seq, depth](Result<std::string> r) {

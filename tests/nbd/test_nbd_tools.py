@@ -27,6 +27,7 @@ from nbd_common import *  # noqa: E402,F401,F403
 import nbd_common as nc  # noqa: E402
 
 MiB = 1 << 20
+KiB = 1 << 10
 COPY_BYTES = 256 * MiB
 
 
@@ -175,6 +176,23 @@ def test(ctx, args):
     check(r.returncode != 0 and b"Pattern verification failed" in r.stdout + r.stderr,
           f"qemu-io did not notice a wrong pattern: {r.describe()}")
     log(f"qemu-io: {len(writes)} unaligned writes, {len(reads)} pattern reads (incl. zeros) match")
+
+    # --- WRITE_ZEROES: qemu-io's `write -z` sends NO_HOLE (the range must stay allocated),
+    # `write -z -u` lets the server punch holes. Both chunks were holes; the first must now
+    # be stored (data in block status), the second may stay a hole (and does here).
+    qemu_io(gw.uri("qio"), [f"write -z {4 * MiB} 64k", f"write -z -u {4 * MiB + 64 * KiB} 64k"],
+            "qemu-io write -z, without and with -u")
+    extents = json.loads(nc.tool(["nbdinfo", "--map", "--json", gw.uri("qio")], "nbdinfo --map qio").stdout)
+
+    def type_at(offset):
+        for e in extents:
+            if e["offset"] <= offset < e["offset"] + e["length"]:
+                return e["type"]
+        return None
+    check(type_at(4 * MiB) == 0, f"a WRITE_ZEROES with NO_HOLE left a hole (type {type_at(4 * MiB)}): {extents}")
+    check(type_at(4 * MiB + 64 * KiB) == 3, f"a WRITE_ZEROES that may punch left no hole: {extents}")
+    qemu_io(gw.uri("qio"), [f"read -P 0 {4 * MiB} 128k"], "qemu-io reads the zeroed chunks")
+    log("WRITE_ZEROES: with NO_HOLE the chunk is stored as zeros, without it a hole; both read zeros")
 
     # --- a new gateway (empty cache) reads it all back from the cluster
     check(gw.stop() == 0, "ringstore-block did not exit 0 after SIGTERM (writeback failed?)")
