@@ -283,8 +283,15 @@ void VolumeCache::PumpExists() {
   pumping_exists_ = false;
 }
 
+Status VolumeCache::Admit() const {
+  if (!writeback_failing_ || dirty_bytes() <= limits_.dirty_bytes) return Status::Ok();
+  return Status::IOError("writeback is failing and " + FormatSize(dirty_bytes()) +
+                         " of dirty data is over the limit: nothing more is taken in until a store succeeds");
+}
+
 void VolumeCache::Write(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done) {
   if (data.empty()) return done(Status::Ok());
+  if (Status s = Admit(); !s.ok()) return done(s);
   const auto parts = Split(offset, data.size());
   auto bytes = std::make_shared<std::string>(std::move(data));
   auto versions = std::make_shared<std::vector<std::pair<uint64_t, uint64_t>>>();
@@ -313,6 +320,7 @@ void VolumeCache::Write(uint64_t offset, std::string data, bool fua, std::functi
 
 void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done) {
   if (length == 0) return done(Status::Ok());
+  if (Status s = Admit(); !s.ok()) return done(s);
   const auto parts = Split(offset, length);
   auto versions = std::make_shared<std::vector<std::pair<uint64_t, uint64_t>>>();
   auto join = std::make_shared<Joiner>(Joiner{parts.size(), Status::Ok(), nullptr});
@@ -431,6 +439,7 @@ void VolumeCache::OnStored(uint64_t index, uint64_t version, Status s) {
   --stores_in_flight_;
   Chunk& c = At(index);
   c.storing = false;
+  writeback_failing_ = !s.ok();
   if (s.ok()) {
     c.durable = std::max(c.durable, version);
     if (c.durable == c.version) {

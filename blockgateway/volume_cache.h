@@ -20,7 +20,9 @@
 //    stale answer can only say "data", which is always safe.
 // A failed store leaves the chunk dirty (nothing is dropped) and fails the flushes waiting
 // on it, and the replies the dirty limit holds if it is still over it; a later Flush tries
-// again. A failed load fails the operations waiting on it.
+// again. Until a store succeeds, writes and zeroes that find the dirty data over the limit
+// are refused with IOError before they are applied. A failed load fails the operations
+// waiting on it.
 //
 // Every connection to a volume shares its one VolumeCache, so a Flush on one connection
 // covers writes made on all of them (what NBD's CAN_MULTI_CONN promises).
@@ -92,6 +94,9 @@ class VolumeCache {
   // Nothing dirty, loading or storing.
   bool Idle() const { return dirty_.empty() && stores_in_flight_ == 0 && loads_in_flight_ == 0; }
   const CacheStats& stats() const { return stats_; }
+  // OK, or why a write or zero is refused before it is applied: the last store failed and
+  // dirty data is over the limit (the memory bound while writeback cannot catch up).
+  Status Admit() const;
 
  private:
   enum class State { kAbsent, kLoading, kReady };
@@ -165,7 +170,8 @@ class VolumeCache {
   std::set<uint64_t> dirty_;            // chunks with version > durable
   std::deque<uint64_t> urgent_;         // chunks to store as soon as a slot frees
   std::list<uint64_t> lru_;             // clean resident chunks, least recent first
-  std::deque<std::function<void(Status)>> throttled_;  // write replies held by dirty_bytes
+  std::deque<std::function<void(Status)>> throttled_;  // write and zero replies held by dirty_bytes
+  bool writeback_failing_ = false;  // the last store to complete failed
   uint64_t resident_bytes_ = 0;
   uint32_t stores_in_flight_ = 0;
   uint32_t loads_in_flight_ = 0;

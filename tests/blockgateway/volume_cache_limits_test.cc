@@ -72,6 +72,17 @@ TEST_F(DirtyLimitTest, HeldRepliesFailWhenStoresFailAndTheBytesStay) {
   EXPECT_EQ(w.calls, 1) << "a held write is answered once a store has failed";
   EXPECT_EQ(w.status.code(), Code::kIOError) << w.status.ToString();
   EXPECT_EQ(ReadNow(2 * kChunk + 10, 1), "c");
+  // Until a store succeeds, writes and zeroes that find the limit passed are refused before
+  // they are applied, so a client writing through the errors cannot grow dirty memory.
+  Got refused, refused_zero;
+  cache_->Write(3 * kChunk + 10, "d", false, Into(refused));
+  EXPECT_EQ(refused.calls, 1);
+  EXPECT_EQ(refused.status.code(), Code::kIOError) << refused.status.ToString();
+  cache_->Zero(0, kChunk, false, Into(refused_zero));
+  EXPECT_EQ(refused_zero.status.code(), Code::kIOError) << refused_zero.status.ToString();
+  EXPECT_EQ(ReadNow(3 * kChunk + 10, 1), std::string(1, '\0')) << "a refused write is not applied";
+  EXPECT_EQ(ReadNow(10, 1), "a") << "nor a refused zero";
+  EXPECT_EQ(cache_->dirty_bytes(), 3 * kChunk);
   // The cluster comes back: the next writeback stores every byte.
   store_.fail_stores = false;
   store_.hold_stores = false;

@@ -3,7 +3,9 @@
 
   * nbdinfo: the export's size and flags (flush, FUA, trim, zero, multi-conn, writable), its
     block size constraints; `nbdinfo --list` lists every volume; `nbdinfo --map` shows the
-    written half of a volume as data and the rest as a hole (base:allocation).
+    written half of a volume as data and the rest as a hole (base:allocation), and a chunk
+    zeroed by qemu-io's `write -z` (WRITE_ZEROES with NO_HOLE) as data, one zeroed by
+    `write -z -u` as a hole, from the gateway's memory and again through a new gateway.
   * nbdcopy: 256 MiB of random data into a 512 MiB volume and back out: the first 256 MiB
     hash the same, the rest reads zeros.
   * qemu-img: a qcow2 image with patterns written by qemu-io is converted into a volume first
@@ -91,6 +93,19 @@ def qemu_io(uri, cmds, what):
     check(r.returncode == 0 and "Pattern verification failed" not in out and "error" not in out.lower(),
           f"{what}: {r.describe()}")
     return r
+
+
+def check_zeroed_chunks(gw, volume):
+    """Block status of the two chunks zeroed at 4 MiB: the NO_HOLE one is data, the other a hole."""
+    extents = json.loads(nc.tool(["nbdinfo", "--map", "--json", gw.uri(volume)], "nbdinfo --map").stdout)
+
+    def type_at(offset):
+        for e in extents:
+            if e["offset"] <= offset < e["offset"] + e["length"]:
+                return e["type"]
+        return None
+    check(type_at(4 * MiB) == 0, f"a WRITE_ZEROES with NO_HOLE left a hole (type {type_at(4 * MiB)}): {extents}")
+    check(type_at(4 * MiB + 64 * KiB) == 3, f"a WRITE_ZEROES that may punch left no hole: {extents}")
 
 
 def test(ctx, args):
@@ -182,17 +197,9 @@ def test(ctx, args):
     # be stored (data in block status), the second may stay a hole (and does here).
     qemu_io(gw.uri("qio"), [f"write -z {4 * MiB} 64k", f"write -z -u {4 * MiB + 64 * KiB} 64k"],
             "qemu-io write -z, without and with -u")
-    extents = json.loads(nc.tool(["nbdinfo", "--map", "--json", gw.uri("qio")], "nbdinfo --map qio").stdout)
-
-    def type_at(offset):
-        for e in extents:
-            if e["offset"] <= offset < e["offset"] + e["length"]:
-                return e["type"]
-        return None
-    check(type_at(4 * MiB) == 0, f"a WRITE_ZEROES with NO_HOLE left a hole (type {type_at(4 * MiB)}): {extents}")
-    check(type_at(4 * MiB + 64 * KiB) == 3, f"a WRITE_ZEROES that may punch left no hole: {extents}")
+    check_zeroed_chunks(gw, "qio")
     qemu_io(gw.uri("qio"), [f"read -P 0 {4 * MiB} 128k"], "qemu-io reads the zeroed chunks")
-    log("WRITE_ZEROES: with NO_HOLE the chunk is stored as zeros, without it a hole; both read zeros")
+    log("WRITE_ZEROES: with NO_HOLE the chunk is data (zeros), without it a hole; both read zeros")
 
     # --- a new gateway (empty cache) reads it all back from the cluster
     check(gw.stop() == 0, "ringstore-block did not exit 0 after SIGTERM (writeback failed?)")
@@ -202,6 +209,7 @@ def test(ctx, args):
     check(sha256_range(out, 0, COPY_BYTES) == want, "through a new gateway: the 256 MiB differ")
     check(zero_range(out, COPY_BYTES, 512 * MiB - COPY_BYTES), "through a new gateway: the unwritten half is not zeros")
     qemu_io(gw.uri("qio"), reads, "qemu-io reads through a new gateway")
+    check_zeroed_chunks(gw, "qio")  # now from the cluster's metadata: the zeros were stored
     r = nc.tool(["qemu-img", "compare", "-f", "qcow2", "-F", "raw", img, gw.uri("qcow")],
                 "qemu-img compare through a new gateway", want=None)
     check(r.returncode == 0, f"qemu-img compare through a new gateway: {r.describe()}")
