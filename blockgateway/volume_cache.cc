@@ -284,9 +284,10 @@ void VolumeCache::PumpExists() {
 }
 
 Status VolumeCache::Admit() const {
-  if (!writeback_failing_ || dirty_bytes() <= limits_.dirty_bytes) return Status::Ok();
-  return Status::IOError("writeback is failing and " + FormatSize(dirty_bytes()) +
-                         " of dirty data is over the limit: nothing more is taken in until a store succeeds");
+  if (failed_chunks_ == 0 || dirty_bytes() <= limits_.dirty_bytes) return Status::Ok();
+  return Status::IOError("writeback is failing (" + std::to_string(failed_chunks_) + " chunk(s)) and " +
+                         FormatSize(dirty_bytes()) +
+                         " of dirty data is over the limit: nothing more is taken in until they are stored");
 }
 
 void VolumeCache::Write(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done) {
@@ -439,7 +440,11 @@ void VolumeCache::OnStored(uint64_t index, uint64_t version, Status s) {
   --stores_in_flight_;
   Chunk& c = At(index);
   c.storing = false;
-  writeback_failing_ = !s.ok();
+  if (c.store_failed != !s.ok()) {
+    c.store_failed = !s.ok();
+    if (c.store_failed) ++failed_chunks_;
+    else --failed_chunks_;
+  }
   if (s.ok()) {
     c.durable = std::max(c.durable, version);
     if (c.durable == c.version) {

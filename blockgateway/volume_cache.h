@@ -20,8 +20,8 @@
 //    stale answer can only say "data", which is always safe.
 // A failed store leaves the chunk dirty (nothing is dropped) and fails the flushes waiting
 // on it, and the replies the dirty limit holds if it is still over it; a later Flush tries
-// again. Until a store succeeds, writes and zeroes that find the dirty data over the limit
-// are refused with IOError before they are applied. A failed load fails the operations
+// again. While a dirty chunk's last store failed, writes and zeroes that find the dirty data
+// over the limit are refused with IOError before they are applied. A failed load fails the operations
 // waiting on it.
 //
 // Every connection to a volume shares its one VolumeCache, so a Flush on one connection
@@ -48,7 +48,8 @@ namespace ringstore::block {
 
 struct CacheLimits {
   uint64_t cache_bytes = 256ull << 20;  // clean chunks kept for reads
-  uint64_t dirty_bytes = 256ull << 20;  // writes wait above this much unwritten data
+  uint64_t dirty_bytes = 256ull << 20;  // write and zero replies wait above this much
+                                        // unwritten data (refused while stores fail)
   uint32_t max_stores = 32;             // chunk stores in flight
   uint32_t max_loads = 64;              // chunk loads in flight for read-ahead; and
                                         // metadata reads in flight for Holes
@@ -94,8 +95,9 @@ class VolumeCache {
   // Nothing dirty, loading or storing.
   bool Idle() const { return dirty_.empty() && stores_in_flight_ == 0 && loads_in_flight_ == 0; }
   const CacheStats& stats() const { return stats_; }
-  // OK, or why a write or zero is refused before it is applied: the last store failed and
-  // dirty data is over the limit (the memory bound while writeback cannot catch up).
+  // OK, or why a write or zero is refused before it is applied: dirty data is over the limit
+  // and some dirty chunk's last store failed (the memory bound while writeback cannot catch
+  // up, also when only some chunks fail). Rewrites of chunks already dirty are refused too.
   Status Admit() const;
 
  private:
@@ -114,6 +116,7 @@ class VolumeCache {
                                // reuses a number a FUA or flush may still be waiting for
     uint64_t durable = 0;      // the newest version known to be stored
     bool storing = false;
+    bool store_failed = false;  // its last store failed (counted in failed_chunks_)
     bool urgent = false;       // queued in urgent_
     Clock::Duration dirtied_at{};
     // After a failed store: not stored again for memory pressure or age before this, so that
@@ -171,7 +174,7 @@ class VolumeCache {
   std::deque<uint64_t> urgent_;         // chunks to store as soon as a slot frees
   std::list<uint64_t> lru_;             // clean resident chunks, least recent first
   std::deque<std::function<void(Status)>> throttled_;  // write and zero replies held by dirty_bytes
-  bool writeback_failing_ = false;  // the last store to complete failed
+  uint64_t failed_chunks_ = 0;  // chunks whose last store failed (they stay dirty until stored)
   uint64_t resident_bytes_ = 0;
   uint32_t stores_in_flight_ = 0;
   uint32_t loads_in_flight_ = 0;

@@ -502,8 +502,8 @@ void ClusterClient::SendRead(const std::shared_ptr<ReadOp>& op) {
       if (op->in_flight == 0 && op->next >= op->candidates.size()) {
         op->done = true;  // every node answered, and fewer than R distinct ones
         op->cb(Status::Unavailable("only " + std::to_string(op->responses) + " of the " + std::to_string(op->q.r) +
-                                   " replies needed (each node counted once, relayed records by their source): the "
-                                   "ring has too few nodes"));
+                                   " replies needed from distinct nodes (a relayed record counts for the node it came "
+                                   "from): every node of the key's list has answered"));
       }
       return;
     }

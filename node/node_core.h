@@ -120,7 +120,8 @@ class NodeCore final : public TransportHandler {
   // A read (kGet or kStat) of a key this node lacks, and either does not own or owns before
   // it has synced: asks the other live nodes of the key's window (its first route_n +
   // kRouteSlack nodes) in preference order, and relays the first answer that is not
-  // NotFound as the reply to rid; then Finish. Going down the list finds the former holders
+  // NotFound as the reply to rid (a record re-encoded with `from`, the node it came from,
+  // so that a client counts that node once); then Finish. Going down the list finds the former holders
   // while every replica of the key is new: a join puts the joiner ahead of them, so up to
   // kRouteSlack joins leave them inside the window.
   void Forward(ConnId conn, uint64_t rid, Kind kind, const ObjectId& id, uint32_t route_n);

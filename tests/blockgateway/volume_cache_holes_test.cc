@@ -116,7 +116,8 @@ TEST_F(VolumeCacheTest, ZeroWithoutHolesStoresZerosAndNoChunkBecomesAHole) {
   ASSERT_TRUE(FlushNow().ok());
   EXPECT_EQ(Diff(store_.data.at(1), std::string(kChunk, '\0')), "") << "stored as zeros, not deleted";
   EXPECT_EQ(Diff(store_.data.at(3), std::string(kChunk, '\0')), "");
-  EXPECT_EQ(Diff(store_.data.at(4), std::string(100, 'b') + std::string(200, '\0') + std::string(kChunk - 300, 'b')), "");
+  const std::string chunk4 = std::string(100, 'b') + std::string(200, '\0') + std::string(kChunk - 300, 'b');
+  EXPECT_EQ(Diff(store_.data.at(4), chunk4), "");
   EXPECT_EQ(store_.data.count(2), 0u);
   // A later write into the stored zeros keeps the rest zero; a TRIM still punches a hole.
   ASSERT_TRUE(WriteNow(kChunk + 10, "x").ok());

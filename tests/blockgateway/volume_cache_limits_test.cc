@@ -93,6 +93,30 @@ TEST_F(DirtyLimitTest, HeldRepliesFailWhenStoresFailAndTheBytesStay) {
   EXPECT_EQ(store_.data[2].substr(10, 1), "c");
 }
 
+TEST_F(DirtyLimitTest, APartialOutageStillBoundsDirtyData) {
+  // Chunk 0 cannot be stored (its replicas are down) while chunk 1 can: a store that works
+  // in between must not reopen the door while dirty data is over the limit.
+  Got held;
+  ASSERT_NO_FATAL_FAILURE(HoldAWrite(held));
+  Got fourth;
+  cache_->Write(3 * kChunk + 10, "d", false, Into(fourth));
+  ASSERT_TRUE(store_.StorePending(0) && store_.StorePending(1));
+  ASSERT_TRUE(store_.CompleteStoreOf(0, true));
+  ASSERT_TRUE(store_.CompleteStoreOf(1, false));
+  ASSERT_GT(cache_->dirty_bytes(), 2 * kChunk);
+  Got refused;
+  cache_->Write(5 * kChunk + 10, "e", false, Into(refused));
+  EXPECT_EQ(refused.calls, 1);
+  EXPECT_EQ(refused.status.code(), Code::kIOError) << "a write was taken in with chunk 0 still failing";
+  // Chunk 0 stored at last: writes are taken in again.
+  store_.hold_stores = false;
+  store_.CompleteAll();
+  clock_.Advance(2s);
+  EXPECT_EQ(cache_->dirty_bytes(), 0u);
+  ASSERT_TRUE(WriteNow(5 * kChunk + 10, "e").ok());
+  EXPECT_TRUE(cache_->Admit().ok());
+}
+
 TEST_F(VolumeCacheTest, ZeroRepliesAreHeldByTheDirtyLimitToo) {
   // A TRIM of many whole chunks makes as many chunks to delete: its reply waits, as a
   // write's does, until writeback has brought the dirty bytes under the limit.

@@ -60,6 +60,9 @@ class ModelRun {
     EXPECT_EQ(Diff(r.data, model_), "");
   }
 
+  // Writes and zeroes refused at once (writeback failing over the dirty limit).
+  uint64_t refused() const { return refused_; }
+
  private:
   static constexpr uint64_t kChunks = 8;
 
@@ -210,9 +213,6 @@ class ModelRun {
   std::map<uint64_t, std::string> outstanding_;  // issued, not yet answered
   bool failing_ = false;
   uint64_t refused_ = 0;  // writes and zeroes refused while writeback failed
-
- public:
-  uint64_t refused() const { return refused_; }
 };
 
 TEST(VolumeCacheModelTest, RandomOperationsMatchAStringModel) {

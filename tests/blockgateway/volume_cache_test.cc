@@ -1,8 +1,8 @@
 // VolumeCache over the fake ChunkStore: zero-filled holes, read-modify-write, arrival order
-// behind a pending load, Flush and FUA durability, holes from whole-chunk zeroing, timed
-// writeback, clean-chunk eviction, load failures, and callbacks that issue
-// more operations. (Which chunks are holes:
-// volume_cache_holes_test.cc; the dirty limit and failing stores: volume_cache_limits_test.cc.)
+// behind a pending load, Flush and FUA durability (with failed stores), holes from
+// whole-chunk zeroing, timed writeback, clean-chunk eviction, load failures, and callbacks
+// that issue more operations. (Which chunks are holes: volume_cache_holes_test.cc; the dirty
+// limit, and the replies it holds while stores fail: volume_cache_limits_test.cc.)
 #include "tests/blockgateway/volume_cache_test_support.h"
 
 namespace ringstore::block {

@@ -1,5 +1,6 @@
-// What counts toward the cluster client's W and R: each process once, and a fallback's answer
-// only when it holds a record (docs/architecture.md §4.2).
+// What counts toward the cluster client's W and R: each process once, a fallback's answer
+// only when it holds a record, and a relayed record once, for the node it came from
+// (docs/architecture.md §4.2).
 #include <gtest/gtest.h>
 
 #include "routing/placement.h"
