@@ -149,6 +149,7 @@ void AntiEntropy::ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(
   struct State {
     SyncHaveReply reply;
     size_t waiting = 0;
+    bool held = false;  // some "have" rests on a record of ours
     std::function<void(std::string)> done;
   };
   auto st = std::make_shared<State>();
@@ -172,8 +173,22 @@ void AntiEntropy::ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(
         const bool same = !Supersedes(*r, want) && !Supersedes(want, *r);
         // A map has it only as the very same version (a merge may still add entries).
         st->reply.have[i] = IsMapRecord(want) || IsMapRecord(*r) ? same : (same || Supersedes(*r, want));
+        st->held |= st->reply.have[i];
       }
-      if (--st->waiting == 0) st->done(EncodeSyncHaveReply(rid, st->reply));
+      if (--st->waiting > 0) return;
+      if (!st->held) return st->done(EncodeSyncHaveReply(rid, st->reply));
+      // The offerer purges what we say we have, so what we have must survive a crash: a
+      // write is visible here a moment before its WAL fsync (storage/rocksdb_store.h). An
+      // empty Apply completes once every write before it is durable; if it fails, so does
+      // the answer, and the offerer keeps its copies.
+      store_.Apply({}, [alive, st, rid](Status s) {
+        if (alive.expired()) return;
+        if (!s.ok()) {
+          return st->done(EncodeError(rid, Status::FromCode(s.code(), "cannot make this node's copies durable: " +
+                                                                          s.message())));
+        }
+        st->done(EncodeSyncHaveReply(rid, st->reply));
+      });
     });
   }
 }

@@ -72,6 +72,9 @@ class Store {
   // Applies ops atomically. Each op takes effect only if its record supersedes the stored one
   // (last writer wins, see Supersedes). Re-applying the same version is a no-op, except that
   // it rewrites a stored record whose bytes fail their checksum: that is how a repair works.
+  // With no ops it writes nothing and completes once every write applied before it is as
+  // durable as the store's durability makes writes (a barrier: a write can be visible to
+  // reads a moment before that).
   virtual void Apply(std::vector<WriteOp> ops, std::function<void(Status)> done) = 0;
   // Up to limit records with begin <= id < end, in id order (corrupt ones flagged, see
   // ScanEntry).

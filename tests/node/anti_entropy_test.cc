@@ -12,6 +12,7 @@
 #include "dht/sync_messages.h"
 #include "node/placement_history.h"
 #include "routing/placement.h"
+#include "storage/fault_injecting_store.h"
 #include "storage/range_digest.h"
 #include "tests/support/fake_ring.h"
 
@@ -57,7 +58,9 @@ class AntiEntropyTest : public ::testing::Test {
   // An AntiEntropy for node i, attached to its core; started unless start is false.
   AntiEntropy* AddRepair(size_t i, const AntiEntropyOptions& o, bool start = true) {
     auto& n = ring_.nodes[i];
-    repair_.push_back(std::make_unique<AntiEntropy>(o, n->membership->self().node_id, ring_.clock, *n->store,
+    if (faulty_node_ == i) faulty_ = std::make_unique<FaultInjectingStore>(*n->store);
+    Store& store = faulty_node_ == i ? static_cast<Store&>(*faulty_) : *n->store;
+    repair_.push_back(std::make_unique<AntiEntropy>(o, n->membership->self().node_id, ring_.clock, store,
                                                     *n->peers, *n->membership, testing::NullLog()));
     n->core->AttachRepair(repair_.back().get());
     if (start) repair_.back()->Start();
@@ -115,7 +118,10 @@ class AntiEntropyTest : public ::testing::Test {
   }
 
   Ring ring_{3, 11};
-  std::vector<std::unique_ptr<AntiEntropy>> repair_;
+  // Node faulty_node_'s repair goes through faulty_, a FaultInjectingStore over its store.
+  size_t faulty_node_ = SIZE_MAX;
+  std::unique_ptr<FaultInjectingStore> faulty_;
+  std::vector<std::unique_ptr<AntiEntropy>> repair_;  // after faulty_: destroyed before it
   std::map<AntiEntropy*, int> first_syncs_;  // calls of each one's on_first_sync
 };
 
@@ -164,6 +170,31 @@ TEST_F(AntiEntropyTest, ANodeStillCatchingUpDeclinesHandoffOffers) {
   Frame answered = Offer(ring_, *repair_.back(), ids);
   ASSERT_EQ(answered.header.kind, static_cast<uint16_t>(Kind::kSyncHaveReply));
   EXPECT_EQ(DecodeSyncHaveReply(answered.body)->have.size(), ids.size());
+}
+
+TEST_F(AntiEntropyTest, AnOfferIsAnsweredHaveOnlyOnceTheCopiesAreDurable) {
+  // The offerer purges what the answer says is held. A store shows a write a moment before
+  // its WAL fsync, so the answer waits for a barrier (an empty Apply); when that fails (the
+  // WAL cannot be synced), the answer is an error and the offerer keeps its copies.
+  faulty_node_ = 3;  // the joiner
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  JoinAfter(ids);
+  std::vector<ObjectId> held;
+  for (const ObjectId& id : ids) {
+    if (ring_.nodes[3]->store->MutableRecordForTest(id) != nullptr) held.push_back(id);
+  }
+  ASSERT_FALSE(held.empty());
+  Frame answered = Offer(ring_, *repair_.back(), held);
+  ASSERT_EQ(answered.header.kind, static_cast<uint16_t>(Kind::kSyncHaveReply));
+  auto have = DecodeSyncHaveReply(answered.body);
+  ASSERT_TRUE(have.ok());
+  EXPECT_EQ(std::count(have->have.begin(), have->have.end(), true), static_cast<long>(held.size()));
+  faulty_->FailNextWrites(1);
+  Frame refused = Offer(ring_, *repair_.back(), held);
+  ASSERT_EQ(refused.header.kind, static_cast<uint16_t>(Kind::kError)) << "answered 'have' with its copies not durable";
+  EXPECT_EQ(DecodeError(refused.body)->ToStatus().code(), Code::kIOError);
+  EXPECT_EQ(faulty_->injected(), 1u);
 }
 
 TEST_F(AntiEntropyTest, AHandoffCutShortByARingChangeIsTakenUpByTheNextRound) {

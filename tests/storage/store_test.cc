@@ -22,6 +22,16 @@ TEST_P(StoreTest, PutThenGetAndStat) {
   EXPECT_EQ(m->checksum, Record::Value(10, "alpha").meta.checksum);
 }
 
+TEST_P(StoreTest, AnEmptyApplyIsABarrierThatWritesNothing) {
+  // Anti-entropy waits on it before it says it holds a record (Store::Apply).
+  ASSERT_TRUE(Put(kA, 10, "alpha").ok());
+  EXPECT_TRUE(Apply({}).ok());
+  EXPECT_EQ(Get(kA)->value, "alpha");
+  EXPECT_TRUE(Get(kB).status().IsNotFound());
+  Reopen();
+  EXPECT_EQ(Get(kA)->value, "alpha");
+}
+
 TEST_P(StoreTest, LastWriterWinsAndResendIsIdempotent) {
   ASSERT_TRUE(Put(kA, 20, "new").ok());
   ASSERT_TRUE(Put(kA, 10, "old").ok());  // arrives late: ignored
