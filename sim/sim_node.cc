@@ -17,13 +17,14 @@ constexpr int64_t kWallBaseUs = 1'800'000'000'000'000;  // the simulated epoch
 
 // ---- SimStore ---------------------------------------------------------------------------
 
-void SimStore::Later(std::function<void()> fn) {
+Time SimStore::Later(std::function<void()> fn) {
   const int64_t lo = faults_.min_latency.count(), hi = faults_.max_latency.count();
   const Time lat(lo + static_cast<int64_t>(rng_.Uniform(static_cast<uint64_t>(std::max<int64_t>(1, hi - lo)))));
   std::weak_ptr<bool> alive = alive_;
   loop_.After(lat, [alive, fn = std::move(fn)] {
     if (auto a = alive.lock(); a && *a) fn();
   });
+  return loop_.now() + lat;
 }
 
 void SimStore::Get(const ObjectId& id, std::function<void(Result<Record>)> done) {
@@ -53,12 +54,19 @@ void SimStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> done)
     });
     return;
   }
+  if (ops.empty()) {  // a barrier: after every write issued before it
+    const Time wait = writes_due_ > loop_.now() ? writes_due_ - loop_.now() : Time(0);
+    loop_.After(wait + std::chrono::microseconds(1), [alive, done = std::move(done)] {
+      if (auto a = alive.lock(); a && *a) done(Status::Ok());
+    });
+    return;
+  }
   // Durable only once the write completes: a crash before then loses it.
-  Later([this, alive, ops = std::move(ops), done = std::move(done)]() mutable {
+  writes_due_ = std::max(writes_due_, Later([this, alive, ops = std::move(ops), done = std::move(done)]() mutable {
     durable_.Apply(std::move(ops), [alive, done](Status s) {
       if (auto a = alive.lock(); a && *a) done(std::move(s));
     });
-  });
+  }));
 }
 
 void SimStore::Scan(const ObjectId& begin, const ObjectId& end, size_t limit, bool with_values,

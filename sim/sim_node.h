@@ -5,7 +5,8 @@
 //
 // SimStore is the simulated disk: every read and write takes a random latency, and a write
 // becomes durable only when it completes, so a crash before then loses it (it was never
-// acknowledged). Corrupt() flips a byte of a stored value, which the record checksum catches.
+// acknowledged). An empty Apply (the Store barrier) completes after every write issued
+// before it. Corrupt() flips a byte of a stored value, which the record checksum catches.
 // Thread-safety: single-threaded.
 #pragma once
 
@@ -48,13 +49,14 @@ class SimStore final : public Store {
   void Close(std::function<void(Status)> done) override;
 
  private:
-  // Runs fn after a disk latency, unless the node has crashed by then.
-  void Later(std::function<void()> fn);
+  // Runs fn after a disk latency, unless the node has crashed by then; returns when.
+  Time Later(std::function<void()> fn);
   EventLoop& loop_;
   Random& rng_;
   const DiskFaults& faults_;
   MemoryStore& durable_;
   std::shared_ptr<bool> alive_;
+  Time writes_due_{0};  // when the last write issued so far completes (for barriers)
 };
 
 struct SimNodeOptions {
