@@ -212,6 +212,8 @@ class AntiEntropy {
   void ServeKeys(uint64_t rid, SyncKeysRequest m, std::function<void(std::string)> done);
   struct KeysJob;
   void KeysStep(std::shared_ptr<KeysJob> job);
+  // Sends the SYNC_KEYS reply, after the store barrier if it lists a tombstone past grace.
+  void ReplyKeys(std::shared_ptr<KeysJob> job);
   // Reads leaves[from] and the leaves right after it that follow it in number (at most
   // kLeavesPerScan), as one store scan of at most limit records. done gets the records of
   // each leaf read whole, in order: at least the first (cut to limit if it alone is larger).

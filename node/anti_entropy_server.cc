@@ -117,7 +117,7 @@ void AntiEntropy::ScanLeaves(const std::vector<uint32_t>& leaves, size_t from, s
 }
 
 void AntiEntropy::KeysStep(std::shared_ptr<KeysJob> job) {
-  if (job->next >= job->req.leaves.size()) return job->done(EncodeSyncKeysReply(job->rid, job->reply));
+  if (job->next >= job->req.leaves.size()) return ReplyKeys(std::move(job));
   ScanLeaves(job->req.leaves, job->next, kMaxSyncEntries, [this, job](Result<std::vector<std::vector<ScanEntry>>> r) {
     if (!r.ok()) return job->done(EncodeError(job->rid, r.status()));
     const RouteTable& table = membership_.table();
@@ -128,7 +128,7 @@ void AntiEntropy::KeysStep(std::shared_ptr<KeysJob> job) {
       }
       // A leaf goes whole or not at all, except one too big for any reply.
       if (!job->reply.done.empty() && job->reply.entries.size() + mine.size() > kMaxSyncEntries) {
-        return job->done(EncodeSyncKeysReply(job->rid, job->reply));
+        return ReplyKeys(std::move(job));
       }
       if (mine.size() > kMaxSyncEntries) mine.resize(kMaxSyncEntries);
       job->reply.done.push_back(job->req.leaves[job->next]);
@@ -136,6 +136,24 @@ void AntiEntropy::KeysStep(std::shared_ptr<KeysJob> job) {
       ++job->next;
     }
     KeysStep(job);
+  });
+}
+
+void AntiEntropy::ReplyKeys(std::shared_ptr<KeysJob> job) {
+  // A tombstone past its grace in the listing confirms it for the asker's collection
+  // (docs/repair.md §5): it must survive a crash here first, so the reply waits for the store
+  // barrier (as ServeHave's "have" does). Other listings go at once.
+  const bool confirms = std::any_of(job->reply.entries.begin(), job->reply.entries.end(),
+                                    [this](const KeyVersion& v) { return Collectable(v.meta); });
+  if (!confirms) return job->done(EncodeSyncKeysReply(job->rid, job->reply));
+  std::weak_ptr<bool> alive = alive_;
+  store_.Apply({}, [alive, job](Status s) {
+    if (alive.expired()) return;
+    if (!s.ok()) {
+      return job->done(EncodeError(job->rid, Status::FromCode(s.code(), "cannot make this node's tombstones durable: " +
+                                                                             s.message())));
+    }
+    job->done(EncodeSyncKeysReply(job->rid, job->reply));
   });
 }
 

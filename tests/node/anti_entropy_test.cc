@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 
 #include "dht/frame.h"
@@ -137,13 +138,10 @@ TEST_F(AntiEntropyTest, AJoinerPullsEachRecordOnceFromPeersComparedAtOnce) {
   for (auto& r : repair_) EXPECT_EQ(first_syncs_[r.get()], 1);
 }
 
-// A SYNC_HAVE offer of ids, as a peer's handoff sends it; returns the reply frame (the ring is
+// Hands repair one request frame, as a peer sends it; returns the reply frame (the ring is
 // run a moment for the store's answers).
-Frame Offer(Ring& ring, AntiEntropy& repair, const std::vector<ObjectId>& ids) {
-  SyncHaveRequest req;
-  for (const ObjectId& id : ids) req.entries.push_back(KeyVersion{id, RecordMeta{}});
+Frame Ask(Ring& ring, AntiEntropy& repair, const std::string& bytes) {
   FrameDecoder in;
-  const std::string bytes = EncodeSyncHaveRequest(7, req);
   EXPECT_TRUE(in.Feed(bytes.data(), bytes.size()).ok());
   std::string out;
   repair.OnRequest(in.Next(), [&](std::string reply) { out = std::move(reply); });
@@ -152,6 +150,13 @@ Frame Offer(Ring& ring, AntiEntropy& repair, const std::vector<ObjectId>& ids) {
   EXPECT_TRUE(back.Feed(out.data(), out.size()).ok());
   EXPECT_TRUE(back.HasFrame());
   return back.Next();
+}
+
+// A SYNC_HAVE offer of ids, as a peer's handoff sends it.
+Frame Offer(Ring& ring, AntiEntropy& repair, const std::vector<ObjectId>& ids) {
+  SyncHaveRequest req;
+  for (const ObjectId& id : ids) req.entries.push_back(KeyVersion{id, RecordMeta{}});
+  return Ask(ring, repair, EncodeSyncHaveRequest(7, req));
 }
 
 TEST_F(AntiEntropyTest, ANodeStillCatchingUpDeclinesHandoffOffers) {
@@ -195,6 +200,51 @@ TEST_F(AntiEntropyTest, AnOfferIsAnsweredHaveOnlyOnceTheCopiesAreDurable) {
   ASSERT_EQ(refused.header.kind, static_cast<uint16_t>(Kind::kError)) << "answered 'have' with its copies not durable";
   EXPECT_EQ(DecodeError(refused.body)->ToStatus().code(), Code::kIOError);
   EXPECT_EQ(faulty_->injected(), 1u);
+}
+
+TEST_F(AntiEntropyTest, ATombstonePastGraceIsListedOnlyOnceItIsDurable) {
+  // A peer's listing of a tombstone past its grace confirms it for the asker's collection,
+  // so the listing waits for the store barrier, and fails if it does.
+  faulty_node_ = 3;  // the joiner
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  JoinAfter(ids);
+  const std::string asker = ring_.nodes[0]->membership->self().node_id;
+  const RouteTable& table = ring_.nodes[3]->membership->table();
+  ObjectId id;
+  for (int i = 0;; ++i) {
+    ASSERT_LT(i, 10000);
+    id = ObjectId::Of("ae-dead", std::to_string(i));
+    size_t on = 0;
+    for (const NodeEntry* e : PlaceReplicas(table, id, 3)) {
+      on += e->node_id == asker || e->node_id == ring_.nodes[3]->membership->self().node_id ? 1 : 0;
+    }
+    if (on == 2) break;
+  }
+  Record dead = Record::Tombstone(MakeTimestamp(1000, 0));  // long past the grace
+  dead.meta.set_replicas(3);
+  ring_.nodes[3]->store->Apply({WriteOp{id, dead}}, [](Status s) { ASSERT_TRUE(s.ok()); });
+  ring_.Pump(std::chrono::milliseconds(10));
+  SyncKeysRequest req;
+  req.scope = SyncScope{table.RingDigest(), 3, asker};
+  req.leaves = {RangeDigest::LeafOf(id)};
+  Frame listed = Ask(ring_, *repair_.back(), EncodeSyncKeysRequest(9, req));
+  ASSERT_EQ(listed.header.kind, static_cast<uint16_t>(Kind::kSyncKeysReply));
+  auto keys = DecodeSyncKeysReply(listed.body);
+  ASSERT_TRUE(keys.ok());
+  ASSERT_TRUE(std::any_of(keys->entries.begin(), keys->entries.end(), [&](const KeyVersion& v) { return v.id == id; }));
+  faulty_->FailNextWrites(1);
+  Frame refused = Ask(ring_, *repair_.back(), EncodeSyncKeysRequest(10, req));
+  ASSERT_EQ(refused.header.kind, static_cast<uint16_t>(Kind::kError)) << "listed a tombstone not durable";
+  EXPECT_EQ(DecodeError(refused.body)->ToStatus().code(), Code::kIOError);
+  // A listing without such a tombstone needs no barrier.
+  req.leaves = {RangeDigest::LeafOf(ids[0])};
+  if (req.leaves[0] != RangeDigest::LeafOf(id)) {
+    faulty_->FailNextWrites(1);
+    Frame plain = Ask(ring_, *repair_.back(), EncodeSyncKeysRequest(11, req));
+    EXPECT_EQ(plain.header.kind, static_cast<uint16_t>(Kind::kSyncKeysReply));
+    faulty_->FailNextWrites(0);
+  }
 }
 
 TEST_F(AntiEntropyTest, AHandoffCutShortByARingChangeIsTakenUpByTheNextRound) {
