@@ -214,6 +214,9 @@ class AntiEntropy {
   void KeysStep(std::shared_ptr<KeysJob> job);
   // Sends the SYNC_KEYS reply, after the store barrier if it lists a tombstone past grace.
   void ReplyKeys(std::shared_ptr<KeysJob> job);
+  // Sends reply once every write so far is durable (an empty Store::Apply), or an ERROR that
+  // this node's `what` cannot be made durable.
+  void SendDurably(uint64_t rid, const char* what, std::string reply, std::function<void(std::string)> done);
   // Reads leaves[from] and the leaves right after it that follow it in number (at most
   // kLeavesPerScan), as one store scan of at most limit records. done gets the records of
   // each leaf read whole, in order: at least the first (cut to limit if it alone is larger).

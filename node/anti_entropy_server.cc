@@ -145,15 +145,22 @@ void AntiEntropy::ReplyKeys(std::shared_ptr<KeysJob> job) {
   // barrier (as ServeHave's "have" does). Other listings go at once.
   const bool confirms = std::any_of(job->reply.entries.begin(), job->reply.entries.end(),
                                     [this](const KeyVersion& v) { return Collectable(v.meta); });
-  if (!confirms) return job->done(EncodeSyncKeysReply(job->rid, job->reply));
+  std::string reply = EncodeSyncKeysReply(job->rid, job->reply);
+  if (!confirms) return job->done(std::move(reply));
+  SendDurably(job->rid, "tombstones", std::move(reply), std::move(job->done));
+}
+
+void AntiEntropy::SendDurably(uint64_t rid, const char* what, std::string reply, std::function<void(std::string)> done) {
+  // A write is visible here a moment before its WAL fsync (storage/rocksdb_store.h); an empty
+  // Apply completes once every write before it is durable. If it fails, so does the answer.
   std::weak_ptr<bool> alive = alive_;
-  store_.Apply({}, [alive, job](Status s) {
+  store_.Apply({}, [alive, rid, what, reply = std::move(reply), done = std::move(done)](Status s) mutable {
     if (alive.expired()) return;
     if (!s.ok()) {
-      return job->done(EncodeError(job->rid, Status::FromCode(s.code(), "cannot make this node's tombstones durable: " +
-                                                                             s.message())));
+      return done(EncodeError(rid, Status::FromCode(s.code(), std::string("cannot make this node's ") + what +
+                                                                   " durable: " + s.message())));
     }
-    job->done(EncodeSyncKeysReply(job->rid, job->reply));
+    done(std::move(reply));
   });
 }
 
@@ -195,18 +202,9 @@ void AntiEntropy::ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(
       }
       if (--st->waiting > 0) return;
       if (!st->held) return st->done(EncodeSyncHaveReply(rid, st->reply));
-      // The offerer purges what we say we have, so what we have must survive a crash: a
-      // write is visible here a moment before its WAL fsync (storage/rocksdb_store.h). An
-      // empty Apply completes once every write before it is durable; if it fails, so does
-      // the answer, and the offerer keeps its copies.
-      store_.Apply({}, [alive, st, rid](Status s) {
-        if (alive.expired()) return;
-        if (!s.ok()) {
-          return st->done(EncodeError(rid, Status::FromCode(s.code(), "cannot make this node's copies durable: " +
-                                                                          s.message())));
-        }
-        st->done(EncodeSyncHaveReply(rid, st->reply));
-      });
+      // The offerer purges what we say we have, so what we have must survive a crash here
+      // first; if it cannot, the offerer keeps its copies.
+      SendDurably(rid, "copies", EncodeSyncHaveReply(rid, st->reply), std::move(st->done));
     });
   }
 }
