@@ -207,9 +207,10 @@ Result<SyncTreeReply> DecodeSyncTreeReply(std::string_view body) {
 std::string EncodeSyncKeysRequest(uint64_t request_id, const SyncKeysRequest& m) {
   FrameWriter w(64 + m.leaves.size() * 3);
   Packer pk(w);
-  pk.pack_array(4);
+  pk.pack_array(m.start ? 5 : 4);
   PackScope(pk, m.scope);
   PackU32s(pk, m.leaves, kMaxSyncIndices);
+  if (m.start) PackId(pk, *m.start);
   return w.Finish(Kind::kSyncKeys, request_id);
 }
 
@@ -219,15 +220,21 @@ Result<SyncKeysRequest> DecodeSyncKeysRequest(std::string_view body) {
   RS_TRY(f.Parse(body, 4));
   RS_TRY(DecodeScope(f, &m.scope));
   RS_TRY(DecodeU32s(f, 3, "leaves", kMaxSyncIndices, kMaxTreeIndex, &m.leaves));
+  if (f.size() >= 5) {
+    ObjectId start;
+    RS_TRY(f.Id(4, "start", &start));
+    m.start = start;  // the responder checks that it lies in leaves[0]
+  }
   return m;
 }
 
 std::string EncodeSyncKeysReply(uint64_t request_id, const SyncKeysReply& m) {
   FrameWriter w(16 + m.done.size() * 3 + m.entries.size() * 72);
   Packer pk(w);
-  pk.pack_array(2);
+  pk.pack_array(m.cut ? 3 : 2);
   PackU32s(pk, m.done, kMaxSyncIndices);
   PackVersions(pk, m.entries);
+  if (m.cut) PackId(pk, *m.cut);
   return w.Finish(Kind::kSyncKeysReply, request_id);
 }
 
@@ -237,6 +244,11 @@ Result<SyncKeysReply> DecodeSyncKeysReply(std::string_view body) {
   RS_TRY(f.Parse(body, 2));
   RS_TRY(DecodeU32s(f, 0, "done", kMaxSyncIndices, kMaxTreeIndex, &m.done));
   RS_TRY(DecodeVersions(f, 1, &m.entries));
+  if (f.size() >= 3) {
+    ObjectId cut;
+    RS_TRY(f.Id(2, "cut", &cut));
+    m.cut = cut;  // the asker checks that it lies in done.back()
+  }
   return m;
 }
 

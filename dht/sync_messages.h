@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,14 +61,18 @@ struct SyncTreeReply {
 
 // SYNC_KEYS: the versions the responder holds, now, in the listed leaves, of keys the two
 // share. Leaves are listed whole; `done` says which ones the reply covers (a reply stops
-// before kMaxSyncEntries, and the asker asks again for the rest).
+// before kMaxSyncEntries, and the asker asks again for the rest). A leaf of more records
+// than one reply takes is listed in parts: the reply's `cut` says its last leaf was listed
+// only below that id, and the asker asks again for that leaf from it (`start`).
 struct SyncKeysRequest {
   SyncScope scope;
   std::vector<uint32_t> leaves;
+  std::optional<ObjectId> start;  // field 4, optional: list leaves[0] from this id on (it must lie in it)
 };
 struct SyncKeysReply {
   std::vector<uint32_t> done;
   std::vector<KeyVersion> entries;
+  std::optional<ObjectId> cut;  // field 2, optional: done.back() is listed only below this id
 };
 
 // SYNC_HAVE: for each version, whether the responder holds it or a newer one.

@@ -345,13 +345,21 @@ void AntiEntropy::AskKeys(std::shared_ptr<PeerRun> run) {
   if (run->asking || run->pulls.size() > 4 * kMaxSyncEntries) return;  // one listing at a time, bounded backlog
   SyncKeysRequest req;
   req.scope = SyncScope{ring_digest_, options_.replicas, self_id_};
-  const size_t n = std::min<size_t>(run->leaves.size(), 64);
-  req.leaves.assign(run->leaves.begin(), run->leaves.begin() + static_cast<long>(n));
+  if (auto part = run->resume.find(run->leaves.front()); part != run->resume.end()) {
+    // The rest of a leaf compared in part: alone, from where the last part ended.
+    req.leaves = {part->first};
+    req.start = part->second;
+  } else {
+    for (uint32_t leaf : run->leaves) {
+      if (req.leaves.size() == 64 || run->resume.count(leaf) != 0) break;
+      req.leaves.push_back(leaf);
+    }
+  }
   run->asking = true;
   std::weak_ptr<bool> alive = alive_;
   peers_.Request(
       run->address, [req](uint64_t rid) { return EncodeSyncKeysRequest(rid, req); }, options_.request_timeout,
-      [this, alive, run](Result<Frame> f) {
+      [this, alive, run, start = req.start](Result<Frame> f) {
         if (alive.expired()) return;
         run->asking = false;
         if (!Current(*run)) return;
@@ -368,7 +376,11 @@ void AntiEntropy::AskKeys(std::shared_ptr<PeerRun> run) {
           return Fail(run, "SYNC_KEYS refused");
         }
         auto reply = DecodeSyncKeysReply(f->body);
-        if (!reply.ok() || reply->done.empty()) return Fail(run, "bad SYNC_KEYS reply");
+        if (!reply.ok() || reply->done.empty() ||
+            (reply->cut && (RangeDigest::LeafOf(*reply->cut) != reply->done.back() || (start && *reply->cut <= *start))) ||
+            (start && (reply->done.size() != 1 || reply->done[0] != RangeDigest::LeafOf(*start)))) {
+          return Fail(run, "bad SYNC_KEYS reply");
+        }
         // Their entries, by leaf; the leaves answered leave the to-do list.
         std::map<uint32_t, std::vector<KeyVersion>> by_leaf;
         for (uint32_t leaf : reply->done) by_leaf[leaf];
@@ -378,6 +390,8 @@ void AntiEntropy::AskKeys(std::shared_ptr<PeerRun> run) {
         }
         std::erase_if(run->leaves, [&](uint32_t l) { return by_leaf.count(l) != 0; });
         auto batch = std::make_shared<LeafBatch>();
+        batch->start = start;
+        batch->cut = reply->cut;
         for (auto& [leaf, theirs] : by_leaf) {
           ++run->leaves_in_flight;
           batch->leaves.push_back(leaf);

@@ -161,15 +161,19 @@ class AntiEntropy {
   // False, and nothing done, once this round's waits for it are used up.
   bool RetryLater(const std::shared_ptr<PeerRun>& run);
   void AskKeys(std::shared_ptr<PeerRun> run);
-  // Leaves a peer listed, to compare with ours: theirs[i] is its listing of leaves[i].
+  // Leaves a peer listed, to compare with ours: theirs[i] is its listing of leaves[i]; the
+  // first from `start` on, and the last below `cut`, when those are set (a leaf too large for
+  // one listing, listed in parts).
   struct LeafBatch {
     std::vector<uint32_t> leaves;  // ascending
     std::vector<std::vector<KeyVersion>> theirs;
+    std::optional<ObjectId> start, cut;
     size_t next = 0;  // the first not compared yet
   };
   void CompareLeaves(std::shared_ptr<PeerRun> run, std::shared_ptr<LeafBatch> batch);
-  void CompareLeaf(const std::shared_ptr<PeerRun>& run, uint32_t leaf, const std::vector<KeyVersion>& theirs,
-                   const std::vector<ScanEntry>& ours);
+  // Compares the ids in [begin, end) of one leaf: theirs and ours may hold more, outside it.
+  void CompareLeaf(const std::shared_ptr<PeerRun>& run, const ObjectId& begin, const ObjectId& end,
+                   const std::vector<KeyVersion>& theirs, const std::vector<ScanEntry>& ours);
   void PumpPulls(std::shared_ptr<PeerRun> run);
   void StorePulls(std::shared_ptr<PeerRun> run);
   void Fail(std::shared_ptr<PeerRun> run, const std::string& why);
@@ -217,12 +221,17 @@ class AntiEntropy {
   // Sends reply once every write so far is durable (an empty Store::Apply), or an ERROR that
   // this node's `what` cannot be made durable.
   void SendDurably(uint64_t rid, const char* what, std::string reply, std::function<void(std::string)> done);
-  // Reads leaves[from] and the leaves right after it that follow it in number (at most
-  // kLeavesPerScan), as one store scan of at most limit records. done gets the records of
-  // each leaf read whole, in order: at least the first (cut to limit if it alone is larger).
+  // Reads leaves[from] (from `begin` on, when set) and the leaves right after it that follow it
+  // in number (at most kLeavesPerScan), as one store scan of at most limit records. done gets
+  // the records of each leaf read whole, in order: at least the first, which, if it alone
+  // holds more than limit records from where it was read, is read only below `cut`.
   static constexpr size_t kLeavesPerScan = 64;
-  void ScanLeaves(const std::vector<uint32_t>& leaves, size_t from, size_t limit,
-                  std::function<void(Result<std::vector<std::vector<ScanEntry>>>)> done);
+  struct LeafScan {
+    std::vector<std::vector<ScanEntry>> leaves;
+    std::optional<ObjectId> cut;  // set: the only leaf read was read only below it
+  };
+  void ScanLeaves(const std::vector<uint32_t>& leaves, size_t from, const std::optional<ObjectId>& begin, size_t limit,
+                  std::function<void(Result<LeafScan>)> done);
   void ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(std::string)> done);
   void ServeScan(uint64_t rid, const ScanRequest& m, std::function<void(std::string)> done);
   // Whether both this node and peer are among id's N replicas in table.

@@ -18,19 +18,37 @@ constexpr uint64_t kPullBatchBytes = 4u << 20;
 
 void AntiEntropy::CompareLeaves(std::shared_ptr<PeerRun> run, std::shared_ptr<LeafBatch> batch) {
   // Our side of the leaves, read now (the digest was built from an older scan): leaves that
-  // follow each other in one store scan.
-  ScanLeaves(batch->leaves, batch->next, kMaxSyncEntries + 1,
-             [this, run, batch](Result<std::vector<std::vector<ScanEntry>>> r) {
+  // follow each other in one store scan. A leaf the peer listed from an id on is read from it.
+  const uint32_t leaf = batch->leaves[batch->next];
+  std::optional<ObjectId> begin;
+  if (batch->start && RangeDigest::LeafOf(*batch->start) == leaf) begin = batch->start;
+  ScanLeaves(batch->leaves, batch->next, begin, kMaxSyncEntries + 1,
+             [this, run, batch](Result<LeafScan> r) {
                if (!Current(*run)) return;
                if (!r.ok()) {
                  run->leaves_in_flight -= batch->leaves.size() - batch->next;
                  leaves_pending_ -= std::min<uint64_t>(leaves_pending_, batch->leaves.size() - batch->next);
                  return Fail(run, r.status().ToString());
                }
-               for (const std::vector<ScanEntry>& ours : *r) {
+               for (size_t k = 0; k < r->leaves.size(); ++k) {
                  --run->leaves_in_flight;
-                 if (leaves_pending_ > 0) --leaves_pending_;
-                 CompareLeaf(run, batch->leaves[batch->next], batch->theirs[batch->next], ours);
+                 const uint32_t leaf = batch->leaves[batch->next];
+                 // What both sides listed of the leaf: from where the peer's listing began, to
+                 // where the first of the two listings ended.
+                 const bool in = batch->start && RangeDigest::LeafOf(*batch->start) == leaf;
+                 const ObjectId begin = in ? *batch->start : RangeDigest::LeafBegin(leaf);
+                 ObjectId end = RangeDigest::LeafEnd(leaf);
+                 if (batch->cut && RangeDigest::LeafOf(*batch->cut) == leaf) end = std::min(end, *batch->cut);
+                 if (r->cut) end = std::min(end, *r->cut);
+                 CompareLeaf(run, begin, end, batch->theirs[batch->next], r->leaves[k]);
+                 if (end < RangeDigest::LeafEnd(leaf)) {
+                   // Compared in part: the rest is listed again from there, before other leaves.
+                   run->resume[leaf] = end;
+                   run->leaves.insert(run->leaves.begin(), leaf);
+                 } else {
+                   run->resume.erase(leaf);
+                   if (leaves_pending_ > 0) --leaves_pending_;
+                 }
                  ++batch->next;
                }
                if (batch->next < batch->leaves.size()) CompareLeaves(run, batch);
@@ -39,13 +57,18 @@ void AntiEntropy::CompareLeaves(std::shared_ptr<PeerRun> run, std::shared_ptr<Le
              });
 }
 
-void AntiEntropy::CompareLeaf(const std::shared_ptr<PeerRun>& run, uint32_t leaf, const std::vector<KeyVersion>& theirs,
-                              const std::vector<ScanEntry>& ours) {
-  // held: every intact record of the leaf; mine: those our copies' N places on
+void AntiEntropy::CompareLeaf(const std::shared_ptr<PeerRun>& run, const ObjectId& begin, const ObjectId& end,
+                              const std::vector<KeyVersion>& theirs_listed, const std::vector<ScanEntry>& ours) {
+  const auto inside = [&](const ObjectId& id) { return !(id < begin) && id < end; };
+  std::vector<KeyVersion> theirs;
+  for (const KeyVersion& v : theirs_listed) {
+    if (inside(v.id)) theirs.push_back(v);
+  }
+  // held: every intact record of the range; mine: those our copies' N places on
   // both of us (the peer's listing uses its copies' N, which can differ, R4).
   std::map<ObjectId, RecordMeta> held, mine;
   for (const ScanEntry& e : ours) {
-    if (e.corrupt) continue;
+    if (e.corrupt || !inside(e.id)) continue;
     held.emplace(e.id, e.record.meta);
     if (Shared(ring_, e.id, e.record.meta, run->node_id)) mine.emplace(e.id, e.record.meta);
   }
@@ -85,12 +108,11 @@ void AntiEntropy::CompareLeaf(const std::shared_ptr<PeerRun>& run, uint32_t leaf
   for (const auto& [id, meta] : mine) {
     if (seen.count(id) == 0 && !Collectable(meta)) lacking_.insert(id);
   }
-  // Tombstones to collect in this leaf: the peer confirms one by holding the same
+  // Tombstones to collect in this range: the peer confirms one by holding the same
   // version or nothing of the key.
   std::map<ObjectId, const KeyVersion*> by_id;
   for (const KeyVersion& v : theirs) by_id.emplace(v.id, &v);
-  for (auto g = gc_.lower_bound(RangeDigest::LeafBegin(leaf));
-       g != gc_.end() && g->first < RangeDigest::LeafEnd(leaf); ++g) {
+  for (auto g = gc_.lower_bound(begin); g != gc_.end() && g->first < end; ++g) {
     auto t = by_id.find(g->first);
     const bool same = t == by_id.end() || (!Supersedes(t->second->meta, g->second.meta) &&
                                            !Supersedes(g->second.meta, t->second->meta));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <deque>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct AntiEntropy::PeerRun {
   std::vector<uint32_t> indices;     // tree nodes at `level` still to ask about
   std::vector<uint32_t> next;        // the differing children found so far (level + 1)
   std::vector<uint32_t> leaves;      // differing leaves still to list
+  std::map<uint32_t, ObjectId> resume;  // of those, leaves compared in part: where the rest begins
   std::vector<uint32_t> differing;   // every differing leaf (sorted), for tombstone collection
   std::deque<KeyVersion> pulls;      // records to copy in from the peer
   size_t pulls_in_flight = 0;

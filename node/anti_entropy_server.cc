@@ -82,6 +82,9 @@ void AntiEntropy::ServeKeys(uint64_t rid, SyncKeysRequest m, std::function<void(
     return done(EncodeError(rid, Status::Unavailable("this node places keys by another ring")));
   }
   if (m.leaves.empty()) return done(EncodeError(rid, Status::InvalidArgument("no leaves asked for")));
+  if (m.start && RangeDigest::LeafOf(*m.start) != m.leaves.front()) {
+    return done(EncodeError(rid, Status::InvalidArgument("the id to list from is not in the first leaf asked for")));
+  }
   auto job = std::make_shared<KeysJob>();
   job->rid = rid;
   job->req = std::move(m);
@@ -89,51 +92,58 @@ void AntiEntropy::ServeKeys(uint64_t rid, SyncKeysRequest m, std::function<void(
   KeysStep(std::move(job));
 }
 
-void AntiEntropy::ScanLeaves(const std::vector<uint32_t>& leaves, size_t from, size_t limit,
-                             std::function<void(Result<std::vector<std::vector<ScanEntry>>>)> done) {
+void AntiEntropy::ScanLeaves(const std::vector<uint32_t>& leaves, size_t from, const std::optional<ObjectId>& begin,
+                             size_t limit, std::function<void(Result<LeafScan>)> done) {
   // The run of leaves that follow each other from `from`: one store scan covers them all.
   size_t last = from;
   while (last + 1 < leaves.size() && leaves[last + 1] == leaves[last] + 1 && last + 1 - from < kLeavesPerScan) ++last;
   const uint32_t first_leaf = leaves[from], count = static_cast<uint32_t>(last - from + 1);
   std::weak_ptr<bool> alive = alive_;
-  store_.Scan(RangeDigest::LeafBegin(first_leaf), RangeDigest::LeafEnd(leaves[last]), limit + 1, false,
+  store_.Scan(begin.value_or(RangeDigest::LeafBegin(first_leaf)), RangeDigest::LeafEnd(leaves[last]), limit + 1, false,
               [alive, first_leaf, count, limit, done](Result<std::vector<ScanEntry>> r) {
                 if (alive.expired()) return;
                 if (!r.ok()) return done(r.status());
                 // Cut short (more than limit records): the leaves before the one it stopped in
                 // were read whole; that one and those after it were not. If that is the first,
-                // it goes cut to the limit (as a scan of that leaf alone did).
-                const bool cut = r->size() > limit;
-                size_t whole = cut ? RangeDigest::LeafOf(r->back().id) - first_leaf : count;
-                std::vector<std::vector<ScanEntry>> by_leaf(count);
-                for (ScanEntry& e : *r) by_leaf[RangeDigest::LeafOf(e.id) - first_leaf].push_back(std::move(e));
+                // it goes in part: its first limit records, and where the rest begins.
+                const bool short_read = r->size() > limit;
+                size_t whole = short_read ? RangeDigest::LeafOf(r->back().id) - first_leaf : count;
+                LeafScan scan;
+                scan.leaves.resize(count);
+                for (ScanEntry& e : *r) scan.leaves[RangeDigest::LeafOf(e.id) - first_leaf].push_back(std::move(e));
                 if (whole == 0) {
-                  by_leaf[0].resize(std::min(by_leaf[0].size(), limit));
+                  scan.cut = scan.leaves[0][limit].id;  // all limit + 1 records are of the first leaf
+                  scan.leaves[0].resize(limit);
                   whole = 1;
                 }
-                by_leaf.resize(whole);
-                done(std::move(by_leaf));
+                scan.leaves.resize(whole);
+                done(std::move(scan));
               });
 }
 
 void AntiEntropy::KeysStep(std::shared_ptr<KeysJob> job) {
   if (job->next >= job->req.leaves.size()) return ReplyKeys(std::move(job));
-  ScanLeaves(job->req.leaves, job->next, kMaxSyncEntries, [this, job](Result<std::vector<std::vector<ScanEntry>>> r) {
+  const std::optional<ObjectId> begin = job->next == 0 ? job->req.start : std::nullopt;
+  ScanLeaves(job->req.leaves, job->next, begin, kMaxSyncEntries, [this, job](Result<LeafScan> r) {
     if (!r.ok()) return job->done(EncodeError(job->rid, r.status()));
     const RouteTable& table = membership_.table();
-    for (const std::vector<ScanEntry>& entries : *r) {
+    for (const std::vector<ScanEntry>& entries : r->leaves) {
       std::vector<KeyVersion> mine;
       for (const ScanEntry& e : entries) {
         if (!e.corrupt && Shared(table, e.id, e.record.meta, job->req.scope.from)) mine.push_back(KeyVersion{e.id, e.record.meta});
       }
-      // A leaf goes whole or not at all, except one too big for any reply.
+      // A leaf goes whole or not at all, except one too big for any reply: that one goes in
+      // parts, each ending the reply with where the next begins.
       if (!job->reply.done.empty() && job->reply.entries.size() + mine.size() > kMaxSyncEntries) {
         return ReplyKeys(std::move(job));
       }
-      if (mine.size() > kMaxSyncEntries) mine.resize(kMaxSyncEntries);
       job->reply.done.push_back(job->req.leaves[job->next]);
       job->reply.entries.insert(job->reply.entries.end(), mine.begin(), mine.end());
       ++job->next;
+    }
+    if (r->cut) {
+      job->reply.cut = r->cut;
+      return ReplyKeys(std::move(job));
     }
     KeysStep(job);
   });

@@ -28,8 +28,17 @@ TEST(SyncMessagesTest, EveryMessageRoundTrips) {
   SyncTreeReply tr{{1, 2, 3, UINT64_MAX}};
   EXPECT_EQ(DecodeSyncTreeReply(Body(EncodeSyncTreeReply(1, tr)))->hashes, tr.hashes);
 
-  SyncKeysRequest k{{9, 2, "b"}, {4095, 0}};
-  EXPECT_EQ(DecodeSyncKeysRequest(Body(EncodeSyncKeysRequest(1, k)))->leaves, k.leaves);
+  SyncKeysRequest k{{9, 2, "b"}, {4095, 0}, std::nullopt};
+  auto k2 = DecodeSyncKeysRequest(Body(EncodeSyncKeysRequest(1, k)));
+  ASSERT_TRUE(k2.ok()) << k2.status().ToString();
+  EXPECT_EQ(k2->leaves, k.leaves);
+  EXPECT_FALSE(k2->start.has_value());
+  // The rest of a leaf listed in part: from an id on (field 4, optional).
+  k.start = Version(3).id;
+  k2 = DecodeSyncKeysRequest(Body(EncodeSyncKeysRequest(1, k)));
+  ASSERT_TRUE(k2.ok()) << k2.status().ToString();
+  ASSERT_TRUE(k2->start.has_value());
+  EXPECT_EQ(*k2->start, *k.start);
 
   SyncKeysReply kr;
   kr.done = {7};
@@ -41,6 +50,12 @@ TEST(SyncMessagesTest, EveryMessageRoundTrips) {
   EXPECT_EQ(kr2->entries[49].meta.ts, kr.entries[49].meta.ts);
   EXPECT_EQ(kr2->entries[49].meta.checksum, kr.entries[49].meta.checksum);
   EXPECT_EQ(kr2->entries[49].meta.size, 49u);
+  EXPECT_FALSE(kr2->cut.has_value());
+  kr.cut = Version(60).id;  // field 2, optional: the last leaf listed below it
+  kr2 = DecodeSyncKeysReply(Body(EncodeSyncKeysReply(1, kr)));
+  ASSERT_TRUE(kr2.ok()) << kr2.status().ToString();
+  ASSERT_TRUE(kr2->cut.has_value());
+  EXPECT_EQ(*kr2->cut, *kr.cut);
 
   SyncHaveRequest h;
   for (int i = 0; i < 3; ++i) h.entries.push_back(Version(i));

@@ -1,6 +1,7 @@
 // AntiEntropy over a whole ring in one process (tests/support/fake_ring.h): a node that joins a
 // loaded ring fills itself from its peers, compared at the same time, asks each record of one
-// peer only, and gets every record of leaves too dense for one listing.
+// peer only, and gets every record of leaves too dense for one listing (a leaf too large for
+// one is listed in parts, and a delete in a later part is not collected over an older value).
 #include "node/anti_entropy.h"
 
 #include <gtest/gtest.h>
@@ -38,12 +39,8 @@ class AntiEntropyTest : public ::testing::Test {
     ring_.AddNode(3);
     ring_.Pump(std::chrono::seconds(3));
     ASSERT_TRUE(ring_.Converged());
-    AntiEntropyOptions o;
-    o.replicas = 3;
-    o.first_round = o.ring_settle = o.busy_pause = std::chrono::milliseconds(200);
+    AntiEntropyOptions o = QuickN3();
     o.interval = std::chrono::seconds(60);
-    o.scrub_bytes_per_s = 0;
-    o.rate_bytes_per_s = 0;
     o.max_in_flight = 4;  // pulls stay in flight long enough for the peers' listings to overlap
     for (size_t i = 0; i < ring_.nodes.size(); ++i) {
       AntiEntropy* r = AddRepair(i, o, /*start=*/false);
@@ -98,6 +95,13 @@ class AntiEntropyTest : public ::testing::Test {
     o.interval = std::chrono::seconds(1);
     o.scrub_bytes_per_s = 0;
     o.rate_bytes_per_s = rate_bytes_per_s;
+    return o;
+  }
+  // Options for N=3 rounds that come quickly (on a ring of three, every key on every node),
+  // unthrottled, without scrub.
+  static AntiEntropyOptions QuickN3() {
+    AntiEntropyOptions o = QuickN1(0);
+    o.replicas = 3;
     return o;
   }
   // How many of ids are placed on the joiner; each must be in its store exactly then.
@@ -282,21 +286,110 @@ TEST_F(AntiEntropyTest, AHandoffCutShortByARingChangeIsTakenUpByTheNextRound) {
   ExpectEachOnItsOwner(ids);
 }
 
+// n ids in one leaf of the digest (random within it).
+std::vector<ObjectId> IdsInLeaf(uint32_t leaf, int n) {
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < n; ++i) {
+    std::string raw(ObjectId::Of("dense", std::to_string(leaf) + "/" + std::to_string(i)).AsStringView());
+    raw[0] = static_cast<char>(leaf >> 4);
+    raw[1] = static_cast<char>(((leaf & 0xf) << 4) | (static_cast<uint8_t>(raw[1]) & 0x0f));
+    ids.push_back(*ObjectId::FromBytes(raw));
+  }
+  return ids;
+}
+
 TEST_F(AntiEntropyTest, LeavesTooDenseForOneListingComeWhole) {
   // 3,000 records in each of two neighbouring leaves: a listing (4,096 entries at most) takes
   // the first whole and must not count the second as read when its scan was cut short in it.
-  std::vector<ObjectId> ids;
-  for (uint32_t leaf : {7u, 8u}) {
-    for (int i = 0; i < 3000; ++i) {
-      std::string raw(ObjectId::Of("dense", std::to_string(leaf) + "/" + std::to_string(i)).AsStringView());
-      raw[0] = static_cast<char>(leaf >> 4);
-      raw[1] = static_cast<char>(((leaf & 0xf) << 4) | (static_cast<uint8_t>(raw[1]) & 0x0f));
-      ids.push_back(*ObjectId::FromBytes(raw));
-      ASSERT_EQ(RangeDigest::LeafOf(ids.back()), leaf);
-    }
-  }
+  std::vector<ObjectId> ids = IdsInLeaf(7, 3000), next = IdsInLeaf(8, 3000);
+  ids.insert(ids.end(), next.begin(), next.end());
   JoinAfter(ids);
   EXPECT_GT(CheckJoinerHoldsItsShare(ids), 3000u);
+}
+
+TEST_F(AntiEntropyTest, ALeafTooLargeForOneListingIsListedInParts) {
+  // 10,000 records in one leaf: more than two listings' worth (4,096 entries each). The
+  // joiner gets every one placed on it, not only those of the first listing.
+  const std::vector<ObjectId> ids = IdsInLeaf(9, 10000);
+  for (const ObjectId& id : ids) ASSERT_EQ(RangeDigest::LeafOf(id), 9u);
+  JoinAfter(ids);
+  EXPECT_GT(CheckJoinerHoldsItsShare(ids), 5000u);
+  // The id a listing starts from must lie in the first leaf asked for.
+  SyncKeysRequest req;
+  req.scope = SyncScope{ring_.nodes[3]->membership->table().RingDigest(), 3, ring_.nodes[0]->membership->self().node_id};
+  req.leaves = {10};
+  req.start = ids.front();
+  Frame refused = Ask(ring_, *repair_.back(), EncodeSyncKeysRequest(9, req));
+  ASSERT_EQ(refused.header.kind, static_cast<uint16_t>(Kind::kError));
+  EXPECT_EQ(DecodeError(refused.body)->ToStatus().code(), Code::kInvalidArgument);
+}
+
+TEST_F(AntiEntropyTest, ATombstonePastTheFirstListingOfALargeLeafIsNotCollectedOverAnOlderValue) {
+  // Every key on all three nodes (N=3). One leaf holds 6,000 records, and its last key, past
+  // the first listing of the leaf, was deleted long ago on nodes 0 and 1, while node 2 still
+  // holds the value the delete removed. While node 2 cannot take the delete (its repair's
+  // writes fail), 0 and 1 must keep it: a value left on node 2 alone would come back. Once
+  // node 2 takes it, it is collected everywhere.
+  faulty_node_ = 2;
+  ring_.Pump(std::chrono::seconds(3));
+  ASSERT_TRUE(ring_.Converged());
+  std::vector<ObjectId> ids = IdsInLeaf(11, 6000);
+  std::string raw(ObjectId::kSize, '\xff');  // the last id of leaf 11
+  raw[0] = static_cast<char>(11 >> 4);
+  raw[1] = static_cast<char>(((11 & 0xf) << 4) | 0x0f);
+  const ObjectId deleted = *ObjectId::FromBytes(raw);
+  ASSERT_EQ(RangeDigest::LeafOf(deleted), 11u);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    Record r = Record::Value(MakeTimestamp(1000 + static_cast<int64_t>(i), 0), "value " + std::to_string(i));
+    r.meta.set_replicas(3);
+    for (auto& n : ring_.nodes) n->store->Apply({WriteOp{ids[i], r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
+  }
+  Record value = Record::Value(MakeTimestamp(500, 0), "deleted value"), dead = Record::Tombstone(MakeTimestamp(600, 0));
+  value.meta.set_replicas(3);
+  dead.meta.set_replicas(3);
+  for (size_t i = 0; i < 3; ++i) {
+    ring_.nodes[i]->store->Apply({WriteOp{deleted, i == 2 ? value : dead}}, [](Status s) { ASSERT_TRUE(s.ok()); });
+  }
+  ring_.Pump(std::chrono::milliseconds(10));
+  for (size_t i = 0; i < 3; ++i) AddRepair(i, QuickN3());
+  faulty_->FailNextWrites(1 << 30);
+  ring_.Pump(std::chrono::seconds(10));
+  ASSERT_NE(ring_.nodes[2]->store->MutableRecordForTest(deleted), nullptr);
+  ASSERT_FALSE(ring_.nodes[2]->store->MutableRecordForTest(deleted)->meta.tombstone());
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_NE(ring_.nodes[i]->store->MutableRecordForTest(deleted), nullptr)
+        << ring_.nodes[i]->address << " collected the tombstone while node 2 held an older value";
+  }
+  faulty_->FailNextWrites(0);
+  ring_.Pump(std::chrono::seconds(10));
+  for (auto& n : ring_.nodes) {
+    EXPECT_EQ(n->store->MutableRecordForTest(deleted), nullptr) << n->address << " still holds the key";
+  }
+}
+
+TEST_F(AntiEntropyTest, ALeafComparedInPartsPullsNothingTheAskerHolds) {
+  // Node 0 holds 10,000 records of one leaf, nodes 1 and 2 every other one of them. Their
+  // listings of 4,096 entries span about 8,192 of node 0's records, more than its own read of
+  // the leaf: node 0 must compare only what it read, or it pulls what it holds already.
+  ring_.Pump(std::chrono::seconds(3));
+  ASSERT_TRUE(ring_.Converged());
+  std::vector<ObjectId> ids = IdsInLeaf(13, 10000);
+  std::sort(ids.begin(), ids.end());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    Record r = Record::Value(MakeTimestamp(1000 + static_cast<int64_t>(i), 0), "value " + std::to_string(i));
+    r.meta.set_replicas(3);
+    for (size_t n = 0; n < 3; ++n) {
+      if (n == 0 || i % 2 == 0) ring_.nodes[n]->store->Apply({WriteOp{ids[i], r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
+    }
+  }
+  ring_.Pump(std::chrono::milliseconds(10));
+  for (size_t i = 0; i < 3; ++i) AddRepair(i, QuickN3());
+  ring_.Pump(std::chrono::seconds(10));
+  for (auto& n : ring_.nodes) {
+    for (const ObjectId& id : ids) ASSERT_NE(n->store->MutableRecordForTest(id), nullptr) << n->address;
+  }
+  EXPECT_EQ(repair_[0]->status().pulled_records, 0u);
+  EXPECT_GE(repair_[1]->status().pulled_records + repair_[2]->status().pulled_records, 10000u);
 }
 
 // N=1 records written long before the tombstone grace, each on its one owner of a 3-node ring
