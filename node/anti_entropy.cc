@@ -367,7 +367,7 @@ void AntiEntropy::AskKeys(std::shared_ptr<PeerRun> run) {
         if (f->header.kind != static_cast<uint16_t>(Kind::kSyncKeysReply)) {
           // Listing all before its digest was ready, the first listing can find the peer not
           // placing keys by this ring yet (it has not heard of the join): ask again later.
-          if (ErrorIn(*f).code() == Code::kUnavailable && run->listing_all && run->leaves.size() == RangeDigest::kLeaves) {
+          if (ErrorIn(*f).code() == Code::kUnavailable && run->listing_all && !run->listed) {
             leaves_pending_ -= std::min<uint64_t>(leaves_pending_, run->leaves.size());
             run->leaves.clear();
             run->differing.clear();
@@ -388,6 +388,7 @@ void AntiEntropy::AskKeys(std::shared_ptr<PeerRun> run) {
           auto it = by_leaf.find(RangeDigest::LeafOf(v.id));
           if (it != by_leaf.end()) it->second.push_back(v);
         }
+        run->listed = true;
         std::erase_if(run->leaves, [&](uint32_t l) { return by_leaf.count(l) != 0; });
         auto batch = std::make_shared<LeafBatch>();
         batch->start = start;

@@ -31,6 +31,7 @@ struct AntiEntropy::PeerRun {
   size_t leaves_in_flight = 0;       // listed leaves being compared with ours
   bool asking = false;               // a SYNC_TREE or SYNC_KEYS request is out
   bool listing_all = false;          // every leaf listed, without the peer's digest (ListAll)
+  bool listed = false;               // a SYNC_KEYS reply was taken (its leaves compared, pulls queued)
   Clock::Duration started{};
   uint64_t pulled = 0;               // records stored
   bool failed = false;
