@@ -169,6 +169,13 @@ class AntiEntropy {
     std::vector<std::vector<KeyVersion>> theirs;
     std::optional<ObjectId> start, cut;
     size_t next = 0;  // the first not compared yet
+    // The ids of leaf the peer listed: [Begin, End).
+    ObjectId Begin(uint32_t leaf) const {
+      return start && RangeDigest::LeafOf(*start) == leaf ? *start : RangeDigest::LeafBegin(leaf);
+    }
+    ObjectId End(uint32_t leaf) const {
+      return cut && RangeDigest::LeafOf(*cut) == leaf ? *cut : RangeDigest::LeafEnd(leaf);
+    }
   };
   void CompareLeaves(std::shared_ptr<PeerRun> run, std::shared_ptr<LeafBatch> batch);
   // Compares the ids in [begin, end) of one leaf: theirs and ours may hold more, outside it.

@@ -19,10 +19,7 @@ constexpr uint64_t kPullBatchBytes = 4u << 20;
 void AntiEntropy::CompareLeaves(std::shared_ptr<PeerRun> run, std::shared_ptr<LeafBatch> batch) {
   // Our side of the leaves, read now (the digest was built from an older scan): leaves that
   // follow each other in one store scan. A leaf the peer listed from an id on is read from it.
-  const uint32_t leaf = batch->leaves[batch->next];
-  std::optional<ObjectId> begin;
-  if (batch->start && RangeDigest::LeafOf(*batch->start) == leaf) begin = batch->start;
-  ScanLeaves(batch->leaves, batch->next, begin, kMaxSyncEntries + 1,
+  ScanLeaves(batch->leaves, batch->next, batch->Begin(batch->leaves[batch->next]), kMaxSyncEntries + 1,
              [this, run, batch](Result<LeafScan> r) {
                if (!Current(*run)) return;
                if (!r.ok()) {
@@ -35,11 +32,8 @@ void AntiEntropy::CompareLeaves(std::shared_ptr<PeerRun> run, std::shared_ptr<Le
                  const uint32_t leaf = batch->leaves[batch->next];
                  // What both sides listed of the leaf: from where the peer's listing began, to
                  // where the first of the two listings ended.
-                 const bool in = batch->start && RangeDigest::LeafOf(*batch->start) == leaf;
-                 const ObjectId begin = in ? *batch->start : RangeDigest::LeafBegin(leaf);
-                 ObjectId end = RangeDigest::LeafEnd(leaf);
-                 if (batch->cut && RangeDigest::LeafOf(*batch->cut) == leaf) end = std::min(end, *batch->cut);
-                 if (r->cut) end = std::min(end, *r->cut);
+                 const ObjectId begin = batch->Begin(leaf);
+                 const ObjectId end = r->cut ? std::min(batch->End(leaf), *r->cut) : batch->End(leaf);
                  CompareLeaf(run, begin, end, batch->theirs[batch->next], r->leaves[k]);
                  if (end < RangeDigest::LeafEnd(leaf)) {
                    // Compared in part: the rest is listed again from there, before other leaves.

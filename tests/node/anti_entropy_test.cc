@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 
 #include "dht/frame.h"
@@ -25,16 +26,23 @@ using testing::Ring;
 
 class AntiEntropyTest : public ::testing::Test {
  protected:
+  // Stores ids[i] as an N=3 value on each node n of the ring for which on(i, n) holds (all of
+  // them when on is empty).
+  void StoreN3(const std::vector<ObjectId>& ids, const std::function<bool(size_t i, size_t n)>& on = {}) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      Record r = Record::Value(MakeTimestamp(1000 + static_cast<int64_t>(i), 0), "value " + std::to_string(i));
+      r.meta.set_replicas(3);
+      for (size_t n = 0; n < ring_.nodes.size(); ++n) {
+        if (!on || on(i, n)) ring_.nodes[n]->store->Apply({WriteOp{ids[i], r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
+      }
+    }
+  }
   // Stores ids at N=3 on the three nodes of the ring, then a fourth node joins, every node
   // runs anti-entropy, and the joiner gets until it is synced.
   void JoinAfter(const std::vector<ObjectId>& ids) {
     ring_.Pump(std::chrono::seconds(3));
     ASSERT_TRUE(ring_.Converged());
-    for (size_t i = 0; i < ids.size(); ++i) {
-      Record r = Record::Value(MakeTimestamp(1000 + i, 0), "value " + std::to_string(i));
-      r.meta.set_replicas(3);
-      for (auto& n : ring_.nodes) n->store->Apply({WriteOp{ids[i], r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
-    }
+    StoreN3(ids);
     ring_.Pump(std::chrono::milliseconds(10));
     ring_.AddNode(3);
     ring_.Pump(std::chrono::seconds(3));
@@ -339,11 +347,7 @@ TEST_F(AntiEntropyTest, ATombstonePastTheFirstListingOfALargeLeafIsNotCollectedO
   raw[1] = static_cast<char>(((11 & 0xf) << 4) | 0x0f);
   const ObjectId deleted = *ObjectId::FromBytes(raw);
   ASSERT_EQ(RangeDigest::LeafOf(deleted), 11u);
-  for (size_t i = 0; i < ids.size(); ++i) {
-    Record r = Record::Value(MakeTimestamp(1000 + static_cast<int64_t>(i), 0), "value " + std::to_string(i));
-    r.meta.set_replicas(3);
-    for (auto& n : ring_.nodes) n->store->Apply({WriteOp{ids[i], r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
-  }
+  StoreN3(ids);
   Record value = Record::Value(MakeTimestamp(500, 0), "deleted value"), dead = Record::Tombstone(MakeTimestamp(600, 0));
   value.meta.set_replicas(3);
   dead.meta.set_replicas(3);
@@ -375,13 +379,7 @@ TEST_F(AntiEntropyTest, ALeafComparedInPartsPullsNothingTheAskerHolds) {
   ASSERT_TRUE(ring_.Converged());
   std::vector<ObjectId> ids = IdsInLeaf(13, 10000);
   std::sort(ids.begin(), ids.end());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    Record r = Record::Value(MakeTimestamp(1000 + static_cast<int64_t>(i), 0), "value " + std::to_string(i));
-    r.meta.set_replicas(3);
-    for (size_t n = 0; n < 3; ++n) {
-      if (n == 0 || i % 2 == 0) ring_.nodes[n]->store->Apply({WriteOp{ids[i], r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
-    }
-  }
+  StoreN3(ids, [](size_t i, size_t n) { return n == 0 || i % 2 == 0; });
   ring_.Pump(std::chrono::milliseconds(10));
   for (size_t i = 0; i < 3; ++i) AddRepair(i, QuickN3());
   ring_.Pump(std::chrono::seconds(10));
