@@ -111,7 +111,10 @@ int main(int argc, char** argv) {
   so.cache.cache_bytes = cache_mb << 20;
   so.cache.dirty_bytes = dirty_mb << 20;
   so.retry.retry_budget = std::chrono::milliseconds(static_cast<int64_t>(io_timeout_s * 1000));
-  so.meta_quorum = FitToRing(Quorum{}, client.table().ring_nodes());
+  so.meta_quorum = Quorum{};  // fitted to the ring at each request
+  // A chunk write the gateway started while its lease held ends within its attempts: the
+  // first replicas and up to max_fallbacks more, each a connect and a request timeout.
+  so.lease_drain = (cco.connection.connect_timeout + cco.connection.request_timeout) * (1 + cco.max_fallbacks);
   NbdServer server(io, client, clock, log, so);
   if (Status s = server.Listen(listen); !s.ok()) {
     log->error("{}", s.ToString());

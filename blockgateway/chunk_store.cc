@@ -81,6 +81,12 @@ void ClusterChunkStore::Run(std::shared_ptr<Attempt> a) {
     });
     return;
   }
+  if (gate_) {
+    if (Status g = gate_(); !g.ok()) {
+      if (!retry_or(g)) a->stored(g);
+      return;
+    }
+  }
   auto on_ack = [a, retry_or](Result<Ack> r) {
     if (!r.ok() && retry_or(r.status())) return;
     a->stored(r.ok() ? Status::Ok() : r.status());

@@ -46,6 +46,10 @@ class ClusterChunkStore final : public ChunkStore {
   // The volume's quorum fitted to the ring as the client knows it now: a volume opened while
   // the ring was smaller gets its W back once the ring has grown.
   Quorum quorum() const;
+  // Asked before each attempt of a Store (the first and every retry): a failure is handled
+  // like the cluster's own (retried while retryable and the budget lasts). The gateway's
+  // volume lease (blockgateway/volume_lease.h).
+  void SetWriteGate(std::function<Status()> gate) { gate_ = std::move(gate); }
 
  private:
   struct Attempt;
@@ -56,6 +60,7 @@ class ClusterChunkStore final : public ChunkStore {
   ClusterClient& client_;
   Clock& clock_;
   const RetryPolicy policy_;
+  std::function<Status()> gate_;
 };
 
 }  // namespace ringstore::block

@@ -2,7 +2,12 @@
 
 #include <boost/asio/write.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
+
 #include "node/runtime/acceptor.h"
+#include "node/runtime/asio_clock.h"  // OsRandomSeed
 #include "node/runtime/tls_session.h"
 
 namespace ringstore::block {
@@ -48,10 +53,17 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
     std::weak_ptr<Connection> weak = weak_from_this();
     hooks.lookup = [this, weak](const std::string& name, std::function<void(Result<nbd::ExportInfo>)> done) {
       server_.Lookup(name, [this, weak, done](Result<std::shared_ptr<Volume>> v) {
-        if (weak.expired()) return;
+        if (weak.expired()) {
+          // The client left while the volume was opened: let the lease go if nobody else
+          // uses the volume (after this callback drops its reference).
+          if (v.ok()) server_.ReleaseLater((*v)->meta.name);
+          return;
+        }
         if (!v.ok()) {
           done(v.status());
         } else {
+          // INFO then GO, or GO for another export: the volume looked up before is let go.
+          if (volume_ && volume_ != *v) server_.ReleaseLater(volume_->meta.name);
           volume_ = *v;
           done(nbd::ExportInfo{volume_->meta.size, server_.options_.read_only || client_read_only_});
         }
@@ -71,6 +83,9 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
     server_.log_->debug("nbd connection {} from {}", id_, peer_);
     Drive();
   }
+
+  // The volume it is attached to, if any.
+  std::string volume() const { return volume_ ? volume_->meta.name : std::string(); }
 
   // Ends the connection at once (server shutdown).
   void Abort() {
@@ -199,6 +214,10 @@ class NbdServer::Connection : public std::enable_shared_from_this<Connection> {
       session_->Reply(handle, ToNbdError(s));
       Drive();
     };
+    if (volume_->lease && volume_->lease->lost()) {
+      // Removed or shrunk under this connection (`--force`): its cached chunks are stale.
+      return answer(Status::IOError("volume '" + volume_->meta.name + "' was removed or shrunk while attached"));
+    }
     switch (r.type) {
       case nbd::kCmdRead:
         return cache.Read(r.offset, r.length, [this, weak, handle](Result<std::string> data) {
@@ -265,7 +284,7 @@ NbdServer::NbdServer(asio::io_context& io, ClusterClient& client, Clock& clock, 
       clock_(clock),
       log_(std::move(log)),
       options_(options),
-      catalog_(client, options.meta_quorum),
+      catalog_(client, options.meta_quorum, clock),
       acceptor_(io) {}
 
 NbdServer::~NbdServer() {
@@ -276,6 +295,13 @@ Status NbdServer::Listen(const std::string& address) {
   auto l = OpenAcceptor(io_, address);
   if (!l.ok()) return l.status();
   acceptor_ = std::move(*l->acceptor);
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown-host");
+  // The process gets a name of its own: two gateways on hosts of one name (cloned machines)
+  // must not let go of each other's leases.
+  char id[17];
+  std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(OsRandomSeed()));
+  holder_ = std::string(host) + "/" + local_address() + "/" + id;
   Accept();
   return Status::Ok();
 }
@@ -311,18 +337,61 @@ void NbdServer::Closed(Connection* c) {
   if (it == connections_.end()) return;
   auto keep = std::move(it->second);
   connections_.erase(it);
-  asio::post(io_, [keep] {});
+  const std::string name = keep->volume();
+  asio::post(io_, [this, keep = std::move(keep), name]() mutable {
+    keep.reset();
+    if (!name.empty()) MaybeRelease(name);
+  });
+}
+
+void NbdServer::ReleaseLater(const std::string& name) {
+  asio::post(io_, [this, name] { MaybeRelease(name); });
+}
+
+bool NbdServer::Unused(const std::string& name) const {
+  auto it = volumes_.find(name);
+  return it != volumes_.end() && it->second.use_count() == 1 && it->second->ready && it->second->cache->Idle();
+}
+
+void NbdServer::MaybeRelease(const std::string& name) {
+  if (stopping_) return;
+  auto it = volumes_.find(name);
+  if (it == volumes_.end() || it->second.use_count() != 1 || !it->second->ready) return;
+  const bool lost = it->second->lease && it->second->lease->lost();
+  if (lost && it->second->cache->Quiet()) {
+    log_->error("volume '{}' was removed or shrunk while attached here: {} of unwritten data dropped", name,
+                FormatSize(it->second->cache->dirty_bytes()));
+    volumes_.erase(it);
+    return;
+  }
+  if (!it->second->cache->Idle()) {
+    // Nobody is connected, but chunks are still being written back: look again soon, so that
+    // an admin command waiting for the lease (kDefaultLeaseWait) sees it go.
+    std::weak_ptr<Volume> weak = it->second;
+    clock_.Schedule(std::chrono::milliseconds(200), [this, name, weak] {
+      auto it = volumes_.find(name);
+      if (it != volumes_.end() && !weak.owner_before(it->second) && !it->second.owner_before(weak)) MaybeRelease(name);
+    });
+    return;
+  }
+  auto v = std::move(volumes_[name]);
+  volumes_.erase(name);
+  if (!v->lease) return;
+  log_->info("volume '{}': no connection and nothing to write back; letting go of its lease", name);
+  v->lease->Release([v](Status) {});  // v kept until the entry's delete is answered
 }
 
 void NbdServer::Lookup(const std::string& name, std::function<void(Result<std::shared_ptr<Volume>>)> done) {
   catalog_.Open(name, [this, name, done](Result<VolumeMeta> m) {
     if (!m.ok()) return done(m.status());
+    if (!m->hold.empty()) return done(Status::Busy(DescribeHold(*m)));
     auto& slot = volumes_[name];
     if (slot && !SameVolume(slot->meta, *m)) {
       // Removed and created again, or resized: start afresh once nobody uses the old cache.
       // Until then a new connection is refused: the old cache would write under the old uuid
       // (lost with it) or serve chunks a shrink deleted.
-      if (slot.use_count() == 1 && slot->cache->Idle()) {
+      if (slot.use_count() == 1 && slot->ready && slot->cache->Idle()) {
+        if (slot->lease) slot->lease->Release([old = slot](Status) {});
         slot.reset();
       } else {
         log_->warn("volume '{}' changed while attached; new connections are refused until the others close", name);
@@ -331,17 +400,70 @@ void NbdServer::Lookup(const std::string& name, std::function<void(Result<std::s
                                  "its other connections have closed"));
       }
     }
-    if (!slot) {
-      auto v = std::make_shared<Volume>();
-      v->meta = *m;
-      v->store = std::make_unique<ClusterChunkStore>(*m, client_, clock_, options_.retry);
-      v->cache = std::make_unique<VolumeCache>(*m, *v->store, clock_, options_.cache);
-      log_->info("volume '{}': {} in chunks of {}, N={} W={} R={}", name, FormatSize(m->size),
-                 FormatSize(m->chunk_size), v->store->quorum().n, v->store->quorum().w, v->store->quorum().r);
-      slot = std::move(v);
+    if (slot) {
+      if (slot->ready) return done(slot);
+      slot->waiting.push_back([slot = slot, done](Status s) {
+        if (s.ok()) done(slot);
+        else done(s);
+      });
+      return;
     }
-    done(slot);
+    auto v = std::make_shared<Volume>();
+    v->meta = *m;
+    v->store = std::make_unique<ClusterChunkStore>(*m, client_, clock_, options_.retry);
+    v->cache = std::make_unique<VolumeCache>(*m, *v->store, clock_, options_.cache);
+    slot = v;
+    if (options_.read_only) {
+      v->ready = true;
+      return Opened(name, v, done);
+    }
+    LeaseOptions lo;
+    lo.holder = holder_;
+    lo.term = options_.lease_term;
+    lo.drain = options_.lease_drain;
+    lo.quorum = options_.meta_quorum;
+    v->lease = std::make_unique<VolumeLease>(client_, clock_, catalog_, *m, lo);
+    VolumeLease* lease = v->lease.get();
+    v->store->SetWriteGate([lease] { return lease->WriteGate(); });
+    std::weak_ptr<Volume> weak = v;
+    Volume* self = v.get();
+    lease->releasable = [this, name, self] {
+      auto it = volumes_.find(name);
+      return !stopping_ && it != volumes_.end() && it->second.get() == self && Unused(name);
+    };
+    lease->released = [this, name] {
+      log_->info("volume '{}': nothing left to write back; let go of its lease", name);
+      // Forgotten now, so that a new connection acquires a new lease; destroyed later, as
+      // this runs inside the lease.
+      auto it = volumes_.find(name);
+      if (it == volumes_.end()) return;
+      asio::post(io_, [v = std::move(it->second)] {});
+      volumes_.erase(it);
+    };
+    lease->Acquire([this, name, weak, done](Status s) {
+      auto v = weak.lock();
+      if (!v) return;
+      v->ready = s.ok();
+      auto waiting = std::move(v->waiting);
+      if (!s.ok()) {
+        log_->warn("volume '{}': not served: {}", name, s.message());
+        auto it = volumes_.find(name);
+        if (it != volumes_.end() && it->second == v) volumes_.erase(it);
+        done(s);
+      } else {
+        Opened(name, v, done);
+      }
+      for (auto& w : waiting) w(s);
+    });
   });
+}
+
+void NbdServer::Opened(const std::string& name, std::shared_ptr<Volume> v,
+                       std::function<void(Result<std::shared_ptr<Volume>>)> done) {
+  log_->info("volume '{}': {} in chunks of {}, N={} W={} R={}{}", name, FormatSize(v->meta.size),
+             FormatSize(v->meta.chunk_size), v->store->quorum().n, v->store->quorum().w, v->store->quorum().r,
+             v->lease ? ", leased as " + holder_ : "");
+  done(std::move(v));
 }
 
 void NbdServer::List(std::function<void(Result<std::vector<std::string>>)> done) {
@@ -365,7 +487,12 @@ void NbdServer::Shutdown(std::function<void(Status)> done) {
   };
   for (auto& [name, v] : volumes_) {
     log_->info("volume '{}': writing back {} dirty", name, FormatSize(v->cache->dirty_bytes()));
-    v->cache->Flush(finish);
+    std::shared_ptr<Volume> vol = v;
+    v->cache->Flush([vol, finish](Status s) {
+      if (!vol->lease) return finish(s);
+      // Once written back, let the admin commands go on at once rather than at the lease's end.
+      vol->lease->Release([finish, s](Status) { finish(s); });
+    });
   }
   finish(Status::Ok());
 }

@@ -4,7 +4,10 @@
 // promises). Exports are the volumes in the cluster's catalog, looked up on each
 // connection, so a volume created after start is served at once.
 //
-// Ownership: the server owns its connections, volume caches and chunk stores; it borrows the
+// A server that writes holds a lease on each volume it has connections to or dirty chunks of,
+// and lets it go when it has neither (volume_lease.h), so that `volume rm` and a shrink wait.
+//
+// Ownership: the server owns its connections, volume caches, chunk stores and leases; it borrows the
 // io_context, ClusterClient, Clock and logger, which must outlive it.
 // Thread-safety: everything runs on the io_context's one thread.
 #pragma once
@@ -22,6 +25,7 @@
 #include "blockgateway/nbd_protocol.h"
 #include "blockgateway/volume.h"
 #include "blockgateway/volume_cache.h"
+#include "blockgateway/volume_lease.h"
 #include "dht/cluster_client.h"
 #include "node/runtime/tls.h"
 
@@ -32,10 +36,15 @@ struct ServerOptions {
   CacheLimits cache;
   RetryPolicy retry;
   nbd::SessionLimits session;
-  Quorum meta_quorum;  // for volume metadata reads
+  Quorum meta_quorum;  // for volume metadata and leases, fitted to the ring at each request
   // NBD over TLS in FORCEDTLS mode (STARTTLS, mutual authentication against the cluster's
   // CA; a read-only client certificate sees every export read-only). Null: plaintext NBD.
   std::shared_ptr<TlsContext> tls;
+  // The lease a gateway that writes holds on each volume it serves (volume_lease.h); its
+  // holder name is this host's name, the NBD address and a random id. drain: how long a
+  // chunk write can still land after the lease ran out (its attempts' timeouts).
+  Clock::Duration lease_term = std::chrono::seconds(30);
+  Clock::Duration lease_drain = std::chrono::seconds(40);
 };
 
 class NbdServer {
@@ -57,11 +66,20 @@ class NbdServer {
     VolumeMeta meta;
     std::unique_ptr<ClusterChunkStore> store;
     std::unique_ptr<VolumeCache> cache;
+    std::unique_ptr<VolumeLease> lease;  // null on a read-only server
+    bool ready = false;                  // the lease is held (or none is needed)
+    std::vector<std::function<void(Status)>> waiting;  // lookups while it is acquired
   };
   void Accept();
   void Lookup(const std::string& name, std::function<void(Result<std::shared_ptr<Volume>>)> done);
   void List(std::function<void(Result<std::vector<std::string>>)> done);
   void Closed(Connection* c);
+  // Lets go of a volume nobody uses and nothing dirty is left of, and forgets it.
+  void MaybeRelease(const std::string& name);
+  // MaybeRelease once the current handler is done (and its references to the volume gone).
+  void ReleaseLater(const std::string& name);
+  void Opened(const std::string& name, std::shared_ptr<Volume> v, std::function<void(Result<std::shared_ptr<Volume>>)> done);
+  bool Unused(const std::string& name) const;
 
   boost::asio::io_context& io_;
   ClusterClient& client_;
@@ -74,6 +92,7 @@ class NbdServer {
   std::map<std::string, std::shared_ptr<Volume>> volumes_;
   bool stopping_ = false;
   uint64_t next_conn_id_ = 1;
+  std::string holder_;  // the name of this gateway's leases, set by Listen
 };
 
 }  // namespace ringstore::block

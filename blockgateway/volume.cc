@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <ctime>
 #include <memory>
 
+#include "blockgateway/volume_lease.h"
 #include "dht/admin_name.h"
 #include "dht/endian.h"
 #include "dht/lww_map.h"
@@ -86,6 +88,20 @@ std::string FormatSize(uint64_t bytes) {
   return std::to_string(v) + " " + kUnits[u];
 }
 
+std::string FormatDate(uint64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string DescribeHold(const VolumeMeta& m) {
+  return "volume '" + m.name + "' is being removed or resized (`ringstore " + m.hold +
+         "`): wait for that command, or run it again if it was interrupted";
+}
+
 Status ValidateGeometry(uint64_t size, uint64_t chunk_size) {
   if (chunk_size < kMinChunkSize || chunk_size > kMaxChunkSize || (chunk_size & (chunk_size - 1)) != 0) {
     return Status::InvalidArgument("the chunk size must be a power of two from 4 KiB to 16 MiB");
@@ -106,7 +122,7 @@ ObjectKey VolumeMetaId(const std::string& name) { return ObjectKey::Of(reserved:
 std::string EncodeVolumeMeta(const VolumeMeta& m) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_array(10);
+  pk.pack_array(11);
   pk.pack(kMetaFormat);
   pk.pack(m.name);
   pk.pack(m.size);
@@ -118,6 +134,7 @@ std::string EncodeVolumeMeta(const VolumeMeta& m) {
   pk.pack(m.quorum.r);
   pk.pack(m.created_ms);
   pk.pack(m.generation);
+  pk.pack(m.hold);
   return std::string(buf.data(), buf.size());
 }
 
@@ -137,6 +154,7 @@ Result<VolumeMeta> DecodeVolumeMeta(std::string_view bytes) {
     m.quorum.r = f[7].as<uint32_t>();
     m.created_ms = f[8].as<uint64_t>();
     if (o.via.array.size >= 10) m.generation = f[9].as<uint64_t>();  // 0 before resizes counted
+    if (o.via.array.size >= 11) m.hold = f[10].as<std::string>();    // none before leases
     if (Status g = ValidateGeometry(m.size, m.chunk_size); !g.ok()) return Status::Corruption(g.message());
     if (m.quorum.n == 0 || m.quorum.w == 0 || m.quorum.r == 0 || m.quorum.w > m.quorum.n || m.quorum.r > m.quorum.n) {
       return Status::Corruption("bad quorum in volume metadata");
@@ -175,10 +193,10 @@ void VolumeCatalog::Create(VolumeMeta meta, std::function<void(Status)> done) {
   if (Status s = ValidateGeometry(meta.size, meta.chunk_size); !s.ok()) return done(s);
   if (meta.uuid.size() != 16) return done(Status::InvalidArgument("a volume needs a 16-byte uuid"));
   const ObjectKey id = VolumeMetaId(meta.name);
-  client_.Get(id, q_, [this, meta, id, done](Result<Record> r) {
+  client_.Get(id, Q(), [this, meta, id, done](Result<Record> r) {
     if (r.ok() && !r->meta.tombstone()) return done(Status::InvalidArgument("volume '" + meta.name + "' exists"));
     if (!r.ok() && !r.status().IsNotFound()) return done(r.status());
-    client_.Put(id, EncodeVolumeMeta(meta), q_, [this, meta, done](Result<Ack> a) {
+    client_.Put(id, EncodeVolumeMeta(meta), Q(), [this, meta, done](Result<Ack> a) {
       if (!a.ok()) return done(a.status());
       EditCatalog(meta.name, true, done);
     });
@@ -187,7 +205,7 @@ void VolumeCatalog::Create(VolumeMeta meta, std::function<void(Status)> done) {
 
 void VolumeCatalog::Open(const std::string& name, std::function<void(Result<VolumeMeta>)> done) {
   if (Status s = ValidateVolumeName(name); !s.ok()) return done(s);
-  client_.Get(VolumeMetaId(name), q_, [name, done](Result<Record> r) {
+  client_.Get(VolumeMetaId(name), Q(), [name, done](Result<Record> r) {
     if (!r.ok()) {
       if (r.status().IsNotFound()) return done(Status::NotFound("no volume named '" + name + "'"));
       return done(r.status());
@@ -200,7 +218,7 @@ void VolumeCatalog::Open(const std::string& name, std::function<void(Result<Volu
 }
 
 void VolumeCatalog::ReadCatalog(std::function<void(Result<std::vector<std::string>>, bool legacy)> done) {
-  client_.Get(CatalogId(), q_, [done](Result<Record> r) {
+  client_.Get(CatalogId(), Q(), [done](Result<Record> r) {
     if (!r.ok() && r.status().IsNotFound()) return done(std::vector<std::string>{}, false);
     if (!r.ok()) return done(r.status(), false);
     if (r->meta.tombstone()) return done(std::vector<std::string>{}, false);
@@ -228,7 +246,7 @@ void VolumeCatalog::EditCatalog(std::string name, bool add, std::function<void(S
       for (const auto& n : *r) change[n] = MapEntry{0, false, {}};  // carried into the map
     }
     change[name] = MapEntry{0, !add, {}};
-    client_.Merge(CatalogId(), change, q_, [done](Result<Ack> a) { done(a.ok() ? Status::Ok() : a.status()); });
+    client_.Merge(CatalogId(), change, Q(), [done](Result<Ack> a) { done(a.ok() ? Status::Ok() : a.status()); });
   });
 }
 
@@ -289,8 +307,8 @@ void VolumeCatalog::DeleteChunks(std::shared_ptr<VolumeMeta> meta, uint64_t from
   st->pump();
 }
 
-void VolumeCatalog::Remove(const std::string& name, Progress progress, std::function<void(Status)> done) {
-  Open(name, [this, name, progress, done](Result<VolumeMeta> m) {
+void VolumeCatalog::Remove(const std::string& name, bool force, Progress progress, std::function<void(Status)> done) {
+  Open(name, [this, name, force, progress, done](Result<VolumeMeta> m) {
     if (!m.ok()) {
       // Not there: make sure the catalog does not list it either.
       if (m.status().IsNotFound()) {
@@ -299,27 +317,87 @@ void VolumeCatalog::Remove(const std::string& name, Progress progress, std::func
       return done(m.status());
     }
     auto meta = std::make_shared<VolumeMeta>(std::move(*m));
-    Claim("volume rm " + meta->name, [this, meta, progress, done](Status claimed) {
+    Claim("volume rm " + meta->name, [this, meta, force, progress, done](Status claimed) {
       if (!claimed.ok()) return done(claimed);
-      DeleteChunks(meta, 0, meta->chunks(), progress, [this, meta, done](Status s) {
-        if (!s.ok()) return done(s);
-        client_.Del(VolumeMetaId(meta->name), q_, [this, meta, done](Result<Ack> a) {
-          if (!a.ok()) return done(a.status());
-          EditCatalog(meta->name, false, done);
+      Fence(meta, "volume rm " + meta->name, force, [this, meta, progress, done](Status fenced) {
+        if (!fenced.ok()) return done(fenced);
+        DeleteChunks(meta, 0, meta->chunks(), progress, [this, meta, done](Status s) {
+          if (!s.ok()) return done(s);
+          client_.Del(VolumeMetaId(meta->name), Q(), [this, meta, done](Result<Ack> a) {
+            if (!a.ok()) return done(a.status());
+            // The lease record goes after the metadata: a remove interrupted between the two
+            // leaves it behind (small, and named by nothing).
+            client_.Del(VolumeLeaseId(meta->uuid), Q(), [this, meta, done](Result<Ack> l) {
+              if (!l.ok()) return done(l.status());
+              EditCatalog(meta->name, false, done);
+            });
+          });
         });
       });
     });
   });
 }
 
+void VolumeCatalog::WriteMeta(const VolumeMeta& m, std::function<void(Status)> done) {
+  client_.Put(VolumeMetaId(m.name), EncodeVolumeMeta(m), Q(),
+              [done = std::move(done)](Result<Ack> a) { done(a.ok() ? Status::Ok() : a.status()); });
+}
+
+void VolumeCatalog::Fence(std::shared_ptr<VolumeMeta> meta, std::string what, bool force,
+                          std::function<void(Status)> done) {
+  const int64_t us = clock_.WallMicros();
+  char frac[16];
+  std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(us % 1000000));
+  std::string when = FormatDate(static_cast<uint64_t>(us / 1000));
+  when.insert(when.size() - 1, frac);  // before the Z
+  meta->hold = what + ", begun " + when;
+  WriteMeta(*meta, [this, meta, force, done](Status s) {
+    if (!s.ok()) return done(s);
+    AwaitLeases(meta, force, clock_.Now() + lease_wait_, done);
+  });
+}
+
+void VolumeCatalog::AwaitLeases(std::shared_ptr<VolumeMeta> meta, bool force, Clock::Duration deadline,
+                                std::function<void(Status)> done) {
+  // Which leases are live is judged at the time the read was sent: one the replicas showed
+  // live then may not be taken for dead because this process was slow to see the answer.
+  const uint64_t now_ms = static_cast<uint64_t>(clock_.WallMicros() / 1000);
+  ReadLeases(client_, *meta, Q(), [this, meta, force, deadline, done, now_ms](Result<LwwMap> leases) {
+    // Unreadable leases count as held: nothing may be deleted under a gateway we cannot see.
+    std::string holders;
+    if (!leases.ok()) {
+      holders = "a gateway, perhaps (the volume's leases could not be read: " + leases.status().message() + ")";
+    } else {
+      holders = DescribeHolders(LiveHolders(*leases, now_ms));
+    }
+    if (holders.empty() || force) return done(Status::Ok());
+    if (clock_.Now() < deadline) {
+      clock_.Schedule(std::chrono::milliseconds(500), [this, meta, force, deadline, done] {
+        AwaitLeases(meta, force, deadline, done);
+      });
+      return;
+    }
+    const Status busy = Status::Busy(
+        "volume '" + meta->name + "' is attached to " + holders +
+        "; disconnect its clients (the gateway lets go once nothing is left to write back), or pass --force if that "
+        "gateway is gone for good (a lease nobody renews runs out about 100 s after its last renewal)");
+    // Take the hold back, unless another command's has replaced it meanwhile.
+    Open(meta->name, [this, meta, busy, done](Result<VolumeMeta> now) {
+      if (!now.ok() || now->hold != meta->hold) return done(busy);
+      now->hold.clear();
+      WriteMeta(*now, [busy, done](Status) { done(busy); });
+    });
+  });
+}
+
 void VolumeCatalog::Claim(const std::string& what, std::function<void(Status)> done) {
-  client_.Put(ObjectKey::Of(reserved::kVolumeCatalog, reserved::kLastAdminOpKey), what, q_,
+  client_.Put(ObjectKey::Of(reserved::kVolumeCatalog, reserved::kLastAdminOpKey), what, Q(),
               [done](Result<Ack> a) { done(a.ok() ? Status::Ok() : a.status()); });
 }
 
-void VolumeCatalog::Resize(const std::string& name, uint64_t new_size, Progress progress,
+void VolumeCatalog::Resize(const std::string& name, uint64_t new_size, bool force, Progress progress,
                            std::function<void(Status)> done) {
-  Open(name, [this, new_size, progress, done](Result<VolumeMeta> m) {
+  Open(name, [this, new_size, force, progress, done](Result<VolumeMeta> m) {
     if (!m.ok()) return done(m.status());
     auto meta = std::make_shared<VolumeMeta>(std::move(*m));
     if (Status s = ValidateGeometry(new_size, meta->chunk_size); !s.ok()) return done(s);
@@ -327,11 +405,17 @@ void VolumeCatalog::Resize(const std::string& name, uint64_t new_size, Progress 
       if (!s.ok()) return done(s);
       VolumeMeta next = *meta;
       next.size = new_size;
+      next.hold.clear();
       ++next.generation;
-      client_.Put(VolumeMetaId(next.name), EncodeVolumeMeta(next), q_,
-                  [done](Result<Ack> a) { done(a.ok() ? Status::Ok() : a.status()); });
+      WriteMeta(next, done);
     };
-    if (new_size >= meta->size) return write_meta(Status::Ok());
+    if (new_size >= meta->size) {
+      // A grow deletes nothing, but must not finish half of an interrupted remove or shrink.
+      if (!meta->hold.empty()) {
+        return done(Status::Busy(DescribeHold(*meta)));
+      }
+      return write_meta(Status::Ok());
+    }
     // Shrink: zero the tail of the new last chunk, then drop the chunks past it.
     const uint64_t keep = (new_size + meta->chunk_size - 1) / meta->chunk_size;
     const uint64_t tail = new_size % meta->chunk_size;
@@ -340,18 +424,22 @@ void VolumeCatalog::Resize(const std::string& name, uint64_t new_size, Progress 
       DeleteChunks(meta, keep, meta->chunks(), progress, write_meta);
     };
     // The admin check first: a client without the admin role is refused before any chunk goes.
-    Claim("volume resize " + meta->name + " " + std::to_string(new_size), [this, meta, keep, tail, drop](Status claimed) {
+    const std::string what = "volume resize " + meta->name + " " + std::to_string(new_size);
+    Claim(what, [this, meta, what, force, keep, tail, drop](Status claimed) {
       if (!claimed.ok()) return drop(claimed);
-      if (tail == 0) return drop(Status::Ok());
-      const Quorum q = ChunkQuorum(*meta);
-      const ObjectKey last = meta->ChunkId(keep - 1);
-      client_.Get(last, q, [this, last, q, tail, drop](Result<Record> r) {
-        if (!r.ok() && r.status().IsNotFound()) return drop(Status::Ok());
-        if (!r.ok()) return drop(r.status());
-        if (r->meta.tombstone()) return drop(Status::Ok());
-        std::string data = std::move(r->value);
-        if (data.size() > tail) std::memset(data.data() + tail, 0, data.size() - tail);
-        client_.Put(last, std::move(data), q, [drop](Result<Ack> a) { drop(a.ok() ? Status::Ok() : a.status()); });
+      Fence(meta, what, force, [this, meta, keep, tail, drop](Status fenced) {
+        if (!fenced.ok()) return drop(fenced);
+        if (tail == 0) return drop(Status::Ok());
+        const Quorum q = ChunkQuorum(*meta);
+        const ObjectKey last = meta->ChunkId(keep - 1);
+        client_.Get(last, q, [this, last, q, tail, drop](Result<Record> r) {
+          if (!r.ok() && r.status().IsNotFound()) return drop(Status::Ok());
+          if (!r.ok()) return drop(r.status());
+          if (r->meta.tombstone()) return drop(Status::Ok());
+          std::string data = std::move(r->value);
+          if (data.size() > tail) std::memset(data.data() + tail, 0, data.size() - tail);
+          client_.Put(last, std::move(data), q, [drop](Result<Ack> a) { drop(a.ok() ? Status::Ok() : a.status()); });
+        });
       });
     });
   });

@@ -93,7 +93,9 @@ class VolumeCache {
   // Chunks in memory, clean or not (holes too).
   size_t entries() const { return chunks_.size(); }
   // Nothing dirty, loading or storing.
-  bool Idle() const { return dirty_.empty() && stores_in_flight_ == 0 && loads_in_flight_ == 0; }
+  bool Idle() const { return dirty_.empty() && Quiet(); }
+  // Nothing loading or storing (dirty chunks may be left): the store may be destroyed.
+  bool Quiet() const { return stores_in_flight_ == 0 && loads_in_flight_ == 0; }
   const CacheStats& stats() const { return stats_; }
   // OK, or why a write or zero is refused before it is applied: dirty data is over the limit
   // and some dirty chunk's last store failed (the memory bound while writeback cannot catch

@@ -56,6 +56,7 @@ constexpr std::string_view kVolumeCatalog = "ringstore.volume-catalog";  // "all
 constexpr std::string_view kFs = "ringstore.fs";                         // NAME -> superblock
 constexpr std::string_view kFsCatalog = "ringstore.fs-catalog";          // "all" -> the names
 constexpr std::string_view kVolumeChunk = "ringstore.chunk";
+constexpr std::string_view kVolumeLease = "ringstore.volume-lease";     // hex(uuid) -> gateways' leases
 constexpr std::string_view kFsInode = "ringstore.inode";
 constexpr std::string_view kFsDir = "ringstore.dir";
 constexpr std::string_view kFsChunk = "ringstore.fschunk";

@@ -1,7 +1,6 @@
 #include "tools/volume_cmd.h"
 
 #include <cstdio>
-#include <ctime>
 #include <iostream>
 
 #include "blockgateway/volume.h"
@@ -27,15 +26,6 @@ block::Progress Reporter(const std::string& what) {
   };
 }
 
-std::string Date(uint64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 }  // namespace
 
 CLI::App* AddVolumeCommands(CLI::App& app, VolumeArgs& a) {
@@ -47,17 +37,33 @@ CLI::App* AddVolumeCommands(CLI::App& app, VolumeArgs& a) {
   a.create->add_option("--chunk-size", a.chunk_size, "Bytes per chunk object, a power of two from 4K to 16M")
       ->capture_default_str();
   a.ls = vol->add_subcommand("ls", "List the volumes");
-  a.rm = vol->add_subcommand("rm", "Remove a volume and all its data");
+  a.rm = vol->add_subcommand("rm",
+                             "Remove a volume and all its data (refused while a gateway holds a lease on it: it has "
+                             "clients, data to write back, or crashed within the last 100 s or so)");
   a.rm->add_option("NAME", a.name, "Volume name")->required();
-  a.resize = vol->add_subcommand("resize", "Grow or shrink a volume (shrinking discards the data past the end)");
+  a.rm->add_flag("--force", a.force,
+                 "Remove it even while a gateway holds a lease on it: for a gateway that is gone for good and whose "
+                 "lease has not run out yet (about 100 s after its last renewal). A live gateway goes on writing "
+                 "until its renewals find the volume gone (about 11 s), then its clients get EIO");
+  a.rm->add_option("--wait", a.wait_s, "Seconds to wait for the gateways to let go of the volume before refusing")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  a.resize = vol->add_subcommand("resize",
+                                 "Grow or shrink a volume (shrinking discards the data past the end, and is refused "
+                                 "while a gateway has the volume attached)");
   a.resize->add_option("NAME", a.name, "Volume name")->required();
   a.resize->add_option("SIZE", a.size, "New size, a multiple of 512")->required();
+  a.resize->add_flag("--force", a.force, "Shrink it even while a gateway holds a lease on it (see `volume rm --force`)");
+  a.resize->add_option("--wait", a.wait_s, "Seconds a shrink waits for the gateways to let go of the volume")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
   return vol;
 }
 
 int RunVolume(Session& session, const VolumeArgs& a, Quorum quorum) {
   ClusterClient& client = session.cluster();
-  VolumeCatalog catalog(client, FitQuorum(Quorum{}, client.table().ring_nodes(), false));
+  VolumeCatalog catalog(client, FitQuorum(Quorum{}, client.table().ring_nodes(), false), session.clock());
+  catalog.set_lease_wait(std::chrono::milliseconds(static_cast<int64_t>(a.wait_s * 1000)));
   if (a.create->parsed()) {
     auto size = block::ParseSize(a.size);
     if (!size.ok()) return FailCatalog("volume create", size.status());
@@ -88,12 +94,12 @@ int RunVolume(Session& session, const VolumeArgs& a, Quorum quorum) {
     for (const auto& v : *vols) {
       const std::string q = std::to_string(v.quorum.n) + "/" + std::to_string(v.quorum.w) + "/" + std::to_string(v.quorum.r);
       std::printf("%-24s %14s %10s %-11s %s\n", v.name.c_str(), block::FormatSize(v.size).c_str(),
-                  block::FormatSize(v.chunk_size).c_str(), q.c_str(), Date(v.created_ms).c_str());
+                  block::FormatSize(v.chunk_size).c_str(), q.c_str(), block::FormatDate(v.created_ms).c_str());
     }
     return kExitOk;
   }
   if (a.rm->parsed()) {
-    Status s = session.WaitStatus([&](auto cb) { catalog.Remove(a.name, Reporter("removing " + a.name), std::move(cb)); });
+    Status s = session.WaitStatus([&](auto cb) { catalog.Remove(a.name, a.force, Reporter("removing " + a.name), std::move(cb)); });
     if (!s.ok()) return FailCatalog("volume rm " + a.name, s);
     std::cout << "removed volume " << a.name << "\n";
     return kExitOk;
@@ -102,7 +108,7 @@ int RunVolume(Session& session, const VolumeArgs& a, Quorum quorum) {
     auto size = block::ParseSize(a.size);
     if (!size.ok()) return FailCatalog("volume resize", size.status());
     Status s = session.WaitStatus(
-        [&](auto cb) { catalog.Resize(a.name, *size, Reporter("shrinking " + a.name), std::move(cb)); });
+        [&](auto cb) { catalog.Resize(a.name, *size, a.force, Reporter("shrinking " + a.name), std::move(cb)); });
     if (!s.ok()) return FailCatalog("volume resize " + a.name, s);
     std::cout << "volume " << a.name << " is now " << block::FormatSize(*size)
               << " (attached clients see it when they reconnect)\n";

@@ -13,6 +13,8 @@ namespace ringstore {
 
 struct VolumeArgs {
   std::string name, size, chunk_size = "256K";
+  bool force = false;  // rm, resize: even while a gateway holds a lease
+  double wait_s = 10;  // rm, resize: how long to wait for leases to go
   CLI::App* create = nullptr;
   CLI::App* ls = nullptr;
   CLI::App* rm = nullptr;

@@ -30,7 +30,7 @@ class VolumeCatalogTest : public ::testing::Test {
       clients_.back()->Connect({"node0:7400"}, [&](Status st) { s = st; });
       ring_.Pump(std::chrono::milliseconds(50));
       ASSERT_TRUE(s.has_value() && s->ok()) << (s ? s->ToString() : "no answer");
-      catalogs_.push_back(std::make_unique<VolumeCatalog>(*clients_.back(), Quorum{3, 2, 2}));
+      catalogs_.push_back(std::make_unique<VolumeCatalog>(*clients_.back(), Quorum{3, 2, 2}, ring_.clock));
     }
   }
 
@@ -88,7 +88,7 @@ TEST_F(VolumeCatalogTest, CreatesAndRemovesFromTwoClientsAtOnceAllStay) {
   results.clear();
   for (int i = 0; i < 20; i += 2) {
     ++left;
-    catalogs_[i % 4 == 0 ? 0 : 1]->Remove("vol" + std::to_string(100 + i), nullptr, done);
+    catalogs_[i % 4 == 0 ? 0 : 1]->Remove("vol" + std::to_string(100 + i), false, nullptr, done);
   }
   left += 2;
   catalogs_[0]->Create(Meta("new-a"), done);
@@ -148,7 +148,7 @@ TEST_F(VolumeCatalogTest, AResizeIsANewGenerationEvenBackToTheSameSize) {
   EXPECT_TRUE(SameVolume(before, open()));
   for (uint64_t size : {uint64_t{1} << 19, uint64_t{1} << 20}) {
     left = 1;
-    catalogs_[0]->Resize("v", size, {}, [&](Status s) { st = s, --left; });
+    catalogs_[0]->Resize("v", size, false, {}, [&](Status s) { st = s, --left; });
     Until(left);
     ASSERT_TRUE(st.ok()) << st.ToString();
   }
@@ -159,12 +159,25 @@ TEST_F(VolumeCatalogTest, AResizeIsANewGenerationEvenBackToTheSameSize) {
   VolumeMeta other = before;
   other.uuid[1] ^= 1;
   EXPECT_FALSE(SameVolume(before, other)) << "removed and created again";
-  // Metadata written before generations were counted reads as generation 0.
+  // Metadata written before holds (volume_lease.h) reads as no hold, and before generations
+  // were counted as generation 0.
   std::string old = EncodeVolumeMeta(before);
-  ASSERT_EQ(static_cast<unsigned char>(old[0]), 0x9a);  // fixarray of 10
+  ASSERT_EQ(static_cast<unsigned char>(old[0]), 0x9b);  // fixarray of 11
+  ASSERT_EQ(static_cast<unsigned char>(old.back()), 0xa0);  // the hold, an empty fixstr
+  old[0] = static_cast<char>(0x9a);
+  old.resize(old.size() - 1);
+  VolumeMeta held = before;
+  held.hold = "volume rm v";
+  auto decoded = DecodeVolumeMeta(EncodeVolumeMeta(held));
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->hold, "volume rm v");
+  decoded = DecodeVolumeMeta(old);
+  ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
+  EXPECT_EQ(decoded->hold, "");
+  EXPECT_EQ(decoded->generation, before.generation);
   old[0] = static_cast<char>(0x99);
   old.resize(old.size() - 1);  // the generation, a positive fixint
-  auto decoded = DecodeVolumeMeta(old);
+  decoded = DecodeVolumeMeta(old);
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
   EXPECT_EQ(decoded->generation, 0u);
   EXPECT_EQ(decoded->size, before.size);

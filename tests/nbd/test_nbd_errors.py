@@ -18,12 +18,18 @@ ls lists names, sizes, chunk sizes and quorum; resize grows (a new connection se
 shrinks (data past the end gone: a later grow reads zeros there, the kept part is intact)
 and fails for a missing volume (1) or a bad size (2); rm removes (nbdinfo and GO then fail,
 ls omits it, rm again exits 1) and a volume created again under the name reads zeros.
+Leases: while a client is attached, rm and a shrink wait `--wait` seconds, then exit 4 naming
+the gateway, deleting nothing (a new connection reads the data back); a grow goes on; once
+the client has left (with unflushed writes) rm goes on; `nbdinfo --list` leaves no lease
+behind; `rm --force` of an attached volume goes on, and within two lease renewals the
+attached connection gets EIO.
 
 Run: /usr/bin/python3 tests/nbd/test_nbd_errors.py --bin-dir build
 """
 
 import os
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -293,6 +299,88 @@ def cli_tests(ctx, nodes, gw, rnd):
     log("CLI: rm; nbdinfo and GO then fail; ls omits it; rm again exits 1; created again it reads zeros")
 
 
+def attach_when_let_go(gw, name, timeout=15):
+    """A connection to name, once the gateway has let go of the cache of an older one."""
+    got = []
+
+    def attached():
+        c = nc.RawNbd(gw.addr)
+        c.greet()
+        rtype, _, _ = c.go(name)
+        if rtype != nc.REP_ACK:
+            c.close()
+            return False
+        got.append(c)
+        return True
+    wait_until(attached, timeout, f"a new connection to {name}")
+    return got[0]
+
+
+def lease_tests(ctx, nodes, gw, rnd):
+    n = nodes[2]
+    cli(ctx, n, "volume", "create", "leased", "4M", "--chunk-size", "64K", want=0, what="create leased")
+    flushed, dirty = rnd.randbytes(MiB), rnd.randbytes(MiB)
+    with nc.RawNbd(gw.addr).attach("leased") as c:
+        expect_err(c.write(2 * MiB, flushed), 0, "write to leased past 1 MiB")
+        expect_err(c.simple(nc.CMD_FLUSH), 0, "flush leased")
+        expect_err(c.write(0, dirty), 0, "write to leased (not flushed)")
+        t0 = time.monotonic()
+        cli(ctx, n, "volume", "rm", "leased", "--wait", "1", want=4, what="rm an attached volume",
+            contains="is attached to gateway")
+        waited = time.monotonic() - t0
+        check(waited >= 1.0, f"rm of an attached volume refused after {waited:.2f}s, before its --wait of 1s")
+        cli(ctx, n, "volume", "resize", "leased", "1M", "--wait", "0", want=4, what="shrink an attached volume",
+            contains="is attached to gateway")
+        cli(ctx, n, "volume", "resize", "leased", "8M", want=0, what="grow an attached volume")
+        c.disconnect()
+    # The gateway writes back, lets go, and serves the grown volume afresh from the cluster:
+    # what the refused rm and shrink would have deleted is there.
+    c = attach_when_let_go(gw, "leased")
+    try:
+        check(c.size == 8 * MiB, f"leased after the grow: size {c.size}")
+        err, got = c.read(0, 3 * MiB)
+        check(err == 0 and got[:MiB] == dirty and got[2 * MiB:] == flushed,
+              f"after a refused rm and shrink the volume reads {nc.errname(err)}, "
+              f"{'equal' if err == 0 and got[:MiB] == dirty and got[2 * MiB:] == flushed else 'different'}")
+        c.disconnect()
+    finally:
+        c.close()
+    cli(ctx, n, "volume", "rm", "leased", want=0, what="rm once the client has left")
+    log("leases: rm and shrink of an attached volume wait, then exit 4 and delete nothing; grow goes on; "
+        "rm goes on once the client has left")
+
+    # Looking exports up (LIST, then INFO of each) takes leases for a moment only.
+    for v in ("looked-a", "looked-b"):
+        cli(ctx, n, "volume", "create", v, "1M", want=0, what=f"create {v}")
+    r = nc.tool(["nbdinfo", "--list", f"nbd://{gw.addr}"], "nbdinfo --list", timeout=30)
+    check("looked-a" in r.stdout.decode() and "looked-b" in r.stdout.decode(), f"nbdinfo --list: {r.describe()}")
+    for v in ("looked-a", "looked-b"):
+        cli(ctx, n, "volume", "rm", v, "--wait", "3", want=0, what=f"rm {v} after nbdinfo --list")
+    log("leases: nbdinfo --list leaves no lease behind")
+
+    cli(ctx, n, "volume", "create", "forced", "4M", "--chunk-size", "64K", want=0, what="create forced")
+    data = flushed
+    with nc.RawNbd(gw.addr).attach("forced") as c:
+        expect_err(c.write(0, data), 0, "write to forced")
+        expect_err(c.simple(nc.CMD_FLUSH), 0, "flush forced")
+        t0 = time.monotonic()
+        cli(ctx, n, "volume", "rm", "forced", "--force", want=0, what="rm --force an attached volume")
+        # The gateway's next renewal (every 10 s) reads the metadata, finds the volume gone,
+        # asks again a second later to be sure, and stops serving it.
+        while True:
+            err = c.write(0, data[:4096])
+            if err == nc.EIO:
+                break
+            expect_err(err, 0, "write to a volume removed with --force, before the gateway notices")
+            check(time.monotonic() - t0 < 25, "25 s after rm --force the attached connection still writes")
+            time.sleep(0.5)
+        expect_err(c.read(0, 4096)[0], nc.EIO, "read from a volume removed with --force")
+        expect_err(c.simple(nc.CMD_FLUSH), nc.EIO, "flush of a volume removed with --force")
+        c.disconnect()
+    log(f"leases: rm --force of an attached volume goes on; {time.monotonic() - t0:.1f}s later its connection "
+        f"gets EIO")
+
+
 def test(ctx, args):
     require_tools("nbdinfo")
     rnd = random.Random(args.seed)
@@ -302,11 +390,12 @@ def test(ctx, args):
     pattern = transmission_tests(gw, rnd)
     read_only_tests(ctx, nodes, pattern)
     cli_tests(ctx, nodes, gw, rnd)
+    lease_tests(ctx, nodes, gw, rnd)
     check(gw.stop() == 0, "ringstore-block did not exit 0 after SIGTERM")
     for n in nodes:
         check(n.stop() == 0, f"{n.name} did not exit cleanly on SIGTERM")
     check_deferred()
-    return "handshake and transmission errors, read-only EPERM, volume CLI create/ls/resize/rm"
+    return "handshake and transmission errors, read-only EPERM, volume CLI create/ls/resize/rm, leases"
 
 
 if __name__ == "__main__":
