@@ -366,11 +366,19 @@ void NbdServer::MaybeRelease(const std::string& name) {
   }
   if (!it->second->cache->Idle()) {
     // Nobody is connected, but chunks are still being written back: look again soon, so that
-    // an admin command waiting for the lease (kDefaultLeaseWait) sees it go.
+    // an admin command waiting for the lease (kDefaultLeaseWait) sees it go. One look at a
+    // time, however many connections came and went.
+    if (it->second->release_check_armed) return;
+    it->second->release_check_armed = true;
     std::weak_ptr<Volume> weak = it->second;
     clock_.Schedule(std::chrono::milliseconds(200), [this, name, weak] {
+      auto v = weak.lock();
+      if (!v) return;
+      v->release_check_armed = false;
       auto it = volumes_.find(name);
-      if (it != volumes_.end() && !weak.owner_before(it->second) && !it->second.owner_before(weak)) MaybeRelease(name);
+      const bool current = it != volumes_.end() && it->second == v;
+      v.reset();
+      if (current) MaybeRelease(name);
     });
     return;
   }
@@ -383,6 +391,8 @@ void NbdServer::MaybeRelease(const std::string& name) {
 
 void NbdServer::Lookup(const std::string& name, std::function<void(Result<std::shared_ptr<Volume>>)> done) {
   catalog_.Open(name, [this, name, done](Result<VolumeMeta> m) {
+    // After Shutdown has let go of the leases, none is taken.
+    if (stopping_) return done(Status::ShuttingDown("the gateway is stopping"));
     if (!m.ok()) return done(m.status());
     if (!m->hold.empty()) return done(Status::Busy(DescribeHold(*m)));
     auto& slot = volumes_[name];

@@ -68,6 +68,7 @@ class NbdServer {
     std::unique_ptr<VolumeCache> cache;
     std::unique_ptr<VolumeLease> lease;  // null on a read-only server
     bool ready = false;                  // the lease is held (or none is needed)
+    bool release_check_armed = false;    // MaybeRelease will look again (it writes back)
     std::vector<std::function<void(Status)>> waiting;  // lookups while it is acquired
   };
   void Accept();

@@ -57,6 +57,9 @@ struct VolumeMeta {
   // which also tells one command's hold from another's. A gateway does not attach a volume
   // that has one. Left behind by a command that was interrupted; running it again clears it.
   std::string hold;
+  // The hold's command goes on whatever the leases (--force): a gateway that finds this stops
+  // serving the volume at once rather than when the command is done.
+  bool hold_forced = false;
 
   uint64_t chunks() const { return (size + chunk_size - 1) / chunk_size; }
   ObjectKey ChunkId(uint64_t index) const;

@@ -43,6 +43,13 @@ Result<LeaseTerms> DecodeLeaseTerms(std::string_view bytes) {
   return t;
 }
 
+uint64_t LiveUntil(const LeaseTerms& t) {
+  // Saturating: a corrupt or hostile expiry near 2^64 counts as live, never wraps to dead.
+  uint64_t until = t.expires_ms;
+  for (uint64_t add : {t.drain_ms, kLeaseSkewAllowanceMs}) until = until > UINT64_MAX - add ? UINT64_MAX : until + add;
+  return until;
+}
+
 std::vector<LeaseHolder> LiveHolders(const LwwMap& leases, uint64_t now_ms) {
   std::vector<LeaseHolder> live;
   for (const auto& [name, e] : leases) {
@@ -52,10 +59,7 @@ std::vector<LeaseHolder> LiveHolders(const LwwMap& leases, uint64_t now_ms) {
       live.push_back(LeaseHolder{name, {}, false});
       continue;
     }
-    // Saturating: a corrupt or hostile expiry near 2^64 counts as live, never wraps to dead.
-    uint64_t until = t->expires_ms;
-    for (uint64_t add : {t->drain_ms, kLeaseSkewAllowanceMs}) until = until > UINT64_MAX - add ? UINT64_MAX : until + add;
-    if (until > now_ms) live.push_back(LeaseHolder{name, *t, true});
+    if (LiveUntil(*t) > now_ms) live.push_back(LeaseHolder{name, *t, true});
   }
   return live;
 }
@@ -65,7 +69,8 @@ std::string DescribeHolders(const std::vector<LeaseHolder>& holders) {
   for (const auto& h : holders) {
     if (!out.empty()) out += ", ";
     out += "gateway " + h.holder;
-    out += h.readable ? " (lease until " + FormatDate(h.terms.expires_ms) + ")" : " (a lease this release cannot read)";
+    out += h.readable ? " (held until " + FormatDate(LiveUntil(h.terms)) + " unless renewed)"
+                      : " (a lease this release cannot read)";
   }
   return out;
 }
@@ -186,8 +191,8 @@ void VolumeLease::Renew() {
       bool changed = false;
       if (!m.ok()) {
         changed = m.status().IsNotFound();
-      } else if (m->uuid != meta_.uuid || m->size < meta_.size) {
-        changed = true;  // removed and created again, or shrunk
+      } else if (m->uuid != meta_.uuid || m->size < meta_.size || (!m->hold.empty() && m->hold_forced)) {
+        changed = true;  // removed and created again, shrunk, or being so with --force
       } else if (m->generation != generation_) {
         // A grow while the lease held; otherwise perhaps a shrink and a grow back.
         if (in_time) generation_ = m->generation;

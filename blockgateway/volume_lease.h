@@ -38,7 +38,7 @@ struct LeaseTerms {
 };
 
 struct LeaseHolder {
-  std::string holder;  // the entry's name: the gateway's host and NBD address
+  std::string holder;  // the entry's name: the gateway's host, NBD address and process id
   LeaseTerms terms;
   bool readable = true;  // false: a payload this release cannot decode, taken as live
 };
@@ -46,15 +46,18 @@ struct LeaseHolder {
 ObjectKey VolumeLeaseId(std::string_view uuid);
 std::string EncodeLeaseTerms(const LeaseTerms& t);
 Result<LeaseTerms> DecodeLeaseTerms(std::string_view bytes);
+// Until when (wall ms) the admin commands count a lease as live: expiry, drain, skew.
+uint64_t LiveUntil(const LeaseTerms& t);
 // The entries of leases that are live at wall time now_ms, by the rule above.
 std::vector<LeaseHolder> LiveHolders(const LwwMap& leases, uint64_t now_ms);
-// "gateway G (until 12:00:03Z)" for each, for an error message.
+// "gateway G (held until 2026-11-24T12:00:03Z unless renewed)" for each, for an error
+// message: the time is when the commands stop counting the lease.
 std::string DescribeHolders(const std::vector<LeaseHolder>& holders);
 // The lease map of a volume; an empty map if there is none.
 void ReadLeases(ClusterClient& client, const VolumeMeta& meta, Quorum q, std::function<void(Result<LwwMap>)> done);
 
 struct LeaseOptions {
-  std::string holder;  // this gateway's name, the same across its restarts
+  std::string holder;  // this gateway process's name (NbdServer: host/address/random id)
   Clock::Duration term = std::chrono::seconds(30);
   Clock::Duration drain = std::chrono::seconds(40);
   Quorum quorum;  // for the lease object, as asked; fitted to the ring at each request

@@ -44,7 +44,7 @@ CLI::App* AddVolumeCommands(CLI::App& app, VolumeArgs& a) {
   a.rm->add_flag("--force", a.force,
                  "Remove it even while a gateway holds a lease on it: for a gateway that is gone for good and whose "
                  "lease has not run out yet (about 100 s after its last renewal). A live gateway goes on writing "
-                 "until its renewals find the volume gone (about 11 s), then its clients get EIO");
+                 "until its renewals see the forced command (about 11 s after it began), then its clients get EIO");
   a.rm->add_option("--wait", a.wait_s, "Seconds to wait for the gateways to let go of the volume before refusing")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();

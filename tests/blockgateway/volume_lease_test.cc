@@ -113,10 +113,11 @@ class VolumeLeaseTest : public ::testing::Test {
   }
   void Cut(bool cut) { cut_ = cut; }
   // Writes the volume's metadata with this hold, as an admin command does.
-  Status SetHold(const std::string& hold) {
+  Status SetHold(const std::string& hold, bool forced = false) {
     auto m = Open();
     if (!m.ok()) return m.status();
     m->hold = hold;
+    m->hold_forced = forced;
     return Wait([&](auto cb) {
       clients_[0]->Put(VolumeMetaId("v"), EncodeVolumeMeta(*m), kMetaQuorum,
                        [cb](Result<Ack> a) { cb(a.ok() ? Status::Ok() : a.status()); });
@@ -218,6 +219,16 @@ TEST_F(VolumeLeaseTest, AForcedRemoveGoesOnAndTheGatewayStopsWriting) {
   s = Wait([&](auto cb) { store.Store(1, std::string(meta_.chunk_size, 'y'), cb); });
   EXPECT_EQ(s.code(), Code::kIOError) << s.ToString();
   EXPECT_FALSE(ChunkThere(1));
+}
+
+TEST_F(VolumeLeaseTest, AForcedCommandUnderWayStopsTheGatewayBeforeItIsDone) {
+  // A forced remove deletes chunks for a long while before the metadata goes: the gateway
+  // stops when it sees the forced hold, not when the remove is done.
+  auto lease = Acquired("gw-a");
+  ASSERT_TRUE(SetHold("volume rm v --force, begun earlier", true).ok());
+  ring_.Pump(12s);
+  EXPECT_EQ(lease->WriteGate().code(), Code::kIOError) << lease->WriteGate().ToString();
+  EXPECT_TRUE(Open().ok());  // the metadata is still there
 }
 
 TEST_F(VolumeLeaseTest, AGatewayCutOffPastItsLeaseWritesNothingToAVolumeRemovedMeanwhile) {
