@@ -15,9 +15,7 @@ int FsCore::DeleteInode(Node& n) {
   ReapWritebacks(n, true);
   AwaitCreateWrite(n);
   std::vector<IoOp> ops;
-  const uint64_t cs = fs_.chunk_size;
-  uint64_t chunks = (n.inode.size + cs - 1) / cs;
-  if (!n.chunks.empty()) chunks = std::max(chunks, n.chunks.rbegin()->first + 1);
+  const uint64_t chunks = ChunksStored(n);
   for (uint64_t i = 0; i < chunks; ++i) ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
   if (S_ISDIR(n.inode.mode)) {
     for (ObjectKey& id : DirBucketIds(fs_, n.inode.ino)) ops.push_back(IoOp{IoOp::kDel, std::move(id), {}, {}});

@@ -30,6 +30,15 @@ int FsCore::TakeInode(Node& n, IoResult r) {
     n.chunks.clear();
     n.readahead.reset();
   }
+  {
+    // What a crashed mount may have stored past the size (F13): the chunk the size ends in,
+    // up to the limit; noted afresh at each read (another mount may have crashed since, even
+    // if the inode is as it was). Nothing is known of an inode written before limits.
+    const uint64_t cs = fs_.chunk_size;
+    n.stale_from = inode->size / cs;
+    n.stale_to = inode->chunk_limit != kUnknownChunkLimit ? inode->chunk_limit : 0;
+    n.stored_size = inode->size;
+  }
   n.inode = std::move(*inode);
   n.loaded = true;
   n.fetched = std::chrono::steady_clock::now();

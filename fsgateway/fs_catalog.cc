@@ -109,7 +109,11 @@ Status FsCatalog::Remove(const std::string& name, const RemoveProgress& progress
       IoResult inode = io_.Get(InodeId(*meta, entry->ino), q);
       if (inode.status.ok()) {
         if (auto n = DecodeInode(inode.value); n.ok()) {
-          for (uint64_t i = 0; i * meta->chunk_size < n->size; ++i) doomed.push_back(ChunkId(*meta, n->ino, i));
+          // The chunks that may be stored (F13): below the limit, or for an older inode the size.
+          const uint64_t chunks = n->chunk_limit != kUnknownChunkLimit
+                                      ? n->chunk_limit
+                                      : (n->size + meta->chunk_size - 1) / meta->chunk_size;
+          for (uint64_t i = 0; i < chunks; ++i) doomed.push_back(ChunkId(*meta, n->ino, i));
         }
       } else if (!inode.status.IsNotFound()) {
         return inode.status;

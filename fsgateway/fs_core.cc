@@ -91,13 +91,17 @@ void FsCore::AwaitCreateWrite(Node& n) {
 
 int FsCore::StoreInodeOf(Node& n, const Inode& inode) {
   AwaitCreateWrite(n);
-  return StoreInode(inode);
+  if (int e = StoreInode(inode); e != 0) return e;
+  n.stored_size = inode.size;
+  return 0;
 }
 
 int FsCore::StoreNode(Node& n, Inode next) {
   // The inode carries the size: the bytes under it are stored first (FlushLocked stores them
   // with the inode), so that no mount learns of a size whose bytes it cannot read.
   if (int e = FlushLocked(n); e != 0) return e;
+  // The chunk limit is the flush's to raise (F13): next may be a copy from before it.
+  next.chunk_limit = n.inode.chunk_limit;
   if (int e = StoreInodeOf(n, next); e != 0) return e;
   n.inode = std::move(next);
   // A directory's inode write also wrote its times into the listing: they are the listing's.
@@ -255,6 +259,7 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
   do {
     n.ino = random_();
   } while (n.ino <= kRootIno);
+  n.chunk_limit = kInitialChunkLimit;  // nothing of it is stored yet
   n.mode = mode;
   n.uid = who.uid;
   n.gid = who.gid;

@@ -208,6 +208,11 @@ class FsCore {
       std::vector<uint64_t> chunks;  // in the order of the batch's ops
     };
     std::optional<Readahead> readahead;
+    // Chunks [stale_from, stale_to) may hold bytes past the size that a crashed mount stored
+    // (F13): set from the inode as loaded (the chunk the size ends in, up to the limit), and
+    // narrowed as ClearPastSizeLocked clears them. Empty for a file this mount made.
+    uint64_t stale_from = 0, stale_to = 0;
+    uint64_t stored_size = 0;  // the size of the inode as last stored or loaded
     uint64_t next_write = 0;       // where a sequential writer writes next
     uint64_t writeback_from = 0;   // the first chunk StartWriteback looks at
     std::deque<Writeback> writebacks;  // oldest first
@@ -256,7 +261,8 @@ class FsCore {
   int LoadListing(Node& dir);
   // Stores the inode; a directory's also writes its times into its listing (F8).
   int StoreInode(const Inode& inode);
-  // StoreInode for n's inode (caller holds n.mu), after its create's write (AwaitCreateWrite).
+  // StoreInode for n's inode (caller holds n.mu), after its create's write (AwaitCreateWrite);
+  // notes the size stored (Node::stored_size).
   int StoreInodeOf(Node& n, const Inode& inode);
   // Waits for the inode write CreateOpen started, if it may still be in flight; its outcome
   // does not matter to the caller, who writes the inode itself. Caller holds n.mu.
@@ -363,6 +369,19 @@ class FsCore {
   // a chunk whose read failed is left for a later LoadChunks to report.
   void TakeReadahead(Node& n);
   int TruncateLocked(Node& n, uint64_t size);
+  // Chunk limits (F13; caller holds n.mu). RaiseLimitLocked: before a chunk at index is
+  // written, stores the inode with a limit past it if its limit is not (the limit doubles),
+  // and with the size last stored (the bytes under a larger one may not be).
+  // ClearPastSizeLocked: before the size grows to `to` other than by written bytes, deletes
+  // the stale chunks (Node::stale_from) in [size, to) and cuts the one the size ends in,
+  // durably, so that what a crashed mount stored past the size reads as zeros. The chunk
+  // loaders also keep no byte past the size (ClampToSize).
+  int RaiseLimitLocked(Node& n, uint64_t index);
+  int ClearPastSizeLocked(Node& n, uint64_t to);
+  void ClampToSize(const Node& n, uint64_t index, std::string& data) const;
+  // The chunks that may be stored: below the limit, or for an inode without one, below the
+  // size (and any this mount caches).
+  uint64_t ChunksStored(const Node& n) const;
   int ZeroRangeLocked(Node& n, uint64_t offset, uint64_t length);
   void TrimCleanChunks(Node& n);
 

@@ -52,6 +52,7 @@ int FsCore::Open(uint64_t ino, bool truncate, bool* keep_cache, bool created, bo
   *keep_cache = !changed;
   if (with_chunk && n->inode.size <= fs_.chunk_size && n->chunks.count(0) == 0) {
     if (chunk.status.ok() && !chunk.is_map && chunk.value.size() <= fs_.chunk_size) {
+      ClampToSize(*n, 0, chunk.value);
       n->chunks[0] = Chunk{std::move(chunk.value), false};
     } else if (chunk.status.IsNotFound()) {
       n->chunks[0] = Chunk{};  // a hole
@@ -96,6 +97,7 @@ void FsCore::TakeReadahead(Node& n) {
     if (r.status.IsNotFound()) {
       n.chunks[i] = Chunk{};  // a hole
     } else if (r.status.ok() && !r.is_map && r.value.size() <= fs_.chunk_size) {
+      ClampToSize(n, i, r.value);
       n.chunks[i] = Chunk{std::move(r.value), false};
     }
   }
@@ -132,6 +134,7 @@ int FsCore::LoadChunks(Node& n, const std::vector<uint64_t>& indexes) {
     } else if (r.value.size() > fs_.chunk_size || r.is_map) {
       err = EIO;  // not a chunk of this filesystem
     } else {
+      ClampToSize(n, wanted[k], r.value);
       n.chunks[wanted[k]] = Chunk{std::move(r.value), false};
     }
   }
@@ -217,6 +220,10 @@ int FsCore::Write(uint64_t ino, uint64_t offset, std::string_view data) {
   if (end > kMaxFileSize || end < offset) return EFBIG;
   n->readahead.reset();
   const uint64_t cs = fs_.chunk_size;
+  // A write past the end leaves a gap that must read as zeros.
+  if (offset > n->inode.size) {
+    if (int e = ClearPastSizeLocked(*n, offset); e != 0) return e;
+  }
   // Chunks that hold data this write does not wholly replace are read first.
   std::vector<uint64_t> need;
   for (uint64_t i = offset / cs; i <= (end - 1) / cs; ++i) {
@@ -284,6 +291,11 @@ void FsCore::StartWriteback(Node& n, uint64_t below) {
     if (c.dirty && c.wb_gen == kNoWriteback && c.data.size() == cs) ready.push_back(it->first);
   }
   if (ready.empty() || ready.size() * cs < options_.writeback_batch_bytes) return;
+  for (auto it = ready.rbegin(); it != ready.rend(); ++it) {
+    if (AllZero(n.chunks[*it].data)) continue;  // a delete: no limit needed
+    if (RaiseLimitLocked(n, *it) != 0) return;  // the flush writes them, or fails
+    break;
+  }
   n.writeback_from = below;
   while (n.writebacks.size() >= std::max<size_t>(1, options_.writeback_batches)) {
     n.writebacks.front().io->Wait();
@@ -347,6 +359,11 @@ int FsCore::FlushLocked(Node& n) {
     ops.push_back(ChunkOp(n, i, c));
     written.push_back(i);
   }
+  for (size_t k = ops.size(); k-- > 0;) {
+    if (ops[k].kind != IoOp::kPut) continue;  // a delete: no limit needed
+    if (int e = RaiseLimitLocked(n, written[k]); e != 0) return e;  // still dirty
+    break;
+  }
   const size_t chunk_ops = ops.size();
   // At most ObjectIo::kMaxOpsInFlight chunks at once (a 256 MiB dirty limit is 65,536 chunks
   // of 4 KiB): the first slices go before the last, which goes with the inode.
@@ -367,7 +384,10 @@ int FsCore::FlushLocked(Node& n) {
   if (int err = FirstErrno(data->Wait()); err != 0) return err;  // still dirty: a later flush tries again
   for (uint64_t i : written) n.chunks[i].dirty = false;
   n.dirty_bytes = 0;
-  if (store_inode) n.inode_dirty = false;
+  if (store_inode) {
+    n.inode_dirty = false;
+    n.stored_size = n.inode.size;
+  }
   if (!written.empty() || store_inode) Changed(n.inode.ino);
   std::lock_guard<std::mutex> s(stats_mu_);
   stats_.chunk_writes += chunk_ops;
@@ -403,14 +423,20 @@ int FsCore::FlushAll() {
 int FsCore::TruncateLocked(Node& n, uint64_t size) {
   n.readahead.reset();
   if (int e = FlushLocked(n); e != 0) return e;
+  // The size and chunk limit as stored (within the TTL): another mount may have grown the
+  // file, and its chunks must be deleted or cleared too.
+  if (int e = LoadInode(n); e != 0) return e;
   const uint64_t cs = fs_.chunk_size;
+  if (size > n.inode.size) {
+    if (int e = ClearPastSizeLocked(n, size); e != 0) return e;
+  }
   const uint64_t old = n.inode.size;
   if (size < old) {
     // Chunks wholly past the new end go; the one the end falls in is cut, so that growing the
     // file again reads zeros there, not the old bytes.
     std::vector<IoOp> ops;
     const uint64_t first_gone = (size + cs - 1) / cs;
-    for (uint64_t i = first_gone; i < (old + cs - 1) / cs; ++i) {
+    for (uint64_t i = first_gone; i < ChunksStored(n); ++i) {
       ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
     }
     // The cached chunk is cut only once the cluster's is: after a failure the cache still
@@ -430,6 +456,12 @@ int FsCore::TruncateLocked(Node& n, uint64_t size) {
     if (int e = io_.RunAll(std::move(ops), q_); e != 0) return e;
     if (cut) n.chunks[size / cs].data = std::move(*cut);
     n.chunks.erase(n.chunks.lower_bound(first_gone), n.chunks.end());
+    // Nothing is stored from first_gone on: the limit comes down with the size (not below
+    // a new file's).
+    if (n.inode.chunk_limit != kUnknownChunkLimit) {
+      n.inode.chunk_limit = std::min(n.inode.chunk_limit, std::max(first_gone, kInitialChunkLimit));
+    }
+    n.stale_to = 0;  // the chunk the end falls in is cut, and none is stored past it
   }
   n.inode.size = size;
   n.inode.mtime = n.inode.ctime = now_();
@@ -437,6 +469,59 @@ int FsCore::TruncateLocked(Node& n, uint64_t size) {
   n.inode_dirty = true;
   if (int e = StoreInodeOf(n, n.inode); e != 0) return e;
   n.inode_dirty = false;
+  return 0;
+}
+
+void FsCore::ClampToSize(const Node& n, uint64_t index, std::string& data) const {
+  const uint64_t base = index * fs_.chunk_size;
+  const uint64_t keep = base >= n.inode.size ? 0 : n.inode.size - base;
+  if (data.size() > keep) data.resize(keep);
+}
+
+uint64_t FsCore::ChunksStored(const Node& n) const {
+  const uint64_t cs = fs_.chunk_size;
+  uint64_t chunks = n.inode.chunk_limit != kUnknownChunkLimit ? n.inode.chunk_limit : (n.inode.size + cs - 1) / cs;
+  if (!n.chunks.empty()) chunks = std::max(chunks, n.chunks.rbegin()->first + 1);
+  return chunks;
+}
+
+int FsCore::RaiseLimitLocked(Node& n, uint64_t index) {
+  if (n.inode.chunk_limit == kUnknownChunkLimit || index < n.inode.chunk_limit) return 0;
+  const uint64_t most = (kMaxFileSize + fs_.chunk_size - 1) / fs_.chunk_size;
+  Inode next = n.inode;
+  next.chunk_limit = std::min(most, std::max(index + 1, 2 * n.inode.chunk_limit));
+  // With the size last stored: the bytes under the size the writes reached are not all
+  // stored yet (the flush stores that size once they are). Its create's write first.
+  next.size = n.stored_size;
+  if (int e = StoreInodeOf(n, next); e != 0) return e;
+  n.inode.chunk_limit = next.chunk_limit;
+  return 0;
+}
+
+int FsCore::ClearPastSizeLocked(Node& n, uint64_t to) {
+  // The size as stored (within the TTL): what another mount appended is not to be cleared.
+  if (int e = LoadInode(n); e != 0) return e;
+  const uint64_t from = n.inode.size, cs = fs_.chunk_size;
+  if (to <= from) return 0;
+  const uint64_t first = std::max(n.stale_from, from / cs);
+  const uint64_t last = std::min(n.stale_to, (to + cs - 1) / cs);
+  if (first >= last) return 0;
+  std::vector<IoOp> ops;
+  for (uint64_t i = first; i < last; ++i) {
+    if (i * cs < from) {
+      // The chunk the size ends in: its bytes below the size stay (the cache's, if it holds
+      // the chunk; LoadChunks keeps nothing past the size), what may be stored past them goes.
+      if (int e = LoadChunks(n, {i}); e != 0) return e;
+      std::string cut = n.chunks[i].data;
+      ClampToSize(n, i, cut);
+      ops.push_back(AllZero(cut) ? IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}}
+                                 : IoOp{IoOp::kPut, ChunkId(fs_, n.inode.ino, i), std::move(cut), {}});
+    } else {
+      ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
+    }
+  }
+  if (int e = io_.RunAll(std::move(ops), q_); e != 0) return e;
+  n.stale_from = last;
   return 0;
 }
 
@@ -480,6 +565,7 @@ int FsCore::Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length) 
     case 0:  // allocation: the size grows; the new range reads as zeros
     case FALLOC_FL_KEEP_SIZE:
       if (mode == 0 && end > n->inode.size) {
+        if (int e = ClearPastSizeLocked(*n, end); e != 0) return e;
         n->inode.size = end;
         n->inode.ctime = now_();
         n->inode_dirty = true;
@@ -490,6 +576,7 @@ int FsCore::Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length) 
     case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
       if (int e = ZeroRangeLocked(*n, offset, length); e != 0) return e;
       if (!(mode & FALLOC_FL_KEEP_SIZE) && end > n->inode.size) {
+        if (int e = ClearPastSizeLocked(*n, end); e != 0) return e;
         n->inode.size = end;
         n->inode.ctime = now_();
         n->inode_dirty = true;

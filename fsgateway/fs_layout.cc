@@ -147,7 +147,7 @@ Result<FsMeta> DecodeFsMeta(std::string_view bytes) {
 std::string EncodeInode(const Inode& n) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_array(17);
+  pk.pack_array(18);
   pk.pack(kInodeFormat);
   pk.pack(n.ino);
   pk.pack(n.mode);
@@ -167,6 +167,7 @@ std::string EncodeInode(const Inode& n) {
     PackBin(pk, k);
     PackBin(pk, v);
   }
+  pk.pack(n.chunk_limit);
   return std::string(buf.data(), buf.size());
 }
 
@@ -194,6 +195,7 @@ Result<Inode> DecodeInode(std::string_view bytes) {
     for (uint32_t i = 0; i < f[16].via.map.size; ++i) {
       n.xattrs[Bin(f[16].via.map.ptr[i].key)] = Bin(f[16].via.map.ptr[i].val);
     }
+    if (o.via.array.size >= 18) n.chunk_limit = f[17].as<uint64_t>();  // else written before limits
     return Status::Ok();
   });
   if (!s.ok()) return s;

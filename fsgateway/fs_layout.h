@@ -89,6 +89,10 @@ struct Timespec {
   bool operator==(const Timespec&) const = default;
 };
 
+constexpr uint64_t kUnknownChunkLimit = UINT64_MAX;
+// A new file's limit (F13): small files never need the inode written before their chunks.
+constexpr uint64_t kInitialChunkLimit = 16;
+
 struct Inode {
   uint64_t ino = 0;
   uint32_t mode = 0;  // type and permission bits, as st_mode
@@ -101,6 +105,12 @@ struct Inode {
   uint64_t parent = 0;  // directories: the directory holding this one (for "..")
   std::string target;   // symlinks
   std::map<std::string, std::string> xattrs;
+  // Regular files: every chunk that may be stored has an index below this (F13). A mount
+  // stores the inode with a higher limit before it writes a chunk at or past it, so the
+  // chunks a crash left past the size are known, and growing, shrinking or deleting the file
+  // deletes exactly those. kUnknownChunkLimit: an inode written before limits (2026-11-24);
+  // its chunks are cleared as before, up to its size.
+  uint64_t chunk_limit = kUnknownChunkLimit;
 
   bool operator==(const Inode&) const = default;
 };
