@@ -91,7 +91,10 @@ void FsCore::AwaitCreateWrite(Node& n) {
 
 int FsCore::StoreInodeOf(Node& n, const Inode& inode) {
   AwaitCreateWrite(n);
-  if (int e = StoreInode(inode); e != 0) return e;
+  if (int e = StoreInode(inode); e != 0) {
+    n.stored_size = kUnknownSize;  // it may have landed
+    return e;
+  }
   n.stored_size = inode.size;
   return 0;
 }
@@ -259,7 +262,7 @@ int FsCore::Create(uint64_t parent, const std::string& name, uint32_t mode, uint
   do {
     n.ino = random_();
   } while (n.ino <= kRootIno);
-  n.chunk_limit = kInitialChunkLimit;  // nothing of it is stored yet
+  n.chunk_limit = S_ISREG(mode) ? kInitialChunkLimit : 0;  // nothing of it is stored yet
   n.mode = mode;
   n.uid = who.uid;
   n.gid = who.gid;

@@ -174,6 +174,7 @@ class FsCore {
 
  private:
   static constexpr uint64_t kNoWriteback = UINT64_MAX;
+  static constexpr uint64_t kUnknownSize = UINT64_MAX;
   static constexpr uint64_t kNoListing = UINT64_MAX;
   struct Chunk {
     std::string data;  // the chunk's bytes from its start; shorter than the chunk: zeros follow
@@ -212,7 +213,9 @@ class FsCore {
     // (F13): set from the inode as loaded (the chunk the size ends in, up to the limit), and
     // narrowed as ClearPastSizeLocked clears them. Empty for a file this mount made.
     uint64_t stale_from = 0, stale_to = 0;
-    uint64_t stored_size = 0;  // the size of the inode as last stored or loaded
+    // The size of the inode as last stored or loaded; kUnknownSize after an inode write that
+    // failed (it may have landed all the same).
+    uint64_t stored_size = 0;
     uint64_t next_write = 0;       // where a sequential writer writes next
     uint64_t writeback_from = 0;   // the first chunk StartWriteback looks at
     std::deque<Writeback> writebacks;  // oldest first

@@ -376,12 +376,25 @@ int FsCore::FlushLocked(Node& n) {
   // The inode goes in the same round trip as its (last) chunks (decision F4): the flush
   // returns when all of them are durable, and the change is announced only then.
   const bool store_inode = n.inode_dirty;
-  if (store_inode) ops.push_back(IoOp{IoOp::kPut, InodeId(fs_, n.inode.ino), EncodeInode(n.inode), {}});
+  if (store_inode) {
+    // Every chunk this mount stored lies under the size, and so does every chunk of this
+    // batch: unless a crash may have left some past the size (the stale range), the limit
+    // comes down to the chunks under the size (F13), so that removing the file later deletes
+    // no more than those.
+    const uint64_t under = std::max<uint64_t>(1, (n.inode.size + cs - 1) / cs);
+    if (n.inode.chunk_limit != kUnknownChunkLimit && n.stale_to <= under) {
+      n.inode.chunk_limit = std::min(n.inode.chunk_limit, under);
+    }
+    ops.push_back(IoOp{IoOp::kPut, InodeId(fs_, n.inode.ino), EncodeInode(n.inode), {}});
+  }
   auto data = io_.Start(std::move(ops), q_);
   // A new file's directory entry, started by its create, is waited for meanwhile: the flush
   // returns when both are stored.
   const int entry_err = WriteEntryLocked(n);
-  if (int err = FirstErrno(data->Wait()); err != 0) return err;  // still dirty: a later flush tries again
+  if (int err = FirstErrno(data->Wait()); err != 0) {
+    if (store_inode) n.stored_size = kUnknownSize;  // its inode write may have landed
+    return err;  // still dirty: a later flush tries again
+  }
   for (uint64_t i : written) n.chunks[i].dirty = false;
   n.dirty_bytes = 0;
   if (store_inode) {
@@ -457,9 +470,9 @@ int FsCore::TruncateLocked(Node& n, uint64_t size) {
     if (cut) n.chunks[size / cs].data = std::move(*cut);
     n.chunks.erase(n.chunks.lower_bound(first_gone), n.chunks.end());
     // Nothing is stored from first_gone on: the limit comes down with the size (not below
-    // a new file's).
+    // one chunk, so that writing a small file again needs no raise).
     if (n.inode.chunk_limit != kUnknownChunkLimit) {
-      n.inode.chunk_limit = std::min(n.inode.chunk_limit, std::max(first_gone, kInitialChunkLimit));
+      n.inode.chunk_limit = std::min(n.inode.chunk_limit, std::max<uint64_t>(first_gone, 1));
     }
     n.stale_to = 0;  // the chunk the end falls in is cut, and none is stored past it
   }
@@ -491,7 +504,16 @@ int FsCore::RaiseLimitLocked(Node& n, uint64_t index) {
   Inode next = n.inode;
   next.chunk_limit = std::min(most, std::max(index + 1, 2 * n.inode.chunk_limit));
   // With the size last stored: the bytes under the size the writes reached are not all
-  // stored yet (the flush stores that size once they are). Its create's write first.
+  // stored yet (the flush stores that size once they are). Its create's write first; after
+  // an inode write that failed, the stored size is read.
+  AwaitCreateWrite(n);
+  if (n.stored_size == kUnknownSize) {
+    IoResult r = io_.Get(InodeId(fs_, n.inode.ino), q_);
+    if (!r.status.ok()) return ErrnoOf(r.status);
+    auto stored = DecodeInode(r.value);
+    if (!stored.ok()) return EIO;
+    n.stored_size = stored->size;
+  }
   next.size = n.stored_size;
   if (int e = StoreInodeOf(n, next); e != 0) return e;
   n.inode.chunk_limit = next.chunk_limit;
@@ -499,8 +521,10 @@ int FsCore::RaiseLimitLocked(Node& n, uint64_t index) {
 }
 
 int FsCore::ClearPastSizeLocked(Node& n, uint64_t to) {
-  // The size as stored (within the TTL): what another mount appended is not to be cleared.
-  if (int e = LoadInode(n); e != 0) return e;
+  // The inode as stored now, unless this mount has unwritten changes: what another mount
+  // appended is not to be cleared, nor a chunk it rewrote put back from this mount's cache
+  // (a changed inode drops the cache).
+  if (int e = LoadInode(n, !Unwritten(n)); e != 0) return e;
   const uint64_t from = n.inode.size, cs = fs_.chunk_size;
   if (to <= from) return 0;
   const uint64_t first = std::max(n.stale_from, from / cs);
@@ -566,7 +590,7 @@ int FsCore::Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length) 
     case FALLOC_FL_KEEP_SIZE:
       if (mode == 0 && end > n->inode.size) {
         if (int e = ClearPastSizeLocked(*n, end); e != 0) return e;
-        n->inode.size = end;
+        n->inode.size = std::max(n->inode.size, end);  // read again: another mount may have grown it
         n->inode.ctime = now_();
         n->inode_dirty = true;
       }
@@ -577,7 +601,7 @@ int FsCore::Fallocate(uint64_t ino, int mode, uint64_t offset, uint64_t length) 
       if (int e = ZeroRangeLocked(*n, offset, length); e != 0) return e;
       if (!(mode & FALLOC_FL_KEEP_SIZE) && end > n->inode.size) {
         if (int e = ClearPastSizeLocked(*n, end); e != 0) return e;
-        n->inode.size = end;
+        n->inode.size = std::max(n->inode.size, end);  // read again: another mount may have grown it
         n->inode.ctime = now_();
         n->inode_dirty = true;
         return FlushLocked(*n);

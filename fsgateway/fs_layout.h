@@ -90,7 +90,10 @@ struct Timespec {
 };
 
 constexpr uint64_t kUnknownChunkLimit = UINT64_MAX;
-// A new file's limit (F13): small files never need the inode written before their chunks.
+// A new regular file's limit (F13): files of up to 16 chunks never need the inode written
+// before their chunks. A flush that stores the inode brings the limit down to the chunks
+// under the size when nothing stale lies past them, so deleting a small file is one chunk
+// delete. Other inodes have no chunks (limit 0).
 constexpr uint64_t kInitialChunkLimit = 16;
 
 struct Inode {

@@ -82,10 +82,20 @@ class ChunkLimitTest : public FsCoreTest {
     std::string data = real + std::string(kCs - real.size(), 'S');
     ASSERT_EQ(FirstErrno(io_.Run({IoOp{IoOp::kPut, ChunkId(meta_, ino, i), data, {}}}, Quorum{})), 0);
   }
-  uint64_t FileOf(const std::string& name, const std::string& data) {
-    const uint64_t ino = Create(a(), kRootIno, name);
-    EXPECT_EQ(a().Write(ino, 0, data), 0);
-    EXPECT_EQ(a().Flush(ino), 0);
+  uint64_t FileOf(const std::string& name, const std::string& data) { return FileOfOn(a(), name, data); }
+  // A mount that trusts its copies for an hour (the fixture's re-read every time).
+  std::unique_ptr<FsCore> SlowMount(ObjectIo& io) {
+    FsOptions slow;
+    slow.attr_ttl = std::chrono::seconds(3600);
+    auto m = std::make_unique<FsCore>(meta_, io, slow, [this] { return Timespec{++clock_, 0}; },
+                                      [this] { return rng_(); });
+    EXPECT_EQ(m->Init(), 0);
+    return m;
+  }
+  uint64_t FileOfOn(FsCore& m, const std::string& name, const std::string& data) {
+    const uint64_t ino = Create(m, kRootIno, name);
+    EXPECT_EQ(m.Write(ino, 0, data), 0);
+    EXPECT_EQ(m.Flush(ino), 0);
     return ino;
   }
   static size_t NonZero(const std::string& s, size_t from) {
@@ -203,16 +213,47 @@ TEST_F(ChunkLimitTest, ShrinkingOrDeletingASparseFileDeletesOnlyBelowTheLimit) {
   ASSERT_EQ(m->SetAttributes(ino, req, &out), 0);
   ASSERT_EQ(m->Write(ino, 3 * kCs, "x"), 0);
   ASSERT_EQ(m->Flush(ino), 0);
+  EXPECT_EQ(io.StoredLimit(ino), kInitialChunkLimit);
   req.size = 0;
   io.deletes = 0;
   ASSERT_EQ(m->SetAttributes(ino, req, &out), 0);
-  EXPECT_LE(io.deletes, kInitialChunkLimit);
-  EXPECT_EQ(io.StoredLimit(ino), kInitialChunkLimit);
+  EXPECT_EQ(io.deletes, kInitialChunkLimit);  // chunks 0..15, not 262,144
+  EXPECT_EQ(io.StoredLimit(ino), 1u);
   io.deletes = 0;
   ASSERT_EQ(m->Unlink(kRootIno, "sparse"), 0);
   ASSERT_EQ(m->FlushAll(), 0);
-  EXPECT_LE(io.deletes, kInitialChunkLimit);
-  EXPECT_GE(io.deletes, 1u);
+  EXPECT_EQ(io.deletes, 1u);
+  // A small file written by the mount that made it, within the TTL (so it knows nothing can
+  // be stale): its flush brings the limit down to its one chunk, and removing it is one
+  // delete.
+  auto slow = SlowMount(io);
+  const uint64_t small = FileOfOn(*slow, "small", std::string(100, 's'));
+  io.Watch(small);
+  EXPECT_EQ(io.StoredLimit(small), 1u);
+  io.deletes = 0;
+  ASSERT_EQ(slow->Unlink(kRootIno, "small"), 0);
+  ASSERT_EQ(slow->FlushAll(), 0);
+  EXPECT_EQ(io.deletes, 1u);
+  // A directory has no chunks to delete.
+  Inode dir;
+  ASSERT_EQ(m->MakeNode(kRootIno, "d", S_IFDIR | 0755, 0, Caller{}, &dir), 0);
+  EXPECT_EQ(dir.chunk_limit, 0u);
+}
+
+TEST_F(ChunkLimitTest, AFallocateFromAnOlderCopyDoesNotShrinkWhatAnotherMountGrew) {
+  // Long TTLs: b trusts its copy of the inode (size 100) while a appends.
+  auto b = SlowMount(io_);
+  const uint64_t ino = FileOf("f", std::string(100, 'h'));
+  Inode seen;
+  ASSERT_EQ(b->GetAttr(ino, &seen), 0);
+  ASSERT_EQ(seen.size, 100u);
+  const std::string more(3 * kCs, 'm');
+  ASSERT_EQ(a().Write(ino, 100, more), 0);
+  ASSERT_EQ(a().Flush(ino), 0);
+  ASSERT_EQ(b->Fallocate(ino, 0, 0, 2 * kCs), 0);  // within what a wrote
+  const std::string got = ReadAll(*Mount(), ino);
+  EXPECT_EQ(got.size(), 100 + more.size());
+  EXPECT_EQ(got.substr(100), more);
 }
 
 TEST_F(ChunkLimitTest, AnInodeWrittenBeforeLimitsHasNone) {
