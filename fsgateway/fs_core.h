@@ -382,6 +382,7 @@ class FsCore {
   int RaiseLimitLocked(Node& n, uint64_t index);
   int ClearPastSizeLocked(Node& n, uint64_t to);
   void ClampToSize(const Node& n, uint64_t index, std::string& data) const;
+  static bool AllZero(std::string_view s);
   // The chunks that may be stored: below the limit, or for an inode without one, below the
   // size (and any this mount caches).
   uint64_t ChunksStored(const Node& n) const;

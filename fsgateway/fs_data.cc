@@ -12,11 +12,9 @@
 
 namespace ringstore::fs {
 
-namespace {
-bool AllZero(std::string_view s) {
+bool FsCore::AllZero(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return c == 0; });
 }
-}  // namespace
 
 int FsCore::Open(uint64_t ino, bool truncate, bool* keep_cache, bool created, bool reading) {
   auto n = NodeFor(ino);
@@ -482,70 +480,6 @@ int FsCore::TruncateLocked(Node& n, uint64_t size) {
   n.inode_dirty = true;
   if (int e = StoreInodeOf(n, n.inode); e != 0) return e;
   n.inode_dirty = false;
-  return 0;
-}
-
-void FsCore::ClampToSize(const Node& n, uint64_t index, std::string& data) const {
-  const uint64_t base = index * fs_.chunk_size;
-  const uint64_t keep = base >= n.inode.size ? 0 : n.inode.size - base;
-  if (data.size() > keep) data.resize(keep);
-}
-
-uint64_t FsCore::ChunksStored(const Node& n) const {
-  const uint64_t cs = fs_.chunk_size;
-  uint64_t chunks = n.inode.chunk_limit != kUnknownChunkLimit ? n.inode.chunk_limit : (n.inode.size + cs - 1) / cs;
-  if (!n.chunks.empty()) chunks = std::max(chunks, n.chunks.rbegin()->first + 1);
-  return chunks;
-}
-
-int FsCore::RaiseLimitLocked(Node& n, uint64_t index) {
-  if (n.inode.chunk_limit == kUnknownChunkLimit || index < n.inode.chunk_limit) return 0;
-  const uint64_t most = (kMaxFileSize + fs_.chunk_size - 1) / fs_.chunk_size;
-  Inode next = n.inode;
-  next.chunk_limit = std::min(most, std::max(index + 1, 2 * n.inode.chunk_limit));
-  // With the size last stored: the bytes under the size the writes reached are not all
-  // stored yet (the flush stores that size once they are). Its create's write first; after
-  // an inode write that failed, the stored size is read.
-  AwaitCreateWrite(n);
-  if (n.stored_size == kUnknownSize) {
-    IoResult r = io_.Get(InodeId(fs_, n.inode.ino), q_);
-    if (!r.status.ok()) return ErrnoOf(r.status);
-    auto stored = DecodeInode(r.value);
-    if (!stored.ok()) return EIO;
-    n.stored_size = stored->size;
-  }
-  next.size = n.stored_size;
-  if (int e = StoreInodeOf(n, next); e != 0) return e;
-  n.inode.chunk_limit = next.chunk_limit;
-  return 0;
-}
-
-int FsCore::ClearPastSizeLocked(Node& n, uint64_t to) {
-  // The inode as stored now, unless this mount has unwritten changes: what another mount
-  // appended is not to be cleared, nor a chunk it rewrote put back from this mount's cache
-  // (a changed inode drops the cache).
-  if (int e = LoadInode(n, !Unwritten(n)); e != 0) return e;
-  const uint64_t from = n.inode.size, cs = fs_.chunk_size;
-  if (to <= from) return 0;
-  const uint64_t first = std::max(n.stale_from, from / cs);
-  const uint64_t last = std::min(n.stale_to, (to + cs - 1) / cs);
-  if (first >= last) return 0;
-  std::vector<IoOp> ops;
-  for (uint64_t i = first; i < last; ++i) {
-    if (i * cs < from) {
-      // The chunk the size ends in: its bytes below the size stay (the cache's, if it holds
-      // the chunk; LoadChunks keeps nothing past the size), what may be stored past them goes.
-      if (int e = LoadChunks(n, {i}); e != 0) return e;
-      std::string cut = n.chunks[i].data;
-      ClampToSize(n, i, cut);
-      ops.push_back(AllZero(cut) ? IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}}
-                                 : IoOp{IoOp::kPut, ChunkId(fs_, n.inode.ino, i), std::move(cut), {}});
-    } else {
-      ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
-    }
-  }
-  if (int e = io_.RunAll(std::move(ops), q_); e != 0) return e;
-  n.stale_from = last;
   return 0;
 }
 
