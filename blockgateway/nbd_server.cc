@@ -348,11 +348,6 @@ void NbdServer::ReleaseLater(const std::string& name) {
   asio::post(io_, [this, name] { MaybeRelease(name); });
 }
 
-bool NbdServer::Unused(const std::string& name) const {
-  auto it = volumes_.find(name);
-  return it != volumes_.end() && it->second.use_count() == 1 && it->second->ready && it->second->cache->Idle();
-}
-
 void NbdServer::MaybeRelease(const std::string& name) {
   if (stopping_) return;
   auto it = volumes_.find(name);
@@ -436,20 +431,9 @@ void NbdServer::Lookup(const std::string& name, std::function<void(Result<std::s
     VolumeLease* lease = v->lease.get();
     v->store->SetWriteGate([lease] { return lease->WriteGate(); });
     std::weak_ptr<Volume> weak = v;
-    Volume* self = v.get();
-    lease->releasable = [this, name, self] {
-      auto it = volumes_.find(name);
-      return !stopping_ && it != volumes_.end() && it->second.get() == self && Unused(name);
-    };
-    lease->released = [this, name] {
-      log_->info("volume '{}': nothing left to write back; let go of its lease", name);
-      // Forgotten now, so that a new connection acquires a new lease; destroyed later, as
-      // this runs inside the lease.
-      auto it = volumes_.find(name);
-      if (it == volumes_.end()) return;
-      asio::post(io_, [v = std::move(it->second)] {});
-      volumes_.erase(it);
-    };
+    // A volume left with no connection and nothing to write back is let go of (if no closing
+    // connection did it already).
+    lease->on_renewal = [this, name] { ReleaseLater(name); };
     lease->Acquire([this, name, weak, done](Status s) {
       auto v = weak.lock();
       if (!v) return;

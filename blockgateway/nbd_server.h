@@ -80,7 +80,6 @@ class NbdServer {
   // MaybeRelease once the current handler is done (and its references to the volume gone).
   void ReleaseLater(const std::string& name);
   void Opened(const std::string& name, std::shared_ptr<Volume> v, std::function<void(Result<std::shared_ptr<Volume>>)> done);
-  bool Unused(const std::string& name) const;
 
   boost::asio::io_context& io_;
   ClusterClient& client_;

@@ -168,12 +168,7 @@ void VolumeLease::Schedule(Clock::Duration delay) {
 
 void VolumeLease::Renew() {
   if (lost_ || released_) return;
-  if (releasable && releasable()) {
-    released_ = true;
-    WriteEntry(true, [](Status) {});
-    if (released) released();  // may destroy this
-    return;
-  }
+  if (on_renewal) on_renewal();
   std::weak_ptr<bool> alive = alive_;
   const Clock::Duration sent = clock_.Now();
   const bool was_valid = sent < valid_until_;

@@ -83,12 +83,11 @@ class VolumeLease {
   bool lost() const { return lost_; }
   // Stops renewing and deletes the entry.
   void Release(std::function<void(Status)> done);
-  // Asked at each renewal: true releases the lease instead (no connection, nothing dirty),
-  // and then released() is called, which may destroy the lease. Each renewal also reads the
-  // metadata: a volume found removed, created again or shrunk (a forced command), or resized
-  // at all while the lease had lapsed, twice in a row, is lost for good.
-  std::function<bool()> releasable;
-  std::function<void()> released;
+  // Called at each renewal, before it goes out: the owner may Release the lease (later, not
+  // from inside the call) if it no longer needs it. Each renewal also reads the metadata: a
+  // volume found removed, created again or shrunk (a forced command), or resized at all while
+  // the lease had lapsed, twice in a row, is lost for good.
+  std::function<void()> on_renewal;
 
  private:
   void WriteEntry(bool deleted, std::function<void(Status)> done);
