@@ -98,12 +98,8 @@ std::string FormatDate(uint64_t ms) {
 }
 
 std::string DescribeHold(const VolumeMeta& m) {
-  // "volume rm v, begun 2026-11-24T09:14:03.123456Z"
-  const size_t at = m.hold.find(", begun ");
-  const std::string command = m.hold.substr(0, at);
-  const std::string begun = at == std::string::npos ? "" : m.hold.substr(at + 2);
-  return "volume '" + m.name + "' is being removed or resized (`ringstore " + command + "`" +
-         (begun.empty() ? "" : ", " + begun) + "): wait for that command, or run it again if it was interrupted";
+  return "volume '" + m.name + "' is being removed or resized (`ringstore " + m.hold.command + "`, begun " +
+         FormatDate(m.hold.begun_us / 1000) + "): wait for that command, or run it again if it was interrupted";
 }
 
 Status ValidateGeometry(uint64_t size, uint64_t chunk_size) {
@@ -126,7 +122,7 @@ ObjectKey VolumeMetaId(const std::string& name) { return ObjectKey::Of(reserved:
 std::string EncodeVolumeMeta(const VolumeMeta& m) {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  pk.pack_array(12);
+  pk.pack_array(13);
   pk.pack(kMetaFormat);
   pk.pack(m.name);
   pk.pack(m.size);
@@ -138,8 +134,9 @@ std::string EncodeVolumeMeta(const VolumeMeta& m) {
   pk.pack(m.quorum.r);
   pk.pack(m.created_ms);
   pk.pack(m.generation);
-  pk.pack(m.hold);
-  pk.pack(m.hold_forced);
+  pk.pack(m.hold.command);
+  pk.pack(m.hold.forced);
+  pk.pack(m.hold.begun_us);
   return std::string(buf.data(), buf.size());
 }
 
@@ -159,8 +156,9 @@ Result<VolumeMeta> DecodeVolumeMeta(std::string_view bytes) {
     m.quorum.r = f[7].as<uint32_t>();
     m.created_ms = f[8].as<uint64_t>();
     if (o.via.array.size >= 10) m.generation = f[9].as<uint64_t>();  // 0 before resizes counted
-    if (o.via.array.size >= 11) m.hold = f[10].as<std::string>();    // none before leases
-    if (o.via.array.size >= 12) m.hold_forced = f[11].as<bool>();
+    if (o.via.array.size >= 11) m.hold.command = f[10].as<std::string>();  // none before leases
+    if (o.via.array.size >= 12) m.hold.forced = f[11].as<bool>();
+    if (o.via.array.size >= 13) m.hold.begun_us = f[12].as<uint64_t>();
     if (Status g = ValidateGeometry(m.size, m.chunk_size); !g.ok()) return Status::Corruption(g.message());
     if (m.quorum.n == 0 || m.quorum.w == 0 || m.quorum.r == 0 || m.quorum.w > m.quorum.n || m.quorum.r > m.quorum.n) {
       return Status::Corruption("bad quorum in volume metadata");
@@ -351,13 +349,7 @@ void VolumeCatalog::WriteMeta(const VolumeMeta& m, std::function<void(Status)> d
 
 void VolumeCatalog::Fence(std::shared_ptr<VolumeMeta> meta, std::string what, bool force,
                           std::function<void(Status)> done) {
-  const int64_t us = clock_.WallMicros();
-  char frac[16];
-  std::snprintf(frac, sizeof frac, ".%06lld", static_cast<long long>(us % 1000000));
-  std::string when = FormatDate(static_cast<uint64_t>(us / 1000));
-  when.insert(when.size() - 1, frac);  // before the Z
-  meta->hold = what + (force ? " --force" : "") + ", begun " + when;
-  meta->hold_forced = force;
+  meta->hold = VolumeMeta::Hold{what + (force ? " --force" : ""), static_cast<uint64_t>(clock_.WallMicros()), force};
   WriteMeta(*meta, [this, meta, force, done](Status s) {
     if (!s.ok()) return done(s);
     AwaitLeases(meta, force, clock_.Now() + lease_wait_, done);
@@ -391,8 +383,7 @@ void VolumeCatalog::AwaitLeases(std::shared_ptr<VolumeMeta> meta, bool force, Cl
     // Take the hold back, unless another command's has replaced it meanwhile.
     Open(meta->name, [this, meta, busy, done](Result<VolumeMeta> now) {
       if (!now.ok() || now->hold != meta->hold) return done(busy);
-      now->hold.clear();
-      now->hold_forced = false;
+      now->hold = {};
       WriteMeta(*now, [busy, done](Status) { done(busy); });
     });
   });
@@ -413,8 +404,7 @@ void VolumeCatalog::Resize(const std::string& name, uint64_t new_size, bool forc
       if (!s.ok()) return done(s);
       VolumeMeta next = *meta;
       next.size = new_size;
-      next.hold.clear();
-      next.hold_forced = false;
+      next.hold = {};
       ++next.generation;
       WriteMeta(next, done);
     };

@@ -53,13 +53,18 @@ struct VolumeMeta {
   uint64_t generation = 0;
   // Set by `volume rm` and a shrinking `volume resize` before they check the volume's leases
   // (blockgateway/volume_lease.h), and cleared when the command is refused or, for a resize,
-  // done: the command and when it began ("volume rm v, begun 2026-11-24T09:14:03.123456Z"),
-  // which also tells one command's hold from another's. A gateway does not attach a volume
-  // that has one. Left behind by a command that was interrupted; running it again clears it.
-  std::string hold;
-  // The hold's command goes on whatever the leases (--force): a gateway that finds this stops
-  // serving the volume at once rather than when the command is done.
-  bool hold_forced = false;
+  // done. A gateway does not attach a volume that has one. Left behind by a command that was
+  // interrupted; running it again clears it.
+  struct Hold {
+    std::string command;    // "volume rm v", "volume resize v 1048576 --force"; empty: none
+    uint64_t begun_us = 0;  // wall time it began: tells one command's hold from another's
+    // The command goes on whatever the leases (--force): a gateway that finds this stops
+    // serving the volume at once rather than when the command is done.
+    bool forced = false;
+    bool empty() const { return command.empty(); }
+    bool operator==(const Hold&) const = default;
+  };
+  Hold hold;
 
   uint64_t chunks() const { return (size + chunk_size - 1) / chunk_size; }
   ObjectKey ChunkId(uint64_t index) const;

@@ -186,7 +186,7 @@ void VolumeLease::Renew() {
       bool changed = false;
       if (!m.ok()) {
         changed = m.status().IsNotFound();
-      } else if (m->uuid != meta_.uuid || m->size < meta_.size || (!m->hold.empty() && m->hold_forced)) {
+      } else if (m->uuid != meta_.uuid || m->size < meta_.size || (!m->hold.empty() && m->hold.forced)) {
         changed = true;  // removed and created again, shrunk, or being so with --force
       } else if (m->generation != generation_) {
         // A grow while the lease held; otherwise perhaps a shrink and a grow back.

@@ -162,22 +162,21 @@ TEST_F(VolumeCatalogTest, AResizeIsANewGenerationEvenBackToTheSameSize) {
   // Metadata written before holds (volume_lease.h) reads as no hold, and before generations
   // were counted as generation 0.
   std::string old = EncodeVolumeMeta(before);
-  ASSERT_EQ(static_cast<unsigned char>(old[0]), 0x9c);  // fixarray of 12
-  ASSERT_EQ(static_cast<unsigned char>(old[old.size() - 2]), 0xa0);  // the hold, an empty fixstr
-  ASSERT_EQ(static_cast<unsigned char>(old.back()), 0xc2);  // not forced: false
+  ASSERT_EQ(static_cast<unsigned char>(old[0]), 0x9d);  // fixarray of 13
+  ASSERT_EQ(static_cast<unsigned char>(old[old.size() - 3]), 0xa0);  // no hold: an empty fixstr,
+  ASSERT_EQ(static_cast<unsigned char>(old[old.size() - 2]), 0xc2);  // not forced,
+  ASSERT_EQ(static_cast<unsigned char>(old.back()), 0x00);           // begun at 0
   old[0] = static_cast<char>(0x9a);
-  old.resize(old.size() - 2);
+  old.resize(old.size() - 3);
   VolumeMeta held = before;
-  held.hold = "volume rm v";
-  held.hold_forced = true;
+  held.hold = VolumeMeta::Hold{"volume rm v", 1'800'000'000'000'000, true};
   auto decoded = DecodeVolumeMeta(EncodeVolumeMeta(held));
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
-  EXPECT_EQ(decoded->hold, "volume rm v");
-  EXPECT_TRUE(decoded->hold_forced);
+  EXPECT_EQ(decoded->hold, held.hold);
   decoded = DecodeVolumeMeta(old);
   ASSERT_TRUE(decoded.ok()) << decoded.status().ToString();
-  EXPECT_EQ(decoded->hold, "");
-  EXPECT_FALSE(decoded->hold_forced);
+  EXPECT_TRUE(decoded->hold.empty());
+  EXPECT_FALSE(decoded->hold.forced);
   EXPECT_EQ(decoded->generation, before.generation);
   old[0] = static_cast<char>(0x99);
   old.resize(old.size() - 1);  // the generation, a positive fixint

@@ -113,11 +113,10 @@ class VolumeLeaseTest : public ::testing::Test {
   }
   void Cut(bool cut) { cut_ = cut; }
   // Writes the volume's metadata with this hold, as an admin command does.
-  Status SetHold(const std::string& hold, bool forced = false) {
+  Status SetHold(const std::string& command, bool forced = false) {
     auto m = Open();
     if (!m.ok()) return m.status();
-    m->hold = hold;
-    m->hold_forced = forced;
+    m->hold = VolumeMeta::Hold{command, 1, forced};
     return Wait([&](auto cb) {
       clients_[0]->Put(VolumeMetaId("v"), EncodeVolumeMeta(*m), kMetaQuorum,
                        [cb](Result<Ack> a) { cb(a.ok() ? Status::Ok() : a.status()); });
@@ -143,7 +142,7 @@ TEST_F(VolumeLeaseTest, ARemoveIsRefusedWhileAGatewayHoldsALeaseAndGoesOnOnceItI
   EXPECT_TRUE(ChunkThere(3));  // nothing deleted
   auto m = Open();
   ASSERT_TRUE(m.ok()) << m.status().ToString();
-  EXPECT_EQ(m->hold, "");  // the refused command took its mark back
+  EXPECT_TRUE(m->hold.empty());  // the refused command took its mark back
   // Renewals keep the lease past its first term.
   ring_.Pump(45s);
   EXPECT_TRUE(lease->WriteGate().ok()) << lease->WriteGate().ToString();
@@ -225,7 +224,7 @@ TEST_F(VolumeLeaseTest, AForcedCommandUnderWayStopsTheGatewayBeforeItIsDone) {
   // A forced remove deletes chunks for a long while before the metadata goes: the gateway
   // stops when it sees the forced hold, not when the remove is done.
   auto lease = Acquired("gw-a");
-  ASSERT_TRUE(SetHold("volume rm v --force, begun earlier", true).ok());
+  ASSERT_TRUE(SetHold("volume rm v --force", true).ok());
   ring_.Pump(12s);
   EXPECT_EQ(lease->WriteGate().code(), Code::kIOError) << lease->WriteGate().ToString();
   EXPECT_TRUE(Open().ok());  // the metadata is still there
@@ -304,12 +303,13 @@ TEST_F(VolumeLeaseTest, ARefusedCommandLeavesAnotherCommandsHoldInPlace) {
   ring_.Pump(2s);
   auto m = Open();
   ASSERT_TRUE(m.ok());
-  EXPECT_EQ(m->hold.rfind("volume rm v, begun ", 0), 0u) << m->hold;
-  ASSERT_TRUE(SetHold("volume rm v, begun by another admin").ok());  // a second rm, under way
+  EXPECT_EQ(m->hold.command, "volume rm v");
+  EXPECT_GT(m->hold.begun_us, 1u);
+  ASSERT_TRUE(SetHold("volume rm v").ok());  // a second rm, under way (begun at another time)
   for (int i = 0; i < 1500 && !removed; ++i) ring_.Pump(10ms);
   ASSERT_TRUE(removed.has_value());
   EXPECT_EQ(removed->code(), Code::kBusy) << removed->ToString();
-  EXPECT_EQ(Open()->hold, "volume rm v, begun by another admin");
+  EXPECT_EQ(Open()->hold, (VolumeMeta::Hold{"volume rm v", 1, false}));
 }
 
 TEST_F(VolumeLeaseTest, AGatewayDoesNotAttachAVolumeAnUnfinishedRemoveMarked) {
@@ -351,7 +351,7 @@ TEST_F(VolumeLeaseTest, AnAttachRacingARemoveNeverBothGoOn) {
     }
     auto m = Open();
     ASSERT_TRUE(m.ok()) << m.status().ToString();
-    EXPECT_EQ(m->hold, "") << "a refused remove left its mark";
+    EXPECT_TRUE(m->hold.empty()) << "a refused remove left its mark: " << m->hold.command;
     if (remove_was_done) break;
   }
   // Both ways the race can go were seen. (Both refused does not happen: a refused attach
