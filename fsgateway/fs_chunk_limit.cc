@@ -20,7 +20,12 @@ uint64_t FsCore::ChunksStored(const Node& n) const {
   return chunks;
 }
 
-int FsCore::RaiseLimitLocked(Node& n, uint64_t index) {
+int FsCore::RaiseLimitLocked(Node& n, const std::vector<IoOp>& ops, const std::vector<uint64_t>& indexes) {
+  // The highest chunk the ops put: a delete needs no limit.
+  size_t k = ops.size();
+  while (k > 0 && ops[k - 1].kind != IoOp::kPut) --k;
+  if (k == 0) return 0;
+  const uint64_t index = indexes[k - 1];
   if (n.inode.chunk_limit == kUnknownChunkLimit || index < n.inode.chunk_limit) return 0;
   const uint64_t most = (kMaxFileSize + fs_.chunk_size - 1) / fs_.chunk_size;
   Inode next = n.inode;
@@ -55,13 +60,11 @@ int FsCore::ClearPastSizeLocked(Node& n, uint64_t to) {
   std::vector<IoOp> ops;
   for (uint64_t i = first; i < last; ++i) {
     if (i * cs < from) {
-      // The chunk the size ends in: its bytes below the size stay (the cache's, if it holds
-      // the chunk; LoadChunks keeps nothing past the size), what may be stored past them goes.
+      // The chunk the size ends in is written again as the cache has it: its bytes below the
+      // size (the cache holds none past it, and LoadChunks keeps none), not what may be
+      // stored past them.
       if (int e = LoadChunks(n, {i}); e != 0) return e;
-      std::string cut = n.chunks[i].data;
-      ClampToSize(n, i, cut);
-      ops.push_back(AllZero(cut) ? IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}}
-                                 : IoOp{IoOp::kPut, ChunkId(fs_, n.inode.ino, i), std::move(cut), {}});
+      ops.push_back(ChunkOp(n, i, n.chunks[i]));
     } else {
       ops.push_back(IoOp{IoOp::kDel, ChunkId(fs_, n.inode.ino, i), {}, {}});
     }

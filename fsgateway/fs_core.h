@@ -372,14 +372,15 @@ class FsCore {
   // a chunk whose read failed is left for a later LoadChunks to report.
   void TakeReadahead(Node& n);
   int TruncateLocked(Node& n, uint64_t size);
-  // Chunk limits (F13; caller holds n.mu). RaiseLimitLocked: before a chunk at index is
-  // written, stores the inode with a limit past it if its limit is not (the limit doubles),
-  // and with the size last stored (the bytes under a larger one may not be).
+  // Chunk limits (F13; caller holds n.mu). RaiseLimitLocked: before ops (chunk ops, of the
+  // chunks at indexes, in ascending order) go out, stores the inode with a limit past the
+  // highest chunk they put if its limit is not (the limit doubles), and with the size last
+  // stored (the bytes under a larger one may not be).
   // ClearPastSizeLocked: before the size grows to `to` other than by written bytes, deletes
   // the stale chunks (Node::stale_from) in [size, to) and cuts the one the size ends in,
   // durably, so that what a crashed mount stored past the size reads as zeros. The chunk
   // loaders also keep no byte past the size (ClampToSize).
-  int RaiseLimitLocked(Node& n, uint64_t index);
+  int RaiseLimitLocked(Node& n, const std::vector<IoOp>& ops, const std::vector<uint64_t>& indexes);
   int ClearPastSizeLocked(Node& n, uint64_t to);
   void ClampToSize(const Node& n, uint64_t index, std::string& data) const;
   static bool AllZero(std::string_view s);

@@ -289,21 +289,17 @@ void FsCore::StartWriteback(Node& n, uint64_t below) {
     if (c.dirty && c.wb_gen == kNoWriteback && c.data.size() == cs) ready.push_back(it->first);
   }
   if (ready.empty() || ready.size() * cs < options_.writeback_batch_bytes) return;
-  for (auto it = ready.rbegin(); it != ready.rend(); ++it) {
-    if (AllZero(n.chunks[*it].data)) continue;  // a delete: no limit needed
-    if (RaiseLimitLocked(n, *it) != 0) return;  // the flush writes them, or fails
-    break;
-  }
+  std::vector<IoOp> ops;
+  for (uint64_t i : ready) ops.push_back(ChunkOp(n, i, n.chunks[i]));
+  if (RaiseLimitLocked(n, ops, ready) != 0) return;  // the flush writes them, or fails
   n.writeback_from = below;
   while (n.writebacks.size() >= std::max<size_t>(1, options_.writeback_batches)) {
     n.writebacks.front().io->Wait();
     ReapWritebacks(n, false);
   }
   Writeback wb;
-  std::vector<IoOp> ops;
   for (uint64_t i : ready) {
     Chunk& c = n.chunks[i];
-    ops.push_back(ChunkOp(n, i, c));
     c.wb_gen = c.gen;
     wb.chunks.emplace_back(i, c.gen);
   }
@@ -357,11 +353,7 @@ int FsCore::FlushLocked(Node& n) {
     ops.push_back(ChunkOp(n, i, c));
     written.push_back(i);
   }
-  for (size_t k = ops.size(); k-- > 0;) {
-    if (ops[k].kind != IoOp::kPut) continue;  // a delete: no limit needed
-    if (int e = RaiseLimitLocked(n, written[k]); e != 0) return e;  // still dirty
-    break;
-  }
+  if (int e = RaiseLimitLocked(n, ops, written); e != 0) return e;  // still dirty
   const size_t chunk_ops = ops.size();
   // At most ObjectIo::kMaxOpsInFlight chunks at once (a 256 MiB dirty limit is 65,536 chunks
   // of 4 KiB): the first slices go before the last, which goes with the inode.

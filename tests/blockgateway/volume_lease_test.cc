@@ -101,6 +101,13 @@ class VolumeLeaseTest : public ::testing::Test {
     EXPECT_TRUE(s.ok()) << s.ToString();
     return lease;
   }
+  // A lease whose gateway has then been cut off from the ring for d (and still is).
+  std::unique_ptr<VolumeLease> CutOffFor(Clock::Duration d) {
+    auto lease = Acquired("gw-a");
+    Cut(true);
+    ring_.Pump(d);
+    return lease;
+  }
   Status Remove(bool force) { return Wait([&](auto cb) { catalogs_[0]->Remove("v", force, nullptr, cb); }); }
   Status Resize(uint64_t size, bool force = false) {
     return Wait([&](auto cb) { catalogs_[0]->Resize("v", size, force, nullptr, cb); });
@@ -256,9 +263,7 @@ TEST_F(VolumeLeaseTest, AGatewayCutOffPastItsLeaseWritesNothingToAVolumeRemovedM
 }
 
 TEST_F(VolumeLeaseTest, ALapsedLeaseIsTakenBackWhenTheVolumeIsUnchanged) {
-  auto lease = Acquired("gw-a");
-  Cut(true);
-  ring_.Pump(35s);
+  auto lease = CutOffFor(35s);
   EXPECT_EQ(lease->WriteGate().code(), Code::kUnavailable);
   Cut(false);
   ring_.Pump(5s);
@@ -269,9 +274,7 @@ TEST_F(VolumeLeaseTest, ALapsedLeaseIsNotTakenBackWhileAnAdminCommandHoldsTheVol
   // A remove that found the lease run out and is deleting chunks: its hold is on the volume.
   // The gateway, back, must not take its lease back (the remove did not see it), however
   // long the hold stays.
-  auto lease = Acquired("gw-a");
-  Cut(true);
-  ring_.Pump(90s);
+  auto lease = CutOffFor(90s);
   ASSERT_TRUE(SetHold("volume rm v").ok());
   Cut(false);
   ring_.Pump(30s);
@@ -285,9 +288,7 @@ TEST_F(VolumeLeaseTest, ALapsedLeaseIsNotTakenBackWhileAnAdminCommandHoldsTheVol
 TEST_F(VolumeLeaseTest, AGatewayCutOffLosesAVolumeShrunkAndGrownBackMeanwhile) {
   // While the gateway is cut off past its lease, a shrink goes on (no --force needed) and a
   // grow restores the size: the gateway's cached chunks past the cut are stale all the same.
-  auto lease = Acquired("gw-a");
-  Cut(true);
-  ring_.Pump(100s);
+  auto lease = CutOffFor(100s);
   ASSERT_TRUE(Resize(2 << 20).ok());
   ASSERT_TRUE(Resize(4 << 20).ok());
   EXPECT_FALSE(ChunkThere(3));
