@@ -128,6 +128,9 @@ class FsCore {
   // the file in the same request (FUSE create), so its inode is not read again. reading: the
   // file is opened for reading (a small file's chunk is then read with its inode).
   int Open(uint64_t ino, bool truncate, bool* keep_cache, bool created = false, bool reading = false);
+  // A read-only mount (-o ro, or a read-only certificate) refuses every change with EROFS,
+  // opens for writing included, whether or not the kernel's mount flag caught it first.
+  bool read_only() const { return options_.read_only; }
   int Release(uint64_t ino);
   int Read(uint64_t ino, uint64_t offset, size_t size, std::string* out);
   int Write(uint64_t ino, uint64_t offset, std::string_view data);

@@ -187,6 +187,7 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   bool keep = false;
   const bool truncate = (fi->flags & O_TRUNC) != 0 && (fi->flags & O_ACCMODE) != O_RDONLY;
   const bool reading = (fi->flags & O_ACCMODE) != O_WRONLY;
+  if ((fi->flags & O_ACCMODE) != O_RDONLY && Core(req).read_only()) return (void)fuse_reply_err(req, EROFS);
   if (int e = Core(req).Open(ino, truncate, &keep, /*created=*/false, reading); e != 0) {
     fuse_reply_err(req, e);
     return;
@@ -268,7 +269,12 @@ void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (fuse_reply_open(req, fi) != 0) CloseDirHandle(ctx, fi);
 }
 
-void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+// One READDIR or READDIRPLUS reply from the handle's entries, from offset off. READDIRPLUS
+// hands each entry's attributes to the kernel as a lookup would (Lookup reads the inodes of a
+// stale listing ahead, in batches); an entry whose lookup fails goes without them (ino 0:
+// the kernel looks it up itself if asked), and after an error other than ENOENT (the cluster
+// unreachable) so do the rest of the reply, rather than wait out the timeout for each.
+void ReplyDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   auto* h = reinterpret_cast<DirHandle*>(fi->fh);
   if (off == 0 || !h->read) {
     // A read from the start (a new listing, or rewinddir) sees the directory as it is now. So
@@ -279,10 +285,12 @@ void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
   }
   std::string buf(size, '\0');
   size_t used = 0;
+  bool attrs = plus;
   // Offsets: 1 is ".", 2 is "..", 3 + i is entries[i]; an entry's offset is the next one's.
   for (size_t i = static_cast<size_t>(off); i < h->entries.size() + 2; ++i) {
-    struct stat st;
-    std::memset(&st, 0, sizeof st);
+    fuse_entry_param e;
+    std::memset(&e, 0, sizeof e);
+    struct stat& st = e.attr;
     std::string name;
     if (i == 0) {
       name = ".";
@@ -297,14 +305,38 @@ void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
       st.st_ino = h->entries[i - 2].second.ino;
       st.st_mode = h->entries[i - 2].second.type;
     }
-    const size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st,
-                                          static_cast<off_t>(i + 1));
+    const off_t next = static_cast<off_t>(i + 1);
+    size_t need;
+    if (!plus) {
+      need = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, next);
+    } else {
+      // Looked up only if it fits: every entry the kernel is handed with an ino is a lookup.
+      if (fuse_add_direntry_plus(req, nullptr, 0, name.c_str(), nullptr, 0) > size - used) break;
+      if (i >= 2 && attrs) {
+        Inode n;
+        const int err = Core(req).Lookup(ino, name, &n);
+        if (err == 0) {
+          e = EntryOf(req, n);
+        } else if (err != ENOENT) {
+          attrs = false;
+        }
+      }
+      need = fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e, next);
+    }
     if (need > size - used) break;
     used += need;
   }
   // Noted before the reply: a change that lands meanwhile bumps the generation past it.
   if (off == 0) Core(req).KernelCachedListing(ino, h->generation);
   fuse_reply_buf(req, buf.data(), used);
+}
+
+void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  ReplyDir(req, ino, size, off, fi, /*plus=*/false);
+}
+
+void OnReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  ReplyDir(req, ino, size, off, fi, /*plus=*/true);
 }
 
 void OnReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -400,6 +432,7 @@ fuse_lowlevel_ops MakeOps() {
   ops.fsync = OnFsync;
   ops.opendir = OnOpendir;
   ops.readdir = OnReaddir;
+  ops.readdirplus = OnReaddirplus;
   ops.releasedir = OnReleasedir;
   ops.fsyncdir = OnFsyncdir;
   ops.statfs = OnStatfs;
