@@ -37,8 +37,8 @@ def cluster_with_fs(ctx, nodes=3, fs="default", node_args=FAST_FD, fs_args=()):
     return ring
 
 
-def mount(ctx, ring, fs="default", name="fs", extra_args=()):
-    g = ctx.fs_gateway(ring, fs=fs, name=name, extra_args=list(extra_args))
+def mount(ctx, ring, fs="default", name="fs", extra_args=(), read_only=False):
+    g = ctx.fs_gateway(ring, fs=fs, name=name, extra_args=list(extra_args), read_only=read_only)
     g.start()
     return g
 

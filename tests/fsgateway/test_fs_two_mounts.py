@@ -4,9 +4,9 @@
     mount A reads back with exactly the new bytes on mount B on the next open, at once, even
     though B had just read and stat'ed the old version;
   * visibility: append, chmod, create, mkdir, rename and unlink on A show on B within 1 s
-    (--attr-ttl 1) without remounting; B polls with a 1.5 s deadline (the test fails beyond it;
-    latencies over 1 s are logged as warnings), both right after the change and after first
-    looking 0.8 s later;
+    (--attr-ttl 1) without remounting; a change seen later than 1 s fails the test (B polls
+    on up to 1.5 s to report how late), both right after the change and after first looking
+    0.8 s later;
   * no lost updates: A appends/chmods/sets an xattr, then B (which had just stat'ed the file)
     chmods/sets an xattr/sets the mtime; after attr_ttl both mounts show both changes;
   * concurrent creates: one process per mount creates 1,000 files in one directory at the
@@ -25,7 +25,7 @@ import fs_common  # noqa: E402
 from fs_common import check, harness, log  # noqa: E402
 
 VISIBLE_WITHIN_S = 1.0    # what --attr-ttl 1 promises
-POLL_DEADLINE_S = 1.5     # how long B polls before the change counts as not visible
+POLL_DEADLINE_S = 1.5     # how long B polls (a change seen after VISIBLE_WITHIN_S fails anyway)
 POLL_INTERVAL_S = 0.005
 LATE_LOOK_S = 0.8         # the "late reader": B first looks this long after the change
 FILES_PER_WRITER = 1000
@@ -159,9 +159,8 @@ def visibility(a, b, late):
         lat = poll(seen, t0)
         if lat is None or lat > VISIBLE_WITHIN_S:
             shown = f"{lat:.3f}s" if lat is not None else f"not within {POLL_DEADLINE_S}s"
-            if lat is None:
-                failures.append(f"{what} ({tag} reader): not visible on B within {POLL_DEADLINE_S}s")
-            log(f"visibility {'FAIL' if lat is None else 'SLOW'} ({tag}) {what}: visible on B after {shown}")
+            failures.append(f"{what} ({tag} reader): visible on B after {shown}, not within {VISIBLE_WITHIN_S}s")
+            log(f"visibility FAIL ({tag}) {what}: visible on B after {shown}")
         else:
             log(f"visibility ok ({tag}) {what}: visible on B after {lat:.3f}s")
         latencies.append((what, lat))

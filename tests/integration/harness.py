@@ -430,15 +430,16 @@ class BlockGateway(Daemon):
 
 class FsGateway(Daemon):
     """One ringstore-fs mounting filesystem `fs` at a fresh mountpoint (self.mountpoint) with
-    -o auto_unmount,allow_other; stop() sends SIGTERM, on which it writes back dirty data and
-    unmounts. Cleanup unmounts it (fusermount3 -u -z) even when the test fails, before any
-    process is killed."""
+    -o auto_unmount,allow_other (and ro when read_only); stop() sends SIGTERM, on which it
+    writes back dirty data and unmounts. Cleanup unmounts it (fusermount3 -u -z) even when the
+    test fails, before any process is killed."""
 
-    def __init__(self, ctx, name="fs", nodes=(), fs="default", extra_args=()):
+    def __init__(self, ctx, name="fs", nodes=(), fs="default", extra_args=(), read_only=False):
         super().__init__(ctx, name)
         self.nodes = list(nodes)
         self.fs = fs
         self.extra_args = list(extra_args)
+        self.options = "auto_unmount,allow_other" + (",ro" if read_only else "")
         self.mountpoint = os.path.join(self.workdir, "mnt")
         os.mkdir(self.mountpoint)
         on_cleanup(self.unmount, f"unmount {self.mountpoint}")
@@ -457,7 +458,7 @@ class FsGateway(Daemon):
         cluster = ",".join(n.addr for n in self.nodes if n.alive())
         check(cluster, f"{self.name}: no running node to point --cluster at")
         cmd = [self.ctx.fs_bin, self.mountpoint, "--cluster", cluster, "--fs", self.fs,
-               "-o", "auto_unmount,allow_other"] + self.extra_args
+               "-o", self.options] + self.extra_args
         env = {k: v for k, v in os.environ.items() if not k.startswith("RINGSTORE_")}
         self._launch(cmd, timeout, lambda full_cmd, log_path: spawn(full_cmd, log_path, env=env),
                      accept=lambda text: text == self.mountpoint)
@@ -502,11 +503,12 @@ class Context:
         self.gateways.append(g)
         return g
 
-    def fs_gateway(self, nodes, fs="default", name="fs", extra_args=()):
-        """An FsGateway (not started) mounting filesystem fs of the cluster of nodes."""
+    def fs_gateway(self, nodes, fs="default", name="fs", extra_args=(), read_only=False):
+        """An FsGateway (not started) mounting filesystem fs of the cluster of nodes (-o ro
+        when read_only)."""
         check(os.access(self.fs_bin, os.X_OK),
               f"binary not found or not executable: {self.fs_bin} (is --bin-dir right?)")
-        g = FsGateway(self, name, nodes, fs, extra_args)
+        g = FsGateway(self, name, nodes, fs, extra_args, read_only)
         self.gateways.append(g)
         return g
 
