@@ -29,7 +29,7 @@ int FsCore::DeleteInode(Node& n) {
   const uint64_t ino = n.inode.ino;
   n.chunks.clear();
   n.readahead.reset();
-  n.dirty_bytes = 0;
+  SetDirty(n, 0);
   n.inode_dirty = false;
   n.loaded = false;
   n.deleted = true;  // an open or stat that comes now gets ENOENT, not the inode still stored

@@ -30,7 +30,9 @@ FsCore::~FsCore() {
 
 FsCore::Stats FsCore::stats() {
   std::lock_guard<std::mutex> lock(stats_mu_);
-  return stats_;
+  Stats s = stats_;
+  s.dirty_bytes = dirty_total_.load();
+  return s;
 }
 
 std::shared_ptr<FsCore::Node> FsCore::NodeFor(uint64_t ino) {

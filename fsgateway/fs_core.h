@@ -52,8 +52,10 @@ struct FsOptions {
   bool read_only = false;
   // How long inodes and directory listings read from the cluster are trusted.
   std::chrono::milliseconds attr_ttl{1000};
-  // Dirty bytes one file may hold: a write that finds it there flushes the file first (and
-  // fails, untaken, if that flush fails).
+  // Dirty bytes the mount may hold, all files together (memory pressure): a write that finds
+  // the mount there flushes its own file first, if that file holds any (and fails, untaken,
+  // if that flush fails). So one file holds at most this much, and the others at most a
+  // write each beyond it.
   uint64_t dirty_limit_bytes = 256u << 20;
   // Clean chunks kept per open file.
   size_t clean_chunks_per_file = 256;
@@ -172,6 +174,7 @@ class FsCore {
 
   struct Stats {
     uint64_t chunk_reads = 0, chunk_writes = 0, flushes = 0;
+    uint64_t dirty_bytes = 0;  // unwritten data of all files now (whole chunks)
   };
   Stats stats();
 
@@ -419,6 +422,12 @@ class FsCore {
   std::optional<std::chrono::steady_clock::time_point> statfs_at_;
   uint64_t statfs_total_ = 0, statfs_free_ = 0;
   Stats stats_;
+  // The sum of every node's dirty_bytes; each change to one goes through SetDirty.
+  std::atomic<uint64_t> dirty_total_{0};
+  void SetDirty(Node& n, uint64_t bytes) {
+    dirty_total_.fetch_add(bytes - n.dirty_bytes);  // modulo 2^64: a decrease subtracts
+    n.dirty_bytes = bytes;
+  }
   std::function<void(const Change&)> listener_;
   void Changed(uint64_t ino) {
     if (listener_) listener_(Change{ino, {}, std::nullopt});

@@ -230,9 +230,9 @@ int FsCore::Write(uint64_t ino, uint64_t offset, std::string_view data) {
     const bool covers = offset <= base && end >= live_end;
     if (base < n->inode.size && !covers) need.push_back(i);
   }
-  // At the dirty limit the cache is flushed before the write is taken: a write that cannot
-  // make room fails whole, rather than report an error for bytes it kept.
-  if (n->dirty_bytes >= options_.dirty_limit_bytes) {
+  // At the mount's dirty limit the file's cache is flushed before the write is taken: a
+  // write that cannot make room fails whole, rather than report an error for bytes it kept.
+  if (n->dirty_bytes > 0 && dirty_total_.load() >= options_.dirty_limit_bytes) {
     if (int e = FlushLocked(*n); e != 0) return e;
   }
   if (int e = LoadChunks(*n, need); e != 0) return e;
@@ -251,7 +251,7 @@ int FsCore::Write(uint64_t ino, uint64_t offset, std::string_view data) {
     ++c.gen;
     if (!c.dirty) {
       c.dirty = true;
-      n->dirty_bytes += cs;
+      SetDirty(*n, n->dirty_bytes + cs);
     }
     pos += take;
   }
@@ -322,7 +322,7 @@ void FsCore::ReapWritebacks(Node& n, bool all) {
       if (c.wb_gen == gen) c.wb_gen = kNoWriteback;
       if (k < results.size() && results[k].status.ok() && c.dirty && c.gen == gen) {
         c.dirty = false;
-        n.dirty_bytes -= std::min(n.dirty_bytes, cs);
+        SetDirty(n, n.dirty_bytes - std::min(n.dirty_bytes, cs));
         ++written;
       }
     }
@@ -386,7 +386,7 @@ int FsCore::FlushLocked(Node& n) {
     return err;  // still dirty: a later flush tries again
   }
   for (uint64_t i : written) n.chunks[i].dirty = false;
-  n.dirty_bytes = 0;
+  SetDirty(n, 0);
   if (store_inode) {
     n.inode_dirty = false;
     n.stored_size = n.inode.size;
@@ -493,7 +493,7 @@ int FsCore::ZeroRangeLocked(Node& n, uint64_t offset, uint64_t length) {
     ++c.gen;
     if (!c.dirty) {
       c.dirty = true;
-      n.dirty_bytes += cs;
+      SetDirty(n, n.dirty_bytes + cs);
     }
     pos += take;
   }

@@ -277,7 +277,10 @@ TEST_F(FsCoreTest, ASequentialWriterWritesWholeChunksInTheBackgroundAndAFlushOnl
   EXPECT_GE(writer->stats().chunk_writes, 56u);  // all but the last few chunks are out already
   EXPECT_GE(before_flush, 64u / 4 - 2);  // one batch per 4 chunks, besides the inode reads
   EXPECT_LE(io.largest, 5u);
+  // What the background wrote is no longer counted against the mount's dirty limit.
+  EXPECT_LE(writer->stats().dirty_bytes, 12u * 4096);
   ASSERT_EQ(writer->Flush(f), 0);
+  EXPECT_EQ(writer->stats().dirty_bytes, 0u);
   // The tail and the inode, in one; first, since the tail (chunk 64) is at the chunk limit
   // the background writes raised (F13), the inode with a higher limit.
   EXPECT_EQ(io.batches, before_flush + 2);

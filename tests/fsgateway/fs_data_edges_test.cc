@@ -75,6 +75,36 @@ TEST_F(FsCoreTest, AWriteAtTheDirtyLimitThatCannotFlushIsNotTaken) {
   EXPECT_EQ(ReadAll(*Mount(), f), zero + one) << "the refused write left nothing behind";
 }
 
+TEST_F(FsCoreTest, TheDirtyLimitIsTheMountsAllFilesTogether) {
+  const uint64_t f = Create(a(), kRootIno, "f"), g = Create(a(), kRootIno, "g"), h = Create(a(), kRootIno, "h");
+  FsOptions o;
+  o.dirty_limit_bytes = 4 * 4096;
+  auto w = Mount(o);
+  // Chunks out of order, so no background write starts: the cache holds them.
+  const std::string x = Pattern(4096, 'x'), y = Pattern(4096, 'y'), z = Pattern(4096, 'z');
+  ASSERT_EQ(w->Write(f, 2 * 4096, x), 0);
+  ASSERT_EQ(w->Write(f, 0, x), 0);
+  ASSERT_EQ(w->Write(f, 4096, x), 0);
+  ASSERT_EQ(w->Write(g, 4096, y), 0);  // four chunks now: the limit
+  EXPECT_EQ(w->stats().dirty_bytes, 4u * 4096);
+  EXPECT_EQ(ReadAll(*Mount(), g), "") << "under the limit when taken: not flushed";
+  ASSERT_EQ(w->Write(h, 4096, z), 0);  // h holds nothing to flush: taken
+  ASSERT_EQ(w->Write(g, 0, y), 0);     // g holds a chunk and the mount is past its limit
+  EXPECT_EQ(ReadAll(*Mount(), g), std::string(4096, '\0') + y) << "g is flushed before the write is taken";
+  EXPECT_EQ(ReadAll(*Mount(), f), "") << "f, idle, is not";
+  EXPECT_EQ(w->stats().dirty_bytes, 5u * 4096) << "f's three, h's, and g's new one";
+  for (uint64_t ino : {f, g, h}) ASSERT_EQ(w->Flush(ino), 0);
+  EXPECT_EQ(w->stats().dirty_bytes, 0u);
+  EXPECT_EQ(ReadAll(*Mount(), f), x + x + x);
+  EXPECT_EQ(ReadAll(*Mount(), g), y + y);
+  EXPECT_EQ(ReadAll(*Mount(), h), std::string(4096, '\0') + z);
+  // An unlinked file's unwritten data goes with it, and out of the count.
+  ASSERT_EQ(w->Write(h, 0, z), 0);
+  EXPECT_EQ(w->stats().dirty_bytes, 4096u);
+  ASSERT_EQ(w->Unlink(kRootIno, "h"), 0);
+  EXPECT_EQ(w->stats().dirty_bytes, 0u);
+}
+
 TEST_F(FsCoreTest, InodeWritesOtherThanAFlushStoreTheBytesUnderTheirSize) {
   const uint64_t f = Create(a(), kRootIno, "f");
   ASSERT_EQ(a().Flush(f), 0);
