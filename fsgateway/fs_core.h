@@ -28,6 +28,7 @@
 // Thread-safety: every public method may be called from any thread.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -53,9 +54,8 @@ struct FsOptions {
   // How long inodes and directory listings read from the cluster are trusted.
   std::chrono::milliseconds attr_ttl{1000};
   // Dirty bytes the mount may hold, all files together (memory pressure): a write that finds
-  // the mount there flushes its own file first, if that file holds any (and fails, untaken,
-  // if that flush fails). So one file holds at most this much, and the others at most a
-  // write each beyond it.
+  // the mount there flushes its own file first if that file holds at least its share, the
+  // limit over the files holding dirty data (and fails, untaken, if that flush fails).
   uint64_t dirty_limit_bytes = 256u << 20;
   // Clean chunks kept per open file.
   size_t clean_chunks_per_file = 256;
@@ -422,11 +422,26 @@ class FsCore {
   std::optional<std::chrono::steady_clock::time_point> statfs_at_;
   uint64_t statfs_total_ = 0, statfs_free_ = 0;
   Stats stats_;
-  // The sum of every node's dirty_bytes; each change to one goes through SetDirty.
+  // The sum of every node's dirty_bytes, and how many nodes have some; each change to one
+  // goes through SetDirty.
   std::atomic<uint64_t> dirty_total_{0};
+  std::atomic<uint64_t> dirty_files_{0};
   void SetDirty(Node& n, uint64_t bytes) {
+    if ((n.dirty_bytes == 0) != (bytes == 0)) {
+      if (bytes > 0) dirty_files_.fetch_add(1); else dirty_files_.fetch_sub(1);
+    }
     dirty_total_.fetch_add(bytes - n.dirty_bytes);  // modulo 2^64: a decrease subtracts
     n.dirty_bytes = bytes;
+  }
+  // A write to n must flush n first: the mount is at its dirty limit and n holds more than
+  // its share of it (the limit over the files holding dirty data). Files within their share
+  // write on, so that many files with a partial chunk each do not flush at every write.
+  // There is no background flusher: a file that grew past its share while it had a larger
+  // one and then went idle keeps its data until its close, so k dirty files hold at most
+  // the limit times (1 + 1/2 + ... + 1/k), plus a write each.
+  bool OverDirtyShare(const Node& n) const {
+    const uint64_t files = std::max<uint64_t>(1, dirty_files_.load());
+    return dirty_total_.load() >= options_.dirty_limit_bytes && n.dirty_bytes > options_.dirty_limit_bytes / files;
   }
   std::function<void(const Change&)> listener_;
   void Changed(uint64_t ino) {

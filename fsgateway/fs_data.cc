@@ -232,7 +232,7 @@ int FsCore::Write(uint64_t ino, uint64_t offset, std::string_view data) {
   }
   // At the mount's dirty limit the file's cache is flushed before the write is taken: a
   // write that cannot make room fails whole, rather than report an error for bytes it kept.
-  if (n->dirty_bytes > 0 && dirty_total_.load() >= options_.dirty_limit_bytes) {
+  if (OverDirtyShare(*n)) {
     if (int e = FlushLocked(*n); e != 0) return e;
   }
   if (int e = LoadChunks(*n, need); e != 0) return e;

@@ -271,7 +271,8 @@ void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 // One READDIR or READDIRPLUS reply from the handle's entries, from offset off. READDIRPLUS
 // hands each entry's attributes to the kernel as a lookup would (Lookup reads the inodes of a
-// stale listing ahead, in batches); an entry whose lookup fails goes without them (ino 0:
+// stale listing ahead, in batches), subdirectories excepted; an entry whose lookup fails or
+// that is a subdirectory goes without them (ino 0:
 // the kernel looks it up itself if asked), and after an error other than ENOENT (the cluster
 // unreachable) so do the rest of the reply, rather than wait out the timeout for each.
 void ReplyDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
@@ -312,7 +313,9 @@ void ReplyDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_
     } else {
       // Looked up only if it fits: every entry the kernel is handed with an ino is a lookup.
       if (fuse_add_direntry_plus(req, nullptr, 0, name.c_str(), nullptr, 0) > size - used) break;
-      if (i >= 2 && attrs) {
+      // Not for a subdirectory: its attributes need its listing (the link count), a fetch
+      // of every bucket that a plain `ls` would not have asked for.
+      if (i >= 2 && attrs && !S_ISDIR(st.st_mode)) {
         Inode n;
         const int err = Core(req).Lookup(ino, name, &n);
         if (err == 0) {

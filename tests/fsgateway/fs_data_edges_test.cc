@@ -82,22 +82,32 @@ TEST_F(FsCoreTest, TheDirtyLimitIsTheMountsAllFilesTogether) {
   auto w = Mount(o);
   // Chunks out of order, so no background write starts: the cache holds them.
   const std::string x = Pattern(4096, 'x'), y = Pattern(4096, 'y'), z = Pattern(4096, 'z');
+  const std::string zeros(4096, '\0');
   ASSERT_EQ(w->Write(f, 2 * 4096, x), 0);
   ASSERT_EQ(w->Write(f, 0, x), 0);
   ASSERT_EQ(w->Write(f, 4096, x), 0);
   ASSERT_EQ(w->Write(g, 4096, y), 0);  // four chunks now: the limit
   EXPECT_EQ(w->stats().dirty_bytes, 4u * 4096);
   EXPECT_EQ(ReadAll(*Mount(), g), "") << "under the limit when taken: not flushed";
-  ASSERT_EQ(w->Write(h, 4096, z), 0);  // h holds nothing to flush: taken
-  ASSERT_EQ(w->Write(g, 0, y), 0);     // g holds a chunk and the mount is past its limit
-  EXPECT_EQ(ReadAll(*Mount(), g), std::string(4096, '\0') + y) << "g is flushed before the write is taken";
-  EXPECT_EQ(ReadAll(*Mount(), f), "") << "f, idle, is not";
-  EXPECT_EQ(w->stats().dirty_bytes, 5u * 4096) << "f's three, h's, and g's new one";
+  // Two files hold dirty data: a share is two chunks. g holds one, h none: both write on.
+  ASSERT_EQ(w->Write(g, 3 * 4096, y), 0);
+  ASSERT_EQ(w->Write(h, 4096, z), 0);
+  EXPECT_EQ(w->stats().dirty_bytes, 6u * 4096);
+  EXPECT_EQ(ReadAll(*Mount(), g), "") << "g was within its share";
+  // Three files: a share is 4/3 chunks. f holds three, so f's write flushes f first.
+  ASSERT_EQ(w->Write(f, 3 * 4096, x), 0);
+  EXPECT_EQ(ReadAll(*Mount(), f), x + x + x) << "f is flushed before its write is taken";
+  EXPECT_EQ(ReadAll(*Mount(), g), "") << "g, holding two chunks, is not (nothing wrote to it)";
+  EXPECT_EQ(w->stats().dirty_bytes, 4u * 4096) << "f's new one, g's two, h's";
+  // Then g, at two chunks, is over its share too.
+  ASSERT_EQ(w->Write(g, 0, y), 0);
+  EXPECT_EQ(ReadAll(*Mount(), g), zeros + y + zeros + y);
+  EXPECT_EQ(w->stats().dirty_bytes, 3u * 4096);
   for (uint64_t ino : {f, g, h}) ASSERT_EQ(w->Flush(ino), 0);
   EXPECT_EQ(w->stats().dirty_bytes, 0u);
-  EXPECT_EQ(ReadAll(*Mount(), f), x + x + x);
-  EXPECT_EQ(ReadAll(*Mount(), g), y + y);
-  EXPECT_EQ(ReadAll(*Mount(), h), std::string(4096, '\0') + z);
+  EXPECT_EQ(ReadAll(*Mount(), f), x + x + x + x);
+  EXPECT_EQ(ReadAll(*Mount(), g), y + y + zeros + y);
+  EXPECT_EQ(ReadAll(*Mount(), h), zeros + z);
   // An unlinked file's unwritten data goes with it, and out of the count.
   ASSERT_EQ(w->Write(h, 0, z), 0);
   EXPECT_EQ(w->stats().dirty_bytes, 4096u);
