@@ -54,7 +54,7 @@ struct FsOptions {
   // How long inodes and directory listings read from the cluster are trusted.
   std::chrono::milliseconds attr_ttl{1000};
   // Dirty bytes the mount may hold, all files together (memory pressure): a write that finds
-  // the mount there flushes its own file first if that file holds at least its share, the
+  // the mount there flushes its own file first if that file holds more than its share, the
   // limit over the files holding dirty data (and fails, untaken, if that flush fails).
   uint64_t dirty_limit_bytes = 256u << 20;
   // Clean chunks kept per open file.

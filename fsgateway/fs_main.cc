@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
                  "half in the gateway's)")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
-  app.add_option("--dirty-mb", dirty_mb, "Unwritten data the mount may hold, all files together, before a write flushes its file first, in MiB")
+  app.add_option("--dirty-mb", dirty_mb, "Unwritten data the mount may hold, all files together, before writes flush the files holding most of it, in MiB")
       ->check(CLI::Range(1, 1 << 16))
       ->capture_default_str();
   app.add_option("--readahead-mb", readahead_mb,

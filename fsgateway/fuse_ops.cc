@@ -271,10 +271,10 @@ void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 // One READDIR or READDIRPLUS reply from the handle's entries, from offset off. READDIRPLUS
 // hands each entry's attributes to the kernel as a lookup would (Lookup reads the inodes of a
-// stale listing ahead, in batches), subdirectories excepted; an entry whose lookup fails or
-// that is a subdirectory goes without them (ino 0:
-// the kernel looks it up itself if asked), and after an error other than ENOENT (the cluster
-// unreachable) so do the rest of the reply, rather than wait out the timeout for each.
+// stale listing ahead, in batches). A subdirectory, or an entry whose lookup fails, goes
+// without them (ino 0: the kernel looks it up itself if asked); after an error other than
+// ENOENT (the cluster unreachable) so does the rest of the reply, rather than each entry
+// waiting out the timeout.
 void ReplyDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi, bool plus) {
   auto* h = reinterpret_cast<DirHandle*>(fi->fh);
   if (off == 0 || !h->read) {
