@@ -140,14 +140,6 @@ def errno_of(fn, *a, **kw):
         return e.errno
 
 
-def ring_all_up(ctx, nodes):
-    def converged():
-        views = [harness.ring(ctx, n) for n in nodes]
-        return all(v["nodes"] == len(nodes) and v["up"] == len(nodes) for v in views) and \
-            len({v["digest"] for v in views}) == 1
-    wait_until(converged, 30, f"{len(nodes)} nodes to be up and agree on one route table")
-
-
 # ---- 1. filesystems through the CLI ---------------------------------------------------------
 
 def catalog(ctx, ring):
@@ -269,7 +261,7 @@ def stop_two(ring):
 def restart(ctx, ring, stopped):
     for n in stopped:
         n.start()
-    ring_all_up(ctx, ring)
+    harness.wait_ring_agrees(ctx, ring, 30)
 
 
 def brief_outage(ctx, ring, rng):

@@ -604,14 +604,18 @@ def start_ring(ctx, count, extra_args=(), bound_s=20):
         n = ctx.node(f"n{i}", extra_args=list(extra_args) + ["--join", first.addr])
         n.start()
         nodes.append(n)
+    wait_ring_agrees(ctx, nodes, bound_s)
+    return nodes
 
+
+def wait_ring_agrees(ctx, nodes, bound_s=20):
+    """Waits until every one of nodes sees all of them up and all hold one route table."""
     def converged():
         views = [ring(ctx, n) for n in nodes]
-        return all(v["nodes"] == count and v["up"] == count for v in views) and \
+        return all(v["nodes"] == len(nodes) and v["up"] == len(nodes) for v in views) and \
             len({v["digest"] for v in views}) == 1
 
-    wait_until(converged, bound_s, f"{count} nodes to agree on one route table")
-    return nodes
+    wait_until(converged, bound_s, f"{len(nodes)} nodes to be up and agree on one route table")
 
 
 def default_bin_dir():

@@ -32,14 +32,6 @@ COPY_BYTES = 256 * MiB
 IO_TIMEOUT_S = 3
 
 
-def ring_all_up(ctx, nodes):
-    def converged():
-        views = [harness.ring(ctx, n) for n in nodes]
-        return all(v["nodes"] == len(nodes) and v["up"] == len(nodes) for v in views) and \
-            len({v["digest"] for v in views}) == 1
-    wait_until(converged, 20, f"{len(nodes)} nodes to be up and agree on one route table")
-
-
 def copy_out_sha(ctx, gw, vol, what):
     out = ctx.path(f"{vol}.out")
     t0 = now()
@@ -108,7 +100,7 @@ def kill_during_copy(ctx, nodes, rnd):
     check(gw.stop() == 0, "ringstore-block did not exit 0 after SIGTERM")
 
     victim.start()
-    ring_all_up(ctx, nodes)
+    harness.wait_ring_agrees(ctx, nodes)
     gw.start()
     check(copy_out_sha(ctx, gw, "fo", f"after {victim.name} restarted") == want,
           f"after {victim.name} came back: sha256 differs (a stale replica won?)")
@@ -167,7 +159,7 @@ def quorum_loss(ctx, nodes, rnd):
 
     for n in stopped:
         n.start()
-    ring_all_up(ctx, nodes)
+    harness.wait_ring_agrees(ctx, nodes)
     t0 = now()
     err, got = c.read(off, ln)
     check(err == 0 and got == data[off:off + ln],
