@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # ringstore-block against `nbdkit file` (a file on the same disk), in the same run:
 #   - nbdcopy sequential write of SIZE_MB of random data (with --flush, so it is durable),
-#   - nbdcopy sequential read of it (to null:),
+#   - nbdcopy sequential read of it (to null:), as written: nbdkit's file is then in the page
+#     cache, while the nodes wrote their chunks around it (O_DIRECT, docs/storage-format.md
+#     §2a) and read the disk;
+#   - the same read again after dropping the page cache (`sync; echo 3 >
+#     /proc/sys/vm/drop_caches`, root only; COLD=0 skips it), so that both sides read the disk,
 #   - nbdcopy read (to null:) of a second, thin volume with only its first sixteenth written:
 #     a client that asks for block status (base:allocation) skips the rest,
 #   - fio 4 KiB random write and read, psync, through nbdfuse (the export as a file).
@@ -10,7 +14,8 @@
 # (lower is better; nbdcopy's own CPU is not counted).
 # ringstore runs a local 3-node cluster; its volume is N=1 (W=1 R=1) and then N=3 (W=2 R=2).
 # Each figure is the median of REPEAT rounds; the last column is ringstore / nbdkit.
-#   SIZE_MB (default 1024), CHUNK_SIZE (volume chunk size, default 256K), FIO_SECONDS (default 10), REPEAT (default 3), BIN_DIR (build dir),
+#   SIZE_MB (default 1024), CHUNK_SIZE (volume chunk size, default 256K), FIO_SECONDS (default 10),
+#   REPEAT (default 3), COLD (default 1), BIN_DIR (build dir),
 #   BENCH_DIR (where data goes; default a directory under /work, or $TMPDIR)
 set -euo pipefail
 
@@ -30,6 +35,12 @@ for t in nbdkit nbdcopy nbdfuse fio fusermount3; do
   command -v "$t" >/dev/null || { echo "block_bench: needs $t (scripts/install-deps.sh installs it)" >&2; exit 2; }
 done
 [[ -e /dev/fuse ]] || { echo "block_bench: needs /dev/fuse for nbdfuse" >&2; exit 2; }
+# The cold read drops the page cache (all of it, machine-wide): root only.
+DROP_CACHES=
+if [[ ${COLD:-1} != 0 ]]; then
+  if [[ -w /proc/sys/vm/drop_caches ]]; then DROP_CACHES=1
+  else echo "block_bench: not root, so no cold read (it drops the page cache)" >&2; fi
+fi
 base=${BENCH_DIR:-$([[ -d /work && -w /work ]] && echo /work || echo "${TMPDIR:-/tmp}")}
 WORK=$(mktemp -d "$base/ringstore-block-bench.XXXXXX")
 PIDS=()
@@ -115,6 +126,15 @@ measure() {
   c1=$(cpu_ticks)
   SAMPLES[${label}_seqr]+="$(awk -v s="$SIZE_MB" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", s/(b-a)}') "
   SAMPLES[${label}_cpur]+="$(per_gib $((c1 - c0))) "
+  if [[ -n $DROP_CACHES ]]; then
+    # The same read with nothing in the page cache, on either side.
+    sync
+    echo 3 >/proc/sys/vm/drop_caches
+    t0=$(now)
+    nbdcopy "$uri" null:
+    t1=$(now)
+    SAMPLES[${label}_coldr]+="$(awk -v s="$SIZE_MB" -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", s/(b-a)}') "
+  fi
   local mnt="$WORK/mnt-$label"
   mkdir -p "$mnt"
   nbdfuse "$mnt/disk" "$uri" &
@@ -185,6 +205,7 @@ for q in n1 n3; do
   printf "%-36s | %10s | %10s | %5s\n" "job" "ringstore" "nbdkit" "ratio"
   row seqw "nbdcopy seq write ${SIZE_MB} MiB, MB/s" "$q"
   row seqr "nbdcopy seq read ${SIZE_MB} MiB, MB/s" "$q"
+  [[ -n $DROP_CACHES ]] && row coldr "  same, page cache dropped, MB/s" "$q"
   row randwrite "fio 4k randwrite (nbdfuse), IOPS" "$q"
   row randread "fio 4k randread (nbdfuse), IOPS" "$q"
   row sparse "nbdcopy read, 1/16 written, MB/s" "$q"
