@@ -1,0 +1,1 @@
+"""The POSIX checks of posix_checks.py, one module per topic (see base.py)."""
