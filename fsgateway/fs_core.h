@@ -147,6 +147,16 @@ class FsCore {
   int StatFs(uint64_t* total_bytes, uint64_t* free_bytes);
   // Flushes every file (unmount).
   int FlushAll();
+  // The age-based writeback (fsgateway/flusher.h): flushes each file whose unwritten data
+  // (dirty chunks or size and times) is at least `age` old, counted from when this call first
+  // saw it unwritten (so up to one call's interval more). A file busy with another operation
+  // is left for the next call; one whose flush fails is tried again `age` later.
+  struct Expired {
+    size_t flushed = 0;  // flushes tried
+    size_t failed = 0;
+    int first_error = 0;
+  };
+  Expired FlushExpired(std::chrono::steady_clock::duration age);
   // The kernel forgot the inode: drop it from memory when nothing holds it.
   void Forget(uint64_t ino);
 
@@ -223,6 +233,8 @@ class FsCore {
     // failed (it may have landed all the same).
     uint64_t stored_size = 0;
     uint64_t next_write = 0;       // where a sequential writer writes next
+    // When FlushExpired first saw this node unwritten since its last successful flush.
+    std::optional<std::chrono::steady_clock::time_point> unwritten_since;
     uint64_t writeback_from = 0;   // the first chunk StartWriteback looks at
     std::deque<Writeback> writebacks;  // oldest first
     // Directories: the live entries, when read, and the times from the listing (F8).

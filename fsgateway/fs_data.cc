@@ -391,6 +391,7 @@ int FsCore::FlushLocked(Node& n) {
     n.inode_dirty = false;
     n.stored_size = n.inode.size;
   }
+  n.unwritten_since.reset();
   if (!written.empty() || store_inode) Changed(n.inode.ino);
   std::lock_guard<std::mutex> s(stats_mu_);
   stats_.chunk_writes += chunk_ops;
@@ -421,6 +422,34 @@ int FsCore::FlushAll() {
   }
   WaitForDeletes();
   return err;
+}
+
+FsCore::Expired FsCore::FlushExpired(std::chrono::steady_clock::duration age) {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::shared_ptr<Node>> all;
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    for (auto& [ino, n] : nodes_) all.push_back(n);
+  }
+  Expired out;
+  for (auto& n : all) {
+    std::unique_lock<std::mutex> lock(n->mu, std::try_to_lock);
+    if (!lock.owns_lock()) continue;  // a write or flush is running: the next call
+    if (n->orphan) continue;          // its data goes with its last close
+    if (n->dirty_bytes == 0 && !n->inode_dirty) {
+      n->unwritten_since.reset();
+      continue;
+    }
+    if (!n->unwritten_since) n->unwritten_since = now;
+    if (now - *n->unwritten_since < age) continue;
+    ++out.flushed;
+    if (int e = FlushLocked(*n); e != 0) {
+      n->unwritten_since = now;  // still unwritten: tried again one age later
+      ++out.failed;
+      if (out.first_error == 0) out.first_error = e;
+    }
+  }
+  return out;
 }
 
 int FsCore::TruncateLocked(Node& n, uint64_t size) {

@@ -11,7 +11,9 @@
 #include <iostream>
 #include <random>
 #include <sstream>
+#include <utility>
 
+#include "fsgateway/flusher.h"
 #include "fsgateway/fs_catalog.h"
 #include "fsgateway/fuse_ops.h"
 #include "fsgateway/notifier.h"
@@ -71,6 +73,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--dirty-mb", dirty_mb, "Unwritten data the mount may hold, all files together, before writes flush the files holding most of it, in MiB")
       ->check(CLI::Range(1, 1 << 16))
+      ->capture_default_str();
+  double dirty_expire_s = 5;
+  app.add_option("--dirty-expire", dirty_expire_s,
+                 "Seconds unwritten data may wait in the gateway before it is written back, even while its\n"
+                 "file stays open (0: only at close, fsync, the dirty limit and unmount)")
+      ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
   app.add_option("--readahead-mb", readahead_mb,
                  "How far ahead of a sequential reader chunks are read, in MiB (0: no read-ahead)")
@@ -196,6 +204,18 @@ int main(int argc, char** argv) {
                         }});
   core.SetChangeListener([&notifier](const FsCore::Change& c) { notifier.Note(c); });
   notifier.Start();
+  // Age-based writeback (fsgateway/flusher.h). A failure is logged once, and its recovery once.
+  bool flusher_failing = false;  // the flusher's thread only
+  Flusher flusher(core, std::chrono::milliseconds(static_cast<int64_t>(dirty_expire_s * 1000)),
+                  [&](const FsCore::Expired& r) {
+                    if (r.failed > 0 && !std::exchange(flusher_failing, true)) {
+                      log->warn("writing back unwritten data of {} file(s) failed: {}; trying again every {:g} s",
+                                r.failed, std::strerror(r.first_error), dirty_expire_s);
+                    } else if (r.failed == 0 && std::exchange(flusher_failing, false)) {
+                      log->info("writing back unwritten data works again");
+                    }
+                  });
+  if (dirty_expire_s > 0) flusher.Start();
   log->info("mounted filesystem '{}' of cluster '{}' ({} node(s), N={} W={} R={}, {} KiB chunks) at {}{}",
             fs_name, cluster_id, (*io)->RingNodes(), meta->quorum.n, meta->quorum.w, meta->quorum.r,
             meta->chunk_size >> 10, mountpoint, read_only ? ", read-only" : "");
@@ -219,6 +239,7 @@ int main(int argc, char** argv) {
     log->info("unmounted from outside; writing back dirty data");
   }
   int exit_code = loop == 0 || by_signal ? 0 : 1;
+  flusher.Stop();
   if (int e = core.FlushAll(); e != 0) {
     log->error("writeback failed, data may be lost: {}", std::strerror(e));
     exit_code = 1;

@@ -23,7 +23,9 @@ outages, on a 3-node ring (filesystem "default": N=3 W=2 R=2).
    gateway that dropped the data of a failed flush: fs_background_test's
    FailedBackgroundWritesAreWrittenAgainByTheFlush does, where nothing lands.)
 6. -o auto_unmount: ringstore-fs killed with SIGKILL leaves no mount behind, and a new
-   gateway mounts the same mountpoint and reads the data.
+   gateway mounts the same mountpoint and reads the data. Before the kill, a file held open
+   with data never closed nor synced: with --dirty-expire 1, another mount reads that data
+   within 10 s (and not before the second), and it is there after the crash.
 
 Run: /usr/bin/python3 tests/fsgateway/test_fs_mount_admin.py --bin-dir build"""
 
@@ -43,6 +45,7 @@ from fs_common import EXIT_OK, check, expect_rc, harness, log, wait_until  # noq
 
 IO_TIMEOUT_S = 3.0
 OUTAGE_S = 1.5  # the brief outage: well inside the default --io-timeout (30 s)
+DIRTY_EXPIRE_S = 1.0  # the crash part's age-based writeback
 
 
 def write_file(path, data):
@@ -338,13 +341,31 @@ def long_outage(ctx, ring, rng):
 # ---- 6. auto_unmount ------------------------------------------------------------------------
 
 def crash(ctx, ring):
-    gw = fs_common.mount(ctx, ring, name="fs-crash")
+    gw = fs_common.mount(ctx, ring, name="fs-crash", extra_args=["--dirty-expire", str(DIRTY_EXPIRE_S)])
     data = b"kept across a gateway crash\n" * 1000
     write_file(os.path.join(gw.mountpoint, "kept"), data)  # closed: durable at W=2
-    gw.kill9()
+    # A file kept open: its data reaches the cluster within about --dirty-expire all the same,
+    # as another mount sees, and so survives the crash.
+    held = HeldFile(os.path.join(gw.mountpoint, "open.bin"), gw.workdir)
+    unclosed = b"written, never closed nor synced\n" * 3000
+    t0 = time.monotonic()
+    held.write(unclosed)
+    reader = fs_common.mount(ctx, ring, name="fs-crash-reader")
+    seen = os.path.join(reader.mountpoint, "open.bin")
+    wait_until(lambda: os.path.exists(seen) and read_file(seen) == unclosed, 10,
+               f"another mount to read a held file's data within 10 s (--dirty-expire {DIRTY_EXPIRE_S})")
+    took = time.monotonic() - t0
+    log(f"the held file's data was written back {took:.2f}s after its write (--dirty-expire {DIRTY_EXPIRE_S})")
+    check(took >= DIRTY_EXPIRE_S * 0.9, f"written back after {took:.2f}s, before --dirty-expire {DIRTY_EXPIRE_S}")
+    check(reader.stop() == 0, "ringstore-fs (reader) did not exit 0 on SIGTERM")
+    gw.kill9()  # before the holder goes: its close would write the data back itself
+    held.proc.kill()
+    held.proc.wait(timeout=30)
     wait_until(lambda: not gw.mounted(), 10, f"{gw.mountpoint} to be unmounted after ringstore-fs was killed")
     gw.start()
     check(read_file(os.path.join(gw.mountpoint, "kept")) == data, "the data read after the crash differs")
+    check(read_file(os.path.join(gw.mountpoint, "open.bin")) == unclosed,
+          "the held file's data, written back before the crash, differs after it")
     check(gw.stop() == 0, "ringstore-fs did not exit 0 on SIGTERM")
     log("auto_unmount: the killed gateway's mount went away; a new gateway mounted the same mountpoint")
 
@@ -367,7 +388,8 @@ def test(ctx, args):
     long_outage(ctx, ring, rng)
     crash(ctx, ring)
     return ("fs create/ls/rm, statfs = disks / N, -o ro refuses 15 kinds of change, a brief outage "
-            "waited out, a long one EIO after --io-timeout with nothing lost, auto_unmount after SIGKILL")
+            "waited out, a long one EIO after --io-timeout with nothing lost, auto_unmount after SIGKILL, "
+            "a held file's data written back by age")
 
 
 if __name__ == "__main__":

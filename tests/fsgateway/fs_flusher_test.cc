@@ -1,0 +1,124 @@
+// The age-based writeback: FsCore::FlushExpired writes what has waited long enough and
+// nothing else, skips files that are busy or unlinked, and backs off after a failure; the
+// Flusher's thread brings unwritten data of a file kept open to the cluster by itself.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "fsgateway/flusher.h"
+#include "fsgateway/fs_core.h"
+#include "tests/fsgateway/fs_core_fixture.h"
+#include "tests/fsgateway/fs_test_io.h"
+
+namespace ringstore::fs {
+namespace {
+
+using fstest::FsCoreTest;
+using fstest::io::HeldIo;
+using fstest::io::Pattern;
+using fstest::io::WaitUntil;
+using namespace std::chrono_literals;
+
+// Chunks out of order, so no background write starts: the gateway holds all of it.
+bool keep = false;  // Open's keep_cache answer, unused here
+
+void WriteHeld(FsCore& c, uint64_t ino, const std::string& x) {
+  ASSERT_EQ(c.Write(ino, 4096, x), 0);
+  ASSERT_EQ(c.Write(ino, 0, x), 0);
+}
+
+TEST_F(FsCoreTest, FlushExpiredWritesOnlyWhatIsOldEnough) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  auto w = Mount();
+  ASSERT_EQ(w->Open(f, false, &keep), 0);
+  const std::string x = Pattern(4096, 'x');
+  WriteHeld(*w, f, x);
+  EXPECT_EQ(w->FlushExpired(1h).flushed, 0u) << "first seen now: not an hour old";
+  EXPECT_EQ(ReadAll(*Mount(), f), "");
+  EXPECT_EQ(w->stats().dirty_bytes, 2u * 4096);
+  const auto round = w->FlushExpired(0s);
+  EXPECT_EQ(round.flushed, 1u);
+  EXPECT_EQ(round.failed, 0u);
+  EXPECT_EQ(ReadAll(*Mount(), f), x + x) << "the data and the size reached the cluster, the file still open";
+  EXPECT_EQ(w->stats().dirty_bytes, 0u);
+  EXPECT_EQ(w->FlushExpired(0s).flushed, 0u) << "nothing unwritten is left";
+  // A flush at close starts the clock again: data written after it is new.
+  WriteHeld(*w, f, Pattern(4096, 'y'));
+  EXPECT_EQ(w->FlushExpired(200ms).flushed, 0u);
+  ASSERT_EQ(w->Flush(f), 0);
+  std::this_thread::sleep_for(300ms);
+  WriteHeld(*w, f, Pattern(4096, 'z'));
+  EXPECT_EQ(w->FlushExpired(200ms).flushed, 0u) << "the clock of the data before the flush does not count";
+  ASSERT_EQ(w->Release(f), 0);
+}
+
+TEST_F(FsCoreTest, FlushExpiredTriesAFailedFileAgainOneAgeLater) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  auto w = Mount();
+  ASSERT_EQ(w->Open(f, false, &keep), 0);
+  const std::string x = Pattern(4096, 'x');
+  WriteHeld(*w, f, x);
+  EXPECT_EQ(w->FlushExpired(200ms).flushed, 0u);  // first seen now
+  std::this_thread::sleep_for(300ms);
+  io_.FailAll(Status::Unavailable("down"));
+  const auto failed = w->FlushExpired(200ms);
+  EXPECT_EQ(failed.flushed, 1u);
+  EXPECT_EQ(failed.failed, 1u);
+  EXPECT_NE(failed.first_error, 0);
+  EXPECT_EQ(w->stats().dirty_bytes, 2u * 4096) << "a failed flush keeps the data";
+  io_.FailAll(Status::Ok());
+  // The data is 300 ms old, but its flush failed just now: the next try is 200 ms after that.
+  EXPECT_EQ(w->FlushExpired(200ms).flushed, 0u) << "tried again before an age had passed since the failure";
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(w->FlushExpired(200ms).flushed, 1u);
+  EXPECT_EQ(ReadAll(*Mount(), f), x + x);
+  ASSERT_EQ(w->Release(f), 0);
+}
+
+TEST_F(FsCoreTest, FlushExpiredSkipsBusyAndUnlinkedFiles) {
+  const uint64_t f = Create(a(), kRootIno, "f"), g = Create(a(), kRootIno, "g");
+  const ObjectKey f_inode = InodeId(meta_, f);
+  HeldIo held(io_, [f_inode](const IoOp& op) { return op.kind == IoOp::kPut && op.id.id == f_inode.id; });
+  auto w = MountOver(held);
+  for (uint64_t ino : {f, g}) ASSERT_EQ(w->Open(ino, false, &keep), 0);
+  WriteHeld(*w, f, Pattern(4096, 'x'));
+  WriteHeld(*w, g, Pattern(4096, 'y'));
+  // g is unlinked while open: its data goes with its last close, and is never written.
+  ASSERT_EQ(w->Unlink(kRootIno, "g"), 0);
+  WriteHeld(*w, g, Pattern(4096, 'z'));
+  // f's flush waits on the cluster, holding the file.
+  std::thread closer([&] { EXPECT_EQ(w->Flush(f), 0); });
+  ASSERT_TRUE(WaitUntil([&] { return held.Held() > 0; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto round = w->FlushExpired(0s);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "a busy file is not waited for";
+  EXPECT_EQ(round.flushed, 0u) << "f is busy and g unlinked";
+  held.Release();
+  closer.join();
+  EXPECT_EQ(ReadAll(*Mount(), f), Pattern(4096, 'x') + Pattern(4096, 'x'));
+  ASSERT_EQ(w->Release(g), 0);
+  ASSERT_EQ(w->Release(f), 0);
+}
+
+TEST_F(FsCoreTest, TheFlusherWritesBackAFileKeptOpen) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  auto w = Mount();
+  ASSERT_EQ(w->Open(f, false, &keep), 0);
+  size_t rounds = 0;
+  Flusher flusher(*w, 40ms, [&](const FsCore::Expired& r) { rounds += r.flushed; });
+  EXPECT_EQ(flusher.interval(), 10ms);
+  flusher.Start();
+  const std::string x = Pattern(4096, 'x');
+  WriteHeld(*w, f, x);
+  EXPECT_TRUE(WaitUntil([&] { return w->stats().dirty_bytes == 0; })) << "never written back";
+  flusher.Stop();
+  EXPECT_GE(rounds, 1u);
+  EXPECT_EQ(ReadAll(*Mount(), f), x + x);
+  ASSERT_EQ(w->Release(f), 0);
+}
+
+}  // namespace
+}  // namespace ringstore::fs
