@@ -32,9 +32,9 @@ void Flusher::Stop() {
 
 void Flusher::Run() {
   std::unique_lock<std::mutex> lock(mu_);
-  while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
+  while (!wake_.wait_for(lock, interval_, [this] { return stopping_.load(); })) {
     lock.unlock();
-    const FsCore::Expired round = core_.FlushExpired(expire_);
+    const FsCore::Expired round = core_.FlushExpired(expire_, &stopping_);
     if (round.flushed > 0 && on_round_) on_round_(round);
     lock.lock();
   }

@@ -6,12 +6,15 @@
 //
 // The interval is a quarter of expire, at most 1 s and at least 10 ms. Each round that tried
 // to flush a file is reported through on_round (from the flusher's thread), failed or not;
-// the files of a failed flush are tried again one expire later (FsCore::FlushExpired).
+// a round ends at its first failed flush, and that file is tried again after a back-off
+// (FsCore::FlushExpired).
 // Ownership: borrows the FsCore, which must outlive the Flusher. Stop (or the destructor)
-// joins the thread; FsCore::FlushAll at unmount writes what is left.
+// joins the thread, after at most the one flush under way (FlushExpired ends its round at the
+// stop); FsCore::FlushAll at unmount writes what is left.
 // Thread-safety: Start and Stop from one thread; on_round runs on the flusher's thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -42,7 +45,7 @@ class Flusher {
   std::function<void(const FsCore::Expired&)> on_round_;
   std::mutex mu_;
   std::condition_variable wake_;
-  bool stopping_ = false;  // guarded by mu_
+  std::atomic<bool> stopping_{false};  // set under mu_; FlushExpired reads it between files
   std::thread thread_;
 };
 

@@ -6,7 +6,7 @@
 //  - inodes and directory listings, trusted for attr_ttl after they were read from the
 //    cluster (what this mount changes itself it knows at once);
 //  - for each open file, its chunks: clean ones as a read cache, dirty ones as a writeback
-//    cache. Flush (close, fsync, the dirty limit, unmount) writes the dirty chunks and the
+//    cache. Flush (close, fsync, the dirty limit, age, unmount) writes the dirty chunks and the
 //    inode in parallel, and returns once W replicas hold them. A partial chunk write first
 //    reads the chunk (read-modify-write), so chunks are always written whole.
 //  - Open re-reads the inode (close-to-open consistency) and drops cached chunks when another
@@ -148,15 +148,22 @@ class FsCore {
   // Flushes every file (unmount).
   int FlushAll();
   // The age-based writeback (fsgateway/flusher.h): flushes each file whose unwritten data
-  // (dirty chunks or size and times) is at least `age` old, counted from when this call first
-  // saw it unwritten (so up to one call's interval more). A file busy with another operation
-  // is left for the next call; one whose flush fails is tried again `age` later.
+  // (dirty chunks, a size and times, or a create's directory entry) is at least `age` old,
+  // counted from when this call first saw it unwritten (so up to one call's interval more).
+  // A file busy with another operation is left for the next call, unless it has been
+  // unwritten for twice the age: then it is waited for, so that writers that hold it nearly
+  // all the time do not keep it unwritten. An unlinked file is left (its data goes with its
+  // last close). After a failed flush the file waits age, 2 age, 4 age ... (at most
+  // kMaxFlushBackoff) from the failure, and the round ends there: the cluster is likely
+  // unreachable, and each further flush would hold its file for the whole --io-timeout.
+  // The round also ends once *stop is set. One caller at a time.
   struct Expired {
     size_t flushed = 0;  // flushes tried
     size_t failed = 0;
     int first_error = 0;
   };
-  Expired FlushExpired(std::chrono::steady_clock::duration age);
+  static constexpr std::chrono::minutes kMaxFlushBackoff{5};
+  Expired FlushExpired(std::chrono::steady_clock::duration age, const std::atomic<bool>* stop = nullptr);
   // The kernel forgot the inode: drop it from memory when nothing holds it.
   void Forget(uint64_t ino);
 
@@ -233,8 +240,12 @@ class FsCore {
     // failed (it may have landed all the same).
     uint64_t stored_size = 0;
     uint64_t next_write = 0;       // where a sequential writer writes next
-    // When FlushExpired first saw this node unwritten since its last successful flush.
-    std::optional<std::chrono::steady_clock::time_point> unwritten_since;
+    // FlushExpired's view. When it first saw this node unwritten since its last successful
+    // flush (steady_clock ticks; 0: not seen): written under mu, read without it. Failed
+    // flushes in a row, and when the next may be tried.
+    std::atomic<int64_t> unwritten_since{0};
+    uint32_t flush_failures = 0;
+    std::chrono::steady_clock::time_point retry_at{};
     uint64_t writeback_from = 0;   // the first chunk StartWriteback looks at
     std::deque<Writeback> writebacks;  // oldest first
     // Directories: the live entries, when read, and the times from the listing (F8).
@@ -448,9 +459,9 @@ class FsCore {
   // A write to n must flush n first: the mount is at its dirty limit and n holds more than
   // its share of it (the limit over the files holding dirty data). Files within their share
   // write on, so that many files with a partial chunk each do not flush at every write.
-  // There is no background flusher: a file that grew past its share while it had a larger
-  // one and then went idle keeps its data until its close, so k dirty files hold at most
-  // the limit times (1 + 1/2 + ... + 1/k), plus a write each.
+  // A file that grew past its share while it had a larger one and then went idle keeps its
+  // data until the age-based writeback (FlushExpired) or its close, so k dirty files hold at
+  // most the limit times (1 + 1/2 + ... + 1/k), plus a write each, for about that long.
   bool OverDirtyShare(const Node& n) const {
     const uint64_t files = std::max<uint64_t>(1, dirty_files_.load());
     return dirty_total_.load() >= options_.dirty_limit_bytes && n.dirty_bytes > options_.dirty_limit_bytes / files;

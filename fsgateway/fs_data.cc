@@ -391,7 +391,7 @@ int FsCore::FlushLocked(Node& n) {
     n.inode_dirty = false;
     n.stored_size = n.inode.size;
   }
-  n.unwritten_since.reset();
+  n.unwritten_since = 0;
   if (!written.empty() || store_inode) Changed(n.inode.ino);
   std::lock_guard<std::mutex> s(stats_mu_);
   stats_.chunk_writes += chunk_ops;
@@ -424,8 +424,10 @@ int FsCore::FlushAll() {
   return err;
 }
 
-FsCore::Expired FsCore::FlushExpired(std::chrono::steady_clock::duration age) {
-  const auto now = std::chrono::steady_clock::now();
+FsCore::Expired FsCore::FlushExpired(std::chrono::steady_clock::duration age, const std::atomic<bool>* stop) {
+  using Clock = std::chrono::steady_clock;
+  const auto ticks = [](Clock::time_point t) { return static_cast<int64_t>(t.time_since_epoch().count()); };
+  const auto point = [](int64_t t) { return Clock::time_point(Clock::duration(t)); };
   std::vector<std::shared_ptr<Node>> all;
   {
     std::lock_guard<std::mutex> lock(table_mu_);
@@ -433,21 +435,35 @@ FsCore::Expired FsCore::FlushExpired(std::chrono::steady_clock::duration age) {
   }
   Expired out;
   for (auto& n : all) {
+    if (stop != nullptr && stop->load()) break;
+    const auto now = Clock::now();
     std::unique_lock<std::mutex> lock(n->mu, std::try_to_lock);
-    if (!lock.owns_lock()) continue;  // a write or flush is running: the next call
-    if (n->orphan) continue;          // its data goes with its last close
-    if (n->dirty_bytes == 0 && !n->inode_dirty) {
-      n->unwritten_since.reset();
+    if (!lock.owns_lock()) {
+      // Busy: left for the next call, unless it has been unwritten for two ages.
+      const int64_t seen = n->unwritten_since.load();
+      if (seen == 0 || now - point(seen) < 2 * age) continue;
+      lock.lock();
+    }
+    if (n->orphan) continue;  // its data goes with its last close
+    if (n->dirty_bytes == 0 && !n->inode_dirty && !n->pending_entry) {
+      n->unwritten_since = 0;
+      n->flush_failures = 0;
       continue;
     }
-    if (!n->unwritten_since) n->unwritten_since = now;
-    if (now - *n->unwritten_since < age) continue;
+    if (n->unwritten_since.load() == 0) n->unwritten_since = ticks(now);
+    if (now - point(n->unwritten_since.load()) < age || now < n->retry_at) continue;
     ++out.flushed;
     if (int e = FlushLocked(*n); e != 0) {
-      n->unwritten_since = now;  // still unwritten: tried again one age later
+      // Counted from the failure, which may have taken the whole --io-timeout.
+      const auto backoff = std::min<Clock::duration>(age * (1u << std::min<uint32_t>(n->flush_failures, 16)),
+                                                     kMaxFlushBackoff);
+      ++n->flush_failures;
+      n->retry_at = Clock::now() + backoff;
       ++out.failed;
-      if (out.first_error == 0) out.first_error = e;
+      out.first_error = e;
+      break;
     }
+    n->flush_failures = 0;
   }
   return out;
 }

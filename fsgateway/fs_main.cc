@@ -4,6 +4,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <ctime>
 #include <filesystem>
@@ -76,8 +78,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   double dirty_expire_s = 5;
   app.add_option("--dirty-expire", dirty_expire_s,
-                 "Seconds unwritten data may wait in the gateway before it is written back, even while its\n"
-                 "file stays open (0: only at close, fsync, the dirty limit and unmount)")
+                 "Seconds after which unwritten data is written back even while its file stays open (a\n"
+                 "little more: the writeback looks every quarter of it, at most every second; 0: only at\n"
+                 "close, fsync, the dirty limit and unmount)")
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
   app.add_option("--readahead-mb", readahead_mb,
@@ -206,7 +209,7 @@ int main(int argc, char** argv) {
   notifier.Start();
   // Age-based writeback (fsgateway/flusher.h). A failure is logged once, and its recovery once.
   bool flusher_failing = false;  // the flusher's thread only
-  Flusher flusher(core, std::chrono::milliseconds(static_cast<int64_t>(dirty_expire_s * 1000)),
+  Flusher flusher(core, std::chrono::milliseconds(std::max<int64_t>(10, std::llround(dirty_expire_s * 1000))),
                   [&](const FsCore::Expired& r) {
                     if (r.failed > 0 && !std::exchange(flusher_failing, true)) {
                       log->warn("writing back unwritten data of {} file(s) failed: {}; trying again every {:g} s",

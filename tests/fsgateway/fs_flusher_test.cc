@@ -1,9 +1,12 @@
 // The age-based writeback: FsCore::FlushExpired writes what has waited long enough and
-// nothing else, skips files that are busy or unlinked, and backs off after a failure; the
-// Flusher's thread brings unwritten data of a file kept open to the cluster by itself.
+// nothing else, skips unlinked files and files busy for a short while (and waits for those
+// busy for long), and after a failure ends its round and backs off, from the failure's end
+// and doubling; the Flusher's thread brings unwritten data of a file kept open to the
+// cluster by itself.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -55,33 +58,68 @@ TEST_F(FsCoreTest, FlushExpiredWritesOnlyWhatIsOldEnough) {
   ASSERT_EQ(w->Release(f), 0);
 }
 
-TEST_F(FsCoreTest, FlushExpiredTriesAFailedFileAgainOneAgeLater) {
-  const uint64_t f = Create(a(), kRootIno, "f");
+// Holds the batch that stores f's inode, as a slow cluster would (a flush's last batch).
+HeldIo HoldInodeWrites(MemoryObjectIo& io, const FsMeta& meta, uint64_t ino) {
+  const ObjectKey inode = InodeId(meta, ino);
+  return HeldIo(io, [inode](const IoOp& op) { return op.kind == IoOp::kPut && op.id.id == inode.id; });
+}
+
+TEST_F(FsCoreTest, AFailedFlushEndsTheRound) {
+  const uint64_t f = Create(a(), kRootIno, "f"), g = Create(a(), kRootIno, "g");
   auto w = Mount();
+  for (uint64_t ino : {f, g}) ASSERT_EQ(w->Open(ino, false, &keep), 0);
+  for (uint64_t ino : {f, g}) WriteHeld(*w, ino, Pattern(4096, 'x'));
+  io_.FailAll(Status::Unavailable("down"));
+  const auto round = w->FlushExpired(0s);
+  EXPECT_EQ(round.flushed, 1u) << "the round ends at its first failure: the other file waits";
+  EXPECT_EQ(round.failed, 1u);
+  EXPECT_NE(round.first_error, 0);
+  EXPECT_EQ(w->stats().dirty_bytes, 4u * 4096) << "a failed flush keeps the data";
+  io_.FailAll(Status::Ok());
+  EXPECT_EQ(w->FlushExpired(0s).flushed, 2u);
+  EXPECT_EQ(w->stats().dirty_bytes, 0u);
+  for (uint64_t ino : {f, g}) ASSERT_EQ(w->Release(ino), 0);
+}
+
+TEST_F(FsCoreTest, FlushExpiredBacksOffFromTheEndOfAFailedFlush) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  HeldIo held = HoldInodeWrites(io_, meta_, f);
+  auto w = MountOver(held);
   ASSERT_EQ(w->Open(f, false, &keep), 0);
   const std::string x = Pattern(4096, 'x');
   WriteHeld(*w, f, x);
-  EXPECT_EQ(w->FlushExpired(200ms).flushed, 0u);  // first seen now
-  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(w->FlushExpired(400ms).flushed, 0u);  // first seen now
+  std::this_thread::sleep_for(600ms);
+  // The cluster is down, and the flush takes 600 ms to fail (a real one: --io-timeout).
   io_.FailAll(Status::Unavailable("down"));
-  const auto failed = w->FlushExpired(200ms);
-  EXPECT_EQ(failed.flushed, 1u);
+  FsCore::Expired failed;
+  std::thread round([&] { failed = w->FlushExpired(400ms); });
+  ASSERT_TRUE(WaitUntil([&] { return held.Held() > 0; }));
+  std::this_thread::sleep_for(600ms);
+  held.Release();
+  round.join();
   EXPECT_EQ(failed.failed, 1u);
-  EXPECT_NE(failed.first_error, 0);
-  EXPECT_EQ(w->stats().dirty_bytes, 2u * 4096) << "a failed flush keeps the data";
   io_.FailAll(Status::Ok());
-  // The data is 300 ms old, but its flush failed just now: the next try is 200 ms after that.
-  EXPECT_EQ(w->FlushExpired(200ms).flushed, 0u) << "tried again before an age had passed since the failure";
-  std::this_thread::sleep_for(300ms);
-  EXPECT_EQ(w->FlushExpired(200ms).flushed, 1u);
+  // The data is 1.2 s old, but its flush failed just now: tried again 400 ms after that.
+  EXPECT_EQ(w->FlushExpired(400ms).flushed, 0u) << "the back-off counts from the end of the failed flush";
+  std::this_thread::sleep_for(600ms);
+  // A second failure in a row doubles the wait: 800 ms.
+  io_.FailAll(Status::Unavailable("down"));
+  EXPECT_EQ(w->FlushExpired(400ms).failed, 1u);
+  io_.FailAll(Status::Ok());
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(w->FlushExpired(400ms).flushed, 0u) << "the second back-off is twice the first";
+  std::this_thread::sleep_for(500ms);
+  const auto last = w->FlushExpired(400ms);
+  EXPECT_EQ(last.flushed, 1u);
+  EXPECT_EQ(last.failed, 0u);
   EXPECT_EQ(ReadAll(*Mount(), f), x + x);
   ASSERT_EQ(w->Release(f), 0);
 }
 
 TEST_F(FsCoreTest, FlushExpiredSkipsBusyAndUnlinkedFiles) {
   const uint64_t f = Create(a(), kRootIno, "f"), g = Create(a(), kRootIno, "g");
-  const ObjectKey f_inode = InodeId(meta_, f);
-  HeldIo held(io_, [f_inode](const IoOp& op) { return op.kind == IoOp::kPut && op.id.id == f_inode.id; });
+  HeldIo held = HoldInodeWrites(io_, meta_, f);
   auto w = MountOver(held);
   for (uint64_t ino : {f, g}) ASSERT_EQ(w->Open(ino, false, &keep), 0);
   WriteHeld(*w, f, Pattern(4096, 'x'));
@@ -101,6 +139,45 @@ TEST_F(FsCoreTest, FlushExpiredSkipsBusyAndUnlinkedFiles) {
   EXPECT_EQ(ReadAll(*Mount(), f), Pattern(4096, 'x') + Pattern(4096, 'x'));
   ASSERT_EQ(w->Release(g), 0);
   ASSERT_EQ(w->Release(f), 0);
+}
+
+TEST_F(FsCoreTest, FlushExpiredWaitsForAFileBusyForTwoAges) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  HeldIo held = HoldInodeWrites(io_, meta_, f);
+  auto w = MountOver(held);
+  ASSERT_EQ(w->Open(f, false, &keep), 0);
+  WriteHeld(*w, f, Pattern(4096, 'x'));
+  EXPECT_EQ(w->FlushExpired(100ms).flushed, 0u);  // first seen now
+  std::this_thread::sleep_for(250ms);
+  std::thread closer([&] { EXPECT_EQ(w->Flush(f), 0); });  // holds f, waiting on the cluster
+  ASSERT_TRUE(WaitUntil([&] { return held.Held() > 0; }));
+  std::atomic<bool> returned{false};
+  FsCore::Expired round;
+  std::thread flusher([&] {
+    round = w->FlushExpired(100ms);
+    returned = true;
+  });
+  std::this_thread::sleep_for(200ms);
+  EXPECT_FALSE(returned.load()) << "unwritten for over two ages: the busy file is waited for";
+  held.Release();
+  closer.join();
+  flusher.join();
+  EXPECT_EQ(round.flushed, 0u) << "the close wrote it meanwhile";
+  ASSERT_EQ(w->Release(f), 0);
+}
+
+TEST_F(FsCoreTest, FlushExpiredWritesAgainACreatedFilesFailedEntry) {
+  // A created file, empty and closed, whose directory entry failed in the background: nothing
+  // is dirty, yet no other mount can find the file until the entry is written.
+  io_.FailAll(Status::Unavailable("directory replicas down"), IoOp::kMerge);
+  Inode f, seen;
+  ASSERT_EQ(a().CreateOpen(kRootIno, "f", 0644, {}, &f), 0);
+  EXPECT_EQ(a().Release(f.ino), EIO) << "the close reports the failed entry";
+  io_.FailAll(Status::Ok());
+  auto b = Mount();
+  EXPECT_EQ(b->Lookup(kRootIno, "f", &seen), ENOENT);
+  EXPECT_EQ(a().FlushExpired(0s).failed, 0u);
+  EXPECT_EQ(b->Lookup(kRootIno, "f", &seen), 0) << "the age-based writeback wrote the entry";
 }
 
 TEST_F(FsCoreTest, TheFlusherWritesBackAFileKeptOpen) {

