@@ -219,9 +219,11 @@ void FsCore::Forget(uint64_t ino) {
   auto it = nodes_.find(ino);
   if (it == nodes_.end()) return;
   std::unique_lock<std::mutex> lock(it->second->mu, std::try_to_lock);
-  if (!lock.owns_lock()) return;
   const Node& n = *it->second;
-  if (n.opens > 0 || Unwritten(n) || n.pending_entry) return;
+  if (!lock.owns_lock() || n.opens > 0 || Unwritten(n) || n.pending_entry) {
+    if (forget_later_.size() < kMaxForgetLater) forget_later_.push_back(ino);
+    return;
+  }
   lock.unlock();
   nodes_.erase(it);
 }

@@ -29,9 +29,14 @@ FsCore::~FsCore() {
 }
 
 FsCore::Stats FsCore::stats() {
-  std::lock_guard<std::mutex> lock(stats_mu_);
-  Stats s = stats_;
+  Stats s;
+  {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    s = stats_;
+  }
   s.dirty_bytes = dirty_total_.load();
+  std::lock_guard<std::mutex> table(table_mu_);
+  s.nodes = nodes_.size();
   return s;
 }
 

@@ -164,7 +164,8 @@ class FsCore {
   };
   static constexpr std::chrono::minutes kMaxFlushBackoff{5};
   Expired FlushExpired(std::chrono::steady_clock::duration age, const std::atomic<bool>* stop = nullptr);
-  // The kernel forgot the inode: drop it from memory when nothing holds it.
+  // The kernel forgot the inode: drop it from memory when nothing holds it (if something
+  // does, it is tried again after each of FlushExpired's rounds).
   void Forget(uint64_t ino);
 
   // What this mount changed in the cluster, for the other mounts (fsgateway/notifier.h): an
@@ -192,6 +193,7 @@ class FsCore {
   struct Stats {
     uint64_t chunk_reads = 0, chunk_writes = 0, flushes = 0;
     uint64_t dirty_bytes = 0;  // unwritten data of all files now (whole chunks)
+    uint64_t nodes = 0;        // inodes held in memory now
   };
   Stats stats();
 
@@ -427,6 +429,11 @@ class FsCore {
   Quorum q_;
   std::mutex table_mu_;
   std::unordered_map<uint64_t, std::shared_ptr<Node>> nodes_;
+  // Forgets refused because the node was busy, open or unwritten (under table_mu_): tried
+  // again after each FlushExpired round, so that the kernel's one FORGET is not lost. At most
+  // kMaxForgetLater; beyond that (or with --dirty-expire 0) a refused node stays in memory.
+  static constexpr size_t kMaxForgetLater = 1 << 16;
+  std::vector<uint64_t> forget_later_;
   std::deque<uint64_t> speculative_;  // stat-ahead's nodes, oldest first (under table_mu_)
   std::mutex ns_gate_;
   std::shared_mutex ns_mu_;

@@ -465,6 +465,14 @@ FsCore::Expired FsCore::FlushExpired(std::chrono::steady_clock::duration age, co
     }
     n->flush_failures = 0;
   }
+  std::vector<uint64_t> forgets;
+  {
+    std::lock_guard<std::mutex> lock(table_mu_);
+    forgets.swap(forget_later_);
+  }
+  std::sort(forgets.begin(), forgets.end());
+  forgets.erase(std::unique(forgets.begin(), forgets.end()), forgets.end());
+  for (uint64_t ino : forgets) Forget(ino);  // those still held come back to forget_later_
   return out;
 }
 

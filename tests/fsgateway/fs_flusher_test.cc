@@ -180,6 +180,23 @@ TEST_F(FsCoreTest, FlushExpiredWritesAgainACreatedFilesFailedEntry) {
   EXPECT_EQ(b->Lookup(kRootIno, "f", &seen), 0) << "the age-based writeback wrote the entry";
 }
 
+TEST_F(FsCoreTest, AForgetRefusedWhileUnwrittenIsDoneAfterTheWriteback) {
+  const uint64_t f = Create(a(), kRootIno, "f");
+  auto w = Mount();
+  ASSERT_EQ(w->Open(f, false, &keep), 0);
+  const std::string x = Pattern(4096, 'x');
+  WriteHeld(*w, f, x);
+  io_.FailAll(Status::Unavailable("down"));
+  EXPECT_EQ(w->Release(f), EIO) << "closed with its data unwritten";
+  io_.FailAll(Status::Ok());
+  const uint64_t held = w->stats().nodes;
+  w->Forget(f);  // the kernel sends this once
+  EXPECT_EQ(w->stats().nodes, held) << "unwritten: kept";
+  EXPECT_EQ(w->FlushExpired(0s).failed, 0u);
+  EXPECT_EQ(w->stats().nodes, held - 1) << "written back, then forgotten as the kernel asked";
+  EXPECT_EQ(ReadAll(*Mount(), f), x + x);
+}
+
 TEST_F(FsCoreTest, TheFlusherWritesBackAFileKeptOpen) {
   const uint64_t f = Create(a(), kRootIno, "f");
   auto w = Mount();
