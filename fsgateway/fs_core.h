@@ -65,6 +65,9 @@ struct FsOptions {
   // them are dirty, with at most writeback_batches such writes in flight per file. 0: off.
   uint64_t writeback_batch_bytes = 2u << 20;
   size_t writeback_batches = 8;
+  // The monotonic clock of the age-based writeback (FlushExpired); null: steady_clock. Tests
+  // give a clock they move themselves.
+  std::function<std::chrono::steady_clock::time_point()> steady_now;
 };
 
 struct SetAttr {

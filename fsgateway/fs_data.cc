@@ -426,6 +426,7 @@ int FsCore::FlushAll() {
 
 FsCore::Expired FsCore::FlushExpired(std::chrono::steady_clock::duration age, const std::atomic<bool>* stop) {
   using Clock = std::chrono::steady_clock;
+  const auto clock = [this] { return options_.steady_now ? options_.steady_now() : Clock::now(); };
   const auto ticks = [](Clock::time_point t) { return static_cast<int64_t>(t.time_since_epoch().count()); };
   const auto point = [](int64_t t) { return Clock::time_point(Clock::duration(t)); };
   std::vector<std::shared_ptr<Node>> all;
@@ -436,7 +437,7 @@ FsCore::Expired FsCore::FlushExpired(std::chrono::steady_clock::duration age, co
   Expired out;
   for (auto& n : all) {
     if (stop != nullptr && stop->load()) break;
-    const auto now = Clock::now();
+    const auto now = clock();
     std::unique_lock<std::mutex> lock(n->mu, std::try_to_lock);
     if (!lock.owns_lock()) {
       // Busy: left for the next call, unless it has been unwritten for two ages.
@@ -458,7 +459,7 @@ FsCore::Expired FsCore::FlushExpired(std::chrono::steady_clock::duration age, co
       const auto backoff = std::min<Clock::duration>(age * (1u << std::min<uint32_t>(n->flush_failures, 16)),
                                                      kMaxFlushBackoff);
       ++n->flush_failures;
-      n->retry_at = Clock::now() + backoff;
+      n->retry_at = clock() + backoff;
       ++out.failed;
       out.first_error = e;
       break;

@@ -25,24 +25,42 @@ using fstest::io::Pattern;
 using fstest::io::WaitUntil;
 using namespace std::chrono_literals;
 
-// Chunks out of order, so no background write starts: the gateway holds all of it.
+// FsCoreTest with the writeback's clock in the test's hands: time passes only by Advance.
+class FlusherTest : public FsCoreTest {
+ protected:
+  FsOptions Timed() {
+    FsOptions o;
+    o.steady_now = [this] { return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(now_ns_.load())); };
+    return o;
+  }
+  void Advance(std::chrono::nanoseconds d) { now_ns_ += d.count(); }
+
+ private:
+  std::atomic<int64_t> now_ns_{int64_t{1} << 40};
+};
+
 bool keep = false;  // Open's keep_cache answer, unused here
+
+// Chunks out of order, so no background write starts: the gateway holds all of it.
 
 void WriteHeld(FsCore& c, uint64_t ino, const std::string& x) {
   ASSERT_EQ(c.Write(ino, 4096, x), 0);
   ASSERT_EQ(c.Write(ino, 0, x), 0);
 }
 
-TEST_F(FsCoreTest, FlushExpiredWritesOnlyWhatIsOldEnough) {
+TEST_F(FlusherTest, FlushExpiredWritesOnlyWhatIsOldEnough) {
   const uint64_t f = Create(a(), kRootIno, "f");
-  auto w = Mount();
+  auto w = Mount(Timed());
   ASSERT_EQ(w->Open(f, false, &keep), 0);
   const std::string x = Pattern(4096, 'x');
   WriteHeld(*w, f, x);
-  EXPECT_EQ(w->FlushExpired(1h).flushed, 0u) << "first seen now: not an hour old";
+  EXPECT_EQ(w->FlushExpired(1s).flushed, 0u) << "first seen now";
+  Advance(999ms);
+  EXPECT_EQ(w->FlushExpired(1s).flushed, 0u) << "not a second old yet";
   EXPECT_EQ(ReadAll(*Mount(), f), "");
   EXPECT_EQ(w->stats().dirty_bytes, 2u * 4096);
-  const auto round = w->FlushExpired(0s);
+  Advance(1ms);
+  const auto round = w->FlushExpired(1s);
   EXPECT_EQ(round.flushed, 1u);
   EXPECT_EQ(round.failed, 0u);
   EXPECT_EQ(ReadAll(*Mount(), f), x + x) << "the data and the size reached the cluster, the file still open";
@@ -50,11 +68,11 @@ TEST_F(FsCoreTest, FlushExpiredWritesOnlyWhatIsOldEnough) {
   EXPECT_EQ(w->FlushExpired(0s).flushed, 0u) << "nothing unwritten is left";
   // A flush at close starts the clock again: data written after it is new.
   WriteHeld(*w, f, Pattern(4096, 'y'));
-  EXPECT_EQ(w->FlushExpired(200ms).flushed, 0u);
+  EXPECT_EQ(w->FlushExpired(1s).flushed, 0u);
   ASSERT_EQ(w->Flush(f), 0);
-  std::this_thread::sleep_for(300ms);
+  Advance(2s);
   WriteHeld(*w, f, Pattern(4096, 'z'));
-  EXPECT_EQ(w->FlushExpired(200ms).flushed, 0u) << "the clock of the data before the flush does not count";
+  EXPECT_EQ(w->FlushExpired(1s).flushed, 0u) << "the clock of the data before the flush does not count";
   ASSERT_EQ(w->Release(f), 0);
 }
 
@@ -81,39 +99,49 @@ TEST_F(FsCoreTest, AFailedFlushEndsTheRound) {
   for (uint64_t ino : {f, g}) ASSERT_EQ(w->Release(ino), 0);
 }
 
-TEST_F(FsCoreTest, FlushExpiredBacksOffFromTheEndOfAFailedFlush) {
+TEST_F(FlusherTest, FlushExpiredBacksOffFromTheEndOfAFailedFlush) {
   const uint64_t f = Create(a(), kRootIno, "f");
   HeldIo held = HoldInodeWrites(io_, meta_, f);
-  auto w = MountOver(held);
+  auto w = MountOver(held, Timed());
   ASSERT_EQ(w->Open(f, false, &keep), 0);
   const std::string x = Pattern(4096, 'x');
   WriteHeld(*w, f, x);
-  EXPECT_EQ(w->FlushExpired(400ms).flushed, 0u);  // first seen now
-  std::this_thread::sleep_for(600ms);
-  // The cluster is down, and the flush takes 600 ms to fail (a real one: --io-timeout).
+  EXPECT_EQ(w->FlushExpired(1s).flushed, 0u);  // first seen now
+  Advance(1s);
+  // The cluster is down, and the flush takes 30 s to fail (--io-timeout).
   io_.FailAll(Status::Unavailable("down"));
   FsCore::Expired failed;
-  std::thread round([&] { failed = w->FlushExpired(400ms); });
+  std::thread round([&] { failed = w->FlushExpired(1s); });
   ASSERT_TRUE(WaitUntil([&] { return held.Held() > 0; }));
-  std::this_thread::sleep_for(600ms);
+  Advance(30s);
   held.Release();
   round.join();
   EXPECT_EQ(failed.failed, 1u);
   io_.FailAll(Status::Ok());
-  // The data is 1.2 s old, but its flush failed just now: tried again 400 ms after that.
-  EXPECT_EQ(w->FlushExpired(400ms).flushed, 0u) << "the back-off counts from the end of the failed flush";
-  std::this_thread::sleep_for(600ms);
-  // A second failure in a row doubles the wait: 800 ms.
+  // The data is 31 s old, but its flush failed just now: tried again 1 s after that.
+  EXPECT_EQ(w->FlushExpired(1s).flushed, 0u) << "the back-off counts from the end of the failed flush";
+  Advance(1s);
+  // A second failure in a row doubles the wait: 2 s.
   io_.FailAll(Status::Unavailable("down"));
-  EXPECT_EQ(w->FlushExpired(400ms).failed, 1u);
+  EXPECT_EQ(w->FlushExpired(1s).failed, 1u);
   io_.FailAll(Status::Ok());
-  std::this_thread::sleep_for(500ms);
-  EXPECT_EQ(w->FlushExpired(400ms).flushed, 0u) << "the second back-off is twice the first";
-  std::this_thread::sleep_for(500ms);
-  const auto last = w->FlushExpired(400ms);
+  Advance(1999ms);
+  EXPECT_EQ(w->FlushExpired(1s).flushed, 0u) << "the second back-off is twice the first";
+  Advance(1ms);
+  const auto last = w->FlushExpired(1s);
   EXPECT_EQ(last.flushed, 1u);
   EXPECT_EQ(last.failed, 0u);
   EXPECT_EQ(ReadAll(*Mount(), f), x + x);
+  // Failures in a row wait at most kMaxFlushBackoff.
+  WriteHeld(*w, f, x);
+  io_.FailAll(Status::Unavailable("down"));
+  EXPECT_EQ(w->FlushExpired(1s).flushed, 0u);  // first seen now
+  Advance(1s);
+  for (int k = 0; k < 12; ++k) {
+    EXPECT_EQ(w->FlushExpired(1s).failed, 1u) << "failure " << k;
+    Advance(std::min<std::chrono::nanoseconds>(std::chrono::seconds(1 << k), FsCore::kMaxFlushBackoff));
+  }
+  io_.FailAll(Status::Ok());
   ASSERT_EQ(w->Release(f), 0);
 }
 
@@ -141,28 +169,27 @@ TEST_F(FsCoreTest, FlushExpiredSkipsBusyAndUnlinkedFiles) {
   ASSERT_EQ(w->Release(f), 0);
 }
 
-TEST_F(FsCoreTest, FlushExpiredWaitsForAFileBusyForTwoAges) {
+TEST_F(FlusherTest, FlushExpiredWaitsForAFileBusyForTwoAges) {
   const uint64_t f = Create(a(), kRootIno, "f");
   HeldIo held = HoldInodeWrites(io_, meta_, f);
-  auto w = MountOver(held);
+  auto w = MountOver(held, Timed());
   ASSERT_EQ(w->Open(f, false, &keep), 0);
   WriteHeld(*w, f, Pattern(4096, 'x'));
-  EXPECT_EQ(w->FlushExpired(100ms).flushed, 0u);  // first seen now
-  std::this_thread::sleep_for(250ms);
-  std::thread closer([&] { EXPECT_EQ(w->Flush(f), 0); });  // holds f, waiting on the cluster
+  EXPECT_EQ(w->FlushExpired(1s).flushed, 0u);  // first seen now
+  Advance(2s);
+  // f's close holds it, waiting on the cluster, and will fail: f stays unwritten.
+  io_.FailAll(Status::Unavailable("down"));
+  std::thread closer([&] { EXPECT_EQ(w->Flush(f), EIO); });
   ASSERT_TRUE(WaitUntil([&] { return held.Held() > 0; }));
-  std::atomic<bool> returned{false};
   FsCore::Expired round;
-  std::thread flusher([&] {
-    round = w->FlushExpired(100ms);
-    returned = true;
-  });
-  std::this_thread::sleep_for(200ms);
-  EXPECT_FALSE(returned.load()) << "unwritten for over two ages: the busy file is waited for";
+  std::thread flusher([&] { round = w->FlushExpired(1s); });
   held.Release();
   closer.join();
   flusher.join();
-  EXPECT_EQ(round.flushed, 0u) << "the close wrote it meanwhile";
+  // The flusher waited for f (or found it free), then flushed it itself, into the outage.
+  EXPECT_EQ(round.flushed, 1u) << "unwritten for two ages: the busy file is waited for, not skipped";
+  EXPECT_EQ(round.failed, 1u);
+  io_.FailAll(Status::Ok());
   ASSERT_EQ(w->Release(f), 0);
 }
 
