@@ -392,6 +392,8 @@ int FsCore::FlushLocked(Node& n) {
     n.stored_size = n.inode.size;
   }
   n.unwritten_since = 0;
+  n.flush_failures = 0;
+  n.retry_at = {};
   if (!written.empty() || store_inode) Changed(n.inode.ino);
   std::lock_guard<std::mutex> s(stats_mu_);
   stats_.chunk_writes += chunk_ops;
@@ -449,6 +451,7 @@ FsCore::Expired FsCore::FlushExpired(std::chrono::steady_clock::duration age, co
     if (n->dirty_bytes == 0 && !n->inode_dirty && !n->pending_entry) {
       n->unwritten_since = 0;
       n->flush_failures = 0;
+      n->retry_at = {};
       continue;
     }
     if (n->unwritten_since.load() == 0) n->unwritten_since = ticks(now);
@@ -464,7 +467,6 @@ FsCore::Expired FsCore::FlushExpired(std::chrono::steady_clock::duration age, co
       out.first_error = e;
       break;
     }
-    n->flush_failures = 0;
   }
   std::vector<uint64_t> forgets;
   {

@@ -212,8 +212,9 @@ int main(int argc, char** argv) {
   Flusher flusher(core, std::chrono::milliseconds(std::max<int64_t>(10, std::llround(dirty_expire_s * 1000))),
                   [&](const FsCore::Expired& r) {
                     if (r.failed > 0 && !std::exchange(flusher_failing, true)) {
-                      log->warn("writing back unwritten data of {} file(s) failed: {}; trying again every {:g} s",
-                                r.failed, std::strerror(r.first_error), dirty_expire_s);
+                      log->warn("writing back unwritten data failed: {}; trying again after {:g} s, then after "
+                                "twice as long each time (at most 5 minutes)",
+                                std::strerror(r.first_error), dirty_expire_s);
                     } else if (r.failed == 0 && std::exchange(flusher_failing, false)) {
                       log->info("writing back unwritten data works again");
                     }

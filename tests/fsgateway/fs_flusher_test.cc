@@ -141,7 +141,14 @@ TEST_F(FlusherTest, FlushExpiredBacksOffFromTheEndOfAFailedFlush) {
     EXPECT_EQ(w->FlushExpired(1s).failed, 1u) << "failure " << k;
     Advance(std::min<std::chrono::nanoseconds>(std::chrono::seconds(1 << k), FsCore::kMaxFlushBackoff));
   }
+  // A flush that succeeds (an fsync) ends the back-off: new data waits one age again.
+  EXPECT_EQ(w->FlushExpired(1s).failed, 1u);  // the thirteenth: the next in 5 minutes
   io_.FailAll(Status::Ok());
+  ASSERT_EQ(w->Flush(f), 0);
+  WriteHeld(*w, f, x);
+  EXPECT_EQ(w->FlushExpired(1s).flushed, 0u);  // first seen now
+  Advance(1s);
+  EXPECT_EQ(w->FlushExpired(1s).flushed, 1u) << "a successful flush ends the back-off";
   ASSERT_EQ(w->Release(f), 0);
 }
 
