@@ -136,6 +136,30 @@ TEST(SimCheckerTest, AMissingRecordIsLostUnlessADeleteTiedWithTheNewestWrite) {
   EXPECT_EQ(CheckAcknowledgedWrites(history, final).size(), 1u);
 }
 
+// An acknowledged delete and a put of unknown outcome that drew the same timestamp: the put
+// may have landed and won the tie, so a final record of the put at that timestamp loses
+// nothing; a value at that timestamp that no write of it carried is still a loss.
+TEST(SimCheckerTest, ATieMayBeWonByAWriteOfUnknownOutcome) {
+  std::vector<HistoryOp> history(2);
+  history[0].key = history[1].key = 7;
+  history[0].type = OpType::kDel;
+  history[0].outcome = Outcome::kOk;
+  history[1].type = OpType::kPut;
+  history[1].value = "v";
+  history[1].outcome = Outcome::kUnknown;
+  history[0].ts = history[1].ts = 1000;
+  std::map<uint32_t, FinalRecord> final;
+  final[7].read_ok = true;
+  final[7].exists = true;
+  final[7].meta.ts = 1000;
+  final[7].value = "v";
+  EXPECT_TRUE(CheckAcknowledgedWrites(history, final).empty());
+  history[1].ts = 999;  // the put drew another timestamp: it cannot have won at 1000
+  auto findings = CheckAcknowledgedWrites(history, final);
+  ASSERT_FALSE(findings.empty());
+  EXPECT_NE(findings[0].what.find("other contents"), std::string::npos);
+}
+
 TEST(SimScenarioTest, TheSameSeedGivesTheSameTraceAndAnotherSeedAnother) {
   SimOptions o = Small();
   o.seed = 11;
