@@ -44,6 +44,9 @@ import stat
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from posix_suite.base import pwrite_all, write_all  # noqa: E402  (a zero-byte write raises)
+
 MiB = 1 << 20
 CHUNK = MiB
 NSLOTS = 4
@@ -99,21 +102,6 @@ def first_diff(a, b):
         if a[base:base + 4096] != b[base:base + 4096]:
             return next(i for i in range(base, min(base + 4096, n)) if a[i] != b[i])
     return None if len(a) == len(b) else n
-
-
-def pwrite_all(fd, data, off):
-    view = memoryview(data)
-    while view:
-        n = os.pwrite(fd, view, off)
-        view = view[n:]
-        off += n
-
-
-def write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
 
 
 def pread_all(fd, n, off):
