@@ -45,7 +45,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from posix_suite.base import pwrite_all, write_all  # noqa: E402  (a zero-byte write raises)
+from posix_suite.base import pread_all, pwrite_all, write_all  # noqa: E402  (a zero-byte write raises)
 
 MiB = 1 << 20
 CHUNK = MiB
@@ -102,18 +102,6 @@ def first_diff(a, b):
         if a[base:base + 4096] != b[base:base + 4096]:
             return next(i for i in range(base, min(base + 4096, n)) if a[i] != b[i])
     return None if len(a) == len(b) else n
-
-
-def pread_all(fd, n, off):
-    parts = []
-    while n > 0:
-        b = os.pread(fd, min(n, 4 * MiB), off)
-        if not b:
-            break
-        parts.append(b)
-        n -= len(b)
-        off += len(b)
-    return b"".join(parts)
 
 
 def parent(rel):
