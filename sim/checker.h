@@ -1,10 +1,9 @@
 // The checkers: what a run's history and final state must satisfy (DESIGN.md G1-G5).
 //  - G1: every acknowledged write survives: a key's final record (read at R=N once the faults
 //    have stopped and the cluster has settled) is at least as new as its newest acknowledged
-//    put or delete, is that write (or another one with the same timestamp, acknowledged or of
-//    unknown outcome, which won the last-writer-wins tie-break) when the timestamps are
-//    equal, and a live final value
-//    was written by some put of the key (no phantom). Unknown outcomes may or may not land;
+//    put or delete, is that write (or another one sent with the same timestamp, acknowledged
+//    or not, which won the last-writer-wins tie-break) when the timestamps are equal, and a
+//    live final value was written by some put of the key (no phantom). Unknown outcomes may or may not land;
 //    a record missing after a delete of unknown outcome is excused only if a node stored that
 //    delete's tombstone (or a newer one).
 //  - G4: no deleted key comes back: a live final value is newer than every acknowledged delete
