@@ -1,5 +1,6 @@
 #include "storage/rocksdb_store.h"
 
+#include "dht/endian.h"
 #include "dht/lww_map.h"
 #include "storage/rocksdb_keys.h"
 
@@ -25,6 +26,8 @@ using rocks::ValueKey;
 namespace {
 
 const std::string kHintsFamily = "hints";
+const std::string kCommitFamily = "commit";
+const std::string kAppliedKey = "applied";
 
 rocksdb::ColumnFamilyOptions CfOptions(const std::shared_ptr<rocksdb::Cache>& cache) {
   rocksdb::ColumnFamilyOptions cf;
@@ -88,6 +91,10 @@ Status RocksDbStore::OpenDb() {
   db.IncreaseParallelism(2);
   db.max_background_jobs = 2;
   db.paranoid_checks = true;
+  // Batches skip RocksDB's WAL (the commit log has them), so the families must be flushed
+  // together: then the lsn the tables hold (kAppliedKey) covers every family.
+  db.atomic_flush = true;
+  db.avoid_flush_during_shutdown = !options_.flush_on_close;
   const auto cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
   // Open every family the directory has (RocksDB insists); "default" holds the records and
   // "hints" the hints (created here when missing: a store from before hints).
@@ -97,6 +104,7 @@ Status RocksDbStore::OpenDb() {
   }
   db.create_missing_column_families = true;
   if (std::find(names.begin(), names.end(), kHintsFamily) == names.end()) names.push_back(kHintsFamily);
+  if (std::find(names.begin(), names.end(), kCommitFamily) == names.end()) names.push_back(kCommitFamily);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
   for (const auto& n : names) cfs.emplace_back(n, CfOptions(cache));
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -107,6 +115,8 @@ Status RocksDbStore::OpenDb() {
       data_cf_ = h;
     } else if (h->GetName() == kHintsFamily) {
       hints_cf_ = h;
+    } else if (h->GetName() == kCommitFamily) {
+      commit_cf_ = h;
     } else {
       other_cfs_.push_back(h);
     }
@@ -115,7 +125,66 @@ Status RocksDbStore::OpenDb() {
   if (!vlog.ok()) return vlog.status();
   vlog_ = std::move(*vlog);
   for (const auto& seg : vlog_->SealedSegments()) unexamined_.insert(seg.number);
+  return RecoverLog();
+}
+
+uint64_t RocksDbStore::PersistedLsn() {
+  // kPersistedTier skips the memtables, which hold batches not yet flushed (they skip the WAL).
+  rocksdb::ReadOptions ro;
+  ro.read_tier = rocksdb::kPersistedTier;
+  std::string v;
+  if (!db_->Get(ro, commit_cf_, kAppliedKey, &v).ok() || v.size() != 8) return 0;
+  return GetLE(v.data(), 8);
+}
+
+Status RocksDbStore::RecoverLog() {
+  auto log = CommitLog::Open(options_.path + "/commitlog", options_.commit_log_segment_bytes);
+  if (!log.ok()) return log.status();
+  log_ = std::move(*log);
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;
+  auto recovered = log_->Recover(PersistedLsn(), [&](uint64_t, std::string_view payload) {
+    rocksdb::WriteBatch batch{std::string(payload)};
+    return FromRocks(db_->Write(wo, &batch));
+  });
+  if (!recovered.ok()) return recovered.status();
+  // From now on, each new segment first lets go of those the tables hold, and past
+  // commit_log_flush_bytes of live segments asks for a flush, which lets go of more later.
+  log_->set_before_new_segment([this] {
+    log_->Release(PersistedLsn());
+    if (log_->live_bytes() < options_.commit_log_flush_bytes) return;
+    rocksdb::FlushOptions fo;
+    fo.wait = false;
+    fo.allow_write_stall = true;  // never block the writer here
+    (void)db_->Flush(fo, {data_cf_, hints_cf_, commit_cf_});
+  });
   return Status::Ok();
+}
+
+Status RocksDbStore::WriteLogged(rocksdb::WriteBatch& batch) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!log_failed_.ok()) return log_failed_;
+  }
+  char lsn[8];
+  PutLE(lsn, log_->next_lsn(), 8);
+  Status s = FromRocks(batch.Put(commit_cf_, kAppliedKey, rocksdb::Slice(lsn, sizeof lsn)));
+  if (s.ok()) {
+    auto logged = log_->Append(std::string_view(batch.Data()));
+    if (logged.ok()) {
+      rocksdb::WriteOptions wo;
+      wo.disableWAL = true;
+      s = FromRocks(db_->Write(wo, &batch));
+    } else {
+      s = logged.status();
+    }
+  }
+  if (!s.ok()) {
+    s = Status::IOError("commit failed; this store accepts no more writes until it is reopened: " + s.message());
+    std::lock_guard<std::mutex> lock(mu_);
+    log_failed_ = s;
+  }
+  return s;
 }
 
 RocksDbStore::~RocksDbStore() { Shutdown(); }
@@ -141,6 +210,7 @@ void RocksDbStore::Shutdown() {
   if (db_ != nullptr) {
     db_->DestroyColumnFamilyHandle(data_cf_);
     db_->DestroyColumnFamilyHandle(hints_cf_);
+    db_->DestroyColumnFamilyHandle(commit_cf_);
     for (auto* h : other_cfs_) db_->DestroyColumnFamilyHandle(h);
     rocksdb::Status s = db_->Close();
     (void)s;
@@ -176,8 +246,8 @@ void RocksDbStore::EnqueueWrite(WriteTask task) {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_ || stopping_) {
       refused = Status::ShuttingDown("store closed");
-    } else if (!wal_failed_.ok()) {
-      refused = wal_failed_;
+    } else if (!log_failed_.ok()) {
+      refused = log_failed_;
     } else if (writes_.size() >= options_.max_queued_writes) {
       refused = Status::Busy("write queue full");
     } else {
@@ -333,8 +403,8 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
   if (status.ok() && logged) status = options_.durability == Durability::kSync ? vlog_->Sync() : vlog_->Flush();
   const bool wrote = status.ok() && batch.Count() > 0;
   if (wrote) {
-    // Never fsync the WAL here: with sync durability the syncer thread does it (see the header).
-    status = FromRocks(db_->Write(rocksdb::WriteOptions(), &batch));
+    // Never fsync here: with sync durability the syncer thread does it (see the header).
+    status = WriteLogged(batch);
   }
   if (status.ok()) {
     // Remember what is now stored; the writer is the only one who writes, so the cache is
@@ -359,7 +429,7 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
     bool inline_sync = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (!syncing_ && syncs_.empty() && writes_.empty() && wal_failed_.ok()) {
+      if (!syncing_ && syncs_.empty() && writes_.empty() && log_failed_.ok()) {
         syncing_ = true;
         inline_sync = true;
       } else {
@@ -372,7 +442,7 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
     }
     std::vector<SyncTask> run;
     run.push_back(SyncTask{callbacks, status});
-    PostSynced(std::move(run), SyncWalOnce());  // before syncing_ is cleared (see there)
+    PostSynced(std::move(run), SyncLog());  // before syncing_ is cleared (see there)
     {
       std::lock_guard<std::mutex> lock(mu_);
       syncing_ = false;
@@ -385,21 +455,21 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
   });
 }
 
-Status RocksDbStore::SyncWalOnce() {
+Status RocksDbStore::SyncLog() {
   // One fsync covers every group written before it started. After a failure none is
-  // trusted again (see wal_failed_).
+  // trusted again (see log_failed_).
   Status synced;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    synced = wal_failed_;
+    synced = log_failed_;
   }
   if (!synced.ok()) return synced;
-  synced = FromRocks(db_->SyncWAL());
+  synced = log_->Sync();
   if (!synced.ok()) {
-    synced = Status::IOError("WAL fsync failed; this store accepts no more writes until it is reopened: " +
+    synced = Status::IOError("commit log fsync failed; this store accepts no more writes until it is reopened: " +
                              synced.message());
     std::lock_guard<std::mutex> lock(mu_);
-    wal_failed_ = synced;
+    log_failed_ = synced;
   }
   return synced;
 }
@@ -428,7 +498,7 @@ void RocksDbStore::SyncerLoop() {
       }
       syncing_ = true;
     }
-    PostSynced(std::move(batch), SyncWalOnce());
+    PostSynced(std::move(batch), SyncLog());
     batch.clear();
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -445,6 +515,9 @@ Status RocksDbStore::RawPutForTest(const ObjectId& id, std::string_view bytes, b
       if (h.ok() && h->in_log) return vlog_->WriteForTest(h->log, bytes);
     }
   }
+  // Through RocksDB's WAL, after a flush: no batch of the commit log older than this write
+  // is then left to replay after it.
+  if (Status s = FromRocks(db_->Flush(rocksdb::FlushOptions(), {data_cf_, hints_cf_, commit_cf_})); !s.ok()) return s;
   rocksdb::WriteOptions wo;
   wo.sync = true;
   const std::string key = value_key ? ValueKey(id) : std::string(id.AsStringView());

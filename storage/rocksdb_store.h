@@ -10,9 +10,12 @@
 // Threads: one writer thread owns every write. It takes all queued Apply calls, resolves
 // last-writer-wins against the stored headers (kept in a bounded cache, exact because no one
 // else writes), and commits them as one WriteBatch (group commit). A TXN is therefore always
-// inside one atomic WriteBatch. With sync durability the writer does not wait for the WAL:
-// it hands the group to a syncer thread, which fsyncs the WAL once for every group waiting
-// and only then acknowledges them, in order, while the writer goes on with the next group.
+// inside one atomic WriteBatch. Each batch is appended to the store's own commit log
+// (CommitLog, in place of RocksDB's WAL, which is off) and then written to RocksDB; Open
+// replays the batches that RocksDB's tables do not hold yet. With sync durability the writer
+// does not wait for the log: it hands the group to a syncer thread, which fsyncs the log once
+// for every group waiting and only then acknowledges them, in order, while the writer goes on
+// with the next group.
 // Only when nothing else is queued (no write, no group awaiting its fsync, no fsync under
 // way) does the writer fsync its group itself: a lone write then skips the handoff to the
 // syncer, and there is nothing for the writer to go on with meanwhile.
@@ -50,6 +53,7 @@
 #include <thread>
 #include <vector>
 
+#include "storage/commit_log.h"
 #include "storage/record_format.h"
 #include "storage/row_cache.h"
 #include "storage/store.h"
@@ -96,6 +100,14 @@ struct RocksDbOptions {
   // the sealed segments (so the log stays under about 1 / (1 - ratio) of the live bytes,
   // besides the active segment); segments that are all dead always go.
   double value_log_garbage_ratio = 0.5;
+  // The commit log (CommitLog, DIR/db/commitlog/): the size of its segments, and the live
+  // size past which the writer asks RocksDB to flush its memtables so that segments can be
+  // reused (tests make both small).
+  uint64_t commit_log_segment_bytes = CommitLog::kDefaultSegmentBytes;
+  uint64_t commit_log_flush_bytes = 512u << 20;
+  // Tests: false closes RocksDB without flushing its memtables, as a crash would leave it,
+  // so that the next Open must replay the commit log.
+  bool flush_on_close = true;
 };
 
 class RocksDbStore final : public Store {
@@ -193,6 +205,9 @@ class RocksDbStore final : public Store {
   rocksdb::DB* db_ = nullptr;
   rocksdb::ColumnFamilyHandle* data_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* hints_cf_ = nullptr;
+  // One key, kAppliedKey: the lsn of the last batch written. Every batch sets it, so what the
+  // tables hold of it tells where a replay of the commit log starts.
+  rocksdb::ColumnFamilyHandle* commit_cf_ = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> other_cfs_;  // families this version does not use
 
   std::mutex mu_;
@@ -213,6 +228,16 @@ class RocksDbStore final : public Store {
   std::set<uint64_t> unexamined_;            // writer only: segments of an earlier run
   std::set<uint64_t> kept_;                  // writer only: damaged segments, never collected
   bool gc_due_ = false;                      // writer only: the log changed since the last look
+  // Every batch goes to it before RocksDB (whose WAL is off). Append is the writer's; Sync
+  // is the syncer's and the writer's.
+  std::unique_ptr<CommitLog> log_;
+  // Writer thread: logs the batch, then writes it to RocksDB. A failure of either poisons
+  // the store (log_failed_): the log and the tables may no longer agree.
+  Status WriteLogged(rocksdb::WriteBatch& batch);
+  // The lsn up to which RocksDB's tables (not its memtables) hold the batches.
+  uint64_t PersistedLsn();
+  // Replays what the commit log holds past PersistedLsn (Open).
+  Status RecoverLog();
   // Sync durability: groups written but not yet fsynced, acknowledged by the syncer thread.
   struct SyncTask {
     std::shared_ptr<std::vector<std::function<void(Status)>>> callbacks;
@@ -221,12 +246,12 @@ class RocksDbStore final : public Store {
   std::condition_variable sync_cv_;  // guarded by mu_
   std::deque<SyncTask> syncs_;       // guarded by mu_
   bool writer_done_ = false;         // guarded by mu_
-  bool syncing_ = false;             // guarded by mu_: a WAL fsync is under way (one at a time)
-  // A failed WAL fsync poisons the store until it is reopened: the unsynced records are in
-  // memory and would let a later resend be acknowledged without ever reaching the disk.
-  Status wal_failed_;                // guarded by mu_
-  // One fsync of the WAL, by whoever set syncing_; a failure sets wal_failed_.
-  Status SyncWalOnce();
+  bool syncing_ = false;             // guarded by mu_: a log fsync is under way (one at a time)
+  // A failed log write or fsync poisons the store until it is reopened: the unsynced records
+  // are in memory and would let a later resend be acknowledged without ever reaching the disk.
+  Status log_failed_;                // guarded by mu_
+  // One fsync of the commit log; a failure sets log_failed_.
+  Status SyncLog();
   // Posts the completions of groups covered by one fsync, in order, each with its own error
   // or else synced. The caller still holds syncing_.
   void PostSynced(std::vector<SyncTask> run, Status synced);

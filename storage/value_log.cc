@@ -15,6 +15,7 @@
 
 #include "dht/checksum.h"
 #include "dht/endian.h"
+#include "storage/file_io.h"
 
 namespace ringstore {
 namespace fs = std::filesystem;
@@ -40,7 +41,7 @@ namespace {
 constexpr char kMagic[4] = {'R', 'S', 'V', 'L'};
 constexpr uint64_t kEntrySeed = 0x564c4f47;  // "VLOG"
 
-Status Errno(const std::string& what) { return Status::IOError(what + ": " + std::strerror(errno)); }
+Status Errno(const std::string& what) { return ErrnoStatus(what); }
 
 uint32_t EntryChecksum(const char* h) {
   char tmp[ValueLog::kEntryHeaderBytes];
@@ -49,25 +50,10 @@ uint32_t EntryChecksum(const char* h) {
   return static_cast<uint32_t>(Checksum64(tmp, sizeof tmp, kEntrySeed));
 }
 
-std::string SegmentName(uint64_t number) {
-  char name[32];
-  std::snprintf(name, sizeof name, "%08llu.vlog", static_cast<unsigned long long>(number));
-  return name;
-}
+std::string SegmentName(uint64_t number) { return SegmentFileName(number, ".vlog"); }
+uint64_t ParseSegmentName(const std::string& name) { return ParseSegmentFileName(name, ".vlog"); }
 
-// The segment number of a file name NNNNNNNN.vlog (8 digits or more), or 0 for any other.
-uint64_t ParseSegmentName(const std::string& name) {
-  const size_t digits = name.size() - 5;
-  if (name.size() < 13 || name.size() > 24 || name.substr(digits) != ".vlog") return 0;
-  uint64_t n = 0;
-  for (size_t i = 0; i < digits; ++i) {
-    if (name[i] < '0' || name[i] > '9') return 0;
-    n = n * 10 + static_cast<uint64_t>(name[i] - '0');
-  }
-  return n;
-}
-
-uint64_t AlignUp(uint64_t n) { return (n + ValueLog::kBlockBytes - 1) & ~(ValueLog::kBlockBytes - 1); }
+uint64_t AlignUp(uint64_t n) { return AlignToBlock(n); }
 
 // Creates a segment for writing, with O_DIRECT where the file system allows it. (A file
 // system that refuses O_DIRECT may have created the file already: the second open does
@@ -106,32 +92,9 @@ Status ReadFully(int fd, char* out, uint64_t len, uint64_t offset, const std::st
   return Status::Ok();
 }
 
-Status SyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno("open " + dir);
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  return rc == 0 ? Status::Ok() : Errno("fsync " + dir);
-}
-
 }  // namespace
 
 uint64_t ValueLog::EntryBytes(uint64_t value_size) { return AlignUp(kEntryHeaderBytes + value_size); }
-
-char* ValueLog::AlignedBuffer::Reserve(uint64_t n, uint64_t keep) {
-  if (n > capacity) {
-    const uint64_t grown = AlignUp(std::max<uint64_t>(n, 2 * capacity));
-    char* bigger = nullptr;
-    if (::posix_memalign(reinterpret_cast<void**>(&bigger), kBlockBytes, grown) != 0) return nullptr;
-    if (keep > 0) std::memcpy(bigger, data, keep);
-    std::free(data);
-    data = bigger;
-    capacity = grown;
-  }
-  return data;
-}
-
-ValueLog::AlignedBuffer::~AlignedBuffer() { std::free(data); }
 
 ValueLog::ValueLog(std::string dir, uint64_t segment_bytes) : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
 

@@ -43,6 +43,7 @@
 
 #include "dht/object_id.h"
 #include "dht/status.h"
+#include "storage/file_io.h"
 #include "storage/read_windows.h"
 
 namespace ringstore {
@@ -57,7 +58,7 @@ class ValueLog {
  public:
   static constexpr size_t kEntryHeaderBytes = 48;
   // Entries start on block boundaries and are padded to whole blocks (O_DIRECT I/O).
-  static constexpr uint64_t kBlockBytes = 4096;
+  static constexpr uint64_t kBlockBytes = kFileBlockBytes;
   static constexpr uint64_t kDefaultSegmentBytes = 64u << 20;
   // Segments whose entries are remembered (ForEachEntry): the newest ones written by this
   // run, 48 bytes of memory per entry (about 150 KiB for a segment of 16 KiB values).
@@ -150,15 +151,6 @@ class ValueLog {
   };
   std::map<uint64_t, std::vector<IndexEntry>> index_;    // writer only: by segment
   std::vector<std::shared_ptr<Segment>> retired_;        // writer only: removed, maybe still read
-  // A block-aligned buffer that only grows; freed with its owner.
-  struct AlignedBuffer {
-    char* data = nullptr;
-    uint64_t capacity = 0;
-    // At least n bytes, the first keep of them kept; nullptr (and the old buffer kept) when
-    // out of memory.
-    char* Reserve(uint64_t n, uint64_t keep);
-    ~AlignedBuffer();
-  };
   AlignedBuffer write_buffer_;                           // writer only: the pending entries
   mutable ReadWindows windows_;                          // large value reads; thread-safe
   bool forget_at_flush_ = false;                         // writer only: a failed flush's cut

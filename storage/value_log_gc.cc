@@ -59,7 +59,7 @@ void RocksDbStore::ExamineSegment(uint64_t segment, uint64_t bytes) {
 void RocksDbStore::CollectGarbage() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!wal_failed_.ok()) return;  // nothing more is written until the store is reopened
+    if (!log_failed_.ok()) return;  // nothing more is written until the store is reopened
   }
   gc_due_ = false;
   const auto sealed = vlog_->SealedSegments();
@@ -138,9 +138,7 @@ Status RocksDbStore::RelocateSegment(uint64_t segment) {
     // The moved values and the records that point at them are durable before the old copies
     // go, whatever the store's durability.
     if (Status s = vlog_->Sync(); !s.ok()) return s;
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    if (Status s = FromRocks(db_->Write(wo, &batch)); !s.ok()) {
+    if (Status s = WriteLogged(batch); !s.ok()) {
       meta_cache_.clear();  // unsure what reached the disk
       return s;
     }
@@ -148,11 +146,11 @@ Status RocksDbStore::RelocateSegment(uint64_t segment) {
       if (auto it = meta_cache_.find(m.id); it != meta_cache_.end()) it->second = m.header;
     }
   }
-  // The writes that made the other entries dead must be durable before their old values go:
-  // with none moved nothing above synced the WAL, and the last groups may not be synced yet
-  // (sync durability: the syncer is behind; async: never). Without this, a crash could bring
-  // back a record that points into the deleted segment.
-  if (Status s = FromRocks(db_->SyncWAL()); !s.ok()) return s;
+  // The moves, and the writes that made the other entries dead, must be durable before their
+  // old values go: the last groups may not be synced yet (sync durability: the syncer is
+  // behind; async: never). Without this, a crash could bring back a record that points into
+  // the deleted segment.
+  if (Status s = SyncLog(); !s.ok()) return s;
   dead_bytes_.erase(segment);
   return vlog_->Remove(segment);
 }

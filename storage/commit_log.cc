@@ -1,0 +1,330 @@
+#include "storage/commit_log.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "dht/checksum.h"
+#include "dht/endian.h"
+
+namespace ringstore {
+namespace fs = std::filesystem;
+
+struct CommitLog::Segment {
+  uint64_t number = 0;
+  std::string path;
+  int fd = -1;         // read-write; O_DIRECT where allowed
+  uint64_t bytes = 0;  // the file's size
+  uint64_t seed = 0;   // of its header's current use
+  uint64_t first = 0;  // lsn of its first record; 0 when its header is not valid
+  uint64_t last = 0;   // lsn of its last record (first - 1 when it holds none)
+  bool free = true;    // may be reused
+  ~Segment() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+namespace {
+
+const std::string kExt = ".clog";
+constexpr char kHeaderMagic[4] = {'R', 'S', 'C', 'L'};
+constexpr char kRecordMagic[4] = {'R', 'S', 'C', 'R'};
+constexpr uint32_t kVersion = 1;
+constexpr uint64_t kHeaderSeed = 0x52534354;  // "RSCT"
+// Header block: checksum(8) magic(4) version(4) seed(8) first lsn(8); the rest is zeros.
+constexpr size_t kHeaderFields = 32;
+// Record: checksum(8) magic(4) payload length(4) lsn(8), payload, zeros to the block's end.
+// The checksum is XXH3 of everything after it up to the payload's end, with the segment's seed.
+
+struct Header {
+  uint64_t seed = 0;
+  uint64_t first = 0;
+};
+
+std::optional<Header> ParseHeader(const char* b) {
+  if (std::memcmp(b + 8, kHeaderMagic, 4) != 0 || GetLE(b + 12, 4) != kVersion) return std::nullopt;
+  if (GetLE(b, 8) != Checksum64(b + 8, kHeaderFields - 8, kHeaderSeed)) return std::nullopt;
+  Header h{GetLE(b + 16, 8), GetLE(b + 24, 8)};
+  if (h.first == 0) return std::nullopt;
+  return h;
+}
+
+// Opens a segment read-write, with O_DIRECT where the file system allows it.
+int OpenSegment(const std::string& path, int flags, bool* direct) {
+  int fd = -1;
+  if (*direct) {
+    fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_DIRECT | flags, 0644);
+    if (fd < 0 && errno == EINVAL) *direct = false;
+  }
+  if (!*direct) fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | flags, 0644);
+  return fd;
+}
+
+// The whole file, through the page cache (recovery only).
+Status ReadWhole(const std::string& path, uint64_t bytes, std::string* out) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open " + path);
+  out->resize(bytes);
+  uint64_t done = 0;
+  while (done < bytes) {
+    const ssize_t r = ::pread(fd, out->data() + done, bytes - done, static_cast<off_t>(done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    done += static_cast<uint64_t>(r);
+  }
+  ::close(fd);
+  out->resize(done);
+  return Status::Ok();
+}
+
+uint64_t RandomSeed() {
+  std::random_device rd;
+  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+}
+
+}  // namespace
+
+CommitLog::CommitLog(std::string dir, uint64_t new_segment_bytes)
+    : dir_(std::move(dir)), new_segment_bytes_(AlignToBlock(std::max<uint64_t>(new_segment_bytes, 2 * kFileBlockBytes))) {}
+
+CommitLog::~CommitLog() = default;
+
+Result<std::unique_ptr<CommitLog>> CommitLog::Open(const std::string& dir, uint64_t new_segment_bytes) {
+  std::unique_ptr<CommitLog> log(new CommitLog(dir, new_segment_bytes));
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
+  std::vector<uint64_t> numbers;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (const uint64_t n = ParseSegmentFileName(entry.path().filename().string(), kExt); n > 0) numbers.push_back(n);
+  }
+  if (ec) return Status::IOError("cannot list " + dir + ": " + ec.message());
+  std::sort(numbers.begin(), numbers.end());
+  AlignedBuffer block;
+  if (block.Reserve(kFileBlockBytes, 0) == nullptr) return Status::IOError("out of memory");
+  for (const uint64_t n : numbers) {
+    auto seg = std::make_unique<Segment>();
+    seg->number = n;
+    seg->path = dir + "/" + SegmentFileName(n, kExt);
+    seg->fd = OpenSegment(seg->path, 0, &log->direct_);
+    if (seg->fd < 0) return ErrnoStatus("open " + seg->path);
+    struct stat st {};
+    if (::fstat(seg->fd, &st) != 0) return ErrnoStatus("stat " + seg->path);
+    seg->bytes = static_cast<uint64_t>(st.st_size) & ~(kFileBlockBytes - 1);
+    if (seg->bytes >= 2 * kFileBlockBytes && ::pread(seg->fd, block.data, kFileBlockBytes, 0) == static_cast<ssize_t>(kFileBlockBytes)) {
+      if (auto h = ParseHeader(block.data)) {
+        seg->seed = h->seed;
+        seg->first = h->first;
+        seg->last = h->first - 1;
+      }
+    }
+    log->next_number_ = n + 1;
+    log->segments_.push_back(std::move(seg));
+  }
+  return log;
+}
+
+Result<CommitLog::Recovered> CommitLog::Recover(uint64_t after,
+                                                const std::function<Status(uint64_t, std::string_view)>& apply) {
+  Recovered out;
+  std::vector<Segment*> chain;  // segments with a valid header, by first lsn
+  for (auto& s : segments_) {
+    if (s->first > 0) chain.push_back(s.get());
+  }
+  std::sort(chain.begin(), chain.end(), [](const Segment* a, const Segment* b) { return a->first < b->first; });
+  // Start at the last segment that begins at or before the first record wanted.
+  size_t i = 0;
+  while (i + 1 < chain.size() && chain[i + 1]->first <= after + 1) ++i;
+  uint64_t expected = after + 1;  // the next record to apply
+  std::vector<Segment*> walked;
+  std::string data;
+  if (!chain.empty() && chain[i]->first > expected) {
+    out.dropped = true;  // a gap before the first segment: nothing follows `after`
+  } else {
+    for (; i < chain.size(); ++i) {
+      Segment* seg = chain[i];
+      // The segment after one walked must start where that one ended.
+      if (!walked.empty() && seg->first != expected) {
+        out.dropped = true;
+        break;
+      }
+      if (Status s = ReadWhole(seg->path, seg->bytes, &data); !s.ok()) return s;
+      uint64_t at = kFileBlockBytes;
+      uint64_t lsn = seg->first;
+      while (at + kRecordHeaderBytes <= data.size()) {
+        const char* r = data.data() + at;
+        const uint64_t len = GetLE(r + 12, 4);
+        if (std::memcmp(r + 8, kRecordMagic, 4) != 0 || GetLE(r + 16, 8) != lsn) break;
+        if (len > data.size() - at - kRecordHeaderBytes) break;
+        if (GetLE(r, 8) != Checksum64(r + 8, kRecordHeaderBytes - 8 + len, seg->seed)) break;
+        if (lsn == expected) {
+          if (Status s = apply(lsn, std::string_view(r + kRecordHeaderBytes, len)); !s.ok()) return s;
+          ++out.applied;
+          ++expected;
+        }
+        seg->last = lsn++;
+        at += RecordBytes(len);
+      }
+      walked.push_back(seg);
+    }
+  }
+  // Only walked segments that begin before the end keep their headers. Every other header
+  // goes (synced before any append), so that no record written before the crash can follow
+  // the records appended from now on, which start at `expected`.
+  bool wiped = false;
+  for (auto& s : segments_) {
+    const bool keep = s->first > 0 && s->first < expected &&
+                      std::find(walked.begin(), walked.end(), s.get()) != walked.end();
+    if (!keep && s->first > 0) {
+      if (Status st = WipeHeader(*s); !st.ok()) return st;
+      wiped = true;
+    }
+    s->free = !keep || s->last <= after;
+  }
+  if (wiped) {
+    if (Status st = Sync(); !st.ok()) return st;
+  }
+  next_lsn_ = expected;
+  if (Status st = StartSegment(next_lsn_, 0); !st.ok()) return st;
+  return out;
+}
+
+Status CommitLog::WipeHeader(Segment& seg) {
+  char* b = buffer_.Reserve(kFileBlockBytes, 0);
+  if (b == nullptr) return Status::IOError("out of memory");
+  std::memset(b, 0, kFileBlockBytes);
+  if (Status s = WriteBlocks(seg, b, kFileBlockBytes, 0); !s.ok()) return s;
+  seg.first = seg.last = 0;
+  return Status::Ok();
+}
+
+Status CommitLog::WriteBlocks(Segment& seg, const char* data, uint64_t len, uint64_t offset) {
+  uint64_t done = 0;
+  while (done < len) {
+    const ssize_t w = ::pwrite(seg.fd, data + done, len - done, static_cast<off_t>(offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return ErrnoStatus("write " + seg.path);
+    done += static_cast<uint64_t>(w);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  unsynced_.insert(seg.fd);
+  return Status::Ok();
+}
+
+Result<CommitLog::Segment*> CommitLog::CreateSegment(uint64_t bytes) {
+  auto seg = std::make_unique<Segment>();
+  seg->number = next_number_++;
+  seg->path = dir_ + "/" + SegmentFileName(seg->number, kExt);
+  seg->fd = OpenSegment(seg->path, O_CREAT | O_EXCL, &direct_);
+  if (seg->fd < 0) return ErrnoStatus("create " + seg->path);
+  seg->bytes = bytes;
+  // Zeros, written for real (not fallocate): overwriting written blocks later changes no
+  // file system metadata, so an fdatasync need not commit the journal.
+  constexpr uint64_t kChunk = 1u << 20;
+  char* z = buffer_.Reserve(kChunk, 0);
+  if (z == nullptr) return Status::IOError("out of memory");
+  std::memset(z, 0, kChunk);
+  for (uint64_t at = 0; at < bytes; at += kChunk) {
+    if (Status s = WriteBlocks(*seg, z, std::min(kChunk, bytes - at), at); !s.ok()) return s;
+  }
+  if (::fdatasync(seg->fd) != 0) return ErrnoStatus("fdatasync " + seg->path);
+  if (Status s = SyncDir(dir_); !s.ok()) return s;
+  segments_.push_back(std::move(seg));
+  return segments_.back().get();
+}
+
+Status CommitLog::StartSegment(uint64_t first_lsn, uint64_t min_bytes) {
+  if (before_new_segment_) before_new_segment_();
+  Segment* seg = nullptr;
+  for (auto& s : segments_) {
+    if (s->free && s.get() != current_ && s->bytes >= min_bytes && s->bytes >= 2 * kFileBlockBytes) {
+      seg = s.get();
+      break;
+    }
+  }
+  if (seg == nullptr) {
+    auto created = CreateSegment(std::max(new_segment_bytes_, AlignToBlock(min_bytes)));
+    if (!created.ok()) return created.status();
+    seg = *created;
+  }
+  char* b = buffer_.Reserve(kFileBlockBytes, 0);
+  if (b == nullptr) return Status::IOError("out of memory");
+  std::memset(b, 0, kFileBlockBytes);
+  const uint64_t seed = RandomSeed();
+  std::memcpy(b + 8, kHeaderMagic, 4);
+  PutLE(b + 12, kVersion, 4);
+  PutLE(b + 16, seed, 8);
+  PutLE(b + 24, first_lsn, 8);
+  PutLE(b, Checksum64(b + 8, kHeaderFields - 8, kHeaderSeed), 8);
+  if (Status s = WriteBlocks(*seg, b, kFileBlockBytes, 0); !s.ok()) return s;
+  seg->seed = seed;
+  seg->first = first_lsn;
+  seg->last = first_lsn - 1;
+  seg->free = false;
+  current_ = seg;
+  offset_ = kFileBlockBytes;
+  return Status::Ok();
+}
+
+Result<uint64_t> CommitLog::Append(std::string_view payload) {
+  if (!failed_.ok()) return failed_;
+  const uint64_t need = RecordBytes(payload.size());
+  if (payload.size() > UINT32_MAX) return Status::InvalidArgument("commit log record too large");
+  if (current_ == nullptr || offset_ + need > current_->bytes) {
+    if (Status s = StartSegment(next_lsn_, need + kFileBlockBytes); !s.ok()) {
+      failed_ = s;
+      return s;
+    }
+  }
+  char* b = buffer_.Reserve(need, 0);
+  if (b == nullptr) return Status::IOError("out of memory");
+  const uint64_t lsn = next_lsn_;
+  std::memcpy(b + 8, kRecordMagic, 4);
+  PutLE(b + 12, payload.size(), 4);
+  PutLE(b + 16, lsn, 8);
+  std::memcpy(b + kRecordHeaderBytes, payload.data(), payload.size());
+  std::memset(b + kRecordHeaderBytes + payload.size(), 0, need - kRecordHeaderBytes - payload.size());
+  PutLE(b, Checksum64(b + 8, kRecordHeaderBytes - 8 + payload.size(), current_->seed), 8);
+  if (Status s = WriteBlocks(*current_, b, need, offset_); !s.ok()) {
+    failed_ = s;  // the record may be half there: nothing more may follow it
+    return s;
+  }
+  offset_ += need;
+  current_->last = lsn;
+  ++next_lsn_;
+  return lsn;
+}
+
+Status CommitLog::Sync() {
+  std::set<int> fds;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fds.swap(unsynced_);
+  }
+  for (const int fd : fds) {
+    if (::fdatasync(fd) != 0) return ErrnoStatus("fdatasync of the commit log in " + dir_);
+  }
+  return Status::Ok();
+}
+
+void CommitLog::Release(uint64_t lsn) {
+  for (auto& s : segments_) {
+    if (s.get() != current_ && !s->free && s->last <= lsn) s->free = true;
+  }
+}
+
+uint64_t CommitLog::live_bytes() const {
+  uint64_t n = 0;
+  for (const auto& s : segments_) {
+    if (!s->free) n += s->bytes;
+  }
+  return n;
+}
+
+}  // namespace ringstore
