@@ -60,27 +60,38 @@ int OpenSegment(const std::string& path, int flags, bool* direct) {
   int fd = -1;
   if (*direct) {
     fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_DIRECT | flags, 0644);
-    if (fd < 0 && errno == EINVAL) *direct = false;
+    if (fd >= 0 || errno != EINVAL) return fd;
+    // Refused. The file may have been created all the same (tmpfs before Linux 6.6), so the
+    // second open does not insist on creating it.
+    *direct = false;
+    flags &= ~O_EXCL;
   }
-  if (!*direct) fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | flags, 0644);
-  return fd;
+  return ::open(path.c_str(), O_RDWR | O_CLOEXEC | flags, 0644);
 }
 
-// The whole file, through the page cache (recovery only).
+// Exactly bytes from offset 0, through the page cache (recovery only). A read error, or a
+// file shorter than that, is an error: only bytes read can end the log.
 Status ReadWhole(const std::string& path, uint64_t bytes, std::string* out) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open " + path);
   out->resize(bytes);
   uint64_t done = 0;
+  Status s;
   while (done < bytes) {
     const ssize_t r = ::pread(fd, out->data() + done, bytes - done, static_cast<off_t>(done));
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
+    if (r < 0) {
+      s = ErrnoStatus("read " + path);
+      break;
+    }
+    if (r == 0) {
+      s = Status::IOError("read " + path + ": shorter than it was");
+      break;
+    }
     done += static_cast<uint64_t>(r);
   }
   ::close(fd);
-  out->resize(done);
-  return Status::Ok();
+  return s;
 }
 
 uint64_t RandomSeed() {
@@ -117,7 +128,11 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(const std::string& dir, uint6
     struct stat st {};
     if (::fstat(seg->fd, &st) != 0) return ErrnoStatus("stat " + seg->path);
     seg->bytes = static_cast<uint64_t>(st.st_size) & ~(kFileBlockBytes - 1);
-    if (seg->bytes >= 2 * kFileBlockBytes && ::pread(seg->fd, block.data, kFileBlockBytes, 0) == static_cast<ssize_t>(kFileBlockBytes)) {
+    if (seg->bytes >= 2 * kFileBlockBytes) {
+      const ssize_t r = ::pread(seg->fd, block.data, kFileBlockBytes, 0);
+      if (r != static_cast<ssize_t>(kFileBlockBytes)) {
+        return r < 0 ? ErrnoStatus("read " + seg->path) : Status::IOError("short read of " + seg->path);
+      }
       if (auto h = ParseHeader(block.data)) {
         seg->seed = h->seed;
         seg->first = h->first;
@@ -175,23 +190,27 @@ Result<CommitLog::Recovered> CommitLog::Recover(uint64_t after,
     }
   }
   // Only walked segments that begin before the end keep their headers. Every other header
-  // goes (synced before any append), so that no record written before the crash can follow
+  // goes (synced below, before any append), so that no record written before the crash can follow
   // the records appended from now on, which start at `expected`.
-  bool wiped = false;
   for (auto& s : segments_) {
     const bool keep = s->first > 0 && s->first < expected &&
                       std::find(walked.begin(), walked.end(), s.get()) != walked.end();
     if (!keep && s->first > 0) {
       if (Status st = WipeHeader(*s); !st.ok()) return st;
-      wiped = true;
     }
     s->free = !keep || s->last <= after;
   }
-  if (wiped) {
-    if (Status st = Sync(); !st.ok()) return st;
+  // What was replayed becomes durable too (after a crash of the process alone, a tail may be
+  // in the page cache only), before anything is appended after it.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Segment* w : walked) unsynced_.insert(w->fd);
   }
+  if (Status st = Sync(); !st.ok()) return st;
   next_lsn_ = expected;
-  if (Status st = StartSegment(next_lsn_, 0); !st.ok()) return st;
+  // No segment is started here: the first Append starts one of the size it needs, so no
+  // empty segment is left with the same first lsn as the one that gets the records.
+  current_ = nullptr;
   return out;
 }
 
@@ -224,19 +243,28 @@ Result<CommitLog::Segment*> CommitLog::CreateSegment(uint64_t bytes) {
   seg->fd = OpenSegment(seg->path, O_CREAT | O_EXCL, &direct_);
   if (seg->fd < 0) return ErrnoStatus("create " + seg->path);
   seg->bytes = bytes;
+  Status created = FillSegment(*seg);
+  if (!created.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unsynced_.erase(seg->fd);  // closed with seg: never fdatasync a descriptor reused since
+    return created;
+  }
+  segments_.push_back(std::move(seg));
+  return segments_.back().get();
+}
+
+Status CommitLog::FillSegment(Segment& seg) {
   // Zeros, written for real (not fallocate): overwriting written blocks later changes no
   // file system metadata, so an fdatasync need not commit the journal.
   constexpr uint64_t kChunk = 1u << 20;
   char* z = buffer_.Reserve(kChunk, 0);
   if (z == nullptr) return Status::IOError("out of memory");
   std::memset(z, 0, kChunk);
-  for (uint64_t at = 0; at < bytes; at += kChunk) {
-    if (Status s = WriteBlocks(*seg, z, std::min(kChunk, bytes - at), at); !s.ok()) return s;
+  for (uint64_t at = 0; at < seg.bytes; at += kChunk) {
+    if (Status s = WriteBlocks(seg, z, std::min(kChunk, seg.bytes - at), at); !s.ok()) return s;
   }
-  if (::fdatasync(seg->fd) != 0) return ErrnoStatus("fdatasync " + seg->path);
-  if (Status s = SyncDir(dir_); !s.ok()) return s;
-  segments_.push_back(std::move(seg));
-  return segments_.back().get();
+  if (::fdatasync(seg.fd) != 0) return ErrnoStatus("fdatasync " + seg.path);
+  return SyncDir(dir_);
 }
 
 Status CommitLog::StartSegment(uint64_t first_lsn, uint64_t min_bytes) {
@@ -302,13 +330,20 @@ Result<uint64_t> CommitLog::Append(std::string_view payload) {
 }
 
 Status CommitLog::Sync() {
+  // One at a time: a second caller must not return while the first still syncs what both
+  // need. After a failure no later Sync succeeds: what the failed one covered is unknown.
+  std::lock_guard<std::mutex> one(sync_mu_);
+  if (!sync_failed_.ok()) return sync_failed_;
   std::set<int> fds;
   {
     std::lock_guard<std::mutex> lock(mu_);
     fds.swap(unsynced_);
   }
   for (const int fd : fds) {
-    if (::fdatasync(fd) != 0) return ErrnoStatus("fdatasync of the commit log in " + dir_);
+    if (::fdatasync(fd) != 0) {
+      sync_failed_ = ErrnoStatus("fdatasync of the commit log in " + dir_);
+      return sync_failed_;
+    }
   }
   return Status::Ok();
 }

@@ -25,7 +25,8 @@
 // Ownership: the RocksDbStore owns its CommitLog; segment files stay open while it lives.
 // Thread-safety: Recover, Append, Release and the accessors are for one thread (the store's
 // writer; Recover before any other call). Sync may be called from any thread, also while
-// Append runs: it makes durable every record appended before the call.
+// Append runs, and by several at once (they take turns): it returns once every record
+// appended before the call is durable, or with the error of the first Sync that failed.
 #pragma once
 
 #include <cstdint>
@@ -57,8 +58,10 @@ class CommitLog {
   CommitLog& operator=(const CommitLog&) = delete;
 
   // Calls apply(lsn, payload) for each record after `after`, in order, until the first that
-  // is not valid; an error from apply stops it and is returned. Then starts the segment that
-  // appends go to, with the next lsn after the last record applied (or after `after`).
+  // is not valid; an error from apply, or any read error, stops it and is returned. Then
+  // zeroes the headers of the segments not walked, and fdatasyncs them and the walked ones.
+  // The first Append then starts a segment of its own, with the lsn after the last record
+  // applied (or after `after`).
   struct Recovered {
     uint64_t applied = 0;  // records replayed
     // Segments that did not follow on from the end were discarded: a crash lost or tore
@@ -89,6 +92,7 @@ class CommitLog {
   CommitLog(std::string dir, uint64_t new_segment_bytes);
   Status StartSegment(uint64_t first_lsn, uint64_t min_bytes);
   Result<Segment*> CreateSegment(uint64_t bytes);
+  Status FillSegment(Segment& seg);  // zeros, fdatasynced, and the directory
   Status WriteBlocks(Segment& seg, const char* data, uint64_t len, uint64_t offset);
   Status WipeHeader(Segment& seg);
 
@@ -105,6 +109,8 @@ class CommitLog {
   std::function<void()> before_new_segment_;       // writer only
   mutable std::mutex mu_;
   std::set<int> unsynced_;                         // guarded by mu_: descriptors written since a Sync
+  std::mutex sync_mu_;                             // held through a whole Sync
+  Status sync_failed_;                             // guarded by sync_mu_; sticky
 };
 
 }  // namespace ringstore

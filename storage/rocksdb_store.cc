@@ -128,12 +128,15 @@ Status RocksDbStore::OpenDb() {
   return RecoverLog();
 }
 
-uint64_t RocksDbStore::PersistedLsn() {
+Result<uint64_t> RocksDbStore::PersistedLsn() {
   // kPersistedTier skips the memtables, which hold batches not yet flushed (they skip the WAL).
   rocksdb::ReadOptions ro;
   ro.read_tier = rocksdb::kPersistedTier;
   std::string v;
-  if (!db_->Get(ro, commit_cf_, kAppliedKey, &v).ok() || v.size() != 8) return 0;
+  const rocksdb::Status s = db_->Get(ro, commit_cf_, kAppliedKey, &v);
+  if (s.IsNotFound()) return uint64_t{0};  // nothing written since the commit log came
+  if (!s.ok()) return FromRocks(s);
+  if (v.size() != 8) return Status::Corruption("the commit log's applied lsn has " + std::to_string(v.size()) + " bytes");
   return GetLE(v.data(), 8);
 }
 
@@ -143,7 +146,11 @@ Status RocksDbStore::RecoverLog() {
   log_ = std::move(*log);
   rocksdb::WriteOptions wo;
   wo.disableWAL = true;
-  auto recovered = log_->Recover(PersistedLsn(), [&](uint64_t, std::string_view payload) {
+  // Any error here fails Open: a wrong start would replay old batches over newer ones, or drop
+  // acknowledged ones.
+  const auto persisted = PersistedLsn();
+  if (!persisted.ok()) return persisted.status();
+  auto recovered = log_->Recover(*persisted, [&](uint64_t, std::string_view payload) {
     rocksdb::WriteBatch batch{std::string(payload)};
     return FromRocks(db_->Write(wo, &batch));
   });
@@ -151,7 +158,7 @@ Status RocksDbStore::RecoverLog() {
   // From now on, each new segment first lets go of those the tables hold, and past
   // commit_log_flush_bytes of live segments asks for a flush, which lets go of more later.
   log_->set_before_new_segment([this] {
-    log_->Release(PersistedLsn());
+    if (const auto persisted = PersistedLsn(); persisted.ok()) log_->Release(*persisted);
     if (log_->live_bytes() < options_.commit_log_flush_bytes) return;
     rocksdb::FlushOptions fo;
     fo.wait = false;

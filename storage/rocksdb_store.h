@@ -235,7 +235,7 @@ class RocksDbStore final : public Store {
   // the store (log_failed_): the log and the tables may no longer agree.
   Status WriteLogged(rocksdb::WriteBatch& batch);
   // The lsn up to which RocksDB's tables (not its memtables) hold the batches.
-  uint64_t PersistedLsn();
+  Result<uint64_t> PersistedLsn();
   // Replays what the commit log holds past PersistedLsn (Open).
   Status RecoverLog();
   // Sync durability: groups written but not yet fsynced, acknowledged by the syncer thread.

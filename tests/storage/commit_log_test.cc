@@ -1,7 +1,7 @@
 // CommitLog on its own: records come back in order after a reopen, from where the caller
 // says the tables end; a torn record ends the log and nothing written before the crash
 // follows what is appended after it; segments roll over and are reused once released; a
-// record checks with its segment's seed only.
+// record checks with its segment's seed only; a reopen leaves no empty segment behind.
 #include "storage/commit_log.h"
 
 #include <gtest/gtest.h>
@@ -220,6 +220,33 @@ TEST_F(CommitLogTest, ARecordLargerThanASegmentGetsOneOfItsOwn) {
   Replayed got;
   auto log = Open(0, &got);
   EXPECT_EQ(got, (Replayed{{1, "small"}, {2, big}, {3, "after"}}));
+}
+
+TEST_F(CommitLogTest, ALargeFirstRecordAfterAReopenLeavesNoEmptySegmentBeginningWithIt) {
+  segment_bytes_ = 3 * kBlock;
+  const std::string big(5 * kBlock, 'b');
+  {
+    auto log = Open();
+    Append(*log, "1");
+  }
+  {
+    auto log = Open();  // the tables hold nothing: record 1 is replayed
+    EXPECT_EQ(Append(*log, big), 2u);
+  }
+  // One segment holds record 1 and one begins at record 2: no other header is valid.
+  size_t valid_headers = 0;
+  for (const auto& path : Segments()) {
+    const int fd = ::open(path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    char h[32];
+    ASSERT_EQ(::pread(fd, h, sizeof h, 0), static_cast<ssize_t>(sizeof h));
+    ::close(fd);
+    valid_headers += std::string_view(h + 8, 4) == "RSCL" && GetLE(h, 8) == Checksum64(h + 8, 24, 0x52534354);
+  }
+  EXPECT_EQ(valid_headers, 2u);
+  Replayed got;
+  auto log = Open(0, &got);
+  EXPECT_EQ(got, (Replayed{{1, "1"}, {2, big}}));
 }
 
 TEST_F(CommitLogTest, ARecordChecksWithItsSegmentsSeedOnly) {
