@@ -273,6 +273,13 @@ int main(int argc, char** argv) {
     log->error("{}", store.status().ToString());
     return 1;
   }
+  if (const auto& r = (*store)->log_recovery(); r.applied > 0 || r.dropped) {
+    log->info("store: replayed {} batch(es) from the commit log", r.applied);
+    if (r.dropped) {
+      log->warn("store: the commit log ended before its last segments (writes torn or lost in a crash; "
+                "with --durability sync none of them was acknowledged)");
+    }
+  }
 
   AsioClock clock(io);
   AsioTransportOptions transport_options;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <random>
 
 #include "dht/checksum.h"
@@ -349,8 +350,26 @@ Status CommitLog::Sync() {
 }
 
 void CommitLog::Release(uint64_t lsn) {
+  size_t free = 0;
   for (auto& s : segments_) {
     if (s.get() != current_ && !s->free && s->last <= lsn) s->free = true;
+    free += s->free;
+  }
+  // Past kMaxFreeSegments free ones, the newest go: a burst that needed many segments does
+  // not keep their disk space for good. (The oldest are kept: their numbers are lowest, so
+  // StartSegment finds them first.)
+  while (free > kMaxFreeSegments) {
+    auto it = std::find_if(segments_.rbegin(), segments_.rend(), [](const auto& s) { return s->free; });
+    Segment& seg = **it;
+    {
+      // Not while a Sync may fdatasync its descriptor (Sync holds sync_mu_ throughout).
+      std::lock_guard<std::mutex> one(sync_mu_);
+      std::lock_guard<std::mutex> lock(mu_);
+      unsynced_.erase(seg.fd);
+    }
+    ::unlink(seg.path.c_str());  // a failure leaves a file the next Open finds free
+    segments_.erase(std::next(it).base());
+    --free;
   }
 }
 

@@ -21,6 +21,7 @@
 //
 // A segment is reused once RocksDB's tables hold all its records (Release). Until then new
 // segments are created, each written with zeros first (once; a moment of the writer's time).
+// At most kMaxFreeSegments free ones are kept; the newest beyond that are deleted.
 //
 // Ownership: the RocksDbStore owns its CommitLog; segment files stay open while it lives.
 // Thread-safety: Recover, Append, Release and the accessors are for one thread (the store's
@@ -46,6 +47,8 @@ namespace ringstore {
 class CommitLog {
  public:
   static constexpr uint64_t kDefaultSegmentBytes = 32u << 20;
+  // Free segments kept for reuse; Release deletes the newest beyond these.
+  static constexpr size_t kMaxFreeSegments = 4;
   static constexpr uint64_t kRecordHeaderBytes = 24;
   // The bytes a record of a payload this size takes, block padding included.
   static uint64_t RecordBytes(uint64_t payload) { return AlignToBlock(kRecordHeaderBytes + payload); }
@@ -79,7 +82,7 @@ class CommitLog {
   // fdatasync of every segment written since the last Sync started.
   Status Sync();
   // Every record up to lsn is in RocksDB's tables: segments holding nothing later may be
-  // reused (the one appended to excepted).
+  // reused (the one appended to excepted). Free segments beyond kMaxFreeSegments are deleted.
   void Release(uint64_t lsn);
   // The bytes of the segments not free to reuse.
   uint64_t live_bytes() const;

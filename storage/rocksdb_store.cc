@@ -155,6 +155,7 @@ Status RocksDbStore::RecoverLog() {
     return FromRocks(db_->Write(wo, &batch));
   });
   if (!recovered.ok()) return recovered.status();
+  log_recovery_ = *recovered;
   // From now on, each new segment first lets go of those the tables hold, and past
   // commit_log_flush_bytes of live segments asks for a flush, which lets go of more later.
   log_->set_before_new_segment([this] {

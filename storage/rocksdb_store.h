@@ -128,6 +128,9 @@ class RocksDbStore final : public Store {
   // Drains the queues, joins the threads and closes RocksDB. Blocks the caller until then.
   void Close(std::function<void(Status)> done) override;
 
+  // What Open replayed from the commit log (for the node's log).
+  const CommitLog::Recovered& log_recovery() const { return log_recovery_; }
+
   // Test hook: overwrites the stored bytes of id (or, with
   // value_key = true, its external value), bypassing every check, to simulate on-disk
   // corruption. Synchronous.
@@ -231,6 +234,7 @@ class RocksDbStore final : public Store {
   // Every batch goes to it before RocksDB (whose WAL is off). Append is the writer's; Sync
   // is the syncer's and the writer's.
   std::unique_ptr<CommitLog> log_;
+  CommitLog::Recovered log_recovery_;  // set by Open
   // Writer thread: logs the batch, then writes it to RocksDB. A failure of either poisons
   // the store (log_failed_): the log and the tables may no longer agree.
   Status WriteLogged(rocksdb::WriteBatch& batch);

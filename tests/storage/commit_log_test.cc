@@ -208,6 +208,24 @@ TEST_F(CommitLogTest, WithoutReleaseNoSegmentIsReused) {
   EXPECT_EQ(got.back(), (std::pair<uint64_t, std::string>{10, "10"}));
 }
 
+TEST_F(CommitLogTest, FreeSegmentsBeyondAFewAreDeleted) {
+  segment_bytes_ = 3 * kBlock;
+  uint64_t persisted = 0;
+  auto log = Open();
+  log->set_before_new_segment([&] { log->Release(persisted); });
+  for (int i = 1; i <= 30; ++i) Append(*log, std::to_string(i));  // 15 segments, none released
+  EXPECT_EQ(Segments().size(), 15u);
+  persisted = 30;
+  Append(*log, "31");  // the current segment is full: the next one is looked for
+  EXPECT_EQ(Segments().size(), 1 + CommitLog::kMaxFreeSegments);
+  // Live: the segment of 31, and the one that was current at the release (29 and 30).
+  EXPECT_EQ(log->live_bytes(), 2 * segment_bytes_);
+  log.reset();
+  Replayed got;
+  auto again = Open(30, &got);
+  EXPECT_EQ(got, (Replayed{{31, "31"}}));
+}
+
 TEST_F(CommitLogTest, ARecordLargerThanASegmentGetsOneOfItsOwn) {
   segment_bytes_ = 3 * kBlock;
   const std::string big(5 * kBlock, 'b');
