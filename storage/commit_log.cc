@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iterator>
+#include <optional>
 #include <random>
 
 #include "dht/checksum.h"
@@ -95,6 +96,20 @@ Status ReadWhole(const std::string& path, uint64_t bytes, std::string* out) {
   return s;
 }
 
+// The payload of the record at `at` in a segment's bytes, if one is there with this lsn and
+// the segment's seed; *next is then where the next record starts.
+std::optional<std::string_view> RecordAt(const std::string& data, uint64_t at, uint64_t lsn, uint64_t seed,
+                                         uint64_t* next) {
+  if (at + CommitLog::kRecordHeaderBytes > data.size()) return std::nullopt;
+  const char* r = data.data() + at;
+  const uint64_t len = GetLE(r + 12, 4);
+  if (std::memcmp(r + 8, kRecordMagic, 4) != 0 || GetLE(r + 16, 8) != lsn) return std::nullopt;
+  if (len > data.size() - at - CommitLog::kRecordHeaderBytes) return std::nullopt;
+  if (GetLE(r, 8) != Checksum64(r + 8, CommitLog::kRecordHeaderBytes - 8 + len, seed)) return std::nullopt;
+  *next = at + CommitLog::RecordBytes(len);
+  return std::string_view(r + CommitLog::kRecordHeaderBytes, len);
+}
+
 uint64_t RandomSeed() {
   std::random_device rd;
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
@@ -102,13 +117,16 @@ uint64_t RandomSeed() {
 
 }  // namespace
 
-CommitLog::CommitLog(std::string dir, uint64_t new_segment_bytes)
-    : dir_(std::move(dir)), new_segment_bytes_(AlignToBlock(std::max<uint64_t>(new_segment_bytes, 2 * kFileBlockBytes))) {}
+CommitLog::CommitLog(std::string dir, uint64_t new_segment_bytes, uint64_t max_bytes)
+    : dir_(std::move(dir)),
+      new_segment_bytes_(AlignToBlock(std::max<uint64_t>(new_segment_bytes, 2 * kFileBlockBytes))),
+      max_bytes_(max_bytes) {}
 
 CommitLog::~CommitLog() = default;
 
-Result<std::unique_ptr<CommitLog>> CommitLog::Open(const std::string& dir, uint64_t new_segment_bytes) {
-  std::unique_ptr<CommitLog> log(new CommitLog(dir, new_segment_bytes));
+Result<std::unique_ptr<CommitLog>> CommitLog::Open(const std::string& dir, uint64_t new_segment_bytes,
+                                                   uint64_t max_bytes) {
+  std::unique_ptr<CommitLog> log(new CommitLog(dir, new_segment_bytes, max_bytes));
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
@@ -153,13 +171,26 @@ Result<CommitLog::Recovered> CommitLog::Recover(uint64_t after,
   for (auto& s : segments_) {
     if (s->first > 0) chain.push_back(s.get());
   }
-  std::sort(chain.begin(), chain.end(), [](const Segment* a, const Segment* b) { return a->first < b->first; });
+  std::sort(chain.begin(), chain.end(),
+            [](const Segment* a, const Segment* b) { return a->first != b->first ? a->first < b->first : a->number < b->number; });
+  // Two segments that begin with the same lsn (left by a build of 2026-11-24 that started an
+  // empty segment at reopen): only one that holds its first record stays on the chain.
+  std::string data;
+  for (size_t k = 0; k + 1 < chain.size();) {
+    if (chain[k]->first != chain[k + 1]->first) {
+      ++k;
+      continue;
+    }
+    uint64_t next = 0;
+    if (Status s = ReadWhole(chain[k]->path, chain[k]->bytes, &data); !s.ok()) return s;
+    const bool k_holds = RecordAt(data, kFileBlockBytes, chain[k]->first, chain[k]->seed, &next).has_value();
+    chain.erase(chain.begin() + static_cast<std::ptrdiff_t>(k_holds ? k + 1 : k));
+  }
   // Start at the last segment that begins at or before the first record wanted.
   size_t i = 0;
   while (i + 1 < chain.size() && chain[i + 1]->first <= after + 1) ++i;
   uint64_t expected = after + 1;  // the next record to apply
   std::vector<Segment*> walked;
-  std::string data;
   if (!chain.empty() && chain[i]->first > expected) {
     out.dropped = true;  // a gap before the first segment: nothing follows `after`
   } else {
@@ -173,19 +204,13 @@ Result<CommitLog::Recovered> CommitLog::Recover(uint64_t after,
       if (Status s = ReadWhole(seg->path, seg->bytes, &data); !s.ok()) return s;
       uint64_t at = kFileBlockBytes;
       uint64_t lsn = seg->first;
-      while (at + kRecordHeaderBytes <= data.size()) {
-        const char* r = data.data() + at;
-        const uint64_t len = GetLE(r + 12, 4);
-        if (std::memcmp(r + 8, kRecordMagic, 4) != 0 || GetLE(r + 16, 8) != lsn) break;
-        if (len > data.size() - at - kRecordHeaderBytes) break;
-        if (GetLE(r, 8) != Checksum64(r + 8, kRecordHeaderBytes - 8 + len, seg->seed)) break;
+      while (const auto payload = RecordAt(data, at, lsn, seg->seed, &at)) {
         if (lsn == expected) {
-          if (Status s = apply(lsn, std::string_view(r + kRecordHeaderBytes, len)); !s.ok()) return s;
+          if (Status s = apply(lsn, *payload); !s.ok()) return s;
           ++out.applied;
           ++expected;
         }
         seg->last = lsn++;
-        at += RecordBytes(len);
       }
       walked.push_back(seg);
     }
@@ -224,7 +249,7 @@ Status CommitLog::WipeHeader(Segment& seg) {
   return Status::Ok();
 }
 
-Status CommitLog::WriteBlocks(Segment& seg, const char* data, uint64_t len, uint64_t offset) {
+Status CommitLog::WriteBlocks(Segment& seg, const char* data, uint64_t len, uint64_t offset, bool to_sync) {
   uint64_t done = 0;
   while (done < len) {
     const ssize_t w = ::pwrite(seg.fd, data + done, len - done, static_cast<off_t>(offset + done));
@@ -232,8 +257,10 @@ Status CommitLog::WriteBlocks(Segment& seg, const char* data, uint64_t len, uint
     if (w <= 0) return ErrnoStatus("write " + seg.path);
     done += static_cast<uint64_t>(w);
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  unsynced_.insert(seg.fd);
+  if (to_sync) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unsynced_.insert(seg.fd);
+  }
   return Status::Ok();
 }
 
@@ -244,12 +271,7 @@ Result<CommitLog::Segment*> CommitLog::CreateSegment(uint64_t bytes) {
   seg->fd = OpenSegment(seg->path, O_CREAT | O_EXCL, &direct_);
   if (seg->fd < 0) return ErrnoStatus("create " + seg->path);
   seg->bytes = bytes;
-  Status created = FillSegment(*seg);
-  if (!created.ok()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    unsynced_.erase(seg->fd);  // closed with seg: never fdatasync a descriptor reused since
-    return created;
-  }
+  if (Status s = FillSegment(*seg); !s.ok()) return s;
   segments_.push_back(std::move(seg));
   return segments_.back().get();
 }
@@ -262,7 +284,9 @@ Status CommitLog::FillSegment(Segment& seg) {
   if (z == nullptr) return Status::IOError("out of memory");
   std::memset(z, 0, kChunk);
   for (uint64_t at = 0; at < seg.bytes; at += kChunk) {
-    if (Status s = WriteBlocks(seg, z, std::min(kChunk, seg.bytes - at), at); !s.ok()) return s;
+    // Not left to Sync: this fdatasyncs the file itself, and a Sync must never meet the
+    // descriptor of a segment whose creation failed (closed, maybe reused since).
+    if (Status s = WriteBlocks(seg, z, std::min(kChunk, seg.bytes - at), at, false); !s.ok()) return s;
   }
   if (::fdatasync(seg.fd) != 0) return ErrnoStatus("fdatasync " + seg.path);
   return SyncDir(dir_);
@@ -350,27 +374,36 @@ Status CommitLog::Sync() {
 }
 
 void CommitLog::Release(uint64_t lsn) {
-  size_t free = 0;
+  uint64_t total = 0;
+  std::vector<Segment*> free;
   for (auto& s : segments_) {
     if (s.get() != current_ && !s->free && s->last <= lsn) s->free = true;
-    free += s->free;
+    if (s->free) free.push_back(s.get());
+    total += s->bytes;
   }
-  // Past kMaxFreeSegments free ones, the newest go: a burst that needed many segments does
-  // not keep their disk space for good. (The oldest are kept: their numbers are lowest, so
-  // StartSegment finds them first.)
-  while (free > kMaxFreeSegments) {
-    auto it = std::find_if(segments_.rbegin(), segments_.rend(), [](const auto& s) { return s->free; });
-    Segment& seg = **it;
-    {
-      // Not while a Sync may fdatasync its descriptor (Sync holds sync_mu_ throughout).
-      std::lock_guard<std::mutex> one(sync_mu_);
-      std::lock_guard<std::mutex> lock(mu_);
-      unsynced_.erase(seg.fd);
-    }
-    ::unlink(seg.path.c_str());  // a failure leaves a file the next Open finds free
-    segments_.erase(std::next(it).base());
-    --free;
+  // Free segments go while all of them take more than max_bytes_ (a burst does not keep its
+  // disk space for good), and files too small to use always: those first, then the largest,
+  // then the newest (StartSegment takes the oldest first).
+  auto usable = [](const Segment* s) { return s->bytes >= 2 * kFileBlockBytes; };
+  std::sort(free.begin(), free.end(), [&](const Segment* a, const Segment* b) {
+    if (usable(a) != usable(b)) return !usable(a);
+    return a->bytes != b->bytes ? a->bytes > b->bytes : a->number > b->number;
+  });
+  std::vector<Segment*> doomed;
+  for (Segment* s : free) {
+    if (usable(s) && total <= max_bytes_) break;
+    doomed.push_back(s);
+    total -= s->bytes;
   }
+  if (doomed.empty()) return;
+  {
+    // Not while a Sync may fdatasync their descriptors (Sync holds sync_mu_ throughout).
+    std::lock_guard<std::mutex> one(sync_mu_);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Segment* s : doomed) unsynced_.erase(s->fd);
+  }
+  for (Segment* s : doomed) ::unlink(s->path.c_str());  // a failure leaves a file Open finds free
+  std::erase_if(segments_, [&](const auto& s) { return std::find(doomed.begin(), doomed.end(), s.get()) != doomed.end(); });
 }
 
 uint64_t CommitLog::live_bytes() const {

@@ -9,7 +9,8 @@
 // allows it: an fdatasync is then a flush of the disk's cache alone. Records are checked with
 // XXH3.
 //
-// Segments are files DIR/NNNNNNNN.clog of a fixed size. A segment starts with a header block
+// Segments are files DIR/NNNNNNNN.clog, of new_segment_bytes when created (larger for a
+// record that needs it). A segment starts with a header block
 // (the lsn of its first record and a random seed, new each time the segment is reused) and
 // holds consecutive records, each on block boundaries. A record is valid only with the seed
 // of its segment's header and the lsn that follows the one before it, so records of an
@@ -20,8 +21,8 @@
 // chain loses its header first, so nothing written before a crash can follow them.
 //
 // A segment is reused once RocksDB's tables hold all its records (Release). Until then new
-// segments are created, each written with zeros first (once; a moment of the writer's time).
-// At most kMaxFreeSegments free ones are kept; the newest beyond that are deleted.
+// segments are created, each written with zeros first (a moment of the writer's time). Free
+// segments are deleted while all segments take more than max_bytes.
 //
 // Ownership: the RocksDbStore owns its CommitLog; segment files stay open while it lives.
 // Thread-safety: Recover, Append, Release and the accessors are for one thread (the store's
@@ -47,15 +48,15 @@ namespace ringstore {
 class CommitLog {
  public:
   static constexpr uint64_t kDefaultSegmentBytes = 32u << 20;
-  // Free segments kept for reuse; Release deletes the newest beyond these.
-  static constexpr size_t kMaxFreeSegments = 4;
   static constexpr uint64_t kRecordHeaderBytes = 24;
   // The bytes a record of a payload this size takes, block padding included.
   static uint64_t RecordBytes(uint64_t payload) { return AlignToBlock(kRecordHeaderBytes + payload); }
 
   // Opens (creating it if missing) the log in dir. new_segment_bytes is the size of segments
-  // created from now on (a larger one is made for a record that needs it).
-  static Result<std::unique_ptr<CommitLog>> Open(const std::string& dir, uint64_t new_segment_bytes);
+  // created from now on (a larger one is made for a record that needs it); Release deletes
+  // free segments while all of them take more than max_bytes.
+  static Result<std::unique_ptr<CommitLog>> Open(const std::string& dir, uint64_t new_segment_bytes,
+                                                 uint64_t max_bytes);
   ~CommitLog();
   CommitLog(const CommitLog&) = delete;
   CommitLog& operator=(const CommitLog&) = delete;
@@ -82,7 +83,8 @@ class CommitLog {
   // fdatasync of every segment written since the last Sync started.
   Status Sync();
   // Every record up to lsn is in RocksDB's tables: segments holding nothing later may be
-  // reused (the one appended to excepted). Free segments beyond kMaxFreeSegments are deleted.
+  // reused (the one appended to excepted). Free segments are then deleted while the segments
+  // take more than max_bytes, files too small to use always.
   void Release(uint64_t lsn);
   // The bytes of the segments not free to reuse.
   uint64_t live_bytes() const;
@@ -92,15 +94,17 @@ class CommitLog {
 
  private:
   struct Segment;
-  CommitLog(std::string dir, uint64_t new_segment_bytes);
+  CommitLog(std::string dir, uint64_t new_segment_bytes, uint64_t max_bytes);
   Status StartSegment(uint64_t first_lsn, uint64_t min_bytes);
   Result<Segment*> CreateSegment(uint64_t bytes);
   Status FillSegment(Segment& seg);  // zeros, fdatasynced, and the directory
-  Status WriteBlocks(Segment& seg, const char* data, uint64_t len, uint64_t offset);
+  // to_sync: the descriptor joins those the next Sync fdatasyncs.
+  Status WriteBlocks(Segment& seg, const char* data, uint64_t len, uint64_t offset, bool to_sync = true);
   Status WipeHeader(Segment& seg);
 
   const std::string dir_;
   const uint64_t new_segment_bytes_;
+  const uint64_t max_bytes_;
   bool direct_ = true;                             // O_DIRECT allowed (not on tmpfs)
   std::vector<std::unique_ptr<Segment>> segments_;  // writer only; by number
   Segment* current_ = nullptr;                     // writer only: appends go here

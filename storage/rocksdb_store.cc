@@ -141,7 +141,10 @@ Result<uint64_t> RocksDbStore::PersistedLsn() {
 }
 
 Status RocksDbStore::RecoverLog() {
-  auto log = CommitLog::Open(options_.path + "/commitlog", options_.commit_log_segment_bytes);
+  // Free segments go once all take more than the flush threshold and two segments more: about
+  // what the log needs between two flushes.
+  auto log = CommitLog::Open(options_.path + "/commitlog", options_.commit_log_segment_bytes,
+                             options_.commit_log_flush_bytes + 2 * options_.commit_log_segment_bytes);
   if (!log.ok()) return log.status();
   log_ = std::move(*log);
   rocksdb::WriteOptions wo;

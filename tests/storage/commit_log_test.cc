@@ -35,7 +35,7 @@ class CommitLogTest : public ::testing::Test {
 
   // Opens the log and replays what follows `after` into *out (if given).
   std::unique_ptr<CommitLog> Open(uint64_t after = 0, Replayed* out = nullptr, CommitLog::Recovered* rec = nullptr) {
-    auto log = CommitLog::Open(dir_, segment_bytes_);
+    auto log = CommitLog::Open(dir_, segment_bytes_, max_bytes_);
     EXPECT_TRUE(log.ok()) << log.status().ToString();
     if (!log.ok()) return nullptr;
     Replayed local;
@@ -73,6 +73,7 @@ class CommitLogTest : public ::testing::Test {
 
   std::string dir_;
   uint64_t segment_bytes_ = 1u << 20;
+  uint64_t max_bytes_ = 1u << 30;
 };
 
 constexpr uint64_t kBlock = kFileBlockBytes;
@@ -208,8 +209,9 @@ TEST_F(CommitLogTest, WithoutReleaseNoSegmentIsReused) {
   EXPECT_EQ(got.back(), (std::pair<uint64_t, std::string>{10, "10"}));
 }
 
-TEST_F(CommitLogTest, FreeSegmentsBeyondAFewAreDeleted) {
+TEST_F(CommitLogTest, FreeSegmentsGoWhileTheLogIsOverItsSize) {
   segment_bytes_ = 3 * kBlock;
+  max_bytes_ = 5 * segment_bytes_;
   uint64_t persisted = 0;
   auto log = Open();
   log->set_before_new_segment([&] { log->Release(persisted); });
@@ -217,13 +219,45 @@ TEST_F(CommitLogTest, FreeSegmentsBeyondAFewAreDeleted) {
   EXPECT_EQ(Segments().size(), 15u);
   persisted = 30;
   Append(*log, "31");  // the current segment is full: the next one is looked for
-  EXPECT_EQ(Segments().size(), 1 + CommitLog::kMaxFreeSegments);
+  EXPECT_EQ(Segments().size(), 5u);
   // Live: the segment of 31, and the one that was current at the release (29 and 30).
   EXPECT_EQ(log->live_bytes(), 2 * segment_bytes_);
+  // Under the size, free segments stay for reuse.
+  for (int i = 32; i <= 41; ++i) {
+    persisted = i - 1;
+    Append(*log, std::to_string(i));
+  }
+  EXPECT_EQ(Segments().size(), 5u);
   log.reset();
   Replayed got;
-  auto again = Open(30, &got);
-  EXPECT_EQ(got, (Replayed{{31, "31"}}));
+  auto again = Open(40, &got);
+  EXPECT_EQ(got, (Replayed{{41, "41"}}));
+}
+
+TEST_F(CommitLogTest, OfTwoSegmentsBeginningWithOneLsnTheOneHoldingItsRecordIsWalked) {
+  segment_bytes_ = 3 * kBlock;
+  {
+    auto log = Open();
+    Append(*log, "1");
+    Append(*log, "2");
+  }
+  // A later, empty segment with the same header (an earlier build could leave one).
+  const std::string first = Segments()[0];
+  std::string header(kBlock, '\0');
+  {
+    const int fd = ::open(first.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pread(fd, header.data(), kBlock, 0), static_cast<ssize_t>(kBlock));
+    ::close(fd);
+    const int out = ::open((dir_ + "/00000009.clog").c_str(), O_WRONLY | O_CREAT, 0644);
+    ASSERT_GE(out, 0);
+    header.resize(3 * kBlock, '\0');
+    ASSERT_EQ(::pwrite(out, header.data(), header.size(), 0), static_cast<ssize_t>(header.size()));
+    ::close(out);
+  }
+  Replayed got;
+  auto log = Open(0, &got);
+  EXPECT_EQ(got, (Replayed{{1, "1"}, {2, "2"}}));
 }
 
 TEST_F(CommitLogTest, ARecordLargerThanASegmentGetsOneOfItsOwn) {
