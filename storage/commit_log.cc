@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <iterator>
 #include <optional>
-#include <random>
 
 #include "dht/checksum.h"
 #include "dht/endian.h"
@@ -110,23 +109,19 @@ std::optional<std::string_view> RecordAt(const std::string& data, uint64_t at, u
   return std::string_view(r + CommitLog::kRecordHeaderBytes, len);
 }
 
-uint64_t RandomSeed() {
-  std::random_device rd;
-  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
-}
-
 }  // namespace
 
-CommitLog::CommitLog(std::string dir, uint64_t new_segment_bytes, uint64_t max_bytes)
+CommitLog::CommitLog(std::string dir, uint64_t new_segment_bytes, uint64_t max_bytes, uint64_t seed)
     : dir_(std::move(dir)),
       new_segment_bytes_(AlignToBlock(std::max<uint64_t>(new_segment_bytes, 2 * kFileBlockBytes))),
-      max_bytes_(max_bytes) {}
+      max_bytes_(max_bytes),
+      seeds_(seed) {}
 
 CommitLog::~CommitLog() = default;
 
 Result<std::unique_ptr<CommitLog>> CommitLog::Open(const std::string& dir, uint64_t new_segment_bytes,
-                                                   uint64_t max_bytes) {
-  std::unique_ptr<CommitLog> log(new CommitLog(dir, new_segment_bytes, max_bytes));
+                                                   uint64_t max_bytes, uint64_t seed) {
+  std::unique_ptr<CommitLog> log(new CommitLog(dir, new_segment_bytes, max_bytes, seed));
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
@@ -309,7 +304,7 @@ Status CommitLog::StartSegment(uint64_t first_lsn, uint64_t min_bytes) {
   char* b = buffer_.Reserve(kFileBlockBytes, 0);
   if (b == nullptr) return Status::IOError("out of memory");
   std::memset(b, 0, kFileBlockBytes);
-  const uint64_t seed = RandomSeed();
+  const uint64_t seed = seeds_.Next();
   std::memcpy(b + 8, kHeaderMagic, 4);
   PutLE(b + 12, kVersion, 4);
   PutLE(b + 16, seed, 8);

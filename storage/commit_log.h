@@ -40,6 +40,7 @@
 #include <string_view>
 #include <vector>
 
+#include "dht/random.h"
 #include "dht/status.h"
 #include "storage/file_io.h"
 
@@ -54,9 +55,11 @@ class CommitLog {
 
   // Opens (creating it if missing) the log in dir. new_segment_bytes is the size of segments
   // created from now on (a larger one is made for a record that needs it); Release deletes
-  // free segments while all of them take more than max_bytes.
+  // free segments while all of them take more than max_bytes. seed starts the generator of
+  // the segments' seeds: it must differ from one Open of dir to the next (the store draws it
+  // from the OS), so that a segment reused after a crash never gets a seed it had before.
   static Result<std::unique_ptr<CommitLog>> Open(const std::string& dir, uint64_t new_segment_bytes,
-                                                 uint64_t max_bytes);
+                                                 uint64_t max_bytes, uint64_t seed);
   ~CommitLog();
   CommitLog(const CommitLog&) = delete;
   CommitLog& operator=(const CommitLog&) = delete;
@@ -94,7 +97,7 @@ class CommitLog {
 
  private:
   struct Segment;
-  CommitLog(std::string dir, uint64_t new_segment_bytes, uint64_t max_bytes);
+  CommitLog(std::string dir, uint64_t new_segment_bytes, uint64_t max_bytes, uint64_t seed);
   Status StartSegment(uint64_t first_lsn, uint64_t min_bytes);
   Result<Segment*> CreateSegment(uint64_t bytes);
   Status FillSegment(Segment& seg);  // zeros, fdatasynced, and the directory
@@ -105,6 +108,7 @@ class CommitLog {
   const std::string dir_;
   const uint64_t new_segment_bytes_;
   const uint64_t max_bytes_;
+  SeededRandom seeds_;                             // writer only: the segments' seeds
   bool direct_ = true;                             // O_DIRECT allowed (not on tmpfs)
   std::vector<std::unique_ptr<Segment>> segments_;  // writer only; by number
   Segment* current_ = nullptr;                     // writer only: appends go here

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <random>
 #include <unordered_map>
 
 namespace ringstore {
@@ -143,8 +144,10 @@ Result<uint64_t> RocksDbStore::PersistedLsn() {
 Status RocksDbStore::RecoverLog() {
   // Free segments go once all take more than the flush threshold and two segments more: about
   // what the log needs between two flushes.
+  std::random_device rd;  // the segments' seeds must differ from one open to the next
   auto log = CommitLog::Open(options_.path + "/commitlog", options_.commit_log_segment_bytes,
-                             options_.commit_log_flush_bytes + 2 * options_.commit_log_segment_bytes);
+                             options_.commit_log_flush_bytes + 2 * options_.commit_log_segment_bytes,
+                             (static_cast<uint64_t>(rd()) << 32) ^ rd());
   if (!log.ok()) return log.status();
   log_ = std::move(*log);
   rocksdb::WriteOptions wo;

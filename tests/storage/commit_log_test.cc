@@ -35,7 +35,7 @@ class CommitLogTest : public ::testing::Test {
 
   // Opens the log and replays what follows `after` into *out (if given).
   std::unique_ptr<CommitLog> Open(uint64_t after = 0, Replayed* out = nullptr, CommitLog::Recovered* rec = nullptr) {
-    auto log = CommitLog::Open(dir_, segment_bytes_, max_bytes_);
+    auto log = CommitLog::Open(dir_, segment_bytes_, max_bytes_, ++opens_);
     EXPECT_TRUE(log.ok()) << log.status().ToString();
     if (!log.ok()) return nullptr;
     Replayed local;
@@ -74,6 +74,7 @@ class CommitLogTest : public ::testing::Test {
   std::string dir_;
   uint64_t segment_bytes_ = 1u << 20;
   uint64_t max_bytes_ = 1u << 30;
+  uint64_t opens_ = 0;  // each Open seeds the segments' seeds anew
 };
 
 constexpr uint64_t kBlock = kFileBlockBytes;
