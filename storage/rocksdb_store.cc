@@ -144,7 +144,9 @@ Result<uint64_t> RocksDbStore::PersistedLsn() {
 Status RocksDbStore::RecoverLog() {
   // Free segments go once all take more than the flush threshold and two segments more: about
   // what the log needs between two flushes.
-  std::random_device rd;  // the segments' seeds must differ from one open to the next
+  // The segments' seeds must differ from one open to the next. (OsRandomSeed does this for
+  // the node, but it lives in node/runtime, which storage does not link.)
+  std::random_device rd;
   auto log = CommitLog::Open(options_.path + "/commitlog", options_.commit_log_segment_bytes,
                              options_.commit_log_flush_bytes + 2 * options_.commit_log_segment_bytes,
                              (static_cast<uint64_t>(rd()) << 32) ^ rd());
