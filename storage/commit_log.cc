@@ -33,7 +33,7 @@ struct CommitLog::Segment {
 
 namespace {
 
-const std::string kExt = ".clog";
+const std::string kClogExt = ".clog";
 constexpr char kHeaderMagic[4] = {'R', 'S', 'C', 'L'};
 constexpr char kRecordMagic[4] = {'R', 'S', 'C', 'R'};
 constexpr uint32_t kVersion = 1;
@@ -70,27 +70,14 @@ int OpenSegment(const std::string& path, int flags, bool* direct) {
   return ::open(path.c_str(), O_RDWR | O_CLOEXEC | flags, 0644);
 }
 
-// Exactly bytes from offset 0, through the page cache (recovery only). A read error, or a
-// file shorter than that, is an error: only bytes read can end the log.
+// The first `bytes` of a file, through the page cache (recovery only; the segment's own
+// descriptor may be O_DIRECT). A read error, or a file shorter than that, is an error: only
+// bytes read can end the log.
 Status ReadWhole(const std::string& path, uint64_t bytes, std::string* out) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open " + path);
   out->resize(bytes);
-  uint64_t done = 0;
-  Status s;
-  while (done < bytes) {
-    const ssize_t r = ::pread(fd, out->data() + done, bytes - done, static_cast<off_t>(done));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      s = ErrnoStatus("read " + path);
-      break;
-    }
-    if (r == 0) {
-      s = Status::IOError("read " + path + ": shorter than it was");
-      break;
-    }
-    done += static_cast<uint64_t>(r);
-  }
+  Status s = ReadFully(fd, out->data(), bytes, 0, path);
   ::close(fd);
   return s;
 }
@@ -127,7 +114,7 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(const std::string& dir, uint6
   if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());
   std::vector<uint64_t> numbers;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (const uint64_t n = ParseSegmentFileName(entry.path().filename().string(), kExt); n > 0) numbers.push_back(n);
+    if (const uint64_t n = ParseSegmentFileName(entry.path().filename().string(), kClogExt); n > 0) numbers.push_back(n);
   }
   if (ec) return Status::IOError("cannot list " + dir + ": " + ec.message());
   std::sort(numbers.begin(), numbers.end());
@@ -136,7 +123,7 @@ Result<std::unique_ptr<CommitLog>> CommitLog::Open(const std::string& dir, uint6
   for (const uint64_t n : numbers) {
     auto seg = std::make_unique<Segment>();
     seg->number = n;
-    seg->path = dir + "/" + SegmentFileName(n, kExt);
+    seg->path = dir + "/" + SegmentFileName(n, kClogExt);
     seg->fd = OpenSegment(seg->path, 0, &log->direct_);
     if (seg->fd < 0) return ErrnoStatus("open " + seg->path);
     struct stat st {};
@@ -262,7 +249,7 @@ Status CommitLog::WriteBlocks(Segment& seg, const char* data, uint64_t len, uint
 Result<CommitLog::Segment*> CommitLog::CreateSegment(uint64_t bytes) {
   auto seg = std::make_unique<Segment>();
   seg->number = next_number_++;
-  seg->path = dir_ + "/" + SegmentFileName(seg->number, kExt);
+  seg->path = dir_ + "/" + SegmentFileName(seg->number, kClogExt);
   seg->fd = OpenSegment(seg->path, O_CREAT | O_EXCL, &direct_);
   if (seg->fd < 0) return ErrnoStatus("create " + seg->path);
   seg->bytes = bytes;

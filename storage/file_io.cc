@@ -13,6 +13,18 @@ namespace ringstore {
 
 Status ErrnoStatus(const std::string& what) { return Status::IOError(what + ": " + std::strerror(errno)); }
 
+Status ReadFully(int fd, char* out, uint64_t len, uint64_t offset, const std::string& path) {
+  uint64_t done = 0;
+  while (done < len) {
+    const ssize_t r = ::pread(fd, out + done, len - done, static_cast<off_t>(offset + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return ErrnoStatus("read " + path);
+    if (r == 0) return Status::Corruption(path + " ends before the bytes read");
+    done += static_cast<uint64_t>(r);
+  }
+  return Status::Ok();
+}
+
 Status SyncDir(const std::string& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("open " + dir);

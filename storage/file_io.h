@@ -16,6 +16,8 @@ inline uint64_t AlignToBlock(uint64_t n) { return (n + kFileBlockBytes - 1) & ~(
 
 // IOError "what: strerror(errno)".
 Status ErrnoStatus(const std::string& what);
+// pread of exactly len bytes at offset; a file that ends before them is Corruption.
+Status ReadFully(int fd, char* out, uint64_t len, uint64_t offset, const std::string& path);
 // fsync of a directory, so that the files created or removed in it stay so.
 Status SyncDir(const std::string& dir);
 

@@ -41,8 +41,6 @@ namespace {
 constexpr char kMagic[4] = {'R', 'S', 'V', 'L'};
 constexpr uint64_t kEntrySeed = 0x564c4f47;  // "VLOG"
 
-Status Errno(const std::string& what) { return ErrnoStatus(what); }
-
 uint32_t EntryChecksum(const char* h) {
   char tmp[ValueLog::kEntryHeaderBytes];
   std::memcpy(tmp, h, sizeof tmp);
@@ -50,10 +48,7 @@ uint32_t EntryChecksum(const char* h) {
   return static_cast<uint32_t>(Checksum64(tmp, sizeof tmp, kEntrySeed));
 }
 
-std::string SegmentName(uint64_t number) { return SegmentFileName(number, ".vlog"); }
-uint64_t ParseSegmentName(const std::string& name) { return ParseSegmentFileName(name, ".vlog"); }
-
-uint64_t AlignUp(uint64_t n) { return AlignToBlock(n); }
+const std::string kVlogExt = ".vlog";
 
 // Creates a segment for writing, with O_DIRECT where the file system allows it. (A file
 // system that refuses O_DIRECT may have created the file already: the second open does
@@ -79,22 +74,10 @@ int OpenForDirectReads(const std::string& path) {
   return fd;
 }
 
-// pread of exactly len bytes; a short file is Corruption.
-Status ReadFully(int fd, char* out, uint64_t len, uint64_t offset, const std::string& path) {
-  uint64_t done = 0;
-  while (done < len) {
-    const ssize_t r = ::pread(fd, out + done, len - done, static_cast<off_t>(offset + done));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return Errno("read " + path);
-    if (r == 0) return Status::Corruption("value log entry past the end of " + path);
-    done += static_cast<uint64_t>(r);
-  }
-  return Status::Ok();
-}
 
 }  // namespace
 
-uint64_t ValueLog::EntryBytes(uint64_t value_size) { return AlignUp(kEntryHeaderBytes + value_size); }
+uint64_t ValueLog::EntryBytes(uint64_t value_size) { return AlignToBlock(kEntryHeaderBytes + value_size); }
 
 ValueLog::ValueLog(std::string dir, uint64_t segment_bytes) : dir_(std::move(dir)), segment_bytes_(segment_bytes) {}
 
@@ -107,16 +90,16 @@ Result<std::unique_ptr<ValueLog>> ValueLog::Open(const std::string& dir, uint64_
   std::unique_ptr<ValueLog> log(new ValueLog(dir, segment_bytes));
   uint64_t last = 0;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const uint64_t n = ParseSegmentName(entry.path().filename().string());
+    const uint64_t n = ParseSegmentFileName(entry.path().filename().string(), kVlogExt);
     if (n == 0) continue;
     auto seg = std::make_shared<Segment>();
     seg->number = n;
     seg->path = entry.path().string();
     seg->fd = OpenForReads(seg->path);
-    if (seg->fd < 0) return Errno("open " + seg->path);
+    if (seg->fd < 0) return ErrnoStatus("open " + seg->path);
     seg->direct_fd = OpenForDirectReads(seg->path);
     struct stat st {};
-    if (::fstat(seg->fd, &st) != 0) return Errno("stat " + seg->path);
+    if (::fstat(seg->fd, &st) != 0) return ErrnoStatus("stat " + seg->path);
     seg->bytes = static_cast<uint64_t>(st.st_size);
     log->segments_[n] = std::move(seg);
     last = std::max(last, n);
@@ -130,15 +113,15 @@ Result<std::unique_ptr<ValueLog>> ValueLog::Open(const std::string& dir, uint64_
 Status ValueLog::StartSegment(uint64_t number) {
   auto seg = std::make_shared<Segment>();
   seg->number = number;
-  seg->path = dir_ + "/" + SegmentName(number);
+  seg->path = dir_ + "/" + SegmentFileName(number, kVlogExt);
   seg->write_fd = CreateSegmentFile(seg->path);
-  if (seg->write_fd < 0) return Errno("create " + seg->path);
+  if (seg->write_fd < 0) return ErrnoStatus("create " + seg->path);
   seg->cached_write_fd = ::open(seg->path.c_str(), O_WRONLY | O_CLOEXEC);
   seg->fd = OpenForReads(seg->path);
   seg->direct_fd = OpenForDirectReads(seg->path);
   // The file must outlive a crash once anything in it is acknowledged.
-  Status s = seg->fd < 0                ? Errno("open " + seg->path)
-             : seg->cached_write_fd < 0 ? Errno("open " + seg->path + " for writing")
+  Status s = seg->fd < 0                ? ErrnoStatus("open " + seg->path)
+             : seg->cached_write_fd < 0 ? ErrnoStatus("open " + seg->path + " for writing")
                                         : SyncDir(dir_);
   if (!s.ok()) {
     ::unlink(seg->path.c_str());  // so that the next try can create it again
@@ -218,7 +201,7 @@ Status ValueLog::Flush() {
     if (w < 0) {
       // Whatever part was written is past every pointer that may be published; cut it off,
       // so the segment ends on its last whole entry (a walk would take it for a torn tail).
-      Status failed = Errno("write " + seg->path);
+      Status failed = ErrnoStatus("write " + seg->path);
       (void)::ftruncate(seg->write_fd, static_cast<off_t>(start));
       // The cut-off bytes' offsets will hold other entries, and a read window may hold the
       // cut-off bytes (even the truncation may have failed): the next good flush, which
@@ -248,7 +231,7 @@ Status ValueLog::Sync() {
   if (Status s = Flush(); !s.ok()) return s;
   for (const uint64_t n : unsynced_) {
     auto seg = Find(n);  // a removed segment needs no sync
-    if (seg && ::fdatasync(seg->fd) != 0) return Errno("fdatasync " + seg->path);
+    if (seg && ::fdatasync(seg->fd) != 0) return ErrnoStatus("fdatasync " + seg->path);
   }
   unsynced_.clear();
   return Status::Ok();
@@ -308,7 +291,7 @@ Result<ValueLog::Walk> ValueLog::ForEachEntry(
     return Walk{};
   }
   struct stat st {};
-  if (::fstat(seg->fd, &st) != 0) return Errno("stat " + seg->path);
+  if (::fstat(seg->fd, &st) != 0) return ErrnoStatus("stat " + seg->path);
   const uint64_t end = static_cast<uint64_t>(st.st_size);
   Walk walk;
   char h[kEntryHeaderBytes];
@@ -367,7 +350,7 @@ Status ValueLog::Remove(uint64_t segment) {
   DropRetired();
   if (seg.use_count() > 1) retired_.push_back(seg);
   // Readers holding the segment keep reading the unlinked file through their reference.
-  if (::unlink(seg->path.c_str()) != 0 && errno != ENOENT) return Errno("unlink " + seg->path);
+  if (::unlink(seg->path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("unlink " + seg->path);
   return Status::Ok();
 }
 
@@ -376,24 +359,24 @@ Status ValueLog::WriteForTest(ValuePointer p, std::string_view bytes) {
   if (!seg) return Status::NotFound("no such value log segment");
   // Through a buffered descriptor of its own: unaligned, and flushed before it returns.
   const int fd = ::open(seg->path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return Errno("open " + seg->path);
+  if (fd < 0) return ErrnoStatus("open " + seg->path);
   const bool ok = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(p.offset)) ==
                       static_cast<ssize_t>(bytes.size()) &&
                   ::fdatasync(fd) == 0;
   ::close(fd);
   windows_.Forget(p.segment);  // once the file has changed (read_windows.h)
-  return ok ? Status::Ok() : Errno("write " + seg->path);
+  return ok ? Status::Ok() : ErrnoStatus("write " + seg->path);
 }
 
 Status ValueLog::CutTail(uint64_t segment, uint64_t length) {
   auto seg = Find(segment);
   if (!seg || segment == active_) return Status::InvalidArgument("no sealed value log segment " + std::to_string(segment));
   const int fd = ::open(seg->path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return Errno("open " + seg->path);
+  if (fd < 0) return ErrnoStatus("open " + seg->path);
   const bool ok = ::ftruncate(fd, static_cast<off_t>(length)) == 0 && ::fdatasync(fd) == 0;
   ::close(fd);
   windows_.Forget(segment);
-  if (!ok) return Errno("truncate " + seg->path);
+  if (!ok) return ErrnoStatus("truncate " + seg->path);
   std::lock_guard<std::mutex> lock(mu_);
   seg->bytes = length;
   return Status::Ok();
