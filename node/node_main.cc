@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
                  "Run with TLS and mutual authentication on every link: DIR holds ca.crt, tls.crt and tls.key "
                  "(`ringstore cert issue node`). Plaintext peers and clients are then refused");
   app.add_option("--durability", durability,
-                 "sync: acknowledge after the WAL is fsynced; async: after the OS has the write")
+                 "sync: acknowledge after the commit log is fsynced; async: after the OS has the write")
       ->check(CLI::IsMember({"sync", "async"}))
       ->capture_default_str();
   app.add_option("--reader-threads", reader_threads, "Threads serving reads")

@@ -56,7 +56,7 @@ std::optional<Header> ParseHeader(const char* b) {
   return h;
 }
 
-// Opens a segment read-write, with O_DIRECT where the file system allows it.
+// Opens a segment read-write, with O_DIRECT if *direct and the file system allows it.
 int OpenSegment(const std::string& path, int flags, bool* direct) {
   int fd = -1;
   if (*direct) {
@@ -98,17 +98,19 @@ std::optional<std::string_view> RecordAt(const std::string& data, uint64_t at, u
 
 }  // namespace
 
-CommitLog::CommitLog(std::string dir, uint64_t new_segment_bytes, uint64_t max_bytes, uint64_t seed)
+CommitLog::CommitLog(std::string dir, uint64_t new_segment_bytes, uint64_t max_bytes, uint64_t seed,
+                     bool direct)
     : dir_(std::move(dir)),
       new_segment_bytes_(AlignToBlock(std::max<uint64_t>(new_segment_bytes, 2 * kFileBlockBytes))),
       max_bytes_(max_bytes),
-      seeds_(seed) {}
+      seeds_(seed),
+      direct_(direct) {}
 
 CommitLog::~CommitLog() = default;
 
 Result<std::unique_ptr<CommitLog>> CommitLog::Open(const std::string& dir, uint64_t new_segment_bytes,
-                                                   uint64_t max_bytes, uint64_t seed) {
-  std::unique_ptr<CommitLog> log(new CommitLog(dir, new_segment_bytes, max_bytes, seed));
+                                                   uint64_t max_bytes, uint64_t seed, bool direct) {
+  std::unique_ptr<CommitLog> log(new CommitLog(dir, new_segment_bytes, max_bytes, seed, direct));
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Status::IOError("cannot create " + dir + ": " + ec.message());

@@ -6,8 +6,8 @@
 // so each of its fsyncs also commits the file's new size to the file system's journal, and
 // it checks records with a software CRC32C in Debian's build. Here segments are written once
 // with zeros when created and then overwritten in place, with O_DIRECT where the file system
-// allows it: an fdatasync is then a flush of the disk's cache alone. Records are checked with
-// XXH3.
+// allows it (for sync durability): an fdatasync is then a flush of the disk's cache alone.
+// Records are checked with XXH3.
 //
 // Segments are files DIR/NNNNNNNN.clog, of new_segment_bytes when created (larger for a
 // record that needs it). A segment starts with a header block
@@ -58,8 +58,12 @@ class CommitLog {
   // free segments while all of them take more than max_bytes. seed starts the generator of
   // the segments' seeds: it must differ from one Open of dir to the next (the store draws it
   // from the OS), so that a segment reused after a crash never gets a seed it had before.
+  // direct: write with O_DIRECT where the file system allows it, for a store that syncs each
+  // group (an fdatasync then waits for the disk's cache alone). Without it records go through
+  // the page cache, for a store that does not sync them: an append is then a copy, and the
+  // kernel writes it back later.
   static Result<std::unique_ptr<CommitLog>> Open(const std::string& dir, uint64_t new_segment_bytes,
-                                                 uint64_t max_bytes, uint64_t seed);
+                                                 uint64_t max_bytes, uint64_t seed, bool direct = true);
   ~CommitLog();
   CommitLog(const CommitLog&) = delete;
   CommitLog& operator=(const CommitLog&) = delete;
@@ -97,7 +101,7 @@ class CommitLog {
 
  private:
   struct Segment;
-  CommitLog(std::string dir, uint64_t new_segment_bytes, uint64_t max_bytes, uint64_t seed);
+  CommitLog(std::string dir, uint64_t new_segment_bytes, uint64_t max_bytes, uint64_t seed, bool direct);
   Status StartSegment(uint64_t first_lsn, uint64_t min_bytes);
   Result<Segment*> CreateSegment(uint64_t bytes);
   Status FillSegment(Segment& seg);  // zeros, fdatasynced, and the directory
@@ -109,7 +113,7 @@ class CommitLog {
   const uint64_t new_segment_bytes_;
   const uint64_t max_bytes_;
   SeededRandom seeds_;                             // writer only: the segments' seeds
-  bool direct_ = true;                             // O_DIRECT allowed (not on tmpfs)
+  bool direct_;                                    // O_DIRECT wanted and allowed (not on tmpfs)
   std::vector<std::unique_ptr<Segment>> segments_;  // writer only; by number
   Segment* current_ = nullptr;                     // writer only: appends go here
   uint64_t offset_ = 0;                            // writer only: the next record's place in it

@@ -149,7 +149,7 @@ Status RocksDbStore::RecoverLog() {
   std::random_device rd;
   auto log = CommitLog::Open(options_.path + "/commitlog", options_.commit_log_segment_bytes,
                              options_.commit_log_flush_bytes + 2 * options_.commit_log_segment_bytes,
-                             (static_cast<uint64_t>(rd()) << 32) ^ rd());
+                             (static_cast<uint64_t>(rd()) << 32) ^ rd(), options_.durability == Durability::kSync);
   if (!log.ok()) return log.status();
   log_ = std::move(*log);
   rocksdb::WriteOptions wo;

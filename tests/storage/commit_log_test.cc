@@ -16,6 +16,7 @@
 
 #include "dht/checksum.h"
 #include "dht/endian.h"
+#include "tests/support/fd_flags.h"
 #include "tests/support/test_path.h"
 
 namespace ringstore {
@@ -35,7 +36,7 @@ class CommitLogTest : public ::testing::Test {
 
   // Opens the log and replays what follows `after` into *out (if given).
   std::unique_ptr<CommitLog> Open(uint64_t after = 0, Replayed* out = nullptr, CommitLog::Recovered* rec = nullptr) {
-    auto log = CommitLog::Open(dir_, segment_bytes_, max_bytes_, ++opens_);
+    auto log = CommitLog::Open(dir_, segment_bytes_, max_bytes_, ++opens_, direct_);
     EXPECT_TRUE(log.ok()) << log.status().ToString();
     if (!log.ok()) return nullptr;
     Replayed local;
@@ -75,6 +76,7 @@ class CommitLogTest : public ::testing::Test {
   uint64_t segment_bytes_ = 1u << 20;
   uint64_t max_bytes_ = 1u << 30;
   uint64_t opens_ = 0;  // each Open seeds the segments' seeds anew
+  bool direct_ = true;
 };
 
 constexpr uint64_t kBlock = kFileBlockBytes;
@@ -93,6 +95,30 @@ TEST_F(CommitLogTest, RecordsComeBackInOrderAfterAReopen) {
   ASSERT_TRUE(log);
   EXPECT_EQ(got, (Replayed{{1, "one"}, {2, std::string(10000, 'x')}, {3, ""}, {4, "four"}}));
   EXPECT_EQ(log->next_lsn(), 5u);
+}
+
+TEST_F(CommitLogTest, WritesAreDirectOnlyWhenAsked) {
+  // A store with async durability never syncs its log: its records go through the page cache
+  // (an append is a copy). With sync durability they go around it, where the file system
+  // allows that.
+  for (const bool direct : {false, true}) {
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    if (direct && !testing::TakesODirect(dir_)) {
+      GTEST_SKIP() << dir_ << " does not take O_DIRECT; the direct half is not checked here";
+    }
+    direct_ = direct;
+    auto log = Open();
+    ASSERT_TRUE(log);
+    Append(*log, "one");
+    const auto flags = testing::FlagsOfFilesIn(dir_);
+    ASSERT_EQ(flags.size(), 1u);
+    EXPECT_EQ((flags[0] & O_DIRECT) != 0, direct);
+    log.reset();
+    Replayed got;  // either way, the record comes back
+    log = Open(0, &got);
+    EXPECT_EQ(got, (Replayed{{1, "one"}}));
+  }
 }
 
 TEST_F(CommitLogTest, ReplayStartsAfterWhatTheTablesHold) {

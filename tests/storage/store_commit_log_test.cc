@@ -1,7 +1,8 @@
 // RocksDbStore and its commit log: what RocksDB's memtables held at a crash (a close that
 // flushes nothing, RocksDbOptions::flush_on_close = false) comes back from the log, hints
 // included, also through a second crash; the log's segments are reused once flushes let
-// them go, and what they held is still replayed; a large value's record survives too.
+// them go, and what they held is still replayed; a large value's record survives too; only
+// sync durability writes the log with O_DIRECT.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -10,6 +11,7 @@
 
 #include "storage/rocksdb_store.h"
 #include "tests/support/blocking_executor.h"
+#include "tests/support/fd_flags.h"
 #include "tests/support/test_path.h"
 
 namespace ringstore {
@@ -127,6 +129,26 @@ TEST_F(StoreCommitLogTest, SegmentsAreReusedAfterFlushesAndWhatTheyHoldIsReplaye
     auto r = Get(Id(i));
     ASSERT_TRUE(r.ok()) << i << ": " << r.status().ToString();
     ASSERT_EQ(r->value, Value(i, 1000)) << i;
+  }
+}
+
+TEST_F(StoreCommitLogTest, OnlySyncDurabilityWritesTheLogAroundThePageCache) {
+  // Async durability never syncs the log, so an append is a copy into the page cache; sync
+  // durability writes it with O_DIRECT (where the file system takes it), so that an fdatasync
+  // waits for the disk's cache alone.
+  for (const Durability d : {Durability::kAsync, Durability::kSync}) {
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    if (d == Durability::kSync && !testing::TakesODirect(dir_)) {
+      GTEST_SKIP() << dir_ << " does not take O_DIRECT; the sync half is not checked here";
+    }
+    durability_ = d;
+    Open(true);
+    ASSERT_TRUE(Apply({WriteOp{Id(1), Record::Value(10, Value(1))}}).ok());
+    const auto flags = testing::FlagsOfFilesIn(dir_ / "commitlog");
+    ASSERT_EQ(flags.size(), 1u);
+    EXPECT_EQ((flags[0] & O_DIRECT) != 0, d == Durability::kSync);
+    Close();
   }
 }
 
