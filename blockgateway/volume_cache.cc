@@ -99,7 +99,8 @@ void VolumeCache::OnLoaded(uint64_t index, Result<std::string> r) {
   }
   // Run the waiting operations in arrival order; one that arrives meanwhile queues behind.
   // Their callbacks may start other operations, which may evict and erase chunks, so the
-  // chunk is looked up again each time.
+  // chunk is looked up again each time; if it was dropped and another load of it started,
+  // what queued since waits for that load.
   for (;;) {
     std::function<void(Status)> fn;
     if (!s.ok()) {
@@ -108,7 +109,7 @@ void VolumeCache::OnLoaded(uint64_t index, Result<std::string> r) {
       failed.pop_front();
     } else {
       auto it = chunks_.find(index);
-      if (it == chunks_.end() || it->second.queue.empty()) break;
+      if (it == chunks_.end() || it->second.state != State::kReady || it->second.queue.empty()) break;
       fn = std::move(it->second.queue.front());
       it->second.queue.pop_front();
     }
@@ -181,6 +182,11 @@ void VolumeCache::Readahead(uint64_t last_index) {
 // ---- operations ----------------------------------------------------------------------
 
 void VolumeCache::Read(uint64_t offset, uint64_t length, std::function<void(Result<std::string>)> done) {
+  if (HoldBehindZero([this, offset, length, done] { ReadUnheld(offset, length, done); })) return;
+  ReadUnheld(offset, length, std::move(done));
+}
+
+void VolumeCache::ReadUnheld(uint64_t offset, uint64_t length, std::function<void(Result<std::string>)> done) {
   if (length == 0) return done(std::string());
   const auto parts = Split(offset, length);
   // Sequential: the chunk before this read is in memory, so fetch ahead of it.
@@ -234,6 +240,14 @@ void VolumeCache::Remember(uint64_t index, bool hole) {
 
 void VolumeCache::Holes(uint64_t offset, uint64_t length, uint32_t max_chunks,
                         std::function<void(std::vector<bool>)> done) {
+  if (HoldBehindZero([this, offset, length, max_chunks, done] { HolesUnheld(offset, length, max_chunks, done); })) {
+    return;
+  }
+  HolesUnheld(offset, length, max_chunks, std::move(done));
+}
+
+void VolumeCache::HolesUnheld(uint64_t offset, uint64_t length, uint32_t max_chunks,
+                              std::function<void(std::vector<bool>)> done) {
   const uint64_t cs = meta_.chunk_size;
   const uint64_t first = offset / cs;
   const uint64_t last = length == 0 ? first : std::min((offset + length - 1) / cs, first + std::max(max_chunks, 1u) - 1);
@@ -293,6 +307,15 @@ Status VolumeCache::Admit() const {
 void VolumeCache::Write(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done) {
   if (data.empty()) return done(Status::Ok());
   if (Status s = Admit(); !s.ok()) return done(s);
+  if (zeroing_ || !held_ops_.empty()) {
+    auto bytes = std::make_shared<std::string>(std::move(data));
+    HoldBehindZero([this, offset, bytes, fua, done] { WriteAdmitted(offset, std::move(*bytes), fua, done); });
+    return;
+  }
+  WriteAdmitted(offset, std::move(data), fua, std::move(done));
+}
+
+void VolumeCache::WriteAdmitted(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done) {
   const auto parts = Split(offset, data.size());
   auto bytes = std::make_shared<std::string>(std::move(data));
   auto versions = std::make_shared<std::vector<std::pair<uint64_t, uint64_t>>>();
@@ -319,9 +342,7 @@ void VolumeCache::Write(uint64_t offset, std::string data, bool fua, std::functi
   Pump();
 }
 
-void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done) {
-  if (length == 0) return done(Status::Ok());
-  if (Status s = Admit(); !s.ok()) return done(s);
+void VolumeCache::ZeroRange(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done) {
   const auto parts = Split(offset, length);
   auto versions = std::make_shared<std::vector<std::pair<uint64_t, uint64_t>>>();
   auto join = std::make_shared<Joiner>(Joiner{parts.size(), Status::Ok(), nullptr});
@@ -370,6 +391,8 @@ void VolumeCache::Acknowledge(bool fua, std::vector<std::pair<uint64_t, uint64_t
 }
 
 void VolumeCache::Flush(std::function<void(Status)> done) {
+  // Never held behind a zero in slices: it covers what was answered before it, which that
+  // zero and what waits behind it are not. (And its stores may be what the zero waits for.)
   std::vector<std::pair<uint64_t, uint64_t>> targets;
   targets.reserve(dirty_.size());
   for (uint64_t index : dirty_) targets.emplace_back(index, At(index).version);

@@ -34,6 +34,7 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -78,6 +79,16 @@ class VolumeCache {
   }
   // With allocate (NBD's NO_HOLE), every chunk of the range is left stored, as zeros where
   // it was a hole or is zeroed whole: none becomes a hole.
+  // A range over more than one slice (half of dirty_bytes, in whole chunks, aligned) is
+  // applied a slice at a time, each after the one before was answered (held by the dirty
+  // limit, or for FUA stored), so that one zero of a whole volume holds no more in memory
+  // than the dirty limit allows while writeback keeps up. Reads, writes, zeroes and Holes
+  // that arrive meanwhile wait behind it (arrival order holds; writes and zeroes are
+  // admitted, or refused, when they arrive); a Flush does not, as it covers only what was
+  // answered before it. A slice answered with a failure does not end it: like a
+  // failed write, all of it is applied, and the first failure is its answer. (So while
+  // stores fail, the slices go on as fast as the held replies fail: the bound is then the
+  // range, as it was before slices.)
   void Zero(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done);
   void Flush(std::function<void(Status)> done);
   // For each chunk of [offset, offset + length), up to max_chunks from the first: true if it
@@ -135,6 +146,23 @@ class VolumeCache {
     uint64_t index, begin, end, pos;  // pos: offset of the part within the operation
   };
   std::vector<Part> Split(uint64_t offset, uint64_t length) const;
+  // Zero in slices: ZeroSlices applies the job's next slice with ZeroRange, which zeroes one
+  // range in one go.
+  struct ZeroJob;
+  uint64_t ZeroSliceBytes() const;
+  void ZeroSlices(const std::shared_ptr<ZeroJob>& job);
+  // Answers the job, then runs the operations held behind it.
+  void FinishZero(const std::shared_ptr<ZeroJob>& job, Status s);
+  // The operations themselves, once nothing holds them (see Zero). Write and Zero come here
+  // after Admit: an operation held behind a zero was admitted on arrival.
+  void ReadUnheld(uint64_t offset, uint64_t length, std::function<void(Result<std::string>)> done);
+  void HolesUnheld(uint64_t offset, uint64_t length, uint32_t max_chunks, std::function<void(std::vector<bool>)> done);
+  void WriteAdmitted(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done);
+  void ZeroAdmitted(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done);
+  // While a zero runs in slices, or what arrived meanwhile still waits: queues op (the
+  // operation, to run unheld) and says so.
+  bool HoldBehindZero(std::function<void()> op);
+  void ZeroRange(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done);
 
   // Runs fn(chunk, status) once the chunk can be used, after the operations before it. With
   // need_data false (the operation replaces the whole chunk) no load is needed.
@@ -176,6 +204,8 @@ class VolumeCache {
   std::deque<uint64_t> urgent_;         // chunks to store as soon as a slot frees
   std::list<uint64_t> lru_;             // clean resident chunks, least recent first
   std::deque<std::function<void(Status)>> throttled_;  // write and zero replies held by dirty_bytes
+  std::shared_ptr<ZeroJob> zeroing_;                  // a zero running in slices
+  std::deque<std::function<void()>> held_ops_;        // operations that arrived meanwhile
   uint64_t failed_chunks_ = 0;  // chunks whose last store failed (they stay dirty until stored)
   uint64_t resident_bytes_ = 0;
   uint32_t stores_in_flight_ = 0;

@@ -1,6 +1,7 @@
 // VolumeCache over the fake ChunkStore: the dirty limit, which holds the replies of writes
 // and zeroes until writeback catches up, and stores that fail (not retried in a loop; held
-// replies answered EIO rather than never).
+// replies answered EIO rather than never); a zero of many chunks, applied in slices so that
+// it too stays within the limit.
 #include "tests/blockgateway/volume_cache_test_support.h"
 
 namespace ringstore::block {
@@ -128,9 +129,14 @@ TEST_F(VolumeCacheTest, ZeroRepliesAreHeldByTheDirtyLimitToo) {
   cache_->Zero(0, 8 * kChunk, false, Into(z));
   EXPECT_EQ(z.calls, 0) << "eight chunks to delete, the limit is two";
   EXPECT_EQ(cache_->stats().throttled, 1u);
-  EXPECT_EQ(ReadNow(0, 8 * kChunk), std::string(8 * kChunk, '\0')) << "applied, only the reply waits";
+  // Applied a slice (one chunk, half the limit) at a time: what arrives meanwhile waits.
+  Got r;
+  cache_->Read(0, 8 * kChunk, IntoData(r));
+  EXPECT_EQ(r.calls, 0) << "a read waits behind the zero";
   while (z.calls == 0 && store_.pending_stores() > 0) store_.CompleteStore(0);
   EXPECT_TRUE(z.ok());
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(r.data, std::string(8 * kChunk, '\0'));
   EXPECT_LE(cache_->dirty_bytes(), limits.dirty_bytes);
   // And when the deletes fail, the reply is EIO rather than never.
   Got z2;
@@ -144,6 +150,89 @@ TEST_F(VolumeCacheTest, ZeroRepliesAreHeldByTheDirtyLimitToo) {
   store_.hold_stores = false;
   clock_.Advance(2s);
   ASSERT_TRUE(FlushNow().ok());
+}
+
+class ZeroSliceTest : public VolumeCacheTest {
+ protected:
+  static constexpr uint64_t kChunks = 64;
+  // A volume of kChunks chunks, each written with its own pattern and stored; a dirty limit
+  // of four chunks (slices of two); stores held from then on.
+  void WriteAll() {
+    CacheLimits limits = Limits();
+    limits.dirty_bytes = 4 * kChunk;
+    Make(limits, kChunks);
+    for (uint64_t i = 0; i < kChunks; ++i) ASSERT_TRUE(WriteNow(i * kChunk, Pattern(kChunk, i)).ok());
+    store_.CompleteAll();
+    ASSERT_TRUE(FlushNow().ok());
+    store_.hold_stores = true;
+  }
+  static constexpr uint64_t kBound = 4 * kChunk + 2 * kChunk;  // the limit, and one slice
+};
+
+TEST_F(ZeroSliceTest, AZeroOfAWholeVolumeHoldsNoMoreThanTheDirtyLimit) {
+  // As mkfs's discard of a whole device: before slices, every chunk of the range became a
+  // dirty entry at once (a million of them for 4 GiB of 4 KiB chunks).
+  ASSERT_NO_FATAL_FAILURE(WriteAll());
+  Got z;
+  cache_->Zero(0, kChunks * kChunk, false, Into(z));
+  EXPECT_EQ(z.calls, 0) << "held by the dirty limit";
+  EXPECT_LE(cache_->dirty_bytes(), kBound);
+  while (z.calls == 0 && store_.pending_stores() > 0) {
+    store_.CompleteStore(0);
+    EXPECT_LE(cache_->dirty_bytes(), kBound);
+  }
+  EXPECT_TRUE(z.ok());
+  store_.hold_stores = false;
+  store_.CompleteAll();
+  ASSERT_TRUE(FlushNow().ok());
+  for (uint64_t i = 0; i < kChunks; ++i) EXPECT_TRUE(store_.data[i].empty()) << "chunk " << i << " is a hole";
+  EXPECT_EQ(Diff(ReadNow(0, kChunks * kChunk), std::string(kChunks * kChunk, '\0')), "");
+}
+
+TEST_F(ZeroSliceTest, AFuaZeroInSlicesAnswersOnceEverySliceIsStored) {
+  ASSERT_NO_FATAL_FAILURE(WriteAll());
+  Got z;
+  // Partial first and last chunks: those are zeroed in part and kept.
+  cache_->Zero(10, kChunks * kChunk - 20, true, Into(z));
+  size_t stores = 0;
+  while (z.calls == 0 && store_.pending_stores() > 0) {
+    store_.CompleteStore(0);
+    ++stores;
+    EXPECT_LE(cache_->dirty_bytes(), kBound);
+  }
+  ASSERT_TRUE(z.ok());
+  EXPECT_EQ(stores, kChunks);
+  std::string first = Pattern(kChunk, 0);
+  first.replace(10, kChunk - 10, kChunk - 10, '\0');
+  std::string last = Pattern(kChunk, kChunks - 1);
+  last.replace(0, kChunk - 10, kChunk - 10, '\0');
+  EXPECT_EQ(Diff(store_.Chunk(0), first), "");
+  EXPECT_EQ(Diff(store_.Chunk(kChunks - 1), last), "");
+  for (uint64_t i = 1; i + 1 < kChunks; ++i) EXPECT_TRUE(store_.data[i].empty()) << "chunk " << i << " is a hole";
+}
+
+TEST_F(ZeroSliceTest, AZeroInSlicesIsAppliedWholeEvenWhenASliceFails) {
+  // As a failed write is: applied, answered with the failure, written back later.
+  ASSERT_NO_FATAL_FAILURE(WriteAll());
+  Got z;
+  cache_->Zero(0, kChunks * kChunk, true, Into(z));
+  Got w;
+  cache_->Write(5, "w", false, Into(w));  // arrives while the zero runs: applied after it
+  EXPECT_EQ(w.calls, 0);
+  store_.fail_stores = true;
+  store_.CompleteAll();
+  ASSERT_EQ(z.calls, 1);
+  EXPECT_EQ(z.status.code(), Code::kIOError);
+  EXPECT_EQ(w.calls, 1);
+  store_.fail_stores = false;
+  store_.hold_stores = false;
+  clock_.Advance(2s);
+  ASSERT_TRUE(FlushNow().ok());
+  std::string want(kChunks * kChunk, '\0');
+  want[5] = 'w';
+  EXPECT_EQ(Diff(ReadNow(0, kChunks * kChunk), want), "");
+  EXPECT_EQ(store_.Chunk(0).substr(0, 8), want.substr(0, 8));
+  for (uint64_t i = 1; i < kChunks; ++i) EXPECT_TRUE(store_.data[i].empty()) << "chunk " << i << " is a hole";
 }
 
 }  // namespace

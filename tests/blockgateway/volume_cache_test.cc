@@ -1,8 +1,9 @@
 // VolumeCache over the fake ChunkStore: zero-filled holes, read-modify-write, arrival order
 // behind a pending load, Flush and FUA durability (with failed stores), holes from
 // whole-chunk zeroing, timed writeback, clean-chunk eviction, load failures, and callbacks
-// that issue more operations. (Which chunks are holes: volume_cache_holes_test.cc; the dirty
-// limit, and the replies it holds while stores fail: volume_cache_limits_test.cc.)
+// that issue more operations (also one that drops and reloads a chunk). (Which chunks are
+// holes: volume_cache_holes_test.cc; the dirty limit, the replies it holds while stores fail,
+// and zeroes in slices: volume_cache_limits_test.cc.)
 #include "tests/blockgateway/volume_cache_test_support.h"
 
 namespace ringstore::block {
@@ -471,6 +472,37 @@ TEST_F(VolumeCacheTest, EvictionFromACallbackDoesNotDropAChunkStillInUse) {
   EXPECT_EQ(Diff(ReadNow(0, kChunk), expect), "");
   ASSERT_TRUE(FlushNow().ok());
   EXPECT_EQ(Diff(store_.data[0], expect), "");
+}
+
+// A load's last callback reads the chunk (so that, clean and past the cache's size, it is
+// dropped), then writes part of it (so that it is loaded again). Before the fix the first
+// load went on to run that write on the new entry before its load had come back, and the
+// load then replaced the written bytes with the stored ones: the write was lost.
+TEST_F(VolumeCacheTest, AWriteQueuedOnAChunkLoadedAgainWaitsForThatLoad) {
+  CacheLimits limits = Limits();
+  limits.cache_bytes = 0;  // clean chunks go as soon as they are unused
+  Make(limits);
+  store_.data[0] = std::string(kChunk, 'a');
+  store_.hold_loads = true;
+  Got r, again, w;
+  cache_->Read(0, 4, [&](Result<std::string> got) {
+    ++r.calls;
+    if (got.ok()) r.data = *got;
+    cache_->Read(0, 1, IntoData(again));  // the chunk is ready: answered, then dropped
+    cache_->Write(10, "XY", false, Into(w));  // a part: loads it again
+  });
+  store_.CompleteLoadOf(0);
+  EXPECT_EQ(r.data, "aaaa");
+  EXPECT_EQ(again.data, "a");
+  EXPECT_EQ(w.calls, 0) << "waits for the second load";
+  store_.hold_loads = false;
+  store_.CompleteAll();
+  EXPECT_TRUE(w.ok());
+  std::string expect(kChunk, 'a');
+  expect.replace(10, 2, "XY");
+  ASSERT_TRUE(FlushNow().ok());
+  EXPECT_EQ(Diff(store_.data[0], expect), "");
+  EXPECT_EQ(Diff(ReadNow(0, kChunk), expect), "");
 }
 
 // The last callback of a load may evict (and so forget) the very chunk just loaded. Before
