@@ -85,7 +85,7 @@ void VolumeCache::StartLoad(uint64_t index) {
 void VolumeCache::OnLoaded(uint64_t index, Result<std::string> r) {
   --loads_in_flight_;
   const Status s = r.status();
-  std::deque<std::function<void(Status)>> failed;
+  std::list<std::function<void(Status)>> failed;
   {
     Chunk& c = At(index);
     if (s.ok()) {
