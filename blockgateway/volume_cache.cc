@@ -182,7 +182,7 @@ void VolumeCache::Readahead(uint64_t last_index) {
 // ---- operations ----------------------------------------------------------------------
 
 void VolumeCache::Read(uint64_t offset, uint64_t length, std::function<void(Result<std::string>)> done) {
-  if (HoldBehindZero([this, offset, length, done] { ReadUnheld(offset, length, done); })) return;
+  if (MustWait(offset, length)) return Hold(offset, length, [this, offset, length, done] { ReadUnheld(offset, length, done); });
   ReadUnheld(offset, length, std::move(done));
 }
 
@@ -240,8 +240,8 @@ void VolumeCache::Remember(uint64_t index, bool hole) {
 
 void VolumeCache::Holes(uint64_t offset, uint64_t length, uint32_t max_chunks,
                         std::function<void(std::vector<bool>)> done) {
-  if (HoldBehindZero([this, offset, length, max_chunks, done] { HolesUnheld(offset, length, max_chunks, done); })) {
-    return;
+  if (MustWait(offset, length)) {
+    return Hold(offset, length, [this, offset, length, max_chunks, done] { HolesUnheld(offset, length, max_chunks, done); });
   }
   HolesUnheld(offset, length, max_chunks, std::move(done));
 }
@@ -307,10 +307,9 @@ Status VolumeCache::Admit() const {
 void VolumeCache::Write(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done) {
   if (data.empty()) return done(Status::Ok());
   if (Status s = Admit(); !s.ok()) return done(s);
-  if (zeroing_ || !held_ops_.empty()) {
+  if (MustWait(offset, data.size())) {
     auto bytes = std::make_shared<std::string>(std::move(data));
-    HoldBehindZero([this, offset, bytes, fua, done] { WriteAdmitted(offset, std::move(*bytes), fua, done); });
-    return;
+    return Hold(offset, bytes->size(), [this, offset, bytes, fua, done] { WriteAdmitted(offset, std::move(*bytes), fua, done); });
   }
   WriteAdmitted(offset, std::move(data), fua, std::move(done));
 }
@@ -424,26 +423,40 @@ void VolumeCache::Urgent(uint64_t index) {
 }
 
 void VolumeCache::Pump() {
-  // Under memory pressure the oldest dirty chunks (lowest index first) go out too.
-  const Clock::Duration now = clock_.Now();
-  if (dirty_bytes() > limits_.dirty_bytes / 2) {
-    for (auto it = dirty_.begin(); it != dirty_.end() && urgent_.size() < limits_.max_stores; ++it) {
-      Chunk& c = At(*it);
-      if (!c.storing && now >= c.retry_at) Urgent(*it);
+  // A store that completes before it returns (one that fails at once) calls Pump again from
+  // OnStored: that call only asks this one to go round again, so the stack does not grow by
+  // a store per dirty chunk.
+  if (pumping_) {
+    pump_again_ = true;
+    return;
+  }
+  pumping_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  do {
+    pump_again_ = false;
+    // Under memory pressure the oldest dirty chunks (lowest index first) go out too.
+    const Clock::Duration now = clock_.Now();
+    if (dirty_bytes() > limits_.dirty_bytes / 2) {
+      for (auto it = dirty_.begin(); it != dirty_.end() && urgent_.size() < limits_.max_stores; ++it) {
+        Chunk& c = At(*it);
+        if (!c.storing && now >= c.retry_at) Urgent(*it);
+      }
     }
-  }
-  while (stores_in_flight_ < limits_.max_stores && !urgent_.empty()) {
-    const uint64_t index = urgent_.front();
-    urgent_.pop_front();
-    // Dropped from memory since it was queued (stored and evicted): nothing to store, and At
-    // would make it an empty entry that nothing removes.
-    auto found = chunks_.find(index);
-    if (found == chunks_.end()) continue;
-    Chunk& c = found->second;
-    c.urgent = false;
-    if (c.storing || c.version == c.durable || c.state != State::kReady) continue;
-    StartStore(index);
-  }
+    while (stores_in_flight_ < limits_.max_stores && !urgent_.empty()) {
+      const uint64_t index = urgent_.front();
+      urgent_.pop_front();
+      // Dropped from memory since it was queued (stored and evicted): nothing to store, and At
+      // would make it an empty entry that nothing removes.
+      auto found = chunks_.find(index);
+      if (found == chunks_.end()) continue;
+      Chunk& c = found->second;
+      c.urgent = false;
+      if (c.storing || c.version == c.durable || c.state != State::kReady) continue;
+      StartStore(index);
+      if (alive.expired()) return;
+    }
+  } while (pump_again_);
+  pumping_ = false;
 }
 
 void VolumeCache::StartStore(uint64_t index) {

@@ -83,9 +83,11 @@ class VolumeCache {
   // applied a slice at a time, each after the one before was answered (held by the dirty
   // limit, or for FUA stored), so that one zero of a whole volume holds no more in memory
   // than the dirty limit allows while writeback keeps up. Reads, writes, zeroes and Holes
-  // that arrive meanwhile wait behind it (arrival order holds; writes and zeroes are
-  // admitted, or refused, when they arrive); a Flush does not, as it covers only what was
-  // answered before it. A slice answered with a failure does not end it: like a
+  // that arrive meanwhile and touch a chunk it has not applied yet wait behind it, and so do
+  // those that share a chunk with one waiting (so operations on a chunk keep their order;
+  // writes and zeroes are admitted, or refused, when they arrive); the rest of the volume is
+  // served meanwhile, but for another zero in slices, which waits for this one.
+  // A Flush never waits: it covers only what was answered before it. A slice answered with a failure does not end it: like a
   // failed write, all of it is applied, and the first failure is its answer. (So while
   // stores fail, the slices go on as fast as the held replies fail: the bound is then the
   // range, as it was before slices.)
@@ -152,6 +154,7 @@ class VolumeCache {
   // range in one go.
   struct ZeroJob;
   uint64_t ZeroSliceBytes() const;
+  bool InSlices(uint64_t offset, uint64_t length) const;  // a zero of more than one slice
   void ZeroSlices(const std::shared_ptr<ZeroJob>& job);
   // Answers the job, then runs the operations held behind it.
   void FinishZero(const std::shared_ptr<ZeroJob>& job, Status s);
@@ -161,9 +164,11 @@ class VolumeCache {
   void HolesUnheld(uint64_t offset, uint64_t length, uint32_t max_chunks, std::function<void(std::vector<bool>)> done);
   void WriteAdmitted(uint64_t offset, std::string data, bool fua, std::function<void(Status)> done);
   void ZeroAdmitted(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done);
-  // While a zero runs in slices, or what arrived meanwhile still waits: queues op (the
-  // operation, to run unheld) and says so.
-  bool HoldBehindZero(std::function<void()> op);
+  // Whether an operation on [offset, offset + length) must wait: it touches a chunk of what
+  // a zero running in slices has not applied yet, or of an operation already waiting. Hold
+  // queues it (op: the operation, to run unheld).
+  bool MustWait(uint64_t offset, uint64_t length) const;
+  void Hold(uint64_t offset, uint64_t length, std::function<void()> op);
   void ZeroRange(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done);
 
   // Runs fn(chunk, status) once the chunk can be used, after the operations before it. With
@@ -207,7 +212,11 @@ class VolumeCache {
   std::list<uint64_t> lru_;             // clean resident chunks, least recent first
   std::deque<std::function<void(Status)>> throttled_;  // write and zero replies held by dirty_bytes
   std::shared_ptr<ZeroJob> zeroing_;                  // a zero running in slices
-  std::deque<std::function<void()>> held_ops_;        // operations that arrived meanwhile
+  struct Held {
+    uint64_t first, last;  // the chunks it touches
+    std::function<void()> op;
+  };
+  std::deque<Held> held_ops_;  // operations that must wait for it, in arrival order
   uint64_t failed_chunks_ = 0;  // chunks whose last store failed (they stay dirty until stored)
   uint64_t resident_bytes_ = 0;
   uint32_t stores_in_flight_ = 0;
@@ -222,6 +231,8 @@ class VolumeCache {
   std::deque<std::pair<uint64_t, std::function<void(Result<bool>)>>> exists_waiting_;
   uint32_t exists_in_flight_ = 0;
   bool pumping_exists_ = false;
+  bool pumping_ = false;     // Pump is on the stack
+  bool pump_again_ = false;  // and was called again meanwhile
   Clock::TimerId tick_ = 0;
   bool tick_armed_ = false;
   CacheStats stats_;

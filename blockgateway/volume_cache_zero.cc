@@ -8,13 +8,6 @@
 
 namespace ringstore::block {
 
-bool VolumeCache::HoldBehindZero(std::function<void()> op) {
-  // Also while the held ones are being run: one that arrives then goes after them.
-  if (!zeroing_ && held_ops_.empty()) return false;
-  held_ops_.push_back(std::move(op));
-  return true;
-}
-
 // A zero of a long range, applied a slice at a time (see Zero).
 struct VolumeCache::ZeroJob {
   uint64_t next, end;
@@ -26,20 +19,46 @@ struct VolumeCache::ZeroJob {
   Status first;  // the first slice that failed
 };
 
+bool VolumeCache::MustWait(uint64_t offset, uint64_t length) const {
+  // Only what shares a chunk with the part of a running zero not applied yet, or with an
+  // operation already waiting (also while the held ones are being run): operations on one
+  // chunk keep their order, and the rest of the volume is served meanwhile.
+  if (length == 0) return false;
+  const uint64_t cs = meta_.chunk_size;
+  const uint64_t first = offset / cs, last = (offset + length - 1) / cs;
+  if (zeroing_ && zeroing_->next < zeroing_->end && first <= (zeroing_->end - 1) / cs && zeroing_->next / cs <= last) {
+    return true;
+  }
+  for (const Held& h : held_ops_) {
+    if (first <= h.last && h.first <= last) return true;
+  }
+  return false;
+}
+
+void VolumeCache::Hold(uint64_t offset, uint64_t length, std::function<void()> op) {
+  const uint64_t cs = meta_.chunk_size;
+  held_ops_.push_back(Held{offset / cs, (offset + std::max<uint64_t>(length, 1) - 1) / cs, std::move(op)});
+}
+
 void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done) {
   if (length == 0) return done(Status::Ok());
   if (Status s = Admit(); !s.ok()) return done(s);
-  if (HoldBehindZero([this, offset, length, fua, allocate, done] { ZeroAdmitted(offset, length, fua, allocate, done); })) {
-    return;
+  // One zero runs in slices at a time: another waits for it even where they do not overlap.
+  if (MustWait(offset, length) || (zeroing_ && InSlices(offset, length))) {
+    return Hold(offset, length, [this, offset, length, fua, allocate, done] { ZeroAdmitted(offset, length, fua, allocate, done); });
   }
   ZeroAdmitted(offset, length, fua, allocate, std::move(done));
 }
 
-void VolumeCache::ZeroAdmitted(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done) {
+bool VolumeCache::InSlices(uint64_t offset, uint64_t length) const {
   const uint64_t slice = ZeroSliceBytes();
-  if ((offset + length - 1) / slice == offset / slice) return ZeroRange(offset, length, fua, allocate, std::move(done));
+  return (offset + length - 1) / slice != offset / slice;
+}
+
+void VolumeCache::ZeroAdmitted(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done) {
+  if (!InSlices(offset, length)) return ZeroRange(offset, length, fua, allocate, std::move(done));
   auto job = std::make_shared<ZeroJob>(ZeroJob{offset, offset + length, fua, allocate, std::move(done), false, false, false, Status::Ok()});
-  zeroing_ = job;  // what arrives from now on waits behind it, so that arrival order holds
+  zeroing_ = job;  // what overlaps it waits behind it from now on, so that arrival order holds
   ZeroSlices(job);
 }
 
@@ -48,10 +67,10 @@ void VolumeCache::FinishZero(const std::shared_ptr<ZeroJob>& job, Status s) {
   if (zeroing_ == job) zeroing_.reset();
   auto done = std::move(job->done);
   done(std::move(s));
-  // Then what waited behind it, in order, until one of them starts another long zero. (Those
-  // that arrive meanwhile queue behind them: HoldBehindZero.)
+  // Then what waited behind it, in order, until one of them starts another long zero. (What
+  // arrives meanwhile and overlaps one of them queues behind: MustWait.)
   while (!zeroing_ && !held_ops_.empty()) {
-    auto op = std::move(held_ops_.front());
+    auto op = std::move(held_ops_.front().op);
     held_ops_.pop_front();
     op();
   }

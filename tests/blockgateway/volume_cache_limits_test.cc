@@ -2,6 +2,10 @@
 // and zeroes until writeback catches up, and stores that fail (not retried in a loop; held
 // replies answered EIO rather than never); a zero of many chunks, applied in slices so that
 // it too stays within the limit.
+#include <pthread.h>
+
+#include <cstdlib>
+
 #include "tests/blockgateway/volume_cache_test_support.h"
 
 namespace ringstore::block {
@@ -152,6 +156,39 @@ TEST_F(VolumeCacheTest, ZeroRepliesAreHeldByTheDirtyLimitToo) {
   ASSERT_TRUE(FlushNow().ok());
 }
 
+TEST_F(VolumeCacheTest, StoresThatFailInsideTheCallDoNotNestAChunkDeep) {
+  // A store that fails before it returns (a gateway whose lease is gone refuses so) ends in
+  // OnStored, whose Pump started the next store: one nesting per dirty chunk, 20,000 here,
+  // deeper than a thread's stack allows. Run where an overflow shows as a crash of a child.
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        constexpr uint64_t kMany = 20000;
+        CacheLimits limits = Limits();
+        limits.dirty_bytes = (kMany + 1) * kChunk;
+        Make(limits, kMany);
+        store_.hold_stores = true;
+        const std::string bytes(kChunk, 'd');
+        for (uint64_t i = 0; i < kMany; ++i) cache_->Write(i * kChunk, bytes, false, [](Status) {});
+        store_.fail_stores = true;
+        store_.hold_stores = false;
+        // On a thread of 1 MiB of stack, so that the depth, not luck, decides.
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 1u << 20);
+        pthread_t t;
+        auto run = [](void* self) -> void* {
+          static_cast<FakeStore*>(self)->CompleteStore(0);
+          return nullptr;
+        };
+        if (pthread_create(&t, &attr, run, &store_) != 0) std::_Exit(2);
+        pthread_join(t, nullptr);
+        // Every chunk was tried once: failed, or still held (those in flight before).
+        std::_Exit(cache_->stats().store_failures + store_.pending_stores() == kMany ? 0 : 3);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
 class ZeroSliceTest : public VolumeCacheTest {
  protected:
   static constexpr uint64_t kChunks = 64;
@@ -217,7 +254,8 @@ TEST_F(ZeroSliceTest, AZeroInSlicesIsAppliedWholeEvenWhenASliceFails) {
   Got z;
   cache_->Zero(0, kChunks * kChunk, true, Into(z));
   Got w;
-  cache_->Write(5, "w", false, Into(w));  // arrives while the zero runs: applied after it
+  const uint64_t at = (kChunks - 1) * kChunk + 5;
+  cache_->Write(at, "w", false, Into(w));  // a chunk the zero has not reached: applied after it
   EXPECT_EQ(w.calls, 0);
   store_.fail_stores = true;
   store_.CompleteAll();
@@ -229,10 +267,37 @@ TEST_F(ZeroSliceTest, AZeroInSlicesIsAppliedWholeEvenWhenASliceFails) {
   clock_.Advance(2s);
   ASSERT_TRUE(FlushNow().ok());
   std::string want(kChunks * kChunk, '\0');
-  want[5] = 'w';
+  want[at] = 'w';
   EXPECT_EQ(Diff(ReadNow(0, kChunks * kChunk), want), "");
-  EXPECT_EQ(store_.Chunk(0).substr(0, 8), want.substr(0, 8));
-  for (uint64_t i = 1; i < kChunks; ++i) EXPECT_TRUE(store_.data[i].empty()) << "chunk " << i << " is a hole";
+  for (uint64_t i = 0; i + 1 < kChunks; ++i) EXPECT_TRUE(store_.data[i].empty()) << "chunk " << i << " is a hole";
+  EXPECT_EQ(Diff(store_.Chunk(kChunks - 1), want.substr(at - 5, kChunk)), "");
+}
+
+TEST_F(ZeroSliceTest, OnlyWhatSharesAChunkWithTheRestOfAZeroWaitsForIt) {
+  ASSERT_NO_FATAL_FAILURE(WriteAll());
+  Got z;
+  cache_->Zero(0, 48 * kChunk, false, Into(z));  // chunks 0-47; the first slices go at once
+  ASSERT_EQ(z.calls, 0);
+  // Past the zero: served meanwhile.
+  Got far;
+  cache_->Read(60 * kChunk, 10, IntoData(far));
+  EXPECT_TRUE(far.ok());
+  EXPECT_EQ(far.data, Pattern(kChunk, 60).substr(0, 10));
+  Got fw;  // applied at once (its reply waits on the dirty limit, as any write's)
+  cache_->Write(50 * kChunk + 1, "F", false, Into(fw));
+  EXPECT_EQ(ReadNow(50 * kChunk, 2), Pattern(kChunk, 50).substr(0, 1) + "F");
+  // Inside what it has not reached: waits, and so does what shares a chunk with a waiting one.
+  Got w, r;
+  cache_->Write(40 * kChunk + 7, "X", false, Into(w));
+  cache_->Read(40 * kChunk, 8, IntoData(r));
+  EXPECT_EQ(w.calls, 0);
+  EXPECT_EQ(r.calls, 0);
+  while ((z.calls == 0 || w.calls == 0 || fw.calls == 0) && store_.pending_stores() > 0) store_.CompleteStore(0);
+  EXPECT_TRUE(z.ok());
+  EXPECT_TRUE(w.ok());
+  EXPECT_TRUE(fw.ok());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.data, std::string(7, '\0') + "X") << "the zero, then the write, then the read";
 }
 
 }  // namespace
