@@ -432,12 +432,16 @@ void VolumeCache::Pump() {
   }
   pumping_ = true;
   std::weak_ptr<bool> alive = alive_;
+  // One time for the whole call: a chunk whose store fails in it is not due again before the
+  // call ends. And the scan for memory pressure goes on from where the last round stopped.
+  const Clock::Duration now = clock_.Now();
+  uint64_t scan_from = 0;
   do {
     pump_again_ = false;
     // Under memory pressure the oldest dirty chunks (lowest index first) go out too.
-    const Clock::Duration now = clock_.Now();
     if (dirty_bytes() > limits_.dirty_bytes / 2) {
-      for (auto it = dirty_.begin(); it != dirty_.end() && urgent_.size() < limits_.max_stores; ++it) {
+      for (auto it = dirty_.lower_bound(scan_from); it != dirty_.end() && urgent_.size() < limits_.max_stores; ++it) {
+        scan_from = *it + 1;
         Chunk& c = At(*it);
         if (!c.storing && now >= c.retry_at) Urgent(*it);
       }

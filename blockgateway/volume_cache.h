@@ -168,7 +168,14 @@ class VolumeCache {
   // a zero running in slices has not applied yet, or of an operation already waiting. Hold
   // queues it (op: the operation, to run unheld).
   bool MustWait(uint64_t offset, uint64_t length) const;
-  void Hold(uint64_t offset, uint64_t length, std::function<void()> op);
+  void Hold(uint64_t offset, uint64_t length, std::function<void()> op, bool in_slices = false);
+  struct Held;
+  // Whether a held operation must go on waiting: for the zero running now (it touches a chunk
+  // the zero has not reached, or is a long zero itself), or for one held before it that it
+  // shares a chunk with.
+  bool StaysHeld(std::list<Held>::iterator it);
+  // Runs, in order, the held operations that need not wait any longer.
+  void DrainHeld();
   void ZeroRange(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done);
 
   // Runs fn(chunk, status) once the chunk can be used, after the operations before it. With
@@ -214,9 +221,12 @@ class VolumeCache {
   std::shared_ptr<ZeroJob> zeroing_;                  // a zero running in slices
   struct Held {
     uint64_t first, last;  // the chunks it touches
+    bool in_slices;        // a long zero: waits while another runs
     std::function<void()> op;
   };
-  std::deque<Held> held_ops_;  // operations that must wait for it, in arrival order
+  std::list<Held> held_ops_;  // operations that must wait, in arrival order
+  bool draining_ = false;     // DrainHeld is on the stack
+  bool drain_again_ = false;  // and a zero finished meanwhile
   uint64_t failed_chunks_ = 0;  // chunks whose last store failed (they stay dirty until stored)
   uint64_t resident_bytes_ = 0;
   uint32_t stores_in_flight_ = 0;

@@ -35,9 +35,51 @@ bool VolumeCache::MustWait(uint64_t offset, uint64_t length) const {
   return false;
 }
 
-void VolumeCache::Hold(uint64_t offset, uint64_t length, std::function<void()> op) {
+void VolumeCache::Hold(uint64_t offset, uint64_t length, std::function<void()> op, bool in_slices) {
   const uint64_t cs = meta_.chunk_size;
-  held_ops_.push_back(Held{offset / cs, (offset + std::max<uint64_t>(length, 1) - 1) / cs, std::move(op)});
+  held_ops_.push_back(Held{offset / cs, (offset + std::max<uint64_t>(length, 1) - 1) / cs, in_slices, std::move(op)});
+}
+
+bool VolumeCache::StaysHeld(std::list<Held>::iterator it) {
+  const Held& h = *it;
+  if (zeroing_) {
+    if (h.in_slices) return true;
+    const uint64_t cs = meta_.chunk_size;
+    if (zeroing_->next < zeroing_->end && h.first <= (zeroing_->end - 1) / cs && zeroing_->next / cs <= h.last) {
+      return true;
+    }
+  }
+  for (auto e = held_ops_.begin(); e != it; ++e) {
+    if (h.first <= e->last && e->first <= h.last) return true;  // one before it still waits
+  }
+  return false;
+}
+
+void VolumeCache::DrainHeld() {
+  // One pass at a time: a zero that finishes inside an operation run here asks this pass to
+  // look again from the start, rather than walking the list beneath it.
+  if (draining_) {
+    drain_again_ = true;
+    return;
+  }
+  draining_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  do {
+    drain_again_ = false;
+    // In order, each that need not wait (for a zero running now, or for one before it that
+    // still waits). One that arrives meanwhile is appended, and looked at in this pass too.
+    for (auto it = held_ops_.begin(); it != held_ops_.end();) {
+      if (StaysHeld(it)) {
+        ++it;
+        continue;
+      }
+      auto op = std::move(it->op);
+      it = held_ops_.erase(it);
+      op();
+      if (alive.expired()) return;
+    }
+  } while (drain_again_);
+  draining_ = false;
 }
 
 void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done) {
@@ -45,7 +87,9 @@ void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, bool allocate
   if (Status s = Admit(); !s.ok()) return done(s);
   // One zero runs in slices at a time: another waits for it even where they do not overlap.
   if (MustWait(offset, length) || (zeroing_ && InSlices(offset, length))) {
-    return Hold(offset, length, [this, offset, length, fua, allocate, done] { ZeroAdmitted(offset, length, fua, allocate, done); });
+    return Hold(
+        offset, length, [this, offset, length, fua, allocate, done] { ZeroAdmitted(offset, length, fua, allocate, done); },
+        InSlices(offset, length));
   }
   ZeroAdmitted(offset, length, fua, allocate, std::move(done));
 }
@@ -67,13 +111,10 @@ void VolumeCache::FinishZero(const std::shared_ptr<ZeroJob>& job, Status s) {
   if (zeroing_ == job) zeroing_.reset();
   auto done = std::move(job->done);
   done(std::move(s));
-  // Then what waited behind it, in order, until one of them starts another long zero. (What
-  // arrives meanwhile and overlaps one of them queues behind: MustWait.)
-  while (!zeroing_ && !held_ops_.empty()) {
-    auto op = std::move(held_ops_.front().op);
-    held_ops_.pop_front();
-    op();
-  }
+  // Then what waited behind it, in order; where one of them starts another long zero, those
+  // after it that do not touch it still run. (What arrives meanwhile and shares a chunk with
+  // one still waiting queues behind: MustWait.)
+  DrainHeld();
 }
 
 uint64_t VolumeCache::ZeroSliceBytes() const {

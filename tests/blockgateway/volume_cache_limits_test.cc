@@ -189,6 +189,59 @@ TEST_F(VolumeCacheTest, StoresThatFailInsideTheCallDoNotNestAChunkDeep) {
       ::testing::ExitedWithCode(0), "");
 }
 
+// A clock that moves on 100 ms each time it is read, and a store that holds its calls until
+// told to refuse; from then on it refuses every store before it returns (until `limit`
+// calls: past that it holds them again, so that a loop that would never end does end).
+class SteppingClock final : public Clock {
+ public:
+  Duration Now() const override { return now_ += std::chrono::milliseconds(100); }
+  int64_t WallMicros() const override { return 0; }
+  TimerId Schedule(Duration, std::function<void()>) override { return ++timers_; }
+  void Cancel(TimerId) override {}
+
+ private:
+  mutable Duration now_{std::chrono::seconds(1000)};
+  TimerId timers_ = 0;
+};
+class RefusingStore final : public ChunkStore {
+ public:
+  explicit RefusingStore(size_t limit) : limit_(limit) {}
+  bool refuse = false;
+  size_t refused = 0;
+  std::vector<std::function<void(Status)>> held;
+  void Load(uint64_t, std::function<void(Result<std::string>)> done) override { done(std::string()); }
+  void Store(uint64_t, std::string, std::function<void(Status)> done) override {
+    if (!refuse || refused >= limit_) return held.push_back(std::move(done));
+    ++refused;
+    done(Status::IOError("refused"));
+  }
+  void Exists(uint64_t, std::function<void(Result<bool>)> done) override { done(false); }
+
+ private:
+  size_t limit_;
+};
+
+TEST(VolumeCachePumpTest, AStoreRefusedInsideTheCallIsNotTriedAgainInTheSameCall) {
+  // Each chunk refused is due again a second later. A Pump that read the clock again each
+  // round (found in review) came back to the first ones while still working through the
+  // rest; with the clock moving (a slow pass on a real one) it never ended.
+  constexpr uint64_t kMany = 2000;
+  SteppingClock clock;
+  RefusingStore store(20 * kMany);
+  CacheLimits limits = Limits();
+  limits.dirty_bytes = kMany * kChunk;  // all admitted; over half of it, the pressure scan runs
+  VolumeCache cache(Meta(kMany), store, clock, limits);
+  const std::string bytes(kChunk - 1, 'd');  // partial: no store asked for at once
+  for (uint64_t i = 0; i < kMany; ++i) cache.Write(i * kChunk, bytes, false, [](Status) {});
+  ASSERT_EQ(store.held.size(), limits.max_stores) << "stores in flight, held";
+  store.refuse = true;
+  auto first = std::move(store.held.front());
+  store.held.erase(store.held.begin());
+  first(Status::IOError("refused"));  // its Pump works through every dirty chunk in one call
+  EXPECT_GE(store.refused, kMany - 2 * limits.max_stores);
+  EXPECT_LE(store.refused, kMany) << "each dirty chunk tried once in the call, not again and again";
+}
+
 class ZeroSliceTest : public VolumeCacheTest {
  protected:
   static constexpr uint64_t kChunks = 64;
@@ -298,6 +351,28 @@ TEST_F(ZeroSliceTest, OnlyWhatSharesAChunkWithTheRestOfAZeroWaitsForIt) {
   EXPECT_TRUE(fw.ok());
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.data, std::string(7, '\0') + "X") << "the zero, then the write, then the read";
+}
+
+TEST_F(ZeroSliceTest, AWaitingOperationDoesNotWaitForALaterLongZeroElsewhere) {
+  // A long zero that waited for the first one starts when it ends; an operation that waited
+  // for the first one and touches nothing of the second runs then too (found in review: it
+  // used to wait for the second as well).
+  ASSERT_NO_FATAL_FAILURE(WriteAll());
+  Got z1, z2, w;
+  cache_->Zero(0, 16 * kChunk, false, Into(z1));           // chunks 0-15
+  cache_->Zero(40 * kChunk, 16 * kChunk, false, Into(z2));  // chunks 40-55: waits for z1
+  cache_->Write(10 * kChunk + 3, "W", false, Into(w));      // in what z1 has not reached
+  while (z1.calls == 0 && store_.pending_stores() > 0) store_.CompleteStore(0);
+  ASSERT_TRUE(z1.ok());
+  EXPECT_EQ(z2.calls, 0) << "the second zero runs now, held by the dirty limit";
+  Got r;
+  cache_->Read(10 * kChunk, 4, IntoData(r));
+  EXPECT_TRUE(r.ok()) << "the write ran once z1 was done, and nothing holds this read";
+  EXPECT_EQ(r.data, std::string(3, '\0') + "W");
+  while ((z2.calls == 0 || w.calls == 0) && store_.pending_stores() > 0) store_.CompleteStore(0);
+  EXPECT_TRUE(z2.ok());
+  EXPECT_TRUE(w.ok());
+  EXPECT_EQ(ReadNow(40 * kChunk, 4), std::string(4, '\0'));
 }
 
 }  // namespace
