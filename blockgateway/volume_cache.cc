@@ -426,18 +426,12 @@ void VolumeCache::Pump() {
   // A store that completes before it returns (one that fails at once) calls Pump again from
   // OnStored: that call only asks this one to go round again, so the stack does not grow by
   // a store per dirty chunk.
-  if (pumping_) {
-    pump_again_ = true;
-    return;
-  }
-  pumping_ = true;
   std::weak_ptr<bool> alive = alive_;
   // One time for the whole call: a chunk whose store fails in it is not due again before the
   // call ends. And the scan for memory pressure goes on from where the last round stopped.
   const Clock::Duration now = clock_.Now();
   uint64_t scan_from = 0;
-  do {
-    pump_again_ = false;
+  pumping_.Run([&] {
     // Under memory pressure the oldest dirty chunks (lowest index first) go out too.
     if (dirty_bytes() > limits_.dirty_bytes / 2) {
       for (auto it = dirty_.lower_bound(scan_from); it != dirty_.end() && urgent_.size() < limits_.max_stores; ++it) {
@@ -457,10 +451,10 @@ void VolumeCache::Pump() {
       c.urgent = false;
       if (c.storing || c.version == c.durable || c.state != State::kReady) continue;
       StartStore(index);
-      if (alive.expired()) return;
+      if (alive.expired()) return false;
     }
-  } while (pump_again_);
-  pumping_ = false;
+    return true;
+  });
 }
 
 void VolumeCache::StartStore(uint64_t index) {

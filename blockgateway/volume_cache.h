@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "blockgateway/chunk_store.h"
+#include "blockgateway/rerun.h"
 #include "blockgateway/volume.h"
 #include "dht/clock.h"
 
@@ -225,8 +226,7 @@ class VolumeCache {
     std::function<void()> op;
   };
   std::list<Held> held_ops_;  // operations that must wait, in arrival order
-  bool draining_ = false;     // DrainHeld is on the stack
-  bool drain_again_ = false;  // and a zero finished meanwhile
+  Rerun draining_;            // DrainHeld
   uint64_t failed_chunks_ = 0;  // chunks whose last store failed (they stay dirty until stored)
   uint64_t resident_bytes_ = 0;
   uint32_t stores_in_flight_ = 0;
@@ -241,8 +241,7 @@ class VolumeCache {
   std::deque<std::pair<uint64_t, std::function<void(Result<bool>)>>> exists_waiting_;
   uint32_t exists_in_flight_ = 0;
   bool pumping_exists_ = false;
-  bool pumping_ = false;     // Pump is on the stack
-  bool pump_again_ = false;  // and was called again meanwhile
+  Rerun pumping_;  // Pump
   Clock::TimerId tick_ = 0;
   bool tick_armed_ = false;
   CacheStats stats_;

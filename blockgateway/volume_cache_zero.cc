@@ -58,14 +58,8 @@ bool VolumeCache::StaysHeld(std::list<Held>::iterator it) {
 void VolumeCache::DrainHeld() {
   // One pass at a time: a zero that finishes inside an operation run here asks this pass to
   // look again from the start, rather than walking the list beneath it.
-  if (draining_) {
-    drain_again_ = true;
-    return;
-  }
-  draining_ = true;
   std::weak_ptr<bool> alive = alive_;
-  do {
-    drain_again_ = false;
+  draining_.Run([&] {
     // In order, each that need not wait (for a zero running now, or for one before it that
     // still waits). One that arrives meanwhile is appended, and looked at in this pass too.
     for (auto it = held_ops_.begin(); it != held_ops_.end();) {
@@ -76,10 +70,10 @@ void VolumeCache::DrainHeld() {
       auto op = std::move(it->op);
       it = held_ops_.erase(it);
       op();
-      if (alive.expired()) return;
+      if (alive.expired()) return false;
     }
-  } while (drain_again_);
-  draining_ = false;
+    return true;
+  });
 }
 
 void VolumeCache::Zero(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done) {
