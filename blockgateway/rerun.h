@@ -10,8 +10,9 @@ namespace ringstore::block {
 
 class Rerun {
  public:
-  // Runs body() until no call made meanwhile asked for another round. body returns false
-  // when the owner was destroyed inside it: Run then returns at once, touching nothing.
+  // Runs body() until no call made meanwhile asked for another round. body returns false to
+  // stop at once (the owner may have been destroyed inside it, or the work is over for good):
+  // Run then returns touching nothing.
   template <class Body>
   void Run(Body&& body) {
     if (active_) {

@@ -87,11 +87,11 @@ class VolumeCache {
   // that arrive meanwhile and touch a chunk it has not applied yet wait behind it, and so do
   // those that share a chunk with one waiting (so operations on a chunk keep their order;
   // writes and zeroes are admitted, or refused, when they arrive); the rest of the volume is
-  // served meanwhile, but for another zero in slices, which waits for this one.
-  // A Flush never waits: it covers only what was answered before it. A slice answered with a failure does not end it: like a
-  // failed write, all of it is applied, and the first failure is its answer. (So while
-  // stores fail, the slices go on as fast as the held replies fail: the bound is then the
-  // range, as it was before slices.)
+  // served meanwhile, but for another zero in slices, which waits for this one. A Flush
+  // never waits: it covers only what was answered before it. A slice answered with a failure
+  // does not end it: like a failed write, all of it is applied, and the first failure is its
+  // answer. (So while stores fail, the slices go on as fast as the held replies fail: the
+  // bound is then the range, as it was before slices.)
   void Zero(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done);
   void Flush(std::function<void(Status)> done);
   // For each chunk of [offset, offset + length), up to max_chunks from the first: true if it

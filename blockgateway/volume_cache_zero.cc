@@ -10,13 +10,11 @@ namespace ringstore::block {
 
 // A zero of a long range, applied a slice at a time (see Zero).
 struct VolumeCache::ZeroJob {
-  uint64_t next, end;
-  bool fua, allocate;
+  uint64_t next = 0, end = 0;  // what is left to apply
+  bool fua = false, allocate = false;
   std::function<void(Status)> done;
-  bool running = false;  // ZeroSlices is on the stack: a slice answered at once continues there
-  bool again = false;
-  bool finished = false;
   Status first;  // the first slice that failed
+  Rerun slices;  // ZeroSlices
 };
 
 bool VolumeCache::MustWait(uint64_t offset, uint64_t length) const {
@@ -95,13 +93,17 @@ bool VolumeCache::InSlices(uint64_t offset, uint64_t length) const {
 
 void VolumeCache::ZeroAdmitted(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done) {
   if (!InSlices(offset, length)) return ZeroRange(offset, length, fua, allocate, std::move(done));
-  auto job = std::make_shared<ZeroJob>(ZeroJob{offset, offset + length, fua, allocate, std::move(done), false, false, false, Status::Ok()});
+  auto job = std::make_shared<ZeroJob>();
+  job->next = offset;
+  job->end = offset + length;
+  job->fua = fua;
+  job->allocate = allocate;
+  job->done = std::move(done);
   zeroing_ = job;  // what overlaps it waits behind it from now on, so that arrival order holds
   ZeroSlices(job);
 }
 
 void VolumeCache::FinishZero(const std::shared_ptr<ZeroJob>& job, Status s) {
-  job->finished = true;
   if (zeroing_ == job) zeroing_.reset();
   auto done = std::move(job->done);
   done(std::move(s));
@@ -117,19 +119,12 @@ uint64_t VolumeCache::ZeroSliceBytes() const {
 }
 
 void VolumeCache::ZeroSlices(const std::shared_ptr<ZeroJob>& job) {
-  // A trampoline: a slice answered at once (under the dirty limit) starts the next one from
-  // this loop, not from a deeper frame, so a range of many slices needs no deep stack.
-  if (job->running) {
-    job->again = true;
-    return;
-  }
-  job->running = true;
-  do {
-    job->again = false;
-    if (job->finished) break;
+  // A slice answered at once (under the dirty limit) starts the next one from this loop, not
+  // from a deeper frame, so a range of many slices needs no deep stack.
+  job->slices.Run([&] {
     if (job->next == job->end) {
-      job->running = false;
-      return FinishZero(job, job->first);
+      FinishZero(job, job->first);
+      return false;  // the job is over: nothing calls this again
     }
     // Slices end on multiples of the slice size, so all but the first start on a chunk.
     const uint64_t slice = ZeroSliceBytes();
@@ -142,8 +137,8 @@ void VolumeCache::ZeroSlices(const std::shared_ptr<ZeroJob>& job) {
       if (!s.ok() && job->first.ok()) job->first = s;
       ZeroSlices(job);
     });
-  } while (job->again);
-  job->running = false;
+    return true;
+  });
 }
 
 }  // namespace ringstore::block
