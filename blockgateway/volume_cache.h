@@ -171,10 +171,13 @@ class VolumeCache {
   bool MustWait(uint64_t offset, uint64_t length) const;
   void Hold(uint64_t offset, uint64_t length, std::function<void()> op, bool in_slices = false);
   struct Held;
+  // Whether chunks [first, last] touch what the running zero has not reached, or an
+  // operation held before held_end (MustWait and StaysHeld both ask it).
+  bool Waits(uint64_t first, uint64_t last, std::list<Held>::const_iterator held_end) const;
   // Whether a held operation must go on waiting: for the zero running now (it touches a chunk
   // the zero has not reached, or is a long zero itself), or for one held before it that it
   // shares a chunk with.
-  bool StaysHeld(std::list<Held>::iterator it);
+  bool StaysHeld(std::list<Held>::const_iterator it) const;
   // Runs, in order, the held operations that need not wait any longer.
   void DrainHeld();
   void ZeroRange(uint64_t offset, uint64_t length, bool fua, bool allocate, std::function<void(Status)> done);

@@ -17,20 +17,25 @@ struct VolumeCache::ZeroJob {
   Rerun slices;  // ZeroSlices
 };
 
-bool VolumeCache::MustWait(uint64_t offset, uint64_t length) const {
-  // Only what shares a chunk with the part of a running zero not applied yet, or with an
-  // operation already waiting (also while the held ones are being run): operations on one
-  // chunk keep their order, and the rest of the volume is served meanwhile.
-  if (length == 0) return false;
-  const uint64_t cs = meta_.chunk_size;
-  const uint64_t first = offset / cs, last = (offset + length - 1) / cs;
-  if (zeroing_ && zeroing_->next < zeroing_->end && first <= (zeroing_->end - 1) / cs && zeroing_->next / cs <= last) {
-    return true;
+bool VolumeCache::Waits(uint64_t first, uint64_t last, std::list<Held>::const_iterator held_end) const {
+  // Chunks [first, last] wait if they share a chunk with the part of a running zero not
+  // applied yet, or with an operation held before held_end: operations on one chunk keep
+  // their order, and the rest of the volume is served meanwhile.
+  if (zeroing_ && zeroing_->next < zeroing_->end) {
+    const uint64_t cs = meta_.chunk_size;
+    if (first <= (zeroing_->end - 1) / cs && zeroing_->next / cs <= last) return true;
   }
-  for (const Held& h : held_ops_) {
-    if (first <= h.last && h.first <= last) return true;
+  for (auto e = held_ops_.begin(); e != held_end; ++e) {
+    if (first <= e->last && e->first <= last) return true;
   }
   return false;
+}
+
+bool VolumeCache::MustWait(uint64_t offset, uint64_t length) const {
+  // Also while the held ones are being run: one that arrives then goes after them.
+  if (length == 0) return false;
+  const uint64_t cs = meta_.chunk_size;
+  return Waits(offset / cs, (offset + length - 1) / cs, held_ops_.end());
 }
 
 void VolumeCache::Hold(uint64_t offset, uint64_t length, std::function<void()> op, bool in_slices) {
@@ -38,19 +43,8 @@ void VolumeCache::Hold(uint64_t offset, uint64_t length, std::function<void()> o
   held_ops_.push_back(Held{offset / cs, (offset + std::max<uint64_t>(length, 1) - 1) / cs, in_slices, std::move(op)});
 }
 
-bool VolumeCache::StaysHeld(std::list<Held>::iterator it) {
-  const Held& h = *it;
-  if (zeroing_) {
-    if (h.in_slices) return true;
-    const uint64_t cs = meta_.chunk_size;
-    if (zeroing_->next < zeroing_->end && h.first <= (zeroing_->end - 1) / cs && zeroing_->next / cs <= h.last) {
-      return true;
-    }
-  }
-  for (auto e = held_ops_.begin(); e != it; ++e) {
-    if (h.first <= e->last && e->first <= h.last) return true;  // one before it still waits
-  }
-  return false;
+bool VolumeCache::StaysHeld(std::list<Held>::const_iterator it) const {
+  return (zeroing_ && it->in_slices) || Waits(it->first, it->last, it);
 }
 
 void VolumeCache::DrainHeld() {
