@@ -25,7 +25,10 @@ constexpr size_t kMaxFrameBodyBytes = kMaxValueBytes + (64u << 10);
 // cannot make the node buffer 64 MiB per connection. Wait for HELLO_REPLY before sending more.
 constexpr size_t kMaxHandshakeBodyBytes = 64u << 10;
 // What the decoder reserves when a header arrives; the rest grows with the bytes received.
-constexpr size_t kInitialBodyReserveBytes = 64u << 10;
+// (A value of up to this size, a chunk of 256 KiB say, is then received without being moved
+// on its way in. Before its HELLO is accepted a peer's frames are at most
+// kMaxHandshakeBodyBytes anyway.)
+constexpr size_t kInitialBodyReserveBytes = 1u << 20;
 
 struct FrameHeader {
   uint32_t magic = kFrameMagic;

@@ -133,7 +133,7 @@ void ReadWindows::ReadAheadOf(std::unique_lock<std::mutex>& lock, uint64_t segme
 }
 
 std::optional<Status> ReadWindows::ReadSequential(uint64_t segment, int direct_fd, int cached_fd, uint64_t offset,
-                                                  uint64_t size, char* out) {
+                                                  uint64_t size, std::string* out) {
   const uint64_t end = offset + size;
   std::unique_lock<std::mutex> lock(mu_);
   const Way way = Classify(segment, offset, end);
@@ -158,7 +158,7 @@ std::optional<Status> ReadWindows::ReadSequential(uint64_t segment, int direct_f
       w->used = ++tick_;
       ++w->pins;
       lock.unlock();
-      std::memcpy(out + (pos - offset), w->data + (pos - w->start), n);
+      out->append(w->data + (pos - w->start), n);
       lock.lock();
       --w->pins;
       Settle(*w);

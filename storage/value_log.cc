@@ -255,18 +255,20 @@ std::optional<std::string> ValueLog::ReadCached(ValuePointer p, uint64_t size) c
 Result<std::string> ValueLog::Read(ValuePointer p, uint64_t size) const {
   auto seg = Find(p.segment);
   if (!seg) return Status::NotFound("value log segment " + std::to_string(p.segment) + " is gone");
-  std::string out(size, '\0');
+  std::string out;
   // A large value was written around the page cache; a sequential stream of them is read
-  // around it too, through the read windows (read_windows.h). Other reads go through the
-  // page cache, as does a direct read that failed or came short: its error, if the file's,
-  // shows again.
+  // around it too, through the read windows (read_windows.h), appended to out (not zeroed
+  // first). Other reads go through the page cache, as does a direct read that failed or came
+  // short: its error, if the file's, shows again.
   if (size >= kCachedWriteBytes && seg->direct_fd >= 0) {
-    if (auto s = windows_.ReadSequential(seg->number, seg->direct_fd, seg->fd, p.offset, size, out.data())) {
+    out.reserve(size);
+    if (auto s = windows_.ReadSequential(seg->number, seg->direct_fd, seg->fd, p.offset, size, &out)) {
       if (s->ok()) return out;
       // A short direct read (the end of the file, or a file system's short read): the
       // buffered read below tells which.
     }
   }
+  out.assign(size, '\0');
   if (Status s = ReadFully(seg->fd, out.data(), size, p.offset, seg->path); !s.ok()) return s;
   return out;
 }
