@@ -347,7 +347,6 @@ void VolumeCache::WriteAdmitted(uint64_t offset, std::string data, bool fua, std
         std::memcpy(c.data.data() + p.begin, bytes->data() + p.pos, p.end - p.begin);
         MarkDirty(p.index, c);
         versions->emplace_back(p.index, c.version);
-        if (p.end == cs) Urgent(p.index);  // the writer has moved past this chunk
       }
       join->Finish(s);
     });

@@ -5,10 +5,12 @@
 //  - operations on one chunk apply in the order they arrived, also while a load is pending,
 //    so overlapping writes end as they would on a local file;
 //  - writes are acknowledged once applied in memory (a volatile write cache, as a disk has)
-//    and written back whole in the background: a chunk as soon as a write reaches its end,
-//    any dirty chunk after writeback_delay, and the oldest ones when dirty memory passes half
-//    of dirty_bytes. Above dirty_bytes, writes and zeroes wait for writeback before they are
-//    answered;
+//    and written back whole in the background, in volume order: any dirty chunk after
+//    writeback_delay, and the lowest ones when dirty memory passes half of dirty_bytes. (Not
+//    each chunk as soon as a write reached its end: with several writers at once, that put
+//    their chunks into the nodes' logs interleaved, and a sequential read then read each log
+//    out of order; docs/blockgateway.md, Performance.) Above dirty_bytes, writes and zeroes
+//    wait for writeback before they are answered;
 //  - Flush answers once every chunk dirty at the time it was called is durable at W
 //    replicas; a FUA write or zero answers once its own chunks are;
 //  - a read that follows the chunk before it prefetches the next readahead_chunks;
