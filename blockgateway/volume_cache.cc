@@ -141,7 +141,7 @@ void VolumeCache::Touch(uint64_t index, Chunk& c) {
 
 void VolumeCache::MarkDirty(uint64_t index, Chunk& c) {
   c.version = ++versions_;
-  c.retry_at = Clock::Duration{};  // new bytes: worth a store at once, paced by the writes
+  c.retry_at = Clock::Duration{};  // new bytes: worth a store when age or pressure asks
   if (c.in_lru) {
     lru_.erase(c.lru);
     c.in_lru = false;
@@ -445,7 +445,8 @@ void VolumeCache::Pump() {
   const Clock::Duration now = clock_.Now();
   uint64_t scan_from = 0;
   pumping_.Run([&] {
-    // Under memory pressure the oldest dirty chunks (lowest index first) go out too.
+    // Under memory pressure the lowest dirty chunks go out too (volume order: see the top of
+    // volume_cache.h).
     if (dirty_bytes() > limits_.dirty_bytes / 2) {
       for (auto it = dirty_.lower_bound(scan_from); it != dirty_.end() && urgent_.size() < limits_.max_stores; ++it) {
         scan_from = *it + 1;

@@ -6,7 +6,8 @@
 //    so overlapping writes end as they would on a local file;
 //  - writes are acknowledged once applied in memory (a volatile write cache, as a disk has)
 //    and written back whole in the background, in volume order: any dirty chunk after
-//    writeback_delay, and the lowest ones when dirty memory passes half of dirty_bytes. (Not
+//    writeback_delay, and the lowest ones when dirty memory passes half of dirty_bytes (a
+//    chunk zeroed whole is still stored at once: a delete, no bytes to gather). (Not
 //    each chunk as soon as a write reached its end: with several writers at once, that put
 //    their chunks into the nodes' logs interleaved, and a sequential read then read each log
 //    out of order; docs/blockgateway.md, Performance.) Above dirty_bytes, writes and zeroes

@@ -80,8 +80,9 @@ class ReadWindows {
   ReadWindows& operator=(const ReadWindows&) = delete;
 
   // If the read looks sequential (see the top), appends size bytes at offset of segment (read
-  // through direct_fd, opened with O_DIRECT) to *out and gives its status (after an error,
-  // what was appended means nothing): Corruption when the
+  // through direct_fd, opened with O_DIRECT) to *out, which the caller has reserved room for
+  // (an append that threw would leave a window pinned), and gives its status (after an
+  // error, what was appended means nothing): Corruption when the
   // file ends before offset + size, IOError when a read fails (EINVAL among others: a file
   // system may refuse O_DIRECT reads it accepted at open). Otherwise nullopt, and *out is
   // untouched. A read of a sparse stream that the page cache holds whole (asked through

@@ -45,7 +45,7 @@ TEST_F(DirtyLimitTest, DirtyLimitHoldsWriteRepliesUntilStoresComplete) {
 }
 
 TEST_F(VolumeCacheTest, AStoreThatFailsAtOnceIsNotTriedAgainAtOnce) {
-  // Two whole chunks, over half the dirty limit: each goes to the store as it is written, and
+  // Two whole chunks, over half the dirty limit: memory pressure sends them to the store, and
   // the store refuses at once (as a node refuses a client without the right role). The cache
   // tries each again a second later, not in a loop.
   CacheLimits limits = Limits();
