@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
                  "STARTTLS (FORCEDTLS) with a certificate from the same CA; a read-only one sees exports read-only")
       ->envname("RINGSTORE_TLS_DIR");
   app.add_flag("--read-only", read_only, "Serve every volume read-only (writes get EPERM)");
-  app.add_option("--cache-mb", cache_mb, "Memory for chunks, per volume, in MiB: clean ones are dropped (least recently used first) while the chunks in memory, dirty ones included, take more")
+  app.add_option("--cache-mb", cache_mb, "Memory for chunks, per volume, in MiB: dirty ones count too, and clean ones are dropped, least recently used first, to stay under it")
       ->check(CLI::Range(1, 1 << 20))
       ->capture_default_str();
   app.add_option("--dirty-mb", dirty_mb, "Unwritten data per volume before writes wait, in MiB")

@@ -80,15 +80,15 @@ class ReadWindows {
   ReadWindows& operator=(const ReadWindows&) = delete;
 
   // If the read looks sequential (see the top), appends size bytes at offset of segment (read
-  // through direct_fd, opened with O_DIRECT) to *out, which the caller has reserved room for
-  // (an append that threw would leave a window pinned), and gives its status (after an
-  // error, what was appended means nothing): Corruption when the
-  // file ends before offset + size, IOError when a read fails (EINVAL among others: a file
-  // system may refuse O_DIRECT reads it accepted at open). Otherwise nullopt, and *out is
-  // untouched. A read of a sparse stream that the page cache holds whole (asked through
-  // cached_fd, the segment's buffered descriptor, or -1) is declined too: the caller's copy
-  // from the page cache costs no device read. (Random reads that come back to a few values
-  // can look like a sparse stream; the page cache keeps what they read.)
+  // through direct_fd, opened with O_DIRECT) to *out and gives its status: Corruption when
+  // the file ends before offset + size, IOError when a read fails (EINVAL among others: a
+  // file system may refuse O_DIRECT reads it accepted at open); after an error, what was
+  // appended means nothing. The caller reserves room in *out first (an append that threw
+  // would leave a window pinned). Otherwise nullopt, and *out is untouched. A read of a
+  // sparse stream that the page cache holds whole (asked through cached_fd, the segment's
+  // buffered descriptor, or -1) is declined too: the caller's copy from the page cache costs
+  // no device read. (Random reads that come back to a few values can look like a sparse
+  // stream; the page cache keeps what they read.)
   std::optional<Status> ReadSequential(uint64_t segment, int direct_fd, int cached_fd, uint64_t offset, uint64_t size,
                                       std::string* out);
   // Drops what the windows hold of segment (loads in progress are not used once done), and
