@@ -196,7 +196,8 @@ Status ValueLog::Flush() {
   const int fd = pending_large_ ? seg->write_fd : seg->cached_write_fd;
   uint64_t done = 0;
   while (done < pending_bytes_) {
-    const ssize_t w = ::pwrite(fd, b + done, pending_bytes_ - done, static_cast<off_t>(start + done));
+    const uint64_t n = pending_large_ ? pending_bytes_ - done : std::min(kCachedWriteSliceBytes, pending_bytes_ - done);
+    const ssize_t w = ::pwrite(fd, b + done, n, static_cast<off_t>(start + done));
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) {
       // Whatever part was written is past every pointer that may be published; cut it off,

@@ -69,6 +69,12 @@ class ValueLog {
   static constexpr uint64_t kCachedWriteBytes = 64u << 10;
   // Pending entries are written once they reach this many bytes.
   static constexpr uint64_t kFlushBytes = 4u << 20;
+  // A flush through the page cache writes at most this much per system call. On a kernel
+  // without preemption (PREEMPT_NONE, this machine's), copying 4 MiB into new page-cache
+  // pages keeps its CPU for several milliseconds that no other thread can have: a joining
+  // node's writes held up its peers' GETs (docs/repair.md §8.2). A return to user space
+  // every 32 KiB lets the scheduler switch.
+  static constexpr uint64_t kCachedWriteSliceBytes = 32u << 10;
 
   // Creates dir if missing and opens every segment in it.
   static Result<std::unique_ptr<ValueLog>> Open(const std::string& dir,
