@@ -104,7 +104,7 @@ class CommitLog {
   CommitLog(std::string dir, uint64_t new_segment_bytes, uint64_t max_bytes, uint64_t seed, bool direct);
   Status StartSegment(uint64_t first_lsn, uint64_t min_bytes);
   Result<Segment*> CreateSegment(uint64_t bytes);
-  Status FillSegment(Segment& seg);  // zeros, fdatasynced, and the directory
+  Status FillSegment(Segment& seg);  // zeros (or reserved space), fdatasynced, and the directory
   // to_sync: the descriptor joins those the next Sync fdatasyncs.
   Status WriteBlocks(Segment& seg, const char* data, uint64_t len, uint64_t offset, bool to_sync = true);
   Status WipeHeader(Segment& seg);
@@ -114,6 +114,7 @@ class CommitLog {
   const uint64_t max_bytes_;
   SeededRandom seeds_;                             // writer only: the segments' seeds
   bool direct_;                                    // O_DIRECT wanted and allowed (not on tmpfs)
+  const bool synced_;                              // O_DIRECT wanted: a store that syncs the log
   std::vector<std::unique_ptr<Segment>> segments_;  // writer only; by number
   Segment* current_ = nullptr;                     // writer only: appends go here
   uint64_t offset_ = 0;                            // writer only: the next record's place in it

@@ -11,10 +11,10 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <vector>
 
 #include "tests/support/file_size_limit.h"
+#include "tests/support/proc_io.h"
 #include "tests/support/test_path.h"
 
 namespace ringstore {
@@ -285,21 +285,10 @@ TEST_F(ValueLogTest, SmallValuesAreWrittenThroughThePageCache) {
   EXPECT_EQ(*log->Read(*l, large.size()), large);
 }
 
-// The write system calls this process has made so far (/proc/self/io), or -1.
-int64_t WriteCalls() {
-  std::ifstream io("/proc/self/io");
-  std::string key;
-  int64_t value = 0;
-  while (io >> key >> value) {
-    if (key == "syscw:") return value;
-  }
-  return -1;
-}
-
 // A flush through the page cache goes out in slices (on a kernel without preemption a 4 MiB
 // copy into the page cache holds the CPU for milliseconds); the bytes are as appended.
 TEST_F(ValueLogTest, ACachedFlushIsWrittenInSlices) {
-  if (WriteCalls() < 0) GTEST_SKIP() << "no /proc/self/io here to count write calls";
+  if (testing::ProcIo("syscw:") < 0) GTEST_SKIP() << "no /proc/self/io here to count write calls";
   auto log = Open();
   std::vector<ValuePointer> at;
   for (int k = 0; k < 32; ++k) {
@@ -309,9 +298,9 @@ TEST_F(ValueLogTest, ACachedFlushIsWrittenInSlices) {
   }
   const uint64_t bytes = 32 * ValueLog::EntryBytes(20000);
   ASSERT_LT(bytes, ValueLog::kFlushBytes) << "all still pending";
-  const int64_t before = WriteCalls();
+  const int64_t before = testing::ProcIo("syscw:");
   ASSERT_TRUE(log->Flush().ok());
-  EXPECT_GE(WriteCalls() - before, static_cast<int64_t>(bytes / ValueLog::kCachedWriteSliceBytes));
+  EXPECT_GE(testing::ProcIo("syscw:") - before, static_cast<int64_t>(bytes / ValueLog::kCachedWriteSliceBytes));
   for (int k = 0; k < 32; ++k) EXPECT_EQ(*log->Read(at[k], 20000), std::string(20000, static_cast<char>('a' + k % 26)));
 }
 
