@@ -21,7 +21,8 @@
 // chain loses its header first, so nothing written before a crash can follow them.
 //
 // A segment is reused once RocksDB's tables hold all its records (Release). Until then new
-// segments are created, each written with zeros first (a moment of the writer's time). Free
+// segments are created, each written with zeros first (a moment of the writer's time; a log
+// that is never synced only reserves the space, with fallocate). Free
 // segments are deleted while all segments take more than max_bytes.
 //
 // Ownership: the RocksDbStore owns its CommitLog; segment files stay open while it lives.
