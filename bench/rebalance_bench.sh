@@ -63,11 +63,18 @@ start_node() {
 median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 field() { sed -E "s/.* $1=([0-9.]+).*/\1/" <<<"$2"; }
 # p99_of LOG FROM TO: the p99 latency (us) of the requests of a --latency-log sent between FROM
-# and TO seconds after the load started.
+# and TO seconds after the load started (the rank `ringstore bench` reports its own p99 at).
+# No request in the window is an error: a p99 of nothing would pass.
 p99_of() {
-  awk -v a="$2" -v b="$3" '$1 >= a && $1 <= b {print $2}' "$1" | sort -g |
-    awk '{v[NR] = $1} END {if (NR == 0) {print 0; exit} i = int(NR * 0.99); if (i < NR * 0.99) i++; printf "%.1f", v[i]}'
+  [[ -s $1 ]] || { echo "rebalance_bench: no latency log $1 (did the load run?)" >&2; return 1; }
+  local p
+  p=$(awk -v a="$2" -v b="$3" '$1 >= a && $1 <= b {print $2}' "$1" | sort -g |
+      awk '{v[NR] = $1} END {if (NR == 0) exit; i = int(NR * 0.99) + 1; if (i > NR) i = NR; printf "%.1f", v[i]}')
+  [[ -n $p ]] || { echo "rebalance_bench: no request of $1 was sent between $2 and $3 s" >&2; return 1; }
+  echo "$p"
 }
+# started_at ERR: the unix time the load's latency log counts from, as `ringstore bench` said.
+started_at() { sed -nE 's/.*latency log times count from unix time ([0-9.]+).*/\1/p' "$1" | head -1; }
 
 FIO=() MOVE=() IDLE=() BUSY=()
 GET=(--replicas 3 --w 2 --r 2 bench --op get --no-prefill --keys "$KEYS" --size "$SIZE" --in-flight "$LOAD_IN_FLIGHT" --rate "$LOAD_RATE" --connections 1)
@@ -87,12 +94,12 @@ for round in $(seq "$REPEAT"); do
   sync; sleep 1  # the fill's dirty pages written back before anything is measured
   # Both p99s leave out the load's first second: a new client's first requests (connections,
   # the route table) are slow, and they weighed far more in a move of 1-2 s than in 5 s idle.
-  "$CLI" --cluster "$a1" "${GET[@]}" --duration 5 --latency-log "$WORK/idle.lat" >/dev/null 2>&1
+  "$CLI" --cluster "$a1" "${GET[@]}" --duration 5 --latency-log "$WORK/idle.lat" >/dev/null 2>"$WORK/idle.err" ||
+    { echo "rebalance_bench: the idle load failed:" >&2; tail -3 "$WORK/idle.err" >&2; exit 1; }
   IDLE+=("$(p99_of "$WORK/idle.lat" 1 5)")
 
   # The move, under the same GET load.
-  tl=$(date +%s.%N)
-  "$CLI" --cluster "$a1" "${GET[@]}" --duration 3600 --latency-log "$WORK/busy.lat" >"$WORK/busy.out" 2>/dev/null &
+  "$CLI" --cluster "$a1" "${GET[@]}" --duration 3600 --latency-log "$WORK/busy.lat" >"$WORK/busy.out" 2>"$WORK/busy.err" &
   load=$!
   PIDS+=("$load")  # stopped on any exit, too
   sleep 1
@@ -112,16 +119,25 @@ for round in $(seq "$REPEAT"); do
   t1=$(date +%s.%N)
   kill -TERM "$load" 2>/dev/null || true  # (a background job of a script ignores SIGINT until it sets a handler)
   wait "$load" 2>/dev/null || true
-  [[ -n $synced ]] || { echo "rebalance_bench: the new node did not sync within 120 s" >&2; exit 1; }
-  row=$("$CLI" --cluster "$a1" status 2>/dev/null | grep -E "^$new +[0-9]+\+? +yes " || true)
-  [[ -n $row ]] || { echo "rebalance_bench: the new node logged that it caught up, but status does not show it synced" >&2; exit 1; }
-  pulled=$(awk '{print $6}' <<<"$row")
-  MOVE+=("$(awk -v mb="$pulled" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", mb / (b - a)}')")
   keep=(); for p in "${PIDS[@]}"; do [[ $p != "$load" ]] && keep+=("$p"); done; PIDS=("${keep[@]}")  # reaped
-  # The move's window, from a little before the node started (the client's clock starts a
-  # little after tl) to when it caught up.
-  BUSY+=("$(p99_of "$WORK/busy.lat" "$(awk -v a="$tl" -v b="$t0" 'BEGIN {print b - a - 0.1}')" \
-                                    "$(awk -v a="$tl" -v b="$t1" 'BEGIN {print b - a}')")")
+  [[ -n $synced ]] || { echo "rebalance_bench: the new node did not sync within 120 s:" >&2; tail -5 "$WORK/r$round-n4.log" >&2; exit 1; }
+  # The log line comes with the first round that reached every peer, under whatever ring the
+  # node had then; status says synced under the current one. (A ring change in between, a
+  # peer suspected on a busy machine say, means another round: wait for it, unmeasured.)
+  row=""
+  for _ in $(seq 300); do
+    row=$("$CLI" --cluster "$a1" status 2>/dev/null | grep -E "^$new +[0-9]+\+? +yes " || true)
+    [[ -n $row ]] && break
+    sleep 0.1
+  done
+  [[ -n $row ]] || { echo "rebalance_bench: the new node logged that it caught up, but status does not show it synced" >&2; exit 1; }
+  pulled=$(awk '{print $6}' <<<"$row")  # (read after t1: may count a little pulled since)
+  MOVE+=("$(awk -v mb="$pulled" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", mb / (b - a)}')")
+  # The move's window in the load's own clock: from the node's start to when it caught up.
+  ts=$(started_at "$WORK/busy.err")
+  [[ -n $ts ]] || { echo "rebalance_bench: the load did not say when it started:" >&2; tail -3 "$WORK/busy.err" >&2; exit 1; }
+  BUSY+=("$(p99_of "$WORK/busy.lat" "$(awk -v a="$ts" -v b="$t0" 'BEGIN {print b - a}')" \
+                                    "$(awk -v a="$ts" -v b="$t1" 'BEGIN {print b - a}')")")
   echo "rebalance_bench: round $round: fio ${FIO[-1]} MB/s; moved $pulled MB in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s = ${MOVE[-1]} MB/s; GET p99 idle ${IDLE[-1]} us, during ${BUSY[-1]} us" >&2
   stop_all
   rm -rf "$WORK"/r"$round"-*

@@ -5,8 +5,9 @@
 // layout and the reasons; in short, RocksDB's WAL appends to a file through the page cache,
 // so each of its fsyncs also commits the file's new size to the file system's journal, and
 // it checks records with a software CRC32C in Debian's build. Here segments are written once
-// with zeros when created and then overwritten in place, with O_DIRECT where the file system
-// allows it (for sync durability): an fdatasync is then a flush of the disk's cache alone.
+// with zeros when created (only reserved, for a log that is never synced) and then
+// overwritten in place, with O_DIRECT where the file system allows it (for sync
+// durability): an fdatasync is then a flush of the disk's cache alone.
 // Records are checked with XXH3.
 //
 // Segments are files DIR/NNNNNNNN.clog, of new_segment_bytes when created (larger for a

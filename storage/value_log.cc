@@ -194,9 +194,12 @@ Status ValueLog::Flush() {
   // Small values go through the page cache, so that reads of what was just written (a
   // joining node's first reads, say) find them there; large ones bypass it (see the top).
   const int fd = pending_large_ ? seg->write_fd : seg->cached_write_fd;
+  // Through the page cache (also a large flush where O_DIRECT is refused: no direct_fd
+  // either then), in slices; with O_DIRECT, in one call.
+  const bool direct = pending_large_ && seg->direct_fd >= 0;
   uint64_t done = 0;
   while (done < pending_bytes_) {
-    const uint64_t n = pending_large_ ? pending_bytes_ - done : std::min(kCachedWriteSliceBytes, pending_bytes_ - done);
+    const uint64_t n = direct ? pending_bytes_ - done : std::min(kCachedWriteSliceBytes, pending_bytes_ - done);
     const ssize_t w = ::pwrite(fd, b + done, n, static_cast<off_t>(start + done));
     if (w < 0 && errno == EINTR) continue;
     if (w < 0) {

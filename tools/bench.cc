@@ -67,6 +67,11 @@ class Driver {
   void Run(bool every_key) {
     every_key_ = every_key;
     start_ = s_.clock().Now();
+    if (!o_.latency_log.empty()) {
+      // So that a script can line the log up with its own clock (bench/rebalance_bench.sh).
+      std::fprintf(stderr, "ringstore bench: latency log times count from unix time %.6f\n",
+                   static_cast<double>(s_.clock().WallMicros()) / 1e6);
+    }
     if (open_loop()) {
       next_due_ = start_;
       Pace();

@@ -187,6 +187,32 @@ TEST_F(ValueLogTest, AFailedFlushLeavesTheSegmentOnItsLastWholeEntry) {
   EXPECT_EQ(walk.tail_bytes, 0u);
 }
 
+// The same when the write fails after some of its slices (a flush through the page cache
+// goes in kCachedWriteSliceBytes calls): all of it is cut off.
+TEST_F(ValueLogTest, AFlushThatFailsAfterSomeSlicesIsCutOffWhole) {
+  auto log = Open();
+  const auto a = log->Append(ObjectId::Of("v", "a"), std::string(5000, 'a'));
+  ASSERT_TRUE(a.ok() && log->Flush().ok());
+  const fs::path file = dir_ / "00000001.vlog";
+  const uint64_t whole = ValueLog::EntryBytes(5000);
+  Status failed;
+  {
+    testing::FileSizeLimit limit(whole + ValueLog::kCachedWriteSliceBytes + 4096);
+    ASSERT_TRUE(limit.ok());
+    for (int k = 0; k < 4; ++k) ASSERT_TRUE(log->Append(ObjectId::Of("v", "b" + std::to_string(k)), std::string(20000, 'b')).ok());
+    failed = log->Flush();
+  }
+  EXPECT_EQ(failed.code(), Code::kIOError) << failed.ToString();
+  EXPECT_EQ(fs::file_size(file), whole) << "the slices written are cut off too";
+  EXPECT_EQ(Entries(*log, 1).size(), 1u);
+  const auto c = log->Append(ObjectId::Of("v", "c"), std::string(300, 'c'));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->offset, whole + ValueLog::kEntryHeaderBytes);
+  ASSERT_TRUE(log->Flush().ok());
+  EXPECT_EQ(*log->Read(*a, 5000), std::string(5000, 'a'));
+  EXPECT_EQ(*log->Read(*c, 300), std::string(300, 'c'));
+}
+
 // Descriptors open on this log's files, by file name.
 std::map<std::string, int> OpenDescriptors(const fs::path& dir) {
   std::map<std::string, int> out;
