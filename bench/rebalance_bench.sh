@@ -120,6 +120,8 @@ for round in $(seq "$REPEAT"); do
   kill -TERM "$load" 2>/dev/null || true  # (a background job of a script ignores SIGINT until it sets a handler)
   wait "$load" 2>/dev/null || true
   keep=(); for p in "${PIDS[@]}"; do [[ $p != "$load" ]] && keep+=("$p"); done; PIDS=("${keep[@]}")  # reaped
+  res=$(grep '^RESULT' "$WORK/busy.out" || true)
+  failed=$([[ -n $res ]] && field errors "$res" || echo "unknown (no result)")
   [[ -n $synced ]] || { echo "rebalance_bench: the new node did not sync within 120 s:" >&2; tail -5 "$WORK/r$round-n4.log" >&2; exit 1; }
   # The log line comes with the first round that reached every peer, under whatever ring the
   # node had then; status says synced under the current one. (A ring change in between, a
@@ -138,7 +140,7 @@ for round in $(seq "$REPEAT"); do
   [[ -n $ts ]] || { echo "rebalance_bench: the load did not say when it started:" >&2; tail -3 "$WORK/busy.err" >&2; exit 1; }
   BUSY+=("$(p99_of "$WORK/busy.lat" "$(awk -v a="$ts" -v b="$t0" 'BEGIN {print b - a}')" \
                                     "$(awk -v a="$ts" -v b="$t1" 'BEGIN {print b - a}')")")
-  echo "rebalance_bench: round $round: fio ${FIO[-1]} MB/s; moved $pulled MB in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s = ${MOVE[-1]} MB/s; GET p99 idle ${IDLE[-1]} us, during ${BUSY[-1]} us" >&2
+  echo "rebalance_bench: round $round: fio ${FIO[-1]} MB/s; moved $pulled MB in $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.1f", b - a}') s = ${MOVE[-1]} MB/s; GET p99 idle ${IDLE[-1]} us, during ${BUSY[-1]} us; GETs failed: $failed" >&2
   stop_all
   rm -rf "$WORK"/r"$round"-*
 done
