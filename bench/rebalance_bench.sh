@@ -73,6 +73,18 @@ p99_of() {
   [[ -n $p ]] || { echo "rebalance_bench: no request of $1 was sent between $2 and $3 s" >&2; return 1; }
   echo "$p"
 }
+# wait_for_line FILE TEXT SECONDS: waits until a line of FILE holds TEXT; fails after SECONDS.
+# (tail -f in a process substitution: a pipeline would wait for tail's next write to end.)
+wait_for_line() {
+  local fd tailpid rc=0
+  exec {fd}< <(exec timeout "$3" tail -n +1 -f "$1")
+  tailpid=$!
+  grep -q -m1 -F -- "$2" <&"$fd" || rc=1
+  exec {fd}<&-
+  kill "$tailpid" 2>/dev/null || true
+  wait "$tailpid" 2>/dev/null || true
+  return "$rc"
+}
 # started_at ERR: the unix time the load's latency log counts from, as `ringstore bench` said.
 started_at() { sed -nE 's/.*latency log times count from unix time ([0-9.]+).*/\1/p' "$1" | head -1; }
 
@@ -110,12 +122,11 @@ for round in $(seq "$REPEAT"); do
   # compared with every peer: the moment `ringstore status` starts to show it synced. Its log
   # is watched rather than `status` polled, since a status call every 0.1 s (a process, and
   # a request to every node) raised the load's p99 on a quiet ring by 3-5x (docs/repair.md
-  # §8.2); status is asked once, after the load has stopped.
+  # §8.2); status is asked once, after the load has stopped. The watch is one `tail -f`
+  # (inotify: it wakes when the log grows), not a grep every 50 ms, whose processes took the
+  # CPU from the nodes during the move (§8.3).
   synced=""
-  for _ in $(seq 2400); do
-    grep -q "caught up with its peers" "$WORK/r$round-n4.log" && { synced=1; break; }
-    sleep 0.05
-  done
+  wait_for_line "$WORK/r$round-n4.log" "caught up with its peers" 120 && synced=1
   t1=$(date +%s.%N)
   kill -TERM "$load" 2>/dev/null || true  # (a background job of a script ignores SIGINT until it sets a handler)
   wait "$load" 2>/dev/null || true

@@ -191,12 +191,13 @@ Status ValueLog::Flush() {
   auto seg = Find(active_);
   const uint64_t start = active_bytes_ - pending_bytes_;
   const char* b = write_buffer_.data;
-  // Small values go through the page cache, so that reads of what was just written (a
-  // joining node's first reads, say) find them there; large ones bypass it (see the top).
-  const int fd = pending_large_ ? seg->write_fd : seg->cached_write_fd;
-  // Through the page cache (also a large flush where O_DIRECT is refused: no direct_fd
-  // either then), in slices; with O_DIRECT, in one call.
-  const bool direct = pending_large_ && seg->direct_fd >= 0;
+  // Small values go through the page cache, so that reads of what was just written find
+  // them there; large ones, and a bulk flush of small ones, bypass it (see the top).
+  const bool around_cache = pending_large_ || pending_bytes_ >= kDirectFlushBytes;
+  const int fd = around_cache ? seg->write_fd : seg->cached_write_fd;
+  // Through the page cache (also around it where O_DIRECT is refused: no direct_fd either
+  // then), in slices; with O_DIRECT, in one call.
+  const bool direct = around_cache && seg->direct_fd >= 0;
   uint64_t done = 0;
   while (done < pending_bytes_) {
     const uint64_t n = direct ? pending_bytes_ - done : std::min(kCachedWriteSliceBytes, pending_bytes_ - done);

@@ -8,8 +8,9 @@
 // gather in one aligned buffer that Flush writes in one call, so a group commit costs one
 // write and one device request, not one per value. A write with a value of 64 KiB or more
 // uses O_DIRECT where the file system allows it: on this machine a write through the page
-// cache costs more CPU than the copy into an aligned buffer. Smaller values go through the
-// page cache, where reads of freshly written values find them. Sequential reads of values
+// cache costs more CPU than the copy into an aligned buffer, and so does a flush of 1 MiB or
+// more (kDirectFlushBytes). Smaller values in smaller flushes go through the page cache,
+// where reads of freshly written values find them. Sequential reads of values
 // of 64 KiB or more use O_DIRECT too, through a few reused buffers with readahead of their
 // own, and so do sparse streams, without readahead (ReadWindows); other reads go through the
 // page cache. Each segment keeps two
@@ -67,6 +68,12 @@ class ValueLog {
   // the values are there for the reads that follow (the store's strand serves values this
   // small from there); any larger one makes it use O_DIRECT.
   static constexpr uint64_t kCachedWriteBytes = 64u << 10;
+  // A flush of this many bytes or more uses O_DIRECT whatever its values' sizes: a bulk write
+  // (a joining node's pulls, a burst of writes queued behind a slow group), which the reads
+  // that follow are unlikely to want at once. Through the page cache it cost this VM up to
+  // 1.8 ms of kernel time per MiB, which no other thread could preempt: new page-cache pages
+  // came from memory the guest had handed back to the host (docs/repair.md §8.3).
+  static constexpr uint64_t kDirectFlushBytes = 1u << 20;
   // Pending entries are written once they reach this many bytes.
   static constexpr uint64_t kFlushBytes = 4u << 20;
   // A flush through the page cache writes at most this much per system call. On a kernel
