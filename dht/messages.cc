@@ -44,6 +44,8 @@ const char* KindName(uint16_t kind) {
     case Kind::kSyncKeysReply: return "SYNC_KEYS_REPLY";
     case Kind::kSyncHave: return "SYNC_HAVE";
     case Kind::kSyncHaveReply: return "SYNC_HAVE_REPLY";
+    case Kind::kSyncGet: return "SYNC_GET";
+    case Kind::kSyncGetReply: return "SYNC_GET_REPLY";
     case Kind::kDecommission: return "DECOMMISSION";
   }
   return "UNKNOWN";
@@ -206,12 +208,7 @@ std::string EncodeError(uint64_t request_id, const Status& status) {
 namespace {
 // A record reply up to its value's bytes: the fields, then the value's bin header.
 void PackRecordReplyHead(Packer& pk, const RecordMeta& meta, size_t value_bytes, bool with_from = false) {
-  pk.pack_array(with_from ? 6 : 5);
-  pk.pack_uint64(meta.ts);
-  pk.pack_uint32(meta.flags);
-  pk.pack_uint64(meta.size);
-  pk.pack_uint64(meta.checksum);
-  pk.pack_bin(static_cast<uint32_t>(value_bytes));
+  PackRecordHead(pk, meta, value_bytes, with_from ? 6 : 5);
 }
 }  // namespace
 
@@ -386,15 +383,8 @@ Result<Record> DecodeRecordReply(Kind kind, std::string_view body, std::string* 
     }
   }
   Record r;
-  uint64_t flags = 0;
   std::string_view value;
-  RS_TRY(f.U64(0, "ts", &r.meta.ts));
-  RS_TRY(f.U64(1, "flags", &flags));
-  RS_TRY(f.U64(2, "size", &r.meta.size));
-  RS_TRY(f.U64(3, "checksum", &r.meta.checksum));
-  RS_TRY(f.Bin(4, "value", &value));
-  if (flags > UINT32_MAX) return Status::ProtocolError("flags out of range");
-  r.meta.flags = static_cast<uint32_t>(flags);
+  RS_TRY(RecordFields(f, &r.meta, &value));
   if (kind == Kind::kGetReply) {
     r.value.assign(value);
     // End-to-end check: the bytes must match the checksum the node stored with them.

@@ -66,6 +66,10 @@ enum class Kind : uint16_t {
   // Decommission the node that receives it (empty body); answered with its NODE_STATUS_REPLY.
   // Asking again while it drains only reports progress.
   kDecommission = 65,
+  // Many records of a peer at once, for a node pulling them (dht/sync_messages.h). Sent only
+  // to a peer whose HELLO_REPLY carried the feature "sync-get".
+  kSyncGet = 66,
+  kSyncGetReply = 67,
 };
 const char* KindName(uint16_t kind);
 

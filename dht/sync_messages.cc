@@ -290,6 +290,74 @@ Result<SyncHaveReply> DecodeSyncHaveReply(std::string_view body) {
   return m;
 }
 
+std::string EncodeSyncGetRequest(uint64_t request_id, const SyncGetRequest& m) {
+  const size_t n = std::min(m.ids.size(), kMaxSyncGetIds);
+  FrameWriter w(8 + n * 35);
+  Packer pk(w);
+  pk.pack_array(1);
+  pk.pack_array(static_cast<uint32_t>(n));
+  for (size_t i = 0; i < n; ++i) PackId(pk, m.ids[i]);
+  return w.Finish(Kind::kSyncGet, request_id);
+}
+
+Result<SyncGetRequest> DecodeSyncGetRequest(std::string_view body) {
+  Fields f;
+  SyncGetRequest m;
+  RS_TRY(f.Parse(body, 1));
+  const msgpack::object* items = nullptr;
+  uint32_t n = 0;
+  RS_TRY(Array(f, 0, "ids", kMaxSyncGetIds, &items, &n));
+  m.ids.resize(n);
+  for (uint32_t k = 0; k < n; ++k) {
+    if (items[k].type != msgpack::type::BIN) return Status::ProtocolError("field ids: item " + std::to_string(k) + " is not a bin");
+    auto id = ObjectId::FromBytes(std::string_view(items[k].via.bin.ptr, items[k].via.bin.size));
+    if (!id.ok()) return Status::ProtocolError("field ids: item " + std::to_string(k) + ": " + id.status().message());
+    m.ids[k] = *id;
+  }
+  return m;
+}
+
+std::string EncodeSyncGetReply(uint64_t request_id, const SyncGetReply& m) {
+  const size_t n = std::min(m.records.size(), kMaxSyncGetIds);
+  size_t bytes = 8;
+  for (size_t i = 0; i < n; ++i) bytes += 48 + (m.records[i] ? m.records[i]->value.size() : 0);
+  FrameWriter w(bytes);
+  Packer pk(w);
+  pk.pack_array(1);
+  pk.pack_array(static_cast<uint32_t>(n));
+  for (size_t i = 0; i < n; ++i) {
+    if (!m.records[i]) {
+      pk.pack_nil();
+      continue;
+    }
+    const Record& r = *m.records[i];
+    PackRecordHead(pk, r.meta, r.value.size());
+    pk.pack_bin_body(r.value.data(), static_cast<uint32_t>(r.value.size()));
+  }
+  return w.Finish(Kind::kSyncGetReply, request_id);
+}
+
+Result<SyncGetReply> DecodeSyncGetReply(std::string_view body) {
+  Fields f;
+  SyncGetReply m;
+  RS_TRY(f.Parse(body, 1));
+  const msgpack::object* items = nullptr;
+  uint32_t n = 0;
+  RS_TRY(Array(f, 0, "records", kMaxSyncGetIds, &items, &n));
+  m.records.resize(n);
+  for (uint32_t k = 0; k < n; ++k) {
+    if (items[k].type == msgpack::type::NIL) continue;
+    Fields e;
+    RS_TRY(e.Wrap(items[k], 5, "record"));
+    Record r;
+    std::string_view value;
+    RS_TRY(RecordFields(e, &r.meta, &value));
+    r.value.assign(value);
+    m.records[k] = std::move(r);
+  }
+  return m;
+}
+
 namespace {
 // NODE_STATUS's counters, in wire order (append only).
 template <typename S, typename F>

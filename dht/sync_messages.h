@@ -1,5 +1,5 @@
 // The repair messages (docs/wire-protocol.md §8): SCAN, NODE_STATUS and the anti-entropy
-// exchange SYNC_TREE, SYNC_KEYS and SYNC_HAVE, with their codecs. Same rules as
+// exchange SYNC_TREE, SYNC_KEYS, SYNC_HAVE and SYNC_GET, with their codecs. Same rules as
 // dht/messages.h: positional msgpack arrays, fields only appended, every length bounded,
 // decoders never throw.
 // Thread-safety: pure functions over values.
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dht/messages.h"
+#include "dht/record.h"
 
 namespace ringstore {
 
@@ -88,6 +89,20 @@ struct SyncHaveReply {
   std::vector<bool> have;
 };
 
+// SYNC_GET: the responder's stored records of the ids asked, tombstones included, in the
+// order asked; none where it holds no record of the id or cannot read it. A node pulling
+// records asks for many at once this way, where a GET each cost a request and a reply per
+// record. Sent only to a peer that announced kSyncGetFeature in its HELLO_REPLY.
+constexpr size_t kMaxSyncGetIds = 256;
+inline constexpr char kSyncGetFeature[] = "sync-get";
+struct SyncGetRequest {
+  std::vector<ObjectId> ids;
+};
+struct SyncGetReply {
+  // One per id asked. A record is returned as stored: the asker checks it (Record::Intact).
+  std::vector<std::optional<Record>> records;
+};
+
 // NODE_STATUS: the node's repair and rebalance work (node/anti_entropy.h RepairStats).
 struct RepairStatus {
   std::string node_id;
@@ -124,6 +139,8 @@ std::string EncodeSyncKeysRequest(uint64_t request_id, const SyncKeysRequest& m)
 std::string EncodeSyncKeysReply(uint64_t request_id, const SyncKeysReply& m);
 std::string EncodeSyncHaveRequest(uint64_t request_id, const SyncHaveRequest& m);
 std::string EncodeSyncHaveReply(uint64_t request_id, const SyncHaveReply& m);
+std::string EncodeSyncGetRequest(uint64_t request_id, const SyncGetRequest& m);
+std::string EncodeSyncGetReply(uint64_t request_id, const SyncGetReply& m);
 std::string EncodeRepairStatus(uint64_t request_id, const RepairStatus& m);
 
 Result<ScanRequest> DecodeScanRequest(std::string_view body);
@@ -134,6 +151,8 @@ Result<SyncKeysRequest> DecodeSyncKeysRequest(std::string_view body);
 Result<SyncKeysReply> DecodeSyncKeysReply(std::string_view body);
 Result<SyncHaveRequest> DecodeSyncHaveRequest(std::string_view body);
 Result<SyncHaveReply> DecodeSyncHaveReply(std::string_view body);
+Result<SyncGetRequest> DecodeSyncGetRequest(std::string_view body);
+Result<SyncGetReply> DecodeSyncGetReply(std::string_view body);
 Result<RepairStatus> DecodeRepairStatus(std::string_view body);
 
 }  // namespace ringstore

@@ -126,6 +126,30 @@ class Fields {
   uint32_t size_ = 0;
 };
 
+// A record as GET_REPLY and SYNC_GET_REPLY carry it: an array of ts, flags, size, checksum
+// and the value (bin), then any fields appended. PackRecordHead writes all of it up to the
+// value's bytes, which the caller writes next.
+inline void PackRecordHead(Packer& pk, const RecordMeta& meta, size_t value_bytes, uint32_t fields = 5) {
+  pk.pack_array(fields);
+  pk.pack_uint64(meta.ts);
+  pk.pack_uint32(meta.flags);
+  pk.pack_uint64(meta.size);
+  pk.pack_uint64(meta.checksum);
+  pk.pack_bin(static_cast<uint32_t>(value_bytes));
+}
+// Reads such a record's first five fields; value points into the body.
+inline Status RecordFields(const Fields& f, RecordMeta* meta, std::string_view* value) {
+  uint64_t flags = 0;
+  RS_TRY(f.U64(0, "ts", &meta->ts));
+  RS_TRY(f.U64(1, "flags", &flags));
+  RS_TRY(f.U64(2, "size", &meta->size));
+  RS_TRY(f.U64(3, "checksum", &meta->checksum));
+  RS_TRY(f.Bin(4, "value", value));
+  if (flags > UINT32_MAX) return Status::ProtocolError("flags out of range");
+  meta->flags = static_cast<uint32_t>(flags);
+  return Status::Ok();
+}
+
 
 
 }  // namespace ringstore::wire

@@ -7,7 +7,8 @@
 //    `ring_settle` after the ring changes (a join, a replacement, a decommission).
 //  - Pull. For each peer it shares keys with, the node walks the peer's digest of their
 //    shared keys (SYNC_TREE) down to the leaves that differ, lists those leaves (SYNC_KEYS),
-//    and copies in the records the peer has newer (GET). A node that holds nothing it shares
+//    and copies in the records the peer has newer: many per SYNC_GET from a peer that
+//    announced it (PeerLinks::Announced), else a GET each. A node that holds nothing it shares
 //    with a peer whose digest is not built yet (it just joined) lists every leaf at once
 //    instead of waiting for the digest (ListAll). Up to max_peers_at_once peers are pulled
 //    from at once; a record one of them is already bringing is not asked of another
@@ -34,8 +35,9 @@
 //    all moved (an N=1 record on a join or a decommission).
 //  - Serving. It answers peers' SYNC_* requests, SCAN and NODE_STATUS.
 // Repair traffic (pulls and pushes) is throttled to rate_bytes_per_s.
-// Bounds: scan_batch records per store scan, max_in_flight transfers, max_handoff records
-// noted per round, kMaxSyncIndices/kMaxSyncEntries per message.
+// Bounds: scan_batch records per store scan, max_in_flight transfers (of them, at most 4
+// SYNC_GETs per peer), max_handoff records noted per round, kMaxSyncIndices/kMaxSyncEntries
+// per message.
 // Thread-safety: strand-confined; Store, PeerLinks, Membership and Clock must outlive it.
 #pragma once
 
@@ -182,6 +184,15 @@ class AntiEntropy {
   void CompareLeaf(const std::shared_ptr<PeerRun>& run, const ObjectId& begin, const ObjectId& end,
                    const std::vector<KeyVersion>& theirs, const std::vector<ScanEntry>& ours);
   void PumpPulls(std::shared_ptr<PeerRun> run);
+  // Takes one pulled record into the run's batch; an error means the peer sent no intact
+  // record of v (gone or damaged there since it was listed).
+  void TakePulled(const std::shared_ptr<PeerRun>& run, const KeyVersion& v, Result<Record> rec);
+  // Takes a peer's reply to a pull of vs (bytes of values; batched: a SYNC_GET, else a GET
+  // of vs[0]), then stores and pulls more.
+  void TakeReply(const std::shared_ptr<PeerRun>& run, const std::vector<KeyVersion>& vs, uint64_t bytes, bool batched,
+                 const Result<Frame>& reply);
+  // The records of a peer's SYNC_GET_REPLY to `asked` ids; an error if it is not one.
+  static Result<SyncGetReply> PulledRecords(const Frame& reply, size_t asked);
   void StorePulls(std::shared_ptr<PeerRun> run);
   void Fail(std::shared_ptr<PeerRun> run, const std::string& why);
   // Ends the peer's pull once nothing of it is in flight, and moves to the next peer.
@@ -240,6 +251,8 @@ class AntiEntropy {
   void ScanLeaves(const std::vector<uint32_t>& leaves, size_t from, const std::optional<ObjectId>& begin, size_t limit,
                   std::function<void(Result<LeafScan>)> done);
   void ServeHave(uint64_t rid, SyncHaveRequest m, std::function<void(std::string)> done);
+  struct GetJob;
+  void ServeGet(uint64_t rid, std::vector<ObjectId> ids, std::function<void(std::string)> done);
   void ServeScan(uint64_t rid, const ScanRequest& m, std::function<void(std::string)> done);
   // Whether both this node and peer are among id's N replicas in table.
   bool Shared(const RouteTable& table, const ObjectId& id, const RecordMeta& meta, const std::string& peer) const;

@@ -14,6 +14,12 @@ namespace {
 // Pulled records are stored in batches of this many records or bytes.
 constexpr size_t kPullBatch = 64;
 constexpr uint64_t kPullBatchBytes = 4u << 20;
+// A SYNC_GET asks for at most this many bytes of values (one larger record goes alone), with
+// at most this many such requests in flight per peer. Larger requests cost less CPU per
+// record but make the peer answer in bursts that foreground requests wait behind: with 16 KiB
+// values, a join's GET p99 was worse with 256 KiB than with 64 KiB (docs/repair.md §8.4).
+constexpr uint64_t kPullRequestBytes = 64u << 10;
+constexpr size_t kPullRequestsInFlight = 4;
 }  // namespace
 
 void AntiEntropy::CompareLeaves(std::shared_ptr<PeerRun> run, std::shared_ptr<LeafBatch> batch) {
@@ -119,46 +125,101 @@ void AntiEntropy::CompareLeaf(const std::shared_ptr<PeerRun>& run, const ObjectI
 }
 
 void AntiEntropy::PumpPulls(std::shared_ptr<PeerRun> run) {
-  while (Current(*run) && !run->failed && !run->pulls.empty() && run->pulls_in_flight < options_.max_in_flight) {
-    const KeyVersion v = run->pulls.front();
-    run->pulls.pop_front();
+  // A peer that announced SYNC_GET is asked for many records per request, where a GET each
+  // made a request and a reply per record (docs/repair.md §8.4); until its HELLO_REPLY has
+  // come, and from a peer without it, each record is a GET.
+  const bool batched = peers_.Announced(run->address, kSyncGetFeature);
+  const size_t limit = batched ? std::min(options_.max_in_flight, kPullRequestsInFlight) : options_.max_in_flight;
+  while (Current(*run) && !run->failed && !run->pulls.empty() && run->pulls_in_flight < limit) {
+    std::vector<KeyVersion> vs;
+    uint64_t bytes = 0;
+    do {
+      vs.push_back(run->pulls.front());
+      bytes += run->pulls.front().meta.size;
+      run->pulls.pop_front();
+    } while (batched && !run->pulls.empty() && vs.size() < kMaxSyncGetIds &&
+             bytes + run->pulls.front().meta.size <= kPullRequestBytes);
     ++run->pulls_in_flight;
     std::weak_ptr<bool> alive = alive_;
-    Throttle(v.meta.size, [this, alive, run, v] {
-      peers_.Request(
-          run->address, [id = v.id](uint64_t rid) { return EncodeKeyRequest(Kind::kGet, rid, id); },
-          options_.request_timeout, [this, alive, run, v](Result<Frame> f) {
-            if (alive.expired()) return;
-            --run->pulls_in_flight;
-            pending_bytes_ -= std::min(pending_bytes_, v.meta.size);
-            if (!f.ok()) {
-              run->failed = true;
-              if (run->why.empty()) run->why = f.status().ToString();
-            } else {
-              // Not a record: gone or damaged there since it was listed. Nothing to copy; the
-              // peer repairs its own copy, or pulls ours.
-              auto rec = IntactRecord(f);
-              if (rec.ok()) {
-                run->batch_bytes += rec->value.size();
-                run->batch.push_back(WriteOp{v.id, std::move(*rec)});
-              } else if (auto c = claimed_.find(v.id); Current(*run) && c != claimed_.end() &&
-                                                           !Supersedes(c->second, v.meta) && !Supersedes(v.meta, c->second)) {
-                // (Only in its own round: a reply to a round that ended must not touch the next
-                // one's claims.)
-                // Another peer may have listed it and left it to this one: the next round
-                // pulls it from there, and this one does not count as synced.
-                claimed_.erase(c);
-                missed_ = true;
-              }
-            }
-            // Pulled records are stored in batches: one group commit (and one fsync) for many.
-            if (run->batch.size() >= kPullBatch || run->batch_bytes >= kPullBatchBytes || run->pulls_in_flight == 0) {
-              StorePulls(run);
-            }
-            PumpPulls(run);
-            AskKeys(run);
-          });
+    Throttle(bytes, [this, alive, run, vs = std::move(vs), bytes, batched] {
+      // The link may have dropped during the wait and been opened again, its HELLO_REPLY not
+      // come yet: as when it drops with requests out, the run with this peer fails.
+      if (batched && !peers_.Announced(run->address, kSyncGetFeature)) {
+        return TakeReply(run, vs, bytes, batched, Status::Unavailable("link to peer " + run->address + " reopened"));
+      }
+      auto build = [&vs, batched](uint64_t rid) {
+        if (!batched) return EncodeKeyRequest(Kind::kGet, rid, vs.front().id);
+        SyncGetRequest req;
+        for (const KeyVersion& v : vs) req.ids.push_back(v.id);
+        return EncodeSyncGetRequest(rid, req);
+      };
+      peers_.Request(run->address, build, options_.request_timeout, [this, alive, run, vs, bytes, batched](Result<Frame> f) {
+        if (!alive.expired()) TakeReply(run, vs, bytes, batched, f);
+      });
     });
+  }
+}
+
+void AntiEntropy::TakeReply(const std::shared_ptr<PeerRun>& run, const std::vector<KeyVersion>& vs, uint64_t bytes,
+                            bool batched, const Result<Frame>& f) {
+  --run->pulls_in_flight;
+  pending_bytes_ -= std::min(pending_bytes_, bytes);
+  const auto fail = [&run](const Status& s) {
+    run->failed = true;
+    if (run->why.empty()) run->why = s.ToString();
+  };
+  if (!f.ok()) {
+    fail(f.status());
+  } else if (!batched) {
+    TakePulled(run, vs.front(), IntactRecord(f));
+  } else if (f->header.kind == static_cast<uint16_t>(Kind::kError)) {
+    // Refused (busy, shutting down): none of them came, as when a GET is refused.
+    for (const KeyVersion& v : vs) TakePulled(run, v, Status::NotFound("SYNC_GET refused"));
+  } else if (Result<SyncGetReply> reply = PulledRecords(*f, vs.size()); !reply.ok()) {
+    fail(reply.status());
+  } else {
+    for (size_t k = 0; k < vs.size(); ++k) {
+      std::optional<Record>& r = reply->records[k];
+      TakePulled(run, vs[k], !r ? Result<Record>(Status::NotFound("not held")) :
+                             r->Intact() ? Result<Record>(std::move(*r)) :
+                                           Result<Record>(Status::Corruption("record fails its checksum")));
+    }
+  }
+  // Pulled records are stored in batches: one group commit (and one fsync) for many.
+  if (run->batch.size() >= kPullBatch || run->batch_bytes >= kPullBatchBytes || run->pulls_in_flight == 0) {
+    StorePulls(run);
+  }
+  PumpPulls(run);
+  AskKeys(run);
+}
+
+Result<SyncGetReply> AntiEntropy::PulledRecords(const Frame& f, size_t asked) {
+  if (f.header.kind != static_cast<uint16_t>(Kind::kSyncGetReply)) {
+    return Status::ProtocolError(std::string("SYNC_GET answered with ") + KindName(f.header.kind));
+  }
+  auto reply = DecodeSyncGetReply(f.body);
+  if (reply.ok() && reply->records.size() != asked) {
+    return Status::ProtocolError("SYNC_GET answered " + std::to_string(reply->records.size()) + " records of " +
+                                 std::to_string(asked));
+  }
+  return reply;
+}
+
+void AntiEntropy::TakePulled(const std::shared_ptr<PeerRun>& run, const KeyVersion& v, Result<Record> rec) {
+  if (rec.ok()) {
+    run->batch_bytes += rec->value.size();
+    WriteOp op{v.id, std::move(*rec)};
+    op.bulk = true;  // not about to be read: around the page cache (storage/store.h)
+    run->batch.push_back(std::move(op));
+  } else if (auto c = claimed_.find(v.id); Current(*run) && c != claimed_.end() &&
+                                               !Supersedes(c->second, v.meta) && !Supersedes(v.meta, c->second)) {
+    // Not a record: gone or damaged there since it was listed. Nothing to copy; the peer
+    // repairs its own copy, or pulls ours. (Only in its own round: a reply to a round that
+    // ended must not touch the next one's claims.) Another peer may have listed it and left
+    // it to this one: the next round pulls it from there, and this one does not count as
+    // synced.
+    claimed_.erase(c);
+    missed_ = true;
   }
 }
 

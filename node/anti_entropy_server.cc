@@ -1,4 +1,4 @@
-// AntiEntropy: answering SYNC_TREE, SYNC_KEYS, SYNC_HAVE, SCAN and NODE_STATUS (see
+// AntiEntropy: answering SYNC_TREE, SYNC_KEYS, SYNC_HAVE, SYNC_GET, SCAN and NODE_STATUS (see
 // anti_entropy.h and docs/wire-protocol.md §8).
 #include <algorithm>
 
@@ -10,7 +10,7 @@ namespace ringstore {
 
 bool AntiEntropy::Handles(Kind kind) {
   return kind == Kind::kScan || kind == Kind::kNodeStatus || kind == Kind::kSyncTree || kind == Kind::kSyncKeys ||
-         kind == Kind::kSyncHave;
+         kind == Kind::kSyncHave || kind == Kind::kSyncGet;
 }
 
 void AntiEntropy::OnRequest(const Frame& frame, std::function<void(std::string)> done) {
@@ -39,8 +39,67 @@ void AntiEntropy::OnRequest(const Frame& frame, std::function<void(std::string)>
       if (!m.ok()) return fail(m.status());
       return ServeHave(rid, std::move(*m), std::move(done));
     }
+    case Kind::kSyncGet: {
+      auto m = DecodeSyncGetRequest(frame.body);
+      if (!m.ok()) return fail(m.status());
+      return ServeGet(rid, std::move(m->ids), std::move(done));
+    }
     default:
       return fail(Status::ProtocolError("not a repair request"));
+  }
+}
+
+// One SYNC_GET being answered: its records are read at once, and the reply goes when the
+// last is in.
+struct AntiEntropy::GetJob {
+  uint64_t rid = 0;
+  std::vector<ObjectId> ids;
+  SyncGetReply reply;
+  size_t left = 0;
+  std::function<void(std::string)> done;
+};
+
+void AntiEntropy::ServeGet(uint64_t rid, std::vector<ObjectId> ids, std::function<void(std::string)> done) {
+  auto job = std::make_shared<GetJob>();
+  job->rid = rid;
+  job->ids = std::move(ids);
+  job->done = std::move(done);
+  job->reply.records.resize(job->ids.size());
+  job->left = job->ids.size();
+  if (job->left == 0) return job->done(EncodeSyncGetReply(rid, job->reply));
+  // Each record is checked here, as a GET's is (NodeCore::GetReply): one that fails its
+  // checksum is answered as none and repaired from a replica. The values of one reply stay
+  // within kMaxValueBytes (the asker's frame limit): records asked for by their listed sizes
+  // may have grown since; those past it are answered as none, and asked for again.
+  auto take = [this, job](size_t i, Result<Record> r) {
+    if (r.ok() && !r->Intact()) r = Status::Corruption("value checksum mismatch");
+    if (r.status().IsCorruption()) {
+      log_->error("corrupt record {} met answering a SYNC_GET: {}", job->ids[i].Hex().substr(0, 16),
+                  r.status().message());
+      ReportCorrupt(job->ids[i]);
+    }
+    if (r.ok()) job->reply.records[i] = std::move(*r);
+    if (--job->left > 0) return;
+    uint64_t bytes = 0;
+    for (auto& rec : job->reply.records) {
+      if (!rec) continue;
+      if (bytes > 0 && bytes + rec->value.size() > kMaxValueBytes) {
+        rec.reset();
+      } else {
+        bytes += rec->value.size();
+      }
+    }
+    job->done(EncodeSyncGetReply(job->rid, job->reply));
+  };
+  std::weak_ptr<bool> alive = alive_;
+  for (size_t i = 0; i < job->ids.size(); ++i) {
+    if (auto cached = store_.GetIfCached(job->ids[i])) {
+      take(i, std::move(*cached));
+      continue;
+    }
+    store_.Get(job->ids[i], [alive, take, i](Result<Record> r) {
+      if (!alive.expired()) take(i, std::move(r));  // (take uses this object)
+    });
   }
 }
 

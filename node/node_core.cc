@@ -177,7 +177,7 @@ void NodeCore::HandleHello(ConnId conn, Conn& c, const Frame& frame) {
   Hello reply;
   reply.cluster_id = options_.cluster_id;
   reply.node_id = options_.node_id;
-  reply.features = {"txn", "pipelining"};
+  reply.features = {"txn", "pipelining", kSyncGetFeature};
   transport_.Send(conn, EncodeHello(Kind::kHelloReply, frame.header.request_id, reply));
 }
 

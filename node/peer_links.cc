@@ -1,5 +1,7 @@
 #include "node/peer_links.h"
 
+#include <algorithm>
+
 #include "dht/messages.h"
 
 namespace ringstore {
@@ -82,7 +84,10 @@ void PeerLinks::OnFrame(ConnId conn, Frame frame) {
   const auto kind = static_cast<Kind>(frame.header.kind);
   if (kind == Kind::kHelloReply) {
     auto hello = DecodeHello(frame.body);
-    if (hello.ok() && hello->cluster_id == cluster_id_) return;
+    if (hello.ok() && hello->cluster_id == cluster_id_) {
+      by_address_.at(address).features = std::move(hello->features);
+      return;
+    }
     log_->error("peer {} is not part of cluster '{}' ({}); dropping the link", address, cluster_id_,
                 hello.ok() ? "it belongs to cluster '" + hello->cluster_id + "'" : hello.status().ToString());
   } else if (kind == Kind::kError) {
@@ -93,6 +98,13 @@ void PeerLinks::OnFrame(ConnId conn, Frame frame) {
   }
   Drop(address);
   transport_.Close(conn);
+}
+
+bool PeerLinks::Announced(const std::string& address, std::string_view feature) const {
+  auto it = by_address_.find(address);
+  if (it == by_address_.end()) return false;
+  const auto& f = it->second.features;
+  return std::find(f.begin(), f.end(), feature) != f.end();
 }
 
 void PeerLinks::OnClosed(ConnId conn, const Status& why) {

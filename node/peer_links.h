@@ -4,7 +4,8 @@
 // next send); frames sent while a link is connecting are bounded by max_queued_frames, beyond
 // which they are dropped (membership tolerates loss). A refusal (another cluster) is logged.
 // Request sends a frame and routes the reply with the same request id back to a callback
-// (used to forward reads); a request fails when its link drops or after its timeout.
+// (used to forward reads); a request fails when its link drops or after its timeout. The
+// features the peer's HELLO_REPLY announced are kept with the link (Announced).
 // The NodeCore hands it the transport events of the connections it opened.
 // Thread-safety: strand-confined; Transport and Clock must outlive it.
 #pragma once
@@ -15,7 +16,9 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "dht/clock.h"
 #include "dht/transport.h"
@@ -40,6 +43,9 @@ class PeerLinks final : public MembershipSender {
   // or Unavailable (link lost, too many pending) or Timeout.
   void Request(const std::string& address, const std::function<std::string(uint64_t)>& build,
                Clock::Duration timeout, std::function<void(Result<Frame>)> done);
+  // Whether the peer at address announced feature in the HELLO_REPLY on this node's link to
+  // it: false until that reply has come, and again once the link drops.
+  bool Announced(const std::string& address, std::string_view feature) const;
   bool Owns(ConnId conn) const { return by_conn_.count(conn) != 0; }
   void OnConnected(ConnId conn);
   void OnFrame(ConnId conn, Frame frame);
@@ -52,6 +58,7 @@ class PeerLinks final : public MembershipSender {
     bool connected = false;
     size_t queued = 0;  // frames sent while connecting
     Clock::TimerId deadline = 0;
+    std::vector<std::string> features;  // from the peer's HELLO_REPLY
   };
   void Drop(const std::string& address);
   void Complete(uint64_t request_id, Result<Frame> r);

@@ -39,6 +39,7 @@ void MemoryStore::Apply(std::vector<WriteOp> ops, std::function<void(Status)> do
     s = Status::ShuttingDown("store closed");
   } else {
     for (auto& op : ops) {
+      if (op.bulk) ++bulk_writes_;
       auto it = records_.find(op.id);
       if (op.hint_n > 0 && !op.purge) KeepHint(op.id, op.hint_n, op.record.meta.ts);
       if (op.purge) {

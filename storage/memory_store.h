@@ -31,6 +31,8 @@ class MemoryStore final : public Store {
   size_t size() const { return records_.size(); }
   // Test hook: the stored record, to corrupt it in place.
   Record* MutableRecordForTest(const ObjectId& id);
+  // Writes applied with WriteOp::bulk set (this store keeps them like any other).
+  size_t bulk_writes() const { return bulk_writes_; }
   // The newest timestamp of a tombstone this store has ever stored for id (0: none), kept
   // after the tombstone is overwritten or purged: the simulator's evidence that a delete of
   // unknown outcome landed (sim/checker.h).
@@ -42,6 +44,7 @@ class MemoryStore final : public Store {
   void KeepHint(const ObjectId& id, uint32_t route_n, Timestamp ts);
   Executor executor_;
   std::map<ObjectId, Record> records_;
+  size_t bulk_writes_ = 0;
   std::map<ObjectId, StoredHint> hints_;
   std::map<ObjectId, Timestamp> tombstones_stored_;
   bool closed_ = false;

@@ -392,7 +392,7 @@ void RocksDbStore::CommitGroup(std::vector<WriteTask>& group) {
       StoredHeader written;
       written.meta = op.record.meta;
       if (op.record.value.size() >= (IsMapRecord(op.record.meta) ? kExternalMapBytes : kExternalValueBytes)) {
-        auto p = vlog_->Append(op.id, op.record.value);
+        auto p = vlog_->Append(op.id, op.record.value, op.bulk);
         if (!p.ok()) {
           status = p.status();
           break;

@@ -38,6 +38,9 @@ struct WriteOp {
   // The hint is kept even if this version loses to the stored one (the handoff sends the
   // stored record, the newest). Ignored on a purge.
   uint32_t hint_n = 0;
+  // Repair traffic (a record a joining node pulls, say) that no one is about to read: a store
+  // may write it around its caches (RocksDbStore: the value log's O_DIRECT).
+  bool bulk = false;
 };
 
 // A kept hint: a fallback write of id, to be handed to its route_n replicas. Several fallback

@@ -151,7 +151,7 @@ std::shared_ptr<ValueLog::Segment> ValueLog::Find(uint64_t number) const {
   return it == segments_.end() ? nullptr : it->second;
 }
 
-Result<ValuePointer> ValueLog::Append(const ObjectId& id, std::string_view value) {
+Result<ValuePointer> ValueLog::Append(const ObjectId& id, std::string_view value, bool bulk) {
   if (active_bytes_ >= segment_bytes_) {
     if (Status s = Flush(); !s.ok()) return s;
     if (Status s = StartSegment(active_ + 1); !s.ok()) return s;
@@ -171,7 +171,7 @@ Result<ValuePointer> ValueLog::Append(const ObjectId& id, std::string_view value
   std::memset(h + kEntryHeaderBytes + value.size(), 0, len - kEntryHeaderBytes - value.size());
   const uint64_t start = active_bytes_;
   pending_bytes_ += len;
-  if (value.size() >= kCachedWriteBytes) pending_large_ = true;
+  if (value.size() >= kCachedWriteBytes || bulk) pending_large_ = true;
   active_bytes_ = start + len;
   index_[active_].push_back(IndexEntry{id, start + kEntryHeaderBytes, value.size()});
   while (index_.size() > kIndexedSegments) index_.erase(index_.begin());  // the oldest
@@ -192,12 +192,11 @@ Status ValueLog::Flush() {
   const uint64_t start = active_bytes_ - pending_bytes_;
   const char* b = write_buffer_.data;
   // Small values go through the page cache, so that reads of what was just written find
-  // them there; large ones, and a bulk flush of small ones, bypass it (see the top).
-  const bool around_cache = pending_large_ || pending_bytes_ >= kDirectFlushBytes;
-  const int fd = around_cache ? seg->write_fd : seg->cached_write_fd;
+  // them there; large ones, and bulk ones, bypass it (see the top).
+  const int fd = pending_large_ ? seg->write_fd : seg->cached_write_fd;
   // Through the page cache (also around it where O_DIRECT is refused: no direct_fd either
   // then), in slices; with O_DIRECT, in one call.
-  const bool direct = around_cache && seg->direct_fd >= 0;
+  const bool direct = pending_large_ && seg->direct_fd >= 0;
   uint64_t done = 0;
   while (done < pending_bytes_) {
     const uint64_t n = direct ? pending_bytes_ - done : std::min(kCachedWriteSliceBytes, pending_bytes_ - done);

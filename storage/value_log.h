@@ -8,8 +8,8 @@
 // gather in one aligned buffer that Flush writes in one call, so a group commit costs one
 // write and one device request, not one per value. A write with a value of 64 KiB or more
 // uses O_DIRECT where the file system allows it: on this machine a write through the page
-// cache costs more CPU than the copy into an aligned buffer, and so does a flush of 1 MiB or
-// more (kDirectFlushBytes). Smaller values in smaller flushes go through the page cache,
+// cache costs more CPU than the copy into an aligned buffer, and so does a flush with an
+// entry appended as bulk (repair traffic). Other small values go through the page cache,
 // where reads of freshly written values find them. Sequential reads of values
 // of 64 KiB or more use O_DIRECT too, through a few reused buffers with readahead of their
 // own, and so do sparse streams, without readahead (ReadWindows); other reads go through the
@@ -68,12 +68,6 @@ class ValueLog {
   // the values are there for the reads that follow (the store's strand serves values this
   // small from there); any larger one makes it use O_DIRECT.
   static constexpr uint64_t kCachedWriteBytes = 64u << 10;
-  // A flush of this many bytes or more uses O_DIRECT whatever its values' sizes: a bulk write
-  // (a joining node's pulls, a burst of writes queued behind a slow group), which the reads
-  // that follow are unlikely to want at once. Through the page cache it cost this VM up to
-  // 1.8 ms of kernel time per MiB, which no other thread could preempt: new page-cache pages
-  // came from memory the guest had handed back to the host (docs/repair.md §8.3).
-  static constexpr uint64_t kDirectFlushBytes = 1u << 20;
   // Pending entries are written once they reach this many bytes.
   static constexpr uint64_t kFlushBytes = 4u << 20;
   // A flush through the page cache writes at most this much per system call. On a kernel
@@ -95,7 +89,12 @@ class ValueLog {
   // a group of small values costs one write: the pointer must not be given to a reader
   // before then. Starts a new active segment first when this one has reached segment_bytes.
   // After an error, no pointer returned since the last successful Flush is valid.
-  Result<ValuePointer> Append(const ObjectId& id, std::string_view value);
+  // A bulk entry (records a joining node pulls, say, that no one is about to read) makes its
+  // flush use O_DIRECT whatever the size of its values: through the page cache a joiner's
+  // pulls cost this VM up to 1.8 ms of kernel time per MiB, which no other thread could
+  // preempt, as new page-cache pages came from memory the guest had handed back to the host
+  // (docs/repair.md §8.3).
+  Result<ValuePointer> Append(const ObjectId& id, std::string_view value, bool bulk = false);
   // Writes the pending entries (one pwrite).
   Status Flush();
   // Flush, then fdatasync of every segment written to since the last Sync.
@@ -154,7 +153,7 @@ class ValueLog {
   uint64_t active_ = 0;                                  // writer only
   uint64_t active_bytes_ = 0;                            // writer only; pending bytes included
   uint64_t pending_bytes_ = 0;                           // writer only; at the buffer's start
-  bool pending_large_ = false;                           // writer only: one is kCachedWriteBytes+
+  bool pending_large_ = false;                           // writer only: one is kCachedWriteBytes+ or bulk
   uint64_t previous_run_last_ = 0;                       // set by Open
   std::vector<uint64_t> unsynced_;                       // writer only
   struct IndexEntry {

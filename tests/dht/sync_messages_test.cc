@@ -138,5 +138,48 @@ TEST(SyncMessagesTest, AnOfferWithoutPlacedFlagsIsStillUnderstood) {
   EXPECT_FALSE(DecodeSyncHaveRequest(b).ok());
 }
 
+TEST(SyncMessagesTest, ASyncGetRoundTripsWithAbsentRecords) {
+  SyncGetRequest g;
+  for (int i = 0; i < 3; ++i) g.ids.push_back(Version(i).id);
+  auto g2 = DecodeSyncGetRequest(Body(EncodeSyncGetRequest(5, g)));
+  ASSERT_TRUE(g2.ok()) << g2.status().ToString();
+  EXPECT_EQ(g2->ids, g.ids);
+
+  SyncGetReply r;
+  r.records.push_back(Record::Value(7, "seven"));
+  r.records.push_back(std::nullopt);  // not held there
+  Record dead = Record::Tombstone(9);
+  r.records.push_back(dead);
+  Record damaged = Record::Value(11, "eleven");
+  damaged.value[0] = 'E';  // passed on as stored: the asker checks it
+  r.records.push_back(damaged);
+  auto r2 = DecodeSyncGetReply(Body(EncodeSyncGetReply(5, r)));
+  ASSERT_TRUE(r2.ok()) << r2.status().ToString();
+  ASSERT_EQ(r2->records.size(), 4u);
+  ASSERT_TRUE(r2->records[0].has_value());
+  EXPECT_EQ(r2->records[0]->value, "seven");
+  EXPECT_EQ(r2->records[0]->meta.ts, 7u);
+  EXPECT_TRUE(r2->records[0]->Intact());
+  EXPECT_FALSE(r2->records[1].has_value());
+  ASSERT_TRUE(r2->records[2].has_value());
+  EXPECT_TRUE(r2->records[2]->meta.tombstone());
+  ASSERT_TRUE(r2->records[3].has_value());
+  EXPECT_FALSE(r2->records[3]->Intact());
+}
+
+TEST(SyncMessagesTest, ASyncGetOfTooManyIdsOrABadIdIsRefused) {
+  SyncGetRequest g;
+  for (size_t i = 0; i <= kMaxSyncGetIds; ++i) g.ids.push_back(Version(static_cast<int>(i)).id);
+  // The encoder sends at most the limit; a body of more is refused.
+  EXPECT_EQ(DecodeSyncGetRequest(Body(EncodeSyncGetRequest(1, g)))->ids.size(), kMaxSyncGetIds);
+  std::string over = "\x91\xdc";  // array(1) of array16(kMaxSyncGetIds + 1)
+  over.push_back(static_cast<char>((kMaxSyncGetIds + 1) >> 8));
+  over.push_back(static_cast<char>((kMaxSyncGetIds + 1) & 0xff));
+  for (size_t i = 0; i <= kMaxSyncGetIds; ++i) over += "\xc4\x20" + std::string(32, 'i');
+  EXPECT_FALSE(DecodeSyncGetRequest(over).ok());
+  EXPECT_FALSE(DecodeSyncGetRequest(std::string("\x91\x91\xc4\x03" "abc")).ok()) << "an id of 3 bytes";
+  EXPECT_FALSE(DecodeSyncGetReply(std::string("\x91\x91\x93\x01\x02\x03")).ok()) << "a record of 3 fields";
+}
+
 }  // namespace
 }  // namespace ringstore

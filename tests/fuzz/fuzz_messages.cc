@@ -18,7 +18,7 @@ using namespace ringstore;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view body(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (data[0] % 30) {
+  switch (data[0] % 32) {
     case 0: (void)DecodeHello(body); break;
     case 1: (void)DecodeDiskUsage(body); break;
     case 2: (void)DecodeChannelMessage(body); break;
@@ -66,6 +66,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 27: (void)DecodeStoredRecord(body); break;
     case 28: (void)block::DecodeVolumeMeta(body); break;
     case 29: (void)block::DecodeCatalog(body); break;
+    case 30: (void)DecodeSyncGetRequest(body); break;
+    case 31: (void)DecodeSyncGetReply(body); break;
   }
   return 0;
 }

@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
   int n = 0;
   for (const std::string& f : frames) Write(out / "frame", "seed-" + std::to_string(n++), "\x05" + f + frames[0]);
 
-  const std::string bodies[30] = {
+  const std::string bodies[32] = {
       Body(EncodeHello(Kind::kHello, 1, hello)),
       Body(EncodeDiskUsage(1, DiskUsage{100, 50, "disk"})),
       Body(EncodeChannelMessage(Kind::kNotify, 1, ChannelMessage{id, "payload"})),
@@ -100,8 +100,10 @@ int main(int argc, char** argv) {
       EncodeStoredRecord(record),
       block::EncodeVolumeMeta(block::VolumeMeta{}),
       block::EncodeCatalog({"a", "b"}),
+      Body(EncodeSyncGetRequest(1, SyncGetRequest{{id, id}})),
+      Body(EncodeSyncGetReply(1, SyncGetReply{{record, std::nullopt}})),
   };
-  for (int i = 0; i < 30; ++i) Write(out / "messages", "seed-" + std::to_string(i), std::string(1, char(i)) + bodies[i]);
+  for (int i = 0; i < 32; ++i) Write(out / "messages", "seed-" + std::to_string(i), std::string(1, char(i)) + bodies[i]);
 
   // NBD: fixed newstyle with NO_ZEROES, OPT_GO for "a", then READ, WRITE, FLUSH, TRIM, DISC.
   const std::string ihaveopt = Be(0x49484156454F5054ull, 8);

@@ -30,7 +30,8 @@ class AntiEntropyTest : public ::testing::Test {
   // them when on is empty).
   void StoreN3(const std::vector<ObjectId>& ids, const std::function<bool(size_t i, size_t n)>& on = {}) {
     for (size_t i = 0; i < ids.size(); ++i) {
-      Record r = Record::Value(MakeTimestamp(1000 + static_cast<int64_t>(i), 0), "value " + std::to_string(i));
+      Record r = Record::Value(MakeTimestamp(1000 + static_cast<int64_t>(i), 0),
+                               value_bytes_ == 0 ? "value " + std::to_string(i) : std::string(value_bytes_, 'v'));
       r.meta.set_replicas(3);
       for (size_t n = 0; n < ring_.nodes.size(); ++n) {
         if (!on || on(i, n)) ring_.nodes[n]->store->Apply({WriteOp{ids[i], r}}, [](Status s) { ASSERT_TRUE(s.ok()); });
@@ -39,17 +40,19 @@ class AntiEntropyTest : public ::testing::Test {
   }
   // Stores ids at N=3 on the three nodes of the ring, then a fourth node joins, every node
   // runs anti-entropy, and the joiner gets until it is synced.
-  void JoinAfter(const std::vector<ObjectId>& ids) {
+  void JoinAfter(const std::vector<ObjectId>& ids, const std::function<void()>& once_started = {}) {
     ring_.Pump(std::chrono::seconds(3));
     ASSERT_TRUE(ring_.Converged());
     StoreN3(ids);
     ring_.Pump(std::chrono::milliseconds(10));
     ring_.AddNode(3);
+    ring_.nodes[3]->transport->on_send = [this](std::string& frame) { asked_.Saw(frame); };
     ring_.Pump(std::chrono::seconds(3));
     ASSERT_TRUE(ring_.Converged());
     AntiEntropyOptions o = QuickN3();
     o.interval = std::chrono::seconds(60);
     o.max_in_flight = 4;  // pulls stay in flight long enough for the peers' listings to overlap
+    o.rate_bytes_per_s = rate_;
     for (size_t i = 0; i < ring_.nodes.size(); ++i) {
       AntiEntropy* r = AddRepair(i, o, /*start=*/false);
       r->set_on_first_sync([this, r] {
@@ -58,6 +61,7 @@ class AntiEntropyTest : public ::testing::Test {
       });
       r->Start();
     }
+    if (once_started) once_started();
     for (int i = 0; i < 100 && !repair_.back()->synced(); ++i) ring_.Pump(std::chrono::milliseconds(100));
     ASSERT_TRUE(repair_.back()->synced());
   }
@@ -131,6 +135,22 @@ class AntiEntropyTest : public ::testing::Test {
   }
 
   Ring ring_{3, 11};
+  size_t value_bytes_ = 0;  // StoreN3's values: this many bytes, or "value i" when 0
+  double rate_ = 0;         // JoinAfter's repair rate, bytes/s (0: unthrottled)
+  // The joiner's SYNC_GET requests (JoinAfter): how many, and the most ids one asked for.
+  struct Asked {
+    size_t requests = 0, most = 0;
+    void Saw(const std::string& frame) {
+      FrameDecoder in;
+      if (!in.Feed(frame.data(), frame.size()).ok() || !in.HasFrame()) return;
+      Frame f = in.Next();
+      if (f.header.kind != static_cast<uint16_t>(Kind::kSyncGet)) return;
+      auto m = DecodeSyncGetRequest(f.body);
+      ASSERT_TRUE(m.ok()) << m.status().ToString();
+      ++requests;
+      most = std::max(most, m->ids.size());
+    }
+  } asked_;
   // Node faulty_node_'s repair goes through faulty_, a FaultInjectingStore over its store.
   size_t faulty_node_ = SIZE_MAX;
   std::unique_ptr<FaultInjectingStore> faulty_;
@@ -148,6 +168,77 @@ TEST_F(AntiEntropyTest, AJoinerPullsEachRecordOnceFromPeersComparedAtOnce) {
   // Every node reports its first sync once, and only once: later rounds do not call again.
   ring_.Pump(std::chrono::seconds(2));
   for (auto& r : repair_) EXPECT_EQ(first_syncs_[r.get()], 1);
+}
+
+TEST_F(AntiEntropyTest, AJoinerPullsManyRecordsPerRequest) {
+  // Its peers announce SYNC_GET: the records come many to a request, not a GET each (as many
+  // as wait to be pulled: throttled, they pile up).
+  rate_ = 2000;
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 400; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  JoinAfter(ids);
+  const size_t placed = CheckJoinerHoldsItsShare(ids);
+  ASSERT_GT(placed, 200u);
+  uint64_t gets = 0;
+  for (size_t n = 0; n < 3; ++n) gets += ring_.nodes[n]->core->stats().gets;
+  EXPECT_LT(gets * 10, placed) << gets << " GETs for " << placed << " records pulled";
+  EXPECT_GT(asked_.requests, 0u);
+  EXPECT_GE(asked_.most, 16u) << "the most records in one SYNC_GET";
+  EXPECT_EQ(ring_.nodes[3]->store->bulk_writes(), placed) << "pulled records are stored as bulk writes";
+}
+
+TEST_F(AntiEntropyTest, APeerThatDoesNotAnnounceSyncGetIsPulledFromWithGets) {
+  // Peers of before SYNC_GET: their HELLO_REPLY lacks the feature, and they get a GET each.
+  for (size_t n = 0; n < 3; ++n) {
+    ring_.nodes[n]->transport->on_send = [](std::string& frame) {
+      FrameDecoder in;
+      if (!in.Feed(frame.data(), frame.size()).ok() || !in.HasFrame()) return;
+      Frame f = in.Next();
+      if (f.header.kind != static_cast<uint16_t>(Kind::kHelloReply)) return;
+      auto hello = DecodeHello(f.body);
+      ASSERT_TRUE(hello.ok());
+      std::erase(hello->features, std::string(kSyncGetFeature));
+      frame = EncodeHello(Kind::kHelloReply, f.header.request_id, *hello);
+    };
+  }
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 400; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  JoinAfter(ids);
+  const size_t placed = CheckJoinerHoldsItsShare(ids);
+  ASSERT_GT(placed, 200u);
+  uint64_t gets = 0;
+  for (size_t n = 0; n < 3; ++n) gets += ring_.nodes[n]->core->stats().gets;
+  EXPECT_EQ(gets, placed);
+  EXPECT_EQ(asked_.requests, 0u) << "SYNC_GETs sent to peers that did not announce it";
+}
+
+TEST_F(AntiEntropyTest, APullRequestAsksForAtMost64KiBOfValues) {
+  // Larger requests would make a peer answer in bursts that its other requests wait behind.
+  value_bytes_ = 20000;  // three to a request
+  rate_ = 1e6;
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 120; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  JoinAfter(ids);
+  const size_t placed = CheckJoinerHoldsItsShare(ids);
+  ASSERT_GT(placed, 60u);
+  EXPECT_EQ(asked_.most, 3u) << "the most records in one SYNC_GET";
+}
+
+TEST_F(AntiEntropyTest, ADamagedRecordInAPeersAnswerIsNotStored) {
+  // A peer's store hands it damaged bytes (a bad disk): the joiner keeps none of them, and
+  // gets those records again in a later round.
+  faulty_node_ = 0;
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 400; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  JoinAfter(ids, [this] { faulty_->CorruptNextReads(20); });
+  EXPECT_EQ(faulty_->injected(), 20u) << "the peer answered the joiner with 20 damaged records";
+  CheckJoinerHoldsItsShare(ids);
+  size_t damaged = 0;
+  for (const ObjectId& id : ids) {
+    const Record* r = ring_.nodes[3]->store->MutableRecordForTest(id);
+    damaged += r != nullptr && !r->Intact() ? 1 : 0;
+  }
+  EXPECT_EQ(damaged, 0u);
 }
 
 // Hands repair one request frame, as a peer sends it; returns the reply frame (the ring is
@@ -169,6 +260,45 @@ Frame Offer(Ring& ring, AntiEntropy& repair, const std::vector<ObjectId>& ids) {
   SyncHaveRequest req;
   for (const ObjectId& id : ids) req.entries.push_back(KeyVersion{id, RecordMeta{}});
   return Ask(ring, repair, EncodeSyncHaveRequest(7, req));
+}
+
+TEST_F(AntiEntropyTest, ASyncGetIsAnsweredInTheOrderAskedWithNoneForWhatIsNotHeld) {
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  JoinAfter(ids);
+  SyncGetRequest req;
+  req.ids = {ids[7], ObjectId::Of("ae", "never written"), ids[3]};
+  Frame reply = Ask(ring_, *repair_[0], EncodeSyncGetRequest(9, req));
+  ASSERT_EQ(reply.header.kind, static_cast<uint16_t>(Kind::kSyncGetReply));
+  EXPECT_EQ(reply.header.request_id, 9u);
+  auto got = DecodeSyncGetReply(reply.body);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->records.size(), 3u);
+  ASSERT_TRUE(got->records[0].has_value() && got->records[2].has_value());
+  EXPECT_EQ(got->records[0]->value, "value 7");
+  EXPECT_FALSE(got->records[1].has_value());
+  EXPECT_EQ(got->records[2]->value, "value 3");
+}
+
+TEST_F(AntiEntropyTest, ASyncGetThatMeetsADamagedRecordAnswersNoneAndRepairsIt) {
+  // As a GET does: the damaged bytes are not sent, and the copy is restored from a replica.
+  faulty_node_ = 0;
+  std::vector<ObjectId> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  JoinAfter(ids);
+  const uint64_t repaired = repair_[0]->status().repaired;
+  faulty_->CorruptNextReads(1);
+  SyncGetRequest req;
+  req.ids = {ids[5], ids[6]};
+  Frame reply = Ask(ring_, *repair_[0], EncodeSyncGetRequest(3, req));
+  auto got = DecodeSyncGetReply(reply.body);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  ASSERT_EQ(got->records.size(), 2u);
+  EXPECT_FALSE(got->records[0].has_value()) << "damaged bytes were sent";
+  ASSERT_TRUE(got->records[1].has_value());
+  EXPECT_EQ(got->records[1]->value, "value 6");
+  ring_.Pump(std::chrono::milliseconds(500));
+  EXPECT_EQ(repair_[0]->status().repaired, repaired + 1) << "the damaged copy was not repaired";
 }
 
 TEST_F(AntiEntropyTest, ANodeStillCatchingUpDeclinesHandoffOffers) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "tests/storage/store_test_fixture.h"
+#include "tests/support/direct_io.h"
 
 namespace ringstore {
 namespace {
@@ -349,6 +350,20 @@ TEST_P(RocksDbCorruptionTest, ASmallLoggedValueInThePageCacheIsServedWithoutTheR
   hit = store_->GetIfCached(kA);
   ASSERT_TRUE(hit.has_value());
   EXPECT_TRUE(hit->status().IsCorruption()) << hit->status().ToString();
+}
+
+// A bulk write (repair traffic) goes around the page cache: reading it back needs the
+// readers, where the same value written otherwise is served from memory.
+TEST_P(RocksDbCorruptionTest, ABulkWriteIsNotLeftInThePageCache) {
+  if (!testing::DirectIoAllowed(dir_)) GTEST_SKIP() << "this file system refuses O_DIRECT, so every write is cached";
+  const std::string v(kExternalValueBytes + 5, 'B');
+  WriteOp bulk{kB, Record::Value(1, v)};
+  bulk.bulk = true;
+  ASSERT_TRUE(Apply({WriteOp{kA, Record::Value(1, v)}}).ok());
+  ASSERT_TRUE(Apply({bulk}).ok());
+  EXPECT_TRUE(store_->GetIfCached(kA).has_value());
+  EXPECT_FALSE(store_->GetIfCached(kB).has_value()) << "a bulk write's value is in the page cache";
+  EXPECT_EQ(Get(kB)->value, v);
 }
 
 // Large values written before the value log live under a key of their own: still read, and

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "tests/support/direct_io.h"
 #include "tests/support/file_size_limit.h"
 #include "tests/support/proc_io.h"
 #include "tests/support/test_path.h"
@@ -58,14 +59,7 @@ class ValueLogTest : public ::testing::Test {
     return segment;
   }
   // Whether dir_'s file system takes O_DIRECT.
-  bool DirectAllowed() const {
-    fs::create_directories(dir_);
-    const fs::path probe = dir_ / "probe";
-    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_DIRECT | O_CLOEXEC, 0644);
-    if (fd >= 0) ::close(fd);
-    fs::remove(probe);
-    return fd >= 0;
-  }
+  bool DirectAllowed() const { return testing::DirectIoAllowed(dir_); }
   fs::path OnlyNonEmptySegment() const {
     fs::path file;
     for (const auto& e : fs::directory_iterator(dir_)) {
@@ -311,38 +305,31 @@ TEST_F(ValueLogTest, SmallValuesAreWrittenThroughThePageCache) {
   EXPECT_EQ(*log->Read(*l, large.size()), large);
 }
 
-// A bulk flush (kDirectFlushBytes or more) of small values bypasses the page cache too, in
-// one call; a smaller flush of the same values does not.
-TEST_F(ValueLogTest, ABulkFlushOfSmallValuesBypassesThePageCache) {
+// A flush with a bulk entry (repair traffic) bypasses the page cache whatever the sizes of
+// its values, in one call; the same values appended otherwise are cached.
+TEST_F(ValueLogTest, AFlushWithABulkEntryBypassesThePageCache) {
   if (!DirectAllowed()) GTEST_SKIP() << "this file system refuses O_DIRECT, so every flush is cached";
   auto log = Open();
-  auto append = [&](const std::string& tag, uint64_t count, std::vector<ValuePointer>* at) {
-    for (uint64_t k = 0; k < count; ++k) {
-      auto p = log->Append(ObjectId::Of(tag, std::to_string(k)), std::string(16384, static_cast<char>('a' + k % 26)));
+  const std::string value(16384, 'b');
+  auto append = [&](const std::string& tag, bool bulk_last, std::vector<ValuePointer>* at) {
+    for (int k = 0; k < 20; ++k) {
+      auto p = log->Append(ObjectId::Of(tag, std::to_string(k)), value, bulk_last && k == 19);
       ASSERT_TRUE(p.ok());
       at->push_back(*p);
     }
   };
-  const uint64_t bulk = ValueLog::kDirectFlushBytes / ValueLog::EntryBytes(16384) + 1;
-  ASSERT_LT(bulk * ValueLog::EntryBytes(16384), ValueLog::kFlushBytes) << "all still pending";
-  std::vector<ValuePointer> small_flush, bulk_flush;
-  append("small", bulk - 1, &small_flush);
+  std::vector<ValuePointer> plain, bulk;
+  append("plain", false, &plain);
   ASSERT_TRUE(log->Flush().ok());
-  append("bulk", bulk, &bulk_flush);
+  append("bulk", true, &bulk);
   const int64_t before = testing::ProcIo("syscw:");
   ASSERT_TRUE(log->Flush().ok());
   if (before >= 0) {
     EXPECT_EQ(testing::ProcIo("syscw:") - before, 1) << "one O_DIRECT write";
   }
-  for (uint64_t k = 0; k + 1 < bulk; ++k) {
-    EXPECT_TRUE(log->ReadCached(small_flush[k], 16384).has_value()) << "a smaller flush is cached, value " << k;
-  }
-  for (uint64_t k = 0; k < bulk; ++k) {
-    EXPECT_FALSE(log->ReadCached(bulk_flush[k], 16384).has_value()) << "value " << k;
-  }
-  for (uint64_t k = 0; k < bulk; ++k) {  // (after: a read's readahead caches what follows)
-    EXPECT_EQ(*log->Read(bulk_flush[k], 16384), std::string(16384, static_cast<char>('a' + k % 26)));
-  }
+  for (int k = 0; k < 20; ++k) EXPECT_TRUE(log->ReadCached(plain[k], value.size()).has_value()) << "plain value " << k;
+  for (int k = 0; k < 20; ++k) EXPECT_FALSE(log->ReadCached(bulk[k], value.size()).has_value()) << "bulk flush, value " << k;
+  for (int k = 0; k < 20; ++k) EXPECT_EQ(*log->Read(bulk[k], value.size()), value);  // (after: readahead)
 }
 
 // A flush through the page cache goes out in slices (on a kernel without preemption a 4 MiB
@@ -357,7 +344,7 @@ TEST_F(ValueLogTest, ACachedFlushIsWrittenInSlices) {
     at.push_back(*p);
   }
   const uint64_t bytes = 32 * ValueLog::EntryBytes(20000);
-  ASSERT_LT(bytes, ValueLog::kDirectFlushBytes) << "all still pending, and not a bulk flush";
+  ASSERT_LT(bytes, ValueLog::kFlushBytes) << "all still pending";
   const int64_t before = testing::ProcIo("syscw:");
   ASSERT_TRUE(log->Flush().ok());
   EXPECT_GE(testing::ProcIo("syscw:") - before, static_cast<int64_t>(bytes / ValueLog::kCachedWriteSliceBytes));

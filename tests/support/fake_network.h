@@ -94,7 +94,13 @@ class FakeTransport final : public Transport {
     return mine;
   }
 
-  void Send(ConnId conn, std::string frame) override { SendRaw(conn, std::move(frame)); }
+  void Send(ConnId conn, std::string frame) override {
+    if (on_send) on_send(frame);
+    SendRaw(conn, std::move(frame));
+  }
+  // Test hook: sees each frame given to Send (what a node asks of its peers, say), and may
+  // change it (to make a node look like an older one).
+  std::function<void(std::string& frame)> on_send;
   // Test hook: delivers arbitrary bytes to the peer, through its frame decoder.
   void SendRaw(ConnId conn, std::string bytes) {
     if (dead_) return;
