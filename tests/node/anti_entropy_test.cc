@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <optional>
 
 #include "dht/frame.h"
 #include "dht/messages.h"
@@ -99,6 +100,18 @@ class AntiEntropyTest : public ::testing::Test {
     EXPECT_EQ(lost, 0u) << "records lost";
     EXPECT_EQ(misplaced, 0u) << "records not on their one node of the final ring";
   }
+  // The GETs the three nodes of the ring before the join have answered.
+  uint64_t HoldersGets() const {
+    uint64_t gets = 0;
+    for (size_t n = 0; n < 3; ++n) gets += ring_.nodes[n]->core->stats().gets;
+    return gets;
+  }
+  // The frame that bytes (one whole frame, as given to a transport's Send) hold.
+  static std::optional<Frame> OneFrame(const std::string& bytes) {
+    FrameDecoder in;
+    if (!in.Feed(bytes.data(), bytes.size()).ok() || !in.HasFrame()) return std::nullopt;
+    return in.Next();
+  }
   // Options for N=1 rings whose rounds come quickly: no scrub, repair at rate_bytes_per_s.
   static AntiEntropyOptions QuickN1(double rate_bytes_per_s) {
     AntiEntropyOptions o;
@@ -141,11 +154,9 @@ class AntiEntropyTest : public ::testing::Test {
   struct Asked {
     size_t requests = 0, most = 0;
     void Saw(const std::string& frame) {
-      FrameDecoder in;
-      if (!in.Feed(frame.data(), frame.size()).ok() || !in.HasFrame()) return;
-      Frame f = in.Next();
-      if (f.header.kind != static_cast<uint16_t>(Kind::kSyncGet)) return;
-      auto m = DecodeSyncGetRequest(f.body);
+      std::optional<Frame> f = OneFrame(frame);
+      if (!f || f->header.kind != static_cast<uint16_t>(Kind::kSyncGet)) return;
+      auto m = DecodeSyncGetRequest(f->body);
       ASSERT_TRUE(m.ok()) << m.status().ToString();
       ++requests;
       most = std::max(most, m->ids.size());
@@ -179,8 +190,7 @@ TEST_F(AntiEntropyTest, AJoinerPullsManyRecordsPerRequest) {
   JoinAfter(ids);
   const size_t placed = CheckJoinerHoldsItsShare(ids);
   ASSERT_GT(placed, 200u);
-  uint64_t gets = 0;
-  for (size_t n = 0; n < 3; ++n) gets += ring_.nodes[n]->core->stats().gets;
+  const uint64_t gets = HoldersGets();
   EXPECT_LT(gets * 10, placed) << gets << " GETs for " << placed << " records pulled";
   EXPECT_GT(asked_.requests, 0u);
   EXPECT_GE(asked_.most, 16u) << "the most records in one SYNC_GET";
@@ -191,14 +201,12 @@ TEST_F(AntiEntropyTest, APeerThatDoesNotAnnounceSyncGetIsPulledFromWithGets) {
   // Peers of before SYNC_GET: their HELLO_REPLY lacks the feature, and they get a GET each.
   for (size_t n = 0; n < 3; ++n) {
     ring_.nodes[n]->transport->on_send = [](std::string& frame) {
-      FrameDecoder in;
-      if (!in.Feed(frame.data(), frame.size()).ok() || !in.HasFrame()) return;
-      Frame f = in.Next();
-      if (f.header.kind != static_cast<uint16_t>(Kind::kHelloReply)) return;
-      auto hello = DecodeHello(f.body);
+      std::optional<Frame> f = OneFrame(frame);
+      if (!f || f->header.kind != static_cast<uint16_t>(Kind::kHelloReply)) return;
+      auto hello = DecodeHello(f->body);
       ASSERT_TRUE(hello.ok());
       std::erase(hello->features, std::string(kSyncGetFeature));
-      frame = EncodeHello(Kind::kHelloReply, f.header.request_id, *hello);
+      frame = EncodeHello(Kind::kHelloReply, f->header.request_id, *hello);
     };
   }
   std::vector<ObjectId> ids;
@@ -206,9 +214,7 @@ TEST_F(AntiEntropyTest, APeerThatDoesNotAnnounceSyncGetIsPulledFromWithGets) {
   JoinAfter(ids);
   const size_t placed = CheckJoinerHoldsItsShare(ids);
   ASSERT_GT(placed, 200u);
-  uint64_t gets = 0;
-  for (size_t n = 0; n < 3; ++n) gets += ring_.nodes[n]->core->stats().gets;
-  EXPECT_EQ(gets, placed);
+  EXPECT_EQ(HoldersGets(), placed);
   EXPECT_EQ(asked_.requests, 0u) << "SYNC_GETs sent to peers that did not announce it";
 }
 
