@@ -1,6 +1,7 @@
 // ValueLog on its own: appends read back across a reopen, segments roll over at their size,
 // entry walks stop at a torn tail, a removed segment reads as NotFound, and a flush that
 // fails leaves the segment on its last whole entry.
+#include "storage/page_cache_probe.h"
 #include "storage/value_log.h"
 
 #include <gtest/gtest.h>
@@ -325,11 +326,22 @@ TEST_F(ValueLogTest, AFlushWithABulkEntryBypassesThePageCache) {
   const int64_t before = testing::ProcIo("syscw:");
   ASSERT_TRUE(log->Flush().ok());
   if (before >= 0) {
-    EXPECT_EQ(testing::ProcIo("syscw:") - before, 1) << "one O_DIRECT write";
+    // One O_DIRECT write, where slices would take 12. (Under ASan, reading /proc/self/io
+    // adds a few writes of its own.)
+    EXPECT_LT(testing::ProcIo("syscw:") - before, 20 * ValueLog::EntryBytes(16384) / ValueLog::kCachedWriteSliceBytes);
   }
-  for (int k = 0; k < 20; ++k) EXPECT_TRUE(log->ReadCached(plain[k], value.size()).has_value()) << "plain value " << k;
-  for (int k = 0; k < 20; ++k) EXPECT_FALSE(log->ReadCached(bulk[k], value.size()).has_value()) << "bulk flush, value " << k;
-  for (int k = 0; k < 20; ++k) EXPECT_EQ(*log->Read(bulk[k], value.size()), value);  // (after: readahead)
+  // Asked of the page cache without reading: a read that misses starts the kernel's readahead
+  // of what follows (ReadCached's RWF_NOWAIT too).
+  const int fd = ::open(OnlyNonEmptySegment().c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  if (!PageCacheHolds(fd, plain[0].offset, value.size())) {
+    ::close(fd);
+    GTEST_SKIP() << "the kernel does not say what its page cache holds (cachestat(2), Linux 6.5)";
+  }
+  for (int k = 0; k < 20; ++k) EXPECT_TRUE(PageCacheHolds(fd, plain[k].offset, value.size())) << "plain value " << k;
+  for (int k = 0; k < 20; ++k) EXPECT_FALSE(PageCacheHolds(fd, bulk[k].offset, value.size())) << "bulk flush, value " << k;
+  ::close(fd);
+  for (int k = 0; k < 20; ++k) EXPECT_EQ(*log->Read(bulk[k], value.size()), value);
 }
 
 // A flush through the page cache goes out in slices (on a kernel without preemption a 4 MiB
