@@ -90,16 +90,17 @@ struct SyncHaveReply {
 };
 
 // SYNC_GET: the responder's stored records of the ids asked, tombstones included, in the
-// order asked; none where it holds no record of the id or cannot read it. A node pulling
-// records asks for many at once this way, where a GET each cost a request and a reply per
-// record. Sent only to a peer that announced kSyncGetFeature in its HELLO_REPLY.
+// order asked; none where it holds no record of the id, cannot read it intact, or would pass
+// kMaxValueBytes of values in the reply. A node pulling records asks for many at once this
+// way, where a GET each cost a request and a reply per record. Sent only to a peer that
+// announced kSyncGetFeature in its HELLO_REPLY.
 constexpr size_t kMaxSyncGetIds = 256;
 inline constexpr char kSyncGetFeature[] = "sync-get";
 struct SyncGetRequest {
   std::vector<ObjectId> ids;
 };
 struct SyncGetReply {
-  // One per id asked. A record is returned as stored: the asker checks it (Record::Intact).
+  // One per id asked. The responder checks each record, and the asker again (Record::Intact).
   std::vector<std::optional<Record>> records;
 };
 
