@@ -130,8 +130,10 @@ std::optional<std::string> MergeIntoEncoded(std::string_view stored, const LwwMa
     if (next != from.end() && std::string_view(next->first) == e.name) {
       const MapEntry& in = next->second;
       ++next;
-      // EntrySupersedes, with the stored side left in place.
-      if (std::tie(in.ts, in.deleted, in.payload) > std::tie(e.ts, e.deleted, e.payload)) {
+      // EntrySupersedes, with the stored side left in place. (Both payloads as string_view:
+      // clang's libstdc++ tuple cannot compare a string with a string_view.)
+      const std::string_view in_payload = in.payload;
+      if (std::tie(in.ts, in.deleted, in_payload) > std::tie(e.ts, e.deleted, e.payload)) {
         add(e.name, in);
         continue;
       }
