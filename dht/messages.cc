@@ -205,18 +205,11 @@ std::string EncodeError(uint64_t request_id, const Status& status) {
   return w.Finish(Kind::kError, request_id);
 }
 
-namespace {
-// A record reply up to its value's bytes: the fields, then the value's bin header.
-void PackRecordReplyHead(Packer& pk, const RecordMeta& meta, size_t value_bytes, bool with_from = false) {
-  PackRecordHead(pk, meta, value_bytes, with_from ? 6 : 5);
-}
-}  // namespace
-
 std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& record, std::string_view from) {
   const std::string_view value = kind == Kind::kGetReply ? std::string_view(record.value) : std::string_view();
   FrameWriter w(value.size() + from.size() + 64);
   Packer pk(w);
-  PackRecordReplyHead(pk, record.meta, value.size(), !from.empty());
+  PackRecordHead(pk, record.meta, value.size(), from.empty() ? 5 : 6);
   pk.pack_bin_body(value.data(), static_cast<uint32_t>(value.size()));
   if (!from.empty()) PackStr(pk, from);
   return w.Finish(kind, request_id);
@@ -225,7 +218,7 @@ std::string EncodeRecordReply(Kind kind, uint64_t request_id, const Record& reco
 SharedFrame EncodeGetReply(uint64_t request_id, Record record, std::string_view from) {
   FrameWriter w(64);
   Packer pk(w);
-  PackRecordReplyHead(pk, record.meta, record.value.size(), !from.empty());
+  PackRecordHead(pk, record.meta, record.value.size(), from.empty() ? 5 : 6);
   auto value = std::make_shared<const std::string>(std::move(record.value));
   std::string tail;
   if (!from.empty()) {

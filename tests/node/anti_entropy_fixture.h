@@ -100,6 +100,12 @@ class AntiEntropyTest : public ::testing::Test {
     EXPECT_EQ(lost, 0u) << "records lost";
     EXPECT_EQ(misplaced, 0u) << "records not on their one node of the final ring";
   }
+  // n ids: "ae"/"0", "ae"/"1", ...
+  static std::vector<ObjectId> Ids(int n) {
+    std::vector<ObjectId> ids;
+    for (int i = 0; i < n; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+    return ids;
+  }
   // The GETs the three nodes of the ring before the join have answered.
   uint64_t HoldersGets() const {
     uint64_t gets = 0;

@@ -13,8 +13,7 @@ TEST_F(AntiEntropyTest, AJoinerPullsManyRecordsPerRequest) {
   // Its peers announce SYNC_GET: the records come many to a request, not a GET each (as many
   // as wait to be pulled: throttled, they pile up).
   rate_ = 2000;
-  std::vector<ObjectId> ids;
-  for (int i = 0; i < 400; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  const std::vector<ObjectId> ids = Ids(400);
   JoinAfter(ids);
   const size_t placed = CheckJoinerHoldsItsShare(ids);
   ASSERT_GT(placed, 200u);
@@ -37,8 +36,7 @@ TEST_F(AntiEntropyTest, APeerThatDoesNotAnnounceSyncGetIsPulledFromWithGets) {
       frame = EncodeHello(Kind::kHelloReply, f->header.request_id, *hello);
     };
   }
-  std::vector<ObjectId> ids;
-  for (int i = 0; i < 400; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  const std::vector<ObjectId> ids = Ids(400);
   JoinAfter(ids);
   const size_t placed = CheckJoinerHoldsItsShare(ids);
   ASSERT_GT(placed, 200u);
@@ -50,8 +48,7 @@ TEST_F(AntiEntropyTest, APullRequestAsksForAtMost64KiBOfValues) {
   // Larger requests would make a peer answer in bursts that its other requests wait behind.
   value_bytes_ = 20000;  // three to a request
   rate_ = 1e6;
-  std::vector<ObjectId> ids;
-  for (int i = 0; i < 120; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  const std::vector<ObjectId> ids = Ids(120);
   JoinAfter(ids);
   const size_t placed = CheckJoinerHoldsItsShare(ids);
   ASSERT_GT(placed, 60u);
@@ -62,8 +59,7 @@ TEST_F(AntiEntropyTest, ADamagedRecordInAPeersAnswerIsNotStored) {
   // A peer's store hands it damaged bytes (a bad disk): the joiner keeps none of them, and
   // gets those records again in a later round.
   faulty_node_ = 0;
-  std::vector<ObjectId> ids;
-  for (int i = 0; i < 400; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  const std::vector<ObjectId> ids = Ids(400);
   JoinAfter(ids, [this] { faulty_->CorruptNextReads(20); });
   EXPECT_EQ(faulty_->injected(), 20u) << "the peer answered the joiner with 20 damaged records";
   CheckJoinerHoldsItsShare(ids);
@@ -76,8 +72,7 @@ TEST_F(AntiEntropyTest, ADamagedRecordInAPeersAnswerIsNotStored) {
 }
 
 TEST_F(AntiEntropyTest, ASyncGetIsAnsweredInTheOrderAskedWithNoneForWhatIsNotHeld) {
-  std::vector<ObjectId> ids;
-  for (int i = 0; i < 50; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  const std::vector<ObjectId> ids = Ids(50);
   JoinAfter(ids);
   SyncGetRequest req;
   req.ids = {ids[7], ObjectId::Of("ae", "never written"), ids[3]};
@@ -96,8 +91,7 @@ TEST_F(AntiEntropyTest, ASyncGetIsAnsweredInTheOrderAskedWithNoneForWhatIsNotHel
 TEST_F(AntiEntropyTest, ASyncGetThatMeetsADamagedRecordAnswersNoneAndRepairsIt) {
   // As a GET does: the damaged bytes are not sent, and the copy is restored from a replica.
   faulty_node_ = 0;
-  std::vector<ObjectId> ids;
-  for (int i = 0; i < 50; ++i) ids.push_back(ObjectId::Of("ae", std::to_string(i)));
+  const std::vector<ObjectId> ids = Ids(50);
   JoinAfter(ids);
   const uint64_t repaired = repair_[0]->status().repaired;
   faulty_->CorruptNextReads(1);
